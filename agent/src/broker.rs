@@ -1,0 +1,83 @@
+//! The embedded MQTT broker (rumqttd), so a household needs nothing else installed.
+//!
+//! rumqttd's `start` blocks and has no shutdown, so it gets its own thread for the life of the
+//! process; it keeps sessions and retained messages in memory only.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The port is taken.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The broker thread could not start.
+    #[error("cannot start the broker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Starts a broker listening on `addr` (MQTT 3.1.1) in a background thread.
+#[cfg(feature = "embedded-broker")]
+pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
+    use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+    // rumqttd reports a taken port only in its own thread's log: check it here first.
+    drop(std::net::TcpListener::bind(addr).map_err(|source| BrokerError::Bind { addr, source })?);
+    let connections = ConnectionSettings {
+        connection_timeout_ms: 60_000,
+        max_payload_size: replenish_protocol::MAX_PAYLOAD * 2,
+        max_inflight_count: 500,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let server = ServerSettings {
+        name: "v4".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections,
+    };
+    let config = Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 1_000,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 10 * 1024 * 1024,
+            max_segment_count: 10,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(HashMap::from([("1".to_string(), server)])),
+        ..Default::default()
+    };
+    let mut broker = rumqttd::Broker::new(config);
+    std::thread::Builder::new()
+        .name("mqtt-broker".into())
+        .spawn(move || {
+            if let Err(error) = broker.start() {
+                tracing::error!(%error, "embedded MQTT broker stopped");
+            }
+        })
+        .map_err(BrokerError::Thread)?;
+    tracing::info!(%addr, "embedded MQTT broker started");
+    Ok(())
+}
+
+/// Without the `embedded-broker` feature, asking for the broker is a configuration error.
+#[cfg(not(feature = "embedded-broker"))]
+pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
+    Err(BrokerError::Bind {
+        addr,
+        source: std::io::Error::other(
+            "built without the embedded-broker feature; set mqtt.embedded = false",
+        ),
+    })
+}

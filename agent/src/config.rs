@@ -1,0 +1,420 @@
+//! The agent's configuration: defaults, then a TOML file, then `REPLENISH_*` environment
+//! variables; unknown keys are refused and everything is checked once, at start.
+//!
+//! Environment variables name a key by its section and field joined with `__`, after the
+//! `REPLENISH_` prefix: `REPLENISH_MQTT__URL`, `REPLENISH_HOUSEHOLD__APPROVAL=manual`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use replenish_protocol::Id;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::DAY_MS;
+use crate::engine::{ApprovalMode, EngineConfig, PolicyConfig};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// The household.
+    pub household: HouseholdConfig,
+    /// The MQTT broker.
+    pub mqtt: MqttConfig,
+    /// The HTTP API.
+    pub http: HttpConfig,
+    /// Storage.
+    pub storage: StorageConfig,
+    /// The shop.
+    pub commerce: CommerceConfig,
+    /// The reorder policy.
+    pub policy: PolicySection,
+}
+
+/// `[household]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HouseholdConfig {
+    /// The household id, a topic segment (`a-z0-9_-`).
+    pub id: String,
+    /// `auto` places orders at once; `manual` waits for `POST /api/v1/orders/{id}/approve`.
+    pub approval: ApprovalMode,
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Start the embedded broker (rumqttd) on `embedded_listen`; set false to use `url`'s broker.
+    pub embedded: bool,
+    /// Where the embedded broker listens (MQTT 3.1.1).
+    pub embedded_listen: SocketAddr,
+    /// The broker to connect to: `mqtt://host:port`.
+    pub url: String,
+    /// Topic prefix.
+    pub prefix: String,
+    /// MQTT client id; defaults to `replenish-agent-{household}`.
+    pub client_id: Option<String>,
+    /// Keep-alive in seconds.
+    pub keep_alive_secs: u64,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address of the API, `/healthz` and `/metrics`.
+    pub listen: SocketAddr,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory of the sled database.
+    pub path: PathBuf,
+    /// sled page cache in MiB (sled's own default is 1 GiB).
+    pub cache_mb: u64,
+}
+
+/// `[commerce]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommerceConfig {
+    /// Base URL of the commerce API.
+    pub url: String,
+    /// Per-request timeout in seconds.
+    pub timeout_secs: u64,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Expected delivery time in days, before deliveries are observed.
+    pub lead_time_days: f64,
+    /// Stock to keep at delivery, in days of consumption.
+    pub safety_days: f64,
+}
+
+impl Default for HouseholdConfig {
+    fn default() -> Self {
+        Self {
+            id: "home".into(),
+            approval: ApprovalMode::Auto,
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            embedded: true,
+            embedded_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            url: "mqtt://127.0.0.1:1883".into(),
+            prefix: replenish_protocol::DEFAULT_PREFIX.into(),
+            client_id: None,
+            keep_alive_secs: 30,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("replenish-data"),
+            cache_mb: 64,
+        }
+    }
+}
+
+impl Default for CommerceConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8088".into(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        Self {
+            lead_time_days: 2.0,
+            safety_days: 1.0,
+        }
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            household: HouseholdConfig::default(),
+            mqtt: MqttConfig::default(),
+            http: HttpConfig::default(),
+            storage: StorageConfig::default(),
+            commerce: CommerceConfig::default(),
+            policy: PolicySection::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or the environment could not be read or has unknown keys or wrong types.
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range.
+    #[error("invalid configuration: {key}: {problem}")]
+    Invalid {
+        /// The key, `section.field`.
+        key: &'static str,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+/// Where the MQTT broker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl AgentConfig {
+    /// Loads defaults, then `file` if given, then the environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, env)
+    }
+
+    /// Like [`AgentConfig::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::Config::try_from(&AgentConfig::default())?);
+        if let Some(path) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("REPLENISH_"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("REPLENISH")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let config: AgentConfig = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The default configuration as TOML, for `--print-default-config`.
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&AgentConfig::default()).unwrap_or_default()
+    }
+
+    /// Checks every value; the error names the key and says what to do.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        Id::new(&self.household.id).map_err(|e| {
+            invalid(
+                "household.id",
+                format!("{e}; for example \"home\" or \"flat-12\""),
+            )
+        })?;
+        replenish_protocol::topic::validate_prefix(&self.mqtt.prefix).map_err(|e| {
+            invalid(
+                "mqtt.prefix",
+                format!("{e}; the default is \"replenish/v1\""),
+            )
+        })?;
+        self.broker_address()?;
+        if self.mqtt.keep_alive_secs < 5 {
+            return Err(invalid(
+                "mqtt.keep_alive_secs",
+                "must be at least 5 seconds",
+            ));
+        }
+        let url = reqwest::Url::parse(&self.commerce.url)
+            .map_err(|e| invalid("commerce.url", format!("{e}; expected http://host:port")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("commerce.url", "scheme must be http or https"));
+        }
+        if self.commerce.timeout_secs == 0 {
+            return Err(invalid("commerce.timeout_secs", "must be at least 1"));
+        }
+        if self.storage.cache_mb == 0 {
+            return Err(invalid("storage.cache_mb", "must be at least 1"));
+        }
+        if !(self.policy.lead_time_days > 0.0 && self.policy.lead_time_days <= 60.0) {
+            return Err(invalid(
+                "policy.lead_time_days",
+                "must be above 0 and at most 60",
+            ));
+        }
+        if !(self.policy.safety_days >= 0.0 && self.policy.safety_days <= 60.0) {
+            return Err(invalid("policy.safety_days", "must be between 0 and 60"));
+        }
+        Ok(())
+    }
+
+    /// The broker to connect to: the embedded one when enabled, else `mqtt.url`.
+    pub fn broker_address(&self) -> Result<BrokerAddress, ConfigError> {
+        if self.mqtt.embedded {
+            let listen = self.mqtt.embedded_listen;
+            let host = if listen.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                listen.ip().to_string()
+            };
+            return Ok(BrokerAddress {
+                host,
+                port: listen.port(),
+            });
+        }
+        let url = reqwest::Url::parse(&self.mqtt.url)
+            .map_err(|e| invalid("mqtt.url", format!("{e}; expected mqtt://host:port")))?;
+        if !matches!(url.scheme(), "mqtt" | "tcp") {
+            return Err(invalid(
+                "mqtt.url",
+                "scheme must be mqtt:// (TLS is not supported yet)",
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| invalid("mqtt.url", "has no host"))?
+            .trim_matches(['[', ']'])
+            .to_string();
+        Ok(BrokerAddress {
+            host,
+            port: url.port().unwrap_or(1883),
+        })
+    }
+
+    /// The MQTT client id.
+    pub fn client_id(&self) -> String {
+        self.mqtt
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("replenish-agent-{}", self.household.id))
+    }
+
+    /// The household id, validated.
+    pub fn household_id(&self) -> Result<Id, ConfigError> {
+        Id::new(&self.household.id).map_err(|e| invalid("household.id", e.to_string()))
+    }
+
+    /// The engine's settings.
+    pub fn engine_config(&self, key_prefix: String) -> Result<EngineConfig, ConfigError> {
+        let mut engine = EngineConfig::new(self.household_id()?, key_prefix);
+        engine.approval = self.household.approval;
+        engine.policy = PolicyConfig {
+            lead_time_ms: (self.policy.lead_time_days * DAY_MS as f64) as u64,
+            safety_days: self.policy.safety_days,
+        };
+        Ok(engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_round_trip_through_toml() {
+        let text = AgentConfig::default_toml();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let loaded = AgentConfig::load_from(Some(file.path()), env(&[])).unwrap();
+        assert_eq!(loaded, AgentConfig::default());
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "[household]\nid = \"flat-12\"\n[mqtt]\nembedded = false\nurl = \"mqtt://broker.lan:1884\"").unwrap();
+        let loaded = AgentConfig::load_from(
+            Some(file.path()),
+            env(&[
+                ("REPLENISH_HOUSEHOLD__APPROVAL", "manual"),
+                ("REPLENISH_STORAGE__CACHE_MB", "16"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.household.id, "flat-12");
+        assert_eq!(loaded.household.approval, ApprovalMode::Manual);
+        assert_eq!(loaded.storage.cache_mb, 16);
+        assert_eq!(
+            loaded.broker_address().unwrap(),
+            BrokerAddress {
+                host: "broker.lan".into(),
+                port: 1884
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "[mqtt]\nembeded = false").unwrap();
+        let err = AgentConfig::load_from(Some(file.path()), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("embeded"), "{err}");
+        let err = AgentConfig::load_from(None, env(&[("REPLENISH_HTTP__PORT", "1")])).unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_to_fix() {
+        let err = AgentConfig::load_from(None, env(&[("REPLENISH_HOUSEHOLD__ID", "My Home")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("household.id"), "{err}");
+        let err =
+            AgentConfig::load_from(None, env(&[("REPLENISH_HOUSEHOLD__APPROVAL", "sometimes")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("sometimes"), "{err}");
+        let err = AgentConfig::load_from(
+            None,
+            env(&[
+                ("REPLENISH_MQTT__EMBEDDED", "false"),
+                ("REPLENISH_MQTT__URL", "http://x"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("mqtt.url"), "{err}");
+    }
+}

@@ -1,0 +1,214 @@
+//! Wiring: the embedded broker, storage, the engine task, MQTT, HTTP and the clock tick, all
+//! stopped by one shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::broker::{self, BrokerError};
+use crate::clock::Clock;
+use crate::commerce::{Commerce, CommerceError, HttpCommerce};
+use crate::config::{AgentConfig, ConfigError};
+use crate::engine::Engine;
+use crate::mqtt::{self, MqttSettings};
+use crate::runtime::{self, AgentHandle, RuntimeParts};
+use crate::store::{self, SledStore, Store, StoreError};
+
+/// What to plug in instead of the configured adapters.
+pub struct AgentOptions {
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The store; `None` opens sled at `storage.path`.
+    pub store: Option<Arc<dyn Store>>,
+    /// The shop; `None` uses the HTTP client for `commerce.url`.
+    pub commerce: Option<Arc<dyn Commerce>>,
+    /// Tick the engine this often; `None` leaves ticking to the caller (the simulator).
+    pub tick_every: Option<Duration>,
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Storage could not be opened.
+    #[error("storage at {path}: {source}")]
+    Store {
+        /// Where.
+        path: String,
+        /// Why.
+        source: StoreError,
+    },
+    /// The embedded broker could not start.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The HTTP port is taken.
+    #[error("cannot listen on {addr} for HTTP: {source}")]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The shop client could not be built.
+    #[error(transparent)]
+    Commerce(#[from] CommerceError),
+}
+
+/// A running agent.
+pub struct Agent {
+    handle: AgentHandle,
+    http_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    engine_task: Option<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Starts every part of the agent.
+    pub async fn start(config: &AgentConfig, options: AgentOptions) -> Result<Agent, StartError> {
+        config.validate()?;
+        let metrics = crate::telemetry::prometheus();
+        if config.mqtt.embedded {
+            broker::start(config.mqtt.embedded_listen)?;
+        }
+        let store: Arc<dyn Store> = match options.store {
+            Some(store) => store,
+            None => {
+                let path = &config.storage.path;
+                let sled =
+                    SledStore::open(path, config.storage.cache_mb << 20).map_err(|source| {
+                        StartError::Store {
+                            path: path.display().to_string(),
+                            source,
+                        }
+                    })?;
+                Arc::new(sled)
+            }
+        };
+        let store_error = |source| StartError::Store {
+            path: config.storage.path.display().to_string(),
+            source,
+        };
+        let installation = store::installation_id(&*store).map_err(store_error)?;
+        let snapshot = store::load_snapshot(&*store).map_err(store_error)?;
+        tracing::info!(
+            devices = snapshot.devices.len(),
+            slots = snapshot.slots.len(),
+            orders = snapshot.orders.len(),
+            "state loaded"
+        );
+        let engine = Engine::new(config.engine_config(installation)?, snapshot);
+        let commerce: Arc<dyn Commerce> = match options.commerce {
+            Some(commerce) => commerce,
+            None => Arc::new(HttpCommerce::new(
+                &config.commerce.url,
+                Duration::from_secs(config.commerce.timeout_secs),
+            )?),
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let parts = RuntimeParts {
+            engine,
+            store,
+            commerce,
+            clock: options.clock,
+        };
+        let (handle, engine_task) = runtime::spawn(parts, shutdown_rx.clone());
+
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|source| StartError::Http {
+                addr: config.http.listen,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Http {
+            addr: config.http.listen,
+            source,
+        })?;
+        let app = crate::http::router(handle.clone(), metrics);
+        let mut http_shutdown = shutdown_rx.clone();
+        let http_task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                runtime::stopped(&mut http_shutdown).await;
+            });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "HTTP server failed");
+            }
+        });
+        tracing::info!(%http_addr, "HTTP API listening");
+
+        let broker = config.broker_address()?;
+        let settings = MqttSettings {
+            host: broker.host,
+            port: broker.port,
+            client_id: config.client_id(),
+            prefix: config.mqtt.prefix.clone(),
+            household: config.household_id()?,
+            keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
+        };
+        let mqtt_task = tokio::spawn(mqtt::run(settings, handle.clone(), shutdown_rx.clone()));
+        let mut tasks = vec![http_task, mqtt_task];
+        if let Some(every) = options.tick_every {
+            let ticker = handle.clone();
+            let mut stop = shutdown_rx;
+            tasks.push(tokio::spawn(async move {
+                let mut interval = tokio::time::interval(every);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = interval.tick() => if ticker.tick().await.is_err() { break },
+                        _ = runtime::stopped(&mut stop) => break,
+                    }
+                }
+            }));
+        }
+        Ok(Agent {
+            handle,
+            http_addr,
+            shutdown,
+            engine_task: Some(engine_task),
+            tasks,
+        })
+    }
+
+    /// A handle to the engine.
+    pub fn handle(&self) -> &AgentHandle {
+        &self.handle
+    }
+
+    /// Where the HTTP API listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Stops every task, lets in-flight work finish and flushes storage.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        if let Some(engine) = self.engine_task.take() {
+            let _ = engine.await;
+        }
+    }
+
+    /// Stops everything at once, flushing nothing: what a power cut does. For crash tests.
+    pub async fn crash(mut self) {
+        for task in self.tasks.drain(..).chain(self.engine_task.take()) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        for task in self.tasks.iter().chain(self.engine_task.iter()) {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! Forecasting when a slot runs empty, from the consumption it has seen.
+//!
+//! Models sit behind [`ForecastModel`] so a better one can replace the default without touching
+//! the engine. The default, [`DayOfWeekRate`], estimates a daily consumption rate (recent days
+//! weigh more), a day-of-week pattern once two weeks are known, and the day-to-day spread; it
+//! turns those into quantiles of demand and of the time until empty.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
+
+/// z-score of the 90th percentile of a normal distribution: P10/P90 bands.
+const Z90: f64 = 1.281_551_6;
+/// Days of history kept per slot.
+const KEEP_DAYS: i64 = 56;
+/// Days of history the default model looks at.
+const WINDOW_DAYS: i64 = 28;
+/// Furthest a forecast looks ahead.
+const HORIZON_MS: UnixMs = 365 * DAY_MS;
+
+/// The day number (UTC) of a time.
+pub fn day_of(t: UnixMs) -> i64 {
+    (t / DAY_MS) as i64
+}
+
+/// Day of week of a day number, 0 = Monday (1970-01-01 was a Thursday).
+pub fn weekday_of(day: i64) -> usize {
+    (day + 3).rem_euclid(7) as usize
+}
+
+/// One day of a slot's consumption.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayUsage {
+    /// Amount consumed that day, in the slot unit.
+    pub amount: f64,
+    /// The slot was (nearly) empty at some point that day, so demand went unmet: the day says
+    /// little about the rate and is left out of estimates.
+    pub starved: bool,
+}
+
+/// Consumption per day for one slot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageHistory {
+    /// The first day anything was observed for the slot.
+    pub first_day: Option<i64>,
+    /// Consumption by day number; days with no entry saw no consumption.
+    pub days: BTreeMap<i64, DayUsage>,
+}
+
+impl UsageHistory {
+    /// Starts observing at `t`, if not already.
+    pub fn observe(&mut self, t: UnixMs) {
+        let day = day_of(t);
+        if self.first_day.is_none_or(|first| day < first) {
+            self.first_day = Some(day);
+        }
+    }
+
+    /// Records `amount` consumed at `t`.
+    pub fn record(&mut self, t: UnixMs, amount: f64) {
+        self.observe(t);
+        self.days.entry(day_of(t)).or_default().amount += amount;
+        self.trim(day_of(t));
+    }
+
+    /// Marks the day of `t` as starved (the slot was empty).
+    pub fn mark_starved(&mut self, t: UnixMs) {
+        self.observe(t);
+        self.days.entry(day_of(t)).or_default().starved = true;
+        self.trim(day_of(t));
+    }
+
+    fn trim(&mut self, today: i64) {
+        while let Some((&day, _)) = self.days.first_key_value() {
+            if day >= today - KEEP_DAYS {
+                break;
+            }
+            self.days.pop_first();
+        }
+    }
+
+    /// Complete, unstarved days in the window before `today`, as (day, amount), oldest first.
+    pub fn complete_days(&self, today: i64, window: i64) -> Vec<(i64, f64)> {
+        let Some(first) = self.first_day else {
+            return Vec::new();
+        };
+        // The first day is usually partial (observation started mid-day): skip it.
+        let start = (first + 1).max(today - window);
+        (start..today)
+            .filter_map(|day| match self.days.get(&day) {
+                Some(usage) if usage.starved => None,
+                Some(usage) => Some((day, usage.amount)),
+                None => Some((day, 0.0)),
+            })
+            .collect()
+    }
+}
+
+/// What a model predicts for one slot at one time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// When it was computed.
+    pub computed_at: UnixMs,
+    /// Level it started from.
+    pub level: f64,
+    /// Mean consumption per day, in the slot unit.
+    pub rate_per_day: f64,
+    /// Standard deviation of one day's consumption.
+    pub daily_sd: f64,
+    /// Multiplier of the rate per weekday (Monday first); all 1 until a pattern is known.
+    pub weekday_factors: [f64; 7],
+    /// Median predicted time the slot is empty, if within a year.
+    pub empty_at: Option<UnixMs>,
+    /// Early end of the range (10% chance of running out sooner).
+    pub empty_earliest: Option<UnixMs>,
+    /// Late end of the range (10% chance of lasting longer).
+    pub empty_latest: Option<UnixMs>,
+}
+
+/// Demand over a period: mean and the 10th/90th percentiles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Demand {
+    /// 10th percentile.
+    pub p10: f64,
+    /// Mean (and median: the model is symmetric).
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+}
+
+impl Forecast {
+    /// Mean demand between `from` and `from + span`.
+    fn mean_demand(&self, from: UnixMs, span: UnixMs) -> f64 {
+        let mut total = 0.0;
+        let mut t = from;
+        let end = from + span;
+        while t < end {
+            let day_end = (day_of(t) + 1) as UnixMs * DAY_MS;
+            let piece_end = day_end.min(end);
+            let fraction = (piece_end - t) as f64 / DAY_MS as f64;
+            total += self.rate_per_day * self.weekday_factors[weekday_of(day_of(t))] * fraction;
+            t = piece_end;
+        }
+        total
+    }
+
+    /// Quantiles of what will be consumed between `from` and `from + span`.
+    pub fn demand(&self, from: UnixMs, span: UnixMs) -> Demand {
+        let mean = self.mean_demand(from, span);
+        let spread = Z90 * self.daily_sd * (span as f64 / DAY_MS as f64).sqrt();
+        Demand {
+            p10: (mean - spread).max(0.0),
+            p50: mean,
+            p90: mean + spread,
+        }
+    }
+
+    /// Days from `computed_at` until the median empty time.
+    pub fn days_left(&self) -> Option<f64> {
+        self.empty_at
+            .map(|t| (t - self.computed_at) as f64 / DAY_MS as f64)
+    }
+}
+
+/// A forecasting model: history and current level in, forecast out. Pure.
+pub trait ForecastModel: Send + Sync {
+    /// A short name for logs and reports.
+    fn name(&self) -> &'static str;
+    /// The forecast for a slot holding `level` at `now`, or `None` while too little is known.
+    fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast>;
+}
+
+/// The default model: recency-weighted daily rate with a weekday pattern and a normal spread.
+#[derive(Debug, Clone, Copy)]
+pub struct DayOfWeekRate {
+    /// Days after which a day's weight halves.
+    pub half_life_days: f64,
+    /// Complete days needed before the weekday pattern is used.
+    pub weekday_min_days: usize,
+}
+
+impl Default for DayOfWeekRate {
+    fn default() -> Self {
+        Self {
+            half_life_days: 7.0,
+            weekday_min_days: 14,
+        }
+    }
+}
+
+impl ForecastModel for DayOfWeekRate {
+    fn name(&self) -> &'static str {
+        "day-of-week-rate"
+    }
+
+    fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast> {
+        let today = day_of(now);
+        let days = history.complete_days(today, WINDOW_DAYS);
+        if days.is_empty() {
+            return None;
+        }
+        let (mut weighted, mut weights) = (0.0, 0.0);
+        for &(day, amount) in &days {
+            let w = 0.5f64.powf((today - day) as f64 / self.half_life_days);
+            weighted += w * amount;
+            weights += w;
+        }
+        let rate = weighted / weights;
+        let factors = weekday_factors(&days, self.weekday_min_days);
+        let daily_sd = if days.len() >= 2 {
+            let ss: f64 = days
+                .iter()
+                .map(|&(day, x)| (x - rate * factors[weekday_of(day)]).powi(2))
+                .sum();
+            (ss / (days.len() - 1) as f64).sqrt()
+        } else {
+            rate * 0.5
+        }
+        // Never claim more certainty than a tenth of the rate per day.
+        .max(rate * 0.1);
+        let mut forecast = Forecast {
+            computed_at: now,
+            level,
+            rate_per_day: rate,
+            daily_sd,
+            weekday_factors: factors,
+            empty_at: None,
+            empty_earliest: None,
+            empty_latest: None,
+        };
+        if rate > 0.0 {
+            let (early, mid, late) = empty_times(&forecast, level, now);
+            forecast.empty_earliest = early;
+            forecast.empty_at = mid;
+            forecast.empty_latest = late;
+        }
+        Some(forecast)
+    }
+}
+
+fn weekday_factors(days: &[(i64, f64)], min_days: usize) -> [f64; 7] {
+    let mut factors = [1.0; 7];
+    if days.len() < min_days {
+        return factors;
+    }
+    let overall = days.iter().map(|d| d.1).sum::<f64>() / days.len() as f64;
+    if overall <= 0.0 {
+        return factors;
+    }
+    let (mut sums, mut counts) = ([0.0; 7], [0usize; 7]);
+    for &(day, amount) in days {
+        sums[weekday_of(day)] += amount;
+        counts[weekday_of(day)] += 1;
+    }
+    // Shrink each weekday toward 1 by two pseudo-observations: one odd Tuesday is not a habit.
+    for d in 0..7 {
+        let n = counts[d] as f64;
+        let raw = if counts[d] > 0 {
+            sums[d] / n / overall
+        } else {
+            1.0
+        };
+        factors[d] = (n * raw + 2.0) / (n + 2.0);
+    }
+    let mean = factors.iter().sum::<f64>() / 7.0;
+    factors.map(|f| f / mean)
+}
+
+/// (early, median, late) empty times, stepping an hour at a time.
+fn empty_times(
+    f: &Forecast,
+    level: f64,
+    now: UnixMs,
+) -> (Option<UnixMs>, Option<UnixMs>, Option<UnixMs>) {
+    let (mut early, mut mid, mut late) = (None, None, None);
+    let mut mean = 0.0;
+    let mut t = now;
+    while t < now + HORIZON_MS && late.is_none() {
+        mean += f.mean_demand(t, HOUR_MS);
+        t += HOUR_MS;
+        let spread = Z90 * f.daily_sd * ((t - now) as f64 / DAY_MS as f64).sqrt();
+        if early.is_none() && mean + spread >= level {
+            early = Some(t);
+        }
+        if mid.is_none() && mean >= level {
+            mid = Some(t);
+        }
+        if mean - spread >= level {
+            late = Some(t);
+        }
+    }
+    (early, mid, late)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: UnixMs = 20_000 * DAY_MS; // a Monday is 4 days after a Thursday: any day works
+
+    fn history(days: i64, per_day: impl Fn(i64) -> f64) -> UsageHistory {
+        let mut h = UsageHistory::default();
+        h.observe(T0);
+        for d in 1..=days {
+            h.record(T0 + d as UnixMs * DAY_MS + 8 * HOUR_MS, per_day(d));
+        }
+        h
+    }
+
+    #[test]
+    fn steady_use_gives_the_rate_and_a_sensible_empty_time() {
+        let h = history(10, |_| 30.0);
+        let now = T0 + 11 * DAY_MS;
+        let f = DayOfWeekRate::default().forecast(&h, 300.0, now).unwrap();
+        assert!((f.rate_per_day - 30.0).abs() < 1e-9);
+        let days = f.days_left().unwrap();
+        assert!((days - 10.0).abs() < 0.1, "{days}");
+        assert!(f.empty_earliest.unwrap() <= f.empty_at.unwrap());
+        assert!(f.empty_at.unwrap() <= f.empty_latest.unwrap());
+    }
+
+    #[test]
+    fn nothing_is_forecast_before_a_complete_day() {
+        let mut h = UsageHistory::default();
+        h.record(T0 + HOUR_MS, 9.0);
+        assert!(
+            DayOfWeekRate::default()
+                .forecast(&h, 100.0, T0 + 5 * HOUR_MS)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn weekend_heavy_use_raises_weekend_factors() {
+        let h = history(28, |d| {
+            if weekday_of(day_of(T0) + d) >= 5 {
+                90.0
+            } else {
+                10.0
+            }
+        });
+        let f = DayOfWeekRate::default()
+            .forecast(&h, 1000.0, T0 + 29 * DAY_MS)
+            .unwrap();
+        assert!(
+            f.weekday_factors[5] > 2.0 && f.weekday_factors[0] < 0.6,
+            "{:?}",
+            f.weekday_factors
+        );
+    }
+
+    #[test]
+    fn noisier_use_widens_the_range() {
+        let steady = history(14, |_| 30.0);
+        let noisy = history(14, |d| if d % 2 == 0 { 10.0 } else { 50.0 });
+        let now = T0 + 15 * DAY_MS;
+        let width = |h: &UsageHistory| {
+            let f = DayOfWeekRate::default().forecast(h, 300.0, now).unwrap();
+            f.empty_latest.unwrap() - f.empty_earliest.unwrap()
+        };
+        assert!(width(&noisy) > 2 * width(&steady));
+    }
+
+    #[test]
+    fn starved_days_do_not_drag_the_rate_down() {
+        let mut h = history(10, |_| 30.0);
+        for d in 11..=13 {
+            h.mark_starved(T0 + d * DAY_MS);
+        }
+        let f = DayOfWeekRate::default()
+            .forecast(&h, 300.0, T0 + 14 * DAY_MS)
+            .unwrap();
+        assert!((f.rate_per_day - 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn demand_quantiles_are_ordered_and_scale_with_span() {
+        let f = DayOfWeekRate::default()
+            .forecast(&history(10, |d| 20.0 + d as f64), 300.0, T0 + 11 * DAY_MS)
+            .unwrap();
+        let one = f.demand(T0 + 11 * DAY_MS, DAY_MS);
+        let two = f.demand(T0 + 11 * DAY_MS, 2 * DAY_MS);
+        assert!(one.p10 <= one.p50 && one.p50 <= one.p90);
+        assert!((two.p50 - 2.0 * one.p50).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,239 @@
+//! What the agent knows of devices and their slots, and the de-duplication of reports.
+
+use replenish_protocol::{Birth, Id, SensorKind, SlotSpec};
+use serde::{Deserialize, Serialize};
+
+use super::forecast::{Forecast, UsageHistory};
+use crate::clock::UnixMs;
+
+/// Width of the window of recent sequence numbers remembered per device.
+const SEQ_WINDOW: u32 = 64;
+
+/// Remembers which (boot, seq) pairs a device has sent, to drop MQTT redeliveries.
+///
+/// A sliding window like IPsec's anti-replay: the highest sequence number seen and a bitmap of
+/// the 64 below it, so reports that arrive a little out of order are still accepted once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqWindow {
+    /// The boot the window belongs to.
+    pub boot: u32,
+    /// Highest sequence number accepted in this boot.
+    pub highest: Option<u32>,
+    /// Bit i set: `highest - i` was accepted.
+    pub seen: u64,
+}
+
+impl SeqWindow {
+    /// Returns true and records the pair if it is new; false for a duplicate or a report too old
+    /// to tell.
+    pub fn accept(&mut self, boot: u32, seq: u32) -> bool {
+        if boot != self.boot || self.highest.is_none() {
+            *self = Self {
+                boot,
+                highest: Some(seq),
+                seen: 1,
+            };
+            return true;
+        }
+        let Some(highest) = self.highest else {
+            return true;
+        };
+        if seq > highest {
+            let shift = seq - highest;
+            self.seen = if shift >= SEQ_WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
+            self.seen |= 1;
+            self.highest = Some(seq);
+            true
+        } else {
+            let back = highest - seq;
+            if back >= SEQ_WINDOW || self.seen & (1 << back) != 0 {
+                false
+            } else {
+                self.seen |= 1 << back;
+                true
+            }
+        }
+    }
+}
+
+/// A device as the agent knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceState {
+    /// Its id (the topic segment).
+    pub id: Id,
+    /// Its latest birth.
+    pub birth: Birth,
+    /// Whether it is connected (birth seen, no offline since).
+    pub online: bool,
+    /// When anything was last heard from it.
+    pub last_seen: UnixMs,
+    /// De-duplication state.
+    pub window: SeqWindow,
+}
+
+/// One slot as the agent knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotState {
+    /// The device.
+    pub device: Id,
+    /// The slot as the device announced it.
+    pub spec: SlotSpec,
+    /// Latest known level, in the slot unit.
+    pub level: Option<f64>,
+    /// When the level was reported.
+    pub level_at: UnixMs,
+    /// Uses counted (brews, pods).
+    pub uses: u64,
+    /// Consumption per day.
+    pub history: UsageHistory,
+    /// The latest forecast.
+    pub forecast: Option<Forecast>,
+    /// Since when the slot has been empty, if it is.
+    pub empty_since: Option<UnixMs>,
+    /// Total time spent empty, in ms.
+    pub empty_ms: UnixMs,
+    /// When the slot was last refilled.
+    pub last_refill_at: Option<UnixMs>,
+}
+
+/// A slot counts as empty below this share of its capacity.
+pub const EMPTY_SHARE: f64 = 0.02;
+
+impl SlotState {
+    /// A slot first seen in a birth.
+    pub fn new(device: Id, spec: SlotSpec) -> Self {
+        Self {
+            device,
+            spec,
+            level: None,
+            level_at: 0,
+            uses: 0,
+            history: UsageHistory::default(),
+            forecast: None,
+            empty_since: None,
+            empty_ms: 0,
+            last_refill_at: None,
+        }
+    }
+
+    /// The storage key and API name: `device/slot`.
+    pub fn key(&self) -> String {
+        slot_key(&self.device, &self.spec.id)
+    }
+
+    /// Applies a new level: a drop is consumption (for level sensors), a rise a refill.
+    /// Returns the consumption recorded.
+    pub fn set_level(&mut self, level: f64, at: UnixMs) -> f64 {
+        let consumed = match self.level {
+            Some(previous) if previous > level && self.spec.sensor == SensorKind::Level => {
+                let used = previous - level;
+                self.history.record(at, used);
+                used
+            }
+            _ => {
+                self.history.observe(at);
+                0.0
+            }
+        };
+        self.level = Some(level);
+        self.level_at = self.level_at.max(at);
+        self.track_empty(at);
+        consumed
+    }
+
+    /// Applies a usage report: counted always; for usage sensors it also lowers the level.
+    pub fn record_usage(&mut self, amount: f64, uses: u16, at: UnixMs) {
+        self.uses += u64::from(uses);
+        if self.spec.sensor != SensorKind::Level {
+            self.history.record(at, amount);
+            if let Some(level) = self.level {
+                self.level = Some((level - amount).max(0.0));
+                self.level_at = self.level_at.max(at);
+            }
+            self.track_empty(at);
+        }
+    }
+
+    /// Applies a refill reported by the device.
+    pub fn refill(&mut self, after: f64, at: UnixMs) {
+        self.history.observe(at);
+        self.level = Some(after);
+        self.level_at = self.level_at.max(at);
+        self.last_refill_at = Some(at);
+        self.track_empty(at);
+    }
+
+    fn track_empty(&mut self, at: UnixMs) {
+        let empty = self
+            .level
+            .is_some_and(|l| l <= self.spec.capacity as f64 * EMPTY_SHARE);
+        match (empty, self.empty_since) {
+            (true, None) => {
+                self.empty_since = Some(at);
+                self.history.mark_starved(at);
+            }
+            (true, Some(_)) => self.history.mark_starved(at),
+            (false, Some(since)) => {
+                self.empty_ms += at.saturating_sub(since);
+                self.empty_since = None;
+            }
+            (false, None) => {}
+        }
+    }
+
+    /// Time spent empty up to `now`, including a current stretch.
+    pub fn empty_ms_until(&self, now: UnixMs) -> UnixMs {
+        self.empty_ms
+            + self
+                .empty_since
+                .map_or(0, |since| now.saturating_sub(since))
+    }
+}
+
+/// The key of a slot: `device/slot`.
+pub fn slot_key(device: &Id, slot: &Id) -> String {
+    format!("{device}/{slot}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replenish_protocol::Unit;
+
+    #[test]
+    fn window_drops_duplicates_and_accepts_late_arrivals_once() {
+        let mut w = SeqWindow::default();
+        assert!(w.accept(1, 1));
+        assert!(w.accept(1, 3));
+        assert!(!w.accept(1, 3));
+        assert!(w.accept(1, 2), "late but new");
+        assert!(!w.accept(1, 2));
+        assert!(!w.accept(1, 1));
+        assert!(w.accept(1, 100));
+        assert!(!w.accept(1, 30), "older than the window");
+        assert!(w.accept(2, 1), "a new boot starts over");
+    }
+
+    #[test]
+    fn level_drops_are_consumption_and_rises_are_not() {
+        let spec = SlotSpec {
+            id: Id::new("beans").unwrap(),
+            consumable: Id::new("coffee_beans").unwrap(),
+            unit: Unit::G,
+            capacity: 500.0,
+            sensor: SensorKind::Level,
+        };
+        let mut slot = SlotState::new(Id::new("coffee").unwrap(), spec);
+        assert_eq!(slot.set_level(400.0, 1), 0.0);
+        assert_eq!(slot.set_level(391.0, 2), 9.0);
+        assert_eq!(slot.set_level(450.0, 3), 0.0);
+        assert_eq!(slot.set_level(5.0, 10), 445.0);
+        assert_eq!(slot.empty_since, Some(10));
+        slot.refill(500.0, 40);
+        assert_eq!((slot.empty_since, slot.empty_ms), (None, 30));
+    }
+}

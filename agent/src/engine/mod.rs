@@ -1,0 +1,851 @@
+//! The pure decision core: `(state, event, now) → (state', effects)`.
+//!
+//! No tokio, sled, reqwest or wall clock in here: the daemon and the simulator feed [`Event`]s
+//! with the time, and carry the returned [`Effect`]s out (storage, the shop, MQTT, the log).
+
+pub mod forecast;
+pub mod inventory;
+pub mod order;
+pub mod policy;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use replenish_protocol::{Ack, FaultCode, Id, Report, ReportBody, Status};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
+use crate::commerce::api::{Catalog, CatalogItem, OrderLine, OrderRequest, ShopOrder};
+use forecast::{DayOfWeekRate, ForecastModel, day_of};
+use inventory::{DeviceState, SlotState, slot_key};
+use order::{InvalidTransition, Order, OrderState};
+use policy::{LeadTimePolicy, ReorderPolicy};
+
+pub use policy::PolicyConfig;
+
+/// Whether orders wait for the household.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    /// Orders are placed as soon as the policy decides.
+    Auto,
+    /// Orders wait in `proposed` until approved through the API.
+    Manual,
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// The household this agent serves; devices of other households are refused.
+    pub household: Id,
+    /// Approval mode.
+    pub approval: ApprovalMode,
+    /// Reorder settings.
+    pub policy: PolicyConfig,
+    /// Prefix of idempotency keys, unique to this agent's storage, so that two installations
+    /// (or a wiped store) never reuse a key at the shop.
+    pub key_prefix: String,
+    /// How often to ask the shop about placed orders.
+    pub status_poll_ms: UnixMs,
+    /// After a delivery, how long to wait for the household to load it before ordering again.
+    pub refill_wait_ms: UnixMs,
+}
+
+impl EngineConfig {
+    /// Defaults for a household.
+    pub fn new(household: Id, key_prefix: String) -> Self {
+        Self {
+            household,
+            approval: ApprovalMode::Auto,
+            policy: PolicyConfig::default(),
+            key_prefix,
+            status_poll_ms: HOUR_MS,
+            refill_wait_ms: 2 * DAY_MS,
+        }
+    }
+}
+
+/// A message from a device, decoded and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Telemetry {
+    /// Birth or offline.
+    Status(Status),
+    /// A report.
+    Report(Report),
+    /// A command acknowledgement.
+    Ack(Ack),
+}
+
+/// Something that happened, for the engine to decide on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The agent (re)started: resume unfinished orders.
+    Started,
+    /// Time passed: retries and status polls come due, forecasts age.
+    Tick,
+    /// A device said something.
+    Telemetry {
+        /// The device, from the topic.
+        device: Id,
+        /// What it said.
+        message: Telemetry,
+    },
+    /// The shop's catalog was fetched.
+    Catalog(Catalog),
+    /// The household approves a proposed order.
+    Approve {
+        /// The order.
+        order_id: String,
+    },
+    /// The household rejects a proposed order.
+    Reject {
+        /// The order.
+        order_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The shop accepted an order (or had already, for its key).
+    PlacementSucceeded {
+        /// The agent's order id.
+        order_id: String,
+        /// The shop's view of it.
+        shop_order: ShopOrder,
+    },
+    /// Sending an order failed.
+    PlacementFailed {
+        /// The agent's order id.
+        order_id: String,
+        /// What went wrong.
+        error: String,
+        /// Whether trying again with the same key may succeed (timeouts, 5xx).
+        retryable: bool,
+    },
+    /// The shop reported an order's status.
+    ShopStatus {
+        /// The agent's order id.
+        order_id: String,
+        /// The shop's view of it.
+        shop_order: ShopOrder,
+    },
+}
+
+/// Something the engine wants done, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Store a device.
+    SaveDevice(DeviceState),
+    /// Store a slot.
+    SaveSlot(SlotState),
+    /// Store an order.
+    SaveOrder(Order),
+    /// Store the engine's own counters and the last catalog.
+    SaveMeta(Meta),
+    /// Send an order to the shop. Storage must be flushed first: the order is already saved.
+    PlaceOrder {
+        /// The order, with its idempotency key.
+        order: Order,
+        /// The request body.
+        request: OrderRequest,
+    },
+    /// Ask the shop where an order stands.
+    FetchOrder {
+        /// The agent's order id.
+        order_id: String,
+        /// The shop's order id.
+        shop_order_id: String,
+    },
+    /// Tell the people: the timeline, logs and notifications.
+    Notice(Notice),
+}
+
+/// What a notice is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// A device connected.
+    DeviceOnline,
+    /// A device went offline.
+    DeviceOffline,
+    /// A device reported a fault.
+    DeviceFault,
+    /// A slot's daily forecast.
+    Forecast,
+    /// A slot ran empty.
+    Empty,
+    /// A slot was refilled.
+    Refill,
+    /// The policy proposed an order.
+    OrderProposed,
+    /// An order was approved.
+    OrderApproved,
+    /// The shop accepted an order.
+    OrderPlaced,
+    /// An order shipped.
+    OrderShipped,
+    /// An order was delivered.
+    OrderDelivered,
+    /// An order was cancelled.
+    OrderCancelled,
+    /// An order failed for good.
+    OrderFailed,
+}
+
+/// A line for the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// When.
+    pub at: UnixMs,
+    /// What kind.
+    pub kind: NoticeKind,
+    /// What it is about (`coffee/beans`, an order id).
+    pub subject: String,
+    /// A readable sentence.
+    pub text: String,
+}
+
+/// Engine counters and cached data that are stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// Number of the next order.
+    pub next_order_no: u64,
+    /// The last catalog fetched from the shop.
+    pub catalog: Option<Catalog>,
+}
+
+/// Everything stored, to rebuild an engine after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Devices.
+    pub devices: Vec<DeviceState>,
+    /// Slots.
+    pub slots: Vec<SlotState>,
+    /// Orders.
+    pub orders: Vec<Order>,
+    /// Counters and catalog.
+    pub meta: Meta,
+}
+
+/// Why an event was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// A report from a device that never sent a birth.
+    #[error("device {0} is unknown: no birth received")]
+    UnknownDevice(Id),
+    /// A report about a slot the device did not announce.
+    #[error("device {device} has no slot {slot}")]
+    UnknownSlot {
+        /// The device.
+        device: Id,
+        /// The slot.
+        slot: Id,
+    },
+    /// A report already received (an MQTT redelivery).
+    #[error("duplicate report boot {boot} seq {seq} from {device}")]
+    Duplicate {
+        /// The device.
+        device: Id,
+        /// Its boot.
+        boot: u32,
+        /// The sequence number.
+        seq: u32,
+    },
+    /// No such order.
+    #[error("no order {0}")]
+    UnknownOrder(String),
+    /// The order is not in a state that allows this.
+    #[error(transparent)]
+    Transition(#[from] InvalidTransition),
+}
+
+impl EngineError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::UnknownDevice(_) => "unknown_device",
+            Self::UnknownSlot { .. } => "unknown_slot",
+            Self::Duplicate { .. } => "duplicate",
+            Self::UnknownOrder(_) => "unknown_order",
+            Self::Transition(_) => "invalid_transition",
+        }
+    }
+}
+
+/// The decision core. See the module docs.
+pub struct Engine {
+    config: EngineConfig,
+    model: Box<dyn ForecastModel>,
+    policy: Box<dyn ReorderPolicy>,
+    devices: BTreeMap<Id, DeviceState>,
+    slots: BTreeMap<String, SlotState>,
+    orders: BTreeMap<String, Order>,
+    meta: Meta,
+    /// Orders with a placement request under way (not stored: after a restart, none is).
+    placing: HashSet<String>,
+    /// When each open order was last asked about.
+    polled_at: HashMap<String, UnixMs>,
+    /// Day of the last forecast notice per slot.
+    forecast_noticed: HashMap<String, i64>,
+}
+
+/// Reports stamped later than this past the agent's clock are taken as received now.
+const MAX_CLOCK_SKEW_MS: UnixMs = 5 * 60_000;
+
+impl Engine {
+    /// A new engine with the default model and policy.
+    pub fn new(config: EngineConfig, snapshot: Snapshot) -> Self {
+        let policy = LeadTimePolicy {
+            config: config.policy.clone(),
+        };
+        Self::with_models(
+            config,
+            snapshot,
+            Box::new(DayOfWeekRate::default()),
+            Box::new(policy),
+        )
+    }
+
+    /// A new engine with a chosen forecast model and reorder policy.
+    pub fn with_models(
+        config: EngineConfig,
+        snapshot: Snapshot,
+        model: Box<dyn ForecastModel>,
+        policy: Box<dyn ReorderPolicy>,
+    ) -> Self {
+        Self {
+            config,
+            model,
+            policy,
+            devices: snapshot
+                .devices
+                .into_iter()
+                .map(|d| (d.id.clone(), d))
+                .collect(),
+            slots: snapshot.slots.into_iter().map(|s| (s.key(), s)).collect(),
+            orders: snapshot
+                .orders
+                .into_iter()
+                .map(|o| (o.id.clone(), o))
+                .collect(),
+            meta: snapshot.meta,
+            placing: HashSet::new(),
+            polled_at: HashMap::new(),
+            forecast_noticed: HashMap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Devices by id.
+    pub fn devices(&self) -> impl Iterator<Item = &DeviceState> {
+        self.devices.values()
+    }
+
+    /// Slots by key.
+    pub fn slots(&self) -> impl Iterator<Item = &SlotState> {
+        self.slots.values()
+    }
+
+    /// Orders, oldest first.
+    pub fn orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.values()
+    }
+
+    /// One order.
+    pub fn order(&self, id: &str) -> Option<&Order> {
+        self.orders.get(id)
+    }
+
+    /// Orders with a placement request under way.
+    pub fn placing_count(&self) -> usize {
+        self.placing.len()
+    }
+
+    /// Handles one event at time `now`. On error nothing changed.
+    pub fn handle(&mut self, event: Event, now: UnixMs) -> Result<Vec<Effect>, EngineError> {
+        let mut fx = Vec::new();
+        match event {
+            Event::Started | Event::Tick => self.tick(now, &mut fx),
+            Event::Telemetry { device, message } => {
+                self.telemetry(device, message, now, &mut fx)?
+            }
+            Event::Catalog(catalog) => {
+                self.meta.catalog = Some(catalog);
+                fx.push(Effect::SaveMeta(self.meta.clone()));
+                let keys: Vec<String> = self.slots.keys().cloned().collect();
+                for key in keys {
+                    self.consider_reorder(&key, now, &mut fx);
+                }
+            }
+            Event::Approve { order_id } => {
+                let order = self.order_mut(&order_id)?;
+                order.approve(now)?;
+                let text = format!("order {order_id} approved");
+                fx.push(notice(now, NoticeKind::OrderApproved, &order_id, text));
+                self.send(&order_id, now, &mut fx);
+            }
+            Event::Reject { order_id, reason } => {
+                let order = self.order_mut(&order_id)?;
+                order.reject(reason.clone(), now)?;
+                fx.push(Effect::SaveOrder(order.clone()));
+                let text = format!("order {order_id} rejected: {reason}");
+                fx.push(notice(now, NoticeKind::OrderCancelled, &order_id, text));
+            }
+            Event::PlacementSucceeded {
+                order_id,
+                shop_order,
+            } => {
+                self.placing.remove(&order_id);
+                let order = self.order_mut(&order_id)?;
+                order.placed(
+                    shop_order.id.clone(),
+                    shop_order.status,
+                    shop_order.estimated_delivery_at_ms,
+                    shop_order.delivered_at_ms,
+                    now,
+                )?;
+                let order = order.clone();
+                self.polled_at.insert(order_id.clone(), now);
+                let text = format!(
+                    "order {order_id} placed at the shop as {}: {} x {} ({}), expected {}",
+                    shop_order.id,
+                    order.packs,
+                    order.sku,
+                    money(order.total_cents),
+                    days_from(now, shop_order.estimated_delivery_at_ms),
+                );
+                fx.push(Effect::SaveOrder(order));
+                fx.push(notice(now, NoticeKind::OrderPlaced, &order_id, text));
+            }
+            Event::PlacementFailed {
+                order_id,
+                error,
+                retryable,
+            } => {
+                self.placing.remove(&order_id);
+                let order = self.order_mut(&order_id)?;
+                let retry_at = retryable.then(|| now + retry_backoff(order.attempts));
+                order.placement_failed(error.clone(), retry_at, now)?;
+                let order = order.clone();
+                fx.push(Effect::SaveOrder(order.clone()));
+                if order.state == OrderState::Failed {
+                    let text = format!("order {order_id} failed: {error}");
+                    fx.push(notice(now, NoticeKind::OrderFailed, &order_id, text));
+                }
+            }
+            Event::ShopStatus {
+                order_id,
+                shop_order,
+            } => {
+                let order = self.order_mut(&order_id)?;
+                let before = order.state;
+                order.shop_status(shop_order.status, shop_order.delivered_at_ms, now)?;
+                if order.state != before {
+                    let order = order.clone();
+                    let (kind, what) = match order.state {
+                        OrderState::Shipped => (NoticeKind::OrderShipped, "shipped"),
+                        OrderState::Delivered => (NoticeKind::OrderDelivered, "delivered"),
+                        _ => (NoticeKind::OrderCancelled, "cancelled by the shop"),
+                    };
+                    let text = format!(
+                        "order {order_id} {what}: {} x {:.0} {} {}",
+                        order.packs,
+                        order.pack_size,
+                        order.unit.symbol(),
+                        order.consumable
+                    );
+                    fx.push(Effect::SaveOrder(order));
+                    fx.push(notice(now, kind, &order_id, text));
+                }
+            }
+        }
+        Ok(fx)
+    }
+
+    fn order_mut(&mut self, id: &str) -> Result<&mut Order, EngineError> {
+        self.orders
+            .get_mut(id)
+            .ok_or_else(|| EngineError::UnknownOrder(id.to_string()))
+    }
+
+    fn tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
+        let due: Vec<String> = self
+            .orders
+            .values()
+            .filter(|o| {
+                o.state == OrderState::Approved
+                    && !self.placing.contains(&o.id)
+                    && o.retry_at.is_none_or(|at| at <= now)
+            })
+            .map(|o| o.id.clone())
+            .collect();
+        for id in due {
+            self.send(&id, now, fx);
+        }
+        for order in self.orders.values() {
+            if !matches!(order.state, OrderState::Placed | OrderState::Shipped) {
+                continue;
+            }
+            let Some(shop_order_id) = &order.shop_order_id else {
+                continue;
+            };
+            let last = self.polled_at.get(&order.id).copied().unwrap_or(0);
+            if now >= last + self.config.status_poll_ms {
+                self.polled_at.insert(order.id.clone(), now);
+                fx.push(Effect::FetchOrder {
+                    order_id: order.id.clone(),
+                    shop_order_id: shop_order_id.clone(),
+                });
+            }
+        }
+        let keys: Vec<String> = self.slots.keys().cloned().collect();
+        for key in keys {
+            self.refresh_forecast(&key, now, fx);
+            self.consider_reorder(&key, now, fx);
+        }
+    }
+
+    /// Begins a placement attempt: the order is saved (write before send), then sent.
+    fn send(&mut self, order_id: &str, now: UnixMs, fx: &mut Vec<Effect>) {
+        let Some(order) = self.orders.get_mut(order_id) else {
+            return;
+        };
+        if order.begin_attempt().is_err() {
+            return;
+        }
+        order.updated_at = now;
+        let order = order.clone();
+        self.placing.insert(order.id.clone());
+        let request = OrderRequest {
+            household: self.config.household.to_string(),
+            reference: order.id.clone(),
+            items: vec![OrderLine {
+                sku: order.sku.clone(),
+                quantity: order.packs,
+            }],
+        };
+        fx.push(Effect::SaveOrder(order.clone()));
+        fx.push(Effect::PlaceOrder { order, request });
+    }
+
+    fn telemetry(
+        &mut self,
+        device_id: Id,
+        message: Telemetry,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        match message {
+            Telemetry::Status(Status::Online(birth)) => {
+                let was_online = self.devices.get(&device_id).is_some_and(|d| d.online);
+                for spec in &birth.slots {
+                    let key = slot_key(&device_id, &spec.id);
+                    let keep = self.slots.get(&key).is_some_and(|s| {
+                        s.spec.consumable == spec.consumable && s.spec.unit == spec.unit
+                    });
+                    let slot = if keep {
+                        let mut slot = self.slots[&key].clone();
+                        slot.spec = spec.clone();
+                        slot
+                    } else {
+                        SlotState::new(device_id.clone(), spec.clone())
+                    };
+                    fx.push(Effect::SaveSlot(slot.clone()));
+                    self.slots.insert(key, slot);
+                }
+                let device = self
+                    .devices
+                    .entry(device_id.clone())
+                    .or_insert_with(|| DeviceState {
+                        id: device_id.clone(),
+                        birth: birth.clone(),
+                        online: true,
+                        last_seen: now,
+                        window: Default::default(),
+                    });
+                device.birth = birth;
+                device.online = true;
+                device.last_seen = now;
+                fx.push(Effect::SaveDevice(device.clone()));
+                if !was_online {
+                    let text = format!(
+                        "{} online: {} firmware {}, boot {}",
+                        device_id, device.birth.model, device.birth.firmware, device.birth.boot
+                    );
+                    fx.push(notice(now, NoticeKind::DeviceOnline, &device_id, text));
+                }
+            }
+            Telemetry::Status(Status::Offline) => {
+                let device = self
+                    .devices
+                    .get_mut(&device_id)
+                    .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+                if device.online {
+                    device.online = false;
+                    device.last_seen = now;
+                    fx.push(Effect::SaveDevice(device.clone()));
+                    let text = format!("{device_id} offline");
+                    fx.push(notice(now, NoticeKind::DeviceOffline, &device_id, text));
+                }
+            }
+            Telemetry::Report(report) => self.report(device_id, report, now, fx)?,
+            Telemetry::Ack(_) => {
+                let device = self
+                    .devices
+                    .get_mut(&device_id)
+                    .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+                device.last_seen = now;
+            }
+        }
+        Ok(())
+    }
+
+    fn report(
+        &mut self,
+        device_id: Id,
+        report: Report,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        let device = self
+            .devices
+            .get(&device_id)
+            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        let key = match report.body.slot() {
+            Some(slot) => {
+                let key = slot_key(&device_id, slot);
+                if !self.slots.contains_key(&key)
+                    || !device.birth.slots.iter().any(|s| &s.id == slot)
+                {
+                    return Err(EngineError::UnknownSlot {
+                        device: device_id.clone(),
+                        slot: slot.clone(),
+                    });
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        let mut window = device.window.clone();
+        if !window.accept(report.boot, report.seq) {
+            return Err(EngineError::Duplicate {
+                device: device_id,
+                boot: report.boot,
+                seq: report.seq,
+            });
+        }
+        let at = if report.ts == 0 || report.ts > now + MAX_CLOCK_SKEW_MS {
+            now
+        } else {
+            report.ts
+        };
+        if let Some(device) = self.devices.get_mut(&device_id) {
+            device.window = window;
+            device.last_seen = now;
+            fx.push(Effect::SaveDevice(device.clone()));
+        }
+        match (key, report.body) {
+            (Some(key), ReportBody::Level { remaining, .. }) => {
+                if let Some(slot) = self.slots.get_mut(&key) {
+                    let was_empty = slot.empty_since.is_some();
+                    slot.set_level(f64::from(remaining), at);
+                    if !was_empty && slot.empty_since.is_some() {
+                        let text = format!("{key} is empty");
+                        fx.push(notice(at, NoticeKind::Empty, &key, text));
+                    }
+                }
+            }
+            (Some(key), ReportBody::Usage { amount, uses, .. }) => {
+                if let Some(slot) = self.slots.get_mut(&key) {
+                    slot.record_usage(f64::from(amount), uses, at);
+                }
+            }
+            (Some(key), ReportBody::Refill { before, after, .. }) => {
+                if let Some(slot) = self.slots.get_mut(&key) {
+                    slot.refill(f64::from(after), at);
+                    let unit = slot.spec.unit.symbol();
+                    let text = format!("{key} refilled: {before:.0} -> {after:.0} {unit}");
+                    fx.push(notice(at, NoticeKind::Refill, &key, text));
+                }
+            }
+            (slot_key, ReportBody::Fault { code, detail, .. }) => {
+                let subject = slot_key.unwrap_or_else(|| device_id.to_string());
+                let text = format!("{subject} fault {}: {detail}", fault_name(code));
+                fx.push(notice(at, NoticeKind::DeviceFault, &subject, text));
+                return Ok(());
+            }
+            (None, _) => return Ok(()),
+        }
+        let keys: Vec<String> = self
+            .slots
+            .keys()
+            .filter(|k| k.starts_with(&format!("{device_id}/")))
+            .cloned()
+            .collect();
+        for key in keys {
+            self.refresh_forecast(&key, now, fx);
+            self.consider_reorder(&key, now, fx);
+        }
+        Ok(())
+    }
+
+    fn refresh_forecast(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let Some(level) = slot.level else { return };
+        slot.forecast = self.model.forecast(&slot.history, level, now);
+        fx.push(Effect::SaveSlot(slot.clone()));
+        let Some(forecast) = &slot.forecast else {
+            return;
+        };
+        let today = day_of(now);
+        if self.forecast_noticed.get(key) == Some(&today) {
+            return;
+        }
+        self.forecast_noticed.insert(key.to_string(), today);
+        let unit = slot.spec.unit.symbol();
+        let when = match (
+            forecast.empty_at,
+            forecast.empty_earliest,
+            forecast.empty_latest,
+        ) {
+            (Some(mid), Some(early), Some(late)) => format!(
+                "empty in {} (range {} to {})",
+                days_from(now, mid),
+                days_from(now, early),
+                days_from(now, late)
+            ),
+            _ => "not empty within a year".to_string(),
+        };
+        let text = format!(
+            "{key}: {level:.0} {unit} left, using {:.1} {unit}/day, {when}",
+            forecast.rate_per_day
+        );
+        fx.push(notice(now, NoticeKind::Forecast, key, text));
+    }
+
+    /// True while an order for the slot may still bring stock: open, or delivered but not yet
+    /// seen loaded (within the refill wait).
+    fn has_pending_order(&self, slot: &SlotState, now: UnixMs) -> bool {
+        self.orders.values().any(|o| {
+            o.device == slot.device
+                && o.slot == slot.spec.id
+                && (o.state.is_open()
+                    || (o.state == OrderState::Delivered
+                        && o.delivered_at.is_some_and(|at| {
+                            slot.last_refill_at.is_none_or(|r| r < at)
+                                && now < at + self.config.refill_wait_ms
+                        })))
+        })
+    }
+
+    fn catalog_item(&self, slot: &SlotState) -> Option<CatalogItem> {
+        let catalog = self.meta.catalog.as_ref()?;
+        catalog
+            .items
+            .iter()
+            .filter(|i| {
+                i.consumable == slot.spec.consumable.as_str()
+                    && i.unit == slot.spec.unit
+                    && i.pack_size > 0.0
+                    && i.stock > 0
+            })
+            .min_by(|a, b| {
+                let per_unit = |i: &CatalogItem| i.price_cents as f64 / i.pack_size;
+                per_unit(a).total_cmp(&per_unit(b))
+            })
+            .cloned()
+    }
+
+    fn consider_reorder(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
+        let Some(slot) = self.slots.get(key) else {
+            return;
+        };
+        let Some(forecast) = &slot.forecast else {
+            return;
+        };
+        let Some(item) = self.catalog_item(slot) else {
+            return;
+        };
+        if self.has_pending_order(slot, now) {
+            return;
+        }
+        let Some(decision) = self.policy.decide(slot, forecast, &item, now) else {
+            return;
+        };
+        self.meta.next_order_no += 1;
+        let id = format!("o-{:06}", self.meta.next_order_no);
+        let order = Order {
+            idempotency_key: format!("{}-{id}", self.config.key_prefix),
+            id: id.clone(),
+            device: slot.device.clone(),
+            slot: slot.spec.id.clone(),
+            consumable: slot.spec.consumable.clone(),
+            sku: item.sku.clone(),
+            packs: decision.packs,
+            pack_size: item.pack_size,
+            unit: item.unit,
+            total_cents: item.price_cents * u64::from(decision.packs),
+            state: OrderState::Proposed,
+            reason: decision.reason.clone(),
+            created_at: now,
+            updated_at: now,
+            shop_order_id: None,
+            expected_delivery_at: None,
+            delivered_at: None,
+            attempts: 0,
+            retry_at: None,
+            last_error: None,
+        };
+        fx.push(Effect::SaveMeta(self.meta.clone()));
+        fx.push(Effect::SaveOrder(order.clone()));
+        fx.push(notice(
+            now,
+            NoticeKind::OrderProposed,
+            &id,
+            format!("order {id} proposed: {}", decision.reason),
+        ));
+        self.orders.insert(id.clone(), order);
+        if self.config.approval == ApprovalMode::Auto {
+            if let Some(order) = self.orders.get_mut(&id) {
+                if order.approve(now).is_ok() {
+                    self.send(&id, now, fx);
+                }
+            }
+        }
+    }
+}
+
+fn notice(at: UnixMs, kind: NoticeKind, subject: &str, text: String) -> Effect {
+    Effect::Notice(Notice {
+        at,
+        kind,
+        subject: subject.to_string(),
+        text,
+    })
+}
+
+fn fault_name(code: FaultCode) -> &'static str {
+    match code {
+        FaultCode::SensorUnavailable => "sensor_unavailable",
+        FaultCode::OutOfRange => "out_of_range",
+        FaultCode::CalibrationNeeded => "calibration_needed",
+        FaultCode::BufferOverflow => "buffer_overflow",
+        FaultCode::Other => "other",
+    }
+}
+
+/// Delay before the next placement attempt: 1 min, doubling, at most an hour.
+fn retry_backoff(attempts: u32) -> UnixMs {
+    (60_000u64 << attempts.min(6)).min(HOUR_MS)
+}
+
+fn money(cents: u64) -> String {
+    format!("EUR {}.{:02}", cents / 100, cents % 100)
+}
+
+fn days_from(now: UnixMs, t: UnixMs) -> String {
+    format!("{:.1} days", t.saturating_sub(now) as f64 / DAY_MS as f64)
+}

@@ -1,0 +1,328 @@
+//! The order lifecycle: an explicit state machine, tested transition by transition.
+//!
+//! ```text
+//! proposed ──approve──► approved ──shop accepted──► placed ──► shipped ──► delivered
+//!     │                    │  ▲ retry (same idempotency key)
+//!     └──reject──► cancelled   └──refused by the shop──► failed
+//! ```
+
+use replenish_protocol::{Id, Unit};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixMs;
+use crate::commerce::api::ShopOrderStatus;
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Decided by the policy, waiting for the household's approval.
+    Proposed,
+    /// Approved; written to storage and being sent to the shop (retried until it answers).
+    Approved,
+    /// The shop accepted it.
+    Placed,
+    /// The shop shipped it.
+    Shipped,
+    /// It reached the household.
+    Delivered,
+    /// Rejected by the household or cancelled by the shop.
+    Cancelled,
+    /// The shop refused it for good.
+    Failed,
+}
+
+impl OrderState {
+    /// True while the order may still bring stock: the policy orders nothing more meanwhile.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Self::Proposed | Self::Approved | Self::Placed | Self::Shipped
+        )
+    }
+
+    /// The state's name as shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proposed => "proposed",
+            Self::Approved => "approved",
+            Self::Placed => "placed",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A transition the order's current state does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("order {order} is {from}; cannot {action}")]
+pub struct InvalidTransition {
+    /// The order.
+    pub order: String,
+    /// Its state.
+    pub from: &'static str,
+    /// What was asked.
+    pub action: &'static str,
+}
+
+/// A reorder of one consumable for one slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    /// The agent's id (`o-000001`).
+    pub id: String,
+    /// Sent as the `Idempotency-Key`: unique per store, the same on every retry.
+    pub idempotency_key: String,
+    /// The device whose slot ran low.
+    pub device: Id,
+    /// The slot.
+    pub slot: Id,
+    /// The consumable.
+    pub consumable: Id,
+    /// The product ordered.
+    pub sku: String,
+    /// Packs ordered.
+    pub packs: u32,
+    /// Amount in one pack.
+    pub pack_size: f64,
+    /// Unit of `pack_size`.
+    pub unit: Unit,
+    /// Total price in cents.
+    pub total_cents: u64,
+    /// Where it stands.
+    pub state: OrderState,
+    /// Why it was ordered, in a sentence.
+    pub reason: String,
+    /// When it was proposed.
+    pub created_at: UnixMs,
+    /// When its state last changed.
+    pub updated_at: UnixMs,
+    /// The shop's id, once placed.
+    pub shop_order_id: Option<String>,
+    /// When the shop expects to deliver it.
+    pub expected_delivery_at: Option<UnixMs>,
+    /// When it was delivered.
+    pub delivered_at: Option<UnixMs>,
+    /// Attempts to place it so far.
+    pub attempts: u32,
+    /// When to try placing it again after a failure.
+    pub retry_at: Option<UnixMs>,
+    /// The last placement error or cancellation reason.
+    pub last_error: Option<String>,
+}
+
+impl Order {
+    fn invalid(&self, action: &'static str) -> InvalidTransition {
+        InvalidTransition {
+            order: self.id.clone(),
+            from: self.state.as_str(),
+            action,
+        }
+    }
+
+    fn enter(&mut self, state: OrderState, now: UnixMs) {
+        self.state = state;
+        self.updated_at = now;
+    }
+
+    /// The household approves: proposed → approved.
+    pub fn approve(&mut self, now: UnixMs) -> Result<(), InvalidTransition> {
+        if self.state != OrderState::Proposed {
+            return Err(self.invalid("approve"));
+        }
+        self.enter(OrderState::Approved, now);
+        Ok(())
+    }
+
+    /// The household rejects: proposed → cancelled.
+    pub fn reject(&mut self, reason: String, now: UnixMs) -> Result<(), InvalidTransition> {
+        if self.state != OrderState::Proposed {
+            return Err(self.invalid("reject"));
+        }
+        self.last_error = Some(reason);
+        self.enter(OrderState::Cancelled, now);
+        Ok(())
+    }
+
+    /// A placement attempt is about to be sent.
+    pub fn begin_attempt(&mut self) -> Result<(), InvalidTransition> {
+        if self.state != OrderState::Approved {
+            return Err(self.invalid("send to the shop"));
+        }
+        self.attempts += 1;
+        self.retry_at = None;
+        Ok(())
+    }
+
+    /// The shop accepted the order (or had already, for a retried key): approved → placed, or
+    /// further if the shop's answer says so.
+    pub fn placed(
+        &mut self,
+        shop_order_id: String,
+        shop_status: ShopOrderStatus,
+        expected_delivery_at: UnixMs,
+        delivered_at: Option<UnixMs>,
+        now: UnixMs,
+    ) -> Result<(), InvalidTransition> {
+        if self.state != OrderState::Approved {
+            return Err(self.invalid("mark placed"));
+        }
+        self.shop_order_id = Some(shop_order_id);
+        self.expected_delivery_at = Some(expected_delivery_at);
+        self.last_error = None;
+        self.enter(OrderState::Placed, now);
+        self.shop_status(shop_status, delivered_at, now)
+    }
+
+    /// Placing failed. A retryable failure keeps it approved with a retry time; otherwise failed.
+    pub fn placement_failed(
+        &mut self,
+        error: String,
+        retry_at: Option<UnixMs>,
+        now: UnixMs,
+    ) -> Result<(), InvalidTransition> {
+        if self.state != OrderState::Approved {
+            return Err(self.invalid("record a failed placement"));
+        }
+        self.last_error = Some(error);
+        match retry_at {
+            Some(at) => {
+                self.retry_at = Some(at);
+                self.updated_at = now;
+            }
+            None => self.enter(OrderState::Failed, now),
+        }
+        Ok(())
+    }
+
+    /// The shop reports a status. Moves forward only; a repeated or older status changes nothing.
+    pub fn shop_status(
+        &mut self,
+        status: ShopOrderStatus,
+        delivered_at: Option<UnixMs>,
+        now: UnixMs,
+    ) -> Result<(), InvalidTransition> {
+        use OrderState::*;
+        let target = match status {
+            ShopOrderStatus::Placed => Placed,
+            ShopOrderStatus::Shipped => Shipped,
+            ShopOrderStatus::Delivered => Delivered,
+            ShopOrderStatus::Cancelled => Cancelled,
+        };
+        match (self.state, target) {
+            (from, to) if from == to => Ok(()),
+            (Placed, Shipped | Delivered | Cancelled) | (Shipped, Delivered | Cancelled) => {
+                if target == Delivered {
+                    self.delivered_at = Some(delivered_at.unwrap_or(now));
+                }
+                self.enter(target, now);
+                Ok(())
+            }
+            // A late, older status (placed after shipped) is not news.
+            (Shipped, Placed) | (Delivered, _) => Ok(()),
+            _ => Err(self.invalid("apply the shop's status")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order() -> Order {
+        Order {
+            id: "o-000001".into(),
+            idempotency_key: "k-o-000001".into(),
+            device: Id::new("coffee").unwrap(),
+            slot: Id::new("beans").unwrap(),
+            consumable: Id::new("coffee_beans").unwrap(),
+            sku: "beans-500".into(),
+            packs: 1,
+            pack_size: 500.0,
+            unit: Unit::G,
+            total_cents: 899,
+            state: OrderState::Proposed,
+            reason: String::new(),
+            created_at: 0,
+            updated_at: 0,
+            shop_order_id: None,
+            expected_delivery_at: None,
+            delivered_at: None,
+            attempts: 0,
+            retry_at: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn happy_path_walks_every_state() {
+        let mut o = order();
+        o.approve(1).unwrap();
+        o.begin_attempt().unwrap();
+        o.placed("so-1".into(), ShopOrderStatus::Placed, 100, None, 2)
+            .unwrap();
+        assert_eq!(o.state, OrderState::Placed);
+        o.shop_status(ShopOrderStatus::Shipped, None, 3).unwrap();
+        o.shop_status(ShopOrderStatus::Delivered, Some(99), 4)
+            .unwrap();
+        assert_eq!(
+            (o.state, o.delivered_at, o.attempts),
+            (OrderState::Delivered, Some(99), 1)
+        );
+    }
+
+    #[test]
+    fn only_proposed_orders_are_approved_or_rejected() {
+        let mut o = order();
+        o.approve(1).unwrap();
+        assert!(o.approve(2).is_err());
+        assert!(o.reject("no".into(), 2).is_err());
+        let mut o = order();
+        o.reject("still have some".into(), 1).unwrap();
+        assert_eq!(o.state, OrderState::Cancelled);
+        assert!(o.begin_attempt().is_err());
+    }
+
+    #[test]
+    fn retryable_failure_stays_approved_and_final_failure_fails() {
+        let mut o = order();
+        o.approve(1).unwrap();
+        o.begin_attempt().unwrap();
+        o.placement_failed("timeout".into(), Some(50), 2).unwrap();
+        assert_eq!((o.state, o.retry_at), (OrderState::Approved, Some(50)));
+        o.begin_attempt().unwrap();
+        o.placement_failed("unknown sku".into(), None, 3).unwrap();
+        assert_eq!(o.state, OrderState::Failed);
+    }
+
+    #[test]
+    fn shop_status_only_moves_forward() {
+        let mut o = order();
+        o.approve(1).unwrap();
+        o.begin_attempt().unwrap();
+        o.placed("so-1".into(), ShopOrderStatus::Delivered, 100, Some(90), 2)
+            .unwrap();
+        assert_eq!(o.state, OrderState::Delivered);
+        o.shop_status(ShopOrderStatus::Placed, None, 3).unwrap();
+        assert_eq!(o.state, OrderState::Delivered);
+        let mut proposed = order();
+        assert!(
+            proposed
+                .shop_status(ShopOrderStatus::Shipped, None, 1)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn open_states_block_new_orders() {
+        use OrderState::*;
+        let open: Vec<_> = [
+            Proposed, Approved, Placed, Shipped, Delivered, Cancelled, Failed,
+        ]
+        .into_iter()
+        .filter(|s| s.is_open())
+        .collect();
+        assert_eq!(open, [Proposed, Approved, Placed, Shipped]);
+    }
+}

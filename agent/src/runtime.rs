@@ -1,0 +1,614 @@
+//! The engine's owner: one task holds the [`Engine`] and the store, reached through a cheap
+//! [`AgentHandle`] over a bounded channel. It runs effects: saves (flushed before an order
+//! leaves and before MQTT messages are acknowledged), shop calls in their own tasks whose
+//! results come back as events, and notices.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use replenish_protocol::{DecodeError, Id};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::clock::{Clock, HOUR_MS, UnixMs};
+use crate::commerce::{Commerce, CommerceError};
+use crate::engine::order::Order;
+use crate::engine::{Effect, Engine, EngineError, Event, Notice, Telemetry};
+use crate::store::{self, Store};
+
+/// Acknowledges an MQTT message once what it caused is durable.
+pub type Acker = Box<dyn FnOnce() + Send>;
+
+/// What arrived on an MQTT topic, decoded or not.
+pub enum Incoming {
+    /// A valid message from a device.
+    Telemetry {
+        /// The device.
+        device: Id,
+        /// The message.
+        message: Telemetry,
+    },
+    /// A payload or topic that was refused, with why.
+    Refused {
+        /// The topic it came on.
+        topic: String,
+        /// Why.
+        reason: RefusedReason,
+    },
+}
+
+/// Why an incoming message was refused before reaching the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum RefusedReason {
+    /// The topic is malformed or of another household.
+    #[error("topic: {0}")]
+    Topic(String),
+    /// The payload did not decode.
+    #[error("payload: {0}")]
+    Payload(#[from] DecodeError),
+}
+
+impl RefusedReason {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Topic(_) => "bad_topic",
+            Self::Payload(DecodeError::TooLarge { .. }) => "oversized",
+            Self::Payload(DecodeError::Invalid(_)) => "invalid",
+            Self::Payload(_) => "malformed",
+        }
+    }
+}
+
+enum Request {
+    Incoming(Incoming, Option<Acker>),
+    Event(Event),
+    Ask(Event, oneshot::Sender<Result<(), EngineError>>),
+    ShopDone(Option<Event>),
+    Status(oneshot::Sender<StatusView>),
+    Order(String, oneshot::Sender<Option<Order>>),
+    Settle(u64, oneshot::Sender<()>),
+}
+
+/// A cheap, cloneable way to talk to the running engine.
+#[derive(Clone)]
+pub struct AgentHandle {
+    tx: mpsc::Sender<Request>,
+    notices: broadcast::Sender<Notice>,
+    ready: Arc<AtomicBool>,
+}
+
+/// The engine task stopped; the agent is shutting down.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the agent is shutting down")]
+pub struct Stopped;
+
+/// Why an approval or rejection through the API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// The engine refused it.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The agent is stopping.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
+impl AgentHandle {
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Hands a decoded (or refused) MQTT message to the engine; `ack` runs once it is durable.
+    pub async fn incoming(&self, incoming: Incoming, ack: Option<Acker>) -> Result<(), Stopped> {
+        self.tx
+            .send(Request::Incoming(incoming, ack))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// Sends an event without waiting for its outcome.
+    pub async fn send(&self, event: Event) -> Result<(), Stopped> {
+        self.tx
+            .send(Request::Event(event))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// Lets simulated or real time pass: retries and polls come due.
+    pub async fn tick(&self) -> Result<(), Stopped> {
+        self.send(Event::Tick).await
+    }
+
+    /// Approves a proposed order.
+    pub async fn approve(&self, order_id: &str) -> Result<(), AskError> {
+        let event = Event::Approve {
+            order_id: order_id.to_string(),
+        };
+        Ok(self.request(|reply| Request::Ask(event, reply)).await??)
+    }
+
+    /// Rejects a proposed order.
+    pub async fn reject(&self, order_id: &str, reason: &str) -> Result<(), AskError> {
+        let event = Event::Reject {
+            order_id: order_id.to_string(),
+            reason: reason.to_string(),
+        };
+        Ok(self.request(|reply| Request::Ask(event, reply)).await??)
+    }
+
+    /// The current state, for the API and the simulator.
+    pub async fn status(&self) -> Result<StatusView, Stopped> {
+        self.request(Request::Status).await
+    }
+
+    /// One order.
+    pub async fn order(&self, id: &str) -> Result<Option<Order>, Stopped> {
+        self.request(|reply| Request::Order(id.to_string(), reply))
+            .await
+    }
+
+    /// Waits until at least `telemetry` MQTT messages were handled and no shop call is under
+    /// way. The simulator uses it to step virtual time without sleeping.
+    pub async fn settle(&self, telemetry: u64) -> Result<(), Stopped> {
+        self.request(|reply| Request::Settle(telemetry, reply))
+            .await
+    }
+
+    /// Every notice from now on.
+    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
+    }
+
+    /// True once the engine has loaded its state and runs.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// The state as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StatusView {
+    /// The household.
+    pub household: String,
+    /// The agent's clock.
+    pub now_ms: UnixMs,
+    /// Devices.
+    pub devices: Vec<DeviceView>,
+    /// Slots.
+    pub slots: Vec<SlotView>,
+    /// Orders, oldest first.
+    pub orders: Vec<OrderView>,
+}
+
+/// A device in the status.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviceView {
+    /// Id.
+    pub id: String,
+    /// Model.
+    pub model: String,
+    /// Firmware version.
+    pub firmware: String,
+    /// Connected now.
+    pub online: bool,
+    /// Last heard from.
+    pub last_seen_ms: UnixMs,
+}
+
+/// A slot in the status.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SlotView {
+    /// Device id.
+    pub device: String,
+    /// Slot id.
+    pub slot: String,
+    /// Consumable.
+    pub consumable: String,
+    /// Unit: g, ml or count.
+    pub unit: String,
+    /// Current level, if known.
+    pub level: Option<f64>,
+    /// Capacity.
+    pub capacity: f64,
+    /// When the level was reported.
+    pub level_at_ms: UnixMs,
+    /// Uses counted.
+    pub uses: u64,
+    /// Mean consumption per day.
+    pub rate_per_day: Option<f64>,
+    /// Median predicted empty time.
+    pub predicted_empty_at_ms: Option<UnixMs>,
+    /// The range of the predicted empty time: [P10, P90].
+    pub predicted_empty_range_ms: Option<[UnixMs; 2]>,
+    /// Time spent empty so far.
+    pub empty_hours: f64,
+}
+
+/// An order in the status.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrderView {
+    /// The agent's id.
+    pub id: String,
+    /// Device.
+    pub device: String,
+    /// Slot.
+    pub slot: String,
+    /// Product.
+    pub sku: String,
+    /// Packs.
+    pub packs: u32,
+    /// State: proposed, approved, placed, shipped, delivered, cancelled, failed.
+    pub state: String,
+    /// Why it was ordered.
+    pub reason: String,
+    /// Total in cents.
+    pub total_cents: u64,
+    /// The shop's id.
+    pub shop_order_id: Option<String>,
+    /// Created.
+    pub created_at_ms: UnixMs,
+    /// Last change.
+    pub updated_at_ms: UnixMs,
+    /// Delivered.
+    pub delivered_at_ms: Option<UnixMs>,
+    /// Last error.
+    pub last_error: Option<String>,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        Self {
+            id: o.id.clone(),
+            device: o.device.to_string(),
+            slot: o.slot.to_string(),
+            sku: o.sku.clone(),
+            packs: o.packs,
+            state: o.state.as_str().to_string(),
+            reason: o.reason.clone(),
+            total_cents: o.total_cents,
+            shop_order_id: o.shop_order_id.clone(),
+            created_at_ms: o.created_at,
+            updated_at_ms: o.updated_at,
+            delivered_at_ms: o.delivered_at,
+            last_error: o.last_error.clone(),
+        }
+    }
+}
+
+fn status_view(engine: &Engine, now: UnixMs) -> StatusView {
+    StatusView {
+        household: engine.config().household.to_string(),
+        now_ms: now,
+        devices: engine
+            .devices()
+            .map(|d| DeviceView {
+                id: d.id.to_string(),
+                model: d.birth.model.to_string(),
+                firmware: d.birth.firmware.to_string(),
+                online: d.online,
+                last_seen_ms: d.last_seen,
+            })
+            .collect(),
+        slots: engine
+            .slots()
+            .map(|s| SlotView {
+                device: s.device.to_string(),
+                slot: s.spec.id.to_string(),
+                consumable: s.spec.consumable.to_string(),
+                unit: s.spec.unit.symbol().to_string(),
+                level: s.level,
+                capacity: f64::from(s.spec.capacity),
+                level_at_ms: s.level_at,
+                uses: s.uses,
+                rate_per_day: s.forecast.as_ref().map(|f| f.rate_per_day),
+                predicted_empty_at_ms: s.forecast.as_ref().and_then(|f| f.empty_at),
+                predicted_empty_range_ms: s
+                    .forecast
+                    .as_ref()
+                    .and_then(|f| Some([f.empty_earliest?, f.empty_latest?])),
+                empty_hours: s.empty_ms_until(now) as f64 / HOUR_MS as f64,
+            })
+            .collect(),
+        orders: engine.orders().map(OrderView::from).collect(),
+    }
+}
+
+/// Everything the engine task needs.
+pub struct RuntimeParts {
+    /// The engine, restored from the store.
+    pub engine: Engine,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The shop.
+    pub commerce: Arc<dyn Commerce>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How often the catalog is fetched again.
+const CATALOG_REFRESH_MS: UnixMs = 6 * HOUR_MS;
+
+/// Starts the engine task. It stops when `shutdown` turns true, after flushing the store.
+pub fn spawn(
+    parts: RuntimeParts,
+    shutdown: watch::Receiver<bool>,
+) -> (AgentHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(1024);
+    let (notices, _) = broadcast::channel(4096);
+    let handle = AgentHandle {
+        tx: tx.clone(),
+        notices: notices.clone(),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let actor = Actor {
+        engine: parts.engine,
+        store: parts.store,
+        commerce: parts.commerce,
+        clock: parts.clock,
+        tx: tx.downgrade(),
+        notices,
+        shop_calls: 0,
+        telemetry_seen: 0,
+        settle_waiters: Vec::new(),
+        catalog_fetched_at: None,
+    };
+    let ready = handle.ready.clone();
+    let task = tokio::spawn(actor.run(rx, shutdown, ready));
+    (handle, task)
+}
+
+struct Actor {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    commerce: Arc<dyn Commerce>,
+    clock: Arc<dyn Clock>,
+    tx: mpsc::WeakSender<Request>,
+    notices: broadcast::Sender<Notice>,
+    shop_calls: usize,
+    telemetry_seen: u64,
+    settle_waiters: Vec<(u64, oneshot::Sender<()>)>,
+    catalog_fetched_at: Option<UnixMs>,
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Request>,
+        mut shutdown: watch::Receiver<bool>,
+        ready: Arc<AtomicBool>,
+    ) {
+        self.handle_event(Event::Started);
+        self.refresh_catalog();
+        ready.store(true, Ordering::SeqCst);
+        let mut acks: Vec<Acker> = Vec::new();
+        loop {
+            let request = tokio::select! {
+                request = rx.recv() => request,
+                _ = stopped(&mut shutdown) => None,
+            };
+            let Some(request) = request else { break };
+            self.serve(request, &mut acks);
+            // Group commit: take whatever else is queued, then flush once and acknowledge.
+            while acks.len() < 256 {
+                match rx.try_recv() {
+                    Ok(request) => self.serve(request, &mut acks),
+                    Err(_) => break,
+                }
+            }
+            if !acks.is_empty() {
+                self.flush();
+                for ack in acks.drain(..) {
+                    ack();
+                }
+            }
+            self.wake_settled();
+        }
+        self.flush();
+        tracing::info!("engine stopped; state flushed");
+    }
+
+    fn flush(&self) {
+        if let Err(error) = self.store.flush() {
+            metrics::counter!("replenish_store_errors_total").increment(1);
+            tracing::error!(%error, "flushing the store failed");
+        }
+    }
+
+    fn serve(&mut self, request: Request, acks: &mut Vec<Acker>) {
+        match request {
+            Request::Incoming(incoming, ack) => {
+                self.telemetry_seen += 1;
+                match incoming {
+                    Incoming::Telemetry { device, message } => {
+                        metrics::counter!("replenish_telemetry_received_total").increment(1);
+                        self.handle_event(Event::Telemetry { device, message });
+                    }
+                    Incoming::Refused { topic, reason } => {
+                        metrics::counter!("replenish_telemetry_refused_total", "reason" => reason.label())
+                            .increment(1);
+                        tracing::warn!(%topic, %reason, "refused an MQTT message");
+                    }
+                }
+                acks.extend(ack);
+            }
+            Request::Event(event) => {
+                if matches!(event, Event::Tick) {
+                    self.refresh_catalog();
+                }
+                self.handle_event(event);
+            }
+            Request::ShopDone(event) => {
+                self.shop_calls = self.shop_calls.saturating_sub(1);
+                if let Some(event) = event {
+                    self.handle_event(event);
+                }
+            }
+            Request::Ask(event, reply) => {
+                let result = self.try_event(event);
+                self.flush();
+                let _ = reply.send(result);
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(status_view(&self.engine, self.clock.now_ms()));
+            }
+            Request::Order(id, reply) => {
+                let _ = reply.send(self.engine.order(&id).cloned());
+            }
+            Request::Settle(telemetry, reply) => self.settle_waiters.push((telemetry, reply)),
+        }
+    }
+
+    fn wake_settled(&mut self) {
+        if self.shop_calls > 0 {
+            return;
+        }
+        let seen = self.telemetry_seen;
+        let (settled, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.settle_waiters)
+            .into_iter()
+            .partition(|(n, _)| *n <= seen);
+        self.settle_waiters = waiting;
+        for (_, reply) in settled {
+            let _ = reply.send(());
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        if let Err(error) = self.try_event(event) {
+            let label = error.label();
+            metrics::counter!("replenish_events_refused_total", "reason" => label).increment(1);
+            if matches!(error, EngineError::Duplicate { .. }) {
+                tracing::debug!(%error, "dropped a duplicate");
+            } else {
+                tracing::warn!(%error, "event refused");
+            }
+        }
+    }
+
+    fn try_event(&mut self, event: Event) -> Result<(), EngineError> {
+        let now = self.clock.now_ms();
+        let effects = self.engine.handle(event, now)?;
+        for effect in effects {
+            self.run_effect(effect);
+        }
+        Ok(())
+    }
+
+    fn run_effect(&mut self, effect: Effect) {
+        match store::save_effect(&*self.store, &effect) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(error) => {
+                metrics::counter!("replenish_store_errors_total").increment(1);
+                tracing::error!(%error, "saving failed");
+                return;
+            }
+        }
+        match effect {
+            Effect::PlaceOrder { order, request } => {
+                // Write before send: the order is saved as approved; make it durable first.
+                if let Err(error) = self.store.flush() {
+                    metrics::counter!("replenish_store_errors_total").increment(1);
+                    tracing::error!(%error, order = %order.id, "cannot make the order durable; not sending it now");
+                    let event = Event::PlacementFailed {
+                        order_id: order.id,
+                        error: error.to_string(),
+                        retryable: true,
+                    };
+                    self.handle_event(event);
+                    return;
+                }
+                metrics::counter!("replenish_order_attempts_total").increment(1);
+                tracing::info!(order = %order.id, key = %order.idempotency_key, attempt = order.attempts, "placing order");
+                let commerce = self.commerce.clone();
+                self.shop_call(async move {
+                    match commerce.place_order(&order.idempotency_key, &request).await {
+                        Ok(shop_order) => Some(Event::PlacementSucceeded {
+                            order_id: order.id,
+                            shop_order,
+                        }),
+                        Err(error) => Some(placement_failed(order.id, &error)),
+                    }
+                });
+            }
+            Effect::FetchOrder {
+                order_id,
+                shop_order_id,
+            } => {
+                let commerce = self.commerce.clone();
+                self.shop_call(async move {
+                    match commerce.order(&shop_order_id).await {
+                        Ok(shop_order) => Some(Event::ShopStatus { order_id, shop_order }),
+                        Err(error) => {
+                            tracing::warn!(%order_id, %error, "order status unavailable; will ask again");
+                            None
+                        }
+                    }
+                });
+            }
+            Effect::Notice(notice) => {
+                metrics::counter!("replenish_notices_total", "kind" => format!("{:?}", notice.kind)).increment(1);
+                tracing::info!(kind = ?notice.kind, subject = %notice.subject, "{}", notice.text);
+                let _ = self.notices.send(notice);
+            }
+            Effect::SaveDevice(_)
+            | Effect::SaveSlot(_)
+            | Effect::SaveOrder(_)
+            | Effect::SaveMeta(_) => {}
+        }
+    }
+
+    fn refresh_catalog(&mut self) {
+        let now = self.clock.now_ms();
+        if self
+            .catalog_fetched_at
+            .is_some_and(|at| now < at + CATALOG_REFRESH_MS)
+        {
+            return;
+        }
+        self.catalog_fetched_at = Some(now);
+        let commerce = self.commerce.clone();
+        self.shop_call(async move {
+            match commerce.catalog().await {
+                Ok(catalog) => Some(Event::Catalog(catalog)),
+                Err(error) => {
+                    tracing::warn!(%error, "catalog unavailable; keeping the last one");
+                    None
+                }
+            }
+        });
+    }
+
+    fn shop_call(
+        &mut self,
+        call: impl std::future::Future<Output = Option<Event>> + Send + 'static,
+    ) {
+        let Some(tx) = self.tx.upgrade() else { return };
+        self.shop_calls += 1;
+        tokio::spawn(async move {
+            let event = call.await;
+            let _ = tx.send(Request::ShopDone(event)).await;
+        });
+    }
+}
+
+fn placement_failed(order_id: String, error: &CommerceError) -> Event {
+    metrics::counter!("replenish_order_failures_total", "retryable" => error.retryable().to_string())
+        .increment(1);
+    tracing::warn!(%order_id, %error, "placing the order failed");
+    Event::PlacementFailed {
+        order_id,
+        error: error.to_string(),
+        retryable: error.retryable(),
+    }
+}
+
+/// Resolves once the shutdown signal is given (or its sender is gone).
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send; drop it here so callers' futures stay Send.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}

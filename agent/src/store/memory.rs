@@ -1,0 +1,43 @@
+//! The in-memory twin of the store, for tests and throwaway simulator runs.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::{Store, StoreError, Table};
+
+/// A store in memory. Lost when dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: Mutex<BTreeMap<(Table, String), Vec<u8>>>,
+}
+
+impl MemoryStore {
+    fn tables(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Table, String), Vec<u8>>> {
+        // A panic while holding the lock cannot leave a half-written map: inserts are atomic.
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn put(&self, table: Table, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.tables().insert((table, key.to_string()), value);
+        Ok(())
+    }
+
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tables().get(&(table, key.to_string())).cloned())
+    }
+
+    fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .tables()
+            .iter()
+            .filter(|((t, _), _)| *t == table)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! Storage behind a small trait: sled in the daemon, memory in tests.
+//!
+//! Records are JSON, one per key, in a few tables. [`save_effect`] and [`load_snapshot`] map the
+//! engine's records to tables; a record that cannot be read back is logged, counted and
+//! skipped, never deleted, so a bug in one version cannot destroy data another can read.
+
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::engine::{Effect, Meta, Snapshot};
+
+/// The tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// Devices by id.
+    Devices,
+    /// Slots by `device/slot`.
+    Slots,
+    /// Orders by id.
+    Orders,
+    /// Engine counters, the catalog and the installation id.
+    Meta,
+}
+
+impl Table {
+    /// The table's name in storage.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Devices => "devices",
+            Table::Slots => "slots",
+            Table::Orders => "orders",
+            Table::Meta => "meta",
+        }
+    }
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed.
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// A record could not be encoded.
+    #[error("cannot encode record {key} in {table}: {source}")]
+    Encode {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: String,
+        /// The encoder's error.
+        source: serde_json::Error,
+    },
+}
+
+/// A key-value store with tables. Writes may be buffered until [`Store::flush`].
+pub trait Store: Send + Sync + 'static {
+    /// Writes a value.
+    fn put(&self, table: Table, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
+    /// Reads a value.
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every entry of a table, in key order.
+    fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+fn put_json<T: Serialize>(
+    store: &dyn Store,
+    table: Table,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+        table: table.name(),
+        key: key.to_string(),
+        source,
+    })?;
+    store.put(table, key, bytes)
+}
+
+/// Carries out a storage effect; other effects are ignored. Returns whether it was one.
+pub fn save_effect(store: &dyn Store, effect: &Effect) -> Result<bool, StoreError> {
+    match effect {
+        Effect::SaveDevice(d) => put_json(store, Table::Devices, d.id.as_str(), d)?,
+        Effect::SaveSlot(s) => put_json(store, Table::Slots, &s.key(), s)?,
+        Effect::SaveOrder(o) => put_json(store, Table::Orders, &o.id, o)?,
+        Effect::SaveMeta(m) => put_json(store, Table::Meta, "engine", m)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn load_table<T: DeserializeOwned>(store: &dyn Store, table: Table) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for (key, bytes) in store.scan(table)? {
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => out.push(value),
+            Err(error) => {
+                metrics::counter!("replenish_store_unreadable_records_total", "table" => table.name())
+                    .increment(1);
+                tracing::error!(table = table.name(), %key, %error, "skipping unreadable record; it is kept as is");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads everything the engine needs to resume.
+pub fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StoreError> {
+    let meta = match store.get(Table::Meta, "engine")? {
+        Some(bytes) => serde_json::from_slice::<Meta>(&bytes).unwrap_or_else(|error| {
+            tracing::error!(%error, "engine counters unreadable; starting them afresh");
+            Meta::default()
+        }),
+        None => Meta::default(),
+    };
+    let orders: Vec<crate::engine::order::Order> = load_table(store, Table::Orders)?;
+    // Never reuse an order number, even if the counters were unreadable.
+    let highest = orders
+        .iter()
+        .filter_map(|o| o.id.strip_prefix("o-").and_then(|n| n.parse::<u64>().ok()))
+        .max()
+        .unwrap_or(0);
+    let meta = Meta {
+        next_order_no: meta.next_order_no.max(highest),
+        ..meta
+    };
+    Ok(Snapshot {
+        devices: load_table(store, Table::Devices)?,
+        slots: load_table(store, Table::Slots)?,
+        orders,
+        meta,
+    })
+}
+
+/// This installation's id, created on first use: the prefix of idempotency keys.
+pub fn installation_id(store: &dyn Store) -> Result<String, StoreError> {
+    if let Some(bytes) = store.get(Table::Meta, "installation")? {
+        if let Ok(id) = String::from_utf8(bytes) {
+            return Ok(id);
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    store.put(Table::Meta, "installation", id.clone().into_bytes())?;
+    store.flush()?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(store: &dyn Store) {
+        store.put(Table::Orders, "b", b"2".to_vec()).unwrap();
+        store.put(Table::Orders, "a", b"1".to_vec()).unwrap();
+        store.put(Table::Slots, "a", b"x".to_vec()).unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.get(Table::Orders, "a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.get(Table::Orders, "zz").unwrap(), None);
+        let keys: Vec<String> = store
+            .scan(Table::Orders)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(keys, ["a", "b"]);
+    }
+
+    #[test]
+    fn memory_and_sled_behave_alike() {
+        round_trip(&MemoryStore::default());
+        let dir = tempfile::tempdir().unwrap();
+        round_trip(&SledStore::open(dir.path(), 8 << 20).unwrap());
+    }
+
+    #[test]
+    fn installation_id_is_stable_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = installation_id(&SledStore::open(dir.path(), 8 << 20).unwrap()).unwrap();
+        let again = installation_id(&SledStore::open(dir.path(), 8 << 20).unwrap()).unwrap();
+        assert_eq!(first, again);
+        assert_ne!(first, installation_id(&MemoryStore::default()).unwrap());
+    }
+
+    #[test]
+    fn unreadable_records_are_skipped_and_kept() {
+        let store = MemoryStore::default();
+        store
+            .put(Table::Orders, "o-000009", b"{not json".to_vec())
+            .unwrap();
+        let snapshot = load_snapshot(&store).unwrap();
+        assert!(snapshot.orders.is_empty());
+        assert!(store.get(Table::Orders, "o-000009").unwrap().is_some());
+    }
+}

@@ -1,0 +1,2 @@
+//! Firmware logic for replenish appliances (in progress).
+#![no_std]
