@@ -80,6 +80,9 @@ pub struct Birth {
 }
 
 /// What a device publishes retained on its `status` topic.
+// Boxing the birth would need `alloc`, which small devices may not have; a status is built
+// once per connection, so its size costs nothing that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

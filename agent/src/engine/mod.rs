@@ -849,3 +849,323 @@ fn money(cents: u64) -> String {
 fn days_from(now: UnixMs, t: UnixMs) -> String {
     format!("{:.1} days", t.saturating_sub(now) as f64 / DAY_MS as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commerce::api::ShopOrderStatus;
+    use replenish_protocol::{Birth, SensorKind, SlotSpec, Unit};
+
+    const T0: UnixMs = 20_458 * DAY_MS;
+
+    fn id(s: &str) -> Id {
+        Id::new(s).unwrap()
+    }
+
+    fn catalog() -> Catalog {
+        Catalog {
+            items: vec![CatalogItem {
+                sku: "beans-500".into(),
+                name: "Beans 500 g".into(),
+                consumable: "coffee_beans".into(),
+                pack_size: 500.0,
+                unit: Unit::G,
+                price_cents: 899,
+                currency: "EUR".into(),
+                stock: 100,
+            }],
+        }
+    }
+
+    fn birth() -> Telemetry {
+        let mut slots = heapless::Vec::new();
+        let _ = slots.push(SlotSpec {
+            id: id("beans"),
+            consumable: id("coffee_beans"),
+            unit: Unit::G,
+            capacity: 1000.0,
+            sensor: SensorKind::Level,
+        });
+        Telemetry::Status(Status::Online(Birth {
+            model: id("coffee-maker"),
+            firmware: heapless::String::try_from("0.1.0").unwrap(),
+            boot: 1,
+            slots,
+        }))
+    }
+
+    fn level(seq: u32, ts: UnixMs, remaining: f32) -> Event {
+        Event::Telemetry {
+            device: id("coffee"),
+            message: Telemetry::Report(Report {
+                boot: 1,
+                seq,
+                ts,
+                body: ReportBody::Level {
+                    slot: id("beans"),
+                    remaining,
+                },
+            }),
+        }
+    }
+
+    fn engine(approval: ApprovalMode) -> Engine {
+        let mut config = EngineConfig::new(id("home"), "inst".into());
+        config.approval = approval;
+        let mut engine = Engine::new(config, Snapshot::default());
+        engine.handle(Event::Catalog(catalog()), T0).unwrap();
+        engine
+            .handle(
+                Event::Telemetry {
+                    device: id("coffee"),
+                    message: birth(),
+                },
+                T0,
+            )
+            .unwrap();
+        engine
+    }
+
+    /// Feeds 50 g/day from 600 g until the engine decides; returns the effects of that step.
+    fn run_until_order(engine: &mut Engine) -> (UnixMs, Vec<Effect>) {
+        let mut remaining = 600.0;
+        for day in 0..12u64 {
+            let t = T0 + day * DAY_MS + 8 * HOUR_MS;
+            let fx = engine
+                .handle(level(day as u32 + 1, t, remaining), t)
+                .unwrap();
+            if fx.iter().any(|e| matches!(e, Effect::SaveOrder(_))) {
+                return (t, fx);
+            }
+            remaining -= 50.0;
+        }
+        panic!("no order within 12 days");
+    }
+
+    fn place_order(fx: &[Effect]) -> Option<&Order> {
+        fx.iter().find_map(|e| match e {
+            Effect::PlaceOrder { order, .. } => Some(order),
+            _ => None,
+        })
+    }
+
+    fn shop_order(key: &str, status: ShopOrderStatus) -> ShopOrder {
+        ShopOrder {
+            id: "so-1".into(),
+            idempotency_key: key.into(),
+            reference: "o-000001".into(),
+            household: "home".into(),
+            status,
+            items: vec![],
+            total_cents: 899,
+            currency: "EUR".into(),
+            created_at_ms: 0,
+            estimated_delivery_at_ms: 0,
+            shipped_at_ms: None,
+            delivered_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn auto_mode_saves_the_order_before_sending_it_once() {
+        let mut e = engine(ApprovalMode::Auto);
+        let (t, fx) = run_until_order(&mut e);
+        let saved = fx
+            .iter()
+            .position(|x| matches!(x, Effect::SaveOrder(o) if o.state == OrderState::Approved));
+        let sent = fx
+            .iter()
+            .position(|x| matches!(x, Effect::PlaceOrder { .. }));
+        assert!(saved.unwrap() < sent.unwrap(), "write before send: {fx:?}");
+        let order = place_order(&fx).unwrap();
+        assert_eq!(order.idempotency_key, "inst-o-000001");
+        assert_eq!(order.packs, 1);
+        // Nothing more is ordered while it is in flight, however low the slot goes.
+        let fx = e
+            .handle(level(100, t + HOUR_MS, 10.0), t + HOUR_MS)
+            .unwrap();
+        assert!(place_order(&fx).is_none());
+        let fx = e.handle(Event::Tick, t + 2 * HOUR_MS).unwrap();
+        assert!(place_order(&fx).is_none(), "already being placed");
+    }
+
+    #[test]
+    fn manual_mode_waits_for_approval() {
+        let mut e = engine(ApprovalMode::Manual);
+        let (t, fx) = run_until_order(&mut e);
+        assert!(place_order(&fx).is_none());
+        let order = e.orders().next().unwrap().clone();
+        assert_eq!(order.state, OrderState::Proposed);
+        assert!(
+            e.handle(Event::Tick, t + HOUR_MS)
+                .unwrap()
+                .iter()
+                .all(|x| !matches!(x, Effect::PlaceOrder { .. }))
+        );
+        let fx = e
+            .handle(
+                Event::Approve {
+                    order_id: order.id.clone(),
+                },
+                t + HOUR_MS,
+            )
+            .unwrap();
+        assert_eq!(place_order(&fx).unwrap().id, order.id);
+        let again = e.handle(
+            Event::Approve {
+                order_id: order.id.clone(),
+            },
+            t + HOUR_MS,
+        );
+        assert!(matches!(again, Err(EngineError::Transition(_))));
+        assert!(matches!(
+            e.handle(
+                Event::Approve {
+                    order_id: "o-999".into()
+                },
+                t
+            ),
+            Err(EngineError::UnknownOrder(_))
+        ));
+    }
+
+    #[test]
+    fn a_restarted_engine_resends_with_the_same_key() {
+        let mut e = engine(ApprovalMode::Auto);
+        let (t, fx) = run_until_order(&mut e);
+        let key = place_order(&fx).unwrap().idempotency_key.clone();
+        // Crash: rebuild from what was saved.
+        let snapshot = Snapshot {
+            devices: e.devices().cloned().collect(),
+            slots: e.slots().cloned().collect(),
+            orders: e.orders().cloned().collect(),
+            meta: e.meta.clone(),
+        };
+        let mut restarted = Engine::new(e.config().clone(), snapshot);
+        let fx = restarted.handle(Event::Started, t + 60_000).unwrap();
+        let resent = place_order(&fx).unwrap();
+        assert_eq!(
+            (resent.idempotency_key.as_str(), resent.attempts),
+            (key.as_str(), 2)
+        );
+        let fx = restarted
+            .handle(
+                Event::PlacementSucceeded {
+                    order_id: resent.id.clone(),
+                    shop_order: shop_order(&key, ShopOrderStatus::Placed),
+                },
+                t + 70_000,
+            )
+            .unwrap();
+        assert!(
+            fx.iter()
+                .any(|x| matches!(x, Effect::SaveOrder(o) if o.state == OrderState::Placed))
+        );
+    }
+
+    #[test]
+    fn retryable_failures_retry_later_with_the_same_key() {
+        let mut e = engine(ApprovalMode::Auto);
+        let (t, fx) = run_until_order(&mut e);
+        let order = place_order(&fx).unwrap().clone();
+        e.handle(
+            Event::PlacementFailed {
+                order_id: order.id.clone(),
+                error: "timeout".into(),
+                retryable: true,
+            },
+            t,
+        )
+        .unwrap();
+        assert!(
+            place_order(&e.handle(Event::Tick, t + 30_000).unwrap()).is_none(),
+            "backing off"
+        );
+        let fx = e.handle(Event::Tick, t + 10 * 60_000).unwrap();
+        assert_eq!(
+            place_order(&fx).unwrap().idempotency_key,
+            order.idempotency_key
+        );
+    }
+
+    #[test]
+    fn delivery_then_refill_allows_the_next_order() {
+        let mut e = engine(ApprovalMode::Auto);
+        let (t, fx) = run_until_order(&mut e);
+        let order = place_order(&fx).unwrap().clone();
+        let mut delivered = shop_order(&order.idempotency_key, ShopOrderStatus::Delivered);
+        delivered.delivered_at_ms = Some(t + DAY_MS);
+        e.handle(
+            Event::PlacementSucceeded {
+                order_id: order.id.clone(),
+                shop_order: delivered,
+            },
+            t + DAY_MS,
+        )
+        .unwrap();
+        assert_eq!(e.order(&order.id).unwrap().state, OrderState::Delivered);
+        // Delivered but not yet loaded: still no new order.
+        let fx = e
+            .handle(level(200, t + DAY_MS + HOUR_MS, 5.0), t + DAY_MS + HOUR_MS)
+            .unwrap();
+        assert!(place_order(&fx).is_none());
+        let refill = Event::Telemetry {
+            device: id("coffee"),
+            message: Telemetry::Report(Report {
+                boot: 1,
+                seq: 201,
+                ts: t + DAY_MS + 2 * HOUR_MS,
+                body: ReportBody::Refill {
+                    slot: id("beans"),
+                    before: 5.0,
+                    after: 505.0,
+                },
+            }),
+        };
+        e.handle(refill, t + DAY_MS + 2 * HOUR_MS).unwrap();
+        assert!(e.slots().next().unwrap().last_refill_at.is_some());
+    }
+
+    #[test]
+    fn unknown_devices_slots_and_duplicates_are_refused_without_change() {
+        let mut e = engine(ApprovalMode::Auto);
+        let stranger = Event::Telemetry {
+            device: id("stranger"),
+            message: Telemetry::Report(Report {
+                boot: 1,
+                seq: 1,
+                ts: 0,
+                body: ReportBody::Level {
+                    slot: id("beans"),
+                    remaining: 1.0,
+                },
+            }),
+        };
+        assert!(matches!(
+            e.handle(stranger, T0),
+            Err(EngineError::UnknownDevice(_))
+        ));
+        let wrong_slot = Event::Telemetry {
+            device: id("coffee"),
+            message: Telemetry::Report(Report {
+                boot: 1,
+                seq: 1,
+                ts: 0,
+                body: ReportBody::Level {
+                    slot: id("milk"),
+                    remaining: 1.0,
+                },
+            }),
+        };
+        assert!(matches!(
+            e.handle(wrong_slot, T0),
+            Err(EngineError::UnknownSlot { .. })
+        ));
+        e.handle(level(1, T0, 500.0), T0).unwrap();
+        assert!(matches!(
+            e.handle(level(1, T0, 400.0), T0),
+            Err(EngineError::Duplicate { .. })
+        ));
+        assert_eq!(e.slots().next().unwrap().level, Some(500.0));
+    }
+}
