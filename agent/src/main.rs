@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    replenish_agent::telemetry::init_logging("info,rumqttd=warn");
+    replenish_agent::telemetry::init_logging("info,rumqttd=off");
     let config = AgentConfig::load(args.config.as_deref()).context("loading the configuration")?;
     let options = AgentOptions {
         clock: Arc::new(SystemClock),

@@ -1,1 +1,9 @@
-//! Simulator.
+//! The replenish simulator: virtual households whose appliances run the real firmware logic on
+//! simulated sensors, a sandbox shop that speaks the commerce API, and the one-command demo.
+
+pub mod appliance;
+pub mod demo;
+pub mod household;
+pub mod loadcell;
+pub mod shop;
+pub mod world;

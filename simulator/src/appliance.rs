@@ -1,0 +1,440 @@
+//! Virtual appliances: the firmware's detection and device runtime on simulated sensors,
+//! talking MQTT to a real broker like a real device.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use replenish_agent::clock::UnixMs;
+use replenish_firmware::calibration::Calibration;
+use replenish_firmware::detect::{DetectorConfig, SlotMonitor, UsageCounter};
+use replenish_firmware::runtime::{CommandAction, DeviceRuntime, Outgoing, RuntimeConfig};
+use replenish_protocol::{
+    Birth, Channel, Command, Encoding, Id, SensorKind, SlotSpec, Unit, codec, topic,
+};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use tokio::sync::{mpsc, watch};
+
+use crate::loadcell::LoadCell;
+
+/// Samples a sensor takes per burst: enough for the detector to settle (30 in a row).
+const SAMPLES_PER_BURST: usize = 40;
+/// Reports a device buffers while offline.
+pub const BUFFERED_REPORTS: usize = 128;
+
+/// How a slot is measured in the simulation.
+pub enum Sensor {
+    /// A load cell read through the real HX711 driver, bit by bit.
+    LoadCell {
+        /// The simulated HX711 and its driver.
+        cell: Box<LoadCell>,
+        /// The firmware pipeline.
+        monitor: SlotMonitor,
+        /// Weight of the empty container, in the slot unit.
+        container: f64,
+    },
+    /// A sensor that reports the amount itself (a time-of-flight tank level, a tray of egg
+    /// switches), with noise of the given standard deviation.
+    Amount {
+        /// The firmware pipeline.
+        monitor: SlotMonitor,
+        /// Noise, in the slot unit.
+        noise: f64,
+    },
+    /// A counter of uses (the brew counter).
+    Counter(UsageCounter),
+}
+
+/// One slot: what it really holds, and its sensor.
+pub struct SimSlot {
+    /// The slot as announced.
+    pub spec: SlotSpec,
+    /// What it really holds, in its unit.
+    pub amount: f64,
+    sensor: Sensor,
+    /// The amount at the last sensor burst; a burst happens when it changes.
+    sampled: Option<f64>,
+}
+
+impl SimSlot {
+    /// A slot holding `amount`.
+    pub fn new(spec: SlotSpec, amount: f64, sensor: Sensor) -> Self {
+        Self {
+            spec,
+            amount,
+            sensor,
+            sampled: None,
+        }
+    }
+}
+
+/// A virtual appliance.
+pub struct Appliance {
+    /// Its id.
+    pub id: Id,
+    /// Its slots.
+    pub slots: Vec<SimSlot>,
+    runtime: DeviceRuntime<BUFFERED_REPORTS>,
+    encoding: Encoding,
+    client: AsyncClient,
+    connections: watch::Receiver<u64>,
+    seen_connections: u64,
+    commands: mpsc::Receiver<Command>,
+    prefix: String,
+    household: Id,
+    rng: ChaCha8Rng,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+fn id(s: &str) -> anyhow::Result<Id> {
+    Id::new(s).with_context(|| format!("bad id {s:?}"))
+}
+
+fn spec(
+    slot: &str,
+    consumable: &str,
+    unit: Unit,
+    capacity: f32,
+    sensor: SensorKind,
+) -> anyhow::Result<SlotSpec> {
+    Ok(SlotSpec {
+        id: id(slot)?,
+        consumable: id(consumable)?,
+        unit,
+        capacity,
+        sensor,
+    })
+}
+
+/// Where an appliance connects and what it belongs to.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Topic prefix.
+    pub prefix: String,
+    /// Household.
+    pub household: Id,
+}
+
+impl Appliance {
+    /// A coffee maker: a bean hopper on a load cell, a water tank level sensor and a brew
+    /// counter. Speaks the binary encoding, as a small device would.
+    pub fn coffee_maker(beans: f64, seed: u64) -> anyhow::Result<(Birth, Vec<SimSlot>, Encoding)> {
+        let beans_spec = spec("beans", "coffee_beans", Unit::G, 1000.0, SensorKind::Level)?;
+        let water_spec = spec("water", "water", Unit::Ml, 1500.0, SensorKind::Level)?;
+        let brews_spec = spec(
+            "brews",
+            "coffee_brews",
+            Unit::Count,
+            100_000.0,
+            SensorKind::Usage,
+        )?;
+        let calibration = Calibration::new(84_000, 0.01);
+        let slots = vec![
+            SimSlot::new(
+                beans_spec.clone(),
+                beans,
+                Sensor::LoadCell {
+                    cell: Box::new(LoadCell::new(seed, 30.0)),
+                    monitor: SlotMonitor::for_spec(&beans_spec, calibration),
+                    container: 0.0,
+                },
+            ),
+            SimSlot::new(
+                water_spec.clone(),
+                1200.0,
+                Sensor::Amount {
+                    monitor: SlotMonitor::new(
+                        water_spec.id.clone(),
+                        Calibration::IDENTITY,
+                        DetectorConfig::scaled(5.0),
+                    ),
+                    noise: 1.0,
+                },
+            ),
+            SimSlot::new(
+                brews_spec.clone(),
+                0.0,
+                Sensor::Counter(UsageCounter::new(brews_spec.id.clone(), 1.0)),
+            ),
+        ];
+        Ok((
+            birth("coffee-maker", &slots, seed)?,
+            slots,
+            Encoding::Binary,
+        ))
+    }
+
+    /// A fridge: a milk shelf on a load cell and an egg tray that counts eggs. Speaks JSON.
+    pub fn fridge(
+        milk: f64,
+        eggs: f64,
+        seed: u64,
+    ) -> anyhow::Result<(Birth, Vec<SimSlot>, Encoding)> {
+        let milk_spec = spec("milk", "milk", Unit::Ml, 3000.0, SensorKind::Level)?;
+        let eggs_spec = spec("eggs", "eggs", Unit::Count, 12.0, SensorKind::Level)?;
+        // The shelf's load cell reads millilitres of milk directly: the firmware is calibrated
+        // with the milk's density folded into the scale.
+        let calibration = Calibration::new(-12_000, 0.05);
+        let slots = vec![
+            SimSlot::new(
+                milk_spec.clone(),
+                milk,
+                Sensor::LoadCell {
+                    cell: Box::new(LoadCell::new(seed ^ 0x5eed, 20.0)),
+                    monitor: SlotMonitor::for_spec(&milk_spec, calibration),
+                    container: 0.0,
+                },
+            ),
+            SimSlot::new(
+                eggs_spec.clone(),
+                eggs,
+                Sensor::Amount {
+                    monitor: SlotMonitor::for_spec(&eggs_spec, Calibration::IDENTITY),
+                    noise: 0.0,
+                },
+            ),
+        ];
+        Ok((birth("fridge", &slots, seed)?, slots, Encoding::Json))
+    }
+
+    /// Connects an appliance to the broker and waits for the connection.
+    pub async fn connect(
+        device: &str,
+        parts: (Birth, Vec<SimSlot>, Encoding),
+        link: &Link,
+        seed: u64,
+        now: UnixMs,
+    ) -> anyhow::Result<Self> {
+        let (birth, slots, encoding) = parts;
+        let device = id(device)?;
+        let mut runtime = DeviceRuntime::new(
+            birth,
+            RuntimeConfig {
+                report_interval_ms: 6 * 3_600_000,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("birth refused: {e}"))?;
+        runtime.set_time(now, now);
+        let status_topic = topic::build(&link.prefix, &link.household, &device, Channel::Status);
+        let will = encode(&runtime.last_will(), encoding)?;
+        let mut options = MqttOptions::new(
+            format!("sim-{}-{device}", link.household),
+            &link.host,
+            link.port,
+        );
+        options
+            .set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(true)
+            .set_last_will(LastWill::new(status_topic, will, QoS::AtLeastOnce, true));
+        let (client, mut eventloop) = AsyncClient::new(options, 256);
+        let cmd_topic = topic::build(&link.prefix, &link.household, &device, Channel::Cmd);
+        let (conn_tx, mut connections) = watch::channel(0u64);
+        let (cmd_tx, commands) = mpsc::channel(16);
+        let sub_client = client.clone();
+        let poller = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = sub_client.try_subscribe(cmd_topic.clone(), QoS::AtLeastOnce);
+                        conn_tx.send_modify(|n| *n += 1);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        match codec::decode::<Command>(&p.payload) {
+                            Ok(cmd) => {
+                                let _ = cmd_tx.send(cmd).await;
+                            }
+                            Err(error) => tracing::warn!(%error, "device refused a command"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::debug!(%error, "device connection lost");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), connections.wait_for(|n| *n > 0))
+            .await
+            .context("device could not connect to the broker within 10 s")?
+            .context("device connection task ended")?;
+        Ok(Self {
+            id: device,
+            slots,
+            runtime,
+            encoding,
+            client,
+            connections,
+            seen_connections: 0,
+            commands,
+            prefix: link.prefix.clone(),
+            household: link.household.clone(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            poller,
+        })
+    }
+
+    /// The slot with this id.
+    pub fn slot_mut(&mut self, slot: &str) -> Option<&mut SimSlot> {
+        self.slots.iter_mut().find(|s| s.spec.id.as_str() == slot)
+    }
+
+    /// Counts one use on a counter slot (a brew).
+    pub fn count_use(&mut self, slot: &str, now: UnixMs) {
+        let Some(s) = self.slots.iter_mut().find(|s| s.spec.id.as_str() == slot) else {
+            return;
+        };
+        s.amount += 1.0;
+        if let Sensor::Counter(counter) = &mut s.sensor {
+            if let Some(body) = counter.record_use() {
+                if let Err(error) = self.runtime.report(body, now) {
+                    tracing::warn!(%error, "report refused by the runtime");
+                }
+            }
+        }
+    }
+
+    /// Runs the sensors: a burst of samples on every slot whose contents changed, and the
+    /// periodic level heartbeat.
+    pub fn sample(&mut self, now: UnixMs) {
+        for slot in &mut self.slots {
+            if slot.sampled == Some(slot.amount) {
+                continue;
+            }
+            slot.sampled = Some(slot.amount);
+            let amount = slot.amount;
+            let mut bodies = Vec::new();
+            match &mut slot.sensor {
+                Sensor::LoadCell {
+                    cell,
+                    monitor,
+                    container,
+                } => {
+                    for _ in 0..SAMPLES_PER_BURST {
+                        match cell.read(monitor.calibration(), amount + *container) {
+                            Ok(raw) => bodies.extend(monitor.sample_raw(raw)),
+                            Err(error) => tracing::warn!(%error, "load cell read failed"),
+                        }
+                    }
+                }
+                Sensor::Amount { monitor, noise } => {
+                    for _ in 0..SAMPLES_PER_BURST {
+                        let n = if *noise > 0.0 {
+                            self.rng.random_range(-*noise..*noise)
+                        } else {
+                            0.0
+                        };
+                        bodies.extend(monitor.sample_amount((amount + n) as f32));
+                    }
+                }
+                Sensor::Counter(_) => {}
+            }
+            for body in bodies {
+                if let Err(error) = self.runtime.report(body, now) {
+                    tracing::warn!(%error, "report refused by the runtime");
+                }
+            }
+        }
+        if self.runtime.level_report_due(now) {
+            for slot in &self.slots {
+                let body = match &slot.sensor {
+                    Sensor::LoadCell { monitor, .. } | Sensor::Amount { monitor, .. } => {
+                        monitor.level_report()
+                    }
+                    Sensor::Counter(_) => None,
+                };
+                if let Some(body) = body {
+                    let _ = self.runtime.report(body, now);
+                }
+            }
+            self.runtime.mark_levels_reported(now);
+        }
+    }
+
+    /// Handles commands from the agent and publishes everything queued. Returns how many
+    /// messages were published.
+    pub async fn flush(&mut self, now: UnixMs) -> anyhow::Result<u64> {
+        let connections = *self.connections.borrow();
+        if connections != self.seen_connections {
+            self.seen_connections = connections;
+            self.runtime.connected(now);
+        }
+        while let Ok(command) = self.commands.try_recv() {
+            match self.runtime.handle_command(&command, now) {
+                CommandAction::Tare { id, slot } => {
+                    let result = self
+                        .monitor(&slot)
+                        .map(|m| m.tare().map_err(|e| e.to_string()));
+                    self.runtime
+                        .complete_command(id, result.unwrap_or_else(|| Err("no such slot".into())));
+                }
+                CommandAction::Calibrate { id, slot, known } => {
+                    let result = self
+                        .monitor(&slot)
+                        .map(|m| m.calibrate(known).map_err(|e| e.to_string()));
+                    self.runtime
+                        .complete_command(id, result.unwrap_or_else(|| Err("no such slot".into())));
+                }
+                _ => {}
+            }
+        }
+        let mut published = 0;
+        while let Some(out) = self.runtime.peek() {
+            let topic = topic::build(&self.prefix, &self.household, &self.id, out.channel);
+            let payload = encode(&out, self.encoding)?;
+            self.client
+                .publish(topic, QoS::AtLeastOnce, out.retain, payload)
+                .await?;
+            self.runtime.confirm_sent(&out);
+            published += 1;
+        }
+        Ok(published)
+    }
+
+    fn monitor(&mut self, slot: &Id) -> Option<&mut SlotMonitor> {
+        self.slots
+            .iter_mut()
+            .find(|s| &s.spec.id == slot)
+            .and_then(|s| match &mut s.sensor {
+                Sensor::LoadCell { monitor, .. } | Sensor::Amount { monitor, .. } => Some(monitor),
+                Sensor::Counter(_) => None,
+            })
+    }
+
+    /// Disconnects cleanly.
+    pub async fn disconnect(self) {
+        let _ = self.client.disconnect().await;
+        self.poller.abort();
+    }
+}
+
+fn birth(model: &str, slots: &[SimSlot], seed: u64) -> anyhow::Result<Birth> {
+    let mut specs = heapless::Vec::new();
+    for slot in slots {
+        specs
+            .push(slot.spec.clone())
+            .map_err(|_| anyhow::anyhow!("too many slots"))?;
+    }
+    Ok(Birth {
+        model: id(model)?,
+        firmware: heapless::String::try_from(env!("CARGO_PKG_VERSION"))
+            .map_err(|_| anyhow::anyhow!("version too long"))?,
+        boot: (seed as u32) | 1,
+        slots: specs,
+    })
+}
+
+fn encode(out: &Outgoing, encoding: Encoding) -> anyhow::Result<Vec<u8>> {
+    let bytes = match &out.message {
+        replenish_firmware::runtime::OutgoingMessage::Status(s) => codec::encode(s, encoding),
+        replenish_firmware::runtime::OutgoingMessage::Report(r) => codec::encode(r, encoding),
+        replenish_firmware::runtime::OutgoingMessage::Ack(a) => codec::encode(a, encoding),
+    };
+    bytes.map_err(|e| anyhow::anyhow!("cannot encode: {e}"))
+}

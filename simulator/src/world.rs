@@ -1,0 +1,563 @@
+//! A whole household on a virtual clock: the agent (with its embedded broker), the sandbox
+//! shop and the appliances, stepped five simulated minutes at a time.
+//!
+//! Each step applies the household's actions to the appliances' real contents, lets their
+//! sensors and firmware report over MQTT, then waits until the agent has handled every message
+//! and every shop call ([`AgentHandle::settle`]) before time moves on: fast, and the same run
+//! for the same seed.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use replenish_agent::clock::{Clock, DAY_MS, HOUR_MS, ManualClock, UnixMs};
+use replenish_agent::config::AgentConfig;
+use replenish_agent::engine::{ApprovalMode, Notice};
+use replenish_agent::{Agent, AgentHandle, AgentOptions};
+use replenish_protocol::Id;
+use tokio::sync::broadcast;
+
+use crate::appliance::{Appliance, Link};
+use crate::household::{Action, Habits, Planned, Planner, midnight};
+use crate::shop::{SandboxShop, ShopConfig, ShopServer};
+
+/// Simulated time per step.
+pub const STEP_MS: UnixMs = 5 * 60_000;
+/// 2026-01-05 00:00 UTC, a Monday: where simulations start.
+pub const DEFAULT_START: UnixMs = 20_458 * DAY_MS;
+/// How long to wait in real time for the agent to settle before calling it stuck.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct WorldConfig {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Household id.
+    pub household: String,
+    /// Approval mode of the agent.
+    pub approval: ApprovalMode,
+    /// Where the agent keeps its data.
+    pub data_dir: PathBuf,
+    /// The shop's delivery time.
+    pub lead_time_ms: UnixMs,
+    /// Start of simulated time.
+    pub start: UnixMs,
+}
+
+impl WorldConfig {
+    /// Defaults with a data directory.
+    pub fn new(data_dir: PathBuf, seed: u64) -> Self {
+        Self {
+            seed,
+            household: "demo".into(),
+            approval: ApprovalMode::Auto,
+            data_dir,
+            lead_time_ms: 2 * DAY_MS,
+            start: DEFAULT_START,
+        }
+    }
+}
+
+/// One line of the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineEntry {
+    /// When.
+    pub at: UnixMs,
+    /// Who: `agent` or `household`.
+    pub source: &'static str,
+    /// A short tag: the notice kind, or `refill`, `delivery`.
+    pub kind: String,
+    /// What happened.
+    pub text: String,
+}
+
+/// The truth about one consumable, measured by the simulation (not by the agent).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsumableTruth {
+    /// Device.
+    pub device: String,
+    /// Slot.
+    pub slot: String,
+    /// Time with too little for one use in the appliance and the cupboard.
+    pub stockout_ms: UnixMs,
+    /// Uses the household wanted but could not make.
+    pub unmet_uses: u32,
+    /// Lowest share of capacity seen.
+    pub min_share: f64,
+    /// Deliveries unpacked.
+    pub deliveries: u32,
+    /// Refills from deliveries or the cupboard.
+    pub refills: u32,
+    out_since: Option<UnixMs>,
+}
+
+/// A running simulated household.
+pub struct World {
+    /// The virtual clock every part reads.
+    pub clock: Arc<ManualClock>,
+    /// The sandbox shop.
+    pub shop: SandboxShop,
+    shop_server: Option<ShopServer>,
+    agent: Option<Agent>,
+    agent_config: AgentConfig,
+    /// The appliances.
+    pub appliances: Vec<Appliance>,
+    planner: Planner,
+    plan: VecDeque<Planned>,
+    planned_until: UnixMs,
+    cupboard: BTreeMap<String, f64>,
+    unpacked: HashSet<String>,
+    published: u64,
+    notices: Option<broadcast::Receiver<Notice>>,
+    /// What happened, in order.
+    pub timeline: Vec<TimelineEntry>,
+    /// Ground truth per consumable, keyed `device/slot`.
+    pub truth: BTreeMap<String, ConsumableTruth>,
+    config: WorldConfig,
+    broker_port: u16,
+}
+
+/// A free TCP port on loopback (the embedded broker needs a number before it binds).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Consumables the household restocks, with the use size that counts as "out": (device, slot,
+/// consumable, one use).
+const TRACKED: [(&str, &str, &str, f64); 3] = [
+    ("coffee-maker", "beans", "coffee_beans", 9.0),
+    ("fridge", "milk", "milk", 30.0),
+    ("fridge", "eggs", "eggs", 1.0),
+];
+
+impl World {
+    /// Starts the shop, the agent with its embedded broker, and the appliances.
+    pub async fn start(config: WorldConfig) -> anyhow::Result<Self> {
+        let clock = ManualClock::new(config.start);
+        let shop = SandboxShop::new(
+            ShopConfig {
+                lead_time_ms: config.lead_time_ms,
+                ..ShopConfig::default()
+            },
+            clock.clone(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the shop")?;
+        let shop_server = shop.spawn(listener).await.context("starting the shop")?;
+        let broker_port = free_port()?;
+        let mut agent_config = AgentConfig::default();
+        agent_config.household.id = config.household.clone();
+        agent_config.household.approval = config.approval;
+        agent_config.mqtt.embedded = true;
+        agent_config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], broker_port));
+        agent_config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        agent_config.storage.path = config.data_dir.clone();
+        agent_config.storage.cache_mb = 16;
+        agent_config.commerce.url = shop_server.url();
+        agent_config.policy.lead_time_days = config.lead_time_ms as f64 / DAY_MS as f64;
+        let mut world = Self {
+            clock: clock.clone(),
+            shop,
+            shop_server: Some(shop_server),
+            agent: None,
+            agent_config,
+            appliances: Vec::new(),
+            planner: Planner::new(Habits::default(), config.seed),
+            plan: VecDeque::new(),
+            planned_until: config.start,
+            cupboard: BTreeMap::new(),
+            unpacked: HashSet::new(),
+            published: 0,
+            notices: None,
+            timeline: Vec::new(),
+            truth: TRACKED
+                .iter()
+                .map(|(device, slot, _, _)| {
+                    let truth = ConsumableTruth {
+                        device: device.to_string(),
+                        slot: slot.to_string(),
+                        min_share: 1.0,
+                        ..Default::default()
+                    };
+                    (format!("{device}/{slot}"), truth)
+                })
+                .collect(),
+            config,
+            broker_port,
+        };
+        world.start_agent(true).await?;
+        let link = Link {
+            host: "127.0.0.1".into(),
+            port: broker_port,
+            prefix: world.agent_config.mqtt.prefix.clone(),
+            household: Id::new(&world.config.household).context("household id")?,
+        };
+        let now = clock.now_ms();
+        let seed = world.config.seed;
+        world.appliances.push(
+            Appliance::connect(
+                "coffee-maker",
+                Appliance::coffee_maker(420.0, seed)?,
+                &link,
+                seed,
+                now,
+            )
+            .await?,
+        );
+        world.appliances.push(
+            Appliance::connect(
+                "fridge",
+                Appliance::fridge(1400.0, 7.0, seed.wrapping_add(1))?,
+                &link,
+                seed,
+                now,
+            )
+            .await?,
+        );
+        world.exchange().await?;
+        Ok(world)
+    }
+
+    async fn start_agent(&mut self, first: bool) -> anyhow::Result<()> {
+        let mut config = self.agent_config.clone();
+        // The broker lives for the whole process; only the first start brings it up.
+        config.mqtt.embedded = first;
+        if !first {
+            config.mqtt.url = format!("mqtt://127.0.0.1:{}", self.broker_port);
+        }
+        let options = AgentOptions {
+            clock: self.clock.clone(),
+            store: None,
+            commerce: None,
+            tick_every: None,
+        };
+        let agent = Agent::start(&config, options)
+            .await
+            .context("starting the agent")?;
+        self.notices = Some(agent.handle().notices());
+        self.published = 0;
+        self.agent = Some(agent);
+        Ok(())
+    }
+
+    /// The running agent.
+    pub fn agent(&self) -> anyhow::Result<&Agent> {
+        self.agent.as_ref().context("the agent is not running")
+    }
+
+    /// A handle to the running agent.
+    pub fn handle(&self) -> anyhow::Result<AgentHandle> {
+        Ok(self.agent()?.handle().clone())
+    }
+
+    /// Where the agent's API listens.
+    pub fn agent_url(&self) -> anyhow::Result<String> {
+        Ok(format!("http://{}", self.agent()?.http_addr()))
+    }
+
+    /// Where the shop listens.
+    pub fn shop_url(&self) -> String {
+        self.shop_server
+            .as_ref()
+            .map(|s| s.url())
+            .unwrap_or_default()
+    }
+
+    /// The embedded broker's port.
+    pub fn broker_port(&self) -> u16 {
+        self.broker_port
+    }
+
+    /// Where the agent keeps its data.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
+    }
+
+    /// Stops the agent without any shutdown, as a power cut would.
+    pub async fn crash_agent(&mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.crash().await;
+        }
+        self.notices = None;
+    }
+
+    /// Starts the agent again on the same storage.
+    pub async fn restart_agent(&mut self) -> anyhow::Result<()> {
+        self.start_agent(false).await?;
+        self.settle().await
+    }
+
+    /// Runs until `until`, calling `progress` after each simulated hour.
+    pub async fn run_until(
+        &mut self,
+        until: UnixMs,
+        mut progress: impl FnMut(&World),
+    ) -> anyhow::Result<()> {
+        while self.clock.now_ms() < until {
+            self.step().await?;
+            if self.clock.now_ms() % HOUR_MS == 0 {
+                progress(self);
+            }
+        }
+        Ok(())
+    }
+
+    /// Advances time by one step.
+    pub async fn step(&mut self) -> anyhow::Result<()> {
+        let now = self.clock.now_ms() + STEP_MS;
+        self.clock.set(now);
+        while self.planned_until <= now {
+            let day = midnight(self.planned_until);
+            self.plan.extend(self.planner.plan_day(day));
+            self.planned_until = day + DAY_MS;
+        }
+        while self.plan.front().is_some_and(|p| p.at <= now) {
+            if let Some(planned) = self.plan.pop_front() {
+                self.act(planned);
+            }
+        }
+        self.unpack_deliveries(now);
+        self.keep_house(now);
+        self.exchange().await?;
+        if now % HOUR_MS == 0 {
+            self.handle()?.tick().await?;
+            self.settle().await?;
+        }
+        self.account(now);
+        Ok(())
+    }
+
+    /// Lets the appliances sample and publish, then waits for the agent.
+    async fn exchange(&mut self) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
+        for appliance in &mut self.appliances {
+            appliance.sample(now);
+            self.published += appliance.flush(now).await?;
+        }
+        self.settle().await
+    }
+
+    /// Waits until the agent handled everything sent to it, then records its notices.
+    pub async fn settle(&mut self) -> anyhow::Result<()> {
+        let handle = self.handle()?;
+        tokio::time::timeout(SETTLE_TIMEOUT, handle.settle(self.published))
+            .await
+            .context("the agent did not settle within 20 s")??;
+        if let Some(notices) = &mut self.notices {
+            while let Ok(notice) = notices.try_recv() {
+                self.timeline.push(TimelineEntry {
+                    at: notice.at,
+                    source: "agent",
+                    kind: format!("{:?}", notice.kind),
+                    text: notice.text,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, at: UnixMs, kind: &str, text: String) {
+        self.timeline.push(TimelineEntry {
+            at,
+            source: "household",
+            kind: kind.to_string(),
+            text,
+        });
+    }
+
+    fn appliance(&mut self, device: &str) -> Option<&mut Appliance> {
+        self.appliances.iter_mut().find(|a| a.id.as_str() == device)
+    }
+
+    /// Takes `amount` from a slot, topping it up from the cupboard first if it is short.
+    /// Returns false if there was not enough.
+    fn take(
+        &mut self,
+        device: &str,
+        slot: &str,
+        consumable: &str,
+        amount: f64,
+        at: UnixMs,
+    ) -> bool {
+        let short = self
+            .appliance(device)
+            .and_then(|a| a.slot_mut(slot))
+            .is_some_and(|s| s.amount < amount);
+        if short {
+            self.load_from_cupboard(device, slot, consumable, at);
+        }
+        let Some(s) = self.appliance(device).and_then(|a| a.slot_mut(slot)) else {
+            return false;
+        };
+        if s.amount + 1e-9 < amount {
+            let key = format!("{device}/{slot}");
+            if let Some(truth) = self.truth.get_mut(&key) {
+                truth.unmet_uses += 1;
+            }
+            return false;
+        }
+        s.amount = (s.amount - amount).max(0.0);
+        true
+    }
+
+    fn act(&mut self, planned: Planned) {
+        let at = planned.at;
+        match planned.action {
+            Action::Brew { beans, water } => {
+                if self
+                    .appliance("coffee-maker")
+                    .and_then(|a| a.slot_mut("water"))
+                    .is_some_and(|s| s.amount < water)
+                {
+                    if let Some(tank) = self
+                        .appliance("coffee-maker")
+                        .and_then(|a| a.slot_mut("water"))
+                    {
+                        tank.amount = 1500.0;
+                    }
+                }
+                if self.take("coffee-maker", "beans", "coffee_beans", beans, at) {
+                    self.take("coffee-maker", "water", "water", water, at);
+                    if let Some(a) = self.appliance("coffee-maker") {
+                        a.count_use("brews", at);
+                    }
+                }
+            }
+            Action::PourMilk { ml } => {
+                self.take("fridge", "milk", "milk", ml, at);
+            }
+            Action::TakeEggs { count } => {
+                for _ in 0..count {
+                    self.take("fridge", "eggs", "eggs", 1.0, at);
+                }
+            }
+        }
+    }
+
+    /// Moves what fits from the cupboard into the slot.
+    fn load_from_cupboard(&mut self, device: &str, slot: &str, consumable: &str, at: UnixMs) {
+        let stock = self.cupboard.get(consumable).copied().unwrap_or(0.0);
+        if stock <= 0.0 {
+            return;
+        }
+        let Some(s) = self.appliance(device).and_then(|a| a.slot_mut(slot)) else {
+            return;
+        };
+        let room = (f64::from(s.spec.capacity) - s.amount).max(0.0);
+        let moved = stock.min(room);
+        if moved <= 0.0 {
+            return;
+        }
+        s.amount += moved;
+        let (before, after, unit) = (s.amount - moved, s.amount, s.spec.unit.symbol());
+        self.cupboard.insert(consumable.to_string(), stock - moved);
+        if let Some(truth) = self.truth.get_mut(&format!("{device}/{slot}")) {
+            truth.refills += 1;
+        }
+        self.note(
+            at,
+            "refill",
+            format!("{device}/{slot} refilled by hand: {before:.0} -> {after:.0} {unit}"),
+        );
+    }
+
+    fn unpack_deliveries(&mut self, now: UnixMs) {
+        let catalog = self.shop.catalog();
+        for order in self.shop.orders() {
+            let delivered = order.delivered_at_ms.is_some_and(|at| at <= now);
+            if !delivered || !self.unpacked.insert(order.id.clone()) {
+                continue;
+            }
+            for line in &order.items {
+                let Some(item) = catalog.items.iter().find(|i| i.sku == line.sku) else {
+                    continue;
+                };
+                *self.cupboard.entry(item.consumable.clone()).or_default() +=
+                    item.pack_size * f64::from(line.quantity);
+                self.note(
+                    now,
+                    "delivery",
+                    format!(
+                        "delivery {} unpacked: {} x {}",
+                        order.id, line.quantity, item.name
+                    ),
+                );
+                if let Some((device, slot, consumable, _)) =
+                    TRACKED.iter().find(|t| t.2 == item.consumable)
+                {
+                    if let Some(truth) = self.truth.get_mut(&format!("{device}/{slot}")) {
+                        truth.deliveries += 1;
+                    }
+                    self.load_from_cupboard(device, slot, consumable, now);
+                }
+            }
+        }
+    }
+
+    /// Daily chores: the water tank is topped up from the tap when low.
+    fn keep_house(&mut self, _now: UnixMs) {
+        if let Some(tank) = self
+            .appliance("coffee-maker")
+            .and_then(|a| a.slot_mut("water"))
+        {
+            if tank.amount < 300.0 {
+                tank.amount = 1500.0;
+            }
+        }
+    }
+
+    fn account(&mut self, now: UnixMs) {
+        for (device, slot, consumable, one_use) in TRACKED {
+            let stock = self.cupboard.get(consumable).copied().unwrap_or(0.0);
+            let Some(s) = self
+                .appliances
+                .iter_mut()
+                .find(|a| a.id.as_str() == device)
+                .and_then(|a| a.slot_mut(slot))
+            else {
+                continue;
+            };
+            let share = s.amount / f64::from(s.spec.capacity);
+            let out = s.amount + stock < one_use;
+            let Some(truth) = self.truth.get_mut(&format!("{device}/{slot}")) else {
+                continue;
+            };
+            truth.min_share = truth.min_share.min(share);
+            match (out, truth.out_since) {
+                (true, None) => truth.out_since = Some(now),
+                (false, Some(since)) => {
+                    truth.stockout_ms += now - since;
+                    truth.out_since = None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Stockout time per consumable up to now, including a stretch still going on.
+    pub fn stockout_ms(&self, key: &str) -> UnixMs {
+        let now = self.clock.now_ms();
+        self.truth
+            .get(key)
+            .map_or(0, |t| t.stockout_ms + t.out_since.map_or(0, |s| now - s))
+    }
+
+    /// Stops everything cleanly.
+    pub async fn shutdown(mut self) {
+        for appliance in self.appliances.drain(..) {
+            appliance.disconnect().await;
+        }
+        if let Some(agent) = self.agent.take() {
+            agent.shutdown().await;
+        }
+        if let Some(server) = self.shop_server.take() {
+            let _ = server.shutdown().await;
+        }
+    }
+}
