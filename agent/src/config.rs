@@ -14,7 +14,7 @@ use crate::clock::DAY_MS;
 use crate::engine::{ApprovalMode, EngineConfig, PolicyConfig};
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// The household.
@@ -150,19 +150,6 @@ impl Default for PolicySection {
         Self {
             lead_time_days: 2.0,
             safety_days: 1.0,
-        }
-    }
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        Self {
-            household: HouseholdConfig::default(),
-            mqtt: MqttConfig::default(),
-            http: HttpConfig::default(),
-            storage: StorageConfig::default(),
-            commerce: CommerceConfig::default(),
-            policy: PolicySection::default(),
         }
     }
 }

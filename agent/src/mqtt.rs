@@ -51,7 +51,7 @@ pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) ->
         return refused(RefusedReason::Topic("bad device id".into()));
     };
     let message = match parsed.channel {
-        Channel::Status => codec::decode::<Status>(payload).map(Telemetry::Status),
+        Channel::Status => codec::decode::<Status>(payload).map(|s| Telemetry::Status(Box::new(s))),
         Channel::Report => codec::decode::<Report>(payload).map(Telemetry::Report),
         Channel::Ack => codec::decode::<Ack>(payload).map(Telemetry::Ack),
         Channel::Cmd => {

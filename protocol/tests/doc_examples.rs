@@ -16,6 +16,7 @@ use replenish_protocol::{Ack, Command, CommandBody, DEFAULT_PREFIX, Report, Repo
 
 /// A decoded example of any type.
 #[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // test-only, a handful of values
 enum Message {
     Status(Status),
     Report(Report),

@@ -78,7 +78,8 @@ pub struct Appliance {
     runtime: DeviceRuntime<BUFFERED_REPORTS>,
     encoding: Encoding,
     client: AsyncClient,
-    connections: watch::Receiver<u64>,
+    /// (connections so far, connected now), from the MQTT task.
+    connections: watch::Receiver<(u64, bool)>,
     seen_connections: u64,
     commands: mpsc::Receiver<Command>,
     prefix: String,
@@ -234,7 +235,7 @@ impl Appliance {
             .set_last_will(LastWill::new(status_topic, will, QoS::AtLeastOnce, true));
         let (client, mut eventloop) = AsyncClient::new(options, 256);
         let cmd_topic = topic::build(&link.prefix, &link.household, &device, Channel::Cmd);
-        let (conn_tx, mut connections) = watch::channel(0u64);
+        let (conn_tx, mut connections) = watch::channel((0u64, false));
         let (cmd_tx, commands) = mpsc::channel(16);
         let sub_client = client.clone();
         let poller = tokio::spawn(async move {
@@ -242,7 +243,10 @@ impl Appliance {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         let _ = sub_client.try_subscribe(cmd_topic.clone(), QoS::AtLeastOnce);
-                        conn_tx.send_modify(|n| *n += 1);
+                        conn_tx.send_modify(|(n, up)| {
+                            *n += 1;
+                            *up = true;
+                        });
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         match codec::decode::<Command>(&p.payload) {
@@ -254,16 +258,20 @@ impl Appliance {
                     }
                     Ok(_) => {}
                     Err(error) => {
+                        conn_tx.send_modify(|(_, up)| *up = false);
                         tracing::debug!(%error, "device connection lost");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(10), connections.wait_for(|n| *n > 0))
-            .await
-            .context("device could not connect to the broker within 10 s")?
-            .context("device connection task ended")?;
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            connections.wait_for(|(n, _)| *n > 0),
+        )
+        .await
+        .context("device could not connect to the broker within 10 s")?
+        .context("device connection task ended")?;
         Ok(Self {
             id: device,
             slots,
@@ -291,12 +299,11 @@ impl Appliance {
             return;
         };
         s.amount += 1.0;
-        if let Sensor::Counter(counter) = &mut s.sensor {
-            if let Some(body) = counter.record_use() {
-                if let Err(error) = self.runtime.report(body, now) {
-                    tracing::warn!(%error, "report refused by the runtime");
-                }
-            }
+        if let Sensor::Counter(counter) = &mut s.sensor
+            && let Some(body) = counter.record_use()
+            && let Err(error) = self.runtime.report(body, now)
+        {
+            tracing::warn!(%error, "report refused by the runtime");
         }
     }
 
@@ -360,8 +367,12 @@ impl Appliance {
     /// Handles commands from the agent and publishes everything queued. Returns how many
     /// messages were published.
     pub async fn flush(&mut self, now: UnixMs) -> anyhow::Result<u64> {
-        let connections = *self.connections.borrow();
-        if connections != self.seen_connections {
+        let (connections, up) = *self.connections.borrow();
+        if !up && self.runtime.is_connected() {
+            // Keep reports in the runtime's buffer until the link is back.
+            self.runtime.disconnected();
+        }
+        if up && connections != self.seen_connections {
             self.seen_connections = connections;
             self.runtime.connected(now);
         }

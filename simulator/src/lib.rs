@@ -3,6 +3,7 @@
 
 pub mod appliance;
 pub mod demo;
+pub mod hardware;
 pub mod household;
 pub mod loadcell;
 pub mod shop;

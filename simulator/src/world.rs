@@ -246,6 +246,11 @@ impl World {
         Ok(())
     }
 
+    /// The simulated time now.
+    pub fn clock_now(&self) -> UnixMs {
+        self.clock.now_ms()
+    }
+
     /// The running agent.
     pub fn agent(&self) -> anyhow::Result<&Agent> {
         self.agent.as_ref().context("the agent is not running")
@@ -301,7 +306,7 @@ impl World {
     ) -> anyhow::Result<()> {
         while self.clock.now_ms() < until {
             self.step().await?;
-            if self.clock.now_ms() % HOUR_MS == 0 {
+            if self.clock.now_ms().is_multiple_of(HOUR_MS) {
                 progress(self);
             }
         }
@@ -323,9 +328,10 @@ impl World {
             }
         }
         self.unpack_deliveries(now);
-        self.keep_house(now);
+        // Chores: nobody lets the water tank run nearly dry.
+        self.top_up_water(300.0);
         self.exchange().await?;
-        if now % HOUR_MS == 0 {
+        if now.is_multiple_of(HOUR_MS) {
             self.handle()?.tick().await?;
             self.settle().await?;
         }
@@ -410,18 +416,7 @@ impl World {
         let at = planned.at;
         match planned.action {
             Action::Brew { beans, water } => {
-                if self
-                    .appliance("coffee-maker")
-                    .and_then(|a| a.slot_mut("water"))
-                    .is_some_and(|s| s.amount < water)
-                {
-                    if let Some(tank) = self
-                        .appliance("coffee-maker")
-                        .and_then(|a| a.slot_mut("water"))
-                    {
-                        tank.amount = 1500.0;
-                    }
-                }
+                self.top_up_water(water);
                 if self.take("coffee-maker", "beans", "coffee_beans", beans, at) {
                     self.take("coffee-maker", "water", "water", water, at);
                     if let Some(a) = self.appliance("coffee-maker") {
@@ -500,15 +495,14 @@ impl World {
         }
     }
 
-    /// Daily chores: the water tank is topped up from the tap when low.
-    fn keep_house(&mut self, _now: UnixMs) {
+    /// The water tank is filled from the tap when it holds less than `needed`.
+    fn top_up_water(&mut self, needed: f64) {
         if let Some(tank) = self
             .appliance("coffee-maker")
             .and_then(|a| a.slot_mut("water"))
+            && tank.amount < needed
         {
-            if tank.amount < 300.0 {
-                tank.amount = 1500.0;
-            }
+            tank.amount = f64::from(tank.spec.capacity);
         }
     }
 

@@ -1,1 +1,75 @@
-//! Whole-system test helpers.
+//! Helpers for whole-system tests: finding Mosquitto and the doc's example commands.
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `mosquitto_pub` command lines of `docs/protocol.md`, in order.
+pub fn doc_mosquitto_pub_lines() -> Vec<String> {
+    let doc = std::fs::read_to_string(repo_root().join("docs/protocol.md")).unwrap_or_default();
+    doc.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("mosquitto_pub "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Splits a shell line into words, honouring single quotes (all the doc's lines need).
+pub fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut in_word = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// Whether a program is on the PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// True when running in CI, where a missing tool is a failure rather than a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_keep_quoted_json_whole() {
+        let words = shell_words("mosquitto_pub -t a/b -m '{\"x\": 1}'");
+        assert_eq!(words, ["mosquitto_pub", "-t", "a/b", "-m", "{\"x\": 1}"]);
+    }
+
+    #[test]
+    fn the_doc_has_the_two_commands() {
+        assert_eq!(doc_mosquitto_pub_lines().len(), 2);
+    }
+}

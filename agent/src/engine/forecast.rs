@@ -184,7 +184,7 @@ impl Default for DayOfWeekRate {
     fn default() -> Self {
         Self {
             half_life_days: 7.0,
-            weekday_min_days: 14,
+            weekday_min_days: 7,
         }
     }
 }
@@ -253,7 +253,7 @@ fn weekday_factors(days: &[(i64, f64)], min_days: usize) -> [f64; 7] {
         sums[weekday_of(day)] += amount;
         counts[weekday_of(day)] += 1;
     }
-    // Shrink each weekday toward 1 by two pseudo-observations: one odd Tuesday is not a habit.
+    // Shrink each weekday toward 1 by one pseudo-observation: one odd Tuesday is not a habit.
     for d in 0..7 {
         let n = counts[d] as f64;
         let raw = if counts[d] > 0 {
@@ -261,7 +261,7 @@ fn weekday_factors(days: &[(i64, f64)], min_days: usize) -> [f64; 7] {
         } else {
             1.0
         };
-        factors[d] = (n * raw + 2.0) / (n + 2.0);
+        factors[d] = (n * raw + 1.0) / (n + 1.0);
     }
     let mean = factors.iter().sum::<f64>() / 7.0;
     factors.map(|f| f / mean)
@@ -375,13 +375,16 @@ mod tests {
     }
 
     #[test]
-    fn demand_quantiles_are_ordered_and_scale_with_span() {
-        let f = DayOfWeekRate::default()
-            .forecast(&history(10, |d| 20.0 + d as f64), 300.0, T0 + 11 * DAY_MS)
-            .unwrap();
-        let one = f.demand(T0 + 11 * DAY_MS, DAY_MS);
-        let two = f.demand(T0 + 11 * DAY_MS, 2 * DAY_MS);
-        assert!(one.p10 <= one.p50 && one.p50 <= one.p90);
-        assert!((two.p50 - 2.0 * one.p50).abs() < 1e-6);
+    fn demand_quantiles_are_ordered_and_add_up_over_days() {
+        let now = T0 + 11 * DAY_MS;
+        let h = history(10, |d| if d % 2 == 0 { 25.0 } else { 35.0 });
+        let f = DayOfWeekRate::default().forecast(&h, 300.0, now).unwrap();
+        let first = f.demand(now, DAY_MS);
+        let second = f.demand(now + DAY_MS, DAY_MS);
+        let both = f.demand(now, 2 * DAY_MS);
+        assert!(first.p10 <= first.p50 && first.p50 <= first.p90);
+        assert!((both.p50 - first.p50 - second.p50).abs() < 1e-6);
+        // Spread grows with the square root of time, so less than the sum of the two days'.
+        assert!(both.p90 - both.p50 < (first.p90 - first.p50) + (second.p90 - second.p50));
     }
 }

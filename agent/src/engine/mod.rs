@@ -10,7 +10,7 @@ pub mod policy;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use replenish_protocol::{Ack, FaultCode, Id, Report, ReportBody, Status};
+use replenish_protocol::{Ack, Birth, FaultCode, Id, Report, ReportBody, Status};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
@@ -67,8 +67,8 @@ impl EngineConfig {
 /// A message from a device, decoded and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Telemetry {
-    /// Birth or offline.
-    Status(Status),
+    /// Birth or offline (boxed: a birth is large, reports are many).
+    Status(Box<Status>),
     /// A report.
     Report(Report),
     /// A command acknowledgement.
@@ -132,9 +132,9 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Store a device.
-    SaveDevice(DeviceState),
+    SaveDevice(Box<DeviceState>),
     /// Store a slot.
-    SaveSlot(SlotState),
+    SaveSlot(Box<SlotState>),
     /// Store an order.
     SaveOrder(Order),
     /// Store the engine's own counters and the last catalog.
@@ -537,58 +537,10 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
         match message {
-            Telemetry::Status(Status::Online(birth)) => {
-                let was_online = self.devices.get(&device_id).is_some_and(|d| d.online);
-                for spec in &birth.slots {
-                    let key = slot_key(&device_id, &spec.id);
-                    let keep = self.slots.get(&key).is_some_and(|s| {
-                        s.spec.consumable == spec.consumable && s.spec.unit == spec.unit
-                    });
-                    let slot = if keep {
-                        let mut slot = self.slots[&key].clone();
-                        slot.spec = spec.clone();
-                        slot
-                    } else {
-                        SlotState::new(device_id.clone(), spec.clone())
-                    };
-                    fx.push(Effect::SaveSlot(slot.clone()));
-                    self.slots.insert(key, slot);
-                }
-                let device = self
-                    .devices
-                    .entry(device_id.clone())
-                    .or_insert_with(|| DeviceState {
-                        id: device_id.clone(),
-                        birth: birth.clone(),
-                        online: true,
-                        last_seen: now,
-                        window: Default::default(),
-                    });
-                device.birth = birth;
-                device.online = true;
-                device.last_seen = now;
-                fx.push(Effect::SaveDevice(device.clone()));
-                if !was_online {
-                    let text = format!(
-                        "{} online: {} firmware {}, boot {}",
-                        device_id, device.birth.model, device.birth.firmware, device.birth.boot
-                    );
-                    fx.push(notice(now, NoticeKind::DeviceOnline, &device_id, text));
-                }
-            }
-            Telemetry::Status(Status::Offline) => {
-                let device = self
-                    .devices
-                    .get_mut(&device_id)
-                    .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
-                if device.online {
-                    device.online = false;
-                    device.last_seen = now;
-                    fx.push(Effect::SaveDevice(device.clone()));
-                    let text = format!("{device_id} offline");
-                    fx.push(notice(now, NoticeKind::DeviceOffline, &device_id, text));
-                }
-            }
+            Telemetry::Status(status) => match *status {
+                Status::Online(birth) => self.birth(device_id, birth, now, fx),
+                Status::Offline => self.offline(device_id, now, fx)?,
+            },
             Telemetry::Report(report) => self.report(device_id, report, now, fx)?,
             Telemetry::Ack(_) => {
                 let device = self
@@ -597,6 +549,67 @@ impl Engine {
                     .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
                 device.last_seen = now;
             }
+        }
+        Ok(())
+    }
+
+    fn birth(&mut self, device_id: Id, birth: Birth, now: UnixMs, fx: &mut Vec<Effect>) {
+        let was_online = self.devices.get(&device_id).is_some_and(|d| d.online);
+        for spec in &birth.slots {
+            let key = slot_key(&device_id, &spec.id);
+            let keep = self
+                .slots
+                .get(&key)
+                .is_some_and(|s| s.spec.consumable == spec.consumable && s.spec.unit == spec.unit);
+            let slot = if keep {
+                let mut slot = self.slots[&key].clone();
+                slot.spec = spec.clone();
+                slot
+            } else {
+                SlotState::new(device_id.clone(), spec.clone())
+            };
+            fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+            self.slots.insert(key, slot);
+        }
+        let device = self
+            .devices
+            .entry(device_id.clone())
+            .or_insert_with(|| DeviceState {
+                id: device_id.clone(),
+                birth: birth.clone(),
+                online: true,
+                last_seen: now,
+                window: Default::default(),
+            });
+        device.birth = birth;
+        device.online = true;
+        device.last_seen = now;
+        fx.push(Effect::SaveDevice(Box::new(device.clone())));
+        if !was_online {
+            let text = format!(
+                "{} online: {} firmware {}, boot {}",
+                device_id, device.birth.model, device.birth.firmware, device.birth.boot
+            );
+            fx.push(notice(now, NoticeKind::DeviceOnline, &device_id, text));
+        }
+    }
+
+    fn offline(
+        &mut self,
+        device_id: Id,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        let device = self
+            .devices
+            .get_mut(&device_id)
+            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        if device.online {
+            device.online = false;
+            device.last_seen = now;
+            fx.push(Effect::SaveDevice(Box::new(device.clone())));
+            let text = format!("{device_id} offline");
+            fx.push(notice(now, NoticeKind::DeviceOffline, &device_id, text));
         }
         Ok(())
     }
@@ -643,7 +656,7 @@ impl Engine {
         if let Some(device) = self.devices.get_mut(&device_id) {
             device.window = window;
             device.last_seen = now;
-            fx.push(Effect::SaveDevice(device.clone()));
+            fx.push(Effect::SaveDevice(Box::new(device.clone())));
         }
         match (key, report.body) {
             (Some(key), ReportBody::Level { remaining, .. }) => {
@@ -696,7 +709,7 @@ impl Engine {
         };
         let Some(level) = slot.level else { return };
         slot.forecast = self.model.forecast(&slot.history, level, now);
-        fx.push(Effect::SaveSlot(slot.clone()));
+        fx.push(Effect::SaveSlot(Box::new(slot.clone())));
         let Some(forecast) = &slot.forecast else {
             return;
         };
@@ -808,12 +821,11 @@ impl Engine {
             format!("order {id} proposed: {}", decision.reason),
         ));
         self.orders.insert(id.clone(), order);
-        if self.config.approval == ApprovalMode::Auto {
-            if let Some(order) = self.orders.get_mut(&id) {
-                if order.approve(now).is_ok() {
-                    self.send(&id, now, fx);
-                }
-            }
+        if self.config.approval == ApprovalMode::Auto
+            && let Some(order) = self.orders.get_mut(&id)
+            && order.approve(now).is_ok()
+        {
+            self.send(&id, now, fx);
         }
     }
 }
@@ -886,12 +898,12 @@ mod tests {
             capacity: 1000.0,
             sensor: SensorKind::Level,
         });
-        Telemetry::Status(Status::Online(Birth {
+        Telemetry::Status(Box::new(Status::Online(Birth {
             model: id("coffee-maker"),
             firmware: heapless::String::try_from("0.1.0").unwrap(),
             boot: 1,
             slots,
-        }))
+        })))
     }
 
     fn level(seq: u32, ts: UnixMs, remaining: f32) -> Event {

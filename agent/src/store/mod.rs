@@ -141,10 +141,10 @@ pub fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StoreError> {
 
 /// This installation's id, created on first use: the prefix of idempotency keys.
 pub fn installation_id(store: &dyn Store) -> Result<String, StoreError> {
-    if let Some(bytes) = store.get(Table::Meta, "installation")? {
-        if let Ok(id) = String::from_utf8(bytes) {
-            return Ok(id);
-        }
+    if let Some(bytes) = store.get(Table::Meta, "installation")?
+        && let Ok(id) = String::from_utf8(bytes)
+    {
+        return Ok(id);
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     store.put(Table::Meta, "installation", id.clone().into_bytes())?;

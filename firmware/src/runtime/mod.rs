@@ -128,7 +128,7 @@ struct Queued {
 
 /// The device's protocol state: birth, sequence numbers, queued reports and acks, commands,
 /// heartbeats, reconnect back-off. `N` is the capacity of the store-and-forward buffer of
-/// reports (at least 1, checked at compile time); each entry takes about 130 bytes.
+/// reports (at least 1, checked at compile time); each entry takes about 150 bytes.
 ///
 /// See the [module docs](self) for the call sequence.
 #[derive(Debug, Clone)]

@@ -1,0 +1,170 @@
+//! Interop with Mosquitto: the agent and a virtual appliance talk through a real Mosquitto,
+//! and the two `mosquitto_pub` commands of docs/protocol.md show up in the agent's status.
+//!
+//! Skips (saying so) when Mosquitto is not installed, except in CI (`CI=true`), where a missing
+//! Mosquitto fails the test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use replenish_agent::clock::ManualClock;
+use replenish_agent::config::AgentConfig;
+use replenish_agent::{Agent, AgentOptions};
+use replenish_protocol::Id;
+use replenish_sim::appliance::{Appliance, Link};
+use replenish_sim::shop::{SandboxShop, ShopConfig};
+use replenish_sim::world::{DEFAULT_START, free_port};
+use replenish_tests::{doc_mosquitto_pub_lines, in_ci, on_path, shell_words};
+
+struct Mosquitto(Child);
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_mosquitto(dir: &std::path::Path, port: u16) -> Mosquitto {
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let mosquitto = Mosquitto(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts"),
+    );
+    // Wait until it accepts connections (bounded; it takes milliseconds).
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return mosquitto;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("mosquitto did not listen on {port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive() {
+    if !on_path("mosquitto") || !on_path("mosquitto_pub") {
+        assert!(
+            !in_ci(),
+            "CI=true but mosquitto/mosquitto_pub are not installed"
+        );
+        println!(
+            "SKIPPED: mosquitto is not installed (apt-get install mosquitto mosquitto-clients)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let _mosquitto = start_mosquitto(dir.path(), port);
+
+    let clock = ManualClock::new(DEFAULT_START);
+    let shop = SandboxShop::new(ShopConfig::default(), clock.clone());
+    let shop_server = shop
+        .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .await
+        .unwrap();
+    let mut config = AgentConfig::default();
+    config.household.id = "demo".into();
+    config.mqtt.embedded = false;
+    config.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.storage.path = dir.path().join("agent");
+    config.commerce.url = shop_server.url();
+    let options = AgentOptions {
+        clock: clock.clone(),
+        store: None,
+        commerce: None,
+        tick_every: None,
+    };
+    let agent = Agent::start(&config, options).await.unwrap();
+    let handle = agent.handle().clone();
+
+    // The agent subscribes once connected: wait for the subscription to be in place by waiting
+    // for its retained-free status to be reachable, then for an appliance round trip.
+    let link = Link {
+        host: "127.0.0.1".into(),
+        port,
+        prefix: config.mqtt.prefix.clone(),
+        household: Id::new("demo").unwrap(),
+    };
+    let mut coffee = Appliance::connect(
+        "coffee-maker",
+        Appliance::coffee_maker(420.0, 3).unwrap(),
+        &link,
+        3,
+        DEFAULT_START,
+    )
+    .await
+    .unwrap();
+    coffee.sample(DEFAULT_START);
+    let mut sent = coffee.flush(DEFAULT_START).await.unwrap();
+    assert!(sent >= 2, "birth and at least one level");
+
+    for line in doc_mosquitto_pub_lines() {
+        let mut words = shell_words(&line);
+        assert_eq!(words.first().map(String::as_str), Some("mosquitto_pub"));
+        for i in 0..words.len() {
+            if words[i] == "-p" {
+                words[i + 1] = port.to_string();
+            }
+            if words[i] == "-h" {
+                words[i + 1] = "127.0.0.1".into();
+            }
+        }
+        let status = Command::new(&words[0]).args(&words[1..]).status().unwrap();
+        assert!(status.success(), "{line}");
+        sent += 1;
+    }
+    tokio::time::timeout(Duration::from_secs(20), handle.settle(sent))
+        .await
+        .expect("agent received everything")
+        .unwrap();
+
+    let client = {
+        replenish_agent::commerce::ensure_crypto_provider();
+        reqwest::Client::new()
+    };
+    let status: serde_json::Value = client
+        .get(format!("http://{}/api/v1/status", agent.http_addr()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let devices = status["devices"].as_array().unwrap();
+    let online = |id: &str| devices.iter().any(|d| d["id"] == id && d["online"] == true);
+    assert!(online("coffee-maker") && online("kettle"), "{status:#}");
+    let slot = |device: &str, slot: &str| {
+        status["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["device"] == device && s["slot"] == slot)
+            .cloned()
+    };
+    assert_eq!(slot("kettle", "tea").unwrap()["level"], 64.0, "{status:#}");
+    let beans = slot("coffee-maker", "beans").unwrap()["level"]
+        .as_f64()
+        .unwrap();
+    assert!((beans - 420.0).abs() < 2.0, "beans level {beans}");
+
+    coffee.disconnect().await;
+    agent.shutdown().await;
+    let _ = Arc::strong_count(&clock);
+    shop_server.shutdown().await.unwrap();
+}
