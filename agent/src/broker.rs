@@ -3,7 +3,6 @@
 //! rumqttd's `start` blocks and has no shutdown, so it gets its own thread for the life of the
 //! process; it keeps sessions and retained messages in memory only.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Why the broker could not start.
@@ -22,14 +21,22 @@ pub enum BrokerError {
     Thread(std::io::Error),
 }
 
-/// Starts a broker listening on `addr` (MQTT 3.1.1) in a background thread.
+/// Starts a broker listening on `addr` (MQTT 3.1.1) and, if given, on `v5` (MQTT 5, for
+/// devices whose client speaks only v5) in a background thread.
 #[cfg(feature = "embedded-broker")]
-pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
+pub fn start(addr: SocketAddr, v5: Option<SocketAddr>) -> Result<(), BrokerError> {
+    use std::collections::HashMap;
+
     use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 
     // rumqttd reports a taken port only in its own thread's log: check it here first.
-    drop(std::net::TcpListener::bind(addr).map_err(|source| BrokerError::Bind { addr, source })?);
-    let connections = ConnectionSettings {
+    for addr in std::iter::once(addr).chain(v5) {
+        drop(
+            std::net::TcpListener::bind(addr)
+                .map_err(|source| BrokerError::Bind { addr, source })?,
+        );
+    }
+    let connections = || ConnectionSettings {
         connection_timeout_ms: 60_000,
         max_payload_size: replenish_protocol::MAX_PAYLOAD * 2,
         max_inflight_count: 500,
@@ -37,12 +44,12 @@ pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
         external_auth: None,
         dynamic_filters: true,
     };
-    let server = ServerSettings {
-        name: "v4".into(),
-        listen: addr,
+    let server = |name: &str, listen: SocketAddr| ServerSettings {
+        name: name.into(),
+        listen,
         tls: None,
         next_connection_delay_ms: 1,
-        connections,
+        connections: connections(),
     };
     let config = Config {
         id: 0,
@@ -55,7 +62,8 @@ pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },
-        v4: Some(HashMap::from([("1".to_string(), server)])),
+        v4: Some(HashMap::from([("1".to_string(), server("v4", addr))])),
+        v5: v5.map(|listen| HashMap::from([("1".to_string(), server("v5", listen))])),
         ..Default::default()
     };
     let mut broker = rumqttd::Broker::new(config);
@@ -67,13 +75,27 @@ pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
             }
         })
         .map_err(BrokerError::Thread)?;
-    tracing::info!(%addr, "embedded MQTT broker started");
+    // Return once it accepts connections, so clients do not start with a refusal. (rumqttd
+    // logs an error for this bare TCP probe; its log is off by default.)
+    for listen in std::iter::once(addr).chain(v5) {
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(listen).is_err() {
+            if started.elapsed() > std::time::Duration::from_secs(5) {
+                return Err(BrokerError::Bind {
+                    addr: listen,
+                    source: std::io::Error::other("the broker did not start listening within 5 s"),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    tracing::info!(%addr, v5 = ?v5, "embedded MQTT broker started");
     Ok(())
 }
 
 /// Without the `embedded-broker` feature, asking for the broker is a configuration error.
 #[cfg(not(feature = "embedded-broker"))]
-pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
+pub fn start(addr: SocketAddr, _v5: Option<SocketAddr>) -> Result<(), BrokerError> {
     Err(BrokerError::Bind {
         addr,
         source: std::io::Error::other(

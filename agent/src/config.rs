@@ -49,6 +49,11 @@ pub struct MqttConfig {
     pub embedded: bool,
     /// Where the embedded broker listens (MQTT 3.1.1).
     pub embedded_listen: SocketAddr,
+    /// Whether the embedded broker also offers MQTT 5 (for devices whose client speaks only v5,
+    /// such as rust-mqtt), on `embedded_listen_v5`.
+    pub embedded_v5: bool,
+    /// Where the embedded broker's MQTT 5 listener listens.
+    pub embedded_listen_v5: SocketAddr,
     /// The broker to connect to: `mqtt://host:port`.
     pub url: String,
     /// Topic prefix.
@@ -111,6 +116,8 @@ impl Default for MqttConfig {
         Self {
             embedded: true,
             embedded_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            embedded_v5: true,
+            embedded_listen_v5: SocketAddr::from(([127, 0, 0, 1], 1884)),
             url: "mqtt://127.0.0.1:1883".into(),
             prefix: replenish_protocol::DEFAULT_PREFIX.into(),
             client_id: None,

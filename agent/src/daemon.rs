@@ -74,7 +74,11 @@ impl Agent {
         config.validate()?;
         let metrics = crate::telemetry::prometheus();
         if config.mqtt.embedded {
-            broker::start(config.mqtt.embedded_listen)?;
+            let v5 = config
+                .mqtt
+                .embedded_v5
+                .then_some(config.mqtt.embedded_listen_v5);
+            broker::start(config.mqtt.embedded_listen, v5)?;
         }
         let store: Arc<dyn Store> = match options.store {
             Some(store) => store,

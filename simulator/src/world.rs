@@ -156,6 +156,7 @@ impl World {
         agent_config.household.approval = config.approval;
         agent_config.mqtt.embedded = true;
         agent_config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], broker_port));
+        agent_config.mqtt.embedded_listen_v5 = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         agent_config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         agent_config.storage.path = config.data_dir.clone();
         agent_config.storage.cache_mb = 16;

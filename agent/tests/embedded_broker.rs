@@ -1,0 +1,76 @@
+//! The embedded broker speaks MQTT 3.1.1 and MQTT 5 on loopback, and a v5 client's messages
+//! reach v4 subscribers (a device on rust-mqtt, the agent on rumqttc v4).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::QoS as QoS5;
+use rumqttc::v5::{AsyncClient as Client5, MqttOptions as Options5};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v5_publish_reaches_a_v4_subscriber() {
+    let (v4, v5) = (free_port(), free_port());
+    replenish_agent::broker::start(
+        SocketAddr::from(([127, 0, 0, 1], v4)),
+        Some(SocketAddr::from(([127, 0, 0, 1], v5))),
+    )
+    .unwrap();
+
+    let (subscriber, mut sub_loop) = AsyncClient::new(MqttOptions::new("sub", "127.0.0.1", v4), 16);
+    subscriber
+        .subscribe("replenish/v1/home/+/report", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    // Wait until the subscription is acknowledged.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), sub_loop.poll())
+            .await
+            .unwrap()
+        {
+            Ok(Event::Incoming(Packet::SubAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => panic!("v4 subscriber: {e}"),
+        }
+    }
+
+    let (device, mut device_loop) = Client5::new(Options5::new("dev", "127.0.0.1", v5), 16);
+    let payload = br#"{"boot":1,"seq":1,"ts":0,"body":{"level":{"slot":"beans","remaining":12}}}"#;
+    device
+        .publish(
+            "replenish/v1/home/coffee/report",
+            QoS5::AtLeastOnce,
+            false,
+            payload.to_vec(),
+        )
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = device_loop.poll().await {
+                panic!("v5 device: {e}");
+            }
+        }
+    });
+    let received = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Event::Incoming(Packet::Publish(p)) = sub_loop.poll().await.unwrap() {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("the v5 message arrived");
+    assert_eq!(received.topic, "replenish/v1/home/coffee/report");
+    assert_eq!(&received.payload[..], &payload[..]);
+}
