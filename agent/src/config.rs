@@ -11,7 +11,7 @@ use replenish_protocol::Id;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::DAY_MS;
-use crate::engine::{ApprovalMode, EngineConfig, PolicyConfig};
+use crate::engine::{ApprovalMode, ConsumableSettings, EngineConfig, PolicyConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,20 @@ pub struct AgentConfig {
     pub commerce: CommerceConfig,
     /// The reorder policy.
     pub policy: PolicySection,
+    /// Settings of particular consumables, by consumable id (`[consumables.milk]`).
+    pub consumables: std::collections::BTreeMap<String, ConsumableSection>,
+}
+
+/// `[consumables.<id>]`: overrides of `[policy]` for one consumable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumableSection {
+    /// Highest acceptable chance of running out before an order arrives.
+    pub risk: Option<f64>,
+    /// Days of use one order should cover.
+    pub target_days: Option<f64>,
+    /// Most to keep at home, in the slot unit (milk keeps a week; a shelf holds so much).
+    pub max_stock: Option<f64>,
 }
 
 /// `[household]`
@@ -98,8 +112,12 @@ pub struct CommerceConfig {
 pub struct PolicySection {
     /// Expected delivery time in days, before deliveries are observed.
     pub lead_time_days: f64,
-    /// Stock to keep at delivery, in days of consumption.
+    /// Stock to keep at delivery, in days of consumption (the fixed-margin policy only).
     pub safety_days: f64,
+    /// Highest acceptable chance of running out before an order arrives (0.02 = 2%).
+    pub risk: f64,
+    /// Days of use one order should cover.
+    pub target_days: f64,
 }
 
 impl Default for HouseholdConfig {
@@ -157,6 +175,8 @@ impl Default for PolicySection {
         Self {
             lead_time_days: 2.0,
             safety_days: 1.0,
+            risk: 0.02,
+            target_days: 14.0,
         }
     }
 }
@@ -273,6 +293,38 @@ impl AgentConfig {
                 "must be above 0 and at most 60",
             ));
         }
+        if !(self.policy.risk > 0.0 && self.policy.risk < 0.5) {
+            return Err(invalid(
+                "policy.risk",
+                "must be a probability above 0 and below 0.5, e.g. 0.02",
+            ));
+        }
+        if !(self.policy.target_days >= 1.0 && self.policy.target_days <= 365.0) {
+            return Err(invalid("policy.target_days", "must be between 1 and 365"));
+        }
+        for (consumable, section) in &self.consumables {
+            if Id::new(consumable).is_err() {
+                return Err(invalid(
+                    "consumables",
+                    format!("{consumable:?} is not a consumable id (a-z0-9_-)"),
+                ));
+            }
+            if section.risk.is_some_and(|r| !(r > 0.0 && r < 0.5))
+                || section
+                    .target_days
+                    .is_some_and(|d| !(1.0..=365.0).contains(&d))
+                || section
+                    .max_stock
+                    .is_some_and(|m| !(m > 0.0 && m.is_finite()))
+            {
+                return Err(invalid(
+                    "consumables",
+                    format!(
+                        "[consumables.{consumable}]: risk in (0, 0.5), target_days in 1..365, max_stock above 0"
+                    ),
+                ));
+            }
+        }
         if !(self.policy.safety_days >= 0.0 && self.policy.safety_days <= 60.0) {
             return Err(invalid("policy.safety_days", "must be between 0 and 60"));
         }
@@ -330,9 +382,23 @@ impl AgentConfig {
         let mut engine = EngineConfig::new(self.household_id()?, key_prefix);
         engine.approval = self.household.approval;
         engine.policy = PolicyConfig {
+            defaults: ConsumableSettings {
+                risk: self.policy.risk,
+                target_days: self.policy.target_days,
+                max_stock: None,
+            },
             lead_time_ms: (self.policy.lead_time_days * DAY_MS as f64) as u64,
             safety_days: self.policy.safety_days,
+            review_ms: crate::clock::HOUR_MS,
         };
+        for (consumable, section) in &self.consumables {
+            let settings = ConsumableSettings {
+                risk: section.risk.unwrap_or(self.policy.risk),
+                target_days: section.target_days.unwrap_or(self.policy.target_days),
+                max_stock: section.max_stock,
+            };
+            engine.consumables.insert(consumable.clone(), settings);
+        }
         Ok(engine)
     }
 }
@@ -380,6 +446,24 @@ mod tests {
                 port: 1884
             }
         );
+    }
+
+    #[test]
+    fn consumables_override_the_policy() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[policy]\nrisk = 0.05\n[consumables.milk]\nmax_stock = 2500.0"
+        )
+        .unwrap();
+        let loaded = AgentConfig::load_from(Some(file.path()), env(&[])).unwrap();
+        let engine = loaded.engine_config("k".into()).unwrap();
+        let milk = &engine.consumables["milk"];
+        assert_eq!((milk.risk, milk.max_stock), (0.05, Some(2500.0)));
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        writeln!(bad, "[consumables.milk]\nrisk = 2.0").unwrap();
+        let err = AgentConfig::load_from(Some(bad.path()), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("consumables.milk"), "{err}");
     }
 
     #[test]

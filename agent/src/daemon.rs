@@ -64,6 +64,7 @@ pub struct Agent {
     handle: AgentHandle,
     http_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
+    mqtt_ready: watch::Receiver<bool>,
     engine_task: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -154,7 +155,13 @@ impl Agent {
             household: config.household_id()?,
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
         };
-        let mqtt_task = tokio::spawn(mqtt::run(settings, handle.clone(), shutdown_rx.clone()));
+        let (subscribed, mqtt_ready) = watch::channel(false);
+        let mqtt_task = tokio::spawn(mqtt::run(
+            settings,
+            handle.clone(),
+            subscribed,
+            shutdown_rx.clone(),
+        ));
         let mut tasks = vec![http_task, mqtt_task];
         if let Some(every) = options.tick_every {
             let ticker = handle.clone();
@@ -174,6 +181,7 @@ impl Agent {
             handle,
             http_addr,
             shutdown,
+            mqtt_ready,
             engine_task: Some(engine_task),
             tasks,
         })
@@ -182,6 +190,16 @@ impl Agent {
     /// A handle to the engine.
     pub fn handle(&self) -> &AgentHandle {
         &self.handle
+    }
+
+    /// Waits until the agent is subscribed to its topics (messages published before that,
+    /// other than retained ones, never reach it). False if `timeout` passes first.
+    pub async fn wait_subscribed(&self, timeout: Duration) -> bool {
+        let mut ready = self.mqtt_ready.clone();
+        matches!(
+            tokio::time::timeout(timeout, ready.wait_for(|r| *r)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Where the HTTP API listens.

@@ -66,8 +66,14 @@ pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) ->
     }
 }
 
-/// Runs the MQTT client until `shutdown` turns true.
-pub async fn run(settings: MqttSettings, agent: AgentHandle, mut shutdown: watch::Receiver<bool>) {
+/// Runs the MQTT client until `shutdown` turns true. `subscribed` turns true once every
+/// subscription of the current connection is acknowledged, false while disconnected.
+pub async fn run(
+    settings: MqttSettings,
+    agent: AgentHandle,
+    subscribed: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     options
         .set_keep_alive(settings.keep_alive)
@@ -83,6 +89,7 @@ pub async fn run(settings: MqttSettings, agent: AgentHandle, mut shutdown: watch
         .map(|c| topic::filter(&settings.prefix, &settings.household, *c))
         .collect();
     let mut backoff = Duration::from_millis(100);
+    let mut pending_subacks = 0usize;
     let span =
         tracing::info_span!("mqtt", broker = %format!("{}:{}", settings.host, settings.port));
     let _enter = span.enter();
@@ -100,10 +107,18 @@ pub async fn run(settings: MqttSettings, agent: AgentHandle, mut shutdown: watch
                     "connected to the broker"
                 );
                 // Subscribe every time: cheap, and right even if the broker lost the session.
+                pending_subacks = 0;
                 for filter in &filters {
-                    if let Err(error) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
-                        tracing::error!(%filter, %error, "cannot subscribe");
+                    match client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                        Ok(()) => pending_subacks += 1,
+                        Err(error) => tracing::error!(%filter, %error, "cannot subscribe"),
                     }
+                }
+            }
+            Ok(MqttEvent::Incoming(Packet::SubAck(_))) => {
+                pending_subacks = pending_subacks.saturating_sub(1);
+                if pending_subacks == 0 {
+                    subscribed.send_replace(true);
                 }
             }
             Ok(MqttEvent::Incoming(Packet::Publish(publish))) => {
@@ -125,6 +140,7 @@ pub async fn run(settings: MqttSettings, agent: AgentHandle, mut shutdown: watch
             }
             Ok(_) => {}
             Err(error) => {
+                subscribed.send_replace(false);
                 metrics::counter!("replenish_mqtt_errors_total").increment(1);
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost");
                 tokio::select! {

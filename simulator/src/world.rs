@@ -241,6 +241,10 @@ impl World {
         let agent = Agent::start(&config, options)
             .await
             .context("starting the agent")?;
+        anyhow::ensure!(
+            agent.wait_subscribed(SETTLE_TIMEOUT).await,
+            "the agent did not subscribe to the broker within 20 s"
+        );
         self.notices = Some(agent.handle().notices());
         self.published = 0;
         self.agent = Some(agent);
@@ -410,6 +414,10 @@ impl World {
             return false;
         }
         s.amount = (s.amount - amount).max(0.0);
+        // The scale sees every change on its own, as a real one would.
+        if let Some(appliance) = self.appliance(device) {
+            appliance.sample(at);
+        }
         true
     }
 
@@ -452,6 +460,10 @@ impl World {
         }
         s.amount += moved;
         let (before, after, unit) = (s.amount - moved, s.amount, s.spec.unit.symbol());
+        // The scale sees the refill before anything is taken from the refilled slot.
+        if let Some(appliance) = self.appliance(device) {
+            appliance.sample(at);
+        }
         self.cupboard.insert(consumable.to_string(), stock - moved);
         if let Some(truth) = self.truth.get_mut(&format!("{device}/{slot}")) {
             truth.refills += 1;

@@ -92,9 +92,11 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
     };
     let agent = Agent::start(&config, options).await.unwrap();
     let handle = agent.handle().clone();
+    assert!(
+        agent.wait_subscribed(Duration::from_secs(20)).await,
+        "agent subscribed to mosquitto"
+    );
 
-    // The agent subscribes once connected: wait for the subscription to be in place by waiting
-    // for its retained-free status to be reachable, then for an appliance round trip.
     let link = Link {
         host: "127.0.0.1".into(),
         port,

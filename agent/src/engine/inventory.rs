@@ -98,6 +98,13 @@ pub struct SlotState {
     pub empty_ms: UnixMs,
     /// When the slot was last refilled.
     pub last_refill_at: Option<UnixMs>,
+    /// Delivered but not yet loaded into the appliance (unopened packs in the cupboard).
+    #[serde(default)]
+    pub cupboard: f64,
+    /// Refilled beyond what the cupboard held: bought elsewhere, or a delivery the agent has not
+    /// yet heard of (a later delivery is matched against it first).
+    #[serde(default)]
+    pub unattributed_refill: f64,
 }
 
 /// A slot counts as empty below this share of its capacity.
@@ -117,6 +124,8 @@ impl SlotState {
             empty_since: None,
             empty_ms: 0,
             last_refill_at: None,
+            cupboard: 0.0,
+            unattributed_refill: 0.0,
         }
     }
 
@@ -158,13 +167,26 @@ impl SlotState {
         }
     }
 
-    /// Applies a refill reported by the device.
-    pub fn refill(&mut self, after: f64, at: UnixMs) {
+    /// Applies a refill reported by the device: what was loaded comes out of the cupboard first;
+    /// the rest was bought elsewhere (or delivered without the agent knowing yet).
+    pub fn refill(&mut self, before: f64, after: f64, at: UnixMs) {
+        let loaded = (after - before).max(0.0);
+        let from_cupboard = loaded.min(self.cupboard);
+        self.cupboard -= from_cupboard;
+        self.unattributed_refill += loaded - from_cupboard;
         self.history.observe(at);
         self.level = Some(after);
         self.level_at = self.level_at.max(at);
         self.last_refill_at = Some(at);
         self.track_empty(at);
+    }
+
+    /// A delivery of `amount` arrived: it goes to the cupboard, less what was already loaded
+    /// before the agent heard of it.
+    pub fn delivered(&mut self, amount: f64) {
+        let loaded_already = amount.min(self.unattributed_refill);
+        self.unattributed_refill -= loaded_already;
+        self.cupboard += amount - loaded_already;
     }
 
     fn track_empty(&mut self, at: UnixMs) {
@@ -233,7 +255,28 @@ mod tests {
         assert_eq!(slot.set_level(450.0, 3), 0.0);
         assert_eq!(slot.set_level(5.0, 10), 445.0);
         assert_eq!(slot.empty_since, Some(10));
-        slot.refill(500.0, 40);
+        slot.refill(5.0, 500.0, 40);
         assert_eq!((slot.empty_since, slot.empty_ms), (None, 30));
+    }
+
+    #[test]
+    fn refills_draw_on_the_cupboard_and_late_deliveries_reconcile() {
+        let spec = SlotSpec {
+            id: Id::new("milk").unwrap(),
+            consumable: Id::new("milk").unwrap(),
+            unit: Unit::Ml,
+            capacity: 3000.0,
+            sensor: SensorKind::Level,
+        };
+        let mut slot = SlotState::new(Id::new("fridge").unwrap(), spec);
+        slot.delivered(2000.0);
+        slot.refill(500.0, 1500.0, 1);
+        assert_eq!((slot.cupboard, slot.unattributed_refill), (1000.0, 0.0));
+        // Loaded before the agent heard of the delivery: not counted twice.
+        slot.refill(1500.0, 2500.0, 2);
+        slot.refill(2500.0, 3000.0, 3);
+        assert_eq!((slot.cupboard, slot.unattributed_refill), (0.0, 500.0));
+        slot.delivered(1000.0);
+        assert_eq!((slot.cupboard, slot.unattributed_refill), (500.0, 0.0));
     }
 }

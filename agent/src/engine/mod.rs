@@ -5,6 +5,7 @@
 
 pub mod forecast;
 pub mod inventory;
+pub mod lead_time;
 pub mod order;
 pub mod policy;
 
@@ -17,10 +18,11 @@ use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 use crate::commerce::api::{Catalog, CatalogItem, OrderLine, OrderRequest, ShopOrder};
 use forecast::{DayOfWeekRate, ForecastModel, day_of};
 use inventory::{DeviceState, SlotState, slot_key};
+use lead_time::LeadTime;
 use order::{InvalidTransition, Order, OrderState};
-use policy::{LeadTimePolicy, ReorderPolicy};
+use policy::{PolicyInput, ReorderPolicy, RiskPolicy, StockPosition};
 
-pub use policy::PolicyConfig;
+pub use policy::{ConsumableSettings, PolicyConfig};
 
 /// Whether orders wait for the household.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,13 +43,13 @@ pub struct EngineConfig {
     pub approval: ApprovalMode,
     /// Reorder settings.
     pub policy: PolicyConfig,
+    /// Settings of particular consumables, by consumable id; others use `policy.defaults`.
+    pub consumables: BTreeMap<String, ConsumableSettings>,
     /// Prefix of idempotency keys, unique to this agent's storage, so that two installations
     /// (or a wiped store) never reuse a key at the shop.
     pub key_prefix: String,
     /// How often to ask the shop about placed orders.
     pub status_poll_ms: UnixMs,
-    /// After a delivery, how long to wait for the household to load it before ordering again.
-    pub refill_wait_ms: UnixMs,
 }
 
 impl EngineConfig {
@@ -57,9 +59,9 @@ impl EngineConfig {
             household,
             approval: ApprovalMode::Auto,
             policy: PolicyConfig::default(),
+            consumables: BTreeMap::new(),
             key_prefix,
             status_poll_ms: HOUR_MS,
-            refill_wait_ms: 2 * DAY_MS,
         }
     }
 }
@@ -209,6 +211,9 @@ pub struct Meta {
     pub next_order_no: u64,
     /// The last catalog fetched from the shop.
     pub catalog: Option<Catalog>,
+    /// Delivery times observed per product (SKU).
+    #[serde(default)]
+    pub lead_times: BTreeMap<String, LeadTime>,
 }
 
 /// Everything stored, to rebuild an engine after a restart.
@@ -292,14 +297,11 @@ const MAX_CLOCK_SKEW_MS: UnixMs = 5 * 60_000;
 impl Engine {
     /// A new engine with the default model and policy.
     pub fn new(config: EngineConfig, snapshot: Snapshot) -> Self {
-        let policy = LeadTimePolicy {
-            config: config.policy.clone(),
-        };
         Self::with_models(
             config,
             snapshot,
             Box::new(DayOfWeekRate::default()),
-            Box::new(policy),
+            Box::new(RiskPolicy),
         )
     }
 
@@ -407,6 +409,9 @@ impl Engine {
                 )?;
                 let order = order.clone();
                 self.polled_at.insert(order_id.clone(), now);
+                if order.state == OrderState::Delivered {
+                    self.on_delivered(&order, &mut fx);
+                }
                 let text = format!(
                     "order {order_id} placed at the shop as {}: {} x {} ({}), expected {}",
                     shop_order.id,
@@ -455,12 +460,34 @@ impl Engine {
                         order.unit.symbol(),
                         order.consumable
                     );
+                    if order.state == OrderState::Delivered {
+                        self.on_delivered(&order, &mut fx);
+                    }
                     fx.push(Effect::SaveOrder(order));
                     fx.push(notice(now, kind, &order_id, text));
                 }
             }
         }
         Ok(fx)
+    }
+
+    /// A delivery: the packs go to the slot's cupboard stock and the delivery time is learned.
+    fn on_delivered(&mut self, order: &Order, fx: &mut Vec<Effect>) {
+        if let Some(slot) = self.slots.get_mut(&slot_key(&order.device, &order.slot)) {
+            slot.delivered(f64::from(order.packs) * order.pack_size);
+            fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+        }
+        if let (Some(placed), Some(delivered)) = (order.placed_at, order.delivered_at) {
+            let prior = self.config.policy.lead_time_ms;
+            let lead = self
+                .meta
+                .lead_times
+                .entry(order.sku.clone())
+                .or_insert_with(|| LeadTime::prior(prior));
+            lead.prior_ms = prior;
+            lead.observe(delivered.saturating_sub(placed));
+            fx.push(Effect::SaveMeta(self.meta.clone()));
+        }
     }
 
     fn order_mut(&mut self, id: &str) -> Result<&mut Order, EngineError> {
@@ -676,7 +703,7 @@ impl Engine {
             }
             (Some(key), ReportBody::Refill { before, after, .. }) => {
                 if let Some(slot) = self.slots.get_mut(&key) {
-                    slot.refill(f64::from(after), at);
+                    slot.refill(f64::from(before), f64::from(after), at);
                     let unit = slot.spec.unit.symbol();
                     let text = format!("{key} refilled: {before:.0} -> {after:.0} {unit}");
                     fx.push(notice(at, NoticeKind::Refill, &key, text));
@@ -739,19 +766,11 @@ impl Engine {
         fx.push(notice(now, NoticeKind::Forecast, key, text));
     }
 
-    /// True while an order for the slot may still bring stock: open, or delivered but not yet
-    /// seen loaded (within the refill wait).
-    fn has_pending_order(&self, slot: &SlotState, now: UnixMs) -> bool {
-        self.orders.values().any(|o| {
-            o.device == slot.device
-                && o.slot == slot.spec.id
-                && (o.state.is_open()
-                    || (o.state == OrderState::Delivered
-                        && o.delivered_at.is_some_and(|at| {
-                            slot.last_refill_at.is_none_or(|r| r < at)
-                                && now < at + self.config.refill_wait_ms
-                        })))
-        })
+    /// True while an order for the slot is open: nothing more is ordered meanwhile.
+    fn has_open_order(&self, slot: &SlotState) -> bool {
+        self.orders
+            .values()
+            .any(|o| o.device == slot.device && o.slot == slot.spec.id && o.state.is_open())
     }
 
     fn catalog_item(&self, slot: &SlotState) -> Option<CatalogItem> {
@@ -782,10 +801,36 @@ impl Engine {
         let Some(item) = self.catalog_item(slot) else {
             return;
         };
-        if self.has_pending_order(slot, now) {
+        if self.has_open_order(slot) {
             return;
         }
-        let Some(decision) = self.policy.decide(slot, forecast, &item, now) else {
+        let prior = self.config.policy.lead_time_ms;
+        let lead_time = match self.meta.lead_times.get(&item.sku) {
+            Some(learned) => LeadTime {
+                prior_ms: prior,
+                ..learned.clone()
+            },
+            None => LeadTime::prior(prior),
+        };
+        let settings = self
+            .config
+            .consumables
+            .get(slot.spec.consumable.as_str())
+            .unwrap_or(&self.config.policy.defaults);
+        let input = PolicyInput {
+            slot,
+            forecast,
+            item: &item,
+            stock: StockPosition {
+                in_appliance: slot.level.unwrap_or(0.0),
+                in_cupboard: slot.cupboard,
+            },
+            lead_time: &lead_time,
+            settings,
+            review_ms: self.config.policy.review_ms,
+            now,
+        };
+        let Some(decision) = self.policy.decide(&input) else {
             return;
         };
         self.meta.next_order_no += 1;
@@ -807,6 +852,7 @@ impl Engine {
             updated_at: now,
             shop_order_id: None,
             expected_delivery_at: None,
+            placed_at: None,
             delivered_at: None,
             attempts: 0,
             retry_at: None,
@@ -991,7 +1037,8 @@ mod tests {
         assert!(saved.unwrap() < sent.unwrap(), "write before send: {fx:?}");
         let order = place_order(&fx).unwrap();
         assert_eq!(order.idempotency_key, "inst-o-000001");
-        assert_eq!(order.packs, 1);
+        // Two weeks at 50 g/day: two 500 g packs.
+        assert_eq!(order.packs, 2);
         // Nothing more is ordered while it is in flight, however low the slot goes.
         let fx = e
             .handle(level(100, t + HOUR_MS, 10.0), t + HOUR_MS)

@@ -102,6 +102,9 @@ pub struct Order {
     pub shop_order_id: Option<String>,
     /// When the shop expects to deliver it.
     pub expected_delivery_at: Option<UnixMs>,
+    /// When the shop accepted it.
+    #[serde(default)]
+    pub placed_at: Option<UnixMs>,
     /// When it was delivered.
     pub delivered_at: Option<UnixMs>,
     /// Attempts to place it so far.
@@ -170,6 +173,7 @@ impl Order {
         }
         self.shop_order_id = Some(shop_order_id);
         self.expected_delivery_at = Some(expected_delivery_at);
+        self.placed_at = Some(now);
         self.last_error = None;
         self.enter(OrderState::Placed, now);
         self.shop_status(shop_status, delivered_at, now)
@@ -248,6 +252,7 @@ mod tests {
             updated_at: 0,
             shop_order_id: None,
             expected_delivery_at: None,
+            placed_at: None,
             delivered_at: None,
             attempts: 0,
             retry_at: None,

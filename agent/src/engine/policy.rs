@@ -1,19 +1,27 @@
-//! The reorder decision: when to order and how much, from a forecast and the catalog.
+//! Reorder policies: when to order and how much, from a forecast, the stock the household
+//! really has, the delivery time and the catalog. Pure functions of their input.
 
 use serde::{Deserialize, Serialize};
 
 use super::forecast::Forecast;
 use super::inventory::SlotState;
+use super::lead_time::LeadTime;
 use crate::clock::{DAY_MS, UnixMs};
 use crate::commerce::api::CatalogItem;
 
-/// The household's reorder settings.
+/// The household's reorder settings (the defaults of every consumable).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyConfig {
-    /// Expected time from placing an order to its delivery, before any delivery is observed.
+    /// Expected delivery time before any delivery is observed (the prior of [`LeadTime`]).
     pub lead_time_ms: UnixMs,
-    /// Stock to keep at delivery, in days of mean consumption.
+    /// Stock to keep at delivery, in days of mean consumption (the fixed-margin policy).
     pub safety_days: f64,
+    /// Settings for consumables without their own.
+    pub defaults: ConsumableSettings,
+    /// How long until the policy looks again: an order not placed now waits at least this
+    /// long, so the risk covers the delivery time plus this (an hour in the daemon, a day in a
+    /// daily simulation).
+    pub review_ms: UnixMs,
 }
 
 impl Default for PolicyConfig {
@@ -21,8 +29,69 @@ impl Default for PolicyConfig {
         Self {
             lead_time_ms: 2 * DAY_MS,
             safety_days: 1.0,
+            defaults: ConsumableSettings::default(),
+            review_ms: crate::clock::HOUR_MS,
         }
     }
+}
+
+/// Per-consumable settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumableSettings {
+    /// Highest acceptable chance of running out before an order placed now arrives.
+    pub risk: f64,
+    /// Days of use an order should cover.
+    pub target_days: f64,
+    /// Most the household wants at home (space, shelf life), in the slot unit; `None`: the
+    /// appliance's capacity plus one pack.
+    pub max_stock: Option<f64>,
+}
+
+impl Default for ConsumableSettings {
+    fn default() -> Self {
+        Self {
+            risk: 0.02,
+            target_days: 14.0,
+            max_stock: None,
+        }
+    }
+}
+
+/// What the household has of a consumable.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StockPosition {
+    /// In the appliance, as last measured.
+    pub in_appliance: f64,
+    /// Delivered but not yet loaded (in the cupboard).
+    pub in_cupboard: f64,
+}
+
+impl StockPosition {
+    /// Everything at home.
+    pub fn on_hand(&self) -> f64 {
+        self.in_appliance + self.in_cupboard
+    }
+}
+
+/// Everything a policy may look at.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyInput<'a> {
+    /// The slot.
+    pub slot: &'a SlotState,
+    /// Its forecast.
+    pub forecast: &'a Forecast,
+    /// The product that would be ordered.
+    pub item: &'a CatalogItem,
+    /// Stock at home.
+    pub stock: StockPosition,
+    /// How long delivery takes.
+    pub lead_time: &'a LeadTime,
+    /// The consumable's settings.
+    pub settings: &'a ConsumableSettings,
+    /// Time until the policy looks again (see [`PolicyConfig::review_ms`]).
+    pub review_ms: UnixMs,
+    /// Now.
+    pub now: UnixMs,
 }
 
 /// A decision to reorder.
@@ -34,74 +103,226 @@ pub struct ReorderDecision {
     pub reason: String,
 }
 
-/// Decides whether a slot needs ordering now and how many packs of `item`.
-///
-/// Order when, in the worst tenth of outcomes, what remains when an order placed now arrives is
-/// below the safety stock. Then order whole packs that fill the slot back to its capacity from
-/// what is expected to remain at delivery, at least one.
+/// Decides whether a slot needs ordering now and how many packs. Never called while an order
+/// for the slot is open.
 pub trait ReorderPolicy: Send + Sync {
-    /// The decision for `slot` at `now`, or `None` to wait.
-    fn decide(
-        &self,
-        slot: &SlotState,
-        forecast: &Forecast,
-        item: &CatalogItem,
-        now: UnixMs,
-    ) -> Option<ReorderDecision>;
+    /// A short name for reports.
+    fn name(&self) -> &'static str;
+    /// The decision, or `None` to wait.
+    fn decide(&self, input: &PolicyInput<'_>) -> Option<ReorderDecision>;
 }
 
-/// The default policy: the P90 demand over the lead time against a safety stock.
+/// The most a household keeps of a consumable.
+pub fn max_stock(input: &PolicyInput<'_>) -> f64 {
+    input
+        .settings
+        .max_stock
+        .unwrap_or(f64::from(input.slot.spec.capacity) + input.item.pack_size)
+}
+
+/// Whole packs covering `needed`, at least one, and as many fewer as keep the stock at delivery
+/// within `max_stock` (one pack is always allowed: otherwise nothing could ever be ordered).
+pub fn packs_for(needed: f64, expected_at_arrival: f64, pack: f64, max_stock: f64) -> u32 {
+    let wanted = (needed / pack).ceil().max(1.0);
+    let room = ((max_stock - expected_at_arrival.max(0.0)) / pack)
+        .floor()
+        .max(1.0);
+    wanted.min(room) as u32
+}
+
+/// Standard normal cumulative distribution (Abramowitz–Stegun 7.1.26, error < 1.5e-7).
+pub fn normal_cdf(z: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * z.abs() / std::f64::consts::SQRT_2);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-(z * z) / 2.0).exp();
+    if z >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
+}
+
+/// The chance that demand over a delivery time drawn from `lead`, plus `review`, exceeds
+/// `on_hand`.
+pub fn stockout_risk(
+    forecast: &Forecast,
+    lead: &LeadTime,
+    review: UnixMs,
+    on_hand: f64,
+    now: UnixMs,
+) -> f64 {
+    lead.scenarios()
+        .iter()
+        .map(|&(weight, span)| {
+            let span = span + review;
+            let demand = forecast.demand(now, span);
+            let sd = forecast.demand_sd(span);
+            let p = if sd <= 0.0 {
+                if demand.p50 > on_hand { 1.0 } else { 0.0 }
+            } else {
+                1.0 - normal_cdf((on_hand - demand.p50) / sd)
+            };
+            weight * p
+        })
+        .sum()
+}
+
+fn days(ms: UnixMs) -> f64 {
+    ms as f64 / DAY_MS as f64
+}
+
+/// The agent's policy: order when the chance of running out before an order placed now would
+/// arrive exceeds the consumable's risk; order whole packs covering the delivery time plus the
+/// target days, within the maximum stock.
 #[derive(Debug, Clone, Default)]
-pub struct LeadTimePolicy {
+pub struct RiskPolicy;
+
+impl ReorderPolicy for RiskPolicy {
+    fn name(&self) -> &'static str {
+        "agent"
+    }
+
+    fn decide(&self, input: &PolicyInput<'_>) -> Option<ReorderDecision> {
+        let f = input.forecast;
+        if f.rate_per_day <= 0.0 || input.item.pack_size <= 0.0 {
+            return None;
+        }
+        let on_hand = input.stock.on_hand();
+        let risk = stockout_risk(f, input.lead_time, input.review_ms, on_hand, input.now);
+        if risk <= input.settings.risk {
+            return None;
+        }
+        let lead = input.lead_time.p50();
+        let expected_at_arrival = on_hand - f.demand(input.now, lead).p50;
+        let cover = f.demand(
+            input.now + lead,
+            (input.settings.target_days * DAY_MS as f64) as UnixMs,
+        );
+        let needed = cover.p50 - expected_at_arrival.max(0.0);
+        let packs = packs_for(
+            needed,
+            expected_at_arrival,
+            input.item.pack_size,
+            max_stock(input),
+        );
+        Some(ReorderDecision {
+            packs,
+            reason: explain(input, risk, packs),
+        })
+    }
+}
+
+/// The sentence stored with an order: "beans: 180 g left, about 2.6 days at 68 g/day (P90 1.9
+/// days); delivery takes 1-2 days; ordering 1 x 1000 g".
+pub fn explain(input: &PolicyInput<'_>, risk: f64, packs: u32) -> String {
+    let f = input.forecast;
+    let unit = input.slot.spec.unit.symbol();
+    let now = input.now;
+    let left = f.days_left().map_or_else(
+        || "more than a year".to_string(),
+        |d| format!("about {d:.1} days"),
+    );
+    let early = f
+        .empty_earliest
+        .map(|t| format!(" (P10 {:.1} days)", days(t.saturating_sub(now))))
+        .unwrap_or_default();
+    let cupboard = if input.stock.in_cupboard > 0.0 {
+        format!(
+            " plus {:.0} {unit} in the cupboard",
+            input.stock.in_cupboard
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{slot}: {level:.0} {unit} left{cupboard}, {left} at {rate:.0} {unit}/day{early}; delivery \
+         takes {lo:.0}-{hi:.0} days; {risk:.0}% risk of running out; ordering {packs} x {pack:.0} {unit}",
+        slot = input.slot.spec.id,
+        level = input.stock.in_appliance,
+        rate = f.rate_per_day,
+        lo = days(input.lead_time.p10()),
+        hi = days(input.lead_time.p90()).max(days(input.lead_time.p10())),
+        risk = risk * 100.0,
+        pack = input.item.pack_size,
+    )
+}
+
+/// Dash-style: order when what is at home falls to a share of the appliance's capacity; fill
+/// back to capacity in whole packs.
+#[derive(Debug, Clone)]
+pub struct ThresholdPolicy {
+    /// Share of capacity that triggers an order (Dash Replenishment uses 20%).
+    pub share: f64,
+}
+
+impl Default for ThresholdPolicy {
+    fn default() -> Self {
+        Self { share: 0.2 }
+    }
+}
+
+impl ReorderPolicy for ThresholdPolicy {
+    fn name(&self) -> &'static str {
+        "threshold"
+    }
+
+    fn decide(&self, input: &PolicyInput<'_>) -> Option<ReorderDecision> {
+        let capacity = f64::from(input.slot.spec.capacity);
+        let on_hand = input.stock.on_hand();
+        if on_hand > capacity * self.share || input.item.pack_size <= 0.0 {
+            return None;
+        }
+        // Fill back to capacity without going over it: whole packs, at least one.
+        let packs = ((capacity - on_hand) / input.item.pack_size)
+            .floor()
+            .max(1.0) as u32;
+        let reason = format!(
+            "{}: {on_hand:.0} {} left, at or below {:.0}% of capacity; ordering {packs} x {:.0}",
+            input.slot.spec.id,
+            input.slot.spec.unit.symbol(),
+            self.share * 100.0,
+            input.item.pack_size
+        );
+        Some(ReorderDecision { packs, reason })
+    }
+}
+
+/// The fixed-margin rule of the first agent: order when the P90 demand over the expected
+/// delivery time leaves less than `safety_days` of stock.
+#[derive(Debug, Clone, Default)]
+pub struct SafetyMarginPolicy {
     /// Settings.
     pub config: PolicyConfig,
 }
 
-impl ReorderPolicy for LeadTimePolicy {
-    fn decide(
-        &self,
-        slot: &SlotState,
-        forecast: &Forecast,
-        item: &CatalogItem,
-        now: UnixMs,
-    ) -> Option<ReorderDecision> {
-        let level = slot.level?;
-        if forecast.rate_per_day <= 0.0 || item.pack_size <= 0.0 {
+impl ReorderPolicy for SafetyMarginPolicy {
+    fn name(&self) -> &'static str {
+        "safety_margin"
+    }
+
+    fn decide(&self, input: &PolicyInput<'_>) -> Option<ReorderDecision> {
+        let f = input.forecast;
+        if f.rate_per_day <= 0.0 || input.item.pack_size <= 0.0 {
             return None;
         }
-        let lead = self.config.lead_time_ms;
-        let demand = forecast.demand(now, lead);
-        let safety = forecast.rate_per_day * self.config.safety_days;
-        let worst_at_arrival = level - demand.p90;
-        if worst_at_arrival >= safety {
+        let on_hand = input.stock.on_hand();
+        let lead = input.lead_time.p50();
+        let demand = f.demand(input.now, lead);
+        if on_hand - demand.p90 >= f.rate_per_day * self.config.safety_days {
             return None;
         }
-        let expected_at_arrival = (level - demand.p50).max(0.0);
-        let room = slot.spec.capacity as f64 - expected_at_arrival;
-        let packs = ((room / item.pack_size).floor() as u32).max(1);
-        let unit = slot.spec.unit.symbol();
-        let days = |ms: UnixMs| ms as f64 / DAY_MS as f64;
-        let range = match (forecast.empty_earliest, forecast.empty_latest) {
-            (Some(early), Some(late)) => format!(
-                " (range {:.1}-{:.1} days)",
-                days(early.saturating_sub(now)),
-                days(late.saturating_sub(now))
-            ),
-            _ => String::new(),
-        };
-        let left = forecast.days_left().map_or_else(
-            || "more than a year".to_string(),
-            |d| format!("about {d:.1} days"),
-        );
-        let reason = format!(
-            "{slot}: {level:.0} {unit} left, {left} at {rate:.0} {unit}/day{range}; delivery takes \
-             {lead:.1} days; ordering {packs} x {pack:.0} {unit}",
-            slot = slot.spec.id,
-            rate = forecast.rate_per_day,
-            lead = days(lead),
-            pack = item.pack_size,
-        );
-        Some(ReorderDecision { packs, reason })
+        let expected = on_hand - demand.p50;
+        let capacity = f64::from(input.slot.spec.capacity);
+        let packs = ((capacity - expected.max(0.0)) / input.item.pack_size)
+            .floor()
+            .max(1.0) as u32;
+        Some(ReorderDecision {
+            packs,
+            reason: explain(input, 0.1, packs),
+        })
     }
 }
 
@@ -136,7 +357,10 @@ mod tests {
         let t0 = 20_000 * DAY_MS;
         slot.history.observe(t0);
         for d in 1..=7 {
-            slot.history.record(t0 + d * DAY_MS + 1, per_day);
+            slot.history.record(
+                t0 + d * DAY_MS + 1,
+                per_day + if d % 2 == 0 { 5.0 } else { -5.0 },
+            );
         }
         slot.set_level(level, t0 + 8 * DAY_MS);
         let now = t0 + 8 * DAY_MS;
@@ -146,46 +370,84 @@ mod tests {
         (slot, f, now)
     }
 
-    #[test]
-    fn waits_while_stock_outlasts_the_lead_time() {
-        let (slot, f, now) = slot_with(600.0, 50.0);
-        assert_eq!(
-            LeadTimePolicy::default().decide(&slot, &f, &item(), now),
-            None
-        );
-    }
-
-    #[test]
-    fn orders_when_stock_would_not_last_the_lead_time_plus_safety() {
-        let (slot, f, now) = slot_with(140.0, 50.0);
-        let d = LeadTimePolicy::default()
-            .decide(&slot, &f, &item(), now)
-            .unwrap();
-        // ~40 g expected at arrival: 960 g of room holds one whole 500 g pack.
-        assert_eq!(d.packs, 1);
-        assert!(
-            d.reason
-                .starts_with("beans: 140 g left, about 2.8 days at 50 g/day"),
-            "{}",
-            d.reason
-        );
-        assert!(d.reason.ends_with("ordering 1 x 500 g"), "{}", d.reason);
-    }
-
-    #[test]
-    fn a_longer_lead_time_orders_earlier() {
-        let (slot, f, now) = slot_with(300.0, 50.0);
-        assert!(
-            LeadTimePolicy::default()
-                .decide(&slot, &f, &item(), now)
-                .is_none()
-        );
-        let slow = LeadTimePolicy {
-            config: PolicyConfig {
-                lead_time_ms: 5 * DAY_MS,
-                safety_days: 1.0,
+    fn decide(
+        policy: &dyn ReorderPolicy,
+        level: f64,
+        cupboard: f64,
+        lead_days: u64,
+    ) -> Option<ReorderDecision> {
+        let (slot, f, now) = slot_with(level, 50.0);
+        let lead = LeadTime::prior(lead_days * DAY_MS);
+        let settings = ConsumableSettings::default();
+        let input = PolicyInput {
+            slot: &slot,
+            forecast: &f,
+            item: &item(),
+            stock: StockPosition {
+                in_appliance: level,
+                in_cupboard: cupboard,
             },
+            lead_time: &lead,
+            settings: &settings,
+            review_ms: crate::clock::HOUR_MS,
+            now,
         };
-        assert!(slow.decide(&slot, &f, &item(), now).is_some());
+        policy.decide(&input)
+    }
+
+    #[test]
+    fn normal_cdf_matches_known_values() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_cdf(1.959_964) - 0.975).abs() < 1e-6);
+        assert!((normal_cdf(-2.053_749) - 0.02).abs() < 1e-6);
+    }
+
+    #[test]
+    fn risk_policy_waits_while_the_stock_outlasts_the_delivery() {
+        assert_eq!(decide(&RiskPolicy, 600.0, 0.0, 2), None);
+    }
+
+    #[test]
+    fn risk_policy_orders_when_running_out_becomes_likely_and_explains_why() {
+        // 50 ± 5 g a day: two days of delivery need about 102 g, 114 g at the 98th percentile.
+        assert_eq!(decide(&RiskPolicy, 125.0, 0.0, 2), None);
+        let d = decide(&RiskPolicy, 110.0, 0.0, 2).unwrap();
+        // 14 days at 50 g/day = 700 g beyond the ~10 g left at arrival: two packs, which fit
+        // under the 1500 g maximum (capacity plus a pack).
+        assert_eq!(d.packs, 2);
+        let expected_start = "beans: 110 g left, about 2.2 days at 49 g/day (P10 2.0 days)";
+        assert!(d.reason.starts_with(expected_start), "{}", d.reason);
+        let expected_end = "delivery takes 2-2 days; 11% risk of running out; ordering 2 x 500 g";
+        assert!(d.reason.contains(expected_end), "{}", d.reason);
+    }
+
+    #[test]
+    fn cupboard_stock_counts() {
+        assert!(decide(&RiskPolicy, 110.0, 0.0, 2).is_some());
+        assert_eq!(decide(&RiskPolicy, 110.0, 500.0, 2), None);
+    }
+
+    #[test]
+    fn a_longer_delivery_orders_earlier() {
+        assert!(decide(&RiskPolicy, 200.0, 0.0, 2).is_none());
+        assert!(decide(&RiskPolicy, 200.0, 0.0, 5).is_some());
+    }
+
+    #[test]
+    fn threshold_orders_at_a_fifth_of_capacity() {
+        assert!(decide(&ThresholdPolicy::default(), 201.0, 0.0, 2).is_none());
+        assert_eq!(
+            decide(&ThresholdPolicy::default(), 200.0, 0.0, 2)
+                .unwrap()
+                .packs,
+            1
+        );
+    }
+
+    #[test]
+    fn packs_respect_the_maximum_stock_but_never_drop_to_zero() {
+        assert_eq!(packs_for(1200.0, 100.0, 500.0, 1500.0), 2);
+        assert_eq!(packs_for(1200.0, 1400.0, 500.0, 1500.0), 1);
+        assert_eq!(packs_for(10.0, 0.0, 500.0, 1500.0), 1);
     }
 }
