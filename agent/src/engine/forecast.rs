@@ -165,7 +165,10 @@ impl Forecast {
     }
 
     /// A forecast from a rate, its spread and a weekday pattern, with the empty times worked out.
+    /// The spread is never taken below a tenth of the rate: no model has seen enough days to
+    /// claim more certainty than that.
     pub fn from_rate(now: UnixMs, level: f64, rate: f64, daily_sd: f64, factors: [f64; 7]) -> Self {
+        let daily_sd = daily_sd.max(rate * 0.1);
         let mut forecast = Forecast {
             computed_at: now,
             level,
@@ -245,9 +248,7 @@ impl ForecastModel for DayOfWeekRate {
             (ss / (days.len() - 1) as f64).sqrt()
         } else {
             rate * 0.5
-        }
-        // Never claim more certainty than a tenth of the rate per day.
-        .max(rate * 0.1);
+        };
         Some(Forecast::from_rate(now, level, rate, daily_sd, factors))
     }
 }
@@ -339,13 +340,7 @@ impl ForecastModel for MovingAverage {
     fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast> {
         let days = history.complete_days(day_of(now), self.days);
         let (mean, sd) = mean_sd(days.iter().map(|d| d.1))?;
-        Some(Forecast::from_rate(
-            now,
-            level,
-            mean,
-            sd.max(mean * 0.1),
-            [1.0; 7],
-        ))
+        Some(Forecast::from_rate(now, level, mean, sd, [1.0; 7]))
     }
 }
 
@@ -383,13 +378,7 @@ impl ForecastModel for ExponentialSmoothing {
         } else {
             smoothed * 0.5
         };
-        Some(Forecast::from_rate(
-            now,
-            level,
-            smoothed,
-            sd.max(smoothed * 0.1),
-            [1.0; 7],
-        ))
+        Some(Forecast::from_rate(now, level, smoothed, sd, [1.0; 7]))
     }
 }
 
@@ -436,13 +425,7 @@ impl ForecastModel for Tsb {
         let rate = chance * size;
         // A day's use is "size with probability chance, else nothing".
         let sd = (chance * (1.0 - chance)).sqrt() * size;
-        Some(Forecast::from_rate(
-            now,
-            level,
-            rate,
-            sd.max(rate * 0.1),
-            [1.0; 7],
-        ))
+        Some(Forecast::from_rate(now, level, rate, sd, [1.0; 7]))
     }
 }
 
