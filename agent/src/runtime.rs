@@ -59,11 +59,21 @@ impl RefusedReason {
     }
 }
 
+/// What a call to the shop came back with.
+enum ShopOutcome {
+    /// An event for the engine (boxed: it is large, the other outcomes are empty).
+    Event(Box<Event>),
+    /// The catalog could not be fetched: try again at the next tick.
+    CatalogFailed,
+    /// Nothing to do (a status poll failed; the next poll will ask again).
+    Nothing,
+}
+
 enum Request {
     Incoming(Incoming, Option<Acker>),
     Event(Event),
     Ask(Event, oneshot::Sender<Result<(), EngineError>>),
-    ShopDone(Option<Event>),
+    ShopDone(ShopOutcome),
     Status(oneshot::Sender<StatusView>),
     Order(String, oneshot::Sender<Option<Order>>),
     Settle(u64, oneshot::Sender<()>),
@@ -442,10 +452,12 @@ impl Actor {
                 }
                 self.handle_event(event);
             }
-            Request::ShopDone(event) => {
+            Request::ShopDone(outcome) => {
                 self.shop_calls = self.shop_calls.saturating_sub(1);
-                if let Some(event) = event {
-                    self.handle_event(event);
+                match outcome {
+                    ShopOutcome::Event(event) => self.handle_event(*event),
+                    ShopOutcome::CatalogFailed => self.catalog_fetched_at = None,
+                    ShopOutcome::Nothing => {}
                 }
             }
             Request::Ask(event, reply) => {
@@ -527,11 +539,13 @@ impl Actor {
                 let commerce = self.commerce.clone();
                 self.shop_call(async move {
                     match commerce.place_order(&order.idempotency_key, &request).await {
-                        Ok(shop_order) => Some(Event::PlacementSucceeded {
+                        Ok(shop_order) => ShopOutcome::Event(Box::new(Event::PlacementSucceeded {
                             order_id: order.id,
                             shop_order,
-                        }),
-                        Err(error) => Some(placement_failed(order.id, &error)),
+                        })),
+                        Err(error) => {
+                            ShopOutcome::Event(Box::new(placement_failed(order.id, &error)))
+                        }
                     }
                 });
             }
@@ -542,10 +556,10 @@ impl Actor {
                 let commerce = self.commerce.clone();
                 self.shop_call(async move {
                     match commerce.order(&shop_order_id).await {
-                        Ok(shop_order) => Some(Event::ShopStatus { order_id, shop_order }),
+                        Ok(shop_order) => ShopOutcome::Event(Box::new(Event::ShopStatus { order_id, shop_order })),
                         Err(error) => {
                             tracing::warn!(%order_id, %error, "order status unavailable; will ask again");
-                            None
+                            ShopOutcome::Nothing
                         }
                     }
                 });
@@ -574,19 +588,16 @@ impl Actor {
         let commerce = self.commerce.clone();
         self.shop_call(async move {
             match commerce.catalog().await {
-                Ok(catalog) => Some(Event::Catalog(catalog)),
+                Ok(catalog) => ShopOutcome::Event(Box::new(Event::Catalog(catalog))),
                 Err(error) => {
-                    tracing::warn!(%error, "catalog unavailable; keeping the last one");
-                    None
+                    tracing::warn!(%error, "catalog unavailable; keeping the last one, retrying at the next tick");
+                    ShopOutcome::CatalogFailed
                 }
             }
         });
     }
 
-    fn shop_call(
-        &mut self,
-        call: impl std::future::Future<Output = Option<Event>> + Send + 'static,
-    ) {
+    fn shop_call(&mut self, call: impl std::future::Future<Output = ShopOutcome> + Send + 'static) {
         let Some(tx) = self.tx.upgrade() else { return };
         self.shop_calls += 1;
         tokio::spawn(async move {
