@@ -12,7 +12,9 @@
 //!   sequence numbers, store-and-forward of reports while offline, commands and acks, heartbeats
 //!   and reconnect back-off. Time is passed in; the caller owns the transport.
 //! * [`drivers`]: sensor drivers over `embedded-hal` 1.0: the HX711 load-cell ADC
-//!   ([`drivers::hx711`]) and a pulse-counting flow meter ([`drivers::flow`]).
+//!   ([`drivers::hx711`]), a pulse-counting flow meter ([`drivers::flow`]) and the VL53L0X
+//!   time-of-flight distance sensor ([`drivers::vl53l0x`]).
+//! * [`tank`]: tank geometry, from a distance to the liquid surface to millilitres.
 #![no_std]
 
 #[cfg(test)]
@@ -22,7 +24,9 @@ pub mod calibration;
 pub mod detect;
 pub mod drivers;
 pub mod runtime;
+pub mod tank;
 
 pub use calibration::{Calibration, CalibrationError};
 pub use detect::{Detection, DetectorConfig, LevelDetector, SlotMonitor, UsageCounter};
 pub use runtime::{CommandAction, DeviceRuntime, Outgoing, OutgoingMessage, RuntimeConfig};
+pub use tank::{TankError, TankGeometry};
