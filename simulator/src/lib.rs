@@ -2,6 +2,7 @@
 //! simulated sensors, a sandbox shop that speaks the commerce API, and the one-command demo.
 
 pub mod appliance;
+pub mod bench;
 pub mod demo;
 pub mod hardware;
 pub mod household;

@@ -1,5 +1,7 @@
-//! `replenish-sim`: the demo, the sandbox shop on its own, and (later) benchmarks.
+//! `replenish-sim`: the demo, the sandbox shop on its own, the policy benchmark and trace
+//! replay.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use replenish_agent::clock::{DAY_MS, SystemClock};
 use replenish_agent::engine::ApprovalMode;
+use replenish_sim::bench::{self, Archetype, BenchOptions, metrics};
 use replenish_sim::demo::{self, DemoOptions};
 use replenish_sim::shop::{SandboxShop, ShopConfig};
 
@@ -50,6 +53,43 @@ enum Command {
         /// Delivery time in days.
         #[arg(long, default_value_t = 2.0)]
         lead_time_days: f64,
+    },
+    /// Compares the agent's reorder policy with a threshold, a static reorder point and a
+    /// perfect-foresight oracle on seeded household archetypes, through the pure engine.
+    Bench {
+        /// Seeds per archetype and delivery setting (seeds 0..N).
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// Days per run.
+        #[arg(long, default_value_t = 365)]
+        days: usize,
+        /// Write the metrics as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a plot (SVG) of stockouts against days of supply here.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Only these archetypes (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        archetypes: Vec<String>,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+    },
+    /// Replays a recorded consumption trace through the same engine and policies.
+    Replay {
+        /// The trace: CSV with header timestamp,household,slot,unit,amount.
+        #[arg(long)]
+        trace: PathBuf,
+        /// The slots: TOML with one [[slot]] per household slot.
+        #[arg(long)]
+        slots: PathBuf,
+        /// Write the metrics as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
     },
 }
 
@@ -108,6 +148,121 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             server.shutdown().await?;
         }
+        Command::Bench {
+            seeds,
+            days,
+            json,
+            plot,
+            archetypes,
+            jobs,
+        } => run_bench(seeds, days, json, plot, &archetypes, jobs)?,
+        Command::Replay {
+            trace,
+            slots,
+            json,
+            jobs,
+        } => {
+            let started = std::time::Instant::now();
+            let scenarios = bench::replay::load(&trace, &slots)?;
+            let runs = bench::run_scenarios(&scenarios, jobs, true)?;
+            let summary = bench::summarize(&runs);
+            let mut out = std::io::stdout().lock();
+            metrics::write_table(&mut out, &summary)?;
+            writeln!(
+                out,
+                "stockouts per 1000 item-days / mean days of supply, per household:"
+            )?;
+            metrics::write_breakdown(&mut out, &summary, "household")?;
+            if let Some(path) = json {
+                let extra = [
+                    (
+                        "runtime_s",
+                        serde_json::json!(started.elapsed().as_secs_f64()),
+                    ),
+                    ("trace", serde_json::json!(trace.display().to_string())),
+                ];
+                write_json(&path, &metrics::to_json(&summary, &extra))?;
+            }
+        }
     }
     Ok(())
+}
+
+fn run_bench(
+    seeds: u64,
+    days: usize,
+    json: Option<PathBuf>,
+    plot: Option<PathBuf>,
+    archetypes: &[String],
+    jobs: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
+    anyhow::ensure!((1..=3650).contains(&days), "--days must be 1 to 3650");
+    let archetypes = if archetypes.is_empty() {
+        Archetype::ALL.to_vec()
+    } else {
+        archetypes
+            .iter()
+            .map(|name| {
+                Archetype::from_name(name.trim()).with_context(|| {
+                    let known: Vec<&str> = Archetype::ALL.iter().map(|a| a.name()).collect();
+                    format!("unknown archetype {name:?}; known: {}", known.join(", "))
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    let options = BenchOptions {
+        seeds,
+        days,
+        archetypes,
+        workers: jobs.max(1),
+        progress: true,
+        ..BenchOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let runs = bench::run_bench(&options)?;
+    let runtime = started.elapsed().as_secs_f64();
+    let summary = bench::summarize(&runs);
+    let targets = bench::targets(&summary);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{} archetypes x {seeds} seeds x {} delivery settings x {days} days, {} runs in {runtime:.1} s",
+        options.archetypes.len(),
+        options.leads.len(),
+        runs.len()
+    )?;
+    metrics::write_table(&mut out, &summary)?;
+    metrics::write_targets(&mut out, &targets)?;
+    writeln!(
+        out,
+        "stockouts per 1000 item-days / mean days of supply, per archetype:"
+    )?;
+    metrics::write_breakdown(&mut out, &summary, "archetype")?;
+    if let Some(path) = json {
+        let extra = [
+            ("runtime_s", serde_json::json!(runtime)),
+            (
+                "config",
+                serde_json::json!({
+                    "seeds": seeds,
+                    "days": days,
+                    "archetypes": options.archetypes.iter().map(|a| a.name()).collect::<Vec<_>>(),
+                    "lead_times": options.leads.iter().map(|l| l.label()).collect::<Vec<_>>(),
+                }),
+            ),
+            ("targets", serde_json::to_value(&targets)?),
+        ];
+        write_json(&path, &metrics::to_json(&summary, &extra))?;
+    }
+    if let Some(path) = plot {
+        let title = format!("replenish bench: {} runs of {days} days", runs.len());
+        bench::plot::write_svg(&path, &summary, &title)?;
+    }
+    Ok(())
+}
+
+fn write_json(path: &std::path::Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }

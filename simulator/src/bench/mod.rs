@@ -1,0 +1,155 @@
+//! `replenish-sim bench` and `replenish-sim replay`: the agent's pure engine, driven directly (no
+//! broker, no HTTP, no async), under four reorder policies, on seeded household archetypes or on
+//! a recorded consumption trace.
+//!
+//! * [`scenario`]: households, their true demand and the delivery time of every order.
+//! * [`harness`]: one scenario under one policy, day by day, through [`Engine`](replenish_agent::engine::Engine).
+//! * [`policies`]: `agent`, `threshold`, `reorder_point` and `oracle`.
+//! * [`metrics`]: the report, reduced in run order (the same for a seed, however threads run).
+//! * [`replay`]: scenarios from a CSV trace and a TOML slot list.
+//! * [`plot`]: the SVG picture.
+
+pub mod harness;
+pub mod metrics;
+pub mod plot;
+pub mod policies;
+pub mod replay;
+pub mod scenario;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::anyhow;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub use harness::{RunResult, run_scenario};
+pub use metrics::{Summary, summarize, targets};
+pub use policies::PolicyKind;
+pub use scenario::{Archetype, LeadSetting, Scenario};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Seeds 0..seeds.
+    pub seeds: u64,
+    /// Days per run.
+    pub days: usize,
+    /// Archetypes.
+    pub archetypes: Vec<Archetype>,
+    /// Delivery-time settings.
+    pub leads: Vec<LeadSetting>,
+    /// Worker threads.
+    pub workers: usize,
+    /// Whether to draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            seeds: 20,
+            days: 365,
+            archetypes: Archetype::ALL.to_vec(),
+            leads: LeadSetting::ALL.to_vec(),
+            workers: 2,
+            progress: false,
+        }
+    }
+}
+
+/// Runs every archetype × seed × delivery setting under every policy; results in that order.
+pub fn run_bench(options: &BenchOptions) -> anyhow::Result<Vec<RunResult>> {
+    let mut jobs = Vec::new();
+    for &archetype in &options.archetypes {
+        for seed in 0..options.seeds {
+            for &lead in &options.leads {
+                jobs.push((archetype, seed, lead));
+            }
+        }
+    }
+    let bar = progress_bar(options.progress, jobs.len() * PolicyKind::ALL.len(), "runs");
+    let results = run_jobs(jobs.len(), options.workers, |i| {
+        let (archetype, seed, lead) = jobs[i];
+        let scenario = archetype.scenario(seed, lead, options.days);
+        run_all_policies(&scenario, &bar)
+    });
+    bar.finish_and_clear();
+    Ok(results?.into_iter().flatten().collect())
+}
+
+/// Runs scenarios under every policy; results in scenario order, then policy order.
+pub fn run_scenarios(
+    scenarios: &[Scenario],
+    workers: usize,
+    progress: bool,
+) -> anyhow::Result<Vec<RunResult>> {
+    let bar = progress_bar(progress, scenarios.len() * PolicyKind::ALL.len(), "runs");
+    let results = run_jobs(scenarios.len(), workers, |i| {
+        run_all_policies(&scenarios[i], &bar)
+    });
+    bar.finish_and_clear();
+    Ok(results?.into_iter().flatten().collect())
+}
+
+fn run_all_policies(scenario: &Scenario, bar: &ProgressBar) -> anyhow::Result<Vec<RunResult>> {
+    PolicyKind::ALL
+        .iter()
+        .map(|&policy| {
+            let result = run_scenario(scenario, policy);
+            bar.inc(1);
+            result
+        })
+        .collect()
+}
+
+fn progress_bar(visible: bool, len: usize, what: &str) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    let template =
+        format!("{{spinner}} [{{bar:40}}] {{pos}}/{{len}} {what} ({{elapsed}}, eta {{eta}})");
+    bar.set_style(
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Runs `job(0..n)` on `workers` threads and returns the results in index order, or the first
+/// error by index.
+fn run_jobs<T: Send>(
+    n: usize,
+    workers: usize,
+    job: impl Fn(usize) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    let next = AtomicUsize::new(0);
+    let done: Vec<Mutex<Option<anyhow::Result<T>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, n.max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let result = job(i);
+                    if let Ok(mut slot) = done[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    done.into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(anyhow!("job {i} did not finish")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

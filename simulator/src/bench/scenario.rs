@@ -1,0 +1,679 @@
+//! Bench scenarios: a household's consumable slots, the true demand on each (every use, with its
+//! time), and how long each order the shop receives will take to arrive.
+//!
+//! Demand and delivery times come from one seed made of (archetype, seed, lead setting) only, so
+//! every policy faces the same year: the same uses, and the same delivery time for its k-th order
+//! of a slot, whenever it places it.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use replenish_agent::clock::{DAY_MS, HOUR_MS, UnixMs};
+use replenish_agent::engine::forecast::{day_of, weekday_of};
+use replenish_protocol::Unit;
+
+/// 2026-01-05 00:00 UTC, a Monday: where bench runs start.
+pub const BENCH_START: UnixMs = 20_458 * DAY_MS;
+/// Delivery times drawn per slot; the k-th order takes the k-th (cycling past the end).
+const LEAD_SAMPLES: usize = 512;
+/// Days at the start of every bench run left out of the metrics: with a 5-day delivery, the
+/// first order (placed at the end of day 0) arrives at the end of day 5.
+pub const WARMUP_DAYS: usize = 7;
+/// Amounts closer than this count as equal (sums of floats).
+pub(crate) const EPS: f64 = 1e-6;
+
+/// One use of a consumable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Use {
+    /// When (ms since the Unix epoch).
+    pub at: UnixMs,
+    /// How much, in the slot's unit.
+    pub amount: f64,
+}
+
+/// One consumable slot of a scenario and everything true about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotPlan {
+    /// The appliance holding the slot (a device id).
+    pub device: String,
+    /// The slot id on the device.
+    pub slot: String,
+    /// The consumable, as the shop's catalog names it.
+    pub consumable: String,
+    /// Unit of every amount.
+    pub unit: Unit,
+    /// What the appliance holds at most.
+    pub capacity: f64,
+    /// What the appliance holds at the start (the cupboard starts empty).
+    pub initial_level: f64,
+    /// Amount in one pack the shop sells.
+    pub pack_size: f64,
+    /// Price of a pack, in cents.
+    pub price_cents: u64,
+    /// Most the household wants at home (appliance plus cupboard), in the unit.
+    pub max_stock: f64,
+    /// The uses of each day, from the scenario's first day, each day in time order.
+    pub uses: Vec<Vec<Use>>,
+    /// How long the k-th order for this slot takes, in ms (cycled past the end; never empty
+    /// for a scenario that is run).
+    pub lead_times_ms: Vec<UnixMs>,
+}
+
+impl SlotPlan {
+    /// The delivery time of the `k`-th order (0-based).
+    pub fn lead_time(&self, k: usize) -> UnixMs {
+        if self.lead_times_ms.is_empty() {
+            return DAY_MS;
+        }
+        self.lead_times_ms[k % self.lead_times_ms.len()]
+    }
+
+    /// `device/slot`, as the engine keys slots.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.device, self.slot)
+    }
+
+    fn template(device: &str, slot: &str, consumable: &str, unit: Unit) -> Self {
+        Self {
+            device: device.into(),
+            slot: slot.into(),
+            consumable: consumable.into(),
+            unit,
+            capacity: 0.0,
+            initial_level: 0.0,
+            pack_size: 0.0,
+            price_cents: 0,
+            max_stock: 0.0,
+            uses: Vec::new(),
+            lead_times_ms: Vec::new(),
+        }
+    }
+
+    fn sized(mut self, capacity: f64, initial: f64, pack: f64, price: u64, max: f64) -> Self {
+        self.capacity = capacity;
+        self.initial_level = initial;
+        self.pack_size = pack;
+        self.price_cents = price;
+        self.max_stock = max;
+        self
+    }
+}
+
+/// One household over a number of days.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// What it is (the archetype, or the household of a replayed trace).
+    pub name: String,
+    /// The household id the engine serves.
+    pub household: String,
+    /// Midnight (UTC) starting the first day.
+    pub start: UnixMs,
+    /// Days simulated.
+    pub days: usize,
+    /// Days at the start left out of the metrics (the orders and forecasts of those days still
+    /// happen): the stock a household starts with need not last until a first order can arrive.
+    pub warmup_days: usize,
+    /// The delivery time the engine is configured with before it has seen a delivery.
+    pub prior_lead_ms: UnixMs,
+    /// The slots.
+    pub slots: Vec<SlotPlan>,
+}
+
+/// How long the shop takes to deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeadSetting {
+    /// Always this many days.
+    Days(u32),
+    /// Each order a whole number of days drawn uniformly from `min..=max`.
+    Random {
+        /// Shortest.
+        min: u32,
+        /// Longest.
+        max: u32,
+    },
+}
+
+impl LeadSetting {
+    /// The four settings of the bench: 1, 2 and 5 days, and 1-5 days at random.
+    pub const ALL: [LeadSetting; 4] = [
+        LeadSetting::Days(1),
+        LeadSetting::Days(2),
+        LeadSetting::Days(5),
+        LeadSetting::Random { min: 1, max: 5 },
+    ];
+
+    /// A short label: `1d`, `1-5d`.
+    pub fn label(self) -> String {
+        match self {
+            Self::Days(d) => format!("{d}d"),
+            Self::Random { min, max } => format!("{min}-{max}d"),
+        }
+    }
+
+    /// The engine's prior: the setting's mean, in whole days.
+    pub fn prior_ms(self) -> UnixMs {
+        match self {
+            Self::Days(d) => u64::from(d) * DAY_MS,
+            Self::Random { min, max } => u64::from(min + max) / 2 * DAY_MS,
+        }
+    }
+
+    fn code(self) -> u64 {
+        match self {
+            Self::Days(d) => u64::from(d),
+            Self::Random { min, max } => 1000 + u64::from(min) * 100 + u64::from(max),
+        }
+    }
+
+    fn sample(self, rng: &mut ChaCha8Rng) -> UnixMs {
+        match self {
+            Self::Days(d) => u64::from(d) * DAY_MS,
+            Self::Random { min, max } => u64::from(rng.random_range(min..=max.max(min))) * DAY_MS,
+        }
+    }
+}
+
+/// The household archetypes of the bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Archetype {
+    /// One person, espresso only: 1-4 single shots of 9 g a day, more at weekends.
+    SingleEspresso,
+    /// Two adults and two children: milk (cereal, coffee, cocoa), eggs, coffee beans.
+    Family,
+    /// Little on weekdays, friends over every weekend: beans and milk.
+    WeekendHeavy,
+    /// Rotating early, late and night weeks (a 21-day cycle) with two days off a week: beans.
+    ShiftWorker,
+    /// A couple (beans, milk) away for two weeks in the summer: no use at all.
+    Vacation,
+    /// Beans and eggs, with one week of guests that doubles every use.
+    GuestSpike,
+    /// One coffee a day, then four or five and lattes from the middle of the year.
+    HabitChange,
+    /// Descaler tablets: one every 25-35 days.
+    SparseDescaler,
+}
+
+impl Archetype {
+    /// Every archetype, in report order.
+    pub const ALL: [Archetype; 8] = [
+        Archetype::SingleEspresso,
+        Archetype::Family,
+        Archetype::WeekendHeavy,
+        Archetype::ShiftWorker,
+        Archetype::Vacation,
+        Archetype::GuestSpike,
+        Archetype::HabitChange,
+        Archetype::SparseDescaler,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SingleEspresso => "single_espresso",
+            Self::Family => "family",
+            Self::WeekendHeavy => "weekend_heavy",
+            Self::ShiftWorker => "shift_worker",
+            Self::Vacation => "vacation",
+            Self::GuestSpike => "guest_spike",
+            Self::HabitChange => "habit_change",
+            Self::SparseDescaler => "sparse_descaler",
+        }
+    }
+
+    /// The archetype called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The scenario for `seed` and `lead` over `days` days from [`BENCH_START`].
+    pub fn scenario(self, seed: u64, lead: LeadSetting, days: usize) -> Scenario {
+        let base = seed_of(&[self as u64 + 1, seed, lead.code()]);
+        let mut rng = ChaCha8Rng::seed_from_u64(base);
+        let start = BENCH_START;
+        let mut slots = self.slots(&mut rng, start, days);
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let mut leads = ChaCha8Rng::seed_from_u64(seed_of(&[base, 0x1ead, i as u64]));
+            slot.lead_times_ms = (0..LEAD_SAMPLES).map(|_| lead.sample(&mut leads)).collect();
+        }
+        Scenario {
+            name: self.name().into(),
+            household: "home".into(),
+            start,
+            days,
+            warmup_days: WARMUP_DAYS,
+            prior_lead_ms: lead.prior_ms(),
+            slots,
+        }
+    }
+
+    fn slots(self, rng: &mut ChaCha8Rng, start: UnixMs, days: usize) -> Vec<SlotPlan> {
+        // Each seed's household eats a little more or less than the next.
+        let scale = rng.random_range(0.85..1.2);
+        match self {
+            Self::SingleEspresso => {
+                let uses = generate(rng, start, days, &mut |r, d| {
+                    let n = if d.weekend() {
+                        r.random_range(2..=4)
+                    } else {
+                        r.random_range(1..=3)
+                    };
+                    brews(r, n, 9.0 * scale)
+                });
+                vec![beans(250.0).with(uses)]
+            }
+            Self::Family => {
+                let milk_uses = generate(rng, start, days, &mut |r, d| {
+                    let mut v = Vec::new();
+                    for _ in 0..2 {
+                        if r.random_bool(0.9) {
+                            v.push((
+                                r.random_range(6.8..8.0),
+                                r.random_range(150.0..250.0) * scale,
+                            ));
+                        }
+                    }
+                    for _ in 0..r.random_range(2..=4) {
+                        v.push((r.random_range(7.0..20.0), 30.0));
+                    }
+                    if r.random_bool(0.5) {
+                        v.push((
+                            r.random_range(18.0..20.5),
+                            r.random_range(200.0..300.0) * scale,
+                        ));
+                    }
+                    if d.weekend() && r.random_bool(0.6) {
+                        v.push((r.random_range(9.0..11.0), 300.0 * scale));
+                    }
+                    v
+                });
+                let egg_uses = generate(rng, start, days, &mut |r, d| {
+                    let mut v = Vec::new();
+                    if d.weekend() {
+                        if r.random_bool(0.7) {
+                            v.push((r.random_range(9.0..11.0), f64::from(r.random_range(4..=6))));
+                        }
+                    } else {
+                        if r.random_bool(0.4) {
+                            v.push((r.random_range(6.5..8.0), 2.0));
+                        }
+                        if r.random_bool(0.08) {
+                            v.push((r.random_range(15.0..18.0), 3.0));
+                        }
+                    }
+                    v
+                });
+                let bean_uses = generate(rng, start, days, &mut |r, d| {
+                    let n = if d.weekend() {
+                        r.random_range(4..=6)
+                    } else {
+                        r.random_range(3..=5)
+                    };
+                    brews(r, n, 9.0 * scale)
+                });
+                vec![
+                    milk(3000.0, 7000.0).with(milk_uses),
+                    eggs(12.0).with(egg_uses),
+                    beans(250.0).with(bean_uses),
+                ]
+            }
+            Self::WeekendHeavy => {
+                let bean_uses = generate(rng, start, days, &mut |r, d| {
+                    let n = if d.weekend() {
+                        r.random_range(6..=10)
+                    } else {
+                        r.random_range(0..=1)
+                    };
+                    brews(r, n, 9.0 * scale)
+                });
+                let milk_uses = generate(rng, start, days, &mut |r, d| {
+                    let n = if d.weekend() {
+                        r.random_range(3..=6)
+                    } else {
+                        r.random_range(0..=1)
+                    };
+                    (0..n)
+                        .map(|_| (r.random_range(8.0..21.0), 150.0 * scale))
+                        .collect()
+                });
+                vec![
+                    beans(250.0).with(bean_uses),
+                    milk(3000.0, 4000.0).with(milk_uses),
+                ]
+            }
+            Self::ShiftWorker => {
+                let offset = rng.random_range(0..21usize);
+                let uses = generate(rng, start, days, &mut |r, d| {
+                    let cycle = (d.index + offset) % 21;
+                    let off = cycle % 7 >= 5;
+                    let (n, from, to) = match (off, cycle / 7) {
+                        (true, _) => (2, 8.0, 20.0),
+                        (false, 0) => (r.random_range(3..=4), 4.5, 13.0),
+                        (false, 1) => (r.random_range(1..=2), 11.0, 22.0),
+                        (false, _) => (r.random_range(4..=6), 0.0, 7.0),
+                    };
+                    (0..n)
+                        .map(|_| {
+                            (
+                                r.random_range(from..to),
+                                9.0 * scale + r.random_range(-0.5..0.5),
+                            )
+                        })
+                        .collect()
+                });
+                vec![beans(250.0).with(uses)]
+            }
+            Self::Vacation => {
+                let away = rng.random_range(150..=220usize);
+                let away = away..away + 14;
+                let bean_uses = generate(rng, start, days, &mut |r, d| {
+                    if away.contains(&d.index) {
+                        return Vec::new();
+                    }
+                    let n = r.random_range(3..=4);
+                    brews(r, n, 9.0 * scale)
+                });
+                let milk_uses = generate(rng, start, days, &mut |r, d| {
+                    if away.contains(&d.index) {
+                        return Vec::new();
+                    }
+                    let n = r.random_range(1..=2);
+                    let total = r.random_range(250.0..450.0) * scale;
+                    (0..n)
+                        .map(|_| (r.random_range(7.0..20.0), total / f64::from(n)))
+                        .collect()
+                });
+                vec![
+                    beans(250.0).with(bean_uses),
+                    milk(3000.0, 4000.0).with(milk_uses),
+                ]
+            }
+            Self::GuestSpike => {
+                let guests = rng.random_range(60..=300usize);
+                let guests = guests..guests + 7;
+                let bean_uses = generate(rng, start, days, &mut |r, d| {
+                    let times = if guests.contains(&d.index) { 2 } else { 1 };
+                    let mut v = Vec::new();
+                    for _ in 0..times {
+                        let n = r.random_range(2..=3);
+                        v.extend(brews(r, n, 9.0 * scale));
+                    }
+                    v
+                });
+                let egg_uses = generate(rng, start, days, &mut |r, d| {
+                    let times = if guests.contains(&d.index) { 2 } else { 1 };
+                    let mut v = Vec::new();
+                    for _ in 0..times {
+                        if r.random_bool(0.5) {
+                            v.push((r.random_range(7.0..10.0), 2.0));
+                        }
+                    }
+                    v
+                });
+                vec![beans(250.0).with(bean_uses), eggs(12.0).with(egg_uses)]
+            }
+            Self::HabitChange => {
+                let change = rng.random_range(150..=210usize);
+                let bean_uses = generate(rng, start, days, &mut |r, d| {
+                    let n = if d.index < change {
+                        r.random_range(1..=2)
+                    } else {
+                        r.random_range(4..=5)
+                    };
+                    brews(r, n, 9.0 * scale)
+                });
+                let milk_uses = generate(rng, start, days, &mut |r, d| {
+                    if d.index < change {
+                        vec![(
+                            r.random_range(7.0..9.0),
+                            r.random_range(150.0..250.0) * scale,
+                        )]
+                    } else {
+                        (0..3)
+                            .map(|_| (r.random_range(7.0..20.0), r.random_range(130.0..170.0)))
+                            .collect()
+                    }
+                });
+                vec![
+                    beans(250.0).with(bean_uses),
+                    milk(3000.0, 4000.0).with(milk_uses),
+                ]
+            }
+            Self::SparseDescaler => {
+                let mut next = rng.random_range(0..30usize);
+                let uses = generate(rng, start, days, &mut |r, d| {
+                    if d.index != next {
+                        return Vec::new();
+                    }
+                    next += r.random_range(25..=35usize);
+                    vec![(r.random_range(8.0..20.0), 1.0)]
+                });
+                vec![descaler(3.0).with(uses)]
+            }
+        }
+    }
+}
+
+/// (hour of the day, amount).
+type Dose = (f64, f64);
+
+#[derive(Debug, Clone, Copy)]
+struct Day {
+    index: usize,
+    weekday: usize,
+}
+
+impl Day {
+    fn weekend(self) -> bool {
+        self.weekday >= 5
+    }
+}
+
+trait WithUses {
+    fn with(self, uses: Vec<Vec<Use>>) -> Self;
+}
+
+impl WithUses for SlotPlan {
+    fn with(mut self, uses: Vec<Vec<Use>>) -> Self {
+        self.uses = uses;
+        self
+    }
+}
+
+/// A 250 g grinder hopper refilled from 500 g bags; at most 1 kg at home.
+fn beans(initial: f64) -> SlotPlan {
+    SlotPlan::template("grinder", "beans", "coffee_beans", Unit::G)
+        .sized(250.0, initial, 500.0, 899, 1000.0)
+}
+
+/// A fridge shelf for three 1 l cartons; milk keeps about a week, so `max` is set per household.
+fn milk(initial: f64, max: f64) -> SlotPlan {
+    SlotPlan::template("fridge", "milk", "milk", Unit::Ml).sized(3000.0, initial, 1000.0, 119, max)
+}
+
+/// A tray of 12 eggs refilled from boxes of 10.
+fn eggs(initial: f64) -> SlotPlan {
+    SlotPlan::template("egg-tray", "eggs", "eggs", Unit::Count)
+        .sized(12.0, initial, 10.0, 349, 30.0)
+}
+
+/// A dispenser of 6 descaler tablets refilled from boxes of 6.
+fn descaler(initial: f64) -> SlotPlan {
+    SlotPlan::template(
+        "espresso-machine",
+        "descaler",
+        "descaler_tablets",
+        Unit::Count,
+    )
+    .sized(6.0, initial, 6.0, 599, 12.0)
+}
+
+/// `n` coffees of about `dose` grams: the first in the morning, the rest during the day.
+fn brews(rng: &mut ChaCha8Rng, n: u32, dose: f64) -> Vec<Dose> {
+    (0..n)
+        .map(|i| {
+            let hour = if i == 0 {
+                rng.random_range(6.5..9.0)
+            } else {
+                rng.random_range(10.0..21.0)
+            };
+            (hour, dose + rng.random_range(-0.5..0.5))
+        })
+        .collect()
+}
+
+fn generate(
+    rng: &mut ChaCha8Rng,
+    start: UnixMs,
+    days: usize,
+    f: &mut dyn FnMut(&mut ChaCha8Rng, Day) -> Vec<Dose>,
+) -> Vec<Vec<Use>> {
+    (0..days)
+        .map(|index| {
+            let day = Day {
+                index,
+                weekday: weekday_of(day_of(start) + index as i64),
+            };
+            let midnight = start + index as u64 * DAY_MS;
+            let mut uses: Vec<Use> = f(rng, day)
+                .into_iter()
+                .filter(|&(_, amount)| amount > 0.0)
+                .map(|(hour, amount)| Use {
+                    at: midnight + (hour.clamp(0.0, 23.99) * HOUR_MS as f64) as UnixMs,
+                    amount,
+                })
+                .collect();
+            uses.sort_by_key(|u| u.at);
+            uses
+        })
+        .collect()
+}
+
+/// SplitMix64's finaliser: spreads a number over 64 bits.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A seed from several numbers, the same on every platform.
+fn seed_of(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x5EED, |acc, &p| mix(acc ^ mix(p)))
+}
+
+/// A slot's uses in time order with running totals: demand between two times, and when a stock
+/// runs out, in O(log n).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DemandLine {
+    at: Vec<UnixMs>,
+    /// `prefix[i]`: the sum of the first `i` uses.
+    prefix: Vec<f64>,
+}
+
+impl DemandLine {
+    /// The line of a slot's uses, given day by day.
+    pub fn new(days: &[Vec<Use>]) -> Self {
+        let mut uses: Vec<Use> = days.iter().flatten().copied().collect();
+        uses.sort_by_key(|u| u.at);
+        let mut prefix = Vec::with_capacity(uses.len() + 1);
+        let mut total = 0.0;
+        prefix.push(total);
+        for u in &uses {
+            total += u.amount;
+            prefix.push(total);
+        }
+        Self {
+            at: uses.iter().map(|u| u.at).collect(),
+            prefix,
+        }
+    }
+
+    fn index(&self, t: UnixMs) -> usize {
+        self.at.partition_point(|&a| a < t)
+    }
+
+    /// Demand of the uses at `from` or later and before `to`.
+    pub fn between(&self, from: UnixMs, to: UnixMs) -> f64 {
+        if to <= from {
+            return 0.0;
+        }
+        self.prefix[self.index(to)] - self.prefix[self.index(from)]
+    }
+
+    /// The use (from `from` on) at which `stock` no longer covers the demand, if any.
+    pub fn runs_out(&self, from: UnixMs, stock: f64) -> Option<UnixMs> {
+        let first = self.index(from);
+        let base = self.prefix[first];
+        let later = &self.prefix[first + 1..];
+        let j = later.partition_point(|&p| p - base <= stock + EPS);
+        self.at.get(first + j).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_gives_the_same_year_and_other_seeds_differ() {
+        let a = Archetype::Family.scenario(3, LeadSetting::Days(2), 60);
+        let b = Archetype::Family.scenario(3, LeadSetting::Days(2), 60);
+        let c = Archetype::Family.scenario(4, LeadSetting::Days(2), 60);
+        assert_eq!(a, b);
+        assert_ne!(a.slots[0].uses, c.slots[0].uses);
+        assert_eq!(a.slots.len(), 3);
+    }
+
+    #[test]
+    fn random_lead_times_stay_in_range_and_vary() {
+        let s = Archetype::SingleEspresso.scenario(1, LeadSetting::Random { min: 1, max: 5 }, 10);
+        let leads = &s.slots[0].lead_times_ms;
+        assert!(leads.iter().all(|&l| (DAY_MS..=5 * DAY_MS).contains(&l)));
+        assert!(leads.iter().any(|&l| l != leads[0]));
+        assert_eq!(s.prior_lead_ms, 3 * DAY_MS);
+    }
+
+    #[test]
+    fn every_archetype_uses_something_and_names_round_trip() {
+        for a in Archetype::ALL {
+            let s = a.scenario(0, LeadSetting::Days(1), 365);
+            let total: f64 = s.slots[0].uses.iter().flatten().map(|u| u.amount).sum();
+            assert!(total > 0.0, "{}", a.name());
+            assert_eq!(Archetype::from_name(a.name()), Some(a));
+            for slot in &s.slots {
+                for (i, day) in slot.uses.iter().enumerate() {
+                    let midnight = s.start + i as u64 * DAY_MS;
+                    assert!(
+                        day.iter()
+                            .all(|u| (midnight..midnight + DAY_MS).contains(&u.at))
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn vacation_has_two_weeks_without_use() {
+        let s = Archetype::Vacation.scenario(5, LeadSetting::Days(2), 365);
+        let empty = s.slots[0]
+            .uses
+            .windows(14)
+            .any(|w| w.iter().all(Vec::is_empty));
+        assert!(empty);
+    }
+
+    #[test]
+    fn demand_line_sums_and_finds_the_empty_use() {
+        let day = |h: u64, a: f64| Use {
+            at: h * HOUR_MS,
+            amount: a,
+        };
+        let line = DemandLine::new(&[vec![day(1, 5.0), day(2, 5.0)], vec![day(30, 10.0)]]);
+        assert_eq!(line.between(0, 3 * HOUR_MS), 10.0);
+        assert_eq!(line.between(2 * HOUR_MS, 31 * HOUR_MS), 15.0);
+        assert_eq!(line.runs_out(0, 10.0), Some(30 * HOUR_MS));
+        assert_eq!(line.runs_out(0, 9.0), Some(2 * HOUR_MS));
+        assert_eq!(line.runs_out(0, 20.0), None);
+        assert_eq!(line.runs_out(2 * HOUR_MS, 4.0), Some(2 * HOUR_MS));
+    }
+}
