@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 use crate::commerce::api::{Catalog, CatalogItem, OrderLine, OrderRequest, ShopOrder};
-use forecast::{DayOfWeekRate, ForecastModel, day_of};
+use forecast::{DayOfWeekRate, Forecast, ForecastModel, day_of};
 use inventory::{DeviceState, SlotState, slot_key};
 use lead_time::LeadTime;
 use order::{InvalidTransition, Order, OrderState};
@@ -735,7 +735,21 @@ impl Engine {
             return;
         };
         let Some(level) = slot.level else { return };
-        slot.forecast = self.model.forecast(&slot.history, level, now);
+        slot.forecast = match self.model.forecast(&slot.history, level, now) {
+            Some(forecast) => Some(forecast),
+            // Nothing new to learn from (a slot standing empty for weeks has no usable day):
+            // keep the last known habit rather than forget it, or an empty slot would never be
+            // reordered.
+            None => slot.forecast.take().map(|last| {
+                Forecast::from_rate(
+                    now,
+                    level,
+                    last.rate_per_day,
+                    last.daily_sd,
+                    last.weekday_factors,
+                )
+            }),
+        };
         fx.push(Effect::SaveSlot(Box::new(slot.clone())));
         let Some(forecast) = &slot.forecast else {
             return;
@@ -1183,6 +1197,36 @@ mod tests {
         };
         e.handle(refill, t + DAY_MS + 2 * HOUR_MS).unwrap();
         assert!(e.slots().next().unwrap().last_refill_at.is_some());
+    }
+
+    #[test]
+    fn a_slot_left_empty_for_weeks_keeps_its_last_rate_and_is_reordered() {
+        let mut e = engine(ApprovalMode::Manual);
+        let (t, _) = run_until_order(&mut e);
+        let id = e.orders().next().unwrap().id.clone();
+        e.handle(
+            Event::Reject {
+                order_id: id,
+                reason: "not now".into(),
+            },
+            t,
+        )
+        .unwrap();
+        // Empty, unused, for five weeks, with daily heartbeats: every day in the model's window
+        // is a starved day, which says nothing of demand.
+        let mut later = t;
+        for day in 1..=35u32 {
+            later = t + u64::from(day) * DAY_MS;
+            e.handle(level(500 + day, later, 0.0), later).unwrap();
+        }
+        let fx = e.handle(Event::Tick, later + HOUR_MS).unwrap();
+        assert!(e.slots().next().unwrap().forecast.is_some());
+        assert!(
+            fx.iter()
+                .any(|x| matches!(x, Effect::SaveOrder(o) if o.state == OrderState::Proposed))
+                || e.orders().any(|o| o.state == OrderState::Proposed),
+            "the empty slot was not reordered"
+        );
     }
 
     #[test]
