@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use replenish_agent::clock::{Clock, DAY_MS, HOUR_MS, ManualClock, UnixMs};
-use replenish_agent::config::AgentConfig;
+use replenish_agent::config::{AgentConfig, ConsumableSection};
 use replenish_agent::engine::{ApprovalMode, Notice};
 use replenish_agent::{Agent, AgentHandle, AgentOptions};
 use replenish_protocol::Id;
@@ -162,6 +162,15 @@ impl World {
         agent_config.storage.cache_mb = 16;
         agent_config.commerce.url = shop_server.url();
         agent_config.policy.lead_time_days = config.lead_time_ms as f64 / DAY_MS as f64;
+        // Milk keeps about a week and a half: this household keeps at most 2.5 litres at home.
+        agent_config.consumables.insert(
+            "milk".into(),
+            ConsumableSection {
+                risk: None,
+                target_days: None,
+                max_stock: Some(2500.0),
+            },
+        );
         let mut world = Self {
             clock: clock.clone(),
             shop,

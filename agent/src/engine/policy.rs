@@ -229,7 +229,7 @@ pub fn explain(input: &PolicyInput<'_>, risk: f64, packs: u32) -> String {
         .empty_earliest
         .map(|t| format!(" (P10 {:.1} days)", days(t.saturating_sub(now))))
         .unwrap_or_default();
-    let cupboard = if input.stock.in_cupboard > 0.0 {
+    let cupboard = if input.stock.in_cupboard >= 0.5 {
         format!(
             " plus {:.0} {unit} in the cupboard",
             input.stock.in_cupboard
