@@ -27,6 +27,8 @@ pub mod runtime;
 pub mod tank;
 
 pub use calibration::{Calibration, CalibrationError};
-pub use detect::{Detection, DetectorConfig, LevelDetector, SlotMonitor, UsageCounter};
+pub use detect::{
+    Detection, DetectorConfig, LevelDetector, LifespanTracker, SlotMonitor, UsageCounter,
+};
 pub use runtime::{CommandAction, DeviceRuntime, Outgoing, OutgoingMessage, RuntimeConfig};
 pub use tank::{TankError, TankGeometry};

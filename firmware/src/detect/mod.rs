@@ -6,9 +6,11 @@
 //!   raw counts and producing [`ReportBody`](replenish_protocol::ReportBody)s; it also tares and
 //!   calibrates from its recent readings.
 //! * [`UsageCounter`]: usage slots (brews, dispenses) that count what they consumed.
+//! * [`LifespanTracker`]: lifespan slots (a water filter's litres and days).
 
 mod filter;
 mod level;
+mod lifespan;
 mod slot;
 mod usage;
 
@@ -16,5 +18,6 @@ mod usage;
 mod trace_tests;
 
 pub use level::{Detection, DetectorConfig, LevelDetector, MAX_MEDIAN_WINDOW};
+pub use lifespan::LifespanTracker;
 pub use slot::{RAW_WINDOW, SlotMonitor};
 pub use usage::UsageCounter;
