@@ -112,8 +112,6 @@ pub struct CommerceConfig {
 pub struct PolicySection {
     /// Expected delivery time in days, before deliveries are observed.
     pub lead_time_days: f64,
-    /// Stock to keep at delivery, in days of consumption (the fixed-margin policy only).
-    pub safety_days: f64,
     /// Highest acceptable chance of running out before an order arrives (0.02 = 2%).
     pub risk: f64,
     /// Days of use one order should cover.
@@ -174,7 +172,6 @@ impl Default for PolicySection {
     fn default() -> Self {
         Self {
             lead_time_days: 2.0,
-            safety_days: 1.0,
             risk: 0.02,
             target_days: 14.0,
         }
@@ -325,9 +322,6 @@ impl AgentConfig {
                 ));
             }
         }
-        if !(self.policy.safety_days >= 0.0 && self.policy.safety_days <= 60.0) {
-            return Err(invalid("policy.safety_days", "must be between 0 and 60"));
-        }
         Ok(())
     }
 
@@ -388,7 +382,6 @@ impl AgentConfig {
                 max_stock: None,
             },
             lead_time_ms: (self.policy.lead_time_days * DAY_MS as f64) as u64,
-            safety_days: self.policy.safety_days,
             review_ms: crate::clock::HOUR_MS,
         };
         for (consumable, section) in &self.consumables {
@@ -460,6 +453,14 @@ mod tests {
         let engine = loaded.engine_config("k".into()).unwrap();
         let milk = &engine.consumables["milk"];
         assert_eq!((milk.risk, milk.max_stock), (0.05, Some(2500.0)));
+        let from_env = AgentConfig::load_from(
+            None,
+            env(&[("REPLENISH_CONSUMABLES__EGGS__MAX_STOCK", "18")]),
+        )
+        .unwrap()
+        .engine_config("k".into())
+        .unwrap();
+        assert_eq!(from_env.consumables["eggs"].max_stock, Some(18.0));
         let mut bad = tempfile::NamedTempFile::new().unwrap();
         writeln!(bad, "[consumables.milk]\nrisk = 2.0").unwrap();
         let err = AgentConfig::load_from(Some(bad.path()), env(&[])).unwrap_err();

@@ -14,8 +14,6 @@ use crate::commerce::api::CatalogItem;
 pub struct PolicyConfig {
     /// Expected delivery time before any delivery is observed (the prior of [`LeadTime`]).
     pub lead_time_ms: UnixMs,
-    /// Stock to keep at delivery, in days of mean consumption (the fixed-margin policy).
-    pub safety_days: f64,
     /// Settings for consumables without their own.
     pub defaults: ConsumableSettings,
     /// How long until the policy looks again: an order not placed now waits at least this
@@ -28,7 +26,6 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             lead_time_ms: 2 * DAY_MS,
-            safety_days: 1.0,
             defaults: ConsumableSettings::default(),
             review_ms: crate::clock::HOUR_MS,
         }
@@ -287,42 +284,6 @@ impl ReorderPolicy for ThresholdPolicy {
             input.item.pack_size
         );
         Some(ReorderDecision { packs, reason })
-    }
-}
-
-/// The fixed-margin rule of the first agent: order when the P90 demand over the expected
-/// delivery time leaves less than `safety_days` of stock.
-#[derive(Debug, Clone, Default)]
-pub struct SafetyMarginPolicy {
-    /// Settings.
-    pub config: PolicyConfig,
-}
-
-impl ReorderPolicy for SafetyMarginPolicy {
-    fn name(&self) -> &'static str {
-        "safety_margin"
-    }
-
-    fn decide(&self, input: &PolicyInput<'_>) -> Option<ReorderDecision> {
-        let f = input.forecast;
-        if f.rate_per_day <= 0.0 || input.item.pack_size <= 0.0 {
-            return None;
-        }
-        let on_hand = input.stock.on_hand();
-        let lead = input.lead_time.p50();
-        let demand = f.demand(input.now, lead);
-        if on_hand - demand.p90 >= f.rate_per_day * self.config.safety_days {
-            return None;
-        }
-        let expected = on_hand - demand.p50;
-        let capacity = f64::from(input.slot.spec.capacity);
-        let packs = ((capacity - expected.max(0.0)) / input.item.pack_size)
-            .floor()
-            .max(1.0) as u32;
-        Some(ReorderDecision {
-            packs,
-            reason: explain(input, 0.1, packs),
-        })
     }
 }
 
