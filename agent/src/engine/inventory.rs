@@ -105,6 +105,45 @@ pub struct SlotState {
     /// yet heard of (a later delivery is matched against it first).
     #[serde(default)]
     pub unattributed_refill: f64,
+    /// Sizes of single uses seen (a pour, a brew), for the undershoot of lumpy demand.
+    #[serde(default)]
+    pub use_sizes: UseSizes,
+}
+
+/// Recency-weighted first and second moments of the size of one use.
+///
+/// Demand that comes in lumps jumps past any reorder point: by the time a check sees the
+/// stock below the point, it is below by, on average, E[X²] / 2E[X] (the renewal-theory
+/// undershoot), where X is the size of one use. A 200 ml breakfast pour matters; a 9 g brew
+/// hardly does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UseSizes {
+    /// Decayed sum of sizes.
+    pub sum: f64,
+    /// Decayed sum of squared sizes.
+    pub sum_sq: f64,
+}
+
+impl UseSizes {
+    /// Weight kept by past uses at each new one: about the last 50 uses count.
+    const DECAY: f64 = 0.98;
+
+    /// Records one use of `size`.
+    pub fn record(&mut self, size: f64) {
+        if size > 0.0 && size.is_finite() {
+            self.sum = self.sum * Self::DECAY + size;
+            self.sum_sq = self.sum_sq * Self::DECAY + size * size;
+        }
+    }
+
+    /// The expected undershoot, E[X²] / 2E[X]; zero before any use.
+    pub fn undershoot(&self) -> f64 {
+        if self.sum > 0.0 {
+            self.sum_sq / (2.0 * self.sum)
+        } else {
+            0.0
+        }
+    }
 }
 
 /// A slot counts as empty below this share of its capacity.
@@ -126,6 +165,7 @@ impl SlotState {
             last_refill_at: None,
             cupboard: 0.0,
             unattributed_refill: 0.0,
+            use_sizes: UseSizes::default(),
         }
     }
 
@@ -141,6 +181,7 @@ impl SlotState {
             Some(previous) if previous > level && self.spec.sensor == SensorKind::Level => {
                 let used = previous - level;
                 self.history.record(at, used);
+                self.use_sizes.record(used);
                 used
             }
             _ => {
@@ -257,6 +298,24 @@ mod tests {
         assert_eq!(slot.empty_since, Some(10));
         slot.refill(5.0, 500.0, 40);
         assert_eq!((slot.empty_since, slot.empty_ms), (None, 30));
+    }
+
+    #[test]
+    fn undershoot_grows_with_lumpy_uses() {
+        let mut brews = UseSizes::default();
+        let mut pours = UseSizes::default();
+        for _ in 0..20 {
+            brews.record(9.0);
+            pours.record(30.0);
+            pours.record(200.0);
+        }
+        assert!((brews.undershoot() - 4.5).abs() < 1e-9);
+        // E[X²]/2E[X] = (30² + 200²)/2 / (2 × 115) ≈ 88.9 ml.
+        assert!(
+            (pours.undershoot() - 88.9).abs() < 0.5,
+            "{}",
+            pours.undershoot()
+        );
     }
 
     #[test]

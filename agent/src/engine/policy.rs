@@ -188,7 +188,17 @@ impl ReorderPolicy for RiskPolicy {
             return None;
         }
         let on_hand = input.stock.on_hand();
-        let risk = stockout_risk(f, input.lead_time, input.review_ms, on_hand, input.now);
+        // Lumpy uses jump past the point where the risk is crossed; a review period absorbs
+        // that already when it is long (a daily check), a short one (hourly) does not.
+        let review_demand = f.demand(input.now, input.review_ms).p50;
+        let undershoot = (input.slot.use_sizes.undershoot() - review_demand).max(0.0);
+        let risk = stockout_risk(
+            f,
+            input.lead_time,
+            input.review_ms,
+            on_hand - undershoot,
+            input.now,
+        );
         if risk <= input.settings.risk {
             return None;
         }
