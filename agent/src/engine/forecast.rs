@@ -181,9 +181,9 @@ impl Forecast {
         };
         if rate > 0.0 {
             let (early, mid, late) = empty_times(&forecast, level, now);
-            forecast.empty_earliest = early;
             forecast.empty_at = mid;
-            forecast.empty_latest = late;
+            (forecast.empty_earliest, forecast.empty_latest) =
+                widen_for_timing(now, early, mid, late);
         }
         forecast
     }
@@ -279,6 +279,27 @@ fn weekday_factors(days: &[(i64, f64)], min_days: usize) -> [f64; 7] {
     }
     let mean = factors.iter().sum::<f64>() / 7.0;
     factors.map(|f| f / mean)
+}
+
+/// Standard deviation of when in the day a use happens, in days: uses fall anywhere in waking
+/// hours, roughly uniform over a day (1/√12 ≈ 0.29).
+const USE_TIMING_SD_DAYS: f64 = 0.29;
+
+/// The P10-P90 empty range widened by the timing of uses within a day, which the daily demand
+/// model does not see: the slot empties at the last use, not at a smooth crossing. Combined with
+/// the demand spread as independent errors.
+fn widen_for_timing(
+    now: UnixMs,
+    early: Option<UnixMs>,
+    mid: Option<UnixMs>,
+    late: Option<UnixMs>,
+) -> (Option<UnixMs>, Option<UnixMs>) {
+    let Some(mid) = mid else { return (early, late) };
+    let timing = Z90 * USE_TIMING_SD_DAYS * DAY_MS as f64;
+    let widen = |gap: UnixMs| (gap as f64).hypot(timing) as UnixMs;
+    let early = early.map(|e| mid.saturating_sub(widen(mid.saturating_sub(e))).max(now));
+    let late = late.map(|l| mid + widen(l.saturating_sub(mid)));
+    (early, late)
 }
 
 /// (early, median, late) empty times: a day at a time, then to the hour within the day where
@@ -596,6 +617,25 @@ mod model_tests {
             .unwrap();
         let slow = MovingAverage { days: 28 }.forecast(&h, 300.0, now).unwrap();
         assert!(ses.rate_per_day > 50.0 && slow.rate_per_day < 35.0);
+    }
+
+    #[test]
+    fn the_range_allows_for_when_in_the_day_uses_happen() {
+        // Perfectly steady use still leaves the time of the last use open by a part of a day.
+        let h = history(20, |_| 30.0);
+        let now = T0 + 21 * DAY_MS;
+        let f = DayOfWeekRate::default().forecast(&h, 45.0, now).unwrap();
+        let (early, mid, late) = (
+            f.empty_earliest.unwrap(),
+            f.empty_at.unwrap(),
+            f.empty_latest.unwrap(),
+        );
+        let timing = (Z90 * USE_TIMING_SD_DAYS * DAY_MS as f64) as UnixMs;
+        assert!(
+            mid - early >= timing && late - mid >= timing,
+            "{early} {mid} {late}"
+        );
+        assert!(early >= now);
     }
 
     #[test]

@@ -386,7 +386,7 @@ mod tests {
         // 14 days at 50 g/day = 700 g beyond the ~10 g left at arrival: two packs, which fit
         // under the 1500 g maximum (capacity plus a pack).
         assert_eq!(d.packs, 2);
-        let expected_start = "beans: 110 g left, about 2.2 days at 49 g/day (P10 2.0 days)";
+        let expected_start = "beans: 110 g left, about 2.2 days at 49 g/day (P10 1.8 days)";
         assert!(d.reason.starts_with(expected_start), "{}", d.reason);
         let expected_end = "delivery takes 2-2 days; 11% risk of running out; ordering 2 x 500 g";
         assert!(d.reason.contains(expected_end), "{}", d.reason);
