@@ -359,11 +359,6 @@ impl Engine {
         self.orders.get(id)
     }
 
-    /// Orders with a placement request under way.
-    pub fn placing_count(&self) -> usize {
-        self.placing.len()
-    }
-
     /// Handles one event at time `now`. On error nothing changed.
     pub fn handle(&mut self, event: Event, now: UnixMs) -> Result<Vec<Effect>, EngineError> {
         let mut fx = Vec::new();
