@@ -11,7 +11,8 @@ use replenish_protocol::Id;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::DAY_MS;
-use crate::engine::{ApprovalMode, ConsumableSettings, EngineConfig, PolicyConfig};
+use crate::engine::household::Rules;
+use crate::engine::{ConsumableSettings, EngineConfig, Pairing, PolicyConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -19,6 +20,12 @@ use crate::engine::{ApprovalMode, ConsumableSettings, EngineConfig, PolicyConfig
 pub struct AgentConfig {
     /// The household.
     pub household: HouseholdConfig,
+    /// The household's rules until an owner changes them (then the stored ones apply).
+    pub rules: Rules,
+    /// Where pending approvals are announced.
+    pub notifications: NotificationsConfig,
+    /// Home Assistant MQTT discovery.
+    pub home_assistant: HomeAssistantConfig,
     /// The MQTT broker.
     pub mqtt: MqttConfig,
     /// The HTTP API.
@@ -51,8 +58,53 @@ pub struct ConsumableSection {
 pub struct HouseholdConfig {
     /// The household id, a topic segment (`a-z0-9_-`).
     pub id: String,
-    /// `auto` places orders at once; `manual` waits for `POST /api/v1/orders/{id}/approve`.
-    pub approval: ApprovalMode,
+    /// `owner`: a new device waits until an owner accepts it; `open`: accepted at once.
+    pub pairing: Pairing,
+}
+
+/// `[notifications]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Publish pending approvals on `{prefix}/{household}/agent/approvals`.
+    pub mqtt: bool,
+    /// URLs to POST pending approvals to; the body is ntfy-compatible text with `Title` and
+    /// `Click` headers (an ntfy topic URL works as is).
+    pub webhooks: Vec<String>,
+    /// Per-request timeout in seconds.
+    pub timeout_secs: u64,
+}
+
+/// `[home_assistant]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HomeAssistantConfig {
+    /// Announce devices and consumables with MQTT discovery.
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix.
+    pub prefix: String,
+    /// Whether Home Assistant's approve buttons and mode selects act (as an owner).
+    pub control: bool,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            mqtt: true,
+            webhooks: Vec::new(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for HomeAssistantConfig {
+    fn default() -> Self {
+        Self {
+            discovery: true,
+            prefix: "homeassistant".into(),
+            control: true,
+        }
+    }
 }
 
 /// `[mqtt]`
@@ -82,8 +134,10 @@ pub struct MqttConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Address of the API, `/healthz` and `/metrics`.
+    /// Address of the API, the web page, `/healthz` and `/metrics`.
     pub listen: SocketAddr,
+    /// How people reach the web page (links in notifications); `http://{listen}` when unset.
+    pub public_url: Option<String>,
 }
 
 /// `[storage]`
@@ -122,7 +176,7 @@ impl Default for HouseholdConfig {
     fn default() -> Self {
         Self {
             id: "home".into(),
-            approval: ApprovalMode::Auto,
+            pairing: Pairing::Owner,
         }
     }
 }
@@ -146,6 +200,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
         }
     }
 }
@@ -267,6 +322,37 @@ impl AgentConfig {
             )
         })?;
         self.broker_address()?;
+        self.rules
+            .validate()
+            .map_err(|e| invalid("rules", e.to_string()))?;
+        for url in self
+            .notifications
+            .webhooks
+            .iter()
+            .chain(&self.http.public_url)
+        {
+            let parsed = reqwest::Url::parse(url).map_err(|e| {
+                invalid(
+                    "notifications.webhooks / http.public_url",
+                    format!("{url:?}: {e}; expected http(s)://host/path"),
+                )
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(invalid(
+                    "notifications.webhooks / http.public_url",
+                    format!("{url:?}: scheme must be http or https"),
+                ));
+            }
+        }
+        if self.notifications.timeout_secs == 0 {
+            return Err(invalid("notifications.timeout_secs", "must be at least 1"));
+        }
+        replenish_protocol::topic::validate_prefix(&self.home_assistant.prefix).map_err(|e| {
+            invalid(
+                "home_assistant.prefix",
+                format!("{e}; the default is \"homeassistant\""),
+            )
+        })?;
         if self.mqtt.keep_alive_secs < 5 {
             return Err(invalid(
                 "mqtt.keep_alive_secs",
@@ -374,7 +460,8 @@ impl AgentConfig {
     /// The engine's settings.
     pub fn engine_config(&self, key_prefix: String) -> Result<EngineConfig, ConfigError> {
         let mut engine = EngineConfig::new(self.household_id()?, key_prefix);
-        engine.approval = self.household.approval;
+        engine.rules = self.rules.clone();
+        engine.pairing = self.household.pairing;
         engine.policy = PolicyConfig {
             defaults: ConsumableSettings {
                 risk: self.policy.risk,
@@ -399,6 +486,7 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::household::Mode;
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -424,13 +512,18 @@ mod tests {
         let loaded = AgentConfig::load_from(
             Some(file.path()),
             env(&[
-                ("REPLENISH_HOUSEHOLD__APPROVAL", "manual"),
+                ("REPLENISH_RULES__DEFAULT_MODE", "approve"),
+                ("REPLENISH_RULES__QUIET_HOURS", "22:00-07:00"),
                 ("REPLENISH_STORAGE__CACHE_MB", "16"),
             ]),
         )
         .unwrap();
         assert_eq!(loaded.household.id, "flat-12");
-        assert_eq!(loaded.household.approval, ApprovalMode::Manual);
+        assert_eq!(loaded.rules.default_mode, Mode::Approve);
+        assert_eq!(
+            loaded.rules.quiet_hours.map(|q| q.to_string()).as_deref(),
+            Some("22:00-07:00")
+        );
         assert_eq!(loaded.storage.cache_mb, 16);
         assert_eq!(
             loaded.broker_address().unwrap(),
@@ -483,9 +576,21 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("household.id"), "{err}");
         let err =
-            AgentConfig::load_from(None, env(&[("REPLENISH_HOUSEHOLD__APPROVAL", "sometimes")]))
+            AgentConfig::load_from(None, env(&[("REPLENISH_RULES__DEFAULT_MODE", "sometimes")]))
                 .unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
+        let err = AgentConfig::load_from(None, env(&[("REPLENISH_RULES__TIMEZONE", "Mars/Base")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("rules") && err.to_string().contains("Mars/Base"),
+            "{err}"
+        );
+        let err = AgentConfig::load_from(
+            None,
+            env(&[("REPLENISH_RULES__QUIET_HOURS", "late evening")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("22:00-07:00"), "{err}");
         let err = AgentConfig::load_from(
             None,
             env(&[

@@ -110,7 +110,14 @@ fn ask_response(result: Result<(), AskError>, agent_order: Option<OrderView>) ->
 }
 
 async fn approve(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let result = state.agent.approve(&id).await;
+    let result = state
+        .agent
+        .ask(crate::engine::Event::Approve {
+            order_id: id.clone(),
+            by: crate::engine::household::Actor::Console,
+            edit: None,
+        })
+        .await;
     let view = state
         .agent
         .order(&id)
@@ -136,7 +143,15 @@ async fn reject(
     let reason = body
         .and_then(|b| b.0.reason)
         .unwrap_or_else(|| "rejected by the household".into());
-    let result = state.agent.reject(&id, &reason).await;
+    let result = state
+        .agent
+        .ask(crate::engine::Event::Reject {
+            order_id: id.clone(),
+            by: crate::engine::household::Actor::Console,
+            reason: crate::engine::household::RejectReason::Other,
+            note: Some(reason),
+        })
+        .await;
     let view = state
         .agent
         .order(&id)

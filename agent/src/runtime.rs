@@ -77,7 +77,11 @@ enum Request {
     Status(oneshot::Sender<StatusView>),
     Order(String, oneshot::Sender<Option<Order>>),
     Settle(u64, oneshot::Sender<()>),
+    Read(EngineRead),
 }
+
+/// A read of the engine's state, run inside its task.
+type EngineRead = Box<dyn FnOnce(&Engine, UnixMs) + Send>;
 
 /// A cheap, cloneable way to talk to the running engine.
 #[derive(Clone)]
@@ -134,21 +138,23 @@ impl AgentHandle {
         self.send(Event::Tick).await
     }
 
-    /// Approves a proposed order.
-    pub async fn approve(&self, order_id: &str) -> Result<(), AskError> {
-        let event = Event::Approve {
-            order_id: order_id.to_string(),
-        };
+    /// Hands the engine an event on behalf of a person and waits for its verdict (a refused
+    /// approval, a member who may not change rules). The store is flushed before it answers.
+    pub async fn ask(&self, event: Event) -> Result<(), AskError> {
         Ok(self.request(|reply| Request::Ask(event, reply)).await??)
     }
 
-    /// Rejects a proposed order.
-    pub async fn reject(&self, order_id: &str, reason: &str) -> Result<(), AskError> {
-        let event = Event::Reject {
-            order_id: order_id.to_string(),
-            reason: reason.to_string(),
-        };
-        Ok(self.request(|reply| Request::Ask(event, reply)).await??)
+    /// Reads from the engine's state at its current time: views for the API and the web page.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Engine, UnixMs) -> T + Send + 'static,
+    ) -> Result<T, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        let request = Request::Read(Box::new(move |engine, now| {
+            let _ = reply.send(read(engine, now));
+        }));
+        self.tx.send(request).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
     }
 
     /// The current state, for the API and the simulator.
@@ -355,7 +361,7 @@ pub fn spawn(
         notices: notices.clone(),
         ready: Arc::new(AtomicBool::new(false)),
     };
-    let actor = Actor {
+    let task = EngineTask {
         engine: parts.engine,
         store: parts.store,
         commerce: parts.commerce,
@@ -368,11 +374,11 @@ pub fn spawn(
         catalog_fetched_at: None,
     };
     let ready = handle.ready.clone();
-    let task = tokio::spawn(actor.run(rx, shutdown, ready));
-    (handle, task)
+    let join = tokio::spawn(task.run(rx, shutdown, ready));
+    (handle, join)
 }
 
-struct Actor {
+struct EngineTask {
     engine: Engine,
     store: Arc<dyn Store>,
     commerce: Arc<dyn Commerce>,
@@ -385,7 +391,7 @@ struct Actor {
     catalog_fetched_at: Option<UnixMs>,
 }
 
-impl Actor {
+impl EngineTask {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Request>,
@@ -472,6 +478,7 @@ impl Actor {
                 let _ = reply.send(self.engine.order(&id).cloned());
             }
             Request::Settle(telemetry, reply) => self.settle_waiters.push((telemetry, reply)),
+            Request::Read(read) => read(&self.engine, self.clock.now_ms()),
         }
     }
 
@@ -572,7 +579,10 @@ impl Actor {
             Effect::SaveDevice(_)
             | Effect::SaveSlot(_)
             | Effect::SaveOrder(_)
-            | Effect::SaveMeta(_) => {}
+            | Effect::SaveMeta(_)
+            | Effect::SaveHousehold(_)
+            | Effect::Audit(_)
+            | Effect::DeleteDevice { .. } => {}
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use replenish_agent::clock::{Clock, DAY_MS, HOUR_MS, UnixMs};
-use replenish_agent::engine::ApprovalMode;
+use replenish_agent::engine::household::Mode;
 use serde::Serialize;
 
 use crate::world::{TimelineEntry, World, WorldConfig};
@@ -21,7 +21,7 @@ pub struct DemoOptions {
     /// Seed.
     pub seed: u64,
     /// Approval mode.
-    pub approval: ApprovalMode,
+    pub approval: Mode,
     /// Where the agent keeps its data; a new temporary directory if `None`.
     pub data_dir: Option<PathBuf>,
     /// Show a progress bar.

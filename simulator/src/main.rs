@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use replenish_agent::clock::{DAY_MS, SystemClock};
-use replenish_agent::engine::ApprovalMode;
+use replenish_agent::engine::household::Mode;
 use replenish_sim::bench::{self, Archetype, BenchOptions, metrics};
 use replenish_sim::demo::{self, DemoOptions};
 use replenish_sim::shop::{SandboxShop, ShopConfig};
@@ -117,8 +117,8 @@ async fn main() -> anyhow::Result<()> {
                 speed,
                 seed,
                 approval: match approval {
-                    Approval::Auto => ApprovalMode::Auto,
-                    Approval::Manual => ApprovalMode::Manual,
+                    Approval::Auto => Mode::Auto,
+                    Approval::Manual => Mode::Approve,
                 },
                 data_dir,
                 progress: true,

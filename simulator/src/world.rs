@@ -15,7 +15,9 @@ use std::time::Duration;
 use anyhow::Context;
 use replenish_agent::clock::{Clock, DAY_MS, HOUR_MS, ManualClock, UnixMs};
 use replenish_agent::config::{AgentConfig, ConsumableSection};
-use replenish_agent::engine::{ApprovalMode, Notice};
+use replenish_agent::engine::Notice;
+use replenish_agent::engine::Pairing;
+use replenish_agent::engine::household::Mode;
 use replenish_agent::{Agent, AgentHandle, AgentOptions};
 use replenish_protocol::Id;
 use tokio::sync::broadcast;
@@ -39,7 +41,7 @@ pub struct WorldConfig {
     /// Household id.
     pub household: String,
     /// Approval mode of the agent.
-    pub approval: ApprovalMode,
+    pub approval: Mode,
     /// Where the agent keeps its data.
     pub data_dir: PathBuf,
     /// The shop's delivery time.
@@ -54,7 +56,7 @@ impl WorldConfig {
         Self {
             seed,
             household: "demo".into(),
-            approval: ApprovalMode::Auto,
+            approval: Mode::Auto,
             data_dir,
             lead_time_ms: 2 * DAY_MS,
             start: DEFAULT_START,
@@ -153,7 +155,8 @@ impl World {
         let broker_port = free_port()?;
         let mut agent_config = AgentConfig::default();
         agent_config.household.id = config.household.clone();
-        agent_config.household.approval = config.approval;
+        agent_config.rules.default_mode = config.approval;
+        agent_config.household.pairing = Pairing::Open;
         agent_config.mqtt.embedded = true;
         agent_config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], broker_port));
         agent_config.mqtt.embedded_listen_v5 = SocketAddr::from(([127, 0, 0, 1], free_port()?));

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use replenish_agent::clock::DAY_MS;
-use replenish_agent::engine::ApprovalMode;
+use replenish_agent::engine::household::Mode;
 use replenish_sim::demo::{self, DemoOptions};
 
 /// The shop's delivery time in the simulation, in hours.
@@ -16,7 +16,7 @@ async fn sixty_days_keep_the_household_stocked_with_one_shop_order_per_key() {
         days: 60,
         speed: 0.0,
         seed: 7,
-        approval: ApprovalMode::Auto,
+        approval: Mode::Auto,
         data_dir: Some(dir.path().join("agent")),
         progress: false,
     };

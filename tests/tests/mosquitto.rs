@@ -79,6 +79,7 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
         .unwrap();
     let mut config = AgentConfig::default();
     config.household.id = "demo".into();
+    config.household.pairing = replenish_agent::engine::Pairing::Open;
     config.mqtt.embedded = false;
     config.mqtt.url = format!("mqtt://127.0.0.1:{port}");
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));

@@ -73,6 +73,28 @@ pub struct DeviceState {
     pub last_seen: UnixMs,
     /// De-duplication state.
     pub window: SeqWindow,
+    /// Whether an owner accepted it (or pairing is open); reports are refused until then.
+    #[serde(default = "accepted_by_default")]
+    pub accepted: bool,
+}
+
+/// Devices stored before pairing existed were all accepted.
+fn accepted_by_default() -> bool {
+    true
+}
+
+impl DeviceState {
+    /// A device first heard of now.
+    pub fn new(id: Id, birth: Birth, now: UnixMs) -> Self {
+        Self {
+            id,
+            birth,
+            online: true,
+            last_seen: now,
+            window: SeqWindow::default(),
+            accepted: true,
+        }
+    }
 }
 
 /// One slot as the agent knows it.

@@ -3,13 +3,15 @@
 //! No tokio, sled, reqwest or wall clock in here: the daemon and the simulator feed [`Event`]s
 //! with the time, and carry the returned [`Effect`]s out (storage, the shop, MQTT, the log).
 
+mod decisions;
 pub mod forecast;
+pub mod household;
 pub mod inventory;
 pub mod lead_time;
 pub mod order;
 pub mod policy;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use replenish_protocol::{Ack, Birth, FaultCode, Id, Report, ReportBody, Status};
 use serde::{Deserialize, Serialize};
@@ -17,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 use crate::commerce::api::{Catalog, CatalogItem, OrderLine, OrderRequest, ShopOrder};
 use forecast::{DayOfWeekRate, Forecast, ForecastModel, day_of};
+use household::{
+    Actor, AuditEntry, Denied, Household, InvalidRules, RejectReason, Role, Rules, money,
+};
 use inventory::{DeviceState, SlotState, slot_key};
 use lead_time::LeadTime;
 use order::{InvalidTransition, Order, OrderState};
@@ -24,14 +29,14 @@ use policy::{PolicyInput, ReorderPolicy, RiskPolicy, StockPosition};
 
 pub use policy::{ConsumableSettings, PolicyConfig};
 
-/// Whether orders wait for the household.
+/// What happens when a device the household has not seen before says hello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ApprovalMode {
-    /// Orders are placed as soon as the policy decides.
-    Auto,
-    /// Orders wait in `proposed` until approved through the API.
-    Manual,
+pub enum Pairing {
+    /// It waits until an owner accepts it; its reports are refused meanwhile.
+    Owner,
+    /// It is accepted at once (the simulator, a lab).
+    Open,
 }
 
 /// Settings of the engine.
@@ -39,8 +44,10 @@ pub enum ApprovalMode {
 pub struct EngineConfig {
     /// The household this agent serves; devices of other households are refused.
     pub household: Id,
-    /// Approval mode.
-    pub approval: ApprovalMode,
+    /// The household's rules before any owner changed them (stored rules win once they exist).
+    pub rules: Rules,
+    /// Whether new devices need an owner's acceptance.
+    pub pairing: Pairing,
     /// Reorder settings.
     pub policy: PolicyConfig,
     /// Settings of particular consumables, by consumable id; others use `policy.defaults`.
@@ -57,7 +64,8 @@ impl EngineConfig {
     pub fn new(household: Id, key_prefix: String) -> Self {
         Self {
             household,
-            approval: ApprovalMode::Auto,
+            rules: Rules::default(),
+            pairing: Pairing::Owner,
             policy: PolicyConfig::default(),
             consumables: BTreeMap::new(),
             key_prefix,
@@ -93,17 +101,73 @@ pub enum Event {
     },
     /// The shop's catalog was fetched.
     Catalog(Catalog),
-    /// The household approves a proposed order.
+    /// A person approves a proposed order, perhaps changing it first.
     Approve {
         /// The order.
         order_id: String,
+        /// Who.
+        by: Actor,
+        /// Another quantity or product, if any.
+        edit: Option<OrderEdit>,
     },
-    /// The household rejects a proposed order.
+    /// A person rejects (or, in `notify` mode, cancels) a proposed order.
     Reject {
         /// The order.
         order_id: String,
-        /// Why.
-        reason: String,
+        /// Who.
+        by: Actor,
+        /// Why; it decides when the next proposal may come.
+        reason: RejectReason,
+        /// Their words, if any.
+        note: Option<String>,
+    },
+    /// A person asks to be prompted again later.
+    Snooze {
+        /// The order.
+        order_id: String,
+        /// Who.
+        by: Actor,
+        /// For how long.
+        hours: u32,
+    },
+    /// An owner (or the console) adds a member.
+    AddMember {
+        /// Their name, unique in the household.
+        name: String,
+        /// Their role.
+        role: Role,
+        /// SHA-256 of their token, hex.
+        token_hash: String,
+        /// Who.
+        by: Actor,
+    },
+    /// An owner removes a member.
+    RemoveMember {
+        /// The member's id.
+        member_id: String,
+        /// Who.
+        by: Actor,
+    },
+    /// An owner changes the rules.
+    SetRules {
+        /// The new rules, whole.
+        rules: Rules,
+        /// Who.
+        by: Actor,
+    },
+    /// An owner accepts a device that is waiting to be paired.
+    AcceptDevice {
+        /// The device.
+        device: Id,
+        /// Who.
+        by: Actor,
+    },
+    /// An owner removes a device and its slots (its orders stay).
+    RemoveDevice {
+        /// The device.
+        device: Id,
+        /// Who.
+        by: Actor,
     },
     /// The shop accepted an order (or had already, for its key).
     PlacementSucceeded {
@@ -157,6 +221,27 @@ pub enum Effect {
     },
     /// Tell the people: the timeline, logs and notifications.
     Notice(Notice),
+    /// Store the household (members, rules, what rejections taught).
+    SaveHousehold(Box<Household>),
+    /// Append to the audit trail.
+    Audit(AuditEntry),
+    /// Forget a device and its slots.
+    DeleteDevice {
+        /// The device.
+        device: Id,
+        /// Keys of its slots.
+        slots: Vec<String>,
+    },
+}
+
+/// A change to a proposed order made while approving it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderEdit {
+    /// Another number of packs (1 to 99).
+    pub packs: Option<u32>,
+    /// Another product of the same consumable from the catalog.
+    pub sku: Option<String>,
 }
 
 /// What a notice is about.
@@ -189,6 +274,16 @@ pub enum NoticeKind {
     OrderCancelled,
     /// An order failed for good.
     OrderFailed,
+    /// A proposed order waits for a person: the prompt to notify.
+    ApprovalRequested,
+    /// A proposed order will be placed when its cancel window closes.
+    OrderScheduled,
+    /// A new device waits for an owner to accept it.
+    DeviceWaiting,
+    /// A device was removed.
+    DeviceRemoved,
+    /// Members or rules changed.
+    SettingsChanged,
 }
 
 /// A line for the timeline.
@@ -227,6 +322,10 @@ pub struct Snapshot {
     pub orders: Vec<Order>,
     /// Counters and catalog.
     pub meta: Meta,
+    /// Members and rules, once stored.
+    pub household: Option<Household>,
+    /// The most recent audit entries, oldest first.
+    pub audit: Vec<AuditEntry>,
 }
 
 /// Why an event was refused. Nothing changed.
@@ -259,6 +358,21 @@ pub enum EngineError {
     /// The order is not in a state that allows this.
     #[error(transparent)]
     Transition(#[from] InvalidTransition),
+    /// The actor may not do this.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// Rules that cannot be used.
+    #[error(transparent)]
+    InvalidRules(#[from] InvalidRules),
+    /// A request that cannot be carried out as asked (an edit, a duplicate name).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such member.
+    #[error("no member {0}")]
+    UnknownMember(String),
+    /// A device that waits for an owner's acceptance.
+    #[error("device {0} waits for an owner to accept it")]
+    NotAccepted(Id),
 }
 
 impl EngineError {
@@ -270,6 +384,10 @@ impl EngineError {
             Self::Duplicate { .. } => "duplicate",
             Self::UnknownOrder(_) => "unknown_order",
             Self::Transition(_) => "invalid_transition",
+            Self::Denied(_) => "denied",
+            Self::InvalidRules(_) | Self::Invalid(_) => "invalid",
+            Self::UnknownMember(_) => "unknown_member",
+            Self::NotAccepted(_) => "not_accepted",
         }
     }
 }
@@ -289,7 +407,13 @@ pub struct Engine {
     polled_at: HashMap<String, UnixMs>,
     /// Day of the last forecast notice per slot.
     forecast_noticed: HashMap<String, i64>,
+    household: Household,
+    /// The most recent audit entries (all are stored).
+    audit: VecDeque<AuditEntry>,
 }
+
+/// Audit entries kept in memory for the API; older ones stay in storage only.
+pub const AUDIT_IN_MEMORY: usize = 1000;
 
 /// Reports stamped later than this past the agent's clock are taken as received now.
 const MAX_CLOCK_SKEW_MS: UnixMs = 5 * 60_000;
@@ -312,8 +436,18 @@ impl Engine {
         model: Box<dyn ForecastModel>,
         policy: Box<dyn ReorderPolicy>,
     ) -> Self {
+        let household = snapshot.household.unwrap_or_else(|| Household {
+            rules: config.rules.clone(),
+            ..Household::default()
+        });
+        let mut audit: VecDeque<AuditEntry> = snapshot.audit.into();
+        while audit.len() > AUDIT_IN_MEMORY {
+            audit.pop_front();
+        }
         Self {
             config,
+            household,
+            audit,
             model,
             policy,
             devices: snapshot
@@ -359,6 +493,16 @@ impl Engine {
         self.orders.get(id)
     }
 
+    /// Members, rules and what rejections taught.
+    pub fn household(&self) -> &Household {
+        &self.household
+    }
+
+    /// The most recent audit entries, oldest first.
+    pub fn audit(&self) -> impl DoubleEndedIterator<Item = &AuditEntry> + ExactSizeIterator {
+        self.audit.iter()
+    }
+
     /// Handles one event at time `now`. On error nothing changed.
     pub fn handle(&mut self, event: Event, now: UnixMs) -> Result<Vec<Effect>, EngineError> {
         let mut fx = Vec::new();
@@ -375,20 +519,32 @@ impl Engine {
                     self.consider_reorder(&key, now, &mut fx);
                 }
             }
-            Event::Approve { order_id } => {
-                let order = self.order_mut(&order_id)?;
-                order.approve(now)?;
-                let text = format!("order {order_id} approved");
-                fx.push(notice(now, NoticeKind::OrderApproved, &order_id, text));
-                self.send(&order_id, now, &mut fx);
+            Event::Approve { order_id, by, edit } => {
+                self.approve(&order_id, &by, edit, now, &mut fx)?
             }
-            Event::Reject { order_id, reason } => {
-                let order = self.order_mut(&order_id)?;
-                order.reject(reason.clone(), now)?;
-                fx.push(Effect::SaveOrder(order.clone()));
-                let text = format!("order {order_id} rejected: {reason}");
-                fx.push(notice(now, NoticeKind::OrderCancelled, &order_id, text));
+            Event::Reject {
+                order_id,
+                by,
+                reason,
+                note,
+            } => self.reject(&order_id, &by, reason, note, now, &mut fx)?,
+            Event::Snooze {
+                order_id,
+                by,
+                hours,
+            } => self.snooze(&order_id, &by, hours, now, &mut fx)?,
+            Event::AddMember {
+                name,
+                role,
+                token_hash,
+                by,
+            } => self.add_member(name, role, token_hash, &by, now, &mut fx)?,
+            Event::RemoveMember { member_id, by } => {
+                self.remove_member(&member_id, &by, now, &mut fx)?
             }
+            Event::SetRules { rules, by } => self.set_rules(rules, &by, now, &mut fx)?,
+            Event::AcceptDevice { device, by } => self.accept_device(&device, &by, now, &mut fx)?,
+            Event::RemoveDevice { device, by } => self.remove_device(&device, &by, now, &mut fx)?,
             Event::PlacementSucceeded {
                 order_id,
                 shop_order,
@@ -492,6 +648,7 @@ impl Engine {
     }
 
     fn tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
+        self.pending_tick(now, fx);
         let due: Vec<String> = self
             .orders
             .values()
@@ -577,8 +734,55 @@ impl Engine {
 
     fn birth(&mut self, device_id: Id, birth: Birth, now: UnixMs, fx: &mut Vec<Effect>) {
         let was_online = self.devices.get(&device_id).is_some_and(|d| d.online);
+        let accepted = match self.devices.get(&device_id) {
+            Some(known) => known.accepted,
+            None => self.config.pairing == Pairing::Open,
+        };
+        if !accepted {
+            let first = self
+                .devices
+                .get(&device_id)
+                .is_none_or(|d| d.birth != birth || !d.online);
+            let device = self
+                .devices
+                .entry(device_id.clone())
+                .or_insert_with(|| DeviceState::new(device_id.clone(), birth.clone(), now));
+            device.birth = birth;
+            device.online = true;
+            device.accepted = false;
+            device.last_seen = now;
+            fx.push(Effect::SaveDevice(Box::new(device.clone())));
+            if first {
+                let text = format!(
+                    "{device_id} ({} firmware {}) asks to join; an owner must accept it",
+                    device.birth.model, device.birth.firmware
+                );
+                fx.push(notice(now, NoticeKind::DeviceWaiting, &device_id, text));
+            }
+            return;
+        }
+        self.create_slots(&device_id, &birth, fx);
+        let device = self
+            .devices
+            .entry(device_id.clone())
+            .or_insert_with(|| DeviceState::new(device_id.clone(), birth.clone(), now));
+        device.birth = birth;
+        device.online = true;
+        device.last_seen = now;
+        fx.push(Effect::SaveDevice(Box::new(device.clone())));
+        if !was_online {
+            let text = format!(
+                "{} online: {} firmware {}, boot {}",
+                device_id, device.birth.model, device.birth.firmware, device.birth.boot
+            );
+            fx.push(notice(now, NoticeKind::DeviceOnline, &device_id, text));
+        }
+    }
+
+    /// Creates (or keeps, when the consumable is the same) the slots a birth announces.
+    fn create_slots(&mut self, device_id: &Id, birth: &Birth, fx: &mut Vec<Effect>) {
         for spec in &birth.slots {
-            let key = slot_key(&device_id, &spec.id);
+            let key = slot_key(device_id, &spec.id);
             let keep = self
                 .slots
                 .get(&key)
@@ -592,27 +796,6 @@ impl Engine {
             };
             fx.push(Effect::SaveSlot(Box::new(slot.clone())));
             self.slots.insert(key, slot);
-        }
-        let device = self
-            .devices
-            .entry(device_id.clone())
-            .or_insert_with(|| DeviceState {
-                id: device_id.clone(),
-                birth: birth.clone(),
-                online: true,
-                last_seen: now,
-                window: Default::default(),
-            });
-        device.birth = birth;
-        device.online = true;
-        device.last_seen = now;
-        fx.push(Effect::SaveDevice(Box::new(device.clone())));
-        if !was_online {
-            let text = format!(
-                "{} online: {} firmware {}, boot {}",
-                device_id, device.birth.model, device.birth.firmware, device.birth.boot
-            );
-            fx.push(notice(now, NoticeKind::DeviceOnline, &device_id, text));
         }
     }
 
@@ -647,6 +830,9 @@ impl Engine {
             .devices
             .get(&device_id)
             .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        if !device.accepted {
+            return Err(EngineError::NotAccepted(device_id));
+        }
         let key = match report.body.slot() {
             Some(slot) => {
                 let key = slot_key(&device_id, slot);
@@ -813,6 +999,12 @@ impl Engine {
         if self.has_open_order(slot) {
             return;
         }
+        let consumable = slot.spec.consumable.as_str();
+        if self.household.rules.mode_of(consumable) == household::Mode::Off
+            || self.household.paused(consumable, now)
+        {
+            return;
+        }
         let prior = self.config.policy.lead_time_ms;
         let lead_time = match self.meta.lead_times.get(&item.sku) {
             Some(learned) => LeadTime {
@@ -821,11 +1013,22 @@ impl Engine {
             },
             None => LeadTime::prior(prior),
         };
-        let settings = self
+        let mut settings = self
             .config
             .consumables
-            .get(slot.spec.consumable.as_str())
-            .unwrap_or(&self.config.policy.defaults);
+            .get(consumable)
+            .unwrap_or(&self.config.policy.defaults)
+            .clone();
+        if let Some(risk) = self
+            .household
+            .rules
+            .consumables
+            .get(consumable)
+            .and_then(|c| c.risk)
+        {
+            settings.risk = risk;
+        }
+        let settings = &settings;
         let input = PolicyInput {
             slot,
             forecast,
@@ -866,6 +1069,8 @@ impl Engine {
             attempts: 0,
             retry_at: None,
             last_error: None,
+            pending: None,
+            decided_by: None,
         };
         fx.push(Effect::SaveMeta(self.meta.clone()));
         fx.push(Effect::SaveOrder(order.clone()));
@@ -876,12 +1081,7 @@ impl Engine {
             format!("order {id} proposed: {}", decision.reason),
         ));
         self.orders.insert(id.clone(), order);
-        if self.config.approval == ApprovalMode::Auto
-            && let Some(order) = self.orders.get_mut(&id)
-            && order.approve(now).is_ok()
-        {
-            self.send(&id, now, fx);
-        }
+        self.route_new_order(&id, now, fx);
     }
 }
 
@@ -909,27 +1109,24 @@ fn retry_backoff(attempts: u32) -> UnixMs {
     (60_000u64 << attempts.min(6)).min(HOUR_MS)
 }
 
-fn money(cents: u64) -> String {
-    format!("EUR {}.{:02}", cents / 100, cents % 100)
-}
-
 fn days_from(now: UnixMs, t: UnixMs) -> String {
     format!("{:.1} days", t.saturating_sub(now) as f64 / DAY_MS as f64)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::commerce::api::ShopOrderStatus;
+    use household::Mode;
     use replenish_protocol::{Birth, SensorKind, SlotSpec, Unit};
 
-    const T0: UnixMs = 20_458 * DAY_MS;
+    pub(super) const T0: UnixMs = 20_458 * DAY_MS;
 
-    fn id(s: &str) -> Id {
+    pub(super) fn id(s: &str) -> Id {
         Id::new(s).unwrap()
     }
 
-    fn catalog() -> Catalog {
+    pub(super) fn catalog() -> Catalog {
         Catalog {
             items: vec![CatalogItem {
                 sku: "beans-500".into(),
@@ -944,7 +1141,7 @@ mod tests {
         }
     }
 
-    fn birth() -> Telemetry {
+    pub(super) fn birth() -> Telemetry {
         let mut slots = heapless::Vec::new();
         let _ = slots.push(SlotSpec {
             id: id("beans"),
@@ -961,7 +1158,7 @@ mod tests {
         })))
     }
 
-    fn level(seq: u32, ts: UnixMs, remaining: f32) -> Event {
+    pub(super) fn level(seq: u32, ts: UnixMs, remaining: f32) -> Event {
         Event::Telemetry {
             device: id("coffee"),
             message: Telemetry::Report(Report {
@@ -976,9 +1173,10 @@ mod tests {
         }
     }
 
-    fn engine(approval: ApprovalMode) -> Engine {
+    pub(super) fn engine(mode: Mode) -> Engine {
         let mut config = EngineConfig::new(id("home"), "inst".into());
-        config.approval = approval;
+        config.rules.default_mode = mode;
+        config.pairing = Pairing::Open;
         let mut engine = Engine::new(config, Snapshot::default());
         engine.handle(Event::Catalog(catalog()), T0).unwrap();
         engine
@@ -994,7 +1192,7 @@ mod tests {
     }
 
     /// Feeds 50 g/day from 600 g until the engine decides; returns the effects of that step.
-    fn run_until_order(engine: &mut Engine) -> (UnixMs, Vec<Effect>) {
+    pub(super) fn run_until_order(engine: &mut Engine) -> (UnixMs, Vec<Effect>) {
         let mut remaining = 600.0;
         for day in 0..12u64 {
             let t = T0 + day * DAY_MS + 8 * HOUR_MS;
@@ -1009,7 +1207,7 @@ mod tests {
         panic!("no order within 12 days");
     }
 
-    fn place_order(fx: &[Effect]) -> Option<&Order> {
+    pub(super) fn place_order(fx: &[Effect]) -> Option<&Order> {
         fx.iter().find_map(|e| match e {
             Effect::PlaceOrder { order, .. } => Some(order),
             _ => None,
@@ -1035,7 +1233,7 @@ mod tests {
 
     #[test]
     fn auto_mode_saves_the_order_before_sending_it_once() {
-        let mut e = engine(ApprovalMode::Auto);
+        let mut e = engine(Mode::Auto);
         let (t, fx) = run_until_order(&mut e);
         let saved = fx
             .iter()
@@ -1059,7 +1257,7 @@ mod tests {
 
     #[test]
     fn manual_mode_waits_for_approval() {
-        let mut e = engine(ApprovalMode::Manual);
+        let mut e = engine(Mode::Approve);
         let (t, fx) = run_until_order(&mut e);
         assert!(place_order(&fx).is_none());
         let order = e.orders().next().unwrap().clone();
@@ -1074,6 +1272,8 @@ mod tests {
             .handle(
                 Event::Approve {
                     order_id: order.id.clone(),
+                    by: Actor::Console,
+                    edit: None,
                 },
                 t + HOUR_MS,
             )
@@ -1082,14 +1282,18 @@ mod tests {
         let again = e.handle(
             Event::Approve {
                 order_id: order.id.clone(),
+                by: Actor::Console,
+                edit: None,
             },
             t + HOUR_MS,
         );
-        assert!(matches!(again, Err(EngineError::Transition(_))));
+        assert!(matches!(again, Err(EngineError::Invalid(_))));
         assert!(matches!(
             e.handle(
                 Event::Approve {
-                    order_id: "o-999".into()
+                    order_id: "o-999".into(),
+                    by: Actor::Console,
+                    edit: None,
                 },
                 t
             ),
@@ -1099,7 +1303,7 @@ mod tests {
 
     #[test]
     fn a_restarted_engine_resends_with_the_same_key() {
-        let mut e = engine(ApprovalMode::Auto);
+        let mut e = engine(Mode::Auto);
         let (t, fx) = run_until_order(&mut e);
         let key = place_order(&fx).unwrap().idempotency_key.clone();
         // Crash: rebuild from what was saved.
@@ -1108,6 +1312,8 @@ mod tests {
             slots: e.slots().cloned().collect(),
             orders: e.orders().cloned().collect(),
             meta: e.meta.clone(),
+            household: Some(e.household().clone()),
+            audit: e.audit().cloned().collect(),
         };
         let mut restarted = Engine::new(e.config().clone(), snapshot);
         let fx = restarted.handle(Event::Started, t + 60_000).unwrap();
@@ -1133,7 +1339,7 @@ mod tests {
 
     #[test]
     fn retryable_failures_retry_later_with_the_same_key() {
-        let mut e = engine(ApprovalMode::Auto);
+        let mut e = engine(Mode::Auto);
         let (t, fx) = run_until_order(&mut e);
         let order = place_order(&fx).unwrap().clone();
         e.handle(
@@ -1158,7 +1364,7 @@ mod tests {
 
     #[test]
     fn delivery_then_refill_allows_the_next_order() {
-        let mut e = engine(ApprovalMode::Auto);
+        let mut e = engine(Mode::Auto);
         let (t, fx) = run_until_order(&mut e);
         let order = place_order(&fx).unwrap().clone();
         let mut delivered = shop_order(&order.idempotency_key, ShopOrderStatus::Delivered);
@@ -1196,13 +1402,15 @@ mod tests {
 
     #[test]
     fn a_slot_left_empty_for_weeks_keeps_its_last_rate_and_is_reordered() {
-        let mut e = engine(ApprovalMode::Manual);
+        let mut e = engine(Mode::Approve);
         let (t, _) = run_until_order(&mut e);
         let id = e.orders().next().unwrap().id.clone();
         e.handle(
             Event::Reject {
                 order_id: id,
-                reason: "not now".into(),
+                by: Actor::Console,
+                reason: RejectReason::Other,
+                note: Some("not now".into()),
             },
             t,
         )
@@ -1219,14 +1427,14 @@ mod tests {
         assert!(
             fx.iter()
                 .any(|x| matches!(x, Effect::SaveOrder(o) if o.state == OrderState::Proposed))
-                || e.orders().any(|o| o.state == OrderState::Proposed),
+                || e.orders().any(|o| o.created_at > t),
             "the empty slot was not reordered"
         );
     }
 
     #[test]
     fn unknown_devices_slots_and_duplicates_are_refused_without_change() {
-        let mut e = engine(ApprovalMode::Auto);
+        let mut e = engine(Mode::Auto);
         let stranger = Event::Telemetry {
             device: id("stranger"),
             message: Telemetry::Report(Report {

@@ -113,6 +113,12 @@ pub struct Order {
     pub retry_at: Option<UnixMs>,
     /// The last placement error or cancellation reason.
     pub last_error: Option<String>,
+    /// While proposed: what it waits for (a person, a cancel window), and until when.
+    #[serde(default)]
+    pub pending: Option<crate::engine::household::Pending>,
+    /// Who approved, rejected or cancelled it.
+    #[serde(default)]
+    pub decided_by: Option<String>,
 }
 
 impl Order {
@@ -257,6 +263,8 @@ mod tests {
             attempts: 0,
             retry_at: None,
             last_error: None,
+            pending: None,
+            decided_by: None,
         }
     }
 

@@ -37,6 +37,11 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn delete(&self, table: Table, key: &str) -> Result<(), StoreError> {
+        self.tables().remove(&(table, key.to_string()));
+        Ok(())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -13,7 +13,8 @@ pub use sled_store::SledStore;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::{Effect, Meta, Snapshot};
+use crate::engine::household::{AuditEntry, Household};
+use crate::engine::{AUDIT_IN_MEMORY, Effect, Meta, Snapshot};
 
 /// The tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +27,10 @@ pub enum Table {
     Orders,
     /// Engine counters, the catalog and the installation id.
     Meta,
+    /// The household record (members, rules).
+    Household,
+    /// The audit trail by zero-padded sequence number.
+    Audit,
 }
 
 impl Table {
@@ -36,6 +41,8 @@ impl Table {
             Table::Slots => "slots",
             Table::Orders => "orders",
             Table::Meta => "meta",
+            Table::Household => "household",
+            Table::Audit => "audit",
         }
     }
 }
@@ -66,6 +73,8 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry of a table, in key order.
     fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Removes a value (nothing happens if there is none).
+    fn delete(&self, table: Table, key: &str) -> Result<(), StoreError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -91,9 +100,21 @@ pub fn save_effect(store: &dyn Store, effect: &Effect) -> Result<bool, StoreErro
         Effect::SaveSlot(s) => put_json(store, Table::Slots, &s.key(), s)?,
         Effect::SaveOrder(o) => put_json(store, Table::Orders, &o.id, o)?,
         Effect::SaveMeta(m) => put_json(store, Table::Meta, "engine", m)?,
+        Effect::SaveHousehold(h) => put_json(store, Table::Household, "household", h)?,
+        Effect::Audit(entry) => put_json(store, Table::Audit, &audit_key(entry.seq), entry)?,
+        Effect::DeleteDevice { device, slots } => {
+            store.delete(Table::Devices, device.as_str())?;
+            for key in slots {
+                store.delete(Table::Slots, key)?;
+            }
+        }
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+fn audit_key(seq: u64) -> String {
+    format!("{seq:020}")
 }
 
 fn load_table<T: DeserializeOwned>(store: &dyn Store, table: Table) -> Result<Vec<T>, StoreError> {
@@ -131,11 +152,30 @@ pub fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StoreError> {
         next_order_no: meta.next_order_no.max(highest),
         ..meta
     };
+    let household = match store.get(Table::Household, "household")? {
+        Some(bytes) => match serde_json::from_slice::<Household>(&bytes) {
+            Ok(household) => Some(household),
+            Err(error) => {
+                // Refusing to start beats starting with no members and default rules: the
+                // record stays as it is for a fixed version to read.
+                return Err(StoreError::Backend(format!(
+                    "the household record (members, rules) is unreadable: {error}"
+                )));
+            }
+        },
+        None => None,
+    };
+    let mut audit: Vec<AuditEntry> = load_table(store, Table::Audit)?;
+    if audit.len() > AUDIT_IN_MEMORY {
+        audit.drain(..audit.len() - AUDIT_IN_MEMORY);
+    }
     Ok(Snapshot {
         devices: load_table(store, Table::Devices)?,
         slots: load_table(store, Table::Slots)?,
         orders,
         meta,
+        household,
+        audit,
     })
 }
 

@@ -60,6 +60,11 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn delete(&self, table: Table, key: &str) -> Result<(), StoreError> {
+        self.tree(table)?.remove(key.as_bytes()).map_err(backend)?;
+        Ok(())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(backend)?;
         Ok(())

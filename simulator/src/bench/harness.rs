@@ -29,8 +29,8 @@ use replenish_agent::engine::forecast::{
 };
 use replenish_agent::engine::policy::ReorderPolicy;
 use replenish_agent::engine::{
-    ApprovalMode, ConsumableSettings, Effect, Engine, EngineConfig, Event, NoticeKind,
-    PolicyConfig, Snapshot, Telemetry,
+    ConsumableSettings, Effect, Engine, EngineConfig, Event, NoticeKind, Pairing, PolicyConfig,
+    Snapshot, Telemetry,
 };
 use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status};
 
@@ -272,7 +272,7 @@ impl<'a> Run<'a> {
     fn new(scenario: &'a Scenario, policy: PolicyKind) -> anyhow::Result<Self> {
         let start = scenario.start;
         let mut config = EngineConfig::new(id(&scenario.household)?, "bench".into());
-        config.approval = ApprovalMode::Auto;
+        config.pairing = Pairing::Open;
         config.policy = PolicyConfig {
             lead_time_ms: scenario.prior_lead_ms,
             review_ms: DAY_MS,

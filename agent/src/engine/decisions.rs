@@ -1,0 +1,1100 @@
+//! The household's side of the engine: approvals, rejections, snoozes, members, rules and device
+//! pairing, each checked against the actor's role and written to the audit trail.
+//!
+//! Every handler validates before it changes anything, so a refused request leaves no trace
+//! but its error.
+
+use replenish_protocol::Id;
+
+use super::household::{
+    Actor, AuditEntry, ExpiryDefault, Member, Pending, PendingKind, Permission, RejectReason, Role,
+    Route, Rules, money,
+};
+use super::order::{Order, OrderState};
+use super::{
+    AUDIT_IN_MEMORY, Effect, Engine, EngineError, NoticeKind, OrderEdit, days_from, notice,
+};
+use crate::clock::{HOUR_MS, UnixMs};
+
+/// Most packs one order may carry after an edit.
+const MAX_EDITED_PACKS: u32 = 99;
+/// Longest snooze.
+const MAX_SNOOZE_HOURS: u32 = 7 * 24;
+
+impl Engine {
+    fn record(
+        &mut self,
+        by: &Actor,
+        action: &str,
+        subject: &str,
+        detail: String,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) {
+        let who = self.household.who(by);
+        self.record_as(who, action, subject, detail, now, fx);
+    }
+
+    /// Appends to the audit trail and stores the household with it.
+    fn record_as(
+        &mut self,
+        who: String,
+        action: &str,
+        subject: &str,
+        detail: String,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.household.next_audit_no += 1;
+        let entry = AuditEntry {
+            seq: self.household.next_audit_no,
+            at: now,
+            who,
+            action: action.into(),
+            subject: subject.into(),
+            detail,
+        };
+        tracing::info!(who = %entry.who, action, subject, detail = %entry.detail, "audit");
+        self.audit.push_back(entry.clone());
+        while self.audit.len() > AUDIT_IN_MEMORY {
+            self.audit.pop_front();
+        }
+        fx.push(Effect::SaveHousehold(Box::new(self.household.clone())));
+        fx.push(Effect::Audit(entry));
+    }
+
+    fn proposed(&self, order_id: &str) -> Result<&Order, EngineError> {
+        let order = self
+            .orders
+            .get(order_id)
+            .ok_or_else(|| EngineError::UnknownOrder(order_id.to_string()))?;
+        if order.state != OrderState::Proposed {
+            return Err(EngineError::Invalid(format!(
+                "order {order_id} is {}, not waiting for a decision",
+                order.state.as_str()
+            )));
+        }
+        Ok(order)
+    }
+
+    /// Money committed this calendar month (household time): approved orders onwards.
+    pub(super) fn spent_this_month(&self, now: UnixMs) -> u64 {
+        let rules = &self.household.rules;
+        let month = rules.month_of(now);
+        self.orders
+            .values()
+            .filter(|o| {
+                matches!(
+                    o.state,
+                    OrderState::Approved
+                        | OrderState::Placed
+                        | OrderState::Shipped
+                        | OrderState::Delivered
+                )
+            })
+            .filter(|o| rules.month_of(o.placed_at.unwrap_or(o.updated_at)) == month)
+            .map(|o| o.total_cents)
+            .sum()
+    }
+
+    pub(super) fn approve(
+        &mut self,
+        order_id: &str,
+        by: &Actor,
+        edit: Option<OrderEdit>,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::DecideOrders)?;
+        let order = self.proposed(order_id)?;
+        let mut changed = order.clone();
+        let mut what = Vec::new();
+        if let Some(edit) = edit {
+            if let Some(sku) = edit.sku.filter(|s| *s != changed.sku) {
+                let item = self
+                    .meta
+                    .catalog
+                    .as_ref()
+                    .and_then(|c| c.items.iter().find(|i| i.sku == sku))
+                    .filter(|i| {
+                        i.consumable == changed.consumable.as_str()
+                            && i.unit == changed.unit
+                            && i.pack_size > 0.0
+                    })
+                    .ok_or_else(|| {
+                        EngineError::Invalid(format!(
+                            "{sku} is not a product of {} in the shop's catalog",
+                            changed.consumable
+                        ))
+                    })?;
+                what.push(format!("product {} -> {}", changed.sku, item.sku));
+                changed.sku = item.sku.clone();
+                changed.pack_size = item.pack_size;
+                changed.total_cents = item.price_cents * u64::from(changed.packs);
+            }
+            if let Some(packs) = edit.packs.filter(|p| *p != changed.packs) {
+                if !(1..=MAX_EDITED_PACKS).contains(&packs) {
+                    return Err(EngineError::Invalid(format!(
+                        "packs must be 1 to {MAX_EDITED_PACKS}, not {packs}"
+                    )));
+                }
+                let unit_price = changed.total_cents / u64::from(changed.packs.max(1));
+                what.push(format!("packs {} -> {packs}", changed.packs));
+                changed.packs = packs;
+                changed.total_cents = unit_price * u64::from(packs);
+            }
+        }
+        changed.approve(now)?;
+        changed.pending = None;
+        changed.decided_by = Some(self.household.who(by));
+        let detail = if what.is_empty() {
+            format!(
+                "approved {} ({})",
+                describe(&changed),
+                money(changed.total_cents)
+            )
+        } else {
+            format!(
+                "approved with {}: {} ({})",
+                what.join(", "),
+                describe(&changed),
+                money(changed.total_cents)
+            )
+        };
+        self.orders.insert(order_id.to_string(), changed);
+        fx.push(notice(
+            now,
+            NoticeKind::OrderApproved,
+            order_id,
+            format!("order {order_id} {detail}"),
+        ));
+        self.record(by, "approve", order_id, detail, now, fx);
+        self.send(order_id, now, fx);
+        Ok(())
+    }
+
+    pub(super) fn reject(
+        &mut self,
+        order_id: &str,
+        by: &Actor,
+        reason: RejectReason,
+        note: Option<String>,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::DecideOrders)?;
+        let order = self.proposed(order_id)?;
+        let mut changed = order.clone();
+        let note = note
+            .map(|n| n.trim().chars().take(200).collect::<String>())
+            .filter(|n| !n.is_empty());
+        let text = match &note {
+            Some(note) => format!("{}: {note}", reason.as_str()),
+            None => reason.as_str().to_string(),
+        };
+        changed.reject(text.clone(), now)?;
+        changed.pending = None;
+        changed.decided_by = Some(self.household.who(by));
+        let consumable = changed.consumable.to_string();
+        fx.push(Effect::SaveOrder(changed.clone()));
+        self.orders.insert(order_id.to_string(), changed);
+        let until = now + reason.pause_ms(&self.household.rules);
+        let paused = self
+            .household
+            .paused_until
+            .entry(consumable.clone())
+            .or_insert(0);
+        *paused = (*paused).max(until);
+        let detail = format!(
+            "rejected ({text}); no new proposal for {consumable} for {}",
+            days_from(now, until)
+        );
+        fx.push(notice(
+            now,
+            NoticeKind::OrderCancelled,
+            order_id,
+            format!("order {order_id} {detail}"),
+        ));
+        self.record(by, "reject", order_id, detail, now, fx);
+        Ok(())
+    }
+
+    pub(super) fn snooze(
+        &mut self,
+        order_id: &str,
+        by: &Actor,
+        hours: u32,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::DecideOrders)?;
+        let order = self.proposed(order_id)?;
+        if !(1..=MAX_SNOOZE_HOURS).contains(&hours) {
+            return Err(EngineError::Invalid(format!(
+                "snooze for 1 to {MAX_SNOOZE_HOURS} hours, not {hours}"
+            )));
+        }
+        let Some(pending) = order
+            .pending
+            .clone()
+            .filter(|p| p.kind == PendingKind::Approval)
+        else {
+            return Err(EngineError::Invalid(format!(
+                "order {order_id} does not wait for an approval; cancel it instead"
+            )));
+        };
+        let mut changed = order.clone();
+        changed.pending = Some(Pending {
+            prompt_at: now + u64::from(hours) * HOUR_MS,
+            prompted_at: None,
+            expires_at: None,
+            ..pending
+        });
+        changed.updated_at = now;
+        fx.push(Effect::SaveOrder(changed.clone()));
+        self.orders.insert(order_id.to_string(), changed);
+        self.record(
+            by,
+            "snooze",
+            order_id,
+            format!("asked again in {hours} h"),
+            now,
+            fx,
+        );
+        Ok(())
+    }
+
+    pub(super) fn add_member(
+        &mut self,
+        name: String,
+        role: Role,
+        token_hash: String,
+        by: &Actor,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::ChangeSettings)?;
+        let name = name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 40 || name.chars().any(char::is_control) {
+            return Err(EngineError::Invalid(
+                "a member's name must be 1 to 40 printable characters".into(),
+            ));
+        }
+        if self
+            .household
+            .members
+            .values()
+            .any(|m| m.name.eq_ignore_ascii_case(&name))
+        {
+            return Err(EngineError::Invalid(format!(
+                "there is already a member called {name}"
+            )));
+        }
+        if token_hash.len() != 64 || !token_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(EngineError::Invalid(
+                "token hash must be 64 hex digits (SHA-256)".into(),
+            ));
+        }
+        if self.household.member_by_token_hash(&token_hash).is_some() {
+            return Err(EngineError::Invalid("that token is already in use".into()));
+        }
+        self.household.next_member_no += 1;
+        let id = format!("m-{:06}", self.household.next_member_no);
+        let member = Member {
+            id: id.clone(),
+            name: name.clone(),
+            role,
+            token_hash,
+            created_at: now,
+        };
+        self.household.members.insert(id.clone(), member);
+        let detail = format!("added {name} as {}", role.as_str());
+        fx.push(notice(
+            now,
+            NoticeKind::SettingsChanged,
+            &id,
+            detail.clone(),
+        ));
+        self.record(by, "add_member", &id, detail, now, fx);
+        Ok(())
+    }
+
+    pub(super) fn remove_member(
+        &mut self,
+        member_id: &str,
+        by: &Actor,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::ChangeSettings)?;
+        let member = self
+            .household
+            .members
+            .get(member_id)
+            .ok_or_else(|| EngineError::UnknownMember(member_id.to_string()))?;
+        let owners = self
+            .household
+            .members
+            .values()
+            .filter(|m| m.role == Role::Owner)
+            .count();
+        if member.role == Role::Owner && owners == 1 {
+            return Err(EngineError::Invalid(
+                "cannot remove the last owner: add another owner first".into(),
+            ));
+        }
+        let detail = format!("removed {} ({})", member.name, member.role.as_str());
+        // Named before the removal, so the entry says who it was.
+        let who = self.household.who(by);
+        self.household.members.remove(member_id);
+        fx.push(notice(
+            now,
+            NoticeKind::SettingsChanged,
+            member_id,
+            detail.clone(),
+        ));
+        self.record_as(who, "remove_member", member_id, detail, now, fx);
+        Ok(())
+    }
+
+    pub(super) fn set_rules(
+        &mut self,
+        rules: Rules,
+        by: &Actor,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::ChangeSettings)?;
+        rules.validate()?;
+        let changes = rule_changes(&self.household.rules, &rules);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.household.rules = rules;
+        let detail = changes.join("; ");
+        fx.push(notice(
+            now,
+            NoticeKind::SettingsChanged,
+            "rules",
+            detail.clone(),
+        ));
+        self.record(by, "rules", "rules", detail, now, fx);
+        // A consumable switched on again may need ordering now.
+        let keys: Vec<String> = self.slots.keys().cloned().collect();
+        for key in keys {
+            self.consider_reorder(&key, now, fx);
+        }
+        Ok(())
+    }
+
+    pub(super) fn accept_device(
+        &mut self,
+        device_id: &Id,
+        by: &Actor,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::ChangeSettings)?;
+        let device = self
+            .devices
+            .get(device_id)
+            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        if device.accepted {
+            return Err(EngineError::Invalid(format!(
+                "device {device_id} is already part of the household"
+            )));
+        }
+        let birth = device.birth.clone();
+        self.create_slots(device_id, &birth, fx);
+        if let Some(device) = self.devices.get_mut(device_id) {
+            device.accepted = true;
+            fx.push(Effect::SaveDevice(Box::new(device.clone())));
+        }
+        let detail = format!(
+            "accepted {device_id} ({} firmware {}, {} slots)",
+            birth.model,
+            birth.firmware,
+            birth.slots.len()
+        );
+        fx.push(notice(
+            now,
+            NoticeKind::DeviceOnline,
+            device_id,
+            detail.clone(),
+        ));
+        self.record(by, "accept_device", device_id, detail, now, fx);
+        Ok(())
+    }
+
+    pub(super) fn remove_device(
+        &mut self,
+        device_id: &Id,
+        by: &Actor,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::ChangeSettings)?;
+        if !self.devices.contains_key(device_id) {
+            return Err(EngineError::UnknownDevice(device_id.clone()));
+        }
+        self.devices.remove(device_id);
+        let prefix = format!("{device_id}/");
+        let slots: Vec<String> = self
+            .slots
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for key in &slots {
+            self.slots.remove(key);
+        }
+        let detail = format!("removed {device_id} and {} slots", slots.len());
+        fx.push(Effect::DeleteDevice {
+            device: device_id.clone(),
+            slots,
+        });
+        fx.push(notice(
+            now,
+            NoticeKind::DeviceRemoved,
+            device_id,
+            detail.clone(),
+        ));
+        self.record(by, "remove_device", device_id, detail, now, fx);
+        Ok(())
+    }
+
+    /// Sends a new proposal where the rules say: placed, held for a cancel window, or asked.
+    pub(super) fn route_new_order(&mut self, order_id: &str, now: UnixMs, fx: &mut Vec<Effect>) {
+        let Some(order) = self.orders.get(order_id) else {
+            return;
+        };
+        let spent = self.spent_this_month(now);
+        let route = self
+            .household
+            .route(order.consumable.as_str(), order.total_cents, spent, now);
+        let rules = &self.household.rules;
+        let pending = match route {
+            Route::Place => None,
+            Route::Hold { until } if until <= now => None,
+            Route::Hold { until } => Some(Pending {
+                kind: PendingKind::CancelWindow,
+                why: format!(
+                    "{} is set to order and tell; cancel within {} h",
+                    order.consumable, rules.cancel_window_hours
+                ),
+                prompt_at: now,
+                prompted_at: Some(now),
+                expires_at: Some(until),
+                on_expiry: ExpiryDefault::Order,
+            }),
+            Route::Ask { why, on_expiry } => Some(Pending {
+                kind: PendingKind::Approval,
+                why,
+                prompt_at: rules.prompt_time(now),
+                prompted_at: None,
+                expires_at: None,
+                on_expiry,
+            }),
+            Route::Skip => {
+                if let Some(order) = self.orders.get_mut(order_id)
+                    && order
+                        .reject("the consumable is switched off".into(), now)
+                        .is_ok()
+                {
+                    fx.push(Effect::SaveOrder(order.clone()));
+                }
+                return;
+            }
+        };
+        let Some(pending) = pending else {
+            if let Some(order) = self.orders.get_mut(order_id)
+                && order.approve(now).is_ok()
+            {
+                self.send(order_id, now, fx);
+            }
+            return;
+        };
+        let Some(order) = self.orders.get_mut(order_id) else {
+            return;
+        };
+        if pending.kind == PendingKind::CancelWindow {
+            let text = format!(
+                "order {order_id} will be placed in {} unless cancelled: {} ({}). {}",
+                days_from(now, pending.expires_at.unwrap_or(now)),
+                describe(order),
+                money(order.total_cents),
+                order.reason
+            );
+            fx.push(notice(now, NoticeKind::OrderScheduled, order_id, text));
+        }
+        order.pending = Some(pending);
+        fx.push(Effect::SaveOrder(order.clone()));
+        self.prompt_if_due(order_id, now, fx);
+    }
+
+    /// Prompts for an approval whose time has come, unless quiet hours say wait.
+    fn prompt_if_due(&mut self, order_id: &str, now: UnixMs, fx: &mut Vec<Effect>) {
+        let timeout = u64::from(self.household.rules.approval_timeout_hours) * HOUR_MS;
+        let allowed_at = self.household.rules.prompt_time(now);
+        let Some(order) = self.orders.get_mut(order_id) else {
+            return;
+        };
+        let what = format!("{} ({})", describe(order), money(order.total_cents));
+        let reason = order.reason.clone();
+        let Some(pending) = order.pending.as_mut() else {
+            return;
+        };
+        if pending.kind != PendingKind::Approval
+            || pending.prompted_at.is_some()
+            || pending.prompt_at > now
+        {
+            return;
+        }
+        if allowed_at > now {
+            pending.prompt_at = allowed_at;
+            fx.push(Effect::SaveOrder(order.clone()));
+            return;
+        }
+        pending.prompted_at = Some(now);
+        pending.expires_at = Some(now + timeout);
+        let on_expiry = match pending.on_expiry {
+            ExpiryDefault::Order => "ordered",
+            ExpiryDefault::Skip => "skipped",
+        };
+        let text = format!(
+            "order {order_id} waits for approval: {what}, because {}. {reason} Unanswered, it is {on_expiry} in {}.",
+            pending.why,
+            days_from(now, now + timeout),
+        );
+        fx.push(Effect::SaveOrder(order.clone()));
+        fx.push(notice(now, NoticeKind::ApprovalRequested, order_id, text));
+    }
+
+    /// Prompts that came due, approvals that expired, cancel windows that closed.
+    pub(super) fn pending_tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
+        let waiting: Vec<(String, Pending)> = self
+            .orders
+            .values()
+            .filter(|o| o.state == OrderState::Proposed)
+            .filter_map(|o| o.pending.clone().map(|p| (o.id.clone(), p)))
+            .collect();
+        for (order_id, pending) in waiting {
+            if pending.expires_at.is_some_and(|at| at <= now) {
+                self.expire(&order_id, &pending, now, fx);
+            } else {
+                self.prompt_if_due(&order_id, now, fx);
+            }
+        }
+    }
+
+    fn expire(&mut self, order_id: &str, pending: &Pending, now: UnixMs, fx: &mut Vec<Effect>) {
+        let result = match (pending.kind, pending.on_expiry) {
+            (_, ExpiryDefault::Order) => self.approve(order_id, &Actor::Agent, None, now, fx),
+            (_, ExpiryDefault::Skip) => {
+                let hours = self.household.rules.approval_timeout_hours;
+                self.reject(
+                    order_id,
+                    &Actor::Agent,
+                    RejectReason::Other,
+                    Some(format!("nobody answered within {hours} h")),
+                    now,
+                    fx,
+                )
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(order_id, %error, "could not carry out an expired approval");
+        }
+    }
+}
+
+fn describe(order: &Order) -> String {
+    format!(
+        "{} x {} ({:.0} {} {})",
+        order.packs,
+        order.sku,
+        order.pack_size,
+        order.unit.symbol(),
+        order.consumable
+    )
+}
+
+/// What differs between two rule sets, one phrase per field.
+fn rule_changes(old: &Rules, new: &Rules) -> Vec<String> {
+    let mut changes = Vec::new();
+    let mut field = |name: &str, a: String, b: String| {
+        if a != b {
+            changes.push(format!("{name}: {a} -> {b}"));
+        }
+    };
+    let opt_money = |c: Option<u64>| c.map_or("none".to_string(), money);
+    let opt = |q: Option<String>| q.unwrap_or_else(|| "none".into());
+    field(
+        "default_mode",
+        old.default_mode.as_str().into(),
+        new.default_mode.as_str().into(),
+    );
+    field(
+        "auto_approve_below",
+        money(old.auto_approve_below_cents),
+        money(new.auto_approve_below_cents),
+    );
+    field(
+        "monthly_budget",
+        opt_money(old.monthly_budget_cents),
+        opt_money(new.monthly_budget_cents),
+    );
+    field(
+        "quiet_hours",
+        opt(old.quiet_hours.map(|q| q.to_string())),
+        opt(new.quiet_hours.map(|q| q.to_string())),
+    );
+    field("timezone", old.timezone.clone(), new.timezone.clone());
+    field(
+        "approval_timeout_hours",
+        old.approval_timeout_hours.to_string(),
+        new.approval_timeout_hours.to_string(),
+    );
+    field(
+        "on_expiry",
+        format!("{:?}", old.on_expiry).to_lowercase(),
+        format!("{:?}", new.on_expiry).to_lowercase(),
+    );
+    field(
+        "cancel_window_hours",
+        old.cancel_window_hours.to_string(),
+        new.cancel_window_hours.to_string(),
+    );
+    field(
+        "still_have_some_delay_hours",
+        old.still_have_some_delay_hours.to_string(),
+        new.still_have_some_delay_hours.to_string(),
+    );
+    let ids: std::collections::BTreeSet<&String> = old
+        .consumables
+        .keys()
+        .chain(new.consumables.keys())
+        .collect();
+    for id in ids {
+        let a = old.consumables.get(id).cloned().unwrap_or_default();
+        let b = new.consumables.get(id).cloned().unwrap_or_default();
+        field(
+            &format!("{id}.mode"),
+            opt(a.mode.map(|m| m.as_str().to_string())),
+            opt(b.mode.map(|m| m.as_str().to_string())),
+        );
+        field(
+            &format!("{id}.risk"),
+            opt(a.risk.map(|r| r.to_string())),
+            opt(b.risk.map(|r| r.to_string())),
+        );
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::household::{ExpiryDefault, Mode, QuietHours, RejectReason, Role, Rules};
+    use super::super::tests::{T0, birth, engine, id, level, place_order, run_until_order};
+    use super::super::{Effect, Engine, EngineConfig, EngineError, Event, NoticeKind, Pairing};
+    use super::super::{OrderEdit, Snapshot};
+    use super::*;
+
+    const OWNER: &str = "m-000001";
+    const MEMBER: &str = "m-000002";
+
+    fn owner() -> Actor {
+        Actor::Member(OWNER.into())
+    }
+
+    fn member() -> Actor {
+        Actor::Member(MEMBER.into())
+    }
+
+    /// An engine with an owner and a member, whose rules are changed by `edit`.
+    fn household(edit: impl FnOnce(&mut Rules)) -> Engine {
+        let mut e = engine(Mode::Auto);
+        for (name, role, hash) in [("ann", Role::Owner, "a"), ("bob", Role::Member, "b")] {
+            e.handle(
+                Event::AddMember {
+                    name: name.into(),
+                    role,
+                    token_hash: hash.repeat(64),
+                    by: Actor::Console,
+                },
+                T0,
+            )
+            .unwrap();
+        }
+        let mut rules = e.household().rules.clone();
+        edit(&mut rules);
+        e.handle(Event::SetRules { rules, by: owner() }, T0)
+            .unwrap();
+        e
+    }
+
+    fn notices(fx: &[Effect], kind: NoticeKind) -> Vec<String> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Notice(n) if n.kind == kind => Some(n.text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn proposed(e: &Engine) -> Order {
+        e.orders()
+            .find(|o| o.state == OrderState::Proposed)
+            .cloned()
+            .expect("a proposed order")
+    }
+
+    #[test]
+    fn approve_mode_prompts_and_a_member_approves_an_edited_order() {
+        let mut e = household(|r| r.default_mode = Mode::Approve);
+        let (t, fx) = run_until_order(&mut e);
+        assert!(place_order(&fx).is_none());
+        let prompt = notices(&fx, NoticeKind::ApprovalRequested);
+        assert_eq!(prompt.len(), 1, "{fx:?}");
+        assert!(prompt[0].contains("waits for approval"), "{}", prompt[0]);
+        let order = proposed(&e);
+        let fx = e
+            .handle(
+                Event::Approve {
+                    order_id: order.id.clone(),
+                    by: member(),
+                    edit: Some(OrderEdit {
+                        packs: Some(3),
+                        sku: None,
+                    }),
+                },
+                t + HOUR_MS,
+            )
+            .unwrap();
+        let sent = place_order(&fx).expect("sent after approval");
+        assert_eq!(sent.packs, 3);
+        assert_eq!(sent.total_cents, 3 * 899);
+        assert_eq!(sent.decided_by.as_deref(), Some("bob (member)"));
+        let last = e.audit().last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.who.as_str()),
+            ("approve", "bob (member)")
+        );
+        assert!(last.detail.contains("packs 2 -> 3"), "{}", last.detail);
+    }
+
+    #[test]
+    fn edits_outside_the_catalog_or_limits_change_nothing() {
+        let mut e = household(|r| r.default_mode = Mode::Approve);
+        let (t, _) = run_until_order(&mut e);
+        let order = proposed(&e);
+        for edit in [
+            OrderEdit {
+                packs: Some(0),
+                sku: None,
+            },
+            OrderEdit {
+                packs: None,
+                sku: Some("milk-1l".into()),
+            },
+        ] {
+            let refused = e.handle(
+                Event::Approve {
+                    order_id: order.id.clone(),
+                    by: member(),
+                    edit: Some(edit),
+                },
+                t,
+            );
+            assert!(
+                matches!(refused, Err(EngineError::Invalid(_))),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(proposed(&e), order);
+    }
+
+    #[test]
+    fn only_owners_change_rules_and_members() {
+        let mut e = household(|_| {});
+        let rules = Rules {
+            default_mode: Mode::Off,
+            ..e.household().rules.clone()
+        };
+        let refused = e.handle(
+            Event::SetRules {
+                rules: rules.clone(),
+                by: member(),
+            },
+            T0,
+        );
+        assert!(
+            matches!(refused, Err(EngineError::Denied(_))),
+            "{refused:?}"
+        );
+        let refused = e.handle(
+            Event::AddMember {
+                name: "eve".into(),
+                role: Role::Owner,
+                token_hash: "e".repeat(64),
+                by: member(),
+            },
+            T0,
+        );
+        assert!(matches!(refused, Err(EngineError::Denied(_))));
+        assert_eq!(e.household().rules.default_mode, Mode::Auto);
+        let before = e.audit().len();
+        e.handle(Event::SetRules { rules, by: owner() }, T0)
+            .unwrap();
+        assert_eq!(e.household().rules.default_mode, Mode::Off);
+        let entry = e.audit().last().unwrap();
+        assert_eq!(e.audit().len(), before + 1);
+        assert_eq!(entry.who, "ann (owner)");
+        assert_eq!(entry.detail, "default_mode: auto -> off");
+        let invalid = Rules {
+            timezone: "Nowhere/Else".into(),
+            ..Rules::default()
+        };
+        assert!(matches!(
+            e.handle(
+                Event::SetRules {
+                    rules: invalid,
+                    by: owner()
+                },
+                T0
+            ),
+            Err(EngineError::InvalidRules(_))
+        ));
+        assert!(matches!(
+            e.handle(
+                Event::RemoveMember {
+                    member_id: OWNER.into(),
+                    by: owner()
+                },
+                T0
+            ),
+            Err(EngineError::Invalid(_))
+        ));
+        assert!(matches!(
+            e.handle(
+                Event::AddMember {
+                    name: "Bob".into(),
+                    role: Role::Member,
+                    token_hash: "c".repeat(64),
+                    by: owner()
+                },
+                T0
+            ),
+            Err(EngineError::Invalid(_))
+        ));
+        e.handle(
+            Event::RemoveMember {
+                member_id: MEMBER.into(),
+                by: owner(),
+            },
+            T0,
+        )
+        .unwrap();
+        assert!(
+            e.household()
+                .member_by_token_hash(&"b".repeat(64))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_unanswered_prompt_takes_its_default() {
+        for (default, placed) in [(ExpiryDefault::Order, true), (ExpiryDefault::Skip, false)] {
+            let mut e = household(|r| {
+                r.default_mode = Mode::Approve;
+                r.on_expiry = default;
+                r.approval_timeout_hours = 12;
+            });
+            let (t, _) = run_until_order(&mut e);
+            let order = proposed(&e);
+            let early = e.handle(Event::Tick, t + 11 * HOUR_MS).unwrap();
+            assert!(place_order(&early).is_none());
+            let fx = e.handle(Event::Tick, t + 12 * HOUR_MS).unwrap();
+            assert_eq!(place_order(&fx).is_some(), placed, "{default:?}: {fx:?}");
+            let after = e.order(&order.id).unwrap();
+            let expected = if placed {
+                OrderState::Approved
+            } else {
+                OrderState::Cancelled
+            };
+            assert_eq!(after.state, expected);
+            assert_eq!(after.decided_by.as_deref(), Some("agent"));
+        }
+    }
+
+    #[test]
+    fn an_order_over_the_monthly_budget_waits_even_in_auto_mode_and_never_places_itself() {
+        let mut e = household(|r| {
+            r.monthly_budget_cents = Some(1_000);
+            r.on_expiry = ExpiryDefault::Order;
+        });
+        let (t, fx) = run_until_order(&mut e);
+        assert!(
+            place_order(&fx).is_none(),
+            "two packs cost 17.98, over 10.00"
+        );
+        let prompt = notices(&fx, NoticeKind::ApprovalRequested);
+        assert!(prompt[0].contains("monthly budget"), "{}", prompt[0]);
+        let fx = e.handle(Event::Tick, t + 25 * HOUR_MS).unwrap();
+        assert!(place_order(&fx).is_none());
+        assert!(e.orders().all(|o| o.state == OrderState::Cancelled));
+    }
+
+    #[test]
+    fn orders_below_the_auto_approve_limit_are_placed_at_once() {
+        let mut e = household(|r| {
+            r.default_mode = Mode::Approve;
+            r.auto_approve_below_cents = 2_000;
+        });
+        let (_, fx) = run_until_order(&mut e);
+        assert!(place_order(&fx).is_some());
+    }
+
+    #[test]
+    fn notify_mode_places_after_the_cancel_window_unless_cancelled() {
+        let mut e = household(|r| {
+            r.default_mode = Mode::Notify;
+            r.cancel_window_hours = 2;
+        });
+        let (t, fx) = run_until_order(&mut e);
+        assert!(place_order(&fx).is_none());
+        assert_eq!(notices(&fx, NoticeKind::OrderScheduled).len(), 1);
+        let fx = e.handle(Event::Tick, t + 2 * HOUR_MS).unwrap();
+        assert!(place_order(&fx).is_some(), "placed when the window closed");
+
+        let mut e = household(|r| r.default_mode = Mode::Notify);
+        let (t, _) = run_until_order(&mut e);
+        let order = proposed(&e);
+        e.handle(
+            Event::Reject {
+                order_id: order.id.clone(),
+                by: member(),
+                reason: RejectReason::NotNeeded,
+                note: None,
+            },
+            t + HOUR_MS,
+        )
+        .unwrap();
+        let fx = e.handle(Event::Tick, t + 3 * HOUR_MS).unwrap();
+        assert!(place_order(&fx).is_none());
+    }
+
+    #[test]
+    fn prompts_wait_for_the_end_of_quiet_hours() {
+        // Levels arrive at 08:00 UTC.
+        let mut e = household(|r| {
+            r.default_mode = Mode::Approve;
+            r.quiet_hours = Some(QuietHours::parse("07:00-09:30").unwrap());
+        });
+        let (t, fx) = run_until_order(&mut e);
+        assert!(notices(&fx, NoticeKind::ApprovalRequested).is_empty());
+        let fx = e.handle(Event::Tick, t + HOUR_MS).unwrap();
+        assert!(notices(&fx, NoticeKind::ApprovalRequested).is_empty());
+        let fx = e.handle(Event::Tick, t + 90 * 60_000).unwrap();
+        assert_eq!(notices(&fx, NoticeKind::ApprovalRequested).len(), 1);
+        // Snoozed: asked again after the snooze, not before.
+        let order = proposed(&e);
+        e.handle(
+            Event::Snooze {
+                order_id: order.id,
+                by: member(),
+                hours: 3,
+            },
+            t + 2 * HOUR_MS,
+        )
+        .unwrap();
+        let fx = e.handle(Event::Tick, t + 4 * HOUR_MS).unwrap();
+        assert!(notices(&fx, NoticeKind::ApprovalRequested).is_empty());
+        let fx = e.handle(Event::Tick, t + 5 * HOUR_MS).unwrap();
+        assert_eq!(notices(&fx, NoticeKind::ApprovalRequested).len(), 1);
+    }
+
+    #[test]
+    fn still_have_some_delays_the_next_proposal() {
+        let mut e = household(|r| {
+            r.default_mode = Mode::Approve;
+            r.still_have_some_delay_hours = 48;
+        });
+        let (t, _) = run_until_order(&mut e);
+        let order = proposed(&e);
+        e.handle(
+            Event::Reject {
+                order_id: order.id,
+                by: member(),
+                reason: RejectReason::StillHaveSome,
+                note: Some("half a bag in the cupboard".into()),
+            },
+            t,
+        )
+        .unwrap();
+        let fx = e.handle(Event::Tick, t + 47 * HOUR_MS).unwrap();
+        assert!(
+            !fx.iter()
+                .any(|x| matches!(x, Effect::SaveOrder(o) if o.state == OrderState::Proposed)),
+            "proposed again too soon"
+        );
+        e.handle(Event::Tick, t + 49 * HOUR_MS).unwrap();
+        assert!(e.orders().any(|o| o.state == OrderState::Proposed));
+    }
+
+    #[test]
+    fn new_devices_wait_for_an_owner() {
+        let mut config = EngineConfig::new(id("home"), "inst".into());
+        config.pairing = Pairing::Owner;
+        let mut e = Engine::new(config, Snapshot::default());
+        e.handle(
+            Event::AddMember {
+                name: "ann".into(),
+                role: Role::Owner,
+                token_hash: "a".repeat(64),
+                by: Actor::Console,
+            },
+            T0,
+        )
+        .unwrap();
+        let fx = e
+            .handle(
+                Event::Telemetry {
+                    device: id("coffee"),
+                    message: birth(),
+                },
+                T0,
+            )
+            .unwrap();
+        assert_eq!(notices(&fx, NoticeKind::DeviceWaiting).len(), 1);
+        assert_eq!(e.slots().count(), 0);
+        assert!(matches!(
+            e.handle(level(1, T0, 500.0), T0),
+            Err(EngineError::NotAccepted(_))
+        ));
+        e.handle(
+            Event::AcceptDevice {
+                device: id("coffee"),
+                by: owner(),
+            },
+            T0,
+        )
+        .unwrap();
+        assert_eq!(e.slots().count(), 1);
+        e.handle(level(2, T0, 500.0), T0).unwrap();
+        let fx = e
+            .handle(
+                Event::RemoveDevice {
+                    device: id("coffee"),
+                    by: owner(),
+                },
+                T0,
+            )
+            .unwrap();
+        assert!(fx.iter().any(|x| matches!(
+            x,
+            Effect::DeleteDevice { slots, .. } if slots == &["coffee/beans".to_string()]
+        )));
+        assert_eq!((e.devices().count(), e.slots().count()), (0, 0));
+    }
+}

@@ -1,0 +1,780 @@
+//! The household: members and their roles, the rules that decide which orders need a person,
+//! and the audit trail. Pure: the engine asks [`Household::route`] what to do with an order the
+//! policy wants, and checks [`Household::authorize`] before any change a person asks for.
+//!
+//! Tokens never reach this module: the HTTP adapter hashes the bearer token (SHA-256) and the
+//! engine compares hashes, so the store holds nothing that would let a thief log in.
+
+use std::collections::BTreeMap;
+
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, civil};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{HOUR_MS, UnixMs};
+
+/// What a member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Approves, rejects, edits and snoozes orders.
+    Member,
+    /// Everything a member may, and changes rules, members and devices.
+    Owner,
+}
+
+impl Role {
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "owner" => Ok(Role::Owner),
+            "member" => Ok(Role::Member),
+            other => Err(format!("unknown role {other:?}: use owner or member")),
+        }
+    }
+}
+
+/// A person of the household.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Stable id (`m-000001`).
+    pub id: String,
+    /// Display name, unique in the household.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+    /// SHA-256 of their API token, hex.
+    pub token_hash: String,
+    /// When they were added.
+    pub created_at: UnixMs,
+}
+
+/// Who asks for a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// A member, by id.
+    Member(String),
+    /// Home Assistant, through its MQTT buttons and selects (trusted as an owner: whoever can
+    /// publish on the broker controls the house anyway).
+    HomeAssistant,
+    /// The agent itself (an expired approval taking its default, a cancel window closing).
+    Agent,
+    /// Someone at the gateway's console (`replenish-agent household add-member`).
+    Console,
+}
+
+/// How orders of a consumable are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Ordered at once (unless it breaks the monthly budget).
+    Auto,
+    /// Waits for a member's approval (unless cheaper than the auto-approve limit).
+    Approve,
+    /// Ordered after a cancel window; the household is told and may cancel meanwhile.
+    Notify,
+    /// Never ordered; forecasts still shown.
+    Off,
+}
+
+impl Mode {
+    /// Every mode, in the order a form lists them.
+    pub const ALL: [Mode; 4] = [Mode::Auto, Mode::Approve, Mode::Notify, Mode::Off];
+
+    /// The mode's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Approve => "approve",
+            Mode::Notify => "notify",
+            Mode::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown mode {s:?}: use auto, approve, notify or off"))
+    }
+}
+
+/// What a pending approval turns into when nobody answers in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpiryDefault {
+    /// Place the order.
+    Order,
+    /// Drop it; the policy proposes again when the forecast still says so.
+    Skip,
+}
+
+/// A daily span of local time in which nobody is prompted, e.g. 22:00 to 07:00; written
+/// `"22:00-07:00"` in configuration and JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct QuietHours {
+    /// Start, minutes after local midnight.
+    pub start_minute: u16,
+    /// End, minutes after local midnight (before `start_minute` when it spans midnight).
+    pub end_minute: u16,
+}
+
+impl QuietHours {
+    /// Parses `22:00-07:00`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let minute = |part: &str| -> Result<u16, String> {
+            let (h, m) = part
+                .trim()
+                .split_once(':')
+                .ok_or_else(|| format!("{part:?} is not HH:MM"))?;
+            let h: u16 = h.parse().map_err(|_| format!("{part:?} is not HH:MM"))?;
+            let m: u16 = m.parse().map_err(|_| format!("{part:?} is not HH:MM"))?;
+            if h > 23 || m > 59 {
+                return Err(format!("{part:?} is not a time of day"));
+            }
+            Ok(h * 60 + m)
+        };
+        let (start, end) = text
+            .split_once('-')
+            .ok_or_else(|| format!("quiet hours {text:?} must look like 22:00-07:00"))?;
+        let quiet = QuietHours {
+            start_minute: minute(start)?,
+            end_minute: minute(end)?,
+        };
+        if quiet.start_minute == quiet.end_minute {
+            return Err("quiet hours must not start and end at the same time".into());
+        }
+        Ok(quiet)
+    }
+
+    /// Whether a local minute of the day falls inside.
+    pub fn contains(&self, minute: u16) -> bool {
+        if self.start_minute < self.end_minute {
+            (self.start_minute..self.end_minute).contains(&minute)
+        } else {
+            minute >= self.start_minute || minute < self.end_minute
+        }
+    }
+}
+
+impl TryFrom<String> for QuietHours {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        QuietHours::parse(&text)
+    }
+}
+
+impl From<QuietHours> for String {
+    fn from(quiet: QuietHours) -> Self {
+        quiet.to_string()
+    }
+}
+
+impl std::fmt::Display for QuietHours {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (s, e) = (self.start_minute, self.end_minute);
+        write!(f, "{:02}:{:02}-{:02}:{:02}", s / 60, s % 60, e / 60, e % 60)
+    }
+}
+
+/// Settings of one consumable that override the household's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumableRules {
+    /// Its mode; the household's default when unset.
+    pub mode: Option<Mode>,
+    /// Its acceptable chance of running out; the policy's when unset.
+    pub risk: Option<f64>,
+}
+
+/// The household's rules. Owners change them; every change is audited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rules {
+    /// Mode of consumables without their own.
+    pub default_mode: Mode,
+    /// Per consumable id.
+    pub consumables: BTreeMap<String, ConsumableRules>,
+    /// In `approve` mode, orders cheaper than this are placed without asking (0: always ask).
+    pub auto_approve_below_cents: u64,
+    /// Spending limit per calendar month (household time); an order that would exceed it waits
+    /// for approval whatever the mode, and never places itself on expiry.
+    pub monthly_budget_cents: Option<u64>,
+    /// Nobody is prompted in these hours; prompts wait until they end.
+    pub quiet_hours: Option<QuietHours>,
+    /// Time zone of the household (IANA name), for quiet hours and budget months.
+    pub timezone: String,
+    /// How long a prompt waits for an answer.
+    pub approval_timeout_hours: u32,
+    /// What an unanswered prompt turns into.
+    pub on_expiry: ExpiryDefault,
+    /// In `notify` mode, how long the household may cancel before the order is placed.
+    pub cancel_window_hours: u32,
+    /// After a rejection because "we still have some", how long before the next proposal.
+    pub still_have_some_delay_hours: u32,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            default_mode: Mode::Auto,
+            consumables: BTreeMap::new(),
+            auto_approve_below_cents: 0,
+            monthly_budget_cents: None,
+            quiet_hours: None,
+            timezone: "UTC".into(),
+            approval_timeout_hours: 24,
+            on_expiry: ExpiryDefault::Skip,
+            cancel_window_hours: 2,
+            still_have_some_delay_hours: 72,
+        }
+    }
+}
+
+/// Rules that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid rule {field}: {problem}")]
+pub struct InvalidRules {
+    /// The field.
+    pub field: &'static str,
+    /// What is wrong and how to fix it.
+    pub problem: String,
+}
+
+impl Rules {
+    /// Checks values a person could get wrong.
+    pub fn validate(&self) -> Result<(), InvalidRules> {
+        let bad = |field, problem: String| Err(InvalidRules { field, problem });
+        if TimeZone::get(&self.timezone).is_err() {
+            return bad(
+                "timezone",
+                format!(
+                    "{:?} is not an IANA time zone (e.g. Europe/Berlin)",
+                    self.timezone
+                ),
+            );
+        }
+        if !(1..=24 * 14).contains(&self.approval_timeout_hours) {
+            return bad(
+                "approval_timeout_hours",
+                "must be 1 to 336 (two weeks)".into(),
+            );
+        }
+        if self.cancel_window_hours > 72 {
+            return bad("cancel_window_hours", "must be 0 to 72".into());
+        }
+        if self.still_have_some_delay_hours > 24 * 30 {
+            return bad("still_have_some_delay_hours", "must be 0 to 720".into());
+        }
+        for (id, c) in &self.consumables {
+            if let Some(risk) = c.risk
+                && !(risk > 0.0 && risk < 0.5)
+            {
+                return bad(
+                    "consumables.risk",
+                    format!("{id}: risk {risk} must be above 0 and below 0.5"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The mode of a consumable.
+    pub fn mode_of(&self, consumable: &str) -> Mode {
+        self.consumables
+            .get(consumable)
+            .and_then(|c| c.mode)
+            .unwrap_or(self.default_mode)
+    }
+
+    fn zone(&self) -> TimeZone {
+        // Validated when set; UTC if a stored value is somehow unknown to this build.
+        TimeZone::get(&self.timezone).unwrap_or(TimeZone::UTC)
+    }
+
+    /// The calendar month (household time) of an instant, as `(year, month)`.
+    pub fn month_of(&self, at: UnixMs) -> (i16, i8) {
+        let date = local_date(at, &self.zone());
+        (date.year(), date.month())
+    }
+
+    /// When a prompt due at `at` may go out: at once, or when quiet hours end.
+    pub fn prompt_time(&self, at: UnixMs) -> UnixMs {
+        let Some(quiet) = self.quiet_hours else {
+            return at;
+        };
+        let zone = self.zone();
+        let Some(zoned) = to_zoned(at, &zone) else {
+            return at;
+        };
+        let minute = (zoned.hour() as u16) * 60 + zoned.minute() as u16;
+        if !quiet.contains(minute) {
+            return at;
+        }
+        // Minutes until the end, walking forward over midnight if needed.
+        let until_end = (i64::from(quiet.end_minute) - i64::from(minute)).rem_euclid(24 * 60);
+        let second_in_minute = i64::from(zoned.second()) * 1000 + i64::from(zoned.millisecond());
+        at + (until_end * 60_000 - second_in_minute).max(0) as UnixMs
+    }
+}
+
+/// The household's wall-clock time at an instant.
+fn to_zoned(at: UnixMs, zone: &TimeZone) -> Option<civil::DateTime> {
+    let ms = i64::try_from(at).ok()?;
+    let instant = Timestamp::from_millisecond(ms).ok()?;
+    Some(zone.to_offset(instant).to_datetime(instant))
+}
+
+fn local_date(at: UnixMs, zone: &TimeZone) -> civil::Date {
+    to_zoned(at, zone).map_or(civil::date(1970, 1, 1), |z| z.date())
+}
+
+/// Why a person rejected a proposal; it shapes the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The sensor misses some stock: wait `still_have_some_delay_hours` before proposing again.
+    StillHaveSome,
+    /// Not wanted any more for now: wait a week.
+    NotNeeded,
+    /// Too expensive: wait a day (prices and packs may change).
+    TooExpensive,
+    /// Anything else: wait a day.
+    Other,
+}
+
+impl RejectReason {
+    /// Every reason, in the order a form lists them.
+    pub const ALL: [RejectReason; 4] = [
+        RejectReason::StillHaveSome,
+        RejectReason::NotNeeded,
+        RejectReason::TooExpensive,
+        RejectReason::Other,
+    ];
+
+    /// The reason's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::StillHaveSome => "still_have_some",
+            RejectReason::NotNeeded => "not_needed",
+            RejectReason::TooExpensive => "too_expensive",
+            RejectReason::Other => "other",
+        }
+    }
+
+    /// How long the consumable gets no new proposal.
+    pub fn pause_ms(self, rules: &Rules) -> UnixMs {
+        match self {
+            RejectReason::StillHaveSome => u64::from(rules.still_have_some_delay_hours) * HOUR_MS,
+            RejectReason::NotNeeded => 7 * 24 * HOUR_MS,
+            RejectReason::TooExpensive | RejectReason::Other => 24 * HOUR_MS,
+        }
+    }
+}
+
+impl std::str::FromStr for RejectReason {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RejectReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown reason {s:?}: use still_have_some, not_needed, too_expensive or other"
+                )
+            })
+    }
+}
+
+/// What an order the policy wants turns into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Approved at once.
+    Place,
+    /// Waits for a person; `why` says why it was not placed at once.
+    Ask {
+        /// Why approval is needed.
+        why: String,
+        /// Whether it may place itself when nobody answers.
+        on_expiry: ExpiryDefault,
+    },
+    /// Placed when the cancel window closes, unless cancelled.
+    Hold {
+        /// When it is placed.
+        until: UnixMs,
+    },
+    /// Not ordered at all (mode `off`).
+    Skip,
+}
+
+/// What a proposed order is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingKind {
+    /// A person's approval.
+    Approval,
+    /// The end of a cancel window (`notify` mode).
+    CancelWindow,
+}
+
+/// The household side of a proposed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// What it waits for.
+    pub kind: PendingKind,
+    /// Why, in a sentence.
+    pub why: String,
+    /// When to prompt (after quiet hours or a snooze).
+    pub prompt_at: UnixMs,
+    /// When the prompt went out.
+    pub prompted_at: Option<UnixMs>,
+    /// When it takes its default.
+    pub expires_at: Option<UnixMs>,
+    /// The default.
+    pub on_expiry: ExpiryDefault,
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number, from 1.
+    pub seq: u64,
+    /// When.
+    pub at: UnixMs,
+    /// Who (`alice (owner)`, `home-assistant`, `agent`).
+    pub who: String,
+    /// What kind of change (`approve`, `rules`, `add_member`, ...).
+    pub action: String,
+    /// What it was about (an order id, a member, a device).
+    pub subject: String,
+    /// What changed, in a sentence.
+    pub detail: String,
+}
+
+/// What an actor asks to do, for [`Household::authorize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Approve, reject, edit or snooze an order.
+    DecideOrders,
+    /// Change rules, members or devices.
+    ChangeSettings,
+}
+
+/// The actor may not do this.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The member id is unknown (removed meanwhile).
+    #[error("member {0} is not part of the household")]
+    UnknownMember(String),
+    /// The role does not allow it.
+    #[error("{who} is a {role} and only owners may change settings", role = role.as_str())]
+    NotOwner {
+        /// The member's name.
+        who: String,
+        /// Their role.
+        role: Role,
+    },
+}
+
+/// Members, rules and what rejections taught; stored as one record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Household {
+    /// Members by id.
+    pub members: BTreeMap<String, Member>,
+    /// The rules.
+    pub rules: Rules,
+    /// Per consumable id, no new proposal before this time (taught by rejections).
+    pub paused_until: BTreeMap<String, UnixMs>,
+    /// Number of the next member.
+    pub next_member_no: u64,
+    /// Number of the next audit entry.
+    pub next_audit_no: u64,
+}
+
+impl Household {
+    /// The member with this token hash.
+    pub fn member_by_token_hash(&self, token_hash: &str) -> Option<&Member> {
+        self.members.values().find(|m| m.token_hash == token_hash)
+    }
+
+    /// How the actor is named in the audit trail.
+    pub fn who(&self, actor: &Actor) -> String {
+        match actor {
+            Actor::Member(id) => match self.members.get(id) {
+                Some(m) => format!("{} ({})", m.name, m.role.as_str()),
+                None => format!("removed member {id}"),
+            },
+            Actor::HomeAssistant => "home-assistant".into(),
+            Actor::Agent => "agent".into(),
+            Actor::Console => "console".into(),
+        }
+    }
+
+    /// Whether the actor may do this.
+    pub fn authorize(&self, actor: &Actor, permission: Permission) -> Result<(), Denied> {
+        let Actor::Member(id) = actor else {
+            return Ok(());
+        };
+        let member = self
+            .members
+            .get(id)
+            .ok_or_else(|| Denied::UnknownMember(id.clone()))?;
+        match (permission, member.role) {
+            (Permission::DecideOrders, _) | (Permission::ChangeSettings, Role::Owner) => Ok(()),
+            (Permission::ChangeSettings, role) => Err(Denied::NotOwner {
+                who: member.name.clone(),
+                role,
+            }),
+        }
+    }
+
+    /// Whether proposals for the consumable are paused by an earlier rejection.
+    pub fn paused(&self, consumable: &str, now: UnixMs) -> bool {
+        self.paused_until
+            .get(consumable)
+            .is_some_and(|&until| now < until)
+    }
+
+    /// Decides what to do with an order the policy wants: `total_cents` for it, with
+    /// `spent_cents` already committed this month.
+    pub fn route(
+        &self,
+        consumable: &str,
+        total_cents: u64,
+        spent_cents: u64,
+        now: UnixMs,
+    ) -> Route {
+        let rules = &self.rules;
+        let mode = rules.mode_of(consumable);
+        if mode == Mode::Off {
+            return Route::Skip;
+        }
+        if let Some(budget) = rules.monthly_budget_cents
+            && spent_cents + total_cents > budget
+        {
+            return Route::Ask {
+                why: format!(
+                    "it would exceed the monthly budget ({} spent of {}, this order {})",
+                    money(spent_cents),
+                    money(budget),
+                    money(total_cents)
+                ),
+                on_expiry: ExpiryDefault::Skip,
+            };
+        }
+        match mode {
+            Mode::Auto => Route::Place,
+            Mode::Approve if total_cents < rules.auto_approve_below_cents => Route::Place,
+            Mode::Approve => Route::Ask {
+                why: format!("{consumable} is set to ask before ordering"),
+                on_expiry: rules.on_expiry,
+            },
+            Mode::Notify => Route::Hold {
+                until: now + u64::from(rules.cancel_window_hours) * HOUR_MS,
+            },
+            Mode::Off => Route::Skip,
+        }
+    }
+}
+
+/// Cents as `EUR 12.34` (the sandbox shop prices in euros).
+pub fn money(cents: u64) -> String {
+    format!("EUR {}.{:02}", cents / 100, cents % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> UnixMs {
+        let ts: Timestamp = text.parse().unwrap();
+        ts.as_millisecond() as UnixMs
+    }
+
+    fn household(rules: Rules) -> Household {
+        let mut h = Household {
+            rules,
+            ..Household::default()
+        };
+        for (id, role) in [("m-1", Role::Owner), ("m-2", Role::Member)] {
+            h.members.insert(
+                id.into(),
+                Member {
+                    id: id.into(),
+                    name: format!("name-{id}"),
+                    role,
+                    token_hash: format!("hash-{id}"),
+                    created_at: 0,
+                },
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn members_decide_orders_and_only_owners_change_settings() {
+        let h = household(Rules::default());
+        let owner = Actor::Member("m-1".into());
+        let member = Actor::Member("m-2".into());
+        let gone = Actor::Member("m-9".into());
+        assert!(h.authorize(&owner, Permission::ChangeSettings).is_ok());
+        assert!(h.authorize(&member, Permission::DecideOrders).is_ok());
+        assert!(matches!(
+            h.authorize(&member, Permission::ChangeSettings),
+            Err(Denied::NotOwner { .. })
+        ));
+        assert!(matches!(
+            h.authorize(&gone, Permission::DecideOrders),
+            Err(Denied::UnknownMember(_))
+        ));
+        assert_eq!(h.member_by_token_hash("hash-m-2").unwrap().id, "m-2");
+        assert!(h.member_by_token_hash("hash-m-3").is_none());
+    }
+
+    #[test]
+    fn modes_route_orders() {
+        let mut rules = Rules::default();
+        rules.consumables.insert(
+            "beans".into(),
+            ConsumableRules {
+                mode: Some(Mode::Approve),
+                risk: None,
+            },
+        );
+        rules.consumables.insert(
+            "milk".into(),
+            ConsumableRules {
+                mode: Some(Mode::Notify),
+                risk: None,
+            },
+        );
+        rules.consumables.insert(
+            "eggs".into(),
+            ConsumableRules {
+                mode: Some(Mode::Off),
+                risk: None,
+            },
+        );
+        rules.auto_approve_below_cents = 500;
+        let h = household(rules);
+        assert_eq!(h.route("water", 10_000, 0, 0), Route::Place);
+        assert!(matches!(h.route("beans", 1_500, 0, 0), Route::Ask { .. }));
+        assert_eq!(h.route("beans", 499, 0, 0), Route::Place);
+        assert_eq!(
+            h.route("milk", 100, 0, 0),
+            Route::Hold { until: 2 * HOUR_MS }
+        );
+        assert_eq!(h.route("eggs", 100, 0, 0), Route::Skip);
+    }
+
+    #[test]
+    fn budget_overruns_always_ask_and_never_place_themselves() {
+        let mut rules = Rules {
+            monthly_budget_cents: Some(5_000),
+            on_expiry: ExpiryDefault::Order,
+            ..Rules::default()
+        };
+        rules.auto_approve_below_cents = 100_000;
+        let h = household(rules);
+        assert_eq!(h.route("beans", 1_000, 4_000, 0), Route::Place);
+        match h.route("beans", 1_001, 4_000, 0) {
+            Route::Ask { why, on_expiry } => {
+                assert_eq!(on_expiry, ExpiryDefault::Skip);
+                assert!(why.contains("EUR 40.00 spent of EUR 50.00"), "{why}");
+            }
+            other => panic!("expected ask, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn quiet_hours_delay_prompts_to_their_end_in_local_time() {
+        let rules = Rules {
+            quiet_hours: Some(QuietHours::parse("22:00-07:00").unwrap()),
+            timezone: "Europe/Berlin".into(),
+            ..Rules::default()
+        };
+        // 23:30 in Berlin (UTC+1 in November) waits until 07:00 Berlin = 06:00 UTC.
+        let late = at("2026-11-23T22:30:00Z");
+        assert_eq!(rules.prompt_time(late), at("2026-11-24T06:00:00Z"));
+        // 03:15 Berlin, past midnight, also waits until 07:00.
+        assert_eq!(
+            rules.prompt_time(at("2026-11-24T02:15:20Z")),
+            at("2026-11-24T06:00:00Z")
+        );
+        // 12:00 Berlin goes out at once.
+        let noon = at("2026-11-23T11:00:00Z");
+        assert_eq!(rules.prompt_time(noon), noon);
+        // Without quiet hours, always at once.
+        assert_eq!(Rules::default().prompt_time(late), late);
+    }
+
+    #[test]
+    fn budget_months_follow_the_household_time_zone() {
+        let rules = Rules {
+            timezone: "Europe/Berlin".into(),
+            ..Rules::default()
+        };
+        // 23:30 UTC on 31 October is already November in Berlin.
+        assert_eq!(rules.month_of(at("2026-10-31T23:30:00Z")), (2026, 11));
+        assert_eq!(
+            Rules::default().month_of(at("2026-10-31T23:30:00Z")),
+            (2026, 10)
+        );
+    }
+
+    #[test]
+    fn rules_are_validated_with_what_to_fix() {
+        let bad_zone = Rules {
+            timezone: "Mars/Olympus".into(),
+            ..Rules::default()
+        };
+        assert_eq!(bad_zone.validate().unwrap_err().field, "timezone");
+        let bad_timeout = Rules {
+            approval_timeout_hours: 0,
+            ..Rules::default()
+        };
+        assert_eq!(
+            bad_timeout.validate().unwrap_err().field,
+            "approval_timeout_hours"
+        );
+        assert!(Rules::default().validate().is_ok());
+        assert!(QuietHours::parse("7-8").is_err());
+        assert!(QuietHours::parse("25:00-07:00").is_err());
+        assert_eq!(
+            QuietHours::parse("22:00-07:30").unwrap().to_string(),
+            "22:00-07:30"
+        );
+    }
+
+    #[test]
+    fn rejection_reasons_pause_for_different_times() {
+        let rules = Rules::default();
+        assert_eq!(RejectReason::StillHaveSome.pause_ms(&rules), 72 * HOUR_MS);
+        assert!(RejectReason::NotNeeded.pause_ms(&rules) > RejectReason::Other.pause_ms(&rules));
+        assert_eq!(
+            "still_have_some".parse::<RejectReason>().unwrap(),
+            RejectReason::StillHaveSome
+        );
+        assert!("maybe".parse::<RejectReason>().is_err());
+    }
+}
