@@ -134,7 +134,16 @@ impl Agent {
             addr: config.http.listen,
             source,
         })?;
-        let app = crate::http::router(handle.clone(), metrics);
+        let public_url = config
+            .http
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{http_addr}"));
+        let app = crate::http::router(crate::http::AppState::new(
+            handle.clone(),
+            metrics,
+            &public_url,
+        ));
         let mut http_shutdown = shutdown_rx.clone();
         let http_task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -5,6 +5,7 @@
 //! out by the [`runtime`] task: storage ([`store`]), the shop ([`commerce`]) and notices. The
 //! [`http`] API shows the state and takes approvals; [`daemon`] wires it all together.
 
+pub mod auth;
 pub mod broker;
 pub mod clock;
 pub mod commerce;

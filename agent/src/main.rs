@@ -1,13 +1,17 @@
-//! `replenish-agent`: the household's edge daemon.
+//! `replenish-agent`: the household's edge daemon, and its console commands.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
-use replenish_agent::clock::SystemClock;
+use clap::{Parser, Subcommand};
+use replenish_agent::auth::{hash_token, new_token};
+use replenish_agent::clock::{Clock, SystemClock};
 use replenish_agent::config::AgentConfig;
+use replenish_agent::engine::household::{Actor, Role};
+use replenish_agent::engine::{Engine, Event};
+use replenish_agent::store::{self, SledStore, Store};
 use replenish_agent::{Agent, AgentOptions};
 
 /// The replenish edge agent: watches appliances' consumables and reorders them.
@@ -15,11 +19,43 @@ use replenish_agent::{Agent, AgentOptions};
 #[command(version, about)]
 struct Args {
     /// TOML configuration file; environment variables REPLENISH_SECTION__KEY override it.
-    #[arg(long, short, env = "REPLENISH_CONFIG_FILE")]
+    #[arg(long, short, env = "REPLENISH_CONFIG_FILE", global = true)]
     config: Option<PathBuf>,
     /// Print the default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent (the default).
+    Run,
+    /// Manage the household's members (with the agent stopped: it holds the store's lock).
+    Household {
+        #[command(subcommand)]
+        command: HouseholdCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HouseholdCommand {
+    /// Add a member and print their API token, once.
+    AddMember {
+        /// Their name, unique in the household.
+        name: String,
+        /// `owner` (changes rules, members, devices) or `member` (approves orders).
+        #[arg(long, default_value = "member")]
+        role: Role,
+    },
+    /// List the members.
+    Members,
+    /// Remove a member by id (m-000002); their token stops working.
+    RemoveMember {
+        /// The member's id.
+        id: String,
+    },
 }
 
 #[tokio::main]
@@ -32,8 +68,18 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    match args.command.unwrap_or(Command::Run) {
+        Command::Run => run(args.config).await,
+        Command::Household { command } => {
+            replenish_agent::telemetry::init_logging("warn");
+            household(args.config, command)
+        }
+    }
+}
+
+async fn run(config_file: Option<PathBuf>) -> anyhow::Result<()> {
     replenish_agent::telemetry::init_logging("info,rumqttd=off");
-    let config = AgentConfig::load(args.config.as_deref()).context("loading the configuration")?;
+    let config = AgentConfig::load(config_file.as_deref()).context("loading the configuration")?;
     let options = AgentOptions {
         clock: Arc::new(SystemClock),
         store: None,
@@ -49,5 +95,73 @@ async fn main() -> anyhow::Result<()> {
         .context("waiting for Ctrl-C")?;
     tracing::info!("shutting down");
     agent.shutdown().await;
+    Ok(())
+}
+
+/// Changes the household through the same engine the daemon runs, on its store.
+#[allow(clippy::print_stdout)]
+fn household(config_file: Option<PathBuf>, command: HouseholdCommand) -> anyhow::Result<()> {
+    let config = AgentConfig::load(config_file.as_deref()).context("loading the configuration")?;
+    let path = &config.storage.path;
+    let store = SledStore::open(path, config.storage.cache_mb << 20).with_context(|| {
+        format!(
+            "opening the store at {} (is the agent running? stop it first, or let an owner \
+             add members on the web page's Settings or with POST /api/v1/members)",
+            path.display()
+        )
+    })?;
+    let installation = store::installation_id(&store).context("reading the installation id")?;
+    let snapshot = store::load_snapshot(&store).context("reading the store")?;
+    let mut engine = Engine::new(config.engine_config(installation)?, snapshot);
+    let now = SystemClock.now_ms();
+    let event = match command {
+        HouseholdCommand::Members => {
+            for m in engine.household().members.values() {
+                println!("{}\t{}\t{}", m.id, m.role.as_str(), m.name);
+            }
+            return Ok(());
+        }
+        HouseholdCommand::RemoveMember { id } => Event::RemoveMember {
+            member_id: id,
+            by: Actor::Console,
+        },
+        HouseholdCommand::AddMember { name, role } => {
+            let token = new_token()?;
+            let event = Event::AddMember {
+                name: name.clone(),
+                role,
+                token_hash: hash_token(&token),
+                by: Actor::Console,
+            };
+            apply(&mut engine, &store, event, now)?;
+            println!(
+                "Added {name} as {}. Their token (shown only now):",
+                role.as_str()
+            );
+            println!();
+            println!("{token}");
+            println!();
+            println!(
+                "Log in at {} or send it as `Authorization: Bearer <token>`.",
+                config
+                    .http
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", config.http.listen))
+            );
+            return Ok(());
+        }
+    };
+    apply(&mut engine, &store, event, now)?;
+    println!("done");
+    Ok(())
+}
+
+fn apply(engine: &mut Engine, store: &dyn Store, event: Event, now: u64) -> anyhow::Result<()> {
+    let effects = engine.handle(event, now)?;
+    for effect in &effects {
+        store::save_effect(store, effect).context("saving")?;
+    }
+    store.flush().context("flushing the store")?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::clock::{Clock, HOUR_MS, UnixMs};
 use crate::commerce::{Commerce, CommerceError};
+use crate::engine::household::{ExpiryDefault, PendingKind};
 use crate::engine::order::Order;
 use crate::engine::{Effect, Engine, EngineError, Event, Notice, Telemetry};
 use crate::store::{self, Store};
@@ -214,6 +215,24 @@ pub struct DeviceView {
     pub online: bool,
     /// Last heard from.
     pub last_seen_ms: UnixMs,
+    /// Part of the household; false while it waits for an owner to accept it.
+    pub accepted: bool,
+    /// Slots it announced.
+    pub slots: Vec<String>,
+}
+
+impl From<&crate::engine::inventory::DeviceState> for DeviceView {
+    fn from(d: &crate::engine::inventory::DeviceState) -> Self {
+        Self {
+            id: d.id.to_string(),
+            model: d.birth.model.to_string(),
+            firmware: d.birth.firmware.to_string(),
+            online: d.online,
+            last_seen_ms: d.last_seen,
+            accepted: d.accepted,
+            slots: d.birth.slots.iter().map(|s| s.id.to_string()).collect(),
+        }
+    }
 }
 
 /// A slot in the status.
@@ -254,10 +273,16 @@ pub struct OrderView {
     pub device: String,
     /// Slot.
     pub slot: String,
+    /// Consumable.
+    pub consumable: String,
     /// Product.
     pub sku: String,
     /// Packs.
     pub packs: u32,
+    /// Amount in one pack.
+    pub pack_size: f64,
+    /// Unit of `pack_size`.
+    pub unit: String,
     /// State: proposed, approved, placed, shipped, delivered, cancelled, failed.
     pub state: String,
     /// Why it was ordered.
@@ -272,8 +297,21 @@ pub struct OrderView {
     pub updated_at_ms: UnixMs,
     /// Delivered.
     pub delivered_at_ms: Option<UnixMs>,
-    /// Last error.
+    /// Last error, or why it was rejected.
     pub last_error: Option<String>,
+    /// While proposed: `approval` (a person must decide) or `cancel_window` (placed when it
+    /// closes unless cancelled).
+    pub waiting_for: Option<String>,
+    /// Why it waits.
+    pub waiting_because: Option<String>,
+    /// When the household is (or was) prompted.
+    pub prompt_at_ms: Option<UnixMs>,
+    /// When it takes its default (placed or skipped).
+    pub decides_itself_at_ms: Option<UnixMs>,
+    /// What happens then: `order` or `skip`.
+    pub default_decision: Option<String>,
+    /// Who approved, rejected or cancelled it.
+    pub decided_by: Option<String>,
 }
 
 impl From<&Order> for OrderView {
@@ -282,8 +320,11 @@ impl From<&Order> for OrderView {
             id: o.id.clone(),
             device: o.device.to_string(),
             slot: o.slot.to_string(),
+            consumable: o.consumable.to_string(),
             sku: o.sku.clone(),
             packs: o.packs,
+            pack_size: o.pack_size,
+            unit: o.unit.symbol().to_string(),
             state: o.state.as_str().to_string(),
             reason: o.reason.clone(),
             total_cents: o.total_cents,
@@ -292,24 +333,31 @@ impl From<&Order> for OrderView {
             updated_at_ms: o.updated_at,
             delivered_at_ms: o.delivered_at,
             last_error: o.last_error.clone(),
+            waiting_for: o.pending.as_ref().map(|p| match p.kind {
+                PendingKind::Approval => "approval".to_string(),
+                PendingKind::CancelWindow => "cancel_window".to_string(),
+            }),
+            waiting_because: o.pending.as_ref().map(|p| p.why.clone()),
+            prompt_at_ms: o
+                .pending
+                .as_ref()
+                .map(|p| p.prompted_at.unwrap_or(p.prompt_at)),
+            decides_itself_at_ms: o.pending.as_ref().and_then(|p| p.expires_at),
+            default_decision: o.pending.as_ref().map(|p| match p.on_expiry {
+                ExpiryDefault::Order => "order".to_string(),
+                ExpiryDefault::Skip => "skip".to_string(),
+            }),
+            decided_by: o.decided_by.clone(),
         }
     }
 }
 
-fn status_view(engine: &Engine, now: UnixMs) -> StatusView {
+/// The state as the API shows it.
+pub fn status_view(engine: &Engine, now: UnixMs) -> StatusView {
     StatusView {
         household: engine.config().household.to_string(),
         now_ms: now,
-        devices: engine
-            .devices()
-            .map(|d| DeviceView {
-                id: d.id.to_string(),
-                model: d.birth.model.to_string(),
-                firmware: d.birth.firmware.to_string(),
-                online: d.online,
-                last_seen_ms: d.last_seen,
-            })
-            .collect(),
+        devices: engine.devices().map(DeviceView::from).collect(),
         slots: engine
             .slots()
             .map(|s| SlotView {

@@ -24,6 +24,9 @@ pub struct DemoOptions {
     pub approval: Mode,
     /// Where the agent keeps its data; a new temporary directory if `None`.
     pub data_dir: Option<PathBuf>,
+    /// After the run, keep the household living (a simulated hour per real minute) until
+    /// Ctrl-C, so a person can approve orders on the web page.
+    pub serve: bool,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -109,7 +112,13 @@ pub async fn run(
         "  broker  mqtt://127.0.0.1:{} (embedded in the agent)",
         world.broker_port()
     )?;
-    writeln!(out, "  agent   {}/api/v1/status", world.agent_url()?)?;
+    let agent_url = world.agent_url()?;
+    writeln!(out, "  web     {agent_url}/  (log in with the token below)")?;
+    writeln!(
+        out,
+        "  api     {agent_url}/api/v1/status  (Authorization: Bearer <token>)"
+    )?;
+    writeln!(out, "  token   {}  (owner \"demo\")", world.owner_token())?;
     writeln!(out, "  shop    {}/v1/catalog", world.shop_url())?;
     writeln!(out, "  data    {}", data_dir.display())?;
     writeln!(out)?;
@@ -155,6 +164,9 @@ pub async fn run(
         }
     }
     bar.finish_and_clear();
+    if options.serve {
+        serve(&mut world, start, printed, out).await?;
+    }
     let status = world.handle()?.status().await?;
     let shop_orders = world.shop.orders();
     let keys: std::collections::HashSet<_> = shop_orders
@@ -221,4 +233,42 @@ pub async fn run(
     writeln!(out, "  agent data (sled): {}", summary.data_dir)?;
     world.shutdown().await;
     Ok(summary)
+}
+
+/// Keeps the household living, a simulated hour per real minute, until Ctrl-C.
+async fn serve(
+    world: &mut World,
+    start: UnixMs,
+    mut printed: usize,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let url = world.agent_url()?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "The household keeps living (a simulated hour per real minute). Log in at {url}/ with \
+         token {} to approve or reject orders; Ctrl-C stops.",
+        world.owner_token()
+    )?;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                world.run_until(world.clock.now_ms() + 60_000, |_| {}).await?;
+                for entry in world.timeline[printed..].iter().filter(|e| shown(e, start)) {
+                    writeln!(
+                        out,
+                        "{}  {:<9} {}",
+                        clock_label(start, entry.at),
+                        entry.source,
+                        entry.text
+                    )?;
+                }
+                printed = world.timeline.len();
+            }
+        }
+    }
+    writeln!(out, "stopped")?;
+    Ok(())
 }

@@ -35,9 +35,13 @@ enum Command {
         /// Seed of the household's habits and the sensors' noise.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Approval mode of the agent.
+        /// Approval mode of the agent (`manual` keeps the household running afterwards, for
+        /// approving on the web page, until Ctrl-C).
         #[arg(long, value_enum, default_value = "auto")]
         approval: Approval,
+        /// Keep the household running after the simulated days, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
         /// Where the agent keeps its data (default: a new temporary directory).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -109,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
             speed,
             seed,
             approval,
+            serve,
             data_dir,
             json,
         } => {
@@ -121,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
                     Approval::Manual => Mode::Approve,
                 },
                 data_dir,
+                serve: serve || matches!(approval, Approval::Manual),
                 progress: true,
             };
             let mut stdout = std::io::stdout();

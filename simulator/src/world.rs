@@ -121,6 +121,7 @@ pub struct World {
     pub truth: BTreeMap<String, ConsumableTruth>,
     config: WorldConfig,
     broker_port: u16,
+    owner_token: String,
 }
 
 /// A free TCP port on loopback (the embedded broker needs a number before it binds).
@@ -203,8 +204,22 @@ impl World {
                 .collect(),
             config,
             broker_port,
+            owner_token: String::new(),
         };
         world.start_agent(true).await?;
+        // An owner to log in as: the demo prints the token.
+        let token = replenish_agent::auth::new_token()?;
+        world
+            .handle()?
+            .ask(replenish_agent::engine::Event::AddMember {
+                name: "demo".into(),
+                role: replenish_agent::engine::household::Role::Owner,
+                token_hash: replenish_agent::auth::hash_token(&token),
+                by: replenish_agent::engine::household::Actor::Console,
+            })
+            .await
+            .context("adding the demo owner")?;
+        world.owner_token = token;
         let link = Link {
             host: "127.0.0.1".into(),
             port: broker_port,
@@ -276,6 +291,11 @@ impl World {
     /// A handle to the running agent.
     pub fn handle(&self) -> anyhow::Result<AgentHandle> {
         Ok(self.agent()?.handle().clone())
+    }
+
+    /// The API token of the household's owner, `demo`.
+    pub fn owner_token(&self) -> &str {
+        &self.owner_token
     }
 
     /// Where the agent's API listens.

@@ -18,6 +18,7 @@ async fn sixty_days_keep_the_household_stocked_with_one_shop_order_per_key() {
         seed: 7,
         approval: Mode::Auto,
         data_dir: Some(dir.path().join("agent")),
+        serve: false,
         progress: false,
     };
     let mut out = Vec::new();

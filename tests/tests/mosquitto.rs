@@ -141,8 +141,25 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
         replenish_agent::commerce::ensure_crypto_provider();
         reqwest::Client::new()
     };
+    let token = replenish_agent::auth::new_token().unwrap();
+    handle
+        .ask(replenish_agent::engine::Event::AddMember {
+            name: "tester".into(),
+            role: replenish_agent::engine::household::Role::Member,
+            token_hash: replenish_agent::auth::hash_token(&token),
+            by: replenish_agent::engine::household::Actor::Console,
+        })
+        .await
+        .unwrap();
+    let unauthorized = client
+        .get(format!("http://{}/api/v1/status", agent.http_addr()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), reqwest::StatusCode::UNAUTHORIZED);
     let status: serde_json::Value = client
         .get(format!("http://{}/api/v1/status", agent.http_addr()))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{HOUR_MS, UnixMs};
 
 /// What a member may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Approves, rejects, edits and snoozes orders.
@@ -76,7 +78,7 @@ pub enum Actor {
 }
 
 /// How orders of a consumable are handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Ordered at once (unless it breaks the monthly budget).
@@ -116,7 +118,7 @@ impl std::str::FromStr for Mode {
 }
 
 /// What a pending approval turns into when nobody answers in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpiryDefault {
     /// Place the order.
@@ -196,7 +198,7 @@ impl std::fmt::Display for QuietHours {
 }
 
 /// Settings of one consumable that override the household's.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumableRules {
     /// Its mode; the household's default when unset.
@@ -206,7 +208,7 @@ pub struct ConsumableRules {
 }
 
 /// The household's rules. Owners change them; every change is audited.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rules {
     /// Mode of consumables without their own.
@@ -218,7 +220,9 @@ pub struct Rules {
     /// Spending limit per calendar month (household time); an order that would exceed it waits
     /// for approval whatever the mode, and never places itself on expiry.
     pub monthly_budget_cents: Option<u64>,
-    /// Nobody is prompted in these hours; prompts wait until they end.
+    /// Nobody is prompted in these hours (`"22:00-07:00"`, household time); prompts wait
+    /// until they end.
+    #[schema(value_type = Option<String>, example = "22:00-07:00")]
     pub quiet_hours: Option<QuietHours>,
     /// Time zone of the household (IANA name), for quiet hours and budget months.
     pub timezone: String,
@@ -348,7 +352,7 @@ fn local_date(at: UnixMs, zone: &TimeZone) -> civil::Date {
 }
 
 /// Why a person rejected a proposal; it shapes the next one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     /// The sensor misses some stock: wait `still_have_some_delay_hours` before proposing again.
@@ -454,7 +458,7 @@ pub struct Pending {
 }
 
 /// One line of the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Sequence number, from 1.
     pub seq: u64,

@@ -3,7 +3,9 @@
 use replenish_protocol::{Birth, Id, SensorKind, SlotSpec};
 use serde::{Deserialize, Serialize};
 
-use super::forecast::{Forecast, UsageHistory};
+use std::collections::BTreeMap;
+
+use super::forecast::{Forecast, UsageHistory, day_of};
 use crate::clock::UnixMs;
 
 /// Width of the window of recent sequence numbers remembered per device.
@@ -130,6 +132,9 @@ pub struct SlotState {
     /// Sizes of single uses seen (a pour, a brew), for the undershoot of lumpy demand.
     #[serde(default)]
     pub use_sizes: UseSizes,
+    /// The last level seen on each of the recent days (day number → level), for charts.
+    #[serde(default)]
+    pub daily_levels: BTreeMap<i64, f64>,
 }
 
 /// Recency-weighted first and second moments of the size of one use.
@@ -188,6 +193,23 @@ impl SlotState {
             cupboard: 0.0,
             unattributed_refill: 0.0,
             use_sizes: UseSizes::default(),
+            daily_levels: BTreeMap::new(),
+        }
+    }
+
+    /// Days of levels kept for charts.
+    pub const LEVEL_DAYS: i64 = 35;
+
+    fn remember_level(&mut self, at: UnixMs) {
+        let Some(level) = self.level else { return };
+        let day = day_of(at);
+        self.daily_levels.insert(day, level);
+        while self
+            .daily_levels
+            .first_key_value()
+            .is_some_and(|(&first, _)| first <= day - Self::LEVEL_DAYS)
+        {
+            self.daily_levels.pop_first();
         }
     }
 
@@ -214,6 +236,7 @@ impl SlotState {
         self.level = Some(level);
         self.level_at = self.level_at.max(at);
         self.track_empty(at);
+        self.remember_level(at);
         consumed
     }
 
@@ -227,6 +250,7 @@ impl SlotState {
                 self.level_at = self.level_at.max(at);
             }
             self.track_empty(at);
+            self.remember_level(at);
         }
     }
 
@@ -242,6 +266,7 @@ impl SlotState {
         self.level_at = self.level_at.max(at);
         self.last_refill_at = Some(at);
         self.track_empty(at);
+        self.remember_level(at);
     }
 
     /// A delivery of `amount` arrived: it goes to the cupboard, less what was already loaded

@@ -235,7 +235,7 @@ pub enum Effect {
 }
 
 /// A change to a proposed order made while approving it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderEdit {
     /// Another number of packs (1 to 99).
@@ -491,6 +491,11 @@ impl Engine {
     /// One order.
     pub fn order(&self, id: &str) -> Option<&Order> {
         self.orders.get(id)
+    }
+
+    /// The last catalog fetched from the shop.
+    pub fn catalog(&self) -> Option<&Catalog> {
+        self.meta.catalog.as_ref()
     }
 
     /// Members, rules and what rejections taught.

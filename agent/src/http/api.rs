@@ -1,0 +1,694 @@
+//! The JSON API under `/api/v1`. Every route needs `Authorization: Bearer <token>`; the
+//! engine checks roles. Errors are `application/problem+json`; lists are paginated.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use replenish_protocol::Id;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::{AppState, Caller, ask_problem, problem, unavailable};
+use crate::auth::{hash_token, new_token};
+use crate::clock::UnixMs;
+use crate::commerce::api::Problem;
+use crate::engine::household::{
+    AuditEntry, ConsumableRules, ExpiryDefault, Member, Mode, Permission, RejectReason, Role, Rules,
+};
+use crate::engine::{Event, OrderEdit};
+use crate::runtime::{DeviceView, OrderView, SlotView, StatusView, status_view};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/orders", get(list_orders))
+        .route("/api/v1/orders/{id}", get(get_order))
+        .route("/api/v1/orders/{id}/approve", post(approve))
+        .route("/api/v1/orders/{id}/reject", post(reject))
+        .route("/api/v1/orders/{id}/snooze", post(snooze))
+        .route("/api/v1/rules", get(get_rules).put(put_rules))
+        .route("/api/v1/members", get(list_members).post(add_member))
+        .route("/api/v1/members/{id}", axum::routing::delete(remove_member))
+        .route("/api/v1/devices", get(list_devices))
+        .route("/api/v1/devices/{id}/accept", post(accept_device))
+        .route("/api/v1/devices/{id}", axum::routing::delete(remove_device))
+        .route("/api/v1/audit", get(list_audit))
+}
+
+/// A JSON body whose errors are problem documents too.
+pub(super) struct Body<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: JsonRejection) -> Response {
+    problem(rejection.status(), rejection.body_text())
+}
+
+/// Page through a list: `?page=1&per_page=50`.
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PageQuery {
+    /// Page number, from 1.
+    #[param(minimum = 1, default = 1)]
+    page: Option<usize>,
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    per_page: Option<usize>,
+}
+
+impl PageQuery {
+    fn bounds(self) -> Result<(usize, usize), Response> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(50);
+        if page == 0 || !(1..=100).contains(&per_page) {
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                "page starts at 1 and per_page is 1 to 100",
+            ));
+        }
+        Ok((page, per_page))
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// Page number, from 1.
+    pub page: usize,
+    /// Items per page.
+    pub per_page: usize,
+    /// Items in all pages.
+    pub total: usize,
+    /// The next page's number, if there is one.
+    pub next_page: Option<usize>,
+}
+
+fn paginate<T>(all: Vec<T>, page: usize, per_page: usize) -> Page<T> {
+    let total = all.len();
+    let items: Vec<T> = all
+        .into_iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .collect();
+    let next_page = (page.saturating_mul(per_page) < total).then_some(page + 1);
+    Page {
+        items,
+        page,
+        per_page,
+        total,
+        next_page,
+    }
+}
+
+/// A member as the API shows them (never their token).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberView {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// When they were added.
+    pub created_at_ms: UnixMs,
+}
+
+impl From<&Member> for MemberView {
+    fn from(m: &Member) -> Self {
+        Self {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            role: m.role,
+            created_at_ms: m.created_at,
+        }
+    }
+}
+
+/// A new member.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    /// Name, unique in the household.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// The member just added and their token, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedMember {
+    /// The member.
+    pub member: MemberView,
+    /// Their API token; only its hash is stored.
+    pub token: String,
+}
+
+/// Why an order is rejected.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    /// The reason; `still_have_some` delays the next proposal the longest.
+    pub reason: RejectReason,
+    /// Free text, up to 200 characters.
+    pub note: Option<String>,
+}
+
+/// How long to wait before asking again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnoozeBody {
+    /// Hours, 1 to 168.
+    pub hours: u32,
+}
+
+fn order_id_or_404(id: &str) -> Result<(), Response> {
+    if id.len() > 64 {
+        return Err(problem(StatusCode::NOT_FOUND, format!("no order {id:.64}")));
+    }
+    Ok(())
+}
+
+fn device_id(id: &str) -> Result<Id, Response> {
+    Id::new(id).map_err(|e| problem(StatusCode::NOT_FOUND, format!("no device {id:.64}: {e}")))
+}
+
+/// The whole state
+#[utoipa::path(get, path = "/api/v1/status", tag = "status",
+    responses((status = 200, body = StatusView), (status = 401, body = Problem)))]
+async fn status(_caller: Caller, State(state): State<AppState>) -> Response {
+    match state.agent.read(status_view).await {
+        Ok(view) => Json(view).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+/// Who the token belongs to
+#[utoipa::path(get, path = "/api/v1/me", tag = "members",
+    responses((status = 200, body = MemberView), (status = 401, body = Problem)))]
+async fn me(caller: Caller) -> Json<MemberView> {
+    Json(MemberView::from(&caller.0))
+}
+
+/// Filter orders by state.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct OrderQuery {
+    /// Only orders in this state (proposed, approved, placed, shipped, delivered, cancelled,
+    /// failed).
+    state: Option<String>,
+    /// Page number, from 1.
+    page: Option<usize>,
+    /// Items per page, 1 to 100.
+    per_page: Option<usize>,
+}
+
+/// Orders, newest first
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderQuery),
+    responses((status = 200, body = Page<OrderView>), (status = 400, body = Problem),
+        (status = 401, body = Problem)))]
+async fn list_orders(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Query(query): Query<OrderQuery>,
+) -> Response {
+    let (page, per_page) = match (PageQuery {
+        page: query.page,
+        per_page: query.per_page,
+    })
+    .bounds()
+    {
+        Ok(bounds) => bounds,
+        Err(response) => return response,
+    };
+    let filter = query.state;
+    let orders = state
+        .agent
+        .read(move |engine, _| {
+            let mut orders: Vec<OrderView> = engine
+                .orders()
+                .filter(|o| filter.as_deref().is_none_or(|s| o.state.as_str() == s))
+                .map(OrderView::from)
+                .collect();
+            orders.reverse();
+            orders
+        })
+        .await;
+    match orders {
+        Ok(orders) => Json(paginate(orders, page, per_page)).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn order_view(state: &AppState, id: String) -> Response {
+    let found = state
+        .agent
+        .read(move |engine, _| engine.order(&id).map(OrderView::from).ok_or(id))
+        .await;
+    match found {
+        Ok(Ok(view)) => Json(view).into_response(),
+        Ok(Err(id)) => problem(StatusCode::NOT_FOUND, format!("no order {id}")),
+        Err(_) => unavailable(),
+    }
+}
+
+/// One order
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "The agent's order id, e.g. o-000001")),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem)))]
+async fn get_order(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = order_id_or_404(&id) {
+        return response;
+    }
+    order_view(&state, id).await
+}
+
+/// Approve a proposed order, perhaps changing it
+///
+/// The body is optional: `{"packs": 3}` or `{"sku": "beans-1kg"}` changes the order first.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", tag = "orders",
+    params(("id" = String, Path, description = "The order")),
+    request_body(content = Option<OrderEdit>, content_type = "application/json"),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "Not proposed, or an impossible edit")))]
+async fn approve(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(response) = order_id_or_404(&id) {
+        return response;
+    }
+    // The body is optional, so it is parsed by hand rather than by the Json extractor.
+    let edit = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<OrderEdit>(&body) {
+            Ok(edit) => Some(edit),
+            Err(error) => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "the body must be {{\"packs\": n}} and/or {{\"sku\": \"...\"}}: {error}"
+                    ),
+                );
+            }
+        }
+    };
+    let event = Event::Approve {
+        order_id: id.clone(),
+        by: caller.actor(),
+        edit,
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => order_view(&state, id).await,
+        Err(error) => ask_problem(error),
+    }
+}
+
+/// Reject a proposed order (or cancel one in its cancel window)
+#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", tag = "orders",
+    params(("id" = String, Path, description = "The order")),
+    request_body = RejectBody,
+    responses((status = 200, body = OrderView), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+async fn reject(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(body): Body<RejectBody>,
+) -> Response {
+    if let Err(response) = order_id_or_404(&id) {
+        return response;
+    }
+    let event = Event::Reject {
+        order_id: id.clone(),
+        by: caller.actor(),
+        reason: body.reason,
+        note: body.note,
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => order_view(&state, id).await,
+        Err(error) => ask_problem(error),
+    }
+}
+
+/// Ask again later
+#[utoipa::path(post, path = "/api/v1/orders/{id}/snooze", tag = "orders",
+    params(("id" = String, Path, description = "The order")),
+    request_body = SnoozeBody,
+    responses((status = 200, body = OrderView), (status = 422, body = Problem)))]
+async fn snooze(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(body): Body<SnoozeBody>,
+) -> Response {
+    if let Err(response) = order_id_or_404(&id) {
+        return response;
+    }
+    let event = Event::Snooze {
+        order_id: id.clone(),
+        by: caller.actor(),
+        hours: body.hours,
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => order_view(&state, id).await,
+        Err(error) => ask_problem(error),
+    }
+}
+
+/// The household's rules
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules",
+    responses((status = 200, body = Rules), (status = 401, body = Problem)))]
+async fn get_rules(_caller: Caller, State(state): State<AppState>) -> Response {
+    match state
+        .agent
+        .read(|engine, _| engine.household().rules.clone())
+        .await
+    {
+        Ok(rules) => Json(rules).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+/// Replace the rules (owners only)
+#[utoipa::path(put, path = "/api/v1/rules", tag = "rules", request_body = Rules,
+    responses((status = 200, body = Rules), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
+async fn put_rules(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(rules): Body<Rules>,
+) -> Response {
+    let event = Event::SetRules {
+        rules,
+        by: caller.actor(),
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => get_rules(caller, State(state)).await,
+        Err(error) => ask_problem(error),
+    }
+}
+
+/// Checks a permission for a read that the engine does not itself guard.
+async fn require(
+    state: &AppState,
+    caller: &Caller,
+    permission: Permission,
+) -> Result<(), Response> {
+    let actor = caller.actor();
+    match state
+        .agent
+        .read(move |engine, _| engine.household().authorize(&actor, permission))
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(denied)) => Err(problem(StatusCode::FORBIDDEN, denied.to_string())),
+        Err(_) => Err(unavailable()),
+    }
+}
+
+/// Members (owners only)
+#[utoipa::path(get, path = "/api/v1/members", tag = "members",
+    responses((status = 200, body = Vec<MemberView>), (status = 403, body = Problem)))]
+async fn list_members(caller: Caller, State(state): State<AppState>) -> Response {
+    if let Err(response) = require(&state, &caller, Permission::ChangeSettings).await {
+        return response;
+    }
+    match state
+        .agent
+        .read(|engine, _| {
+            engine
+                .household()
+                .members
+                .values()
+                .map(MemberView::from)
+                .collect::<Vec<_>>()
+        })
+        .await
+    {
+        Ok(members) => Json(members).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+/// Adds a member with a new token; returns the member and the token (shown once).
+pub(super) async fn create_member(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    role: Role,
+) -> Result<CreatedMember, Response> {
+    let token =
+        new_token().map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let hash = hash_token(&token);
+    let event = Event::AddMember {
+        name,
+        role,
+        token_hash: hash.clone(),
+        by: caller.actor(),
+    };
+    state.agent.ask(event).await.map_err(ask_problem)?;
+    let member = state
+        .agent
+        .read(move |engine, _| engine.household().member_by_token_hash(&hash).cloned())
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(unavailable)?;
+    Ok(CreatedMember {
+        member: MemberView::from(&member),
+        token,
+    })
+}
+
+/// Add a member (owners only); the response carries their token, shown this once
+#[utoipa::path(post, path = "/api/v1/members", tag = "members", request_body = NewMember,
+    responses((status = 201, body = CreatedMember), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
+async fn add_member(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(body): Body<NewMember>,
+) -> Response {
+    match create_member(&state, &caller, body.name, body.role).await {
+        Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Remove a member (owners only)
+#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members",
+    params(("id" = String, Path, description = "The member, e.g. m-000002")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "The last owner")))]
+async fn remove_member(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let event = Event::RemoveMember {
+        member_id: id,
+        by: caller.actor(),
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => ask_problem(error),
+    }
+}
+
+/// Devices, including those waiting to be accepted
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
+    responses((status = 200, body = Vec<DeviceView>)))]
+async fn list_devices(_caller: Caller, State(state): State<AppState>) -> Response {
+    match state
+        .agent
+        .read(|engine, _| engine.devices().map(DeviceView::from).collect::<Vec<_>>())
+        .await
+    {
+        Ok(devices) => Json(devices).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+/// Accept a device that waits to join (owners only)
+#[utoipa::path(post, path = "/api/v1/devices/{id}/accept", tag = "devices",
+    params(("id" = String, Path, description = "The device")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn accept_device(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let device = match device_id(&id) {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    let event = Event::AcceptDevice {
+        device,
+        by: caller.actor(),
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => ask_problem(error),
+    }
+}
+
+/// Remove a device and its slots (owners only); its orders stay
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
+    params(("id" = String, Path, description = "The device")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn remove_device(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let device = match device_id(&id) {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    let event = Event::RemoveDevice {
+        device,
+        by: caller.actor(),
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => ask_problem(error),
+    }
+}
+
+/// The audit trail, newest first
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(PageQuery),
+    responses((status = 200, body = Page<AuditEntry>)))]
+async fn list_audit(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let (page, per_page) = match query.bounds() {
+        Ok(bounds) => bounds,
+        Err(response) => return response,
+    };
+    match state
+        .agent
+        .read(|engine, _| engine.audit().rev().cloned().collect::<Vec<_>>())
+        .await
+    {
+        Ok(entries) => Json(paginate(entries, page, per_page)).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+/// This document
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "status",
+    responses((status = 200, description = "The OpenAPI 3 document of this API.")))]
+async fn openapi(_caller: Caller) -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}
+
+/// The agent API's OpenAPI document, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "replenish agent API",
+        version = "1.0.0",
+        description = "The household's API: state and forecasts, orders and their approval, \
+            rules, members, devices and the audit trail. Every route needs \
+            `Authorization: Bearer <token>`; owners change rules, members and devices, members \
+            decide orders. Errors are RFC 9457 `application/problem+json`.",
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
+    ),
+    paths(status, me, list_orders, get_order, approve, reject, snooze, get_rules, put_rules,
+        list_members, add_member, remove_member, list_devices, accept_device, remove_device,
+        list_audit, openapi),
+    components(schemas(StatusView, DeviceView, SlotView, OrderView,
+        AuditEntry, MemberView, NewMember, CreatedMember, RejectBody, SnoozeBody, OrderEdit,
+        Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Problem)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "status", description = "What the agent knows."),
+        (name = "orders", description = "Orders and their approval."),
+        (name = "rules", description = "The household's rules."),
+        (name = "members", description = "People and their tokens."),
+        (name = "devices", description = "Appliances and pairing."),
+        (name = "audit", description = "Who changed what."),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_the_list_once() {
+        let page = paginate((1..=5).collect(), 2, 2);
+        assert_eq!(
+            (page.items, page.total, page.next_page),
+            (vec![3, 4], 5, Some(3))
+        );
+        let last = paginate((1..=5).collect::<Vec<i32>>(), 3, 2);
+        assert_eq!((last.items, last.next_page), (vec![5], None));
+        assert!(
+            paginate((1..=5).collect::<Vec<i32>>(), 9, 2)
+                .items
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_document_lists_every_route_and_the_bearer_scheme() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for path in [
+            "/api/v1/status",
+            "/api/v1/orders/{id}/approve",
+            "/api/v1/rules",
+            "/api/v1/members/{id}",
+            "/api/v1/audit",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path} missing");
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+    }
+}

@@ -1,0 +1,610 @@
+//! The household API and web page over real HTTP on loopback: tokens on every route, roles,
+//! expiring approvals, budget and limits, pagination, and the page's login and CSRF checks.
+//! The agent runs with a memory store, the memory shop and a manual clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use replenish_agent::auth::{hash_token, new_token};
+use replenish_agent::clock::{DAY_MS, HOUR_MS, ManualClock, UnixMs};
+use replenish_agent::commerce::MemoryCommerce;
+use replenish_agent::commerce::api::{Catalog, CatalogItem};
+use replenish_agent::config::AgentConfig;
+use replenish_agent::engine::household::{Actor, Role};
+use replenish_agent::engine::{Event, Pairing, Telemetry};
+use replenish_agent::store::MemoryStore;
+use replenish_agent::{Agent, AgentOptions};
+use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const T0: UnixMs = 20_458 * DAY_MS;
+
+struct Household {
+    agent: Agent,
+    clock: Arc<ManualClock>,
+    shop: Arc<MemoryCommerce>,
+    base: String,
+    owner: String,
+    member: String,
+    http: reqwest::Client,
+    seq: u32,
+}
+
+fn id(s: &str) -> Id {
+    Id::new(s).unwrap()
+}
+
+fn catalog() -> Catalog {
+    Catalog {
+        items: vec![
+            CatalogItem {
+                sku: "beans-500".into(),
+                name: "Beans 500 g".into(),
+                consumable: "coffee_beans".into(),
+                pack_size: 500.0,
+                unit: Unit::G,
+                price_cents: 899,
+                currency: "EUR".into(),
+                stock: 100,
+            },
+            CatalogItem {
+                sku: "beans-1kg".into(),
+                name: "Beans 1 kg".into(),
+                consumable: "coffee_beans".into(),
+                pack_size: 1000.0,
+                unit: Unit::G,
+                price_cents: 1899,
+                currency: "EUR".into(),
+                stock: 100,
+            },
+        ],
+    }
+}
+
+impl Household {
+    async fn start() -> Self {
+        replenish_agent::commerce::ensure_crypto_provider();
+        let clock = ManualClock::new(T0);
+        let shop = Arc::new(MemoryCommerce::new(catalog()));
+        let mut config = AgentConfig::default();
+        config.household.pairing = Pairing::Open;
+        config.mqtt.embedded = false;
+        // Nothing listens there: the MQTT task keeps retrying; telemetry is fed directly.
+        config.mqtt.url = "mqtt://127.0.0.1:9".into();
+        config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let options = AgentOptions {
+            clock: clock.clone(),
+            store: Some(Arc::new(MemoryStore::default())),
+            commerce: Some(shop.clone()),
+            tick_every: None,
+        };
+        let agent = Agent::start(&config, options).await.unwrap();
+        let base = format!("http://{}", agent.http_addr());
+        let mut tokens = Vec::new();
+        for (name, role) in [("ann", Role::Owner), ("bob", Role::Member)] {
+            let token = new_token().unwrap();
+            agent
+                .handle()
+                .ask(Event::AddMember {
+                    name: name.into(),
+                    role,
+                    token_hash: hash_token(&token),
+                    by: Actor::Console,
+                })
+                .await
+                .unwrap();
+            tokens.push(token);
+        }
+        let member = tokens.pop().unwrap();
+        let owner = tokens.pop().unwrap();
+        // The catalog is fetched at start, in the background.
+        for _ in 0..200 {
+            if agent
+                .handle()
+                .read(|e, _| e.catalog().is_some())
+                .await
+                .unwrap()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let birth = Telemetry::Status(Box::new(Status::Online(Birth {
+            model: id("coffee-maker"),
+            firmware: "0.1.0".try_into().unwrap(),
+            boot: 1,
+            slots: [SlotSpec {
+                id: id("beans"),
+                consumable: id("coffee_beans"),
+                unit: Unit::G,
+                capacity: 1000.0,
+                sensor: SensorKind::Level,
+            }]
+            .into_iter()
+            .collect(),
+        })));
+        agent
+            .handle()
+            .ask(Event::Telemetry {
+                device: id("coffee"),
+                message: birth,
+            })
+            .await
+            .unwrap();
+        Household {
+            agent,
+            clock,
+            shop,
+            base,
+            owner,
+            member,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            seq: 0,
+        }
+    }
+
+    /// Uses 50 g a day from 600 g until the agent wants to order; returns the order id.
+    async fn drive_until_order(&mut self) -> String {
+        let mut remaining = 600.0;
+        for day in 0..14u64 {
+            let t = T0 + day * DAY_MS + 8 * HOUR_MS;
+            self.clock.set(t);
+            self.seq += 1;
+            let report = Report {
+                boot: 1,
+                seq: self.seq,
+                ts: t,
+                body: ReportBody::Level {
+                    slot: id("beans"),
+                    remaining,
+                },
+            };
+            self.agent
+                .handle()
+                .ask(Event::Telemetry {
+                    device: id("coffee"),
+                    message: Telemetry::Report(report),
+                })
+                .await
+                .unwrap();
+            let order = self
+                .agent
+                .handle()
+                .read(|e, _| e.orders().last().map(|o| o.id.clone()))
+                .await
+                .unwrap();
+            if let Some(order) = order {
+                return order;
+            }
+            remaining -= 50.0;
+        }
+        panic!("no order within two weeks");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+
+    async fn set_rules(&self, change: impl FnOnce(&mut Value)) {
+        let (_, mut rules) = self.get("/api/v1/rules", &self.owner).await;
+        change(&mut rules);
+        let (status, body) = self.put("/api/v1/rules", &self.owner, rules).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Lets the agent's background placement finish.
+    async fn settle(&self) {
+        self.agent.handle().settle(0).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_but_healthz_refuses_without_a_valid_token() {
+    let h = Household::start().await;
+    let routes = [
+        ("GET", "/metrics"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/status"),
+        ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/orders"),
+        ("GET", "/api/v1/orders/o-000001"),
+        ("POST", "/api/v1/orders/o-000001/approve"),
+        ("POST", "/api/v1/orders/o-000001/reject"),
+        ("POST", "/api/v1/orders/o-000001/snooze"),
+        ("GET", "/api/v1/rules"),
+        ("PUT", "/api/v1/rules"),
+        ("GET", "/api/v1/members"),
+        ("POST", "/api/v1/members"),
+        ("DELETE", "/api/v1/members/m-000001"),
+        ("GET", "/api/v1/devices"),
+        ("POST", "/api/v1/devices/coffee/accept"),
+        ("DELETE", "/api/v1/devices/coffee"),
+        ("GET", "/api/v1/audit"),
+    ];
+    for (method, path) in routes {
+        let method: reqwest::Method = method.parse().unwrap();
+        for token in [None, Some("rpl_not-a-real-token")] {
+            let response = h
+                .http
+                .request(method.clone(), h.url(path))
+                .header("content-type", "application/json")
+                .bearer_auth(token.unwrap_or_default())
+                .body(if token.is_none() { "" } else { "{}" })
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}"
+            );
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json",
+                "{method} {path}"
+            );
+        }
+    }
+    let healthz = h.http.get(h.url("/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), StatusCode::OK);
+    // The web page sends strangers to the login form instead.
+    let page = h.http.get(h.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers()["location"], "/login");
+    let (status, me) = h.get("/api/v1/me", &h.member).await;
+    assert_eq!((status, me["name"].as_str()), (StatusCode::OK, Some("bob")));
+    let (status, doc) = h.get("/api/v1/openapi.json", &h.member).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["paths"]["/api/v1/orders/{id}/approve"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_decide_orders_but_cannot_change_rules_members_or_devices() {
+    let h = Household::start().await;
+    let (_, rules) = h.get("/api/v1/rules", &h.member).await;
+    let mut changed = rules.clone();
+    changed["default_mode"] = json!("off");
+    let (status, body) = h.put("/api/v1/rules", &h.member, changed.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = h
+        .post(
+            "/api/v1/members",
+            &h.member,
+            json!({"name": "eve", "role": "owner"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = h.get("/api/v1/members", &h.member).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = h
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/devices/coffee",
+            Some(&h.member),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, after) = h.get("/api/v1/rules", &h.member).await;
+    assert_eq!(after, rules, "nothing changed");
+
+    // The owner may, and the audit trail says who did what.
+    let (status, _) = h.put("/api/v1/rules", &h.owner, changed).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, created) = h
+        .post(
+            "/api/v1/members",
+            &h.owner,
+            json!({"name": "cy", "role": "member"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap();
+    let (status, me) = h.get("/api/v1/me", token).await;
+    assert_eq!((status, me["name"].as_str()), (StatusCode::OK, Some("cy")));
+    let (status, members) = h.get("/api/v1/members", &h.owner).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(members.as_array().unwrap().len(), 3);
+    assert!(
+        members.to_string().find("token").is_none(),
+        "no token or hash is ever shown again"
+    );
+    let (_, page) = h.get("/api/v1/audit?per_page=1", &h.owner).await;
+    assert_eq!(page["items"][0]["action"], "add_member");
+    assert_eq!(page["items"][0]["who"], "ann (owner)");
+    assert_eq!(page["next_page"], 2);
+    assert!(page["total"].as_u64().unwrap() >= 4);
+    // Removing cy revokes the token at once.
+    let id = created["member"]["id"].as_str().unwrap();
+    let (status, _) = h
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/members/{id}"),
+            Some(&h.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = h.get("/api/v1/me", token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_approval_takes_its_default() {
+    let mut h = Household::start().await;
+    h.set_rules(|r| {
+        r["default_mode"] = json!("approve");
+        r["approval_timeout_hours"] = json!(3);
+        r["on_expiry"] = json!("order");
+    })
+    .await;
+    let order = h.drive_until_order().await;
+    let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
+    assert_eq!(view["state"], "proposed");
+    assert_eq!(view["waiting_for"], "approval");
+    assert_eq!(view["default_decision"], "order");
+    h.clock.advance(2 * HOUR_MS);
+    h.agent.handle().tick().await.unwrap();
+    h.settle().await;
+    let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
+    assert_eq!(view["state"], "proposed", "not yet expired");
+    assert!(h.shop.orders_by_key().is_empty());
+    h.clock.advance(2 * HOUR_MS);
+    h.agent.handle().tick().await.unwrap();
+    h.settle().await;
+    let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
+    assert_eq!(view["state"], "placed", "{view}");
+    assert_eq!(view["decided_by"], "agent");
+    assert_eq!(h.shop.orders_by_key().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_and_the_auto_approve_limit_hold() {
+    let mut h = Household::start().await;
+    // Auto mode, but two 500 g packs (17.98) exceed a 10.00 budget: it must wait.
+    h.set_rules(|r| r["monthly_budget_cents"] = json!(1000))
+        .await;
+    let order = h.drive_until_order().await;
+    h.settle().await;
+    let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
+    assert_eq!(view["state"], "proposed", "{view}");
+    assert!(
+        view["waiting_because"]
+            .as_str()
+            .unwrap()
+            .contains("monthly budget"),
+        "{view}"
+    );
+    assert!(h.shop.orders_by_key().is_empty());
+    // Edits are checked: a product of another consumable is refused, nothing changes.
+    let (status, body) = h
+        .post(
+            &format!("/api/v1/orders/{order}/approve"),
+            &h.member,
+            json!({"sku": "milk-1l"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["status"], 422);
+    // A person may approve it anyway, as one 1 kg bag.
+    let (status, view) = h
+        .post(
+            &format!("/api/v1/orders/{order}/approve"),
+            &h.member,
+            json!({"sku": "beans-1kg", "packs": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    h.settle().await;
+    let placed: Vec<_> = h.shop.orders_by_key().into_values().collect();
+    assert_eq!(placed.len(), 1);
+    assert_eq!(placed[0].items[0].sku, "beans-1kg");
+    assert_eq!(placed[0].items[0].quantity, 1);
+    let (status, again) = h
+        .post(
+            &format!("/api/v1/orders/{order}/approve"),
+            &h.member,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_auto_approve_limit_approve_mode_orders_at_once_and_rejections_teach() {
+    let mut h = Household::start().await;
+    h.set_rules(|r| {
+        r["default_mode"] = json!("approve");
+        r["auto_approve_below_cents"] = json!(2000);
+    })
+    .await;
+    let order = h.drive_until_order().await;
+    h.settle().await;
+    let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
+    assert_eq!(view["state"], "placed", "{view}");
+
+    let mut h = Household::start().await;
+    h.set_rules(|r| r["default_mode"] = json!("approve")).await;
+    let order = h.drive_until_order().await;
+    let (status, view) = h
+        .post(
+            &format!("/api/v1/orders/{order}/reject"),
+            &h.member,
+            json!({"reason": "still_have_some", "note": "a bag in the cupboard"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["state"], "cancelled");
+    let (status, body) = h
+        .post(
+            &format!("/api/v1/orders/{order}/reject"),
+            &h.member,
+            json!({"reason": "because"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // No new proposal for 72 h, however low the beans go.
+    h.clock.advance(48 * HOUR_MS);
+    h.agent.handle().tick().await.unwrap();
+    let (_, open) = h.get("/api/v1/orders?state=proposed", &h.member).await;
+    assert_eq!(open["total"], 0, "{open}");
+    h.clock.advance(25 * HOUR_MS);
+    h.agent.handle().tick().await.unwrap();
+    let (_, open) = h.get("/api/v1/orders?state=proposed", &h.member).await;
+    assert_eq!(open["total"], 1, "{open}");
+}
+
+/// The page's login takes a token and its CSRF cookie; forms need the session's CSRF token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
+    let mut h = Household::start().await;
+    h.set_rules(|r| r["default_mode"] = json!("approve")).await;
+    let order = h.drive_until_order().await;
+
+    let login = h.http.get(h.url("/login")).send().await.unwrap();
+    let login_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let login_cookie = login_cookie.split(';').next().unwrap().to_string();
+    let html = login.text().await.unwrap();
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
+    // Without the cookie the login form's token does not count.
+    let refused = h
+        .http
+        .post(h.url("/login"))
+        .form(&[("token", h.member.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let wrong = h
+        .http
+        .post(h.url("/login"))
+        .header("cookie", &login_cookie)
+        .form(&[("token", "rpl_wrong"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let ok = h
+        .http
+        .post(h.url("/login"))
+        .header("cookie", &login_cookie)
+        .form(&[("token", h.member.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    let session = ok
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("replenish_session="))
+        .unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
+    let session = session.split(';').next().unwrap().to_string();
+
+    let home = h
+        .http
+        .get(h.url("/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    let html = home.text().await.unwrap();
+    assert!(
+        html.contains(&format!("data-order=\"{order}\"")),
+        "the pending order is shown"
+    );
+    assert!(html.contains("coffee_beans"));
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
+
+    let approve = format!("/orders/{order}/approve");
+    let forged = h
+        .http
+        .post(h.url(&approve))
+        .header("cookie", &session)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
+    assert_eq!(view["state"], "proposed", "a forged form changes nothing");
+
+    let approved = h
+        .http
+        .post(h.url(&approve))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("packs", "2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    h.settle().await;
+    let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
+    assert_eq!(view["state"], "placed", "{view}");
+    assert_eq!(view["decided_by"], "bob (member)");
+
+    // A member sees the settings but cannot save them.
+    let settings = h
+        .http
+        .post(h.url("/settings/rules"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("default_mode", "off")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(settings.status(), StatusCode::FORBIDDEN);
+}
+
+fn between(text: &str, start: &str, end: &str) -> String {
+    let from = text.find(start).expect("start marker") + start.len();
+    let to = text[from..].find(end).expect("end marker") + from;
+    text[from..to].to_string()
+}
