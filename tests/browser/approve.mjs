@@ -1,0 +1,62 @@
+// Logs in to the household page in a phone-sized Chromium, finds the pending reorder,
+// approves it and waits until the order page says it was placed at the shop.
+//
+// Usage: node approve.mjs BASE_URL TOKEN SCREENSHOT.png
+// Prints one JSON line: {"order": "o-000003", "state": "placed", "screenshot": "..."}.
+// Chromium: $CHROMIUM, else /usr/bin/chromium (Debian's package).
+import { chromium } from "playwright-core";
+
+const [base, token, screenshot] = process.argv.slice(2);
+if (!base || !token || !screenshot) {
+  console.error("usage: node approve.mjs BASE_URL TOKEN SCREENSHOT.png");
+  process.exit(2);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  // Containers and CI run as root, where Chromium's sandbox cannot start.
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+try {
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+
+  await page.goto(`${base}/`);
+  // Not logged in: the page sends us to the login form.
+  await page.waitForURL(/\/login$/);
+  await page.fill('input[name="token"]', token);
+  await page.click('button:has-text("Log in")');
+  await page.waitForURL(`${base}/`);
+
+  const card = page.locator("[data-order]").first();
+  await card.waitFor();
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-dashboard.png"), fullPage: true });
+  const order = await card.getAttribute("data-order");
+  const text = await card.innerText();
+  if (!/Reorder/.test(text)) throw new Error(`unexpected card: ${text}`);
+
+  await card.locator('button:has-text("Approve")').click();
+  await page.waitForURL(`${base}/orders/${order}`);
+
+  // Placing happens in the background: reload until the shop has accepted it.
+  let state = "";
+  for (let attempt = 0; attempt < 50; attempt++) {
+    state = (await page.locator("[data-state]").first().innerText()).trim();
+    if (state === "placed" || state === "shipped" || state === "delivered") break;
+    await page.waitForTimeout(200);
+    await page.reload();
+  }
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log(JSON.stringify({ order, state, screenshot }));
+  if (state !== "placed" && state !== "shipped" && state !== "delivered") {
+    throw new Error(`order ${order} stayed ${state}`);
+  }
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,130 @@
+//! A person approves a reorder in a real browser: Debian's Chromium, driven by playwright-core
+//! (`tests/browser/approve.mjs`), logs in to the agent's page on a phone-sized screen, sees the
+//! pending reorder of a simulated household, approves it, and the sandbox shop receives it.
+//!
+//! Needs `chromium` and `npm ci --prefix tests/browser` (`.ci/run` does both). Skips, saying so,
+//! when either is missing, except in CI (`CI=true`), where that is a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+
+use replenish_agent::clock::HOUR_MS;
+use replenish_agent::engine::household::Mode;
+use replenish_agent::engine::order::OrderState;
+use replenish_sim::world::{World, WorldConfig};
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+fn script_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// Why the browser test cannot run here, if it cannot.
+fn missing() -> Option<String> {
+    if !chromium().exists() {
+        return Some(format!("no Chromium at {}", chromium().display()));
+    }
+    if !script_dir().join("node_modules/playwright-core").exists() {
+        return Some("playwright-core not installed: run npm ci --prefix tests/browser".into());
+    }
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("no node on PATH".into());
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_approves_a_pending_reorder_in_chromium_and_the_shop_receives_it() {
+    if let Some(why) = missing() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "browser test cannot run in CI: {why}"
+        );
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = WorldConfig::new(dir.path().join("agent"), 7);
+    config.approval = Mode::Approve;
+    let mut world = World::start(config).await.unwrap();
+    let handle = world.handle().unwrap();
+    // Live until the agent asks for an approval.
+    let mut waiting = None;
+    for _ in 0..24 * 30 {
+        let now = world.clock_now();
+        world.run_until(now + HOUR_MS, |_| {}).await.unwrap();
+        waiting = handle
+            .read(|engine, _| {
+                engine
+                    .orders()
+                    .find(|o| o.state == OrderState::Proposed)
+                    .map(|o| o.id.clone())
+            })
+            .await
+            .unwrap();
+        if waiting.is_some() {
+            break;
+        }
+    }
+    let order = waiting.expect("the agent proposed an order within 30 days");
+
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-approve.png");
+    let url = world.agent_url().unwrap();
+    let token = world.owner_token().to_string();
+    let script = script_dir().join("approve.mjs");
+    let shot = screenshot.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(script)
+            .arg(url)
+            .arg(token)
+            .arg(shot)
+            .env("CHROMIUM", chromium())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser script failed:\n{stdout}\n{stderr}"
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        result["order"],
+        order.as_str(),
+        "the browser approved the pending order"
+    );
+    assert_eq!(result["state"], "placed");
+    assert!(screenshot.exists());
+    eprintln!("browser screenshot: {}", screenshot.display());
+
+    let decided = handle
+        .read(move |engine, _| engine.order(&order).cloned())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decided.decided_by.as_deref(), Some("demo (owner)"));
+    let at_shop: Vec<_> = world
+        .shop
+        .orders()
+        .into_iter()
+        .filter(|o| o.reference == decided.id)
+        .collect();
+    assert_eq!(at_shop.len(), 1, "the sandbox shop has the order once");
+    assert_eq!(
+        Some(&at_shop[0].idempotency_key),
+        Some(&decided.idempotency_key)
+    );
+}
