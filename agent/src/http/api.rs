@@ -433,9 +433,17 @@ async fn require(
 }
 
 /// Members (owners only)
-#[utoipa::path(get, path = "/api/v1/members", tag = "members",
-    responses((status = 200, body = Vec<MemberView>), (status = 403, body = Problem)))]
-async fn list_members(caller: Caller, State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/api/v1/members", tag = "members", params(PageQuery),
+    responses((status = 200, body = Page<MemberView>), (status = 403, body = Problem)))]
+async fn list_members(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let (page, per_page) = match query.bounds() {
+        Ok(bounds) => bounds,
+        Err(response) => return response,
+    };
     if let Err(response) = require(&state, &caller, Permission::ChangeSettings).await {
         return response;
     }
@@ -451,7 +459,7 @@ async fn list_members(caller: Caller, State(state): State<AppState>) -> Response
         })
         .await
     {
-        Ok(members) => Json(members).into_response(),
+        Ok(members) => Json(paginate(members, page, per_page)).into_response(),
         Err(_) => unavailable(),
     }
 }
@@ -522,15 +530,23 @@ async fn remove_member(
 }
 
 /// Devices, including those waiting to be accepted
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
-    responses((status = 200, body = Vec<DeviceView>)))]
-async fn list_devices(_caller: Caller, State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(PageQuery),
+    responses((status = 200, body = Page<DeviceView>)))]
+async fn list_devices(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let (page, per_page) = match query.bounds() {
+        Ok(bounds) => bounds,
+        Err(response) => return response,
+    };
     match state
         .agent
         .read(|engine, _| engine.devices().map(DeviceView::from).collect::<Vec<_>>())
         .await
     {
-        Ok(devices) => Json(devices).into_response(),
+        Ok(devices) => Json(paginate(devices, page, per_page)).into_response(),
         Err(_) => unavailable(),
     }
 }
