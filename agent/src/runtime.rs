@@ -548,7 +548,12 @@ impl EngineTask {
         if let Err(error) = self.try_event(event) {
             let label = error.label();
             metrics::counter!("replenish_events_refused_total", "reason" => label).increment(1);
-            if matches!(error, EngineError::Duplicate { .. }) {
+            // Expected in normal operation (redeliveries, a device waiting to be accepted):
+            // counted, not shouted about on every report.
+            if matches!(
+                error,
+                EngineError::Duplicate { .. } | EngineError::NotAccepted(_)
+            ) {
                 tracing::debug!(%error, "dropped a duplicate");
             } else {
                 tracing::warn!(%error, "event refused");

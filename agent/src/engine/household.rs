@@ -781,4 +781,27 @@ mod tests {
         );
         assert!("maybe".parse::<RejectReason>().is_err());
     }
+
+    proptest::proptest! {
+        /// A prompt never goes out earlier than asked, never inside quiet hours, and never
+        /// waits a whole day.
+        #[test]
+        fn prompts_leave_quiet_hours_soon_and_never_early(
+            start in 0u16..1440,
+            length in 1u16..1439,
+            at in 1_700_000_000_000u64..1_900_000_000_000,
+            zone in proptest::sample::select(vec!["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
+        ) {
+            let quiet = QuietHours { start_minute: start, end_minute: (start + length) % 1440 };
+            let rules = Rules { quiet_hours: Some(quiet), timezone: zone.into(), ..Rules::default() };
+            let out = rules.prompt_time(at);
+            proptest::prop_assert!(out >= at);
+            proptest::prop_assert!(out - at <= 24 * HOUR_MS);
+            let local = to_zoned(out, &rules.zone()).unwrap();
+            let minute = local.hour() as u16 * 60 + local.minute() as u16;
+            // Daylight-saving jumps can move the wall clock; allow the end minute itself.
+            proptest::prop_assert!(!quiet.contains(minute) || minute == quiet.end_minute,
+                "{zone} {quiet} at {at} -> {out} ({minute})");
+        }
+    }
 }
