@@ -16,6 +16,7 @@ extern crate alloc;
 
 mod app;
 mod config;
+mod heap;
 mod mqtt;
 
 use core::fmt::Write as _;
@@ -36,7 +37,7 @@ use esp_hal::timer::timg::TimerGroup;
 use esp_println::println;
 use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{
-    AuthenticationMethodConfig, Config as WifiConfig, ControllerConfig, Interface, WifiController,
+    AuthenticationMethodConfig, Config as WifiConfig, Interface, WifiController,
 };
 use heapless::{String, Vec};
 use replenish_firmware::drivers::hx711::Hx711;
@@ -95,10 +96,9 @@ fn id(value: &str, name: &str) -> Id {
 #[esp_rtos::main]
 async fn main(spawner: Spawner) -> ! {
     let peripherals = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CpuClock::max()));
-    // Wi-Fi needs a heap (its blobs and esp-radio allocate); the rest of the firmware does not.
-    // 64 KiB in the RAM the bootloader used (reclaimed after boot), 32 KiB in ordinary RAM.
-    esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: 64 * 1024);
-    esp_alloc::heap_allocator!(size: 32 * 1024);
+    // Wi-Fi needs a heap (see `heap` below); the rest of the firmware does not.
+    esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: heap::RECLAIMED);
+    esp_alloc::heap_allocator!(size: heap::MARGIN);
 
     let timg0 = TimerGroup::new(peripherals.TIMG0);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
@@ -123,7 +123,7 @@ async fn main(spawner: Spawner) -> ! {
         .with_authentication(authentication);
     let controller = match WifiController::new(
         peripherals.WIFI,
-        ControllerConfig::default().with_initial_config(WifiConfig::Station(station)),
+        heap::wifi_config().with_initial_config(WifiConfig::Station(station)),
     ) {
         Ok(c) => c,
         Err(e) => {
@@ -333,6 +333,7 @@ async fn wifi_task(mut controller: WifiController<'static>) {
                     info.ssid.as_str(),
                     info.channel
                 );
+                heap::report("after the Wi-Fi connect");
                 if let Err(e) = controller.wait_for_disconnect_async().await {
                     println!("Wi-Fi: {e:?}");
                 }

@@ -183,6 +183,7 @@ pub async fn session(
         .await
         .map_err(|e| ended("MQTT connect", &e))?;
     println!("MQTT: connected to {broker} as {client_id}");
+    crate::heap::report("after the MQTT connect");
 
     let cmd = MqttString::from_str(&topics.cmd).map_err(|e| ended("cmd topic", &e))?;
     let filter = TopicFilter::new(cmd).ok_or_else(|| ended_because("cmd filter", "invalid"))?;
