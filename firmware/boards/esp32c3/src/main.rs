@@ -18,6 +18,7 @@ mod app;
 mod config;
 mod heap;
 mod mqtt;
+mod storage;
 
 use core::fmt::Write as _;
 
@@ -184,13 +185,19 @@ async fn main(spawner: Spawner) -> ! {
         InputConfig::default().with_pull(Pull::None),
     );
     let sck = Output::new(peripherals.GPIO5, Level::Low, OutputConfig::default());
-    let calibration = Calibration::new(
+    // The boot counter and calibrations kept in flash (build-time values on a fresh device).
+    let built = Calibration::new(
         integer(config::HX711_OFFSET, "HX711_OFFSET"),
         decimal(config::HX711_SCALE, "HX711_SCALE"),
     );
+    let boot = storage::boot(
+        peripherals.FLASH,
+        [built, Calibration::IDENTITY],
+        rng.random(),
+    );
     let scale = Scale::new(
         Hx711::new(dout, sck, Delay::new()),
-        SlotMonitor::for_spec(&scale_spec, calibration),
+        SlotMonitor::for_spec(&scale_spec, boot.calibrations[app::SCALE_SLOT]),
     );
 
     // Optional VL53L0X on I2C0: SDA GPIO6, SCL GPIO7 (cargo feature `tank`).
@@ -215,7 +222,7 @@ async fn main(spawner: Spawner) -> ! {
         };
         let monitor = SlotMonitor::new(
             spec.id.clone(),
-            Calibration::IDENTITY,
+            boot.calibrations[app::TANK_SLOT],
             DetectorConfig::for_unit(Unit::Ml),
         );
         if slots.push(spec).is_err() {
@@ -233,9 +240,9 @@ async fn main(spawner: Spawner) -> ! {
     let birth = Birth {
         model: id(config::MODEL, "MODEL"),
         firmware,
-        // Random rather than counted: there is no flash storage for a counter yet, and the agent
-        // only needs it to differ between boots.
-        boot: rng.random(),
+        // Counted in flash; random if the flash cannot be used (the agent only needs it to
+        // differ between boots).
+        boot: boot.boot,
         slots,
     };
     let runtime = match Runtime::new(birth, RuntimeConfig::default()) {
@@ -246,7 +253,7 @@ async fn main(spawner: Spawner) -> ! {
         }
     };
     static APP: StaticCell<App> = StaticCell::new();
-    let app = App::new(runtime, scale);
+    let app = App::new(runtime, scale, boot.storage);
     #[cfg(feature = "tank")]
     let app = match tank {
         Some(tank) => app.with_tank(tank),
@@ -339,7 +346,8 @@ async fn wifi_task(mut controller: WifiController<'static>) {
                 }
                 println!("Wi-Fi: disconnected");
             }
-            Err(e) => println!("Wi-Fi: cannot connect: {e:?}"),
+            // Display, not Debug: Debug escapes the SSID (Unicode tables, about 2 KiB of flash).
+            Err(e) => println!("Wi-Fi: cannot connect: {e}"),
         }
         Timer::after(Duration::from_secs(5)).await;
     }
