@@ -15,6 +15,8 @@
 //!   ([`drivers::hx711`]), a pulse-counting flow meter ([`drivers::flow`]) and the VL53L0X
 //!   time-of-flight distance sensor ([`drivers::vl53l0x`]).
 //! * [`tank`]: tank geometry, from a distance to the liquid surface to millilitres.
+//! * [`persist`]: the boot counter and calibrations kept across reboots, as CRC-checked records
+//!   in a two-sector flash journal over `embedded-storage`.
 #![no_std]
 
 #[cfg(test)]
@@ -23,6 +25,7 @@ extern crate std;
 pub mod calibration;
 pub mod detect;
 pub mod drivers;
+pub mod persist;
 pub mod runtime;
 pub mod tank;
 

@@ -26,16 +26,28 @@
 //!   0.25 MCPS;
 //! * *StaticInit*: reference SPADs from the chip's NVM, ST's default tuning settings, "new
 //!   sample ready" interrupt (active low), sequence steps DSS + pre-range + final range (MSRC and
-//!   TCC off);
+//!   TCC off), and the timing-budget recalculation: the budget the chip had with every step on
+//!   (about 33 ms) is applied again to the steps left, which lengthens the final range;
 //! * *PerformRefCalibration*: VHV and phase calibration.
 //!
 //! Ranging is single shot ([`measure`](Vl53l0x::measure)), polled over I²C.
 //!
-//! **Not implemented**: the timing-budget recalculation of *StaticInit* (the final-range timeout
-//! keeps the chip's power-on value, which was computed with MSRC and TCC on, so a measurement
-//! takes a little less than ST's 33 ms and is a little noisier; the level detector takes the
-//! median of several readings anyway), setting a timing budget or VCSEL periods (long-range or
-//! high-accuracy modes), continuous and timed ranging, reading the `GPIO1` interrupt pin,
+//! # Timing budget and VCSEL periods
+//!
+//! A measurement runs the enabled sequence steps one after the other; each has a timeout in
+//! *macro periods* (MCLKs), whose length depends on the step's VCSEL (laser) pulse period. The
+//! timing budget is the sum of the steps' timeouts and ST's fixed overheads;
+//! [`set_measurement_timing_budget_us`](Vl53l0x::set_measurement_timing_budget_us) gives the
+//! final-range step whatever the others leave, as ST's `SetMeasurementTimingBudgetMicroSeconds`
+//! does. A longer budget averages more pulses: ST's *high accuracy* mode is 200 ms. Longer VCSEL
+//! periods ([`set_vcsel_pulse_period`](Vl53l0x::set_vcsel_pulse_period): 18 pre-range and 14
+//! final-range PCLKs, with a lower [signal rate
+//! limit](Vl53l0x::set_signal_rate_limit_mcps), is ST's *long range* mode) reach further in the
+//! dark at the cost of more noise. The arithmetic is in pure functions ([`decode_timeout`],
+//! [`encode_timeout`], [`timeout_mclks_to_us`], [`timeout_us_to_mclks`],
+//! [`SequenceSteps::budget_us`], [`SequenceSteps::final_range_mclks_for`]) tested on their own.
+//!
+//! **Not implemented**: continuous and timed ranging, reading the `GPIO1` interrupt pin,
 //! offset and cross-talk calibration. Not yet checked on hardware: the sequence is tested
 //! against recorded transactions only.
 
@@ -47,8 +59,10 @@ pub const DEFAULT_ADDRESS: u8 = 0x29;
 /// Value of the model id register of a VL53L0X.
 pub const MODEL_ID: u8 = 0xEE;
 /// Default time to wait for a calibration or a measurement, in ms (a measurement takes about
-/// 30 ms).
+/// 33 ms with the default timing budget).
 pub const DEFAULT_TIMEOUT_MS: u32 = 100;
+/// The shortest timing budget ST's API accepts, in µs.
+pub const MIN_TIMING_BUDGET_US: u32 = 20_000;
 
 /// Register addresses (the names of ST's API).
 mod reg {
@@ -62,6 +76,20 @@ mod reg {
     pub const DYNAMIC_SPAD_NUM_REQUESTED_REF_SPAD: u8 = 0x4E;
     pub const DYNAMIC_SPAD_REF_EN_START_OFFSET: u8 = 0x4F;
     pub const MSRC_CONFIG_CONTROL: u8 = 0x60;
+    pub const MSRC_CONFIG_TIMEOUT_MACROP: u8 = 0x46;
+    pub const PRE_RANGE_CONFIG_VALID_PHASE_LOW: u8 = 0x56;
+    pub const PRE_RANGE_CONFIG_VALID_PHASE_HIGH: u8 = 0x57;
+    pub const PRE_RANGE_CONFIG_VCSEL_PERIOD: u8 = 0x50;
+    pub const PRE_RANGE_CONFIG_TIMEOUT_MACROP_HI: u8 = 0x51;
+    pub const FINAL_RANGE_CONFIG_VALID_PHASE_LOW: u8 = 0x47;
+    pub const FINAL_RANGE_CONFIG_VALID_PHASE_HIGH: u8 = 0x48;
+    pub const FINAL_RANGE_CONFIG_VCSEL_PERIOD: u8 = 0x70;
+    pub const FINAL_RANGE_CONFIG_TIMEOUT_MACROP_HI: u8 = 0x71;
+    pub const GLOBAL_CONFIG_VCSEL_WIDTH: u8 = 0x32;
+    /// On page 0.
+    pub const ALGO_PHASECAL_CONFIG_TIMEOUT: u8 = 0x30;
+    /// On page 1.
+    pub const ALGO_PHASECAL_LIM: u8 = 0x30;
     pub const GPIO_HV_MUX_ACTIVE_HIGH: u8 = 0x84;
     pub const VHV_CONFIG_PAD_SCL_SDA_EXTSUP_HV: u8 = 0x89;
     pub const I2C_SLAVE_DEVICE_ADDRESS: u8 = 0x8A;
@@ -114,6 +142,221 @@ pub enum Error<E> {
     /// A 7-bit address outside `0x08..=0x77`.
     #[error("invalid I2C address 0x{0:02x}")]
     InvalidAddress(u8),
+    /// A timing budget below [`MIN_TIMING_BUDGET_US`], or shorter than the enabled steps other
+    /// than the final range take.
+    #[error("timing budget of {us} us is too short")]
+    InvalidTimingBudget {
+        /// The budget asked for, in µs.
+        us: u32,
+    },
+    /// A VCSEL period the step does not support (pre-range: 12, 14, 16, 18; final range: 8,
+    /// 10, 12, 14 PCLKs).
+    #[error("invalid VCSEL period of {0} PCLKs")]
+    InvalidVcselPeriod(u8),
+    /// A signal rate limit outside `0.0..512.0` MCPS.
+    #[error("invalid signal rate limit")]
+    InvalidSignalRateLimit,
+}
+
+/// The two sequence steps whose VCSEL pulse period can be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VcselPeriod {
+    /// The pre-range step (12, 14, 16 or 18 PCLKs; 14 after [`Vl53l0x::init`]).
+    PreRange,
+    /// The final-range step (8, 10, 12 or 14 PCLKs; 10 after [`Vl53l0x::init`]).
+    FinalRange,
+}
+
+/// Which steps a measurement runs (`SYSTEM_SEQUENCE_CONFIG`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SequenceSteps {
+    /// Target centre check.
+    pub tcc: bool,
+    /// Dynamic SPAD selection.
+    pub dss: bool,
+    /// Minimum signal rate check.
+    pub msrc: bool,
+    /// Pre-range.
+    pub pre_range: bool,
+    /// Final range.
+    pub final_range: bool,
+}
+
+/// The timeouts of the sequence steps, as the chip holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct StepTimeouts {
+    /// Pre-range VCSEL period, in PCLKs.
+    pub pre_range_vcsel_pclks: u8,
+    /// Final-range VCSEL period, in PCLKs.
+    pub final_range_vcsel_pclks: u8,
+    /// MSRC, DSS and TCC timeout (one register for the three), in MCLKs.
+    pub msrc_dss_tcc_mclks: u32,
+    /// The same in µs (pre-range VCSEL period).
+    pub msrc_dss_tcc_us: u32,
+    /// Pre-range timeout, in MCLKs.
+    pub pre_range_mclks: u32,
+    /// The same in µs.
+    pub pre_range_us: u32,
+    /// Final-range timeout without the pre-range part, in MCLKs.
+    pub final_range_mclks: u32,
+    /// The same in µs (final-range VCSEL period).
+    pub final_range_us: u32,
+}
+
+impl StepTimeouts {
+    /// The timeouts from the registers: VCSEL period registers (`0x50`, `0x70`), MSRC timeout
+    /// (`0x46`), pre-range and final-range timeout registers (`0x51`, `0x71`, 16 bits). The
+    /// final-range register counts the pre-range too when that step is enabled; this is taken
+    /// out.
+    pub fn from_registers(
+        steps: SequenceSteps,
+        pre_vcsel: u8,
+        msrc: u8,
+        pre_timeout: u16,
+        final_vcsel: u8,
+        final_timeout: u16,
+    ) -> Self {
+        let pre_range_vcsel_pclks = decode_vcsel_period(pre_vcsel);
+        let final_range_vcsel_pclks = decode_vcsel_period(final_vcsel);
+        let msrc_dss_tcc_mclks = u32::from(msrc) + 1;
+        let pre_range_mclks = decode_timeout(pre_timeout);
+        let mut final_range_mclks = decode_timeout(final_timeout);
+        if steps.pre_range {
+            final_range_mclks = final_range_mclks.saturating_sub(pre_range_mclks);
+        }
+        Self {
+            pre_range_vcsel_pclks,
+            final_range_vcsel_pclks,
+            msrc_dss_tcc_mclks,
+            msrc_dss_tcc_us: timeout_mclks_to_us(msrc_dss_tcc_mclks, pre_range_vcsel_pclks),
+            pre_range_mclks,
+            pre_range_us: timeout_mclks_to_us(pre_range_mclks, pre_range_vcsel_pclks),
+            final_range_mclks,
+            final_range_us: timeout_mclks_to_us(final_range_mclks, final_range_vcsel_pclks),
+        }
+    }
+}
+
+/// ST's fixed overheads of a measurement and its steps, in µs (`vl53l0x_api.c`).
+mod overhead {
+    /// Start overhead when the budget is read.
+    pub const START_GET: u32 = 1910;
+    /// Start overhead when the budget is set (ST's API uses a different value here).
+    pub const START_SET: u32 = 1320;
+    pub const END: u32 = 960;
+    pub const MSRC: u32 = 660;
+    pub const TCC: u32 = 590;
+    pub const DSS: u32 = 690;
+    pub const PRE_RANGE: u32 = 660;
+    pub const FINAL_RANGE: u32 = 550;
+}
+
+impl SequenceSteps {
+    /// Decodes `SYSTEM_SEQUENCE_CONFIG`.
+    pub const fn from_register(value: u8) -> Self {
+        Self {
+            tcc: value & 0x10 != 0,
+            dss: value & 0x08 != 0,
+            msrc: value & 0x04 != 0,
+            pre_range: value & 0x40 != 0,
+            final_range: value & 0x80 != 0,
+        }
+    }
+
+    /// Time taken by the enabled steps other than the final range, with the overheads, in µs
+    /// (`start` is the start overhead, which ST's API counts differently when it reads and when
+    /// it sets a budget).
+    fn fixed_us(&self, t: &StepTimeouts, start: u32) -> u32 {
+        let mut us = start + overhead::END;
+        if self.tcc {
+            us += t.msrc_dss_tcc_us + overhead::TCC;
+        }
+        if self.dss {
+            us += 2 * (t.msrc_dss_tcc_us + overhead::DSS);
+        } else if self.msrc {
+            us += t.msrc_dss_tcc_us + overhead::MSRC;
+        }
+        if self.pre_range {
+            us += t.pre_range_us + overhead::PRE_RANGE;
+        }
+        us
+    }
+
+    /// The measurement timing budget these steps and timeouts make, in µs (ST's
+    /// `GetMeasurementTimingBudgetMicroSeconds`).
+    pub fn budget_us(&self, t: &StepTimeouts) -> u32 {
+        let mut us = self.fixed_us(t, overhead::START_GET);
+        if self.final_range {
+            us += t.final_range_us + overhead::FINAL_RANGE;
+        }
+        us
+    }
+
+    /// The final-range timeout register value (in MCLKs, the pre-range included when enabled)
+    /// that makes the budget `budget_us` (ST's `SetMeasurementTimingBudgetMicroSeconds`), or
+    /// `None` if there is no final-range step or the other steps take longer than that.
+    pub fn final_range_mclks_for(&self, budget_us: u32, t: &StepTimeouts) -> Option<u32> {
+        if !self.final_range {
+            return None;
+        }
+        let used = self.fixed_us(t, overhead::START_SET) + overhead::FINAL_RANGE;
+        let final_us = budget_us.checked_sub(used)?;
+        let mut mclks = timeout_us_to_mclks(final_us, t.final_range_vcsel_pclks);
+        if self.pre_range {
+            mclks += t.pre_range_mclks;
+        }
+        Some(mclks)
+    }
+}
+
+/// A VCSEL period register value to PCLKs.
+pub const fn decode_vcsel_period(register: u8) -> u8 {
+    register.wrapping_add(1).wrapping_shl(1)
+}
+
+/// PCLKs to a VCSEL period register value.
+pub const fn encode_vcsel_period(pclks: u8) -> u8 {
+    (pclks >> 1).wrapping_sub(1)
+}
+
+/// Length of a macro period in ns for a VCSEL period in PCLKs (2304 PCLKs of 1.655 ns each).
+pub const fn macro_period_ns(vcsel_pclks: u8) -> u32 {
+    (2304 * vcsel_pclks as u32 * 1655 + 500) / 1000
+}
+
+/// A timeout register value (`LSB × 2^MSB + 1`, in MCLKs) to MCLKs.
+pub const fn decode_timeout(register: u16) -> u32 {
+    let [msb, lsb] = register.to_be_bytes();
+    ((lsb as u32) << (msb & 0x1F)) + 1
+}
+
+/// MCLKs to a timeout register value (`LSB × 2^MSB + 1`), rounding down.
+pub const fn encode_timeout(mclks: u32) -> u16 {
+    if mclks == 0 {
+        return 0;
+    }
+    let mut lsb = mclks - 1;
+    let mut msb = 0u16;
+    while lsb > 0xFF {
+        lsb >>= 1;
+        msb += 1;
+    }
+    (msb << 8) | lsb as u16
+}
+
+/// A timeout in MCLKs to µs, for a VCSEL period in PCLKs.
+pub const fn timeout_mclks_to_us(mclks: u32, vcsel_pclks: u8) -> u32 {
+    let ns = macro_period_ns(vcsel_pclks) as u64;
+    ((mclks as u64 * ns + 500) / 1000) as u32
+}
+
+/// A timeout in µs to MCLKs, for a VCSEL period in PCLKs (rounded to nearest).
+pub const fn timeout_us_to_mclks(us: u32, vcsel_pclks: u8) -> u32 {
+    let ns = macro_period_ns(vcsel_pclks) as u64;
+    if ns == 0 {
+        return 0;
+    }
+    ((us as u64 * 1000 + ns / 2) / ns) as u32
 }
 
 /// What the sensor says about a measurement (the "device range status" of ST's API).
@@ -173,6 +416,8 @@ pub struct Vl53l0x<I2C, D> {
     timeout_ms: u32,
     /// Read during `init` and written back before each measurement, as ST's API does.
     stop_variable: Option<u8>,
+    /// The budget last set, in µs; re-applied after a VCSEL period change.
+    timing_budget_us: u32,
 }
 
 impl<I2C, D, E> Vl53l0x<I2C, D>
@@ -195,6 +440,7 @@ where
             address,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             stop_variable: None,
+            timing_budget_us: 0,
         }
     }
 
@@ -286,9 +532,12 @@ where
         let mux = self.read(reg::GPIO_HV_MUX_ACTIVE_HIGH)?;
         self.write(reg::GPIO_HV_MUX_ACTIVE_HIGH, mux & !0x10)?;
         self.write(reg::SYSTEM_INTERRUPT_CLEAR, 0x01)?;
-        // Sequence steps DSS, pre-range and final range; MSRC and TCC off. (The timing-budget
-        // recalculation that follows here in ST's API is not implemented.)
+        // The budget with every step on, applied again once MSRC and TCC are off: the final
+        // range gets their time.
+        let budget_us = self.measurement_timing_budget_us()?;
+        // Sequence steps DSS, pre-range and final range; MSRC and TCC off.
         self.write(reg::SYSTEM_SEQUENCE_CONFIG, 0xE8)?;
+        self.apply_timing_budget(budget_us)?;
 
         // PerformRefCalibration: VHV, then phase; then restore the sequence.
         self.write(reg::SYSTEM_SEQUENCE_CONFIG, 0x01)?;
@@ -299,6 +548,185 @@ where
 
         self.stop_variable = Some(stop_variable);
         Ok(())
+    }
+
+    /// The measurement timing budget the chip is set to, in µs, read from its sequence steps and
+    /// their timeouts.
+    pub fn measurement_timing_budget_us(&mut self) -> Result<u32, Error<E>> {
+        let (steps, timeouts) = self.steps_and_timeouts()?;
+        Ok(steps.budget_us(&timeouts))
+    }
+
+    /// Sets how long a measurement takes, in µs (at least [`MIN_TIMING_BUDGET_US`]; about 33 ms
+    /// after [`init`](Self::init), 200 ms for ST's high-accuracy mode): the final-range step gets
+    /// what the other steps leave. Raise [`set_timeout_ms`](Self::set_timeout_ms) above a long
+    /// budget.
+    pub fn set_measurement_timing_budget_us(&mut self, budget_us: u32) -> Result<(), Error<E>> {
+        if !self.is_initialized() {
+            return Err(Error::NotInitialized);
+        }
+        self.apply_timing_budget(budget_us)
+    }
+
+    fn apply_timing_budget(&mut self, budget_us: u32) -> Result<(), Error<E>> {
+        if budget_us < MIN_TIMING_BUDGET_US {
+            return Err(Error::InvalidTimingBudget { us: budget_us });
+        }
+        let (steps, timeouts) = self.steps_and_timeouts()?;
+        // Without a final range there is nothing to lengthen (as in ST's API).
+        if steps.final_range {
+            let mclks = steps
+                .final_range_mclks_for(budget_us, &timeouts)
+                .ok_or(Error::InvalidTimingBudget { us: budget_us })?;
+            self.write16(
+                reg::FINAL_RANGE_CONFIG_TIMEOUT_MACROP_HI,
+                encode_timeout(mclks),
+            )?;
+        }
+        self.timing_budget_us = budget_us;
+        Ok(())
+    }
+
+    /// The VCSEL pulse period of a step, in PCLKs.
+    pub fn vcsel_pulse_period(&mut self, step: VcselPeriod) -> Result<u8, Error<E>> {
+        let register = match step {
+            VcselPeriod::PreRange => reg::PRE_RANGE_CONFIG_VCSEL_PERIOD,
+            VcselPeriod::FinalRange => reg::FINAL_RANGE_CONFIG_VCSEL_PERIOD,
+        };
+        Ok(decode_vcsel_period(self.read(register)?))
+    }
+
+    /// Sets the VCSEL pulse period of a step (pre-range 12 to 18, final range 8 to 14 PCLKs,
+    /// even), as ST's `SetVcselPulsePeriod` does: phase limits for the period, the step's
+    /// timeouts kept in µs, the timing budget applied again, and a phase calibration.
+    pub fn set_vcsel_pulse_period(&mut self, step: VcselPeriod, pclks: u8) -> Result<(), Error<E>> {
+        if !self.is_initialized() {
+            return Err(Error::NotInitialized);
+        }
+        // Phase check limits (ST's tables), refused before any bus traffic.
+        enum Limits {
+            Pre(u8),
+            Final {
+                high: u8,
+                width: u8,
+                timeout: u8,
+                lim: u8,
+            },
+        }
+        let limits = match (step, pclks) {
+            (VcselPeriod::PreRange, 12) => Limits::Pre(0x18),
+            (VcselPeriod::PreRange, 14) => Limits::Pre(0x30),
+            (VcselPeriod::PreRange, 16) => Limits::Pre(0x40),
+            (VcselPeriod::PreRange, 18) => Limits::Pre(0x50),
+            (VcselPeriod::FinalRange, 8) => Limits::Final {
+                high: 0x10,
+                width: 0x02,
+                timeout: 0x0C,
+                lim: 0x30,
+            },
+            (VcselPeriod::FinalRange, 10) => Limits::Final {
+                high: 0x28,
+                width: 0x03,
+                timeout: 0x09,
+                lim: 0x20,
+            },
+            (VcselPeriod::FinalRange, 12) => Limits::Final {
+                high: 0x38,
+                width: 0x03,
+                timeout: 0x08,
+                lim: 0x20,
+            },
+            (VcselPeriod::FinalRange, 14) => Limits::Final {
+                high: 0x48,
+                width: 0x03,
+                timeout: 0x07,
+                lim: 0x20,
+            },
+            _ => return Err(Error::InvalidVcselPeriod(pclks)),
+        };
+        let (steps, timeouts) = self.steps_and_timeouts()?;
+        match limits {
+            Limits::Pre(high) => {
+                self.write(reg::PRE_RANGE_CONFIG_VALID_PHASE_HIGH, high)?;
+                self.write(reg::PRE_RANGE_CONFIG_VALID_PHASE_LOW, 0x08)?;
+                self.write(
+                    reg::PRE_RANGE_CONFIG_VCSEL_PERIOD,
+                    encode_vcsel_period(pclks),
+                )?;
+                let pre = timeout_us_to_mclks(timeouts.pre_range_us, pclks);
+                self.write16(reg::PRE_RANGE_CONFIG_TIMEOUT_MACROP_HI, encode_timeout(pre))?;
+                let msrc = timeout_us_to_mclks(timeouts.msrc_dss_tcc_us, pclks);
+                let msrc = if msrc > 256 {
+                    255
+                } else {
+                    msrc.saturating_sub(1) as u8
+                };
+                self.write(reg::MSRC_CONFIG_TIMEOUT_MACROP, msrc)?;
+            }
+            Limits::Final {
+                high,
+                width,
+                timeout,
+                lim,
+            } => {
+                self.write(reg::FINAL_RANGE_CONFIG_VALID_PHASE_HIGH, high)?;
+                self.write(reg::FINAL_RANGE_CONFIG_VALID_PHASE_LOW, 0x08)?;
+                self.write(reg::GLOBAL_CONFIG_VCSEL_WIDTH, width)?;
+                self.write(reg::ALGO_PHASECAL_CONFIG_TIMEOUT, timeout)?;
+                self.write(reg::PAGE, 0x01)?;
+                self.write(reg::ALGO_PHASECAL_LIM, lim)?;
+                self.write(reg::PAGE, 0x00)?;
+                self.write(
+                    reg::FINAL_RANGE_CONFIG_VCSEL_PERIOD,
+                    encode_vcsel_period(pclks),
+                )?;
+                let mut mclks = timeout_us_to_mclks(timeouts.final_range_us, pclks);
+                if steps.pre_range {
+                    mclks += timeouts.pre_range_mclks;
+                }
+                self.write16(
+                    reg::FINAL_RANGE_CONFIG_TIMEOUT_MACROP_HI,
+                    encode_timeout(mclks),
+                )?;
+            }
+        }
+        self.apply_timing_budget(self.timing_budget_us)?;
+        // A new VCSEL period needs a new phase calibration.
+        let sequence = self.read(reg::SYSTEM_SEQUENCE_CONFIG)?;
+        self.write(reg::SYSTEM_SEQUENCE_CONFIG, 0x02)?;
+        self.single_ref_calibration(0x00)?;
+        self.write(reg::SYSTEM_SEQUENCE_CONFIG, sequence)
+    }
+
+    /// Sets the final-range signal rate limit in MCPS (`0.0..512.0`; 0.25 after
+    /// [`init`](Self::init), 0.1 for ST's long-range mode): returns weaker than this count as
+    /// no target.
+    pub fn set_signal_rate_limit_mcps(&mut self, mcps: f32) -> Result<(), Error<E>> {
+        if !(0.0..512.0).contains(&mcps) {
+            return Err(Error::InvalidSignalRateLimit);
+        }
+        // Q9.7 fixed point; the range check keeps it within u16.
+        let q9_7 = (mcps * 128.0) as u16;
+        self.write16(reg::FINAL_RANGE_CONFIG_MIN_COUNT_RATE_RTN_LIMIT, q9_7)
+    }
+
+    /// The enabled sequence steps and their timeouts, read from the chip.
+    fn steps_and_timeouts(&mut self) -> Result<(SequenceSteps, StepTimeouts), Error<E>> {
+        let steps = SequenceSteps::from_register(self.read(reg::SYSTEM_SEQUENCE_CONFIG)?);
+        let pre_vcsel = self.read(reg::PRE_RANGE_CONFIG_VCSEL_PERIOD)?;
+        let msrc = self.read(reg::MSRC_CONFIG_TIMEOUT_MACROP)?;
+        let pre_timeout = self.read16(reg::PRE_RANGE_CONFIG_TIMEOUT_MACROP_HI)?;
+        let final_vcsel = self.read(reg::FINAL_RANGE_CONFIG_VCSEL_PERIOD)?;
+        let final_timeout = self.read16(reg::FINAL_RANGE_CONFIG_TIMEOUT_MACROP_HI)?;
+        let timeouts = StepTimeouts::from_registers(
+            steps,
+            pre_vcsel,
+            msrc,
+            pre_timeout,
+            final_vcsel,
+            final_timeout,
+        );
+        Ok((steps, timeouts))
     }
 
     /// Starts one measurement, waits for it and reads it.
@@ -398,6 +826,14 @@ where
             .map_err(Error::I2c)
     }
 
+    fn read16(&mut self, register: u8) -> Result<u16, Error<E>> {
+        let mut value = [0u8; 2];
+        self.i2c
+            .write_read(self.address, &[register], &mut value)
+            .map_err(Error::I2c)?;
+        Ok(u16::from_be_bytes(value))
+    }
+
     fn read(&mut self, register: u8) -> Result<u8, Error<E>> {
         let mut value = [0u8];
         self.i2c
@@ -434,13 +870,37 @@ mod tests_support {
 
     const A: u8 = DEFAULT_ADDRESS;
 
-    fn w(register: u8, value: u8) -> Tx {
+    pub fn w(register: u8, value: u8) -> Tx {
         Tx::write(A, vec![register, value])
     }
 
-    fn r(register: u8, value: u8) -> Tx {
+    pub fn r(register: u8, value: u8) -> Tx {
         Tx::write_read(A, vec![register], vec![value])
     }
+
+    /// The chip's registers after ST's tuning: pre-range VCSEL period register 6 (14 PCLKs),
+    /// MSRC timeout 0x25, pre-range timeout 0x0096, final-range VCSEL period register 4 (10
+    /// PCLKs), final-range timeout 0x01FE.
+    pub const TUNED: (u8, u8, u16, u8, u16) = (0x06, 0x25, 0x0096, 0x04, 0x01FE);
+
+    /// The reads of the sequence steps and their timeouts.
+    pub fn timing_reads(sequence: u8, regs: (u8, u8, u16, u8, u16)) -> Vec<Tx> {
+        let (pre_vcsel, msrc, pre_timeout, final_vcsel, final_timeout) = regs;
+        vec![
+            r(0x01, sequence),
+            r(0x50, pre_vcsel),
+            r(0x46, msrc),
+            Tx::write_read(A, vec![0x51], pre_timeout.to_be_bytes().to_vec()),
+            r(0x70, final_vcsel),
+            Tx::write_read(A, vec![0x71], final_timeout.to_be_bytes().to_vec()),
+        ]
+    }
+
+    /// The final-range timeout that `init` writes for the tuned registers: the 33 849 µs of
+    /// every step, given to DSS, pre-range and final range (worked by hand: 16 989 µs for the
+    /// others, 16 860 µs = 442 MCLKs of 38 131 ns, plus 151 pre-range MCLKs = 593, encoded
+    /// 148 × 2² + 1).
+    pub const INIT_FINAL_TIMEOUT: u16 = 0x0294;
 
     /// A successful `init` of a chip whose stop variable is `stop`, with `spad_info` in register
     /// 0x92 and `nvm_map` as its SPAD map; each wait succeeds at the first poll.
@@ -497,12 +957,13 @@ mod tests_support {
         frame.extend(map);
         t.push(Tx::write(A, frame));
         t.extend(TUNING.iter().map(|&(reg, value)| w(reg, value)));
+        t.extend([w(0x0A, 0x04), r(0x84, 0x11), w(0x84, 0x01), w(0x0B, 0x01)]);
+        // Timing budget: read with every step on, applied to DSS + pre-range + final range.
+        t.extend(timing_reads(0xFF, TUNED));
+        t.push(w(0x01, 0xE8));
+        t.extend(timing_reads(0xE8, TUNED));
+        t.push(Tx::write(A, vec![0x71, 0x02, 0x94]));
         t.extend([
-            w(0x0A, 0x04),
-            r(0x84, 0x11),
-            w(0x84, 0x01),
-            w(0x0B, 0x01),
-            w(0x01, 0xE8),
             // VHV calibration
             w(0x01, 0x01),
             w(0x00, 0x41),
@@ -544,7 +1005,9 @@ mod tests_support {
 
 #[cfg(test)]
 mod tests {
-    use super::tests_support::{init_transactions, measure_transactions};
+    use super::tests_support::{
+        INIT_FINAL_TIMEOUT, TUNED, init_transactions, measure_transactions, timing_reads,
+    };
     use super::*;
     use embedded_hal::i2c::ErrorKind;
     use embedded_hal_mock::eh1::delay::NoopDelay;
@@ -692,5 +1155,221 @@ mod tests {
         assert_eq!(decode(0), RangeStatus::Other(0));
         let all: Vec<_> = (0..16).map(decode).collect();
         assert_eq!(all.iter().filter(|s| **s == RangeStatus::Valid).count(), 1);
+    }
+
+    fn initialized(t: &[Tx]) -> Driver {
+        let mut all = init_transactions(0x2C, 0x85, [0xFF, 0, 0, 0, 0, 0]);
+        all.extend_from_slice(t);
+        let mut tof = driver(&all);
+        tof.init().unwrap();
+        tof
+    }
+
+    fn tuned_timeouts(sequence: u8) -> (SequenceSteps, StepTimeouts) {
+        let (pre_vcsel, msrc, pre, final_vcsel, fin) = TUNED;
+        let steps = SequenceSteps::from_register(sequence);
+        let t = StepTimeouts::from_registers(steps, pre_vcsel, msrc, pre, final_vcsel, fin);
+        (steps, t)
+    }
+
+    #[test]
+    fn timeout_encoding() {
+        // LSB × 2^MSB + 1.
+        assert_eq!(decode_timeout(0x0096), 151);
+        assert_eq!(decode_timeout(0x01FE), 509);
+        assert_eq!(decode_timeout(0x0294), 593);
+        assert_eq!(encode_timeout(593), 0x0294);
+        assert_eq!(encode_timeout(151), 0x0096);
+        assert_eq!(encode_timeout(1), 0x0000);
+        assert_eq!(encode_timeout(0), 0);
+        // Precision is lost above 256 MCLKs: encoding rounds down.
+        assert_eq!(encode_timeout(594), 0x0294);
+        for mclks in [1u32, 2, 100, 256, 257, 1000, 65_536, 1 << 20] {
+            let back = decode_timeout(encode_timeout(mclks));
+            assert!(back <= mclks, "{mclks} -> {back}");
+            assert!(mclks - back < mclks / 128 + 1, "{mclks} -> {back}");
+        }
+        assert_eq!(decode_vcsel_period(6), 14);
+        assert_eq!(decode_vcsel_period(4), 10);
+        assert_eq!(encode_vcsel_period(18), 8);
+        assert_eq!(encode_vcsel_period(8), 3);
+    }
+
+    #[test]
+    fn macro_periods_and_conversions() {
+        // 2304 PCLKs of 1.655 ns.
+        assert_eq!(macro_period_ns(14), 53_384);
+        assert_eq!(macro_period_ns(10), 38_131);
+        assert_eq!(macro_period_ns(18), 68_636);
+        assert_eq!(timeout_mclks_to_us(38, 14), 2_029);
+        assert_eq!(timeout_mclks_to_us(151, 14), 8_061);
+        assert_eq!(timeout_mclks_to_us(358, 10), 13_651);
+        assert_eq!(timeout_us_to_mclks(16_860, 10), 442);
+        assert_eq!(timeout_us_to_mclks(8_061, 18), 117);
+        // No overflow for budgets of seconds.
+        assert_eq!(timeout_us_to_mclks(10_000_000, 10), 262_254);
+    }
+
+    #[test]
+    fn budget_of_the_tuned_chip() {
+        // Every step on: 1910 + 960 start/end, TCC 2029 + 590, DSS 2 × (2029 + 690),
+        // pre-range 8061 + 660, final range 13651 + 550: the 33.8 ms ST's documents call 33 ms.
+        let (steps, t) = tuned_timeouts(0xFF);
+        assert_eq!(
+            steps,
+            SequenceSteps {
+                tcc: true,
+                dss: true,
+                msrc: true,
+                pre_range: true,
+                final_range: true
+            }
+        );
+        assert_eq!(t.msrc_dss_tcc_mclks, 38);
+        assert_eq!(t.pre_range_mclks, 151);
+        assert_eq!(t.final_range_mclks, 358);
+        assert_eq!(steps.budget_us(&t), 33_849);
+        // MSRC and TCC off: the same budget leaves the final range 442 MCLKs.
+        let (steps, t) = tuned_timeouts(0xE8);
+        assert_eq!(steps.final_range_mclks_for(33_849, &t), Some(593));
+        assert_eq!(encode_timeout(593), INIT_FINAL_TIMEOUT);
+        // 200 ms (high accuracy): 183 011 µs of final range = 4800 MCLKs, + 151.
+        assert_eq!(steps.final_range_mclks_for(200_000, &t), Some(4_951));
+        // Shorter than the other steps: impossible.
+        assert_eq!(steps.final_range_mclks_for(16_988, &t), None);
+        // No final range step: nothing to set.
+        let (steps, t) = tuned_timeouts(0x68);
+        assert_eq!(steps.final_range_mclks_for(33_849, &t), None);
+    }
+
+    #[test]
+    fn set_and_read_the_timing_budget() {
+        let mut t = timing_reads(0xE8, TUNED);
+        // 4951 MCLKs, encoded 154 × 2⁵ + 1 (4929: the encoding rounds down).
+        t.push(Tx::write(DEFAULT_ADDRESS, vec![0x71, 0x05, 0x9A]));
+        let (pre_vcsel, msrc, pre, final_vcsel, _) = TUNED;
+        t.extend(timing_reads(
+            0xE8,
+            (pre_vcsel, msrc, pre, final_vcsel, 0x059A),
+        ));
+        let mut tof = initialized(&t);
+        tof.set_measurement_timing_budget_us(200_000).unwrap();
+        // Read back: 1910 + 960 + DSS 5438 + pre-range 8721 + final (4929 - 151) MCLKs ×
+        // 38.131 µs = 182 190, + 550: 199 769 µs. The encoding dropped 22 MCLKs (839 µs); the
+        // read counts ST's larger start overhead (590 µs more).
+        assert_eq!(tof.measurement_timing_budget_us().unwrap(), 199_769);
+        done(tof);
+    }
+
+    #[test]
+    fn short_budgets_are_refused() {
+        let mut tof = initialized(&[]);
+        // Below ST's minimum: refused before any bus traffic.
+        assert_eq!(
+            tof.set_measurement_timing_budget_us(19_999),
+            Err(Error::InvalidTimingBudget { us: 19_999 })
+        );
+        done(tof);
+        // Above the minimum but shorter than long pre-range and MSRC timeouts.
+        let (pre_vcsel, _, _, final_vcsel, fin) = TUNED;
+        let long = (pre_vcsel, 0xFF, 0x0196, final_vcsel, fin);
+        let mut tof = initialized(&timing_reads(0xE8, long));
+        assert_eq!(
+            tof.set_measurement_timing_budget_us(20_000),
+            Err(Error::InvalidTimingBudget { us: 20_000 })
+        );
+        done(tof);
+        let mut tof = driver(&[]);
+        assert_eq!(
+            tof.set_measurement_timing_budget_us(33_000),
+            Err(Error::NotInitialized)
+        );
+        done(tof);
+    }
+
+    #[test]
+    fn long_range_vcsel_periods() {
+        let w = |register: u8, value: u8| Tx::write(DEFAULT_ADDRESS, vec![register, value]);
+        let (_, _, _, final_vcsel, _) = TUNED;
+        // Pre-range 18 PCLKs: phase limits, period register 8; the pre-range keeps its 8061 µs
+        // (117 MCLKs of 68 636 ns, encoded 116) and MSRC its 2029 µs (30 MCLKs, register 29).
+        let mut t = timing_reads(0xE8, (0x06, 0x25, 0x0096, final_vcsel, INIT_FINAL_TIMEOUT));
+        t.extend([
+            w(0x57, 0x50),
+            w(0x56, 0x08),
+            w(0x50, 0x08),
+            Tx::write(DEFAULT_ADDRESS, vec![0x51, 0x00, 0x74]),
+            w(0x46, 0x1D),
+        ]);
+        // The 33 849 µs budget again: others 1320 + 960 + DSS 2 × (2059 + 690) + pre-range
+        // 8030 + 660 + 550 = 17 018 µs; final 16 831 µs = 441 MCLKs, + 117 = 558 (0x028B).
+        let after_pre = (0x08, 0x1D, 0x0074, final_vcsel, INIT_FINAL_TIMEOUT);
+        t.extend(timing_reads(0xE8, after_pre));
+        t.push(Tx::write(DEFAULT_ADDRESS, vec![0x71, 0x02, 0x8B]));
+        // Phase calibration, sequence restored.
+        t.extend([
+            r(0x01, 0xE8),
+            w(0x01, 0x02),
+            w(0x00, 0x01),
+            r(0x13, 0x07),
+            w(0x0B, 0x01),
+            w(0x00, 0x00),
+            w(0x01, 0xE8),
+        ]);
+        // Final range 14 PCLKs: limits (0x30 on page 0, then on page 1), period register 6;
+        // the final range keeps its µs: (558 - 117) MCLKs × 38 131 ns = 16 816 µs, which is
+        // 315 MCLKs of 53 384 ns, + 117 = 432 (0x01D7).
+        let after_pre_budget = (0x08, 0x1D, 0x0074, final_vcsel, 0x028B);
+        t.extend(timing_reads(0xE8, after_pre_budget));
+        t.extend([
+            w(0x48, 0x48),
+            w(0x47, 0x08),
+            w(0x32, 0x03),
+            w(0x30, 0x07),
+            w(0xFF, 0x01),
+            w(0x30, 0x20),
+            w(0xFF, 0x00),
+            w(0x70, 0x06),
+            Tx::write(DEFAULT_ADDRESS, vec![0x71, 0x01, 0xD7]),
+        ]);
+        // Budget again with the new period: final 16 831 µs = 315 MCLKs, + 117 = 432.
+        t.extend(timing_reads(0xE8, (0x08, 0x1D, 0x0074, 0x06, 0x01D7)));
+        t.push(Tx::write(DEFAULT_ADDRESS, vec![0x71, 0x01, 0xD7]));
+        t.extend([
+            r(0x01, 0xE8),
+            w(0x01, 0x02),
+            w(0x00, 0x01),
+            r(0x13, 0x07),
+            w(0x0B, 0x01),
+            w(0x00, 0x00),
+            w(0x01, 0xE8),
+        ]);
+        t.push(Tx::write(DEFAULT_ADDRESS, vec![0x44, 0x00, 0x0C]));
+        t.push(r(0x50, 0x08));
+        let mut tof = initialized(&t);
+        tof.set_vcsel_pulse_period(VcselPeriod::PreRange, 18)
+            .unwrap();
+        tof.set_vcsel_pulse_period(VcselPeriod::FinalRange, 14)
+            .unwrap();
+        // 0.1 MCPS in Q9.7: 12.
+        tof.set_signal_rate_limit_mcps(0.1).unwrap();
+        assert_eq!(tof.vcsel_pulse_period(VcselPeriod::PreRange).unwrap(), 18);
+        assert_eq!(
+            tof.set_vcsel_pulse_period(VcselPeriod::PreRange, 10),
+            Err(Error::InvalidVcselPeriod(10))
+        );
+        assert_eq!(
+            tof.set_vcsel_pulse_period(VcselPeriod::FinalRange, 16),
+            Err(Error::InvalidVcselPeriod(16))
+        );
+        assert_eq!(
+            tof.set_signal_rate_limit_mcps(512.0),
+            Err(Error::InvalidSignalRateLimit)
+        );
+        assert_eq!(
+            tof.set_signal_rate_limit_mcps(-0.1),
+            Err(Error::InvalidSignalRateLimit)
+        );
+        done(tof);
     }
 }

@@ -21,10 +21,12 @@ use replenish_firmware::TankGeometry;
 use replenish_firmware::drivers::hx711::{self, Hx711};
 #[cfg(feature = "tank")]
 use replenish_firmware::drivers::vl53l0x::{self, Vl53l0x};
-use replenish_firmware::{CommandAction, DeviceRuntime, SlotMonitor};
+use replenish_firmware::{Calibration, CommandAction, DeviceRuntime, SlotMonitor};
 #[cfg(feature = "tank")]
 use replenish_protocol::message::Detail;
 use replenish_protocol::{Command, FaultCode, Id, ReportBody, codec};
+
+use crate::storage::Storage;
 
 /// Reports kept while offline (about 150 bytes each); older ones are dropped and counted.
 pub const REPORT_BUFFER: usize = 32;
@@ -41,6 +43,12 @@ const TANK_FAILURES: u32 = 20;
 #[cfg(feature = "tank")]
 /// Interval of attempts to initialise a tank sensor that failed to, in ms.
 const TANK_RETRY_MS: u64 = 10_000;
+
+/// Index of the load cell's calibration in the stored record.
+pub const SCALE_SLOT: usize = 0;
+/// Index of the tank's calibration in the stored record.
+#[cfg_attr(not(feature = "tank"), allow(dead_code))]
+pub const TANK_SLOT: usize = 1;
 
 /// The device runtime of this board.
 pub type Runtime = DeviceRuntime<REPORT_BUFFER>;
@@ -114,16 +122,18 @@ pub struct App {
     scale: Scale,
     #[cfg(feature = "tank")]
     tank: Option<Tank>,
+    storage: Option<Storage>,
 }
 
 impl App {
-    /// An appliance with a load cell.
-    pub fn new(runtime: Runtime, scale: Scale) -> Self {
+    /// An appliance with a load cell; calibrations are saved in `storage` if there is one.
+    pub fn new(runtime: Runtime, scale: Scale, storage: Option<Storage>) -> Self {
         Self {
             runtime,
             scale,
             #[cfg(feature = "tank")]
             tank: None,
+            storage,
         }
     }
 
@@ -163,11 +173,15 @@ impl App {
         };
         match self.runtime.handle_command(&command, now) {
             CommandAction::Tare { id, slot } => {
-                let result = self.monitor_mut(&slot).map(SlotMonitor::tare);
+                let result = self
+                    .monitor_mut(&slot)
+                    .map(|(index, m)| (index, m.tare().map(|()| *m.calibration())));
                 self.complete(id, result);
             }
             CommandAction::Calibrate { id, slot, known } => {
-                let result = self.monitor_mut(&slot).map(|m| m.calibrate(known));
+                let result = self
+                    .monitor_mut(&slot)
+                    .map(|(index, m)| (index, m.calibrate(known).map(|()| *m.calibration())));
                 self.complete(id, result);
             }
             CommandAction::ReportIntervalChanged { interval_ms } => {
@@ -180,32 +194,41 @@ impl App {
         }
     }
 
-    fn monitor_mut(&mut self, slot: &Id) -> Option<&mut SlotMonitor> {
+    /// The monitor of `slot`, with the index of its calibration in the stored record.
+    fn monitor_mut(&mut self, slot: &Id) -> Option<(usize, &mut SlotMonitor)> {
         if self.scale.monitor.slot() == slot {
-            return Some(&mut self.scale.monitor);
+            return Some((SCALE_SLOT, &mut self.scale.monitor));
         }
         #[cfg(feature = "tank")]
         if let Some(tank) = self.tank.as_mut().filter(|t| t.monitor.slot() == slot) {
-            return Some(&mut tank.monitor);
+            return Some((TANK_SLOT, &mut tank.monitor));
         }
         None
     }
 
-    fn complete<E: core::fmt::Display>(&mut self, id: u32, result: Option<Result<(), E>>) {
-        match result {
-            Some(result) => {
-                if let Err(e) = &result {
-                    println!("command {id} failed: {e}");
-                } else {
-                    // Calibration lives in RAM only: persisting it needs flash storage (not yet).
-                    println!("command {id} done (calibration kept until reboot)");
-                }
-                self.runtime.complete_command(id, result);
+    /// Acks a tare or calibration and keeps a new calibration in flash.
+    fn complete<E: core::fmt::Display>(
+        &mut self,
+        id: u32,
+        result: Option<(usize, Result<Calibration, E>)>,
+    ) {
+        let Some((index, result)) = result else {
+            self.runtime
+                .complete_command(id, Err("slot has no monitor"));
+            return;
+        };
+        match &result {
+            Err(e) => println!("command {id} failed: {e}"),
+            Ok(calibration) => {
+                let kept = self
+                    .storage
+                    .as_mut()
+                    .is_some_and(|s| s.save_calibration(index, *calibration));
+                let until = if kept { "saved" } else { "kept until reboot" };
+                println!("command {id} done (calibration {until})");
             }
-            None => self
-                .runtime
-                .complete_command(id, Err("slot has no monitor")),
         }
+        self.runtime.complete_command(id, result.map(|_| ()));
     }
 
     fn poll_scale(&mut self, now: u64) {

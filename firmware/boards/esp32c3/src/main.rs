@@ -16,7 +16,9 @@ extern crate alloc;
 
 mod app;
 mod config;
+mod heap;
 mod mqtt;
+mod storage;
 
 use core::fmt::Write as _;
 
@@ -36,7 +38,7 @@ use esp_hal::timer::timg::TimerGroup;
 use esp_println::println;
 use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{
-    AuthenticationMethodConfig, Config as WifiConfig, ControllerConfig, Interface, WifiController,
+    AuthenticationMethodConfig, Config as WifiConfig, Interface, WifiController,
 };
 use heapless::{String, Vec};
 use replenish_firmware::drivers::hx711::Hx711;
@@ -95,10 +97,9 @@ fn id(value: &str, name: &str) -> Id {
 #[esp_rtos::main]
 async fn main(spawner: Spawner) -> ! {
     let peripherals = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CpuClock::max()));
-    // Wi-Fi needs a heap (its blobs and esp-radio allocate); the rest of the firmware does not.
-    // 64 KiB in the RAM the bootloader used (reclaimed after boot), 32 KiB in ordinary RAM.
-    esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: 64 * 1024);
-    esp_alloc::heap_allocator!(size: 32 * 1024);
+    // Wi-Fi needs a heap (see `heap` below); the rest of the firmware does not.
+    esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: heap::RECLAIMED);
+    esp_alloc::heap_allocator!(size: heap::MARGIN);
 
     let timg0 = TimerGroup::new(peripherals.TIMG0);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
@@ -123,7 +124,7 @@ async fn main(spawner: Spawner) -> ! {
         .with_authentication(authentication);
     let controller = match WifiController::new(
         peripherals.WIFI,
-        ControllerConfig::default().with_initial_config(WifiConfig::Station(station)),
+        heap::wifi_config().with_initial_config(WifiConfig::Station(station)),
     ) {
         Ok(c) => c,
         Err(e) => {
@@ -184,13 +185,19 @@ async fn main(spawner: Spawner) -> ! {
         InputConfig::default().with_pull(Pull::None),
     );
     let sck = Output::new(peripherals.GPIO5, Level::Low, OutputConfig::default());
-    let calibration = Calibration::new(
+    // The boot counter and calibrations kept in flash (build-time values on a fresh device).
+    let built = Calibration::new(
         integer(config::HX711_OFFSET, "HX711_OFFSET"),
         decimal(config::HX711_SCALE, "HX711_SCALE"),
     );
+    let boot = storage::boot(
+        peripherals.FLASH,
+        [built, Calibration::IDENTITY],
+        rng.random(),
+    );
     let scale = Scale::new(
         Hx711::new(dout, sck, Delay::new()),
-        SlotMonitor::for_spec(&scale_spec, calibration),
+        SlotMonitor::for_spec(&scale_spec, boot.calibrations[app::SCALE_SLOT]),
     );
 
     // Optional VL53L0X on I2C0: SDA GPIO6, SCL GPIO7 (cargo feature `tank`).
@@ -215,7 +222,7 @@ async fn main(spawner: Spawner) -> ! {
         };
         let monitor = SlotMonitor::new(
             spec.id.clone(),
-            Calibration::IDENTITY,
+            boot.calibrations[app::TANK_SLOT],
             DetectorConfig::for_unit(Unit::Ml),
         );
         if slots.push(spec).is_err() {
@@ -233,9 +240,9 @@ async fn main(spawner: Spawner) -> ! {
     let birth = Birth {
         model: id(config::MODEL, "MODEL"),
         firmware,
-        // Random rather than counted: there is no flash storage for a counter yet, and the agent
-        // only needs it to differ between boots.
-        boot: rng.random(),
+        // Counted in flash; random if the flash cannot be used (the agent only needs it to
+        // differ between boots).
+        boot: boot.boot,
         slots,
     };
     let runtime = match Runtime::new(birth, RuntimeConfig::default()) {
@@ -246,7 +253,7 @@ async fn main(spawner: Spawner) -> ! {
         }
     };
     static APP: StaticCell<App> = StaticCell::new();
-    let app = App::new(runtime, scale);
+    let app = App::new(runtime, scale, boot.storage);
     #[cfg(feature = "tank")]
     let app = match tank {
         Some(tank) => app.with_tank(tank),
@@ -333,12 +340,14 @@ async fn wifi_task(mut controller: WifiController<'static>) {
                     info.ssid.as_str(),
                     info.channel
                 );
+                heap::report("after the Wi-Fi connect");
                 if let Err(e) = controller.wait_for_disconnect_async().await {
                     println!("Wi-Fi: {e:?}");
                 }
                 println!("Wi-Fi: disconnected");
             }
-            Err(e) => println!("Wi-Fi: cannot connect: {e:?}"),
+            // Display, not Debug: Debug escapes the SSID (Unicode tables, about 2 KiB of flash).
+            Err(e) => println!("Wi-Fi: cannot connect: {e}"),
         }
         Timer::after(Duration::from_secs(5)).await;
     }

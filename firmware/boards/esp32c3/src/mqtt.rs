@@ -21,11 +21,11 @@ use replenish_firmware::Outgoing;
 use replenish_protocol::{Channel, Id, MAX_PAYLOAD, Status, codec, topic};
 use rust_mqtt::Bytes;
 use rust_mqtt::buffer::AllocBuffer;
-use rust_mqtt::client::Client;
 use rust_mqtt::client::event::Event;
 use rust_mqtt::client::options::{
     ConnectOptions, PublicationOptions, SubscriptionOptions, TopicReference, WillOptions,
 };
+use rust_mqtt::client::{Client, MqttError};
 use rust_mqtt::config::KeepAlive;
 use rust_mqtt::types::{MqttBinary, MqttString, PacketIdentifier, TopicFilter, TopicName};
 
@@ -92,6 +92,34 @@ fn ended(what: &str, detail: &dyn core::fmt::Debug) -> SessionEnded {
     SessionEnded
 }
 
+/// Prints what failed in the MQTT client and ends the session. Not the error's `Debug`: that
+/// formats the broker's reason string with Unicode escaping, about 3.5 KiB of flash.
+fn client_failed<const P: usize, A>(what: &str, e: &MqttError<'_, P, A>) -> SessionEnded {
+    let why = match e {
+        MqttError::Network(kind) => {
+            println!("MQTT: {what} failed: network: {kind:?}");
+            return SessionEnded;
+        }
+        MqttError::Disconnect {
+            reason,
+            reason_string,
+            ..
+        } => {
+            let text = reason_string.as_ref().map_or("", |s| s.as_str());
+            println!("MQTT: {what}: the broker disconnected: {reason:?} {text}");
+            return SessionEnded;
+        }
+        MqttError::Server => "protocol error by the broker",
+        MqttError::Alloc => "out of heap",
+        MqttError::RecoveryRequired => "connection unusable",
+        MqttError::ServerMaximumPacketSizeExceeded => "packet larger than the broker accepts",
+        MqttError::SendQuotaExceeded => "send quota exceeded",
+        MqttError::UnsupportedByServer => "not supported by the broker",
+        _ => "client error",
+    };
+    ended_because(what, why)
+}
+
 /// Prints what failed and why, in words, and ends the session.
 fn ended_because(what: &str, why: &str) -> SessionEnded {
     println!("MQTT: {what} failed: {why}");
@@ -156,12 +184,13 @@ pub async fn session(
 
     // The last will: `offline`, retained, in binary form.
     let mut will = [0u8; 8];
-    let will = codec::encode_binary(&Status::Offline, &mut will).map_err(|e| ended("will", &e))?;
+    let will = codec::encode_binary(&Status::Offline, &mut will)
+        .map_err(|_| ended_because("will", "invalid"))?;
     let will_topic =
         topic_name(&topics.status).ok_or_else(|| ended_because("will topic", "invalid"))?;
     let will = WillOptions::new(
         will_topic,
-        MqttBinary::from_slice(will).map_err(|e| ended("will", &e))?,
+        MqttBinary::from_slice(will).map_err(|_| ended_because("will", "invalid"))?,
     )
     .at_least_once()
     .retain();
@@ -172,24 +201,28 @@ pub async fn session(
         .keep_alive(KeepAlive::Seconds(keep_alive))
         .will(will);
     if !config::MQTT_USER.is_empty() {
-        let user = MqttString::from_str(config::MQTT_USER).map_err(|e| ended("user", &e))?;
+        let user = MqttString::from_str(config::MQTT_USER)
+            .map_err(|_| ended_because("user", "invalid"))?;
         let password = MqttBinary::from_slice(config::MQTT_PASSWORD.as_bytes())
-            .map_err(|e| ended("password", &e))?;
+            .map_err(|_| ended_because("password", "invalid"))?;
         options = options.user_name(user).password(password);
     }
-    let id = MqttString::from_str(client_id.as_str()).map_err(|e| ended("client id", &e))?;
+    let id = MqttString::from_str(client_id.as_str())
+        .map_err(|_| ended_because("client id", "invalid"))?;
     client
         .connect(&mut socket, &options, Some(id))
         .await
-        .map_err(|e| ended("MQTT connect", &e))?;
+        .map_err(|e| client_failed("MQTT connect", &e))?;
     println!("MQTT: connected to {broker} as {client_id}");
+    crate::heap::report("after the MQTT connect");
 
-    let cmd = MqttString::from_str(&topics.cmd).map_err(|e| ended("cmd topic", &e))?;
+    let cmd =
+        MqttString::from_str(&topics.cmd).map_err(|_| ended_because("cmd topic", "invalid"))?;
     let filter = TopicFilter::new(cmd).ok_or_else(|| ended_because("cmd filter", "invalid"))?;
     client
         .subscribe(filter, &SubscriptionOptions::new().at_least_once())
         .await
-        .map_err(|e| ended("subscribe", &e))?;
+        .map_err(|e| client_failed("subscribe", &e))?;
 
     app.runtime.connected(now_ms());
     let mut in_flight: Option<(PacketIdentifier, Outgoing, u64)> = None;
@@ -213,7 +246,7 @@ pub async fn session(
             let pid = client
                 .publish(&publication, Bytes::from(&bytes[..]))
                 .await
-                .map_err(|e| ended("publish", &e))?
+                .map_err(|e| client_failed("publish", &e))?
                 .ok_or_else(|| ended_because("publish", "no packet identifier for QoS 1"))?;
             in_flight = Some((pid, out, now));
             last_sent = now;
@@ -224,7 +257,7 @@ pub async fn session(
             return Err(ended_because("PUBACK", "timed out"));
         }
         if now.saturating_sub(last_sent) > PING_AFTER_MS {
-            client.ping().await.map_err(|e| ended("ping", &e))?;
+            client.ping().await.map_err(|e| client_failed("ping", &e))?;
             last_sent = now;
         }
 
@@ -236,12 +269,12 @@ pub async fn session(
         .await;
         let header = match polled {
             Either::First(()) => continue,
-            Either::Second(header) => header.map_err(|e| ended("receive", &e))?,
+            Either::Second(header) => header.map_err(|e| client_failed("receive", &e))?,
         };
         let event = client
             .poll_body(header)
             .await
-            .map_err(|e| ended("receive", &e))?;
+            .map_err(|e| client_failed("receive", &e))?;
         match event {
             Event::Publish(publish) => app.command(publish.message.as_bytes(), now_ms()),
             Event::PublishAcknowledged(ack) => {
