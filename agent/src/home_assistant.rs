@@ -719,3 +719,250 @@ enum CommandFailed {
     Nothing(String),
     Refused(AskError),
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn settings(control: bool) -> HaSettings {
+        HaSettings {
+            prefix: "replenish/v1".into(),
+            household: "home".into(),
+            ha_prefix: "homeassistant".into(),
+            control,
+            public_url: "http://gateway.local:8080".into(),
+            refresh: Duration::from_secs(60),
+        }
+    }
+
+    fn device() -> DeviceSnapshot {
+        DeviceSnapshot {
+            id: "coffee".into(),
+            model: "coffee-maker".into(),
+            firmware: "0.1.0".into(),
+            online: true,
+            slots: vec![SlotSnapshot {
+                id: "beans".into(),
+                consumable: "coffee_beans".into(),
+                unit: "g".into(),
+                capacity: 1000.0,
+                level: Some(412.25),
+                empty_at: Some(1_700_000_000_000 + 5 * DAY_MS + DAY_MS / 4),
+                mode: Mode::Approve,
+                pending_order: Some("o-000003".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn discovery_config_is_the_device_based_form() {
+        let config = discovery_config(&settings(true), &device());
+        let expected = json!({
+            "dev": {
+                "identifiers": ["replenish_home_coffee"],
+                "name": "coffee",
+                "model": "coffee-maker",
+                "sw_version": "0.1.0",
+                "manufacturer": "replenish",
+                "configuration_url": "http://gateway.local:8080",
+            },
+            "o": { "name": "replenish-agent", "sw_version": env!("CARGO_PKG_VERSION") },
+            "availability": [
+                { "topic": "replenish/v1/home/agent/availability" },
+                {
+                    "topic": "replenish/v1/home/agent/ha/coffee/state",
+                    "value_template": "{{ 'online' if value_json.online else 'offline' }}",
+                },
+            ],
+            "availability_mode": "all",
+            "state_topic": "replenish/v1/home/agent/ha/coffee/state",
+            "qos": 1,
+            "cmps": {
+                "beans_level": {
+                    "p": "sensor",
+                    "name": "Coffee beans level",
+                    "unique_id": "replenish_home_coffee_beans_level",
+                    "unit_of_measurement": "g",
+                    "state_class": "measurement",
+                    "icon": "mdi:gauge",
+                    "value_template": "{{ value_json.slots['beans'].level }}",
+                },
+                "beans_days_to_empty": {
+                    "p": "sensor",
+                    "name": "Coffee beans days to empty",
+                    "unique_id": "replenish_home_coffee_beans_days_to_empty",
+                    "device_class": "duration",
+                    "unit_of_measurement": "d",
+                    "state_class": "measurement",
+                    "suggested_display_precision": 1,
+                    "value_template": "{{ value_json.slots['beans'].days_to_empty }}",
+                },
+                "beans_empty_at": {
+                    "p": "sensor",
+                    "name": "Coffee beans predicted empty",
+                    "unique_id": "replenish_home_coffee_beans_empty_at",
+                    "device_class": "timestamp",
+                    "value_template": "{{ value_json.slots['beans'].empty_at }}",
+                },
+                "beans_low": {
+                    "p": "binary_sensor",
+                    "name": "Coffee beans low",
+                    "unique_id": "replenish_home_coffee_beans_low",
+                    "payload_on": "ON",
+                    "payload_off": "OFF",
+                    "value_template": "{{ 'ON' if value_json.slots['beans'].low else 'OFF' }}",
+                },
+                "beans_approve": {
+                    "p": "button",
+                    "name": "Approve coffee beans order",
+                    "unique_id": "replenish_home_coffee_beans_approve",
+                    "icon": "mdi:cart-check",
+                    "command_topic": "replenish/v1/home/agent/ha/coffee/beans/approve",
+                    "payload_press": "PRESS",
+                },
+                "beans_mode": {
+                    "p": "select",
+                    "name": "Coffee beans mode",
+                    "unique_id": "replenish_home_coffee_beans_mode",
+                    "icon": "mdi:cart-cog",
+                    "options": ["auto", "approve", "notify", "off"],
+                    "command_topic": "replenish/v1/home/agent/ha/coffee/beans/mode",
+                    "value_template": "{{ value_json.slots['beans'].mode }}",
+                },
+            },
+        });
+        assert_eq!(config, expected, "{config:#}");
+        assert_eq!(
+            settings(true).discovery_topic("coffee"),
+            "homeassistant/device/home_coffee/config"
+        );
+    }
+
+    #[test]
+    fn without_control_there_is_no_button_and_the_mode_is_read_only() {
+        let config = discovery_config(&settings(false), &device());
+        let cmps = config["cmps"].as_object().unwrap();
+        assert!(!cmps.contains_key("beans_approve"));
+        assert_eq!(cmps["beans_mode"]["p"], "sensor");
+        assert!(cmps["beans_mode"].get("command_topic").is_none());
+        assert!(cmps.values().all(|c| c.get("command_topic").is_none()));
+    }
+
+    #[test]
+    fn two_slots_of_one_consumable_get_distinct_names() {
+        let mut d = device();
+        let mut second = d.slots[0].clone();
+        second.id = "hopper2".into();
+        d.slots.push(second);
+        let config = discovery_config(&settings(true), &d);
+        assert_eq!(
+            config["cmps"]["hopper2_level"]["name"],
+            "Coffee beans (hopper2) level"
+        );
+        assert_eq!(config["cmps"]["beans_level"]["name"], "Coffee beans (beans) level");
+    }
+
+    #[test]
+    fn state_has_days_timestamp_low_and_mode() {
+        let now = 1_700_000_000_000;
+        let state = state_payload(&device(), now);
+        assert_eq!(
+            state,
+            json!({
+                "online": true,
+                "slots": { "beans": {
+                    "consumable": "coffee_beans",
+                    "level": 412.3,
+                    "unit": "g",
+                    "days_to_empty": 5.3,
+                    "empty_at": "2023-11-20T04:13:20Z",
+                    "low": false,
+                    "mode": "approve",
+                    "pending_order": "o-000003",
+                }},
+            })
+        );
+        // Low by level, and by days.
+        let mut d = device();
+        d.slots[0].level = Some(150.0);
+        assert_eq!(state_payload(&d, now)["slots"]["beans"]["low"], true);
+        let soon = state_payload(&device(), now + 3 * DAY_MS);
+        assert_eq!(soon["slots"]["beans"]["low"], true);
+        // Unknown values are null, which Home Assistant's templates render as unknown.
+        let mut d = device();
+        d.slots[0].level = None;
+        d.slots[0].empty_at = None;
+        let state = state_payload(&d, now);
+        assert!(state["slots"]["beans"]["level"].is_null());
+        assert!(state["slots"]["beans"]["empty_at"].is_null());
+        assert_eq!(state["slots"]["beans"]["low"], false);
+    }
+
+    #[test]
+    fn commands_are_parsed_strictly() {
+        let s = settings(true);
+        assert_eq!(
+            parse_command(&s, "homeassistant/status", b"online"),
+            Ok(Command::Announce)
+        );
+        assert!(matches!(
+            parse_command(&s, "homeassistant/status", b"offline"),
+            Err(CommandError::Ignored(_))
+        ));
+        assert_eq!(
+            parse_command(&s, "replenish/v1/home/agent/ha/coffee/beans/approve", b"PRESS"),
+            Ok(Command::Approve {
+                device: "coffee".into(),
+                slot: "beans".into()
+            })
+        );
+        assert!(matches!(
+            parse_command(&s, "replenish/v1/home/agent/ha/coffee/beans/approve", b"yes"),
+            Err(CommandError::Payload(_))
+        ));
+        assert_eq!(
+            parse_command(&s, "replenish/v1/home/agent/ha/coffee/beans/mode", b"notify"),
+            Ok(Command::SetMode {
+                device: "coffee".into(),
+                slot: "beans".into(),
+                mode: Mode::Notify
+            })
+        );
+        assert!(matches!(
+            parse_command(&s, "replenish/v1/home/agent/ha/coffee/beans/mode", b"sometimes"),
+            Err(CommandError::Payload(_))
+        ));
+        for topic in [
+            "replenish/v1/other/agent/ha/coffee/beans/mode",
+            "replenish/v1/home/agent/ha/coffee/state",
+            "replenish/v1/home/agent/ha/Coffee!/beans/mode",
+        ] {
+            assert!(
+                matches!(parse_command(&s, topic, b"auto"), Err(CommandError::Topic(_))),
+                "{topic}"
+            );
+        }
+    }
+
+    /// The subscriptions match the command topics the configs name, and not the state topics.
+    #[test]
+    fn subscriptions_cover_commands_only() {
+        let s = settings(true);
+        let matches = |filter: &str, topic: &str| {
+            let f: Vec<&str> = filter.split('/').collect();
+            let t: Vec<&str> = topic.split('/').collect();
+            f.len() == t.len() && f.iter().zip(&t).all(|(a, b)| *a == "+" || a == b)
+        };
+        let subs = s.subscriptions();
+        for topic in [
+            s.approve_topic("coffee", "beans"),
+            s.mode_topic("coffee", "beans"),
+            s.ha_status_topic(),
+        ] {
+            assert!(subs.iter().any(|f| matches(f, &topic)), "{topic}");
+        }
+        assert!(!subs.iter().any(|f| matches(f, &s.state_topic("coffee"))));
+    }
+}
