@@ -861,7 +861,10 @@ mod tests {
             config["cmps"]["hopper2_level"]["name"],
             "Coffee beans (hopper2) level"
         );
-        assert_eq!(config["cmps"]["beans_level"]["name"], "Coffee beans (beans) level");
+        assert_eq!(
+            config["cmps"]["beans_level"]["name"],
+            "Coffee beans (beans) level"
+        );
     }
 
     #[test]
@@ -912,18 +915,30 @@ mod tests {
             Err(CommandError::Ignored(_))
         ));
         assert_eq!(
-            parse_command(&s, "replenish/v1/home/agent/ha/coffee/beans/approve", b"PRESS"),
+            parse_command(
+                &s,
+                "replenish/v1/home/agent/ha/coffee/beans/approve",
+                b"PRESS"
+            ),
             Ok(Command::Approve {
                 device: "coffee".into(),
                 slot: "beans".into()
             })
         );
         assert!(matches!(
-            parse_command(&s, "replenish/v1/home/agent/ha/coffee/beans/approve", b"yes"),
+            parse_command(
+                &s,
+                "replenish/v1/home/agent/ha/coffee/beans/approve",
+                b"yes"
+            ),
             Err(CommandError::Payload(_))
         ));
         assert_eq!(
-            parse_command(&s, "replenish/v1/home/agent/ha/coffee/beans/mode", b"notify"),
+            parse_command(
+                &s,
+                "replenish/v1/home/agent/ha/coffee/beans/mode",
+                b"notify"
+            ),
             Ok(Command::SetMode {
                 device: "coffee".into(),
                 slot: "beans".into(),
@@ -931,7 +946,11 @@ mod tests {
             })
         );
         assert!(matches!(
-            parse_command(&s, "replenish/v1/home/agent/ha/coffee/beans/mode", b"sometimes"),
+            parse_command(
+                &s,
+                "replenish/v1/home/agent/ha/coffee/beans/mode",
+                b"sometimes"
+            ),
             Err(CommandError::Payload(_))
         ));
         for topic in [
@@ -940,7 +959,10 @@ mod tests {
             "replenish/v1/home/agent/ha/Coffee!/beans/mode",
         ] {
             assert!(
-                matches!(parse_command(&s, topic, b"auto"), Err(CommandError::Topic(_))),
+                matches!(
+                    parse_command(&s, topic, b"auto"),
+                    Err(CommandError::Topic(_))
+                ),
                 "{topic}"
             );
         }
