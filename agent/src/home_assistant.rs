@@ -968,6 +968,34 @@ mod tests {
         }
     }
 
+    /// The examples in `docs/home-assistant.md` are what the code produces.
+    #[test]
+    fn the_doc_examples_match_the_code() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/home-assistant.md"
+        ))
+        .unwrap();
+        let blocks: Vec<Value> = doc
+            .split("```json")
+            .skip(1)
+            .map(|b| serde_json::from_str(b.split("```").next().unwrap()).unwrap())
+            .collect();
+        let mut config = discovery_config(&settings(true), &device());
+        config["o"]["sw_version"] = json!("0.1.0");
+        let documented = &blocks[0];
+        for (key, value) in documented.as_object().unwrap() {
+            if key == "cmps" {
+                for (id, component) in value.as_object().unwrap() {
+                    assert_eq!(&config["cmps"][id], component, "doc component {id}");
+                }
+            } else {
+                assert_eq!(&config[key], value, "doc field {key}");
+            }
+        }
+        assert_eq!(blocks[1], state_payload(&device(), 1_700_000_000_000));
+    }
+
     /// The subscriptions match the command topics the configs name, and not the state topics.
     #[test]
     fn subscriptions_cover_commands_only() {

@@ -566,6 +566,31 @@ mod tests {
         assert!(headers.contains(&("Title", "Approve a reorder of coffee_beans?".to_string())));
     }
 
+    /// The approval message documented in `docs/home-assistant.md` has exactly these fields.
+    #[test]
+    fn the_documented_message_has_the_same_fields() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/home-assistant.md"
+        ))
+        .unwrap();
+        let documented: serde_json::Value = doc
+            .split("```json")
+            .filter_map(|b| serde_json::from_str(b.split("```").next().unwrap()).ok())
+            .find(|v: &serde_json::Value| v.get("order_id").is_some())
+            .expect("an approval message in the doc");
+        let keys = |v: &serde_json::Value| {
+            v.as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<String>>()
+        };
+        let actual = serde_json::to_value(message()).unwrap();
+        assert_eq!(keys(&documented), keys(&actual));
+        assert_eq!(documented["kind"], actual["kind"]);
+    }
+
     #[test]
     fn other_notices_and_decided_orders_are_not_announced() {
         assert!(approval_message(&notice(NoticeKind::OrderPlaced), &order(), "http://x").is_none());
