@@ -495,6 +495,33 @@ async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_orde
         s.topic == config_topic("coffee") && s.payload.is_empty()
     })
     .await;
+    // A Home Assistant connecting afresh gets the fridge's retained config, not the coffee's.
+    let mut fresh = Client::connect(
+        "home-assistant-2",
+        rig.port,
+        &[
+            "homeassistant/device/+/config",
+            "replenish/v1/home/agent/ha/+/state",
+        ],
+    )
+    .await;
+    fresh
+        .wait_for("retained fridge config", |s| {
+            s.topic == config_topic("fridge")
+        })
+        .await;
+    fresh
+        .wait_for("retained fridge state", |s| {
+            s.topic == state_topic("fridge")
+        })
+        .await;
+    assert!(
+        !fresh
+            .log
+            .iter()
+            .any(|s| s.topic.contains("coffee") && !s.payload.is_empty()),
+        "the removed device's config or state is still retained"
+    );
 
     let metrics = replenish_agent::telemetry::prometheus().render();
     assert!(
@@ -553,4 +580,45 @@ async fn without_control_home_assistant_cannot_approve() {
     let order = rig.agent.handle().order(&order_id).await.unwrap().unwrap();
     assert_eq!(order.state, OrderState::Proposed);
     rig.agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_a_notification_in_flight() {
+    // A slow receiver: the request is recorded only once it has been answered.
+    let answered: Recorded = Arc::new(Mutex::new(Vec::new()));
+    let record = answered.clone();
+    let app = axum::Router::new().route(
+        "/slow",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let record = record.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                record.lock().unwrap().push((headers, body));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut rig = Rig::start(|c| {
+        c.notifications.webhooks = vec![format!("http://{addr}/slow")];
+        c.home_assistant.discovery = false;
+    })
+    .await;
+    let mut listener =
+        Client::connect("listener", rig.port, &["replenish/v1/home/agent/approvals"]).await;
+    rig.birth("coffee", "beans", "coffee_beans", "g").await;
+    rig.use_coffee_until(&mut listener, "approval message", |s| {
+        s.topic == "replenish/v1/home/agent/approvals"
+    })
+    .await;
+    // The webhook request is under way (the MQTT message went out at the same time).
+    assert!(answered.lock().unwrap().is_empty());
+    rig.agent.shutdown().await;
+    assert_eq!(
+        answered.lock().unwrap().len(),
+        1,
+        "shutdown returned before the notification in flight was delivered"
+    );
 }
