@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::{DAY_MS, UnixMs};
 use crate::engine::household::{Actor, Mode};
 use crate::engine::order::OrderState;
 use crate::engine::{Engine, Event, Notice};
-use crate::mqtt_out::{Inbound, Outgoing, Publish};
+use crate::mqtt_out::{Inbound, LinkInput, Outgoing, Publish};
 use crate::runtime::{AgentHandle, AskError};
 
 /// A slot is `low` at or below this share of its capacity...
@@ -444,7 +444,7 @@ pub fn parse_command(
 pub fn spawn(
     settings: HaSettings,
     publisher: Arc<dyn Publish>,
-    inbound: mpsc::Receiver<Inbound>,
+    input: LinkInput,
     agent: AgentHandle,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -455,7 +455,7 @@ pub fn spawn(
         published: HashMap::new(),
         announced: BTreeSet::new(),
     };
-    tokio::spawn(announcer.run(agent, notices, inbound, shutdown))
+    tokio::spawn(announcer.run(agent, notices, input, shutdown))
 }
 
 struct Announcer {
@@ -472,9 +472,14 @@ impl Announcer {
         mut self,
         agent: AgentHandle,
         mut notices: broadcast::Receiver<Notice>,
-        mut inbound: mpsc::Receiver<Inbound>,
+        input: LinkInput,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let LinkInput {
+            messages: mut inbound,
+            mut connections,
+        } = input;
+        let mut connections_open = true;
         let mut refresh = tokio::time::interval(self.settings.refresh);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut inbound_open = true;
@@ -504,6 +509,15 @@ impl Announcer {
                         continue;
                     }
                 },
+                changed = connections.changed(), if connections_open => {
+                    if changed.is_err() {
+                        connections_open = false;
+                        continue;
+                    }
+                    // A broker that restarted lost what was retained: publish it all again.
+                    tracing::debug!("connected to the broker; publishing everything");
+                    true
+                }
                 _ = crate::runtime::stopped(&mut shutdown) => break,
             };
             if self.sync(&agent, force).await.is_err() {

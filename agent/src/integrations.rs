@@ -80,13 +80,13 @@ pub fn start(
                 .map(HaSettings::subscriptions)
                 .unwrap_or_default(),
         };
-        let (publisher, inbound, task) = mqtt_out::spawn(settings, shutdown.clone());
-        Some((Arc::new(publisher) as Arc<dyn Publish>, inbound, task))
+        let (publisher, input, task) = mqtt_out::spawn(settings, shutdown.clone());
+        Some((Arc::new(publisher) as Arc<dyn Publish>, input, task))
     } else {
         None
     };
-    let (publisher, inbound, link_task) = match link {
-        Some((publisher, inbound, task)) => (Some(publisher), Some(inbound), Some(task)),
+    let (publisher, input, link_task) = match link {
+        Some((publisher, input, task)) => (Some(publisher), Some(input), Some(task)),
         None => (None, None, None),
     };
     if config.notifications.mqtt
@@ -110,7 +110,7 @@ pub fn start(
             shutdown.clone(),
         ));
     }
-    if let (Some(settings), Some(publisher), Some(inbound)) = (ha, publisher, inbound) {
+    if let (Some(settings), Some(publisher), Some(input)) = (ha, publisher, input) {
         tracing::info!(
             prefix = %settings.ha_prefix,
             control = settings.control,
@@ -119,7 +119,7 @@ pub fn start(
         tasks.push(home_assistant::spawn(
             settings,
             publisher,
-            inbound,
+            input,
             agent.clone(),
             shutdown.clone(),
         ));

@@ -38,6 +38,17 @@ pub struct Inbound {
     pub retain: bool,
 }
 
+/// What the link hands its consumer: messages on its subscriptions, and a counter of
+/// connections made (it changes on every (re)connection: a broker that restarted has lost its
+/// retained messages, so everything retained should be published again).
+#[derive(Debug)]
+pub struct LinkInput {
+    /// Messages on the subscriptions.
+    pub messages: mpsc::Receiver<Inbound>,
+    /// Connections made so far.
+    pub connections: watch::Receiver<u64>,
+}
+
 /// Why a message could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
@@ -132,22 +143,28 @@ const DISCONNECT_WAIT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Starts the connection. It publishes what the returned publisher queues, hands messages on
-/// its subscriptions to the returned receiver, and stops when every publisher is dropped, or
+/// its subscriptions to the returned [`LinkInput`], and stops when every publisher is dropped, or
 /// [`CLOSE_GRACE`] after `shutdown` turns true, publishing `offline` before it disconnects.
 pub fn spawn(
     settings: LinkSettings,
     shutdown: watch::Receiver<bool>,
-) -> (MqttPublisher, mpsc::Receiver<Inbound>, JoinHandle<()>) {
+) -> (MqttPublisher, LinkInput, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-    let task = tokio::spawn(run(settings, rx, inbound_tx, shutdown));
-    (MqttPublisher { tx }, inbound_rx, task)
+    let (connections_tx, connections) = watch::channel(0);
+    let task = tokio::spawn(run(settings, rx, inbound_tx, connections_tx, shutdown));
+    let input = LinkInput {
+        messages: inbound_rx,
+        connections,
+    };
+    (MqttPublisher { tx }, input, task)
 }
 
 async fn run(
     settings: LinkSettings,
     mut outgoing: mpsc::Receiver<Outgoing>,
     inbound: mpsc::Sender<Inbound>,
+    connections: watch::Sender<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
@@ -193,6 +210,7 @@ async fn run(
                     ) {
                         tracing::warn!(%error, "cannot publish availability");
                     }
+                    connections.send_modify(|n| *n += 1);
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(publish))) => {
                     let message = Inbound {

@@ -268,6 +268,22 @@ impl ClockExt for ManualClock {
     }
 }
 
+/// Waits until the process's Prometheus output contains `series`.
+async fn wait_for_metric(series: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let metrics = replenish_agent::telemetry::prometheus().render();
+        if metrics.contains(series) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {series} in\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 type Recorded = Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>;
 
 async fn webhook_server() -> (String, Recorded) {
@@ -344,11 +360,9 @@ async fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook() {
             .unwrap()
             .starts_with("view, Approve, https://")
     );
-    let metrics = replenish_agent::telemetry::prometheus().render();
-    assert!(
-        metrics.contains(r#"replenish_notifications_total{channel="webhook",outcome="delivered"}"#),
-        "{metrics}"
-    );
+    // Counted once the answer is read, just after the server recorded the request.
+    wait_for_metric(r#"replenish_notifications_total{channel="webhook",outcome="delivered"}"#)
+        .await;
     rig.agent.shutdown().await;
 }
 
@@ -523,11 +537,7 @@ async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_orde
         "the removed device's config or state is still retained"
     );
 
-    let metrics = replenish_agent::telemetry::prometheus().render();
-    assert!(
-        metrics.contains(r#"replenish_ha_commands_total{command="approve",outcome="applied"}"#),
-        "{metrics}"
-    );
+    wait_for_metric(r#"replenish_ha_commands_total{command="approve",outcome="applied"}"#).await;
     rig.agent.shutdown().await;
     ha.wait_for("offline on shutdown", |s| {
         s.topic == "replenish/v1/home/agent/availability" && s.payload == b"offline"
@@ -566,17 +576,7 @@ async fn without_control_home_assistant_cannot_approve() {
     )
     .await;
     // The refusal is counted; wait for the counter rather than for time.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !replenish_agent::telemetry::prometheus()
-        .render()
-        .contains(r#"replenish_ha_commands_total{command="approve",outcome="disabled"}"#)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the refusal was not counted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_metric(r#"replenish_ha_commands_total{command="approve",outcome="disabled"}"#).await;
     let order = rig.agent.handle().order(&order_id).await.unwrap().unwrap();
     assert_eq!(order.state, OrderState::Proposed);
     rig.agent.shutdown().await;
@@ -592,7 +592,8 @@ async fn shutdown_waits_for_a_notification_in_flight() {
         axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
             let record = record.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Well inside the 5 s the agent gives notifications at shutdown.
+                tokio::time::sleep(Duration::from_secs(2)).await;
                 record.lock().unwrap().push((headers, body));
                 axum::http::StatusCode::OK
             }
