@@ -57,6 +57,9 @@ pub enum StartError {
     /// The shop client could not be built.
     #[error(transparent)]
     Commerce(#[from] CommerceError),
+    /// Notifications or Home Assistant could not start.
+    #[error(transparent)]
+    Integrations(#[from] crate::integrations::IntegrationError),
 }
 
 /// A running agent.
@@ -172,6 +175,13 @@ impl Agent {
             shutdown_rx.clone(),
         ));
         let mut tasks = vec![http_task, mqtt_task];
+        // Notifications and Home Assistant (their own MQTT connection; stopped by the same signal).
+        tasks.extend(crate::integrations::start(
+            config,
+            &handle,
+            http_addr,
+            &shutdown_rx,
+        )?);
         if let Some(every) = options.tick_every {
             let ticker = handle.clone();
             let mut stop = shutdown_rx;

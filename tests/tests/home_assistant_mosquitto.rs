@@ -1,0 +1,148 @@
+//! Home Assistant discovery through a real Mosquitto, read with `mosquitto_sub` the way Home
+//! Assistant subscribes: the config is retained, comes back after Mosquitto restarts (and so
+//! forgets everything retained), and availability turns `offline` when the agent stops.
+//!
+//! Skips (saying so) when Mosquitto is not installed, except in CI (`CI=true`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use replenish_agent::clock::ManualClock;
+use replenish_agent::commerce::MemoryCommerce;
+use replenish_agent::commerce::api::Catalog;
+use replenish_agent::config::AgentConfig;
+use replenish_agent::engine::Pairing;
+use replenish_agent::store::MemoryStore;
+use replenish_agent::{Agent, AgentOptions};
+use replenish_sim::world::{DEFAULT_START, free_port};
+use replenish_tests::{in_ci, on_path};
+
+struct Mosquitto(Child);
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_mosquitto(dir: &std::path::Path, port: u16) -> Mosquitto {
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let mosquitto = Mosquitto(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts"),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return mosquitto;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("mosquitto did not listen on {port}");
+}
+
+/// The first message on `topic` (a retained one arrives at once), or `None` after `secs`.
+async fn first_message(port: u16, topic: &str, secs: u32) -> Option<String> {
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+            .args(["-t", &topic, "-C", "1", "-W", &secs.to_string()])
+            .output()
+            .unwrap();
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_agent() {
+    if !on_path("mosquitto") || !on_path("mosquitto_sub") || !on_path("mosquitto_pub") {
+        assert!(!in_ci(), "CI=true but mosquitto clients are not installed");
+        println!(
+            "SKIPPED: mosquitto is not installed (apt-get install mosquitto mosquitto-clients)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let mosquitto = start_mosquitto(dir.path(), port);
+
+    let mut config = AgentConfig::default();
+    config.household.pairing = Pairing::Open;
+    config.mqtt.embedded = false;
+    config.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let options = AgentOptions {
+        clock: ManualClock::new(DEFAULT_START),
+        store: Some(Arc::new(MemoryStore::default())),
+        commerce: Some(Arc::new(MemoryCommerce::new(Catalog { items: vec![] }))),
+        tick_every: None,
+    };
+    let agent = Agent::start(&config, options).await.unwrap();
+    assert!(agent.wait_subscribed(Duration::from_secs(20)).await);
+
+    let birth = r#"{"online":{"model":"kettle","firmware":"0.1.0","boot":1,"slots":[{"id":"tea","consumable":"tea_bags","unit":"count","capacity":80,"sensor":"level"}]}}"#;
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", "replenish/v1/home/kettle/status", "-m", birth])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::timeout(Duration::from_secs(20), agent.handle().settle(1))
+        .await
+        .expect("the agent got the birth")
+        .unwrap();
+
+    let config_topic = "homeassistant/device/home_kettle/config";
+    let config: serde_json::Value =
+        serde_json::from_str(&first_message(port, config_topic, 10).await.expect("config"))
+            .unwrap();
+    assert_eq!(config["cmps"]["tea_level"]["unit_of_measurement"], "count");
+    assert_eq!(config["cmps"]["tea_approve"]["p"], "button");
+    let availability = "replenish/v1/home/agent/availability";
+    assert_eq!(
+        first_message(port, availability, 10).await.as_deref(),
+        Some("online")
+    );
+
+    // Mosquitto restarts without persistence: every retained message is gone until the agent
+    // reconnects and publishes them again.
+    drop(mosquitto);
+    let _mosquitto = start_mosquitto(dir.path(), port);
+    let again = first_message(port, config_topic, 20)
+        .await
+        .expect("the config was published again after the broker restarted");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&again).unwrap(),
+        config
+    );
+    let state = first_message(port, "replenish/v1/home/agent/ha/kettle/state", 10)
+        .await
+        .expect("the state was published again");
+    assert!(state.contains("\"tea\""), "{state}");
+
+    agent.shutdown().await;
+    assert_eq!(
+        first_message(port, availability, 10).await.as_deref(),
+        Some("offline")
+    );
+}
