@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,41 +19,7 @@ use replenish_agent::engine::Pairing;
 use replenish_agent::store::MemoryStore;
 use replenish_agent::{Agent, AgentOptions};
 use replenish_sim::world::{DEFAULT_START, free_port};
-use replenish_tests::{in_ci, on_path};
-
-struct Mosquitto(Child);
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_mosquitto(dir: &std::path::Path, port: u16) -> Mosquitto {
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let mosquitto = Mosquitto(
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts"),
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return mosquitto;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("mosquitto did not listen on {port}");
-}
+use replenish_tests::{in_ci, on_path, start_mosquitto};
 
 /// The first message on `topic` (a retained one arrives at once), or `None` after `secs`.
 async fn first_message(port: u16, topic: &str, secs: u32) -> Option<String> {
@@ -84,7 +50,7 @@ async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_age
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().unwrap();
-    let mosquitto = start_mosquitto(dir.path(), port);
+    let mosquitto = start_mosquitto(dir.path(), port).unwrap();
 
     let mut config = AgentConfig::default();
     config.household.pairing = Pairing::Open;
@@ -127,7 +93,7 @@ async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_age
     // Mosquitto restarts without persistence: every retained message is gone until the agent
     // reconnects and publishes them again.
     drop(mosquitto);
-    let _mosquitto = start_mosquitto(dir.path(), port);
+    let _mosquitto = start_mosquitto(dir.path(), port).unwrap();
     let again = first_message(port, config_topic, 20)
         .await
         .expect("the config was published again after the broker restarted");

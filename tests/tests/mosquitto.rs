@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,42 +18,7 @@ use replenish_protocol::Id;
 use replenish_sim::appliance::{Appliance, Link};
 use replenish_sim::shop::{SandboxShop, ShopConfig};
 use replenish_sim::world::{DEFAULT_START, free_port};
-use replenish_tests::{doc_mosquitto_pub_lines, in_ci, on_path, shell_words};
-
-struct Mosquitto(Child);
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_mosquitto(dir: &std::path::Path, port: u16) -> Mosquitto {
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let mosquitto = Mosquitto(
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts"),
-    );
-    // Wait until it accepts connections (bounded; it takes milliseconds).
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return mosquitto;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("mosquitto did not listen on {port}");
-}
+use replenish_tests::{doc_mosquitto_pub_lines, in_ci, on_path, shell_words, start_mosquitto};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive() {
@@ -69,7 +34,7 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().unwrap();
-    let _mosquitto = start_mosquitto(dir.path(), port);
+    let _mosquitto = start_mosquitto(dir.path(), port).unwrap();
 
     let clock = ManualClock::new(DEFAULT_START);
     let shop = SandboxShop::new(ShopConfig::default(), clock.clone());

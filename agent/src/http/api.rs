@@ -560,18 +560,11 @@ async fn accept_device(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Response {
-    let device = match device_id(&id) {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    let event = Event::AcceptDevice {
+    device_event(&state, &id, |device| Event::AcceptDevice {
         device,
         by: caller.actor(),
-    };
-    match state.agent.ask(event).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => ask_problem(error),
-    }
+    })
+    .await
 }
 
 /// Remove a device and its slots (owners only); its orders stay
@@ -583,15 +576,20 @@ async fn remove_device(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Response {
-    let device = match device_id(&id) {
+    device_event(&state, &id, |device| Event::RemoveDevice {
+        device,
+        by: caller.actor(),
+    })
+    .await
+}
+
+/// Asks the engine for a change to device `id`: `204` when done.
+async fn device_event(state: &AppState, id: &str, event: impl FnOnce(Id) -> Event) -> Response {
+    let device = match device_id(id) {
         Ok(device) => device,
         Err(response) => return response,
     };
-    let event = Event::RemoveDevice {
-        device,
-        by: caller.actor(),
-    };
-    match state.agent.ask(event).await {
+    match state.agent.ask(event(device)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => ask_problem(error),
     }
