@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 use crate::commerce::api::{Catalog, CatalogItem, OrderLine, OrderRequest, ShopOrder};
-use forecast::{DayOfWeekRate, Forecast, ForecastModel, day_of};
+use forecast::{ForecastModel, day_of};
 use inventory::{DeviceState, SlotState, slot_key};
 use lead_time::LeadTime;
 use order::{InvalidTransition, Order, OrderState};
@@ -300,7 +300,7 @@ impl Engine {
         Self::with_models(
             config,
             snapshot,
-            Box::new(DayOfWeekRate::default()),
+            forecast::default_model(),
             Box::new(RiskPolicy),
         )
     }
@@ -735,15 +735,7 @@ impl Engine {
             // Nothing new to learn from (a slot standing empty for weeks has no usable day):
             // keep the last known habit rather than forget it, or an empty slot would never be
             // reordered.
-            None => slot.forecast.take().map(|last| {
-                Forecast::from_rate(
-                    now,
-                    level,
-                    last.rate_per_day,
-                    last.daily_sd,
-                    last.weekday_factors,
-                )
-            }),
+            None => slot.forecast.take().map(|last| last.rebuilt(now, level)),
         };
         fx.push(Effect::SaveSlot(Box::new(slot.clone())));
         let Some(forecast) = &slot.forecast else {

@@ -143,7 +143,7 @@ pub fn normal_cdf(z: f64) -> f64 {
 }
 
 /// The chance that demand over a delivery time drawn from `lead`, plus `review`, exceeds
-/// `on_hand`.
+/// `on_hand`. For a sparsely used slot: the chance that more uses come than `on_hand` serves.
 pub fn stockout_risk(
     forecast: &Forecast,
     lead: &LeadTime,
@@ -155,6 +155,10 @@ pub fn stockout_risk(
         .iter()
         .map(|&(weight, span)| {
             let span = span + review;
+            if let Some(sparse) = &forecast.sparse {
+                let uses = sparse.uses_covered(on_hand).saturating_add(1);
+                return weight * sparse.prob_at_least(uses, now, span);
+            }
             let demand = forecast.demand(now, span);
             let sd = forecast.demand_sd(span);
             let p = if sd <= 0.0 {
@@ -191,7 +195,12 @@ impl ReorderPolicy for RiskPolicy {
         // Lumpy uses jump past the point where the risk is crossed; a review period absorbs
         // that already when it is long (a daily check), a short one (hourly) does not.
         let review_demand = f.demand(input.now, input.review_ms).p50;
-        let undershoot = (input.slot.use_sizes.undershoot() - review_demand).max(0.0);
+        // A sparse forecast counts whole uses already.
+        let undershoot = if f.sparse.is_some() {
+            0.0
+        } else {
+            (input.slot.use_sizes.undershoot() - review_demand).max(0.0)
+        };
         let risk = stockout_risk(
             f,
             input.lead_time,
@@ -388,7 +397,7 @@ mod tests {
         assert_eq!(d.packs, 2);
         let expected_start = "beans: 110 g left, about 2.2 days at 49 g/day (P10 1.8 days)";
         assert!(d.reason.starts_with(expected_start), "{}", d.reason);
-        let expected_end = "delivery takes 2-2 days; 11% risk of running out; ordering 2 x 500 g";
+        let expected_end = "delivery takes 2-2 days; 14% risk of running out; ordering 2 x 500 g";
         assert!(d.reason.contains(expected_end), "{}", d.reason);
     }
 

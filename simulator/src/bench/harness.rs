@@ -25,7 +25,7 @@ use anyhow::{Context, anyhow};
 use replenish_agent::clock::{DAY_MS, UnixMs};
 use replenish_agent::commerce::api::{Catalog, CatalogItem, ShopOrder, ShopOrderStatus};
 use replenish_agent::engine::forecast::{
-    DayOfWeekRate, Forecast, ForecastModel, UsageHistory, day_of,
+    Forecast, ForecastModel, UsageHistory, day_of, default_model,
 };
 use replenish_agent::engine::policy::ReorderPolicy;
 use replenish_agent::engine::{
@@ -318,7 +318,7 @@ impl<'a> Run<'a> {
             open: gate.clone(),
         });
         let model: Box<dyn ForecastModel> = match policy {
-            PolicyKind::Agent => Box::new(DayOfWeekRate::default()),
+            PolicyKind::Agent => default_model(),
             _ => Box::new(Blind),
         };
         let engine = Engine::with_models(config, Snapshot::default(), model, gated);
@@ -633,8 +633,7 @@ impl<'a> Run<'a> {
             let known = state.level.unwrap_or(0.0) + state.cupboard;
             let rebuilt;
             let f = if state.cupboard > EPS {
-                rebuilt =
-                    Forecast::from_rate(now, known, f.rate_per_day, f.daily_sd, f.weekday_factors);
+                rebuilt = f.rebuilt(now, known);
                 &rebuilt
             } else {
                 f
