@@ -19,8 +19,8 @@ use crate::commerce::api::{Catalog, CatalogItem, OrderLine, OrderRequest, ShopOr
 use forecast::{ForecastModel, day_of};
 use inventory::{DeviceState, SlotState, slot_key};
 use lead_time::LeadTime;
-use order::{InvalidTransition, Order, OrderState};
-use policy::{PolicyInput, ReorderPolicy, RiskPolicy, StockPosition};
+use order::{InvalidTransition, Order, OrderItem, OrderState};
+use policy::{PolicyInput, ReorderDecision, ReorderPolicy, RiskPolicy, StockPosition};
 
 pub use policy::{ConsumableSettings, PolicyConfig};
 
@@ -468,19 +468,24 @@ impl Engine {
 
     /// A delivery: the packs go to the slot's cupboard stock and the delivery time is learned.
     fn on_delivered(&mut self, order: &Order, fx: &mut Vec<Effect>) {
-        if let Some(slot) = self.slots.get_mut(&slot_key(&order.device, &order.slot)) {
-            slot.delivered(f64::from(order.packs) * order.pack_size);
-            fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+        let lines = order.lines();
+        for line in &lines {
+            if let Some(slot) = self.slots.get_mut(&slot_key(&line.device, &line.slot)) {
+                slot.delivered(f64::from(line.packs) * line.pack_size);
+                fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+            }
         }
         if let (Some(placed), Some(delivered)) = (order.placed_at, order.delivered_at) {
             let prior = self.config.policy.lead_time_ms;
-            let lead = self
-                .meta
-                .lead_times
-                .entry(order.sku.clone())
-                .or_insert_with(|| LeadTime::prior(prior));
-            lead.prior_ms = prior;
-            lead.observe(delivered.saturating_sub(placed));
+            for line in &lines {
+                let lead = self
+                    .meta
+                    .lead_times
+                    .entry(line.sku.clone())
+                    .or_insert_with(|| LeadTime::prior(prior));
+                lead.prior_ms = prior;
+                lead.observe(delivered.saturating_sub(placed));
+            }
             fx.push(Effect::SaveMeta(self.meta.clone()));
         }
     }
@@ -542,10 +547,14 @@ impl Engine {
         let request = OrderRequest {
             household: self.config.household.to_string(),
             reference: order.id.clone(),
-            items: vec![OrderLine {
-                sku: order.sku.clone(),
-                quantity: order.packs,
-            }],
+            items: order
+                .lines()
+                .into_iter()
+                .map(|line| OrderLine {
+                    sku: line.sku,
+                    quantity: line.packs,
+                })
+                .collect(),
         };
         fx.push(Effect::SaveOrder(order.clone()));
         fx.push(Effect::PlaceOrder { order, request });
@@ -771,7 +780,7 @@ impl Engine {
     fn has_open_order(&self, slot: &SlotState) -> bool {
         self.orders
             .values()
-            .any(|o| o.device == slot.device && o.slot == slot.spec.id && o.state.is_open())
+            .any(|o| o.state.is_open() && o.covers(&slot.device, &slot.spec.id))
     }
 
     fn catalog_item(&self, slot: &SlotState) -> Option<CatalogItem> {
@@ -792,18 +801,18 @@ impl Engine {
             .cloned()
     }
 
-    fn consider_reorder(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
-        let Some(slot) = self.slots.get(key) else {
-            return;
-        };
-        let Some(forecast) = &slot.forecast else {
-            return;
-        };
-        let Some(item) = self.catalog_item(slot) else {
-            return;
-        };
+    /// The policy's decision for a slot now (`ahead: None`) or, for bundling, within `ahead`;
+    /// `None` while it has no forecast, no product in the catalog or an open order.
+    fn decide_for(
+        &self,
+        slot: &SlotState,
+        now: UnixMs,
+        ahead: Option<UnixMs>,
+    ) -> Option<(ReorderDecision, CatalogItem)> {
+        let forecast = slot.forecast.as_ref()?;
+        let item = self.catalog_item(slot)?;
         if self.has_open_order(slot) {
-            return;
+            return None;
         }
         let prior = self.config.policy.lead_time_ms;
         let lead_time = match self.meta.lead_times.get(&item.sku) {
@@ -831,9 +840,47 @@ impl Engine {
             review_ms: self.config.policy.review_ms,
             now,
         };
-        let Some(decision) = self.policy.decide(&input) else {
+        let decision = match ahead {
+            None => self.policy.decide(&input),
+            Some(ahead) => self.policy.decide_ahead(&input, ahead),
+        }?;
+        Some((decision, item))
+    }
+
+    /// Lines of the other slots that would need ordering within the bundling window.
+    fn bundle_lines(&self, key: &str, now: UnixMs) -> Vec<OrderItem> {
+        let ahead = self.config.policy.bundle_ms();
+        if ahead == 0 {
+            return Vec::new();
+        }
+        self.slots
+            .iter()
+            .filter(|(k, _)| k.as_str() != key)
+            .filter_map(|(_, slot)| {
+                let (decision, item) = self.decide_for(slot, now, Some(ahead))?;
+                Some(OrderItem {
+                    device: slot.device.clone(),
+                    slot: slot.spec.id.clone(),
+                    consumable: slot.spec.consumable.clone(),
+                    sku: item.sku.clone(),
+                    packs: decision.packs,
+                    pack_size: item.pack_size,
+                    unit: item.unit,
+                    total_cents: item.price_cents * u64::from(decision.packs),
+                    reason: decision.reason,
+                })
+            })
+            .collect()
+    }
+
+    fn consider_reorder(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
+        let Some(slot) = self.slots.get(key) else {
             return;
         };
+        let Some((decision, item)) = self.decide_for(slot, now, None) else {
+            return;
+        };
+        let bundled = self.bundle_lines(key, now);
         self.meta.next_order_no += 1;
         let id = format!("o-{:06}", self.meta.next_order_no);
         let order = Order {
@@ -846,7 +893,8 @@ impl Engine {
             packs: decision.packs,
             pack_size: item.pack_size,
             unit: item.unit,
-            total_cents: item.price_cents * u64::from(decision.packs),
+            total_cents: item.price_cents * u64::from(decision.packs)
+                + bundled.iter().map(|l| l.total_cents).sum::<u64>(),
             state: OrderState::Proposed,
             reason: decision.reason.clone(),
             created_at: now,
@@ -858,6 +906,7 @@ impl Engine {
             attempts: 0,
             retry_at: None,
             last_error: None,
+            bundled,
         };
         fx.push(Effect::SaveMeta(self.meta.clone()));
         fx.push(Effect::SaveOrder(order.clone()));
@@ -865,7 +914,7 @@ impl Engine {
             now,
             NoticeKind::OrderProposed,
             &id,
-            format!("order {id} proposed: {}", decision.reason),
+            proposal_text(&id, &order),
         ));
         self.orders.insert(id.clone(), order);
         if self.config.approval == ApprovalMode::Auto
@@ -884,6 +933,16 @@ fn notice(at: UnixMs, kind: NoticeKind, subject: &str, text: String) -> Effect {
         subject: subject.to_string(),
         text,
     })
+}
+
+/// "order o-000007 proposed: <reason>", then "; with <reason>" for each bundled line.
+fn proposal_text(id: &str, order: &Order) -> String {
+    let mut text = format!("order {id} proposed: {}", order.reason);
+    for line in &order.bundled {
+        text.push_str("; with ");
+        text.push_str(&line.reason);
+    }
+    text
 }
 
 fn fault_name(code: FaultCode) -> &'static str {

@@ -18,6 +18,8 @@ const LEAD_SAMPLES: usize = 512;
 /// Days at the start of every bench run left out of the metrics: with a 5-day delivery, the
 /// first order (placed at the end of day 0) arrives at the end of day 5.
 pub const WARMUP_DAYS: usize = 7;
+/// The agent's default bundling window, in days.
+pub const DEFAULT_BUNDLE_DAYS: f64 = 3.0;
 /// Amounts closer than this count as equal (sums of floats).
 pub(crate) const EPS: f64 = 1e-6;
 
@@ -114,6 +116,8 @@ pub struct Scenario {
     pub warmup_days: usize,
     /// The delivery time the engine is configured with before it has seen a delivery.
     pub prior_lead_ms: UnixMs,
+    /// The engine's bundling window (`policy.bundle_days`; 0: every order has one line).
+    pub bundle_days: f64,
     /// The slots.
     pub slots: Vec<SlotPlan>,
 }
@@ -241,6 +245,7 @@ impl Archetype {
             start,
             days,
             warmup_days: WARMUP_DAYS,
+            bundle_days: DEFAULT_BUNDLE_DAYS,
             prior_lead_ms: lead.prior_ms(),
             slots,
         }
