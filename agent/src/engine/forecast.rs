@@ -863,6 +863,24 @@ mod model_tests {
     }
 
     #[test]
+    fn a_sparse_forecast_survives_storage() {
+        let monthly = history(100, |d| if d % 30 == 0 { 1.0 } else { 0.0 });
+        let f = Auto::default()
+            .forecast(&monthly, 1.0, T0 + 101 * DAY_MS)
+            .unwrap();
+        let stored = serde_json::to_vec(&f).unwrap();
+        let back: Forecast = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(back, f);
+        // Forecasts stored before sparse use was modelled still load.
+        let mut old = serde_json::to_value(&f).unwrap();
+        let fields = old.as_object_mut().unwrap();
+        fields.remove("sparse");
+        fields.remove("rate_sd");
+        let back: Forecast = serde_json::from_value(old).unwrap();
+        assert_eq!((back.sparse, back.rate_sd), (None, 0.0));
+    }
+
+    #[test]
     fn use_days_outlive_the_daily_window() {
         let h = history(200, |d| if d % 40 == 0 { 1.0 } else { 0.0 });
         assert_eq!(h.use_days.len(), 5);
