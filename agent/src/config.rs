@@ -170,6 +170,9 @@ pub struct PolicySection {
     pub risk: f64,
     /// Days of use one order should cover.
     pub target_days: f64,
+    /// Consumables that would need ordering within this many days join an order being placed
+    /// (one delivery, one approval); 0 turns bundling off.
+    pub bundle_days: f64,
 }
 
 impl Default for HouseholdConfig {
@@ -229,6 +232,7 @@ impl Default for PolicySection {
             lead_time_days: 2.0,
             risk: 0.02,
             target_days: 14.0,
+            bundle_days: 3.0,
         }
     }
 }
@@ -385,6 +389,9 @@ impl AgentConfig {
         if !(self.policy.target_days >= 1.0 && self.policy.target_days <= 365.0) {
             return Err(invalid("policy.target_days", "must be between 1 and 365"));
         }
+        if !(self.policy.bundle_days >= 0.0 && self.policy.bundle_days <= 30.0) {
+            return Err(invalid("policy.bundle_days", "must be between 0 and 30"));
+        }
         for (consumable, section) in &self.consumables {
             if Id::new(consumable).is_err() {
                 return Err(invalid(
@@ -470,6 +477,7 @@ impl AgentConfig {
             },
             lead_time_ms: (self.policy.lead_time_days * DAY_MS as f64) as u64,
             review_ms: crate::clock::HOUR_MS,
+            bundle_days: self.policy.bundle_days,
         };
         for (consumable, section) in &self.consumables {
             let settings = ConsumableSettings {

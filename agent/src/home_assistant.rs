@@ -159,8 +159,7 @@ pub fn snapshot(engine: &Engine) -> Vec<DeviceSnapshot> {
                         .filter(|o| {
                             o.state == OrderState::Proposed
                                 && o.pending.is_some()
-                                && o.device == d.id
-                                && o.slot == s.spec.id
+                                && o.covers(&d.id, &s.spec.id)
                         })
                         .map(|o| o.id.clone())
                         .last(),
@@ -602,8 +601,9 @@ impl Announcer {
                     .filter(|o| {
                         o.state == OrderState::Proposed
                             && o.pending.is_some()
-                            && o.device.as_str() == d
-                            && o.slot.as_str() == s
+                            && o.lines()
+                                .iter()
+                                .any(|l| l.device.as_str() == d && l.slot.as_str() == s)
                     })
                     .map(|o| o.id.clone())
                     .last()

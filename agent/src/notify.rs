@@ -517,6 +517,7 @@ mod tests {
             attempts: 0,
             retry_at: None,
             last_error: None,
+            bundled: Vec::new(),
             pending: Some(Pending {
                 kind: PendingKind::Approval,
                 why: "mode approve".into(),

@@ -312,6 +312,26 @@ pub struct OrderView {
     pub default_decision: Option<String>,
     /// Who approved, rejected or cancelled it.
     pub decided_by: Option<String>,
+    /// Every line of the order, the one that triggered it first (a bundled order has more
+    /// than one; the fields above describe the first), each with why it was ordered.
+    pub lines: Vec<OrderLineView>,
+}
+
+/// One line of an order in the status.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrderLineView {
+    /// Device.
+    pub device: String,
+    /// Slot.
+    pub slot: String,
+    /// Product.
+    pub sku: String,
+    /// Packs.
+    pub packs: u32,
+    /// Price of the line in cents.
+    pub total_cents: u64,
+    /// Why this line was ordered.
+    pub reason: String,
 }
 
 impl From<&Order> for OrderView {
@@ -348,6 +368,18 @@ impl From<&Order> for OrderView {
                 ExpiryDefault::Skip => "skip".to_string(),
             }),
             decided_by: o.decided_by.clone(),
+            lines: o
+                .lines()
+                .into_iter()
+                .map(|l| OrderLineView {
+                    device: l.device.to_string(),
+                    slot: l.slot.to_string(),
+                    sku: l.sku,
+                    packs: l.packs,
+                    total_cents: l.total_cents,
+                    reason: l.reason,
+                })
+                .collect(),
         }
     }
 }

@@ -38,7 +38,8 @@ pub struct ConsumableSummary {
     pub device: String,
     /// Slot.
     pub slot: String,
-    /// Orders the agent placed at the shop.
+    /// Orders the agent placed at the shop with a line for this slot (a bundled order counts
+    /// for each of its slots).
     pub orders_placed: u32,
     /// Orders delivered and unpacked.
     pub orders_delivered: u32,
@@ -181,7 +182,10 @@ pub async fn run(
                 .orders
                 .iter()
                 .filter(|o| {
-                    o.device == truth.device && o.slot == truth.slot && o.shop_order_id.is_some()
+                    o.shop_order_id.is_some()
+                        && o.lines
+                            .iter()
+                            .any(|l| l.device == truth.device && l.slot == truth.slot)
                 })
                 .count() as u32;
             ConsumableSummary {

@@ -79,6 +79,9 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 2)]
         jobs: usize,
+        /// The agent's bundling window in days (0: one line per order).
+        #[arg(long, default_value_t = bench::scenario::DEFAULT_BUNDLE_DAYS)]
+        bundle_days: f64,
     },
     /// Replays a recorded consumption trace through the same engine and policies.
     Replay {
@@ -94,6 +97,9 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 2)]
         jobs: usize,
+        /// The agent's bundling window in days (0: one line per order).
+        #[arg(long, default_value_t = bench::scenario::DEFAULT_BUNDLE_DAYS)]
+        bundle_days: f64,
     },
 }
 
@@ -161,15 +167,24 @@ async fn main() -> anyhow::Result<()> {
             plot,
             archetypes,
             jobs,
-        } => run_bench(seeds, days, json, plot, &archetypes, jobs)?,
+            bundle_days,
+        } => run_bench(seeds, days, json, plot, &archetypes, jobs, bundle_days)?,
         Command::Replay {
             trace,
             slots,
             json,
             jobs,
+            bundle_days,
         } => {
+            anyhow::ensure!(
+                (0.0..=30.0).contains(&bundle_days),
+                "--bundle-days must be 0 to 30"
+            );
             let started = std::time::Instant::now();
-            let scenarios = bench::replay::load(&trace, &slots)?;
+            let mut scenarios = bench::replay::load(&trace, &slots)?;
+            for scenario in &mut scenarios {
+                scenario.bundle_days = bundle_days;
+            }
             let runs = bench::run_scenarios(&scenarios, jobs, true)?;
             let summary = bench::summarize(&runs);
             let mut out = std::io::stdout().lock();
@@ -201,8 +216,13 @@ fn run_bench(
     plot: Option<PathBuf>,
     archetypes: &[String],
     jobs: usize,
+    bundle_days: f64,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
+    anyhow::ensure!(
+        (0.0..=30.0).contains(&bundle_days),
+        "--bundle-days must be 0 to 30"
+    );
     anyhow::ensure!((1..=3650).contains(&days), "--days must be 1 to 3650");
     let archetypes = if archetypes.is_empty() {
         Archetype::ALL.to_vec()
@@ -223,6 +243,7 @@ fn run_bench(
         archetypes,
         workers: jobs.max(1),
         progress: true,
+        bundle_days: Some(bundle_days),
         ..BenchOptions::default()
     };
     let started = std::time::Instant::now();
@@ -255,6 +276,7 @@ fn run_bench(
                     "days": days,
                     "archetypes": options.archetypes.iter().map(|a| a.name()).collect::<Vec<_>>(),
                     "lead_times": options.leads.iter().map(|l| l.label()).collect::<Vec<_>>(),
+                    "bundle_days": bundle_days,
                 }),
             ),
             ("targets", serde_json::to_value(&targets)?),

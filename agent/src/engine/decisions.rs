@@ -128,9 +128,10 @@ impl Engine {
                         ))
                     })?;
                 what.push(format!("product {} -> {}", changed.sku, item.sku));
+                let others = bundled_cents(&changed);
                 changed.sku = item.sku.clone();
                 changed.pack_size = item.pack_size;
-                changed.total_cents = item.price_cents * u64::from(changed.packs);
+                changed.total_cents = item.price_cents * u64::from(changed.packs) + others;
             }
             if let Some(packs) = edit.packs.filter(|p| *p != changed.packs) {
                 if !(1..=MAX_EDITED_PACKS).contains(&packs) {
@@ -138,10 +139,12 @@ impl Engine {
                         "packs must be 1 to {MAX_EDITED_PACKS}, not {packs}"
                     )));
                 }
-                let unit_price = changed.total_cents / u64::from(changed.packs.max(1));
+                // The edit changes the first line; bundled lines keep their price.
+                let others = bundled_cents(&changed);
+                let unit_price = (changed.total_cents - others) / u64::from(changed.packs.max(1));
                 what.push(format!("packs {} -> {packs}", changed.packs));
                 changed.packs = packs;
-                changed.total_cents = unit_price * u64::from(packs);
+                changed.total_cents = unit_price * u64::from(packs) + others;
             }
         }
         changed.approve(now)?;
@@ -195,18 +198,27 @@ impl Engine {
         changed.reject(text.clone(), now)?;
         changed.pending = None;
         changed.decided_by = Some(self.household.who(by));
-        let consumable = changed.consumable.to_string();
+        // Every consumable in the order learns the rejection, not only the first line's.
+        let mut consumables: Vec<String> = changed
+            .lines()
+            .iter()
+            .map(|l| l.consumable.to_string())
+            .collect();
+        consumables.dedup();
         fx.push(Effect::SaveOrder(changed.clone()));
         self.orders.insert(order_id.to_string(), changed);
         let until = now + reason.pause_ms(&self.household.rules);
-        let paused = self
-            .household
-            .paused_until
-            .entry(consumable.clone())
-            .or_insert(0);
-        *paused = (*paused).max(until);
+        for consumable in &consumables {
+            let paused = self
+                .household
+                .paused_until
+                .entry(consumable.clone())
+                .or_insert(0);
+            *paused = (*paused).max(until);
+        }
         let detail = format!(
-            "rejected ({text}); no new proposal for {consumable} for {}",
+            "rejected ({text}); no new proposal for {} for {}",
+            consumables.join(", "),
             days_from(now, until)
         );
         fx.push(notice(
@@ -469,9 +481,11 @@ impl Engine {
             return;
         };
         let spent = self.spent_this_month(now);
+        let lines = order.lines();
+        let consumables: Vec<&str> = lines.iter().map(|l| l.consumable.as_str()).collect();
         let route = self
             .household
-            .route(order.consumable.as_str(), order.total_cents, spent, now);
+            .route(&consumables, order.total_cents, spent, now);
         let rules = &self.household.rules;
         let pending = match route {
             Route::Place => None,
@@ -606,6 +620,11 @@ impl Engine {
             tracing::warn!(order_id, %error, "could not carry out an expired approval");
         }
     }
+}
+
+/// What the lines after the first cost.
+fn bundled_cents(order: &Order) -> u64 {
+    order.bundled.iter().map(|l| l.total_cents).sum()
 }
 
 fn describe(order: &Order) -> String {

@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 
+pub mod sparse;
+
+use sparse::{Intervals, SparseUse};
+
 /// z-score of the 90th percentile of a normal distribution: P10/P90 bands.
 const Z90: f64 = 1.281_551_6;
 /// Days of history kept per slot.
@@ -18,6 +22,8 @@ const KEEP_DAYS: i64 = 56;
 const WINDOW_DAYS: i64 = 28;
 /// Furthest a forecast looks ahead.
 const HORIZON_MS: UnixMs = 365 * DAY_MS;
+/// Use days remembered per slot whatever their age (for the time between sparse uses).
+const KEEP_USE_DAYS: usize = 24;
 
 /// The day number (UTC) of a time.
 pub fn day_of(t: UnixMs) -> i64 {
@@ -46,6 +52,25 @@ pub struct UsageHistory {
     pub first_day: Option<i64>,
     /// Consumption by day number; days with no entry saw no consumption.
     pub days: BTreeMap<i64, DayUsage>,
+    /// The last days with any use, (day, amount), oldest first, kept beyond the window of
+    /// `days`: a slot used once a month needs months of them.
+    #[serde(default)]
+    pub use_days: Vec<(i64, f64)>,
+}
+
+/// What the use days say about a slot: how often it is used at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseRecord {
+    /// Complete days with use.
+    pub uses: usize,
+    /// Complete days observed.
+    pub exposure: i64,
+    /// Days between consecutive use days, oldest first.
+    pub intervals: Vec<f64>,
+    /// Mean amount on a day with use.
+    pub size: f64,
+    /// The last day with use.
+    pub last_use_day: i64,
 }
 
 impl UsageHistory {
@@ -62,6 +87,49 @@ impl UsageHistory {
         self.observe(t);
         self.days.entry(day_of(t)).or_default().amount += amount;
         self.trim(day_of(t));
+        if amount > 0.0 {
+            let day = day_of(t);
+            match self.use_days.iter_mut().find(|(d, _)| *d == day) {
+                Some((_, total)) => *total += amount,
+                None => {
+                    self.use_days.push((day, amount));
+                    self.use_days.sort_by_key(|&(d, _)| d);
+                    if self.use_days.len() > KEEP_USE_DAYS {
+                        self.use_days.remove(0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The use days before `today`: how many over how many complete days, the intervals between
+    /// them and their mean size; `None` before any use. While every use day is still
+    /// remembered, observation starts with the first complete day; once old ones were dropped,
+    /// it starts after the oldest one kept.
+    pub fn use_record(&self, today: i64) -> Option<UseRecord> {
+        let first = self.first_day?;
+        let seen: Vec<(i64, f64)> = self
+            .use_days
+            .iter()
+            .copied()
+            .filter(|&(d, _)| d < today)
+            .collect();
+        let &(last_use_day, _) = seen.last()?;
+        let (uses, start) = if self.use_days.len() >= KEEP_USE_DAYS {
+            (seen.len() - 1, seen[0].0 + 1)
+        } else {
+            let start = first + 1;
+            (seen.iter().filter(|&&(d, _)| d >= start).count(), start)
+        };
+        let intervals = seen.windows(2).map(|w| (w[1].0 - w[0].0) as f64).collect();
+        let size = seen.iter().map(|u| u.1).sum::<f64>() / seen.len() as f64;
+        Some(UseRecord {
+            uses,
+            exposure: today - start,
+            intervals,
+            size,
+            last_use_day,
+        })
     }
 
     /// Marks the day of `t` as starved (the slot was empty).
@@ -111,6 +179,14 @@ pub struct Forecast {
     pub rate_per_day: f64,
     /// Standard deviation of one day's consumption.
     pub daily_sd: f64,
+    /// Standard error of `rate_per_day` (the rate is estimated from a few weeks): demand over
+    /// `h` days is uncertain by `h · rate_sd` on top of the day-to-day spread.
+    #[serde(default)]
+    pub rate_sd: f64,
+    /// Set for sparsely used slots: demand comes as whole uses, and the risk and the empty
+    /// times come from the time between uses (see [`sparse`]).
+    #[serde(default)]
+    pub sparse: Option<SparseUse>,
     /// Multiplier of the rate per weekday (Monday first); all 1 until a pattern is known.
     pub weekday_factors: [f64; 7],
     /// Median predicted time the slot is empty, if within a year.
@@ -159,21 +235,38 @@ impl Forecast {
         }
     }
 
-    /// Standard deviation of the demand over `span` (days taken as independent).
+    /// Standard deviation of the demand over `span`: the days' own spread (taken as
+    /// independent, so it grows with √h) and the error of the estimated rate (the same on every
+    /// day, so it grows with h).
     pub fn demand_sd(&self, span: UnixMs) -> f64 {
-        self.daily_sd * (span as f64 / DAY_MS as f64).sqrt()
+        let h = span as f64 / DAY_MS as f64;
+        (self.daily_sd * h.sqrt()).hypot(self.rate_sd * h)
     }
 
     /// A forecast from a rate, its spread and a weekday pattern, with the empty times worked out.
     /// The spread is never taken below a tenth of the rate: no model has seen enough days to
     /// claim more certainty than that.
     pub fn from_rate(now: UnixMs, level: f64, rate: f64, daily_sd: f64, factors: [f64; 7]) -> Self {
+        Self::with_rate_error(now, level, rate, daily_sd, 0.0, factors)
+    }
+
+    /// [`Forecast::from_rate`] with the standard error of the rate.
+    pub fn with_rate_error(
+        now: UnixMs,
+        level: f64,
+        rate: f64,
+        daily_sd: f64,
+        rate_sd: f64,
+        factors: [f64; 7],
+    ) -> Self {
         let daily_sd = daily_sd.max(rate * 0.1);
         let mut forecast = Forecast {
             computed_at: now,
             level,
             rate_per_day: rate,
             daily_sd,
+            rate_sd: rate_sd.max(0.0),
+            sparse: None,
             weekday_factors: factors,
             empty_at: None,
             empty_earliest: None,
@@ -186,6 +279,43 @@ impl Forecast {
                 widen_for_timing(now, early, mid, late);
         }
         forecast
+    }
+
+    /// A forecast for a sparsely used slot: the slot is empty at the first use its level cannot
+    /// serve in full.
+    pub fn from_sparse(now: UnixMs, level: f64, use_: SparseUse) -> Self {
+        let rate = use_.rate_per_day();
+        // One day's use: `size` with the chance of a use that day, else nothing.
+        let chance = (rate / use_.size.max(f64::MIN_POSITIVE)).clamp(0.0, 1.0);
+        let j = use_.uses_covered(level).saturating_add(1);
+        Forecast {
+            computed_at: now,
+            level,
+            rate_per_day: rate,
+            daily_sd: use_.size * (chance * (1.0 - chance)).sqrt(),
+            rate_sd: 0.0,
+            sparse: Some(use_),
+            weekday_factors: [1.0; 7],
+            empty_at: use_.use_time_quantile(j, now, 0.5),
+            empty_earliest: use_.use_time_quantile(j, now, 0.1),
+            empty_latest: use_.use_time_quantile(j, now, 0.9),
+        }
+    }
+
+    /// The same model output applied to another level (the stock at home rather than in the
+    /// appliance), at `now`.
+    pub fn rebuilt(&self, now: UnixMs, level: f64) -> Self {
+        match self.sparse {
+            Some(use_) => Self::from_sparse(now, level, use_),
+            None => Self::with_rate_error(
+                now,
+                level,
+                self.rate_per_day,
+                self.daily_sd,
+                self.rate_sd,
+                self.weekday_factors,
+            ),
+        }
     }
 
     /// Days from `computed_at` until the median empty time.
@@ -239,6 +369,12 @@ impl ForecastModel for DayOfWeekRate {
             weights += w;
         }
         let rate = weighted / weights;
+        // The weighted mean has the error of a plain mean of n_eff = (Σw)² / Σw² days.
+        let sum_sq: f64 = days
+            .iter()
+            .map(|&(day, _)| 0.25f64.powf((today - day) as f64 / self.half_life_days))
+            .sum();
+        let n_eff = weights * weights / sum_sq;
         let factors = weekday_factors(&days, self.weekday_min_days);
         let daily_sd = if days.len() >= 2 {
             let ss: f64 = days
@@ -249,7 +385,10 @@ impl ForecastModel for DayOfWeekRate {
         } else {
             rate * 0.5
         };
-        Some(Forecast::from_rate(now, level, rate, daily_sd, factors))
+        let rate_sd = daily_sd.max(rate * 0.1) / n_eff.sqrt();
+        Some(Forecast::with_rate_error(
+            now, level, rate, daily_sd, rate_sd, factors,
+        ))
     }
 }
 
@@ -310,7 +449,7 @@ fn empty_times(
     now: UnixMs,
 ) -> (Option<UnixMs>, Option<UnixMs>, Option<UnixMs>) {
     let crossed = |mean: f64, t: UnixMs, sign: f64| {
-        let spread = Z90 * f.daily_sd * ((t - now) as f64 / DAY_MS as f64).sqrt();
+        let spread = Z90 * f.demand_sd(t - now);
         mean + sign * spread >= level
     };
     let mut found: [Option<UnixMs>; 3] = [None; 3];
@@ -448,6 +587,99 @@ impl ForecastModel for Tsb {
         let sd = (chance * (1.0 - chance)).sqrt() * size;
         Some(Forecast::from_rate(now, level, rate, sd, [1.0; 7]))
     }
+}
+
+/// Sparse use from the time between uses (see [`sparse`]): the Poisson model until two
+/// intervals are seen, then the renewal model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Intermittent;
+
+impl ForecastModel for Intermittent {
+    fn name(&self) -> &'static str {
+        "intermittent"
+    }
+
+    fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast> {
+        let record = history.use_record(day_of(now))?;
+        if record.exposure < 1 || record.size <= 0.0 {
+            return None;
+        }
+        let n = record.intervals.len();
+        let intervals = if n >= 2 {
+            let (mean, sd) = mean_sd(record.intervals.iter().copied())?;
+            Intervals::Renewal {
+                mean,
+                sd,
+                n: n as u32,
+            }
+        } else {
+            Intervals::Poisson {
+                uses: record.uses as f64,
+                exposure: record.exposure as f64,
+            }
+        };
+        let use_ = SparseUse {
+            size: record.size,
+            last_use_day: record.last_use_day,
+            intervals,
+        };
+        Some(Forecast::from_sparse(now, level, use_))
+    }
+}
+
+/// The default model: [`DayOfWeekRate`] for a slot used on most days, [`Intermittent`] for one
+/// used on fewer than one day in [`Auto::sparse_share`] (after a week of observation), chosen
+/// per slot from its history at every forecast.
+#[derive(Debug, Clone, Copy)]
+pub struct Auto {
+    /// The model of regular use.
+    pub regular: DayOfWeekRate,
+    /// Share of days with use below which a slot counts as sparse.
+    pub sparse_share: f64,
+    /// Complete days observed before a slot may count as sparse.
+    pub sparse_min_days: i64,
+}
+
+impl Default for Auto {
+    fn default() -> Self {
+        Self {
+            regular: DayOfWeekRate::default(),
+            // Below one day in four, whole uses dominate: a day's demand is mostly 0 or a
+            // whole use, which a normal daily spread describes badly.
+            sparse_share: 0.25,
+            sparse_min_days: 7,
+        }
+    }
+}
+
+impl Auto {
+    /// Whether the slot's history shows sparse use at `now`.
+    pub fn is_sparse(&self, history: &UsageHistory, now: UnixMs) -> bool {
+        history.use_record(day_of(now)).is_some_and(|r| {
+            r.exposure >= self.sparse_min_days
+                && (r.uses as f64) < self.sparse_share * r.exposure as f64
+        })
+    }
+}
+
+impl ForecastModel for Auto {
+    fn name(&self) -> &'static str {
+        "auto"
+    }
+
+    fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast> {
+        if self.is_sparse(history, now)
+            && let Some(f) = Intermittent.forecast(history, level, now)
+        {
+            return Some(f);
+        }
+        self.regular.forecast(history, level, now)
+    }
+}
+
+/// The model the agent uses unless told otherwise.
+pub fn default_model() -> Box<dyn ForecastModel> {
+    Box::new(Auto::default())
 }
 
 fn mean_sd(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
@@ -606,6 +838,55 @@ mod model_tests {
         let f = Tsb::default().forecast(&h, 3.0, T0 + 51 * DAY_MS).unwrap();
         // TSB jumps a little right after a use (the last day was one): near 0.1, never 0.
         assert!((f.rate_per_day - 0.1).abs() < 0.06, "{}", f.rate_per_day);
+    }
+
+    #[test]
+    fn the_default_model_picks_intervals_for_sparse_use_and_rates_otherwise() {
+        let monthly = history(100, |d| if d % 30 == 0 { 1.0 } else { 0.0 });
+        let daily = history(100, |_| 30.0);
+        let now = T0 + 101 * DAY_MS;
+        let auto = Auto::default();
+        assert!(auto.is_sparse(&monthly, now) && !auto.is_sparse(&daily, now));
+        let f = auto.forecast(&monthly, 1.0, now).unwrap();
+        let Some(sparse) = f.sparse else {
+            panic!("not sparse: {f:?}")
+        };
+        // Two intervals of 30 days, the last use on day 90: the slot holds one use, so it
+        // empties at the second use from now, about 49 days away.
+        assert!(matches!(sparse.intervals, Intervals::Renewal { n: 2, .. }));
+        assert!((f.rate_per_day - 1.0 / 30.0).abs() < 1e-9);
+        let days = f.days_left().unwrap();
+        assert!((days - 49.0).abs() < 1.5, "{days}");
+        assert!(f.empty_earliest.unwrap() < f.empty_at.unwrap());
+        assert!(f.empty_at.unwrap() < f.empty_latest.unwrap());
+        assert!(auto.forecast(&daily, 300.0, now).unwrap().sparse.is_none());
+    }
+
+    #[test]
+    fn a_sparse_forecast_survives_storage() {
+        let monthly = history(100, |d| if d % 30 == 0 { 1.0 } else { 0.0 });
+        let f = Auto::default()
+            .forecast(&monthly, 1.0, T0 + 101 * DAY_MS)
+            .unwrap();
+        let stored = serde_json::to_vec(&f).unwrap();
+        let back: Forecast = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(back, f);
+        // Forecasts stored before sparse use was modelled still load.
+        let mut old = serde_json::to_value(&f).unwrap();
+        let fields = old.as_object_mut().unwrap();
+        fields.remove("sparse");
+        fields.remove("rate_sd");
+        let back: Forecast = serde_json::from_value(old).unwrap();
+        assert_eq!((back.sparse, back.rate_sd), (None, 0.0));
+    }
+
+    #[test]
+    fn use_days_outlive_the_daily_window() {
+        let h = history(200, |d| if d % 40 == 0 { 1.0 } else { 0.0 });
+        assert_eq!(h.use_days.len(), 5);
+        let r = h.use_record(day_of(T0) + 201).unwrap();
+        assert_eq!((r.uses, r.intervals.len()), (5, 4));
+        assert!(r.intervals.iter().all(|&i| i == 40.0));
     }
 
     #[test]

@@ -95,6 +95,17 @@ impl Mode {
     /// Every mode, in the order a form lists them.
     pub const ALL: [Mode; 4] = [Mode::Auto, Mode::Approve, Mode::Notify, Mode::Off];
 
+    /// How much a person is involved: off > approve > notify > auto. A bundle follows its
+    /// strictest line.
+    pub fn strictness(self) -> u8 {
+        match self {
+            Mode::Auto => 0,
+            Mode::Notify => 1,
+            Mode::Approve => 2,
+            Mode::Off => 3,
+        }
+    }
+
     /// The mode's name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -559,16 +570,24 @@ impl Household {
             .is_some_and(|&until| now < until)
     }
 
-    /// Decides what to do with an order the policy wants: `total_cents` for it, with
-    /// `spent_cents` already committed this month.
+    /// Decides what to do with an order the policy wants for `consumables` (a bundle has
+    /// several; its strictest mode applies): `total_cents` for it, with `spent_cents` already
+    /// committed this month.
     pub fn route(
         &self,
-        consumable: &str,
+        consumables: &[&str],
         total_cents: u64,
         spent_cents: u64,
         now: UnixMs,
     ) -> Route {
         let rules = &self.rules;
+        let Some(consumable) = consumables
+            .iter()
+            .copied()
+            .max_by_key(|c| rules.mode_of(c).strictness())
+        else {
+            return Route::Skip;
+        };
         let mode = rules.mode_of(consumable);
         if mode == Mode::Off {
             return Route::Skip;
@@ -681,14 +700,26 @@ mod tests {
         );
         rules.auto_approve_below_cents = 500;
         let h = household(rules);
-        assert_eq!(h.route("water", 10_000, 0, 0), Route::Place);
-        assert!(matches!(h.route("beans", 1_500, 0, 0), Route::Ask { .. }));
-        assert_eq!(h.route("beans", 499, 0, 0), Route::Place);
+        assert_eq!(h.route(&["water"], 10_000, 0, 0), Route::Place);
+        assert!(matches!(
+            h.route(&["beans"], 1_500, 0, 0),
+            Route::Ask { .. }
+        ));
+        assert_eq!(h.route(&["beans"], 499, 0, 0), Route::Place);
         assert_eq!(
-            h.route("milk", 100, 0, 0),
+            h.route(&["milk"], 100, 0, 0),
             Route::Hold { until: 2 * HOUR_MS }
         );
-        assert_eq!(h.route("eggs", 100, 0, 0), Route::Skip);
+        assert_eq!(h.route(&["eggs"], 100, 0, 0), Route::Skip);
+        // A bundle follows its strictest line.
+        assert!(matches!(
+            h.route(&["water", "beans"], 10_000, 0, 0),
+            Route::Ask { .. }
+        ));
+        assert!(matches!(
+            h.route(&["water", "milk"], 10_000, 0, 0),
+            Route::Hold { .. }
+        ));
     }
 
     #[test]
@@ -700,8 +731,8 @@ mod tests {
         };
         rules.auto_approve_below_cents = 100_000;
         let h = household(rules);
-        assert_eq!(h.route("beans", 1_000, 4_000, 0), Route::Place);
-        match h.route("beans", 1_001, 4_000, 0) {
+        assert_eq!(h.route(&["beans"], 1_000, 4_000, 0), Route::Place);
+        match h.route(&["beans"], 1_001, 4_000, 0) {
             Route::Ask { why, on_expiry } => {
                 assert_eq!(on_expiry, ExpiryDefault::Skip);
                 assert!(why.contains("EUR 40.00 spent of EUR 50.00"), "{why}");

@@ -65,9 +65,19 @@ impl LeadTime {
         self.quantile(0.9)
     }
 
-    /// Three weighted delivery times that stand for the distribution: (weight, time).
-    pub fn scenarios(&self) -> [(f64, UnixMs); 3] {
-        [(0.25, self.p10()), (0.5, self.p50()), (0.25, self.p90())]
+    /// The distribution as weighted delivery times, (weight, time): every distinct time of the
+    /// sample (observations and the prior) with its share, shortest first.
+    pub fn scenarios(&self) -> Vec<(f64, UnixMs)> {
+        let sample = self.sample();
+        let share = 1.0 / sample.len() as f64;
+        let mut out: Vec<(f64, UnixMs)> = Vec::new();
+        for t in sample {
+            match out.last_mut() {
+                Some((weight, last)) if *last == t => *weight += share,
+                _ => out.push((share, t)),
+            }
+        }
+        out
     }
 }
 
@@ -98,5 +108,14 @@ mod tests {
         }
         assert!(lead.p10() < lead.p50() && lead.p50() < lead.p90());
         assert!(lead.observed_ms.len() <= KEEP);
+        // Ten in the sample (the prior twice): 1 once, 2 five times, 3 twice, 4 and 6 once.
+        let days: Vec<(f64, u64)> = lead
+            .scenarios()
+            .into_iter()
+            .map(|(w, t)| ((w * 10.0).round(), t / DAY_MS))
+            .collect();
+        assert_eq!(days, [(1.0, 1), (5.0, 2), (2.0, 3), (1.0, 4), (1.0, 6)]);
+        let total: f64 = lead.scenarios().iter().map(|s| s.0).sum();
+        assert!((total - 1.0).abs() < 1e-12);
     }
 }

@@ -18,14 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 use crate::commerce::api::{Catalog, CatalogItem, OrderLine, OrderRequest, ShopOrder};
-use forecast::{DayOfWeekRate, Forecast, ForecastModel, day_of};
+use forecast::{ForecastModel, day_of};
 use household::{
     Actor, AuditEntry, Denied, Household, InvalidRules, RejectReason, Role, Rules, money,
 };
 use inventory::{DeviceState, SlotState, slot_key};
 use lead_time::LeadTime;
-use order::{InvalidTransition, Order, OrderState};
-use policy::{PolicyInput, ReorderPolicy, RiskPolicy, StockPosition};
+use order::{InvalidTransition, Order, OrderItem, OrderState};
+use policy::{PolicyInput, ReorderDecision, ReorderPolicy, RiskPolicy, StockPosition};
 
 pub use policy::{ConsumableSettings, PolicyConfig};
 
@@ -234,7 +234,8 @@ pub enum Effect {
     },
 }
 
-/// A change to a proposed order made while approving it.
+/// A change to a proposed order made while approving it; it applies to the order's first line
+/// (the consumable that triggered it), bundled lines stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderEdit {
@@ -424,7 +425,7 @@ impl Engine {
         Self::with_models(
             config,
             snapshot,
-            Box::new(DayOfWeekRate::default()),
+            forecast::default_model(),
             Box::new(RiskPolicy),
         )
     }
@@ -629,19 +630,24 @@ impl Engine {
 
     /// A delivery: the packs go to the slot's cupboard stock and the delivery time is learned.
     fn on_delivered(&mut self, order: &Order, fx: &mut Vec<Effect>) {
-        if let Some(slot) = self.slots.get_mut(&slot_key(&order.device, &order.slot)) {
-            slot.delivered(f64::from(order.packs) * order.pack_size);
-            fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+        let lines = order.lines();
+        for line in &lines {
+            if let Some(slot) = self.slots.get_mut(&slot_key(&line.device, &line.slot)) {
+                slot.delivered(f64::from(line.packs) * line.pack_size);
+                fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+            }
         }
         if let (Some(placed), Some(delivered)) = (order.placed_at, order.delivered_at) {
             let prior = self.config.policy.lead_time_ms;
-            let lead = self
-                .meta
-                .lead_times
-                .entry(order.sku.clone())
-                .or_insert_with(|| LeadTime::prior(prior));
-            lead.prior_ms = prior;
-            lead.observe(delivered.saturating_sub(placed));
+            for line in &lines {
+                let lead = self
+                    .meta
+                    .lead_times
+                    .entry(line.sku.clone())
+                    .or_insert_with(|| LeadTime::prior(prior));
+                lead.prior_ms = prior;
+                lead.observe(delivered.saturating_sub(placed));
+            }
             fx.push(Effect::SaveMeta(self.meta.clone()));
         }
     }
@@ -704,10 +710,14 @@ impl Engine {
         let request = OrderRequest {
             household: self.config.household.to_string(),
             reference: order.id.clone(),
-            items: vec![OrderLine {
-                sku: order.sku.clone(),
-                quantity: order.packs,
-            }],
+            items: order
+                .lines()
+                .into_iter()
+                .map(|line| OrderLine {
+                    sku: line.sku,
+                    quantity: line.packs,
+                })
+                .collect(),
         };
         fx.push(Effect::SaveOrder(order.clone()));
         fx.push(Effect::PlaceOrder { order, request });
@@ -926,15 +936,7 @@ impl Engine {
             // Nothing new to learn from (a slot standing empty for weeks has no usable day):
             // keep the last known habit rather than forget it, or an empty slot would never be
             // reordered.
-            None => slot.forecast.take().map(|last| {
-                Forecast::from_rate(
-                    now,
-                    level,
-                    last.rate_per_day,
-                    last.daily_sd,
-                    last.weekday_factors,
-                )
-            }),
+            None => slot.forecast.take().map(|last| last.rebuilt(now, level)),
         };
         fx.push(Effect::SaveSlot(Box::new(slot.clone())));
         let Some(forecast) = &slot.forecast else {
@@ -970,7 +972,7 @@ impl Engine {
     fn has_open_order(&self, slot: &SlotState) -> bool {
         self.orders
             .values()
-            .any(|o| o.device == slot.device && o.slot == slot.spec.id && o.state.is_open())
+            .any(|o| o.state.is_open() && o.covers(&slot.device, &slot.spec.id))
     }
 
     fn catalog_item(&self, slot: &SlotState) -> Option<CatalogItem> {
@@ -991,24 +993,24 @@ impl Engine {
             .cloned()
     }
 
-    fn consider_reorder(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
-        let Some(slot) = self.slots.get(key) else {
-            return;
-        };
-        let Some(forecast) = &slot.forecast else {
-            return;
-        };
-        let Some(item) = self.catalog_item(slot) else {
-            return;
-        };
+    /// The policy's decision for a slot now (`ahead: None`) or, for bundling, within `ahead`;
+    /// `None` while it has no forecast, no product in the catalog or an open order.
+    fn decide_for(
+        &self,
+        slot: &SlotState,
+        now: UnixMs,
+        ahead: Option<UnixMs>,
+    ) -> Option<(ReorderDecision, CatalogItem)> {
+        let forecast = slot.forecast.as_ref()?;
+        let item = self.catalog_item(slot)?;
         if self.has_open_order(slot) {
-            return;
+            return None;
         }
         let consumable = slot.spec.consumable.as_str();
         if self.household.rules.mode_of(consumable) == household::Mode::Off
             || self.household.paused(consumable, now)
         {
-            return;
+            return None;
         }
         let prior = self.config.policy.lead_time_ms;
         let lead_time = match self.meta.lead_times.get(&item.sku) {
@@ -1047,9 +1049,47 @@ impl Engine {
             review_ms: self.config.policy.review_ms,
             now,
         };
-        let Some(decision) = self.policy.decide(&input) else {
+        let decision = match ahead {
+            None => self.policy.decide(&input),
+            Some(ahead) => self.policy.decide_ahead(&input, ahead),
+        }?;
+        Some((decision, item))
+    }
+
+    /// Lines of the other slots that would need ordering within the bundling window.
+    fn bundle_lines(&self, key: &str, now: UnixMs) -> Vec<OrderItem> {
+        let ahead = self.config.policy.bundle_ms();
+        if ahead == 0 {
+            return Vec::new();
+        }
+        self.slots
+            .iter()
+            .filter(|(k, _)| k.as_str() != key)
+            .filter_map(|(_, slot)| {
+                let (decision, item) = self.decide_for(slot, now, Some(ahead))?;
+                Some(OrderItem {
+                    device: slot.device.clone(),
+                    slot: slot.spec.id.clone(),
+                    consumable: slot.spec.consumable.clone(),
+                    sku: item.sku.clone(),
+                    packs: decision.packs,
+                    pack_size: item.pack_size,
+                    unit: item.unit,
+                    total_cents: item.price_cents * u64::from(decision.packs),
+                    reason: decision.reason,
+                })
+            })
+            .collect()
+    }
+
+    fn consider_reorder(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
+        let Some(slot) = self.slots.get(key) else {
             return;
         };
+        let Some((decision, item)) = self.decide_for(slot, now, None) else {
+            return;
+        };
+        let bundled = self.bundle_lines(key, now);
         self.meta.next_order_no += 1;
         let id = format!("o-{:06}", self.meta.next_order_no);
         let order = Order {
@@ -1062,7 +1102,8 @@ impl Engine {
             packs: decision.packs,
             pack_size: item.pack_size,
             unit: item.unit,
-            total_cents: item.price_cents * u64::from(decision.packs),
+            total_cents: item.price_cents * u64::from(decision.packs)
+                + bundled.iter().map(|l| l.total_cents).sum::<u64>(),
             state: OrderState::Proposed,
             reason: decision.reason.clone(),
             created_at: now,
@@ -1076,6 +1117,7 @@ impl Engine {
             last_error: None,
             pending: None,
             decided_by: None,
+            bundled,
         };
         fx.push(Effect::SaveMeta(self.meta.clone()));
         fx.push(Effect::SaveOrder(order.clone()));
@@ -1083,7 +1125,7 @@ impl Engine {
             now,
             NoticeKind::OrderProposed,
             &id,
-            format!("order {id} proposed: {}", decision.reason),
+            proposal_text(&id, &order),
         ));
         self.orders.insert(id.clone(), order);
         self.route_new_order(&id, now, fx);
@@ -1097,6 +1139,16 @@ fn notice(at: UnixMs, kind: NoticeKind, subject: &str, text: String) -> Effect {
         subject: subject.to_string(),
         text,
     })
+}
+
+/// "order o-000007 proposed: <reason>", then "; with <reason>" for each bundled line.
+fn proposal_text(id: &str, order: &Order) -> String {
+    let mut text = format!("order {id} proposed: {}", order.reason);
+    for line in &order.bundled {
+        text.push_str("; with ");
+        text.push_str(&line.reason);
+    }
+    text
 }
 
 fn fault_name(code: FaultCode) -> &'static str {

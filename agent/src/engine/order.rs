@@ -67,7 +67,33 @@ pub struct InvalidTransition {
     pub action: &'static str,
 }
 
-/// A reorder of one consumable for one slot.
+/// One more line of a bundled order: another slot's consumable that would need ordering within
+/// the bundling window, shipped with the order that triggered it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderItem {
+    /// The device of the slot.
+    pub device: Id,
+    /// The slot.
+    pub slot: Id,
+    /// The consumable.
+    pub consumable: Id,
+    /// The product ordered.
+    pub sku: String,
+    /// Packs ordered.
+    pub packs: u32,
+    /// Amount in one pack.
+    pub pack_size: f64,
+    /// Unit of `pack_size`.
+    pub unit: Unit,
+    /// Price of the line in cents.
+    pub total_cents: u64,
+    /// Why this line was ordered.
+    pub reason: String,
+}
+
+/// A reorder: one shop order with one idempotency key and one state. Its first line is the
+/// slot whose risk triggered it (the fields `device` to `unit`, and `reason`); `bundled` holds
+/// the lines that joined it. `total_cents` covers every line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     /// The agent's id (`o-000001`).
@@ -119,9 +145,39 @@ pub struct Order {
     /// Who approved, rejected or cancelled it.
     #[serde(default)]
     pub decided_by: Option<String>,
+    /// Further lines shipped with this order (bundling); empty for a single-line order.
+    #[serde(default)]
+    pub bundled: Vec<OrderItem>,
 }
 
 impl Order {
+    /// Every line, the triggering one first.
+    pub fn lines(&self) -> Vec<OrderItem> {
+        let first = OrderItem {
+            device: self.device.clone(),
+            slot: self.slot.clone(),
+            consumable: self.consumable.clone(),
+            sku: self.sku.clone(),
+            packs: self.packs,
+            pack_size: self.pack_size,
+            unit: self.unit,
+            total_cents: self.total_cents - self.bundled.iter().map(|l| l.total_cents).sum::<u64>(),
+            reason: self.reason.clone(),
+        };
+        std::iter::once(first)
+            .chain(self.bundled.iter().cloned())
+            .collect()
+    }
+
+    /// Whether any line of the order is for the slot.
+    pub fn covers(&self, device: &Id, slot: &Id) -> bool {
+        (&self.device == device && &self.slot == slot)
+            || self
+                .bundled
+                .iter()
+                .any(|l| &l.device == device && &l.slot == slot)
+    }
+
     fn invalid(&self, action: &'static str) -> InvalidTransition {
         InvalidTransition {
             order: self.id.clone(),
@@ -265,7 +321,35 @@ mod tests {
             last_error: None,
             pending: None,
             decided_by: None,
+            bundled: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_bundled_order_lists_and_covers_every_line() {
+        let mut o = order();
+        o.bundled.push(OrderItem {
+            device: Id::new("fridge").unwrap(),
+            slot: Id::new("milk").unwrap(),
+            consumable: Id::new("milk").unwrap(),
+            sku: "milk-1l".into(),
+            packs: 2,
+            pack_size: 1000.0,
+            unit: Unit::Ml,
+            total_cents: 238,
+            reason: "milk joins".into(),
+        });
+        o.total_cents += 238;
+        let lines = o.lines();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            (lines[0].sku.as_str(), lines[0].total_cents),
+            ("beans-500", 899)
+        );
+        assert_eq!((lines[1].sku.as_str(), lines[1].packs), ("milk-1l", 2));
+        assert!(o.covers(&Id::new("fridge").unwrap(), &Id::new("milk").unwrap()));
+        assert!(o.covers(&Id::new("coffee").unwrap(), &Id::new("beans").unwrap()));
+        assert!(!o.covers(&Id::new("fridge").unwrap(), &Id::new("beans").unwrap()));
     }
 
     #[test]

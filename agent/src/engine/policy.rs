@@ -20,6 +20,21 @@ pub struct PolicyConfig {
     /// long, so the risk covers the delivery time plus this (an hour in the daemon, a day in a
     /// daily simulation).
     pub review_ms: UnixMs,
+    /// Bundling: when one consumable is ordered, every other that the policy would order within
+    /// this many days joins the same order (one delivery, one approval). 0 turns it off.
+    #[serde(default = "default_bundle_days")]
+    pub bundle_days: f64,
+}
+
+fn default_bundle_days() -> f64 {
+    3.0
+}
+
+impl PolicyConfig {
+    /// The bundling window in ms.
+    pub fn bundle_ms(&self) -> UnixMs {
+        (self.bundle_days.max(0.0) * DAY_MS as f64) as UnixMs
+    }
 }
 
 impl Default for PolicyConfig {
@@ -28,6 +43,7 @@ impl Default for PolicyConfig {
             lead_time_ms: 2 * DAY_MS,
             defaults: ConsumableSettings::default(),
             review_ms: crate::clock::HOUR_MS,
+            bundle_days: default_bundle_days(),
         }
     }
 }
@@ -107,6 +123,14 @@ pub trait ReorderPolicy: Send + Sync {
     fn name(&self) -> &'static str;
     /// The decision, or `None` to wait.
     fn decide(&self, input: &PolicyInput<'_>) -> Option<ReorderDecision>;
+
+    /// Whether the slot would need ordering within `ahead` of now, and what: asked of the other
+    /// slots when one is ordered, so that they join its order. Policies that do not bundle
+    /// (the default) say `None`.
+    fn decide_ahead(&self, input: &PolicyInput<'_>, ahead: UnixMs) -> Option<ReorderDecision> {
+        let _ = (input, ahead);
+        None
+    }
 }
 
 /// The most a household keeps of a consumable.
@@ -143,7 +167,7 @@ pub fn normal_cdf(z: f64) -> f64 {
 }
 
 /// The chance that demand over a delivery time drawn from `lead`, plus `review`, exceeds
-/// `on_hand`.
+/// `on_hand`. For a sparsely used slot: the chance that more uses come than `on_hand` serves.
 pub fn stockout_risk(
     forecast: &Forecast,
     lead: &LeadTime,
@@ -155,6 +179,10 @@ pub fn stockout_risk(
         .iter()
         .map(|&(weight, span)| {
             let span = span + review;
+            if let Some(sparse) = &forecast.sparse {
+                let uses = sparse.uses_covered(on_hand).saturating_add(1);
+                return weight * sparse.prob_at_least(uses, now, span);
+            }
             let demand = forecast.demand(now, span);
             let sd = forecast.demand_sd(span);
             let p = if sd <= 0.0 {
@@ -191,7 +219,12 @@ impl ReorderPolicy for RiskPolicy {
         // Lumpy uses jump past the point where the risk is crossed; a review period absorbs
         // that already when it is long (a daily check), a short one (hourly) does not.
         let review_demand = f.demand(input.now, input.review_ms).p50;
-        let undershoot = (input.slot.use_sizes.undershoot() - review_demand).max(0.0);
+        // A sparse forecast counts whole uses already.
+        let undershoot = if f.sparse.is_some() {
+            0.0
+        } else {
+            (input.slot.use_sizes.undershoot() - review_demand).max(0.0)
+        };
         let risk = stockout_risk(
             f,
             input.lead_time,
@@ -219,6 +252,28 @@ impl ReorderPolicy for RiskPolicy {
             packs,
             reason: explain(input, risk, packs),
         })
+    }
+
+    fn decide_ahead(&self, input: &PolicyInput<'_>, ahead: UnixMs) -> Option<ReorderDecision> {
+        self.joins(input, ahead)
+    }
+}
+
+impl RiskPolicy {
+    /// A line joining another order: would the risk be crossed if the next chance to order
+    /// were `ahead` later than the next review? Then order now, with the same quantity rule.
+    fn joins(&self, input: &PolicyInput<'_>, ahead: UnixMs) -> Option<ReorderDecision> {
+        let later = PolicyInput {
+            review_ms: input.review_ms + ahead,
+            ..*input
+        };
+        let mut decision = self.decide(&later)?;
+        decision.reason = format!(
+            "{} (joins this order: would need ordering within {:.0} days)",
+            decision.reason,
+            days(ahead)
+        );
+        Some(decision)
     }
 }
 
@@ -388,7 +443,7 @@ mod tests {
         assert_eq!(d.packs, 2);
         let expected_start = "beans: 110 g left, about 2.2 days at 49 g/day (P10 1.8 days)";
         assert!(d.reason.starts_with(expected_start), "{}", d.reason);
-        let expected_end = "delivery takes 2-2 days; 11% risk of running out; ordering 2 x 500 g";
+        let expected_end = "delivery takes 2-2 days; 14% risk of running out; ordering 2 x 500 g";
         assert!(d.reason.contains(expected_end), "{}", d.reason);
     }
 
@@ -402,6 +457,41 @@ mod tests {
     fn a_longer_delivery_orders_earlier() {
         assert!(decide(&RiskPolicy, 200.0, 0.0, 2).is_none());
         assert!(decide(&RiskPolicy, 200.0, 0.0, 5).is_some());
+    }
+
+    #[test]
+    fn a_slot_due_within_the_bundling_window_joins_and_says_so() {
+        let (slot, f, now) = slot_with(200.0, 50.0);
+        let lead = LeadTime::prior(2 * DAY_MS);
+        let settings = ConsumableSettings::default();
+        let input = PolicyInput {
+            slot: &slot,
+            forecast: &f,
+            item: &item(),
+            stock: StockPosition {
+                in_appliance: 200.0,
+                in_cupboard: 0.0,
+            },
+            lead_time: &lead,
+            settings: &settings,
+            review_ms: crate::clock::HOUR_MS,
+            now,
+        };
+        assert_eq!(RiskPolicy.decide(&input), None);
+        assert_eq!(RiskPolicy.decide_ahead(&input, DAY_MS / 2), None);
+        let joined = RiskPolicy.decide_ahead(&input, 3 * DAY_MS).unwrap();
+        assert!(
+            joined
+                .reason
+                .ends_with("(joins this order: would need ordering within 3 days)"),
+            "{}",
+            joined.reason
+        );
+        // The baselines do not bundle.
+        assert_eq!(
+            ThresholdPolicy::default().decide_ahead(&input, 3 * DAY_MS),
+            None
+        );
     }
 
     #[test]

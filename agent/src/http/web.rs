@@ -313,16 +313,23 @@ fn chart(slot: &SlotState, now: UnixMs) -> Markup {
     }
 }
 
+/// `2 x beans-500 (500 g coffee_beans) + 1 x milk-1l (1000 ml milk), EUR 20.56`.
 fn order_line(order: &Order) -> String {
-    format!(
-        "{} x {} ({:.0} {} {}), {}",
-        order.packs,
-        order.sku,
-        order.pack_size,
-        order.unit.symbol(),
-        order.consumable,
-        money(order.total_cents)
-    )
+    let lines: Vec<String> = order
+        .lines()
+        .iter()
+        .map(|l| {
+            format!(
+                "{} x {} ({:.0} {} {})",
+                l.packs,
+                l.sku,
+                l.pack_size,
+                l.unit.symbol(),
+                l.consumable
+            )
+        })
+        .collect();
+    format!("{}, {}", lines.join(" + "), money(order.total_cents))
 }
 
 fn pending_card(order: &Order, view: &View, visitor: &Visitor) -> Markup {
@@ -331,7 +338,7 @@ fn pending_card(order: &Order, view: &View, visitor: &Visitor) -> Markup {
         div.card.pending data-order=(order.id) {
             h2 { "Reorder " (order.consumable) }
             p { strong { (order_line(order)) } }
-            p.muted { (order.reason) }
+            @for line in order.lines() { p.muted { (line.reason) } }
             @if let Some(p) = pending {
                 p { (p.why) "." }
                 @if let Some(at) = p.expires_at {
@@ -389,7 +396,7 @@ fn slot_card(slot: &SlotState, view: &View) -> Markup {
         .orders
         .iter()
         .rev()
-        .find(|o| o.device == slot.device && o.slot == slot.spec.id && o.state.is_open());
+        .find(|o| o.state.is_open() && o.covers(&slot.device, &slot.spec.id));
     html! {
         div.card data-slot=(slot.key()) {
             h2 { (slot.spec.consumable) }
@@ -596,7 +603,7 @@ async fn order_page(
         div.card {
             p { "State: " span.state data-state=(order.state.as_str()) { (order.state.as_str()) } }
             p { strong { (order_line(order)) } }
-            p.muted { (order.reason) }
+            @for line in order.lines() { p.muted { (line.reason) } }
             @if let Some(p) = &order.pending { p { (p.why) "." } }
             @if let Some(shop) = &order.shop_order_id { p { "Shop order " (shop) } }
             @if let Some(at) = order.expected_delivery_at { p { "Expected " (local(at, &view.zone)) } }

@@ -7,7 +7,7 @@
 //! appliance and cupboard together cannot meet is lost (an item-day with a stockout). At the
 //! end of the day (the review, midnight UTC) the engine hears, in order: the day's deliveries
 //! (`ShopStatus` delivered), each refill (a `Level` with what was left, then a `Refill`), one
-//! `Level` per slot with what is left, then a `Tick`. Policies decide only in that last part, so
+//! `Level` per slot with what is left, then a `Tick`. Policies decide only on the tick, so
 //! decisions are made once a day. An order the engine places is accepted at once by the "shop"
 //! and arrives after the delivery time drawn for it in the scenario. The `Level` before each
 //! `Refill` tells the engine what was used up to the refill (a refill report alone moves stock
@@ -25,7 +25,7 @@ use anyhow::{Context, anyhow};
 use replenish_agent::clock::{DAY_MS, UnixMs};
 use replenish_agent::commerce::api::{Catalog, CatalogItem, ShopOrder, ShopOrderStatus};
 use replenish_agent::engine::forecast::{
-    DayOfWeekRate, Forecast, ForecastModel, UsageHistory, day_of,
+    Forecast, ForecastModel, UsageHistory, day_of, default_model,
 };
 use replenish_agent::engine::policy::ReorderPolicy;
 use replenish_agent::engine::{
@@ -65,6 +65,9 @@ pub struct SlotOutcome {
     pub prompts: u64,
     /// Times the household refilled the appliance.
     pub refills: u64,
+    /// Lines for this slot that joined another slot's order (bundling): they are not orders
+    /// of their own.
+    pub bundled_lines: u64,
 }
 
 impl SlotOutcome {
@@ -95,6 +98,9 @@ pub struct OrderRecord {
     pub on_hand: f64,
     /// Its delivery time.
     pub lead_ms: UnixMs,
+    /// A line that joined an order triggered by another slot (the record before it, of the
+    /// same order, has `bundled: false`).
+    pub bundled: bool,
 }
 
 /// Errors of the predicted empty date at one horizon.
@@ -238,12 +244,12 @@ impl ForecastModel for Blind {
     }
 }
 
-/// An order on its way.
+/// An order on its way: one shipment, whatever its lines.
 struct Delivery {
-    slot: usize,
+    /// (slot index, amount) per line.
+    lines: Vec<(usize, f64)>,
     order_id: String,
     at: UnixMs,
-    amount: f64,
     shop_order: ShopOrder,
 }
 
@@ -276,6 +282,7 @@ impl<'a> Run<'a> {
         config.policy = PolicyConfig {
             lead_time_ms: scenario.prior_lead_ms,
             review_ms: DAY_MS,
+            bundle_days: scenario.bundle_days,
             ..PolicyConfig::default()
         };
         for slot in &scenario.slots {
@@ -318,7 +325,7 @@ impl<'a> Run<'a> {
             open: gate.clone(),
         });
         let model: Box<dyn ForecastModel> = match policy {
-            PolicyKind::Agent => Box::new(DayOfWeekRate::default()),
+            PolicyKind::Agent => default_model(),
             _ => Box::new(Blind),
         };
         let engine = Engine::with_models(config, Snapshot::default(), model, gated);
@@ -454,10 +461,17 @@ impl<'a> Run<'a> {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::PlaceOrder { order, request } => {
-                    let i = *self
-                        .by_key
-                        .get(&(order.device.clone(), order.slot.clone()))
-                        .ok_or_else(|| anyhow!("order for unknown slot {}", order.slot))?;
+                    let mut lines = Vec::new();
+                    for line in order.lines() {
+                        let i = *self
+                            .by_key
+                            .get(&(line.device.clone(), line.slot.clone()))
+                            .ok_or_else(|| anyhow!("order for unknown slot {}", line.slot))?;
+                        lines.push((i, line.packs));
+                    }
+                    // The first line's slot triggered the order: the shipment takes that
+                    // slot's next delivery time, and counts as one order, of that slot.
+                    let i = lines[0].0;
                     let counted = self.today >= self.scenario.warmup_days;
                     let sim = &mut self.sims[i];
                     let lead = self.scenario.slots[i].lead_time(sim.orders);
@@ -471,13 +485,20 @@ impl<'a> Run<'a> {
                     {
                         t.orders = sim.orders;
                     }
-                    self.orders.push(OrderRecord {
-                        slot: i,
-                        day: self.today,
-                        packs: order.packs,
-                        on_hand: sim.level + sim.cupboard,
-                        lead_ms: lead,
-                    });
+                    for (n, &(j, packs)) in lines.iter().enumerate() {
+                        let sim = &mut self.sims[j];
+                        if n > 0 && counted {
+                            sim.out.bundled_lines += 1;
+                        }
+                        self.orders.push(OrderRecord {
+                            slot: j,
+                            day: self.today,
+                            packs,
+                            on_hand: sim.level + sim.cupboard,
+                            lead_ms: lead,
+                            bundled: n > 0,
+                        });
+                    }
                     self.shop_orders += 1;
                     let shop_order = ShopOrder {
                         id: format!("so-{}", self.shop_orders),
@@ -494,10 +515,12 @@ impl<'a> Run<'a> {
                         delivered_at_ms: None,
                     };
                     self.pending.push(Delivery {
-                        slot: i,
+                        lines: lines
+                            .iter()
+                            .map(|&(j, packs)| (j, f64::from(packs) * self.sims[j].pack_size))
+                            .collect(),
                         order_id: order.id.clone(),
                         at: now + lead,
-                        amount: f64::from(order.packs) * sim.pack_size,
                         shop_order: shop_order.clone(),
                     });
                     let accepted = Event::PlacementSucceeded {
@@ -536,20 +559,28 @@ impl<'a> Run<'a> {
         due.sort_by_key(|d| d.at);
         let mut reports = Vec::new();
         for (i, sim) in self.sims.iter_mut().enumerate() {
-            let mut arrivals = due.iter().filter(|d| d.slot == i).peekable();
+            let mut arrivals = due
+                .iter()
+                .flat_map(|d| {
+                    d.lines
+                        .iter()
+                        .filter(move |line| line.0 == i)
+                        .map(move |line| (d.at, line.1))
+                })
+                .peekable();
             let (mut demanded, mut served) = (0.0, 0.0);
             let mut met = true;
             for u in &self.scenario.slots[i].uses[day] {
-                while let Some(d) = arrivals.next_if(|d| d.at <= u.at) {
-                    sim.cupboard += d.amount;
+                while let Some((_, amount)) = arrivals.next_if(|d| d.0 <= u.at) {
+                    sim.cupboard += amount;
                 }
                 let got = sim.serve(u.at, u.amount, &mut reports, i);
                 met &= u.amount - got <= EPS;
                 demanded += u.amount;
                 served += got;
             }
-            for d in arrivals {
-                sim.cupboard += d.amount;
+            for (_, amount) in arrivals {
+                sim.cupboard += amount;
             }
             if counted {
                 let out = &mut sim.out;
@@ -588,7 +619,6 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        self.gate.store(true, Ordering::Relaxed);
         for i in 0..self.sims.len() {
             let body = ReportBody::Level {
                 slot: self.sims[i].slot.clone(),
@@ -596,6 +626,8 @@ impl<'a> Run<'a> {
             };
             self.report(i, review - 1, body, review)?;
         }
+        // Every slot's level is in: decide (and bundle) on the whole household at once.
+        self.gate.store(true, Ordering::Relaxed);
         self.feed(Event::Tick, review)?;
         self.gate.store(false, Ordering::Relaxed);
         if self.policy == PolicyKind::Agent && counted {
@@ -633,8 +665,7 @@ impl<'a> Run<'a> {
             let known = state.level.unwrap_or(0.0) + state.cupboard;
             let rebuilt;
             let f = if state.cupboard > EPS {
-                rebuilt =
-                    Forecast::from_rate(now, known, f.rate_per_day, f.daily_sd, f.weekday_factors);
+                rebuilt = f.rebuilt(now, known);
                 &rebuilt
             } else {
                 f

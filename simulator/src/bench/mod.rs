@@ -42,6 +42,8 @@ pub struct BenchOptions {
     pub workers: usize,
     /// Whether to draw a progress bar on stderr.
     pub progress: bool,
+    /// The agent's bundling window in days (`None`: the default).
+    pub bundle_days: Option<f64>,
 }
 
 impl Default for BenchOptions {
@@ -53,6 +55,7 @@ impl Default for BenchOptions {
             leads: LeadSetting::ALL.to_vec(),
             workers: 2,
             progress: false,
+            bundle_days: None,
         }
     }
 }
@@ -70,7 +73,10 @@ pub fn run_bench(options: &BenchOptions) -> anyhow::Result<Vec<RunResult>> {
     let bar = progress_bar(options.progress, jobs.len() * PolicyKind::ALL.len(), "runs");
     let results = run_jobs(jobs.len(), options.workers, |i| {
         let (archetype, seed, lead) = jobs[i];
-        let scenario = archetype.scenario(seed, lead, options.days);
+        let mut scenario = archetype.scenario(seed, lead, options.days);
+        if let Some(days) = options.bundle_days {
+            scenario.bundle_days = days;
+        }
         run_all_policies(&scenario, &bar)
     });
     bar.finish_and_clear();

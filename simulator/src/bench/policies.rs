@@ -68,6 +68,14 @@ impl ReorderPolicy for Gated {
             None
         }
     }
+
+    fn decide_ahead(&self, input: &PolicyInput<'_>, ahead: UnixMs) -> Option<ReorderDecision> {
+        if self.open.load(Ordering::Relaxed) {
+            self.inner.decide_ahead(input, ahead)
+        } else {
+            None
+        }
+    }
 }
 
 /// The agent's policy, as the engine's default.

@@ -229,6 +229,7 @@ pub fn parse(
                 start,
                 days: days as usize,
                 warmup_days: 0,
+                bundle_days: super::scenario::DEFAULT_BUNDLE_DAYS,
                 prior_lead_ms: lead,
                 slots: vec![plan],
             }),

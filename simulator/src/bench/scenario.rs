@@ -18,6 +18,8 @@ const LEAD_SAMPLES: usize = 512;
 /// Days at the start of every bench run left out of the metrics: with a 5-day delivery, the
 /// first order (placed at the end of day 0) arrives at the end of day 5.
 pub const WARMUP_DAYS: usize = 7;
+/// The agent's default bundling window, in days.
+pub const DEFAULT_BUNDLE_DAYS: f64 = 3.0;
 /// Amounts closer than this count as equal (sums of floats).
 pub(crate) const EPS: f64 = 1e-6;
 
@@ -114,6 +116,8 @@ pub struct Scenario {
     pub warmup_days: usize,
     /// The delivery time the engine is configured with before it has seen a delivery.
     pub prior_lead_ms: UnixMs,
+    /// The engine's bundling window (`policy.bundle_days`; 0: every order has one line).
+    pub bundle_days: f64,
     /// The slots.
     pub slots: Vec<SlotPlan>,
 }
@@ -241,6 +245,7 @@ impl Archetype {
             start,
             days,
             warmup_days: WARMUP_DAYS,
+            bundle_days: DEFAULT_BUNDLE_DAYS,
             prior_lead_ms: lead.prior_ms(),
             slots,
         }
@@ -660,6 +665,54 @@ mod tests {
             .windows(14)
             .any(|w| w.iter().all(Vec::is_empty));
         assert!(empty);
+    }
+
+    #[test]
+    fn the_shift_worker_rotates_early_late_and_night_weeks() {
+        let s = Archetype::ShiftWorker.scenario(3, LeadSetting::Days(2), 365);
+        let uses = &s.slots[0].uses;
+        // Mean brews and mean hour of the first brew for each day of the 21-day cycle, over
+        // the year: the rotation shows as three different weeks that come back every 21 days.
+        let mut brews = [0.0; 21];
+        let mut first_hour = [0.0; 21];
+        let mut n = [0.0; 21];
+        for (d, day) in uses.iter().enumerate() {
+            let midnight = s.start + d as u64 * DAY_MS;
+            brews[d % 21] += day.len() as f64;
+            first_hour[d % 21] +=
+                day.first().map_or(0.0, |u| (u.at - midnight) as f64) / HOUR_MS as f64;
+            n[d % 21] += 1.0;
+        }
+        let per_day: Vec<(f64, f64)> = (0..21)
+            .map(|i| (brews[i] / n[i], first_hour[i] / n[i]))
+            .collect();
+        // Working days of the three weeks: 1-2, 3-4 and 4-6 brews, at distinct times of day.
+        let mut weeks: Vec<(f64, f64)> = (0..3)
+            .map(|w| {
+                let days: Vec<&(f64, f64)> = per_day[w * 7..w * 7 + 7]
+                    .iter()
+                    .filter(|(b, _)| (*b - 2.0).abs() > 0.01)
+                    .collect();
+                let k = days.len() as f64;
+                (
+                    days.iter().map(|d| d.0).sum::<f64>() / k,
+                    days.iter().map(|d| d.1).sum::<f64>() / k,
+                )
+            })
+            .collect();
+        weeks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (late, early, night) = (weeks[0], weeks[1], weeks[2]);
+        assert!((1.3..1.7).contains(&late.0), "{weeks:?}");
+        assert!((3.3..3.7).contains(&early.0), "{weeks:?}");
+        assert!((4.7..5.3).contains(&night.0), "{weeks:?}");
+        // Nights brew before 7, early shifts from 4:30, late shifts from 11.
+        assert!(night.1 < 3.5 && (4.5..7.0).contains(&early.1) && late.1 > 11.0);
+        // Two days off in every seven-day block: exactly two brews.
+        let off = per_day
+            .iter()
+            .filter(|(b, _)| (*b - 2.0).abs() < 0.01)
+            .count();
+        assert_eq!(off, 6);
     }
 
     #[test]

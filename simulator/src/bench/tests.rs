@@ -24,6 +24,7 @@ fn ten_days(initial: f64) -> Scenario {
         start,
         days: 10,
         warmup_days: 0,
+        bundle_days: 3.0,
         prior_lead_ms: 2 * DAY_MS,
         slots: vec![SlotPlan {
             device: "shelf".into(),
@@ -53,6 +54,7 @@ fn threshold_orders_when_a_fifth_of_capacity_remains() {
             packs: 1,
             on_hand: 20.0,
             lead_ms: 2 * DAY_MS,
+            bundled: false,
         }]
     );
     assert_eq!(run.slots[0].stockout_days, 0);
@@ -221,4 +223,42 @@ fn json_has_the_issue_shape() {
     ] {
         assert!(json["forecast"].get(key).is_some(), "{key}");
     }
+}
+
+#[test]
+fn a_bundled_order_is_one_order_with_a_line_per_slot() {
+    let family = Archetype::Family.scenario(0, LeadSetting::Days(2), 120);
+    let bundled = run_scenario(&family, PolicyKind::Agent).unwrap();
+    let lines = bundled.orders.iter().filter(|o| o.bundled).count();
+    assert!(lines > 0, "three slots, 120 days: something joins");
+    // Each bundled line follows its order's first line: same day, same delivery time.
+    for (i, line) in bundled.orders.iter().enumerate().filter(|(_, o)| o.bundled) {
+        let first = bundled.orders[..i]
+            .iter()
+            .rev()
+            .find(|o| !o.bundled)
+            .unwrap();
+        assert_eq!((line.day, line.lead_ms), (first.day, first.lead_ms));
+        assert_ne!(line.slot, first.slot);
+    }
+    // Orders count shipments: the lines that joined are not orders of their own.
+    let counted = |run: &RunResult| run.slots.iter().map(|s| s.orders).sum::<u64>();
+    let joined: u64 = bundled.slots.iter().map(|s| s.bundled_lines).sum();
+    let after_warmup = |o: &&OrderRecord| o.day >= family.warmup_days;
+    let records = bundled.orders.iter().filter(after_warmup).count() as u64;
+    assert_eq!(counted(&bundled) + joined, records);
+    // Without the window every order has one line, and there are more of them.
+    let single = run_scenario(
+        &Scenario {
+            bundle_days: 0.0,
+            ..family.clone()
+        },
+        PolicyKind::Agent,
+    )
+    .unwrap();
+    assert!(single.orders.iter().all(|o| !o.bundled));
+    assert!(counted(&single) > counted(&bundled));
+    // The baselines do not bundle.
+    let threshold = run_scenario(&family, PolicyKind::Threshold).unwrap();
+    assert!(threshold.orders.iter().all(|o| !o.bundled));
 }

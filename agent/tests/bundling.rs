@@ -1,0 +1,204 @@
+//! Bundling through the pure engine: a consumable that would need ordering within
+//! `policy.bundle_days` joins the order another one triggers: one order, one idempotency key,
+//! one state, a reason per line, and both slots stocked on delivery.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use replenish_agent::clock::{DAY_MS, HOUR_MS, UnixMs};
+use replenish_agent::commerce::api::{Catalog, CatalogItem, ShopOrder, ShopOrderStatus};
+use replenish_agent::engine::order::{Order, OrderState};
+use replenish_agent::engine::{Effect, Engine, EngineConfig, Event, Pairing, Snapshot, Telemetry};
+use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
+
+const T0: UnixMs = 20_458 * DAY_MS;
+
+fn id(s: &str) -> Id {
+    Id::new(s).unwrap()
+}
+
+fn item(sku: &str, consumable: &str, unit: Unit) -> CatalogItem {
+    CatalogItem {
+        sku: sku.into(),
+        name: sku.into(),
+        consumable: consumable.into(),
+        pack_size: 500.0,
+        unit,
+        price_cents: 500,
+        currency: "EUR".into(),
+        stock: 100,
+    }
+}
+
+fn birth(slot: &str, consumable: &str, unit: Unit) -> Telemetry {
+    let mut slots = heapless::Vec::new();
+    slots
+        .push(SlotSpec {
+            id: id(slot),
+            consumable: id(consumable),
+            unit,
+            capacity: 1000.0,
+            sensor: SensorKind::Level,
+        })
+        .unwrap();
+    Telemetry::Status(Box::new(Status::Online(Birth {
+        model: id("appliance"),
+        firmware: heapless::String::try_from("0.1.0").unwrap(),
+        boot: 1,
+        slots,
+    })))
+}
+
+struct Home {
+    engine: Engine,
+    seq: u32,
+}
+
+impl Home {
+    fn new(bundle_days: f64) -> Self {
+        let mut config = EngineConfig::new(id("home"), "inst".into());
+        config.pairing = Pairing::Open;
+        config.policy.bundle_days = bundle_days;
+        let mut engine = Engine::new(config, Snapshot::default());
+        let catalog = Catalog {
+            items: vec![
+                item("beans-500", "coffee_beans", Unit::G),
+                item("oats-500", "oats", Unit::G),
+            ],
+        };
+        engine.handle(Event::Catalog(catalog), T0).unwrap();
+        for (device, slot, consumable) in [
+            ("grinder", "beans", "coffee_beans"),
+            ("pantry", "oats", "oats"),
+        ] {
+            let message = birth(slot, consumable, Unit::G);
+            let event = Event::Telemetry {
+                device: id(device),
+                message,
+            };
+            engine.handle(event, T0).unwrap();
+        }
+        Self { engine, seq: 0 }
+    }
+
+    fn level(&mut self, device: &str, slot: &str, t: UnixMs, remaining: f32) -> Vec<Effect> {
+        self.seq += 1;
+        let event = Event::Telemetry {
+            device: id(device),
+            message: Telemetry::Report(Report {
+                boot: 1,
+                seq: self.seq,
+                ts: t,
+                body: ReportBody::Level {
+                    slot: id(slot),
+                    remaining,
+                },
+            }),
+        };
+        self.engine.handle(event, t).unwrap()
+    }
+
+    /// Beans and oats both used about 50 g a day; the oats start `oats_ahead` grams fuller.
+    /// Returns the first order placed and its request, and the day.
+    fn run_until_order(&mut self, oats_ahead: f32) -> (u64, Order, Vec<(String, u32)>) {
+        for day in 0..20u64 {
+            let t = T0 + day * DAY_MS + 8 * HOUR_MS;
+            let used = 50.0 * day as f32 + if day % 2 == 0 { 5.0 } else { 0.0 };
+            let mut fx = self.level("grinder", "beans", t, 600.0 - used);
+            fx.extend(self.level("pantry", "oats", t, 600.0 + oats_ahead - used));
+            for effect in fx {
+                if let Effect::PlaceOrder { order, request } = effect {
+                    let lines = request
+                        .items
+                        .iter()
+                        .map(|l| (l.sku.clone(), l.quantity))
+                        .collect();
+                    return (day, order, lines);
+                }
+            }
+        }
+        panic!("no order within 20 days");
+    }
+}
+
+#[test]
+fn a_consumable_due_within_the_window_joins_the_order() {
+    let mut home = Home::new(3.0);
+    // The oats hold about a day and a half more than the beans.
+    let (_, order, lines) = home.run_until_order(75.0);
+    assert_eq!(order.sku, "beans-500");
+    assert_eq!(order.bundled.len(), 1, "{order:?}");
+    let oats = &order.bundled[0];
+    assert_eq!(
+        (oats.sku.as_str(), oats.slot.as_str()),
+        ("oats-500", "oats")
+    );
+    assert!(oats.reason.contains("joins this order"), "{}", oats.reason);
+    assert!(order.reason.starts_with("beans:"), "{}", order.reason);
+    // One request, one key, every line in it; the total covers both lines.
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].0, "beans-500");
+    assert_eq!(lines[1].0, "oats-500");
+    let line_total: u64 = order.lines().iter().map(|l| l.total_cents).sum();
+    assert_eq!(order.total_cents, line_total);
+    assert_eq!(order.idempotency_key, format!("inst-{}", order.id));
+
+    // While the order is open, the oats are not ordered again.
+    let later = T0 + 19 * DAY_MS;
+    let fx = home.level("pantry", "oats", later, 10.0);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::PlaceOrder { .. })));
+
+    // The delivery stocks both cupboards and ends the one order.
+    let now = later + HOUR_MS;
+    let shop_order = ShopOrder {
+        id: "so-1".into(),
+        idempotency_key: order.idempotency_key.clone(),
+        reference: order.id.clone(),
+        household: "home".into(),
+        status: ShopOrderStatus::Delivered,
+        items: vec![],
+        total_cents: order.total_cents,
+        currency: "EUR".into(),
+        created_at_ms: now,
+        estimated_delivery_at_ms: now,
+        shipped_at_ms: Some(now),
+        delivered_at_ms: Some(now),
+    };
+    let event = Event::PlacementSucceeded {
+        order_id: order.id.clone(),
+        shop_order,
+    };
+    home.engine.handle(event, now).unwrap();
+    assert_eq!(
+        home.engine.order(&order.id).unwrap().state,
+        OrderState::Delivered
+    );
+    let cupboards: Vec<(String, f64)> = home
+        .engine
+        .slots()
+        .map(|s| (s.spec.id.to_string(), s.cupboard))
+        .collect();
+    let packs = |sku: &str| {
+        order
+            .lines()
+            .iter()
+            .find(|l| l.sku == sku)
+            .map(|l| f64::from(l.packs) * l.pack_size)
+            .unwrap()
+    };
+    assert_eq!(
+        cupboards,
+        [
+            ("beans".to_string(), packs("beans-500")),
+            ("oats".to_string(), packs("oats-500"))
+        ]
+    );
+}
+
+#[test]
+fn nothing_joins_without_a_window_or_when_far_from_due() {
+    let (_, order, lines) = Home::new(0.0).run_until_order(75.0);
+    assert!(order.bundled.is_empty());
+    assert_eq!(lines.len(), 1);
+    // Ten days of oats more than beans: not due within three days.
+    let (_, order, _) = Home::new(3.0).run_until_order(500.0);
+    assert!(order.bundled.is_empty(), "{order:?}");
+}
