@@ -5,6 +5,8 @@
 
 use replenish_agent::clock::{DAY_MS, HOUR_MS, UnixMs};
 use replenish_agent::commerce::api::{Catalog, CatalogItem, ShopOrder, ShopOrderStatus};
+use replenish_agent::engine::OrderEdit;
+use replenish_agent::engine::household::{Actor, ConsumableRules, Mode, RejectReason, Rules};
 use replenish_agent::engine::order::{Order, OrderState};
 use replenish_agent::engine::{Effect, Engine, EngineConfig, Event, Pairing, Snapshot, Telemetry};
 use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
@@ -54,8 +56,13 @@ struct Home {
 
 impl Home {
     fn new(bundle_days: f64) -> Self {
+        Self::with_rules(bundle_days, |_| {})
+    }
+
+    fn with_rules(bundle_days: f64, rules: impl FnOnce(&mut Rules)) -> Self {
         let mut config = EngineConfig::new(id("home"), "inst".into());
         config.pairing = Pairing::Open;
+        rules(&mut config.rules);
         config.policy.bundle_days = bundle_days;
         let mut engine = Engine::new(config, Snapshot::default());
         let catalog = Catalog {
@@ -201,4 +208,83 @@ fn nothing_joins_without_a_window_or_when_far_from_due() {
     // Ten days of oats more than beans: not due within three days.
     let (_, order, _) = Home::new(3.0).run_until_order(500.0);
     assert!(order.bundled.is_empty(), "{order:?}");
+}
+
+/// Beans are on `auto`, oats on `approve`: a bundle of both must wait for a person; editing it
+/// changes the beans line only; rejecting it pauses both.
+#[test]
+fn a_bundle_follows_its_strictest_line_and_a_rejection_teaches_every_line() {
+    let oats_approve = |r: &mut Rules| {
+        r.consumables.insert(
+            "oats".into(),
+            ConsumableRules {
+                mode: Some(Mode::Approve),
+                risk: None,
+            },
+        );
+    };
+    let proposed = |home: &mut Home| -> (UnixMs, Order) {
+        for day in 0..20u64 {
+            let t = T0 + day * DAY_MS + 8 * HOUR_MS;
+            let used = 50.0 * day as f32 + if day % 2 == 0 { 5.0 } else { 0.0 };
+            let mut fx = home.level("grinder", "beans", t, 600.0 - used);
+            fx.extend(home.level("pantry", "oats", t, 675.0 - used));
+            assert!(
+                !fx.iter().any(|e| matches!(e, Effect::PlaceOrder { .. })),
+                "nothing is placed without the approval the oats need"
+            );
+            if let Some(order) = home
+                .engine
+                .orders()
+                .find(|o| o.state == OrderState::Proposed)
+            {
+                return (t, order.clone());
+            }
+        }
+        panic!("no proposal within 20 days");
+    };
+
+    let mut home = Home::with_rules(3.0, oats_approve);
+    let (t, order) = proposed(&mut home);
+    assert_eq!(order.bundled.len(), 1, "{order:?}");
+    assert!(order.pending.is_some());
+    let oats_cents = order.bundled[0].total_cents;
+    let fx = home
+        .engine
+        .handle(
+            Event::Approve {
+                order_id: order.id.clone(),
+                by: Actor::Console,
+                edit: Some(OrderEdit {
+                    packs: Some(order.packs + 1),
+                    sku: None,
+                }),
+            },
+            t,
+        )
+        .unwrap();
+    assert!(fx.iter().any(|e| matches!(e, Effect::PlaceOrder { .. })));
+    let approved = home.engine.order(&order.id).unwrap();
+    assert_eq!(approved.bundled[0].total_cents, oats_cents);
+    assert_eq!(
+        approved.total_cents,
+        u64::from(order.packs + 1) * 500 + oats_cents
+    );
+
+    let mut home = Home::with_rules(3.0, oats_approve);
+    let (t, order) = proposed(&mut home);
+    home.engine
+        .handle(
+            Event::Reject {
+                order_id: order.id.clone(),
+                by: Actor::Console,
+                reason: RejectReason::StillHaveSome,
+                note: None,
+            },
+            t,
+        )
+        .unwrap();
+    let household = home.engine.household();
+    assert!(household.paused("coffee_beans", t + HOUR_MS));
+    assert!(household.paused("oats", t + HOUR_MS));
 }
