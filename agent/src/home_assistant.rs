@@ -162,7 +162,7 @@ pub fn snapshot(engine: &Engine) -> Vec<DeviceSnapshot> {
                                 && o.covers(&d.id, &s.spec.id)
                         })
                         .map(|o| o.id.clone())
-                        .last(),
+                        .next_back(),
                 })
                 .collect(),
         })
@@ -606,7 +606,7 @@ impl Announcer {
                                 .any(|l| l.device.as_str() == d && l.slot.as_str() == s)
                     })
                     .map(|o| o.id.clone())
-                    .last()
+                    .next_back()
             })
             .await
             .map_err(|e| CommandFailed::Refused(AskError::Stopped(e)))?

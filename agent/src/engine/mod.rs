@@ -485,7 +485,7 @@ impl Engine {
     }
 
     /// Orders, oldest first.
-    pub fn orders(&self) -> impl Iterator<Item = &Order> {
+    pub fn orders(&self) -> impl DoubleEndedIterator<Item = &Order> {
         self.orders.values()
     }
 

@@ -19,7 +19,7 @@ use crate::commerce::api::Problem;
 use crate::engine::household::{
     AuditEntry, ConsumableRules, ExpiryDefault, Member, Mode, Permission, RejectReason, Role, Rules,
 };
-use crate::engine::{Event, OrderEdit};
+use crate::engine::{Engine, Event, OrderEdit};
 use crate::runtime::{DeviceView, OrderView, SlotView, StatusView, status_view};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -230,30 +230,34 @@ async fn list_orders(
     State(state): State<AppState>,
     Query(query): Query<OrderQuery>,
 ) -> Response {
-    let (page, per_page) = match (PageQuery {
+    let pages = PageQuery {
         page: query.page,
         per_page: query.per_page,
+    };
+    let filter = query.state;
+    paged(&state, pages, move |engine| {
+        engine
+            .orders()
+            .rev()
+            .filter(|o| filter.as_deref().is_none_or(|s| o.state.as_str() == s))
+            .map(OrderView::from)
+            .collect()
     })
-    .bounds()
-    {
+    .await
+}
+
+/// Reads a whole list from the engine and answers with the page asked for.
+async fn paged<T: Serialize + Send + 'static>(
+    state: &AppState,
+    query: PageQuery,
+    list: impl FnOnce(&Engine) -> Vec<T> + Send + 'static,
+) -> Response {
+    let (page, per_page) = match query.bounds() {
         Ok(bounds) => bounds,
         Err(response) => return response,
     };
-    let filter = query.state;
-    let orders = state
-        .agent
-        .read(move |engine, _| {
-            let mut orders: Vec<OrderView> = engine
-                .orders()
-                .filter(|o| filter.as_deref().is_none_or(|s| o.state.as_str() == s))
-                .map(OrderView::from)
-                .collect();
-            orders.reverse();
-            orders
-        })
-        .await;
-    match orders {
-        Ok(orders) => Json(paginate(orders, page, per_page)).into_response(),
+    match state.agent.read(move |engine, _| list(engine)).await {
+        Ok(all) => Json(paginate(all, page, per_page)).into_response(),
         Err(_) => unavailable(),
     }
 }
@@ -440,28 +444,18 @@ async fn list_members(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let (page, per_page) = match query.bounds() {
-        Ok(bounds) => bounds,
-        Err(response) => return response,
-    };
     if let Err(response) = require(&state, &caller, Permission::ChangeSettings).await {
         return response;
     }
-    match state
-        .agent
-        .read(|engine, _| {
-            engine
-                .household()
-                .members
-                .values()
-                .map(MemberView::from)
-                .collect::<Vec<_>>()
-        })
-        .await
-    {
-        Ok(members) => Json(paginate(members, page, per_page)).into_response(),
-        Err(_) => unavailable(),
-    }
+    paged(&state, query, |engine| {
+        engine
+            .household()
+            .members
+            .values()
+            .map(MemberView::from)
+            .collect()
+    })
+    .await
 }
 
 /// Adds a member with a new token; returns the member and the token (shown once).
@@ -537,18 +531,10 @@ async fn list_devices(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let (page, per_page) = match query.bounds() {
-        Ok(bounds) => bounds,
-        Err(response) => return response,
-    };
-    match state
-        .agent
-        .read(|engine, _| engine.devices().map(DeviceView::from).collect::<Vec<_>>())
-        .await
-    {
-        Ok(devices) => Json(paginate(devices, page, per_page)).into_response(),
-        Err(_) => unavailable(),
-    }
+    paged(&state, query, |engine| {
+        engine.devices().map(DeviceView::from).collect()
+    })
+    .await
 }
 
 /// Accept a device that waits to join (owners only)
@@ -603,18 +589,10 @@ async fn list_audit(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let (page, per_page) = match query.bounds() {
-        Ok(bounds) => bounds,
-        Err(response) => return response,
-    };
-    match state
-        .agent
-        .read(|engine, _| engine.audit().rev().cloned().collect::<Vec<_>>())
-        .await
-    {
-        Ok(entries) => Json(paginate(entries, page, per_page)).into_response(),
-        Err(_) => unavailable(),
-    }
+    paged(&state, query, |engine| {
+        engine.audit().rev().cloned().collect()
+    })
+    .await
 }
 
 /// This document
