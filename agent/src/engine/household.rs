@@ -320,7 +320,8 @@ impl Rules {
             .unwrap_or(self.default_mode)
     }
 
-    fn zone(&self) -> TimeZone {
+    /// The household's time zone.
+    pub fn zone(&self) -> TimeZone {
         // Validated when set; UTC if a stored value is somehow unknown to this build.
         TimeZone::get(&self.timezone).unwrap_or(TimeZone::UTC)
     }
@@ -344,15 +345,31 @@ impl Rules {
         if !quiet.contains(minute) {
             return at;
         }
-        // Minutes until the end, walking forward over midnight if needed.
-        let until_end = (i64::from(quiet.end_minute) - i64::from(minute)).rem_euclid(24 * 60);
-        let second_in_minute = i64::from(zoned.second()) * 1000 + i64::from(zoned.millisecond());
-        at + (until_end * 60_000 - second_in_minute).max(0) as UnixMs
+        // The next local end time, found on the calendar rather than by counting minutes, so a
+        // daylight-saving change inside the quiet hours cannot end them an hour early or late.
+        let end = civil::time(
+            (quiet.end_minute / 60) as i8,
+            (quiet.end_minute % 60) as i8,
+            0,
+            0,
+        );
+        let mut end_at = zoned.date().to_datetime(end);
+        if end_at <= zoned {
+            let Ok(tomorrow) = zoned.date().tomorrow() else {
+                return at;
+            };
+            end_at = tomorrow.to_datetime(end);
+        }
+        zone.to_ambiguous_timestamp(end_at)
+            .compatible()
+            .ok()
+            .and_then(|t| UnixMs::try_from(t.as_millisecond()).ok())
+            .map_or(at, |t| t.max(at))
     }
 }
 
-/// The household's wall-clock time at an instant.
-fn to_zoned(at: UnixMs, zone: &TimeZone) -> Option<civil::DateTime> {
+/// The wall-clock time in `zone` at an instant.
+pub fn to_zoned(at: UnixMs, zone: &TimeZone) -> Option<civil::DateTime> {
     let ms = i64::try_from(at).ok()?;
     let instant = Timestamp::from_millisecond(ms).ok()?;
     Some(zone.to_offset(instant).to_datetime(instant))
@@ -761,6 +778,17 @@ mod tests {
         assert_eq!(rules.prompt_time(noon), noon);
         // Without quiet hours, always at once.
         assert_eq!(Rules::default().prompt_time(late), late);
+        // Summer time ends inside the quiet hours (03:00 CEST -> 02:00 CET on 26 October):
+        // they still end at 03:00 on the wall clock, now 02:00 UTC.
+        let dst = Rules {
+            quiet_hours: Some(QuietHours::parse("06:25-03:00").unwrap()),
+            timezone: "Europe/Berlin".into(),
+            ..Rules::default()
+        };
+        assert_eq!(
+            dst.prompt_time(at("2025-10-25T04:25:00Z")),
+            at("2025-10-26T02:00:00Z")
+        );
     }
 
     #[test]

@@ -753,39 +753,32 @@ impl Engine {
             Some(known) => known.accepted,
             None => self.config.pairing == Pairing::Open,
         };
-        if !accepted {
-            let first = self
+        // A waiting device is announced once per new birth, not on every reconnect.
+        let newly_waiting = !accepted
+            && self
                 .devices
                 .get(&device_id)
                 .is_none_or(|d| d.birth != birth || !d.online);
-            let device = self
-                .devices
-                .entry(device_id.clone())
-                .or_insert_with(|| DeviceState::new(device_id.clone(), birth.clone(), now));
-            device.birth = birth;
-            device.online = true;
-            device.accepted = false;
-            device.last_seen = now;
-            fx.push(Effect::SaveDevice(Box::new(device.clone())));
-            if first {
-                let text = format!(
-                    "{device_id} ({} firmware {}) asks to join; an owner must accept it",
-                    device.birth.model, device.birth.firmware
-                );
-                fx.push(notice(now, NoticeKind::DeviceWaiting, &device_id, text));
-            }
-            return;
+        if accepted {
+            self.create_slots(&device_id, &birth, fx);
         }
-        self.create_slots(&device_id, &birth, fx);
         let device = self
             .devices
             .entry(device_id.clone())
             .or_insert_with(|| DeviceState::new(device_id.clone(), birth.clone(), now));
         device.birth = birth;
         device.online = true;
+        device.accepted = accepted;
         device.last_seen = now;
         fx.push(Effect::SaveDevice(Box::new(device.clone())));
-        if !was_online {
+        if newly_waiting {
+            let text = format!(
+                "{device_id} ({} firmware {}) asks to join; an owner must accept it",
+                device.birth.model, device.birth.firmware
+            );
+            fx.push(notice(now, NoticeKind::DeviceWaiting, &device_id, text));
+        }
+        if accepted && !was_online {
             let text = format!(
                 "{} online: {} firmware {}, boot {}",
                 device_id, device.birth.model, device.birth.firmware, device.birth.boot

@@ -11,7 +11,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use replenish_protocol::Id;
@@ -25,6 +24,7 @@ use crate::clock::{DAY_MS, UnixMs};
 use crate::commerce::api::CatalogItem;
 use crate::engine::household::{
     ConsumableRules, ExpiryDefault, Member, Mode, QuietHours, RejectReason, Role, Rules, money,
+    to_zoned,
 };
 use crate::engine::inventory::SlotState;
 use crate::engine::order::{Order, OrderState};
@@ -213,16 +213,10 @@ fn unavailable_page() -> Response {
 
 /// The household's wall-clock time, e.g. `Tue 24 Nov 14:00`.
 fn local(at: UnixMs, zone: &TimeZone) -> String {
-    let Ok(ms) = i64::try_from(at) else {
-        return "-".into();
-    };
-    let Ok(instant) = Timestamp::from_millisecond(ms) else {
-        return "-".into();
-    };
-    zone.to_offset(instant)
-        .to_datetime(instant)
-        .strftime("%a %-d %b %H:%M")
-        .to_string()
+    to_zoned(at, zone).map_or_else(
+        || "-".into(),
+        |time| time.strftime("%a %-d %b %H:%M").to_string(),
+    )
 }
 
 fn days(ms: UnixMs) -> String {
@@ -247,7 +241,7 @@ async fn view(state: &AppState) -> Result<View, Response> {
             let rules = engine.household().rules.clone();
             View {
                 now,
-                zone: TimeZone::get(&rules.timezone).unwrap_or(TimeZone::UTC),
+                zone: rules.zone(),
                 rules,
                 slots: engine.slots().cloned().collect(),
                 orders: engine.orders().cloned().collect(),
@@ -1144,7 +1138,7 @@ async fn audit_page(
     let read = state
         .agent
         .read(move |engine, _| {
-            let zone = TimeZone::get(&engine.household().rules.timezone).unwrap_or(TimeZone::UTC);
+            let zone = engine.household().rules.zone();
             let total = engine.audit().len();
             let entries: Vec<_> = engine
                 .audit()
