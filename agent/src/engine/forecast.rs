@@ -589,8 +589,8 @@ impl ForecastModel for Tsb {
     }
 }
 
-/// Sparse use from the time between uses (see [`sparse`]): the Poisson model until two
-/// intervals are seen, then the renewal model.
+/// Sparse use from the time between uses (see [`sparse`]): the Poisson model until an
+/// interval is seen, then the renewal model.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Intermittent;
 
@@ -605,7 +605,7 @@ impl ForecastModel for Intermittent {
             return None;
         }
         let n = record.intervals.len();
-        let intervals = if n >= 2 {
+        let intervals = if n >= 1 {
             let (mean, sd) = mean_sd(record.intervals.iter().copied())?;
             Intervals::Renewal {
                 mean,

@@ -201,7 +201,7 @@ fn days(ms: UnixMs) -> f64 {
 
 /// The agent's policy: order when the chance of running out before an order placed now would
 /// arrive exceeds the consumable's risk; order whole packs covering the delivery time plus the
-/// target days, within the maximum stock.
+/// target days (at the low end, P10, of their demand), within the maximum stock.
 #[derive(Debug, Clone, Default)]
 pub struct RiskPolicy;
 
@@ -241,7 +241,12 @@ impl ReorderPolicy for RiskPolicy {
             input.now + lead,
             (input.settings.target_days * DAY_MS as f64) as UnixMs,
         );
-        let needed = cover.p50 - expected_at_arrival.max(0.0);
+        // The timing above guards against running out; the quantity only decides how soon the
+        // next order comes. Ordering too little costs an earlier order, too much leaves stock
+        // in the cupboard for months (a box of descaler after one use seen), so the quantity
+        // covers the low end (P10) of the target days' demand: the mean once the forecast is
+        // sure, much less while it is not.
+        let needed = cover.p10 - expected_at_arrival.max(0.0);
         let packs = packs_for(
             needed,
             expected_at_arrival,

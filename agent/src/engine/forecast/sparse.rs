@@ -5,14 +5,20 @@
 //! approximation of that orders a new box whenever one tablet is left. What matters is when the
 //! next use comes. Two models, chosen by how much is known:
 //!
-//! * [`Intervals::Poisson`]: fewer than two intervals between uses seen. Use days form a
+//! * [`Intervals::Poisson`]: no interval between uses seen yet (one use day). Use days form a
 //!   Poisson process (memoryless: what Croston and TSB assume) whose rate is uncertain: a
-//!   Gamma posterior (Jeffreys prior) from `uses` use days over `exposure` days, so the number
-//!   of use days in a span is negative binomial.
-//! * [`Intervals::Renewal`]: two or more intervals seen. The next interval follows the Student
-//!   t predictive of a normal model with unknown mean and variance (`n - 1` degrees of freedom,
-//!   scale `s·√(1 + 1/n)`): it carries the uncertainty of the estimated mean and spread, so two
-//!   similar intervals do not make the agent sure of the third. The time since the last use
+//!   Gamma(`uses`, `exposure`) posterior, so the number of use days in a span is negative
+//!   binomial. The prior is the scale-invariant one (flat in the log of the rate): where
+//!   observation starts is arbitrary, and Jeffreys' (half a use more) made one tablet in
+//!   the first fortnight read as "a box may be gone within the week".
+//! * [`Intervals::Renewal`]: one or more intervals seen. The next interval follows the Student
+//!   t predictive of a normal model with unknown mean and variance, the variance with a prior
+//!   worth [`PRIOR_INTERVALS`] intervals at a coefficient of variation of [`PRIOR_CV`]
+//!   (`n + 2` degrees of freedom, scale `σₙ·√(1 + 1/n)`). It carries the uncertainty of the
+//!   estimated mean and spread, so one or two similar intervals do not make the agent sure of
+//!   the next; and the prior lets a single interval say "about monthly", where the
+//!   memoryless model would keep a second box at home from the first use on. The time since
+//!   the last use
 //!   conditions it: a descaler used 20 days ago with intervals of 25-35 days is due soon, one
 //!   used yesterday is not. A slot far past its usual interval falls back to the Poisson model,
 //!   so an item that is no longer used fades out instead of always being "due".
@@ -30,6 +36,13 @@ const DAY_ROUNDING_SD: f64 = 0.41;
 /// Past the mean interval by this many predictive scales, the renewal model gives way to the
 /// Poisson one (the habit may have stopped).
 const OVERDUE_SCALES: f64 = 3.0;
+/// Intervals' worth of prior belief about their spread (ν₀ of a scaled inverse-χ² prior on
+/// the variance). Three: the data outweigh it from the fourth interval on.
+pub const PRIOR_INTERVALS: u32 = 3;
+/// Coefficient of variation of intervals a priori. Sparse consumables (descaler, filters,
+/// dishwasher salt) are used on a schedule the appliance or the habit sets, give or take a
+/// week in a month; 0.3 leaves room for less regular ones.
+pub const PRIOR_CV: f64 = 0.3;
 /// Longest span searched for a quantile, in days.
 const MAX_DAYS: f64 = 365.0;
 
@@ -50,7 +63,7 @@ pub enum Intervals {
         mean: f64,
         /// Sample standard deviation of the intervals, in days (at least the day rounding).
         sd: f64,
-        /// Intervals seen (at least 2).
+        /// Intervals seen (at least 1).
         n: u32,
     },
 }
@@ -70,7 +83,7 @@ impl SparseUse {
     /// Mean consumption per day.
     pub fn rate_per_day(&self) -> f64 {
         match self.intervals {
-            Intervals::Poisson { uses, exposure } => self.size * (uses + 0.5) / exposure.max(1.0),
+            Intervals::Poisson { uses, exposure } => self.size * (uses) / exposure.max(1.0),
             Intervals::Renewal { mean, .. } => self.size / mean.max(1.0),
         }
     }
@@ -95,7 +108,7 @@ impl SparseUse {
         match self.intervals {
             Intervals::Renewal { mean, sd, n } => {
                 let e = self.elapsed(now);
-                let scale = predictive_scale(sd, n);
+                let (scale, _) = predictive(mean, sd, n);
                 if e > mean + OVERDUE_SCALES * scale {
                     // Overdue: the gap so far is evidence of a lower rate.
                     Intervals::Poisson {
@@ -122,7 +135,7 @@ impl SparseUse {
         }
         match self.model_at(now) {
             Intervals::Poisson { uses, exposure } => {
-                negative_binomial_at_least(j, uses + 0.5, exposure.max(1.0), days)
+                negative_binomial_at_least(j, uses, exposure.max(1.0), days)
             }
             Intervals::Renewal { mean, sd, n } => {
                 let e = self.elapsed(now).max(0.0);
@@ -151,10 +164,18 @@ impl SparseUse {
     }
 }
 
-/// Scale of the Student t predictive of the next interval.
-fn predictive_scale(sd: f64, n: u32) -> f64 {
-    let n = f64::from(n.max(1));
-    sd.max(DAY_ROUNDING_SD) * (1.0 + 1.0 / n).sqrt()
+/// Scale and degrees of freedom of the Student t predictive of the next interval, from `n`
+/// intervals of mean `mean` and sample standard deviation `sd` (ignored for one interval):
+/// flat prior on the mean, scaled inverse-χ² prior on the variance (ν₀ = [`PRIOR_INTERVALS`],
+/// σ₀ = [`PRIOR_CV`] of the mean).
+fn predictive(mean: f64, sd: f64, n: u32) -> (f64, u32) {
+    let n = n.max(1);
+    let prior_sd = PRIOR_CV * mean.max(1.0);
+    let dof = PRIOR_INTERVALS + n - 1;
+    let var = (f64::from(PRIOR_INTERVALS) * prior_sd * prior_sd + f64::from(n - 1) * sd * sd)
+        / f64::from(dof);
+    let scale = var.sqrt().max(DAY_ROUNDING_SD) * (1.0 + 1.0 / f64::from(n)).sqrt();
+    (scale, dof)
 }
 
 /// P(N ≥ j) for N negative binomial: a Poisson count over `days` whose rate is Gamma(`shape`,
@@ -174,8 +195,7 @@ fn negative_binomial_at_least(j: u32, shape: f64, exposure: f64, days: f64) -> f
 
 /// P(at least `j` uses within `days`), `e` days after the last one, intervals Student t.
 fn renewal_at_least(j: u32, e: f64, days: f64, mean: f64, sd: f64, n: u32) -> f64 {
-    let nu = n.saturating_sub(1).max(1);
-    let scale = predictive_scale(sd, n);
+    let (scale, nu) = predictive(mean, sd, n);
     let cdf = |x: f64| student_t_cdf((x - mean) / scale, nu);
     let survive = 1.0 - cdf(e);
     if survive <= 1e-12 {
@@ -306,12 +326,42 @@ mod tests {
         let soon = f.prob_at_least(1, day(2.0), 3 * DAY_MS);
         let due = f.prob_at_least(1, day(28.0), 3 * DAY_MS);
         assert!(soon < 1e-3, "{soon}");
-        assert!(due > 0.3, "{due}");
+        // The spread prior (a CV of 0.3 worth three intervals) still widens eight intervals
+        // of sd 3 days a little: around a third of the next interval's mass, not more.
+        assert!(due > 0.25, "{due}");
         // A second use within days of the first is less likely still.
         assert!(f.prob_at_least(2, day(28.0), 3 * DAY_MS) < due * 0.1);
         // Even with the heavy tails of two intervals seen, six more uses in six days are not
         // a risk.
         assert!(monthly(2).prob_at_least(7, day(28.0), 6 * DAY_MS) < 1e-6);
+    }
+
+    #[test]
+    fn one_interval_is_enough_to_expect_the_next_use_later_rather_than_any_day() {
+        // Uses on day 70 and day 100, i.e. one 30-day interval: the day after the second use,
+        // the memoryless model of the same two uses gives a use in the coming week about a
+        // one-in-three chance; the renewal model, knowing that uses come about monthly, a few
+        // percent, and two uses in that week none.
+        let now = (101.0 * DAY_MS as f64) as UnixMs;
+        let week = 6 * DAY_MS;
+        let renewal = monthly(1);
+        let poisson = SparseUse {
+            intervals: Intervals::Poisson {
+                uses: 2.0,
+                exposure: 31.0,
+            },
+            ..renewal
+        };
+        let (r, p) = (
+            renewal.prob_at_least(1, now, week),
+            poisson.prob_at_least(1, now, week),
+        );
+        assert!(r < 0.05 && p > 0.25, "renewal {r}, poisson {p}");
+        assert!(renewal.prob_at_least(2, now, week) < 1e-3);
+        // Near the month, the use is due (one interval leaves the exact day open).
+        let due = (128.0 * DAY_MS as f64) as UnixMs;
+        let d = renewal.prob_at_least(1, due, week);
+        assert!(d > 5.0 * r && d > 0.2, "due {d}, right after {r}");
     }
 
     #[test]
@@ -334,7 +384,7 @@ mod tests {
     proptest! {
         #[test]
         fn probabilities_are_monotone(
-            mean in 2.0f64..60.0, sd in 0.0f64..20.0, n in 2u32..20,
+            mean in 2.0f64..60.0, sd in 0.0f64..20.0, n in 1u32..20,
             elapsed in 0.0f64..90.0, j in 1u32..4, span in 0.5f64..20.0,
         ) {
             let f = SparseUse {
