@@ -60,29 +60,7 @@ enum Command {
     },
     /// Compares the agent's reorder policy with a threshold, a static reorder point and a
     /// perfect-foresight oracle on seeded household archetypes, through the pure engine.
-    Bench {
-        /// Seeds per archetype and delivery setting (seeds 0..N).
-        #[arg(long, default_value_t = 20)]
-        seeds: u64,
-        /// Days per run.
-        #[arg(long, default_value_t = 365)]
-        days: usize,
-        /// Write the metrics as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Write a plot (SVG) of stockouts against days of supply here.
-        #[arg(long)]
-        plot: Option<PathBuf>,
-        /// Only these archetypes (comma-separated; default: all).
-        #[arg(long, value_delimiter = ',')]
-        archetypes: Vec<String>,
-        /// Worker threads.
-        #[arg(long, default_value_t = 2)]
-        jobs: usize,
-        /// The agent's bundling window in days (0: one line per order).
-        #[arg(long, default_value_t = bench::scenario::DEFAULT_BUNDLE_DAYS)]
-        bundle_days: f64,
-    },
+    Bench(BenchArgs),
     /// Replays a recorded consumption trace through the same engine and policies.
     Replay {
         /// The trace: CSV with header timestamp,household,slot,unit,amount.
@@ -101,6 +79,36 @@ enum Command {
         #[arg(long, default_value_t = bench::scenario::DEFAULT_BUNDLE_DAYS)]
         bundle_days: f64,
     },
+}
+
+/// Options of `bench`.
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Seeds per archetype and delivery setting (seeds 0..N).
+    #[arg(long, default_value_t = 20)]
+    seeds: u64,
+    /// Days per run.
+    #[arg(long, default_value_t = 365)]
+    days: usize,
+    /// Write the metrics as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a plot (SVG) of stockouts against days of supply here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Only these archetypes (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    archetypes: Vec<String>,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// The agent's bundling window in days (0: one line per order).
+    #[arg(long, default_value_t = bench::scenario::DEFAULT_BUNDLE_DAYS)]
+    bundle_days: f64,
+    /// The agent's risk of running out before a delivery (default 0.02), for every
+    /// consumable: shows what the household trades for stock.
+    #[arg(long, default_value_t = bench::scenario::DEFAULT_RISK)]
+    risk: f64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -160,15 +168,7 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             server.shutdown().await?;
         }
-        Command::Bench {
-            seeds,
-            days,
-            json,
-            plot,
-            archetypes,
-            jobs,
-            bundle_days,
-        } => run_bench(seeds, days, json, plot, &archetypes, jobs, bundle_days)?,
+        Command::Bench(args) => run_bench(args)?,
         Command::Replay {
             trace,
             slots,
@@ -209,16 +209,22 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_bench(
-    seeds: u64,
-    days: usize,
-    json: Option<PathBuf>,
-    plot: Option<PathBuf>,
-    archetypes: &[String],
-    jobs: usize,
-    bundle_days: f64,
-) -> anyhow::Result<()> {
+fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchArgs {
+        seeds,
+        days,
+        json,
+        plot,
+        archetypes,
+        jobs,
+        bundle_days,
+        risk,
+    } = args;
     anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
+    anyhow::ensure!(
+        risk > 0.0 && risk < 0.5,
+        "--risk must be above 0 and below 0.5 (0.02 is 2%)"
+    );
     anyhow::ensure!(
         (0.0..=30.0).contains(&bundle_days),
         "--bundle-days must be 0 to 30"
@@ -244,6 +250,7 @@ fn run_bench(
         workers: jobs.max(1),
         progress: true,
         bundle_days: Some(bundle_days),
+        risk: Some(risk),
         ..BenchOptions::default()
     };
     let started = std::time::Instant::now();
@@ -277,6 +284,7 @@ fn run_bench(
                     "archetypes": options.archetypes.iter().map(|a| a.name()).collect::<Vec<_>>(),
                     "lead_times": options.leads.iter().map(|l| l.label()).collect::<Vec<_>>(),
                     "bundle_days": bundle_days,
+                    "risk": risk,
                 }),
             ),
             ("targets", serde_json::to_value(&targets)?),

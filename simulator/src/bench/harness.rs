@@ -290,6 +290,7 @@ impl<'a> Run<'a> {
                 slot.consumable.clone(),
                 ConsumableSettings {
                     max_stock: Some(slot.max_stock),
+                    risk: scenario.risk,
                     ..ConsumableSettings::default()
                 },
             );

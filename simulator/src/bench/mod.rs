@@ -44,6 +44,8 @@ pub struct BenchOptions {
     pub progress: bool,
     /// The agent's bundling window in days (`None`: the default).
     pub bundle_days: Option<f64>,
+    /// The agent's risk setting (`None`: the default, 2%).
+    pub risk: Option<f64>,
 }
 
 impl Default for BenchOptions {
@@ -56,6 +58,7 @@ impl Default for BenchOptions {
             workers: 2,
             progress: false,
             bundle_days: None,
+            risk: None,
         }
     }
 }
@@ -76,6 +79,9 @@ pub fn run_bench(options: &BenchOptions) -> anyhow::Result<Vec<RunResult>> {
         let mut scenario = archetype.scenario(seed, lead, options.days);
         if let Some(days) = options.bundle_days {
             scenario.bundle_days = days;
+        }
+        if let Some(risk) = options.risk {
+            scenario.risk = risk;
         }
         run_all_policies(&scenario, &bar)
     });

@@ -230,6 +230,7 @@ pub fn parse(
                 days: days as usize,
                 warmup_days: 0,
                 bundle_days: super::scenario::DEFAULT_BUNDLE_DAYS,
+                risk: super::scenario::DEFAULT_RISK,
                 prior_lead_ms: lead,
                 slots: vec![plan],
             }),

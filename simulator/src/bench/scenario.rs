@@ -20,6 +20,8 @@ const LEAD_SAMPLES: usize = 512;
 pub const WARMUP_DAYS: usize = 7;
 /// The agent's default bundling window, in days.
 pub const DEFAULT_BUNDLE_DAYS: f64 = 3.0;
+/// The agent's default risk (`ConsumableSettings::default().risk`).
+pub const DEFAULT_RISK: f64 = 0.02;
 /// Amounts closer than this count as equal (sums of floats).
 pub(crate) const EPS: f64 = 1e-6;
 
@@ -118,6 +120,9 @@ pub struct Scenario {
     pub prior_lead_ms: UnixMs,
     /// The engine's bundling window (`policy.bundle_days`; 0: every order has one line).
     pub bundle_days: f64,
+    /// The agent's risk setting for every consumable (the highest acceptable chance of running
+    /// out before an order placed now arrives).
+    pub risk: f64,
     /// The slots.
     pub slots: Vec<SlotPlan>,
 }
@@ -246,6 +251,7 @@ impl Archetype {
             days,
             warmup_days: WARMUP_DAYS,
             bundle_days: DEFAULT_BUNDLE_DAYS,
+            risk: DEFAULT_RISK,
             prior_lead_ms: lead.prior_ms(),
             slots,
         }

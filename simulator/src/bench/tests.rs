@@ -25,6 +25,7 @@ fn ten_days(initial: f64) -> Scenario {
         days: 10,
         warmup_days: 0,
         bundle_days: 3.0,
+        risk: scenario::DEFAULT_RISK,
         prior_lead_ms: 2 * DAY_MS,
         slots: vec![SlotPlan {
             device: "shelf".into(),
@@ -261,4 +262,34 @@ fn a_bundled_order_is_one_order_with_a_line_per_slot() {
     // The baselines do not bundle.
     let threshold = run_scenario(&family, PolicyKind::Threshold).unwrap();
     assert!(threshold.orders.iter().all(|o| !o.bundled));
+}
+
+#[test]
+fn a_higher_risk_setting_trades_stockouts_for_less_stock() {
+    let options = BenchOptions {
+        seeds: 2,
+        days: 120,
+        archetypes: vec![Archetype::Family, Archetype::WeekendHeavy],
+        ..BenchOptions::default()
+    };
+    let at = |risk: f64| {
+        let runs = run_bench(&BenchOptions {
+            risk: Some(risk),
+            ..options.clone()
+        })
+        .unwrap();
+        summarize(&runs).policies
+    };
+    let (careful, daring) = (at(0.02), at(0.3));
+    assert!(
+        daring.agent.mean_days_of_supply < careful.agent.mean_days_of_supply,
+        "{daring:?} {careful:?}"
+    );
+    assert!(
+        daring.agent.stockout_item_days_per_1000 > careful.agent.stockout_item_days_per_1000,
+        "{daring:?} {careful:?}"
+    );
+    // The setting is the agent's: the baselines do not move.
+    assert_eq!(daring.threshold, careful.threshold);
+    assert_eq!(daring.oracle, careful.oracle);
 }
