@@ -407,8 +407,8 @@ async fn an_expired_approval_takes_its_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_budget_and_the_auto_approve_limit_hold() {
     let mut h = Household::start().await;
-    // Auto mode, but two 500 g packs (17.98) exceed a 10.00 budget: it must wait.
-    h.set_rules(|r| r["monthly_budget_cents"] = json!(1000))
+    // Auto mode, but even one 500 g pack (8.99) exceeds an 8.00 budget: it must wait.
+    h.set_rules(|r| r["monthly_budget_cents"] = json!(800))
         .await;
     let order = h.drive_until_order().await;
     h.settle().await;

@@ -949,19 +949,45 @@ mod tests {
     #[test]
     fn an_order_over_the_monthly_budget_waits_even_in_auto_mode_and_never_places_itself() {
         let mut e = household(|r| {
-            r.monthly_budget_cents = Some(1_000);
+            r.monthly_budget_cents = Some(800);
             r.on_expiry = ExpiryDefault::Order;
         });
         let (t, fx) = run_until_order(&mut e);
         assert!(
             place_order(&fx).is_none(),
-            "two packs cost 17.98, over 10.00"
+            "even one pack costs 8.99, over 8.00"
         );
+        assert_eq!(proposed(&e).packs, 1, "cut to one pack before asking");
         let prompt = notices(&fx, NoticeKind::ApprovalRequested);
         assert!(prompt[0].contains("monthly budget"), "{}", prompt[0]);
         let fx = e.handle(Event::Tick, t + 25 * HOUR_MS).unwrap();
         assert!(place_order(&fx).is_none());
         assert!(e.orders().all(|o| o.state == OrderState::Cancelled));
+    }
+
+    #[test]
+    fn an_order_is_cut_to_the_packs_the_monthly_budget_still_pays_for() {
+        let only_order = |e: &Engine| e.orders().next().cloned().expect("an order");
+        let mut unbounded = household(|_| {});
+        run_until_order(&mut unbounded);
+        assert_eq!(
+            only_order(&unbounded).packs,
+            2,
+            "the policy wants two packs"
+        );
+
+        let mut e = household(|r| r.monthly_budget_cents = Some(1_000));
+        let (_, fx) = run_until_order(&mut e);
+        assert!(place_order(&fx).is_some(), "one pack, 8.99, fits 10.00");
+        let order = only_order(&e);
+        assert_eq!((order.packs, order.total_cents), (1, 899));
+        assert!(
+            order
+                .reason
+                .ends_with("cut to 1 x 500 g to stay within the monthly budget (EUR 10.00 left)"),
+            "{}",
+            order.reason
+        );
     }
 
     #[test]

@@ -1082,7 +1082,29 @@ impl Engine {
         let Some((decision, item)) = self.decide_for(slot, now, None) else {
             return;
         };
-        let bundled = self.bundle_lines(key, now);
+        let mut bundled = self.bundle_lines(key, now);
+        let mut packs = decision.packs;
+        let mut reason = decision.reason;
+        if let Some(budget) = self.household.rules.monthly_budget_cents {
+            let left = budget.saturating_sub(self.spent_this_month(now));
+            let mut sizes: Vec<(u32, u64)> = bundled
+                .iter()
+                .map(|l| (l.packs, l.total_cents / u64::from(l.packs.max(1))))
+                .collect();
+            if policy::trim_to_budget(&mut packs, item.price_cents, &mut sizes, left) {
+                bundled.truncate(sizes.len());
+                for (line, (n, price)) in bundled.iter_mut().zip(sizes) {
+                    line.packs = n;
+                    line.total_cents = price * u64::from(n);
+                }
+                reason = format!(
+                    "{reason}; cut to {packs} x {:.0} {} to stay within the monthly budget ({} left)",
+                    item.pack_size,
+                    item.unit.symbol(),
+                    household::money(left)
+                );
+            }
+        }
         self.meta.next_order_no += 1;
         let id = format!("o-{:06}", self.meta.next_order_no);
         let order = Order {
@@ -1092,13 +1114,13 @@ impl Engine {
             slot: slot.spec.id.clone(),
             consumable: slot.spec.consumable.clone(),
             sku: item.sku.clone(),
-            packs: decision.packs,
+            packs,
             pack_size: item.pack_size,
             unit: item.unit,
-            total_cents: item.price_cents * u64::from(decision.packs)
+            total_cents: item.price_cents * u64::from(packs)
                 + bundled.iter().map(|l| l.total_cents).sum::<u64>(),
             state: OrderState::Proposed,
-            reason: decision.reason.clone(),
+            reason,
             created_at: now,
             updated_at: now,
             shop_order_id: None,

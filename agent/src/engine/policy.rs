@@ -151,6 +151,36 @@ pub fn packs_for(needed: f64, expected_at_arrival: f64, pack: f64, max_stock: f6
     wanted.min(room) as u32
 }
 
+/// Trims an order to what is left of the household's monthly budget, in whole packs: the lines
+/// that merely joined it (`bundled`: packs and price of a pack each) give way first, one pack at
+/// a time and then whole lines, and the consumable that needs ordering (`packs` at `price`
+/// each) keeps at least one pack. Returns whether anything was trimmed; an order still over
+/// the budget at one pack is left for the household to approve (the rules ask for it).
+pub fn trim_to_budget(
+    packs: &mut u32,
+    price: u64,
+    bundled: &mut Vec<(u32, u64)>,
+    left: u64,
+) -> bool {
+    let total = |packs: u32, bundled: &[(u32, u64)]| {
+        u64::from(packs) * price + bundled.iter().map(|&(n, p)| u64::from(n) * p).sum::<u64>()
+    };
+    let mut trimmed = false;
+    while total(*packs, bundled) > left {
+        if let Some(line) = bundled.iter_mut().rev().find(|(n, _)| *n > 1) {
+            line.0 -= 1;
+        } else if !bundled.is_empty() {
+            bundled.pop();
+        } else if *packs > 1 {
+            *packs -= 1;
+        } else {
+            break;
+        }
+        trimmed = true;
+    }
+    trimmed
+}
+
 /// Standard normal cumulative distribution (Abramowitz–Stegun 7.1.26, error < 1.5e-7).
 pub fn normal_cdf(z: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * z.abs() / std::f64::consts::SQRT_2);
@@ -508,6 +538,23 @@ mod tests {
                 .packs,
             1
         );
+    }
+
+    #[test]
+    fn an_order_shrinks_to_the_budget_left_bundled_lines_first() {
+        // 3 packs at 5.00 plus a joining line of 2 at 2.00: 19.00.
+        let fit = |left: u64| {
+            let (mut packs, mut bundled) = (3, vec![(2, 200)]);
+            let trimmed = trim_to_budget(&mut packs, 500, &mut bundled, left);
+            (trimmed, packs, bundled)
+        };
+        assert_eq!(fit(1_900), (false, 3, vec![(2, 200)]));
+        assert_eq!(fit(1_800), (true, 3, vec![(1, 200)]));
+        assert_eq!(fit(1_600), (true, 3, vec![]));
+        assert_eq!(fit(1_200), (true, 2, vec![]));
+        // One pack of the needed consumable stays even over the budget: the household decides.
+        assert_eq!(fit(100), (true, 1, vec![]));
+        assert_eq!(fit(0), (true, 1, vec![]));
     }
 
     #[test]
