@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use replenish_agent::clock::{DAY_MS, SystemClock};
 use replenish_agent::engine::household::Mode;
-use replenish_sim::bench::{self, Archetype, BenchOptions, metrics};
+use replenish_sim::bench::{self, Archetype, BenchOptions, PolicyKind, metrics};
 use replenish_sim::demo::{self, DemoOptions};
 use replenish_sim::shop::{SandboxShop, ShopConfig};
 
@@ -109,6 +109,14 @@ struct BenchArgs {
     /// consumable: shows what the household trades for stock.
     #[arg(long, default_value_t = bench::scenario::DEFAULT_RISK)]
     risk: f64,
+    /// Also run the agent alone at each of `--frontier-risks` and draw its trade-off between
+    /// stockouts and stock, with the baselines, here (SVG); the table is printed and the
+    /// points go into `--json` as `frontier`.
+    #[arg(long)]
+    frontier: Option<PathBuf>,
+    /// The risk settings of `--frontier`.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2])]
+    frontier_risks: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -219,11 +227,18 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         jobs,
         bundle_days,
         risk,
+        frontier,
+        frontier_risks,
     } = args;
     anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
+    let valid_risk = |r: f64| r > 0.0 && r < 0.5;
     anyhow::ensure!(
-        risk > 0.0 && risk < 0.5,
+        valid_risk(risk),
         "--risk must be above 0 and below 0.5 (0.02 is 2%)"
+    );
+    anyhow::ensure!(
+        frontier_risks.iter().all(|&r| valid_risk(r)) && !frontier_risks.is_empty(),
+        "--frontier-risks must list risks above 0 and below 0.5, e.g. 0.01,0.02,0.05"
     );
     anyhow::ensure!(
         (0.0..=30.0).contains(&bundle_days),
@@ -273,8 +288,17 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         "stockouts per 1000 item-days / mean days of supply, per archetype:"
     )?;
     metrics::write_breakdown(&mut out, &summary, "archetype")?;
+    let frontier_points = match &frontier {
+        Some(_) => {
+            let points = bench::risk_frontier(&options, &frontier_risks)?;
+            writeln!(out, "the agent's trade-off at other risk settings:")?;
+            metrics::write_frontier(&mut out, &points)?;
+            Some(points)
+        }
+        None => None,
+    };
     if let Some(path) = json {
-        let extra = [
+        let mut extra = vec![
             ("runtime_s", serde_json::json!(runtime)),
             (
                 "config",
@@ -289,11 +313,21 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
             ),
             ("targets", serde_json::to_value(&targets)?),
         ];
+        if let Some(points) = &frontier_points {
+            extra.push(("frontier", serde_json::to_value(points)?));
+        }
         write_json(&path, &metrics::to_json(&summary, &extra))?;
     }
     if let Some(path) = plot {
         let title = format!("replenish bench: {} runs of {days} days", runs.len());
         bench::plot::write_svg(&path, &summary, &title)?;
+    }
+    if let (Some(path), Some(points)) = (frontier, &frontier_points) {
+        let title = format!(
+            "replenish bench: the agent's risk setting against the baselines ({} runs each)",
+            runs.len() / PolicyKind::ALL.len()
+        );
+        bench::plot::write_frontier_svg(&path, points, &summary.policies, &title)?;
     }
     Ok(())
 }

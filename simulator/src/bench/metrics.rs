@@ -283,6 +283,28 @@ fn opt(x: Option<f64>, digits: usize) -> String {
     x.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
 }
 
+/// Prints the agent's metrics at each risk setting.
+pub fn write_frontier(out: &mut dyn Write, points: &[super::FrontierPoint]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<14} {:>16} {:>10} {:>15} {:>17}",
+        "agent at risk", "stockouts/1000", "fill rate", "days of supply", "orders/item-year"
+    )?;
+    for p in points {
+        let m = &p.agent;
+        writeln!(
+            out,
+            "{:<14} {:>16.2} {:>10.4} {:>15.2} {:>17.2}",
+            p.risk,
+            m.stockout_item_days_per_1000,
+            m.fill_rate,
+            m.mean_days_of_supply,
+            m.orders_per_item_year
+        )?;
+    }
+    Ok(())
+}
+
 /// Writes the policy table and the forecast line.
 pub fn write_table(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
     writeln!(

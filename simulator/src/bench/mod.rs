@@ -46,6 +46,8 @@ pub struct BenchOptions {
     pub bundle_days: Option<f64>,
     /// The agent's risk setting (`None`: the default, 2%).
     pub risk: Option<f64>,
+    /// The policies to run (default: all four).
+    pub policies: Vec<PolicyKind>,
 }
 
 impl Default for BenchOptions {
@@ -59,6 +61,7 @@ impl Default for BenchOptions {
             progress: false,
             bundle_days: None,
             risk: None,
+            policies: PolicyKind::ALL.to_vec(),
         }
     }
 }
@@ -73,7 +76,11 @@ pub fn run_bench(options: &BenchOptions) -> anyhow::Result<Vec<RunResult>> {
             }
         }
     }
-    let bar = progress_bar(options.progress, jobs.len() * PolicyKind::ALL.len(), "runs");
+    let bar = progress_bar(
+        options.progress,
+        jobs.len() * options.policies.len(),
+        "runs",
+    );
     let results = run_jobs(jobs.len(), options.workers, |i| {
         let (archetype, seed, lead) = jobs[i];
         let mut scenario = archetype.scenario(seed, lead, options.days);
@@ -83,7 +90,7 @@ pub fn run_bench(options: &BenchOptions) -> anyhow::Result<Vec<RunResult>> {
         if let Some(risk) = options.risk {
             scenario.risk = risk;
         }
-        run_all_policies(&scenario, &bar)
+        run_policies(&scenario, &options.policies, &bar)
     });
     bar.finish_and_clear();
     Ok(results?.into_iter().flatten().collect())
@@ -97,14 +104,46 @@ pub fn run_scenarios(
 ) -> anyhow::Result<Vec<RunResult>> {
     let bar = progress_bar(progress, scenarios.len() * PolicyKind::ALL.len(), "runs");
     let results = run_jobs(scenarios.len(), workers, |i| {
-        run_all_policies(&scenarios[i], &bar)
+        run_policies(&scenarios[i], &PolicyKind::ALL, &bar)
     });
     bar.finish_and_clear();
     Ok(results?.into_iter().flatten().collect())
 }
 
-fn run_all_policies(scenario: &Scenario, bar: &ProgressBar) -> anyhow::Result<Vec<RunResult>> {
-    PolicyKind::ALL
+/// One point of the agent's trade-off between stockouts and stock.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct FrontierPoint {
+    /// The risk setting of every consumable.
+    pub risk: f64,
+    /// The agent's metrics at that setting.
+    pub agent: metrics::PolicyMetrics,
+}
+
+/// Runs the agent alone at each risk setting (every other option as in `options`): where its
+/// trade-off between running out and holding stock lies against the baselines.
+pub fn risk_frontier(options: &BenchOptions, risks: &[f64]) -> anyhow::Result<Vec<FrontierPoint>> {
+    risks
+        .iter()
+        .map(|&risk| {
+            let runs = run_bench(&BenchOptions {
+                risk: Some(risk),
+                policies: vec![PolicyKind::Agent],
+                ..options.clone()
+            })?;
+            Ok(FrontierPoint {
+                risk,
+                agent: summarize(&runs).policies.agent,
+            })
+        })
+        .collect()
+}
+
+fn run_policies(
+    scenario: &Scenario,
+    policies: &[PolicyKind],
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<RunResult>> {
+    policies
         .iter()
         .map(|&policy| {
             let result = run_scenario(scenario, policy);

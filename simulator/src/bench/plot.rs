@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::anyhow;
 use plotters::prelude::*;
 
-use super::metrics::Summary;
+use super::FrontierPoint;
+use super::metrics::{Policies, Summary};
 use super::policies::PolicyKind;
 
 fn colour(kind: PolicyKind) -> RGBColor {
@@ -80,6 +81,93 @@ pub fn write_svg(path: &Path, summary: &Summary, title: &str) -> anyhow::Result<
             ))
             .map_err(|e| err(&e))?;
         }
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// Writes the agent's risk frontier to `path` as SVG: stockouts (log scale) against days of
+/// supply at each risk setting, a line through them, and the baselines as dots (the oracle,
+/// which never runs out, on the bottom edge).
+pub fn write_frontier_svg(
+    path: &Path,
+    points: &[FrontierPoint],
+    baselines: &Policies,
+    title: &str,
+) -> anyhow::Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+    let floor = 0.3;
+    let at = |m: &super::metrics::PolicyMetrics| {
+        (
+            m.mean_days_of_supply,
+            m.stockout_item_days_per_1000.max(floor),
+        )
+    };
+    let mut all: Vec<(f64, f64)> = points.iter().map(|p| at(&p.agent)).collect();
+    all.extend(PolicyKind::ALL.iter().map(|&k| at(baselines.get(k))));
+    let x_max = all.iter().map(|p| p.0).fold(1.0, f64::max) * 1.15;
+    let x_min = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min) * 0.85;
+    let y_max = all.iter().map(|p| p.1).fold(1.0, f64::max) * 2.0;
+    // Labels start just right of their dot.
+    let nudge = (x_max - x_min) * 0.01;
+    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_min..x_max, (floor..y_max).log_scale())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("mean days of supply")
+        .y_desc("stockout item-days per 1000 (log)")
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(|e| err(&e))?;
+    let agent = colour(PolicyKind::Agent);
+    chart
+        .draw_series(LineSeries::new(
+            points.iter().map(|p| at(&p.agent)),
+            agent.stroke_width(2),
+        ))
+        .map_err(|e| err(&e))?;
+    for p in points {
+        let (x, y) = at(&p.agent);
+        chart
+            .draw_series(std::iter::once(Circle::new((x, y), 5, agent.filled())))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("risk {}", p.risk),
+                (x + nudge, y * 1.15),
+                ("sans-serif", 13).into_font().color(&agent),
+            )))
+            .map_err(|e| err(&e))?;
+    }
+    for kind in [
+        PolicyKind::Threshold,
+        PolicyKind::ReorderPoint,
+        PolicyKind::Oracle,
+    ] {
+        let c = colour(kind);
+        let m = baselines.get(kind);
+        let (x, y) = at(m);
+        chart
+            .draw_series(std::iter::once(Circle::new((x, y), 7, c.filled())))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!(
+                    "{} ({:.1} per 1000)",
+                    kind.name(),
+                    m.stockout_item_days_per_1000
+                ),
+                (x + nudge, y * 1.15),
+                ("sans-serif", 13).into_font().color(&c),
+            )))
+            .map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())

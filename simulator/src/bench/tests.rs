@@ -293,3 +293,28 @@ fn a_higher_risk_setting_trades_stockouts_for_less_stock() {
     assert_eq!(daring.threshold, careful.threshold);
     assert_eq!(daring.oracle, careful.oracle);
 }
+
+#[test]
+fn the_risk_frontier_runs_the_agent_alone_and_draws_it() {
+    let options = BenchOptions {
+        seeds: 1,
+        days: 90,
+        archetypes: vec![Archetype::WeekendHeavy],
+        ..BenchOptions::default()
+    };
+    let points = risk_frontier(&options, &[0.02, 0.3]).unwrap();
+    assert_eq!(points.len(), 2);
+    // Alone, the agent gives what it gives next to the other policies: nothing is shared.
+    let full = summarize(&run_bench(&options).unwrap()).policies;
+    assert_eq!(points[0].risk, 0.02);
+    assert_eq!(points[0].agent, full.agent);
+    assert!(points[1].agent.mean_days_of_supply < points[0].agent.mean_days_of_supply);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frontier.svg");
+    plot::write_frontier_svg(&path, &points, &full, "test").unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        svg.contains("risk 0.3") && svg.contains("threshold ("),
+        "{svg}"
+    );
+}
