@@ -1075,6 +1075,53 @@ impl Engine {
             .collect()
     }
 
+    /// Cuts a new order to what is left of the monthly budget (see [`policy::trim_to_budget`]);
+    /// says what was cut, if anything.
+    fn fit_budget(
+        &self,
+        item: &CatalogItem,
+        packs: &mut u32,
+        bundled: &mut Vec<OrderItem>,
+        now: UnixMs,
+    ) -> Option<String> {
+        let budget = self.household.rules.monthly_budget_cents?;
+        let left = budget.saturating_sub(self.spent_this_month(now));
+        let wanted = (*packs, bundled.len());
+        let mut sizes: Vec<(u32, u64)> = bundled
+            .iter()
+            .map(|l| (l.packs, l.total_cents / u64::from(l.packs.max(1))))
+            .collect();
+        if !policy::trim_to_budget(packs, item.price_cents, &mut sizes, left) {
+            return None;
+        }
+        bundled.truncate(sizes.len());
+        for (line, (n, price)) in bundled.iter_mut().zip(sizes) {
+            line.packs = n;
+            line.total_cents = price * u64::from(n);
+        }
+        let mut cuts = Vec::new();
+        if *packs < wanted.0 {
+            cuts.push(format!(
+                "cut to {packs} x {:.0} {}",
+                item.pack_size,
+                item.unit.symbol()
+            ));
+        }
+        if bundled.len() < wanted.1 {
+            cuts.push(format!(
+                "{} joining line(s) left out",
+                wanted.1 - bundled.len()
+            ));
+        } else if wanted.1 > 0 {
+            cuts.push("joining lines cut".to_string());
+        }
+        Some(format!(
+            "{} to stay within the monthly budget ({} left)",
+            cuts.join(", "),
+            household::money(left)
+        ))
+    }
+
     fn consider_reorder(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
         let Some(slot) = self.slots.get(key) else {
             return;
@@ -1085,25 +1132,8 @@ impl Engine {
         let mut bundled = self.bundle_lines(key, now);
         let mut packs = decision.packs;
         let mut reason = decision.reason;
-        if let Some(budget) = self.household.rules.monthly_budget_cents {
-            let left = budget.saturating_sub(self.spent_this_month(now));
-            let mut sizes: Vec<(u32, u64)> = bundled
-                .iter()
-                .map(|l| (l.packs, l.total_cents / u64::from(l.packs.max(1))))
-                .collect();
-            if policy::trim_to_budget(&mut packs, item.price_cents, &mut sizes, left) {
-                bundled.truncate(sizes.len());
-                for (line, (n, price)) in bundled.iter_mut().zip(sizes) {
-                    line.packs = n;
-                    line.total_cents = price * u64::from(n);
-                }
-                reason = format!(
-                    "{reason}; cut to {packs} x {:.0} {} to stay within the monthly budget ({} left)",
-                    item.pack_size,
-                    item.unit.symbol(),
-                    household::money(left)
-                );
-            }
+        if let Some(cut) = self.fit_budget(&item, &mut packs, &mut bundled, now) {
+            reason = format!("{reason}; {cut}");
         }
         self.meta.next_order_no += 1;
         let id = format!("o-{:06}", self.meta.next_order_no);
