@@ -288,3 +288,21 @@ fn a_bundle_follows_its_strictest_line_and_a_rejection_teaches_every_line() {
     assert!(household.paused("coffee_beans", t + HOUR_MS));
     assert!(household.paused("oats", t + HOUR_MS));
 }
+
+#[test]
+fn a_tight_budget_leaves_the_joining_line_out_before_it_cuts_the_needed_one() {
+    // One 500 g pack costs 5.00: the budget pays for exactly one.
+    let mut home = Home::with_rules(3.0, |r| r.monthly_budget_cents = Some(500));
+    let (_, order, lines) = home.run_until_order(75.0);
+    assert_eq!(order.sku, "beans-500");
+    assert!(order.bundled.is_empty(), "{order:?}");
+    assert_eq!((order.packs, order.total_cents), (1, 500));
+    assert_eq!(lines, [("beans-500".to_string(), 1)]);
+    assert!(
+        order.reason.ends_with(
+            "1 joining line(s) left out to stay within the monthly budget (EUR 5.00 left)"
+        ),
+        "{}",
+        order.reason
+    );
+}
