@@ -107,7 +107,7 @@ struct BenchArgs {
     bundle_days: f64,
     /// The agent's risk of running out before a delivery (default 0.02), for every
     /// consumable: shows what the household trades for stock.
-    #[arg(long, default_value_t = bench::scenario::DEFAULT_RISK)]
+    #[arg(long, default_value_t = bench::scenario::default_risk())]
     risk: f64,
     /// Also run the agent alone at each of `--frontier-risks` and draw its trade-off between
     /// stockouts and stock, with the baselines, here (SVG); the table is printed and the
@@ -115,7 +115,12 @@ struct BenchArgs {
     #[arg(long)]
     frontier: Option<PathBuf>,
     /// The risk settings of `--frontier`.
-    #[arg(long, value_delimiter = ',', default_values_t = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "frontier",
+        default_values_t = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
+    )]
     frontier_risks: Vec<f64>,
 }
 

@@ -77,7 +77,8 @@ impl Engine {
         Ok(order)
     }
 
-    /// Money committed this calendar month (household time): approved orders onwards.
+    /// Money committed this calendar month (household time): approved orders onwards, and
+    /// orders in a notify cancel window (they are placed unless someone cancels them).
     pub(super) fn spent_this_month(&self, now: UnixMs) -> u64 {
         let rules = &self.household.rules;
         let month = rules.month_of(now);
@@ -90,7 +91,10 @@ impl Engine {
                         | OrderState::Placed
                         | OrderState::Shipped
                         | OrderState::Delivered
-                )
+                ) || (o.state == OrderState::Proposed
+                    && o.pending
+                        .as_ref()
+                        .is_some_and(|p| p.kind == PendingKind::CancelWindow))
             })
             .filter(|o| rules.month_of(o.placed_at.unwrap_or(o.updated_at)) == month)
             .map(|o| o.total_cents)
@@ -957,7 +961,11 @@ mod tests {
             place_order(&fx).is_none(),
             "even one pack costs 8.99, over 8.00"
         );
-        assert_eq!(proposed(&e).packs, 1, "cut to one pack before asking");
+        // Nothing is cut when not even one pack fits: the household decides on the order the
+        // policy wants.
+        let order = proposed(&e);
+        assert_eq!(order.packs, 2);
+        assert!(!order.reason.contains("cut to"), "{}", order.reason);
         let prompt = notices(&fx, NoticeKind::ApprovalRequested);
         assert!(prompt[0].contains("monthly budget"), "{}", prompt[0]);
         let fx = e.handle(Event::Tick, t + 25 * HOUR_MS).unwrap();
@@ -1027,6 +1035,20 @@ mod tests {
         .unwrap();
         let fx = e.handle(Event::Tick, t + 3 * HOUR_MS).unwrap();
         assert!(place_order(&fx).is_none());
+    }
+
+    #[test]
+    fn an_order_in_its_cancel_window_counts_against_the_budget() {
+        // It is placed unless someone cancels it: the next order's budget must know.
+        let mut e = household(|r| r.default_mode = Mode::Notify);
+        let (t, _) = run_until_order(&mut e);
+        let held = proposed(&e);
+        assert!(held.total_cents > 0);
+        assert_eq!(e.spent_this_month(t), held.total_cents);
+        // Asked-for orders do not count until someone approves them.
+        let mut e = household(|r| r.default_mode = Mode::Approve);
+        let (t, _) = run_until_order(&mut e);
+        assert_eq!(e.spent_this_month(t), 0);
     }
 
     #[test]

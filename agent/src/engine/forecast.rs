@@ -614,7 +614,9 @@ impl ForecastModel for Intermittent {
             }
         } else {
             Intervals::Poisson {
-                uses: record.uses as f64,
+                // A use on the first, partial day is left out of `uses` but did happen: half a
+                // use keeps a slot that has only that one from reading as never used.
+                uses: (record.uses as f64).max(0.5),
                 exposure: record.exposure as f64,
             }
         };
@@ -860,6 +862,23 @@ mod model_tests {
         assert!(f.empty_earliest.unwrap() < f.empty_at.unwrap());
         assert!(f.empty_at.unwrap() < f.empty_latest.unwrap());
         assert!(auto.forecast(&daily, 300.0, now).unwrap().sparse.is_none());
+    }
+
+    #[test]
+    fn a_single_use_on_the_first_day_still_reads_as_use() {
+        // Paired and used the same (partial) day, then nothing: sparse, and not "never used",
+        // or a slot that one use emptied would never be reordered.
+        let mut h = UsageHistory::default();
+        h.observe(T0 + HOUR_MS);
+        h.record(T0 + 8 * HOUR_MS, 1.0);
+        let now = T0 + 20 * DAY_MS;
+        let f = Auto::default().forecast(&h, 0.0, now).unwrap();
+        let sparse = f.sparse.expect("sparse");
+        assert!(f.rate_per_day > 0.0, "{f:?}");
+        assert!(
+            sparse.prob_at_least(1, now, 30 * DAY_MS) > 0.3,
+            "{sparse:?}"
+        );
     }
 
     #[test]

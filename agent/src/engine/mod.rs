@@ -1076,7 +1076,7 @@ impl Engine {
     }
 
     /// Cuts a new order to what is left of the monthly budget (see [`policy::trim_to_budget`]);
-    /// says what was cut, if anything.
+    /// says what was cut, if anything, on the order and on every line it changed.
     fn fit_budget(
         &self,
         item: &CatalogItem,
@@ -1086,7 +1086,7 @@ impl Engine {
     ) -> Option<String> {
         let budget = self.household.rules.monthly_budget_cents?;
         let left = budget.saturating_sub(self.spent_this_month(now));
-        let wanted = (*packs, bundled.len());
+        let wanted = *packs;
         let mut sizes: Vec<(u32, u64)> = bundled
             .iter()
             .map(|l| (l.packs, l.total_cents / u64::from(l.packs.max(1))))
@@ -1094,32 +1094,41 @@ impl Engine {
         if !policy::trim_to_budget(packs, item.price_cents, &mut sizes, left) {
             return None;
         }
-        bundled.truncate(sizes.len());
+        let why = format!(
+            "to stay within the monthly budget ({} left)",
+            household::money(left)
+        );
+        let left_out: Vec<String> = bundled
+            .drain(sizes.len()..)
+            .map(|l| l.slot.to_string())
+            .collect();
         for (line, (n, price)) in bundled.iter_mut().zip(sizes) {
-            line.packs = n;
-            line.total_cents = price * u64::from(n);
+            if n < line.packs {
+                line.reason = format!(
+                    "{}; cut to {n} x {:.0} {} {why}",
+                    line.reason,
+                    line.pack_size,
+                    line.unit.symbol()
+                );
+                line.packs = n;
+                line.total_cents = price * u64::from(n);
+            }
         }
         let mut cuts = Vec::new();
-        if *packs < wanted.0 {
+        if *packs < wanted {
             cuts.push(format!(
                 "cut to {packs} x {:.0} {}",
                 item.pack_size,
                 item.unit.symbol()
             ));
         }
-        if bundled.len() < wanted.1 {
-            cuts.push(format!(
-                "{} joining line(s) left out",
-                wanted.1 - bundled.len()
-            ));
-        } else if wanted.1 > 0 {
+        if !left_out.is_empty() {
+            cuts.push(format!("{} left out", left_out.join(", ")));
+        }
+        if cuts.is_empty() {
             cuts.push("joining lines cut".to_string());
         }
-        Some(format!(
-            "{} to stay within the monthly budget ({} left)",
-            cuts.join(", "),
-            household::money(left)
-        ))
+        Some(format!("{} {why}", cuts.join(", ")))
     }
 
     fn consider_reorder(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {

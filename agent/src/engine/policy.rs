@@ -154,8 +154,9 @@ pub fn packs_for(needed: f64, expected_at_arrival: f64, pack: f64, max_stock: f6
 /// Trims an order to what is left of the household's monthly budget, in whole packs: the lines
 /// that merely joined it (`bundled`: packs and price of a pack each) give way first, one pack at
 /// a time and then whole lines, and the consumable that needs ordering (`packs` at `price`
-/// each) keeps at least one pack. Returns whether anything was trimmed; an order still over
-/// the budget at one pack is left for the household to approve (the rules ask for it).
+/// each) keeps at least one pack. Returns whether anything was trimmed. When even one pack
+/// alone is over the budget nothing is trimmed: the household is asked about the order as the
+/// policy wants it (the rules ask for every order over the budget).
 pub fn trim_to_budget(
     packs: &mut u32,
     price: u64,
@@ -165,6 +166,9 @@ pub fn trim_to_budget(
     let total = |packs: u32, bundled: &[(u32, u64)]| {
         u64::from(packs) * price + bundled.iter().map(|&(n, p)| u64::from(n) * p).sum::<u64>()
     };
+    if price > left {
+        return false;
+    }
     let mut trimmed = false;
     while total(*packs, bundled) > left {
         if let Some(line) = bundled.iter_mut().rev().find(|(n, _)| *n > 1) {
@@ -552,9 +556,10 @@ mod tests {
         assert_eq!(fit(1_800), (true, 3, vec![(1, 200)]));
         assert_eq!(fit(1_600), (true, 3, vec![]));
         assert_eq!(fit(1_200), (true, 2, vec![]));
-        // One pack of the needed consumable stays even over the budget: the household decides.
-        assert_eq!(fit(100), (true, 1, vec![]));
-        assert_eq!(fit(0), (true, 1, vec![]));
+        assert_eq!(fit(500), (true, 1, vec![]));
+        // Not even one pack fits: nothing is cut, the household decides on the whole order.
+        assert_eq!(fit(499), (false, 3, vec![(2, 200)]));
+        assert_eq!(fit(0), (false, 3, vec![(2, 200)]));
     }
 
     #[test]

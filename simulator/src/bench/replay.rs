@@ -230,7 +230,7 @@ pub fn parse(
                 days: days as usize,
                 warmup_days: 0,
                 bundle_days: super::scenario::DEFAULT_BUNDLE_DAYS,
-                risk: super::scenario::DEFAULT_RISK,
+                risk: super::scenario::default_risk(),
                 prior_lead_ms: lead,
                 slots: vec![plan],
             }),

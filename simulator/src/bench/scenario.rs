@@ -20,8 +20,10 @@ const LEAD_SAMPLES: usize = 512;
 pub const WARMUP_DAYS: usize = 7;
 /// The agent's default bundling window, in days.
 pub const DEFAULT_BUNDLE_DAYS: f64 = 3.0;
-/// The agent's default risk (`ConsumableSettings::default().risk`).
-pub const DEFAULT_RISK: f64 = 0.02;
+/// The agent's default risk.
+pub fn default_risk() -> f64 {
+    replenish_agent::engine::policy::ConsumableSettings::default().risk
+}
 /// Amounts closer than this count as equal (sums of floats).
 pub(crate) const EPS: f64 = 1e-6;
 
@@ -251,7 +253,7 @@ impl Archetype {
             days,
             warmup_days: WARMUP_DAYS,
             bundle_days: DEFAULT_BUNDLE_DAYS,
-            risk: DEFAULT_RISK,
+            risk: default_risk(),
             prior_lead_ms: lead.prior_ms(),
             slots,
         }

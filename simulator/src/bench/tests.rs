@@ -25,7 +25,7 @@ fn ten_days(initial: f64) -> Scenario {
         days: 10,
         warmup_days: 0,
         bundle_days: 3.0,
-        risk: scenario::DEFAULT_RISK,
+        risk: scenario::default_risk(),
         prior_lead_ms: 2 * DAY_MS,
         slots: vec![SlotPlan {
             device: "shelf".into(),

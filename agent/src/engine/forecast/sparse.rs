@@ -37,7 +37,8 @@ const DAY_ROUNDING_SD: f64 = 0.41;
 /// Poisson one (the habit may have stopped).
 const OVERDUE_SCALES: f64 = 3.0;
 /// Intervals' worth of prior belief about their spread (ν₀ of a scaled inverse-χ² prior on
-/// the variance). Three: the data outweigh it from the fourth interval on.
+/// the variance). Three: the data (n − 1 degrees of freedom) outweigh it from the fifth
+/// interval on.
 pub const PRIOR_INTERVALS: u32 = 3;
 /// Coefficient of variation of intervals a priori. Sparse consumables (descaler, filters,
 /// dishwasher salt) are used on a schedule the appliance or the habit sets, give or take a
