@@ -607,6 +607,8 @@ impl ForecastModel for Intermittent {
         let n = record.intervals.len();
         let intervals = if n >= 1 {
             let (mean, sd) = mean_sd(record.intervals.iter().copied())?;
+            // One interval shows no spread yet; the prior supplies it.
+            let sd = if n >= 2 { sd } else { 0.0 };
             Intervals::Renewal {
                 mean,
                 sd,

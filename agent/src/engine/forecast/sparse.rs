@@ -62,7 +62,8 @@ pub enum Intervals {
     Renewal {
         /// Mean interval, in days.
         mean: f64,
-        /// Sample standard deviation of the intervals, in days (at least the day rounding).
+        /// Sample standard deviation of the intervals, in days (0 with a single interval: the
+        /// prior on the spread stands in).
         sd: f64,
         /// Intervals seen (at least 1).
         n: u32,
