@@ -22,9 +22,14 @@ pub enum BrokerError {
 }
 
 /// Starts a broker listening on `addr` (MQTT 3.1.1) and, if given, on `v5` (MQTT 5, for
-/// devices whose client speaks only v5) in a background thread.
+/// devices whose client speaks only v5) in a background thread. A client that sends a packet
+/// larger than `max_packet_bytes` is disconnected.
 #[cfg(feature = "embedded-broker")]
-pub fn start(addr: SocketAddr, v5: Option<SocketAddr>) -> Result<(), BrokerError> {
+pub fn start(
+    addr: SocketAddr,
+    v5: Option<SocketAddr>,
+    max_packet_bytes: usize,
+) -> Result<(), BrokerError> {
     use std::collections::HashMap;
 
     use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
@@ -38,7 +43,8 @@ pub fn start(addr: SocketAddr, v5: Option<SocketAddr>) -> Result<(), BrokerError
     }
     let connections = || ConnectionSettings {
         connection_timeout_ms: 60_000,
-        max_payload_size: replenish_protocol::MAX_PAYLOAD * 2,
+        // A larger packet closes the sender's connection (rumqttd's rule), never another's.
+        max_payload_size: max_packet_bytes,
         max_inflight_count: 500,
         auth: None,
         external_auth: None,
@@ -95,7 +101,11 @@ pub fn start(addr: SocketAddr, v5: Option<SocketAddr>) -> Result<(), BrokerError
 
 /// Without the `embedded-broker` feature, asking for the broker is a configuration error.
 #[cfg(not(feature = "embedded-broker"))]
-pub fn start(addr: SocketAddr, _v5: Option<SocketAddr>) -> Result<(), BrokerError> {
+pub fn start(
+    addr: SocketAddr,
+    _v5: Option<SocketAddr>,
+    _max_packet_bytes: usize,
+) -> Result<(), BrokerError> {
     Err(BrokerError::Bind {
         addr,
         source: std::io::Error::other(

@@ -8,6 +8,8 @@ pub type UnixMs = u64;
 
 /// One hour in milliseconds.
 pub const HOUR_MS: UnixMs = 3_600_000;
+/// One minute in ms.
+pub const MINUTE_MS: UnixMs = 60_000;
 /// One day in milliseconds.
 pub const DAY_MS: UnixMs = 24 * HOUR_MS;
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::DAY_MS;
 use crate::engine::household::Rules;
-use crate::engine::{ConsumableSettings, EngineConfig, Pairing, PolicyConfig};
+use crate::engine::{ConsumableSettings, EngineConfig, IngestLimits, Pairing, PolicyConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -28,6 +28,8 @@ pub struct AgentConfig {
     pub home_assistant: HomeAssistantConfig,
     /// The MQTT broker.
     pub mqtt: MqttConfig,
+    /// What devices may send, pairing, commands and stall detection.
+    pub ingest: IngestConfig,
     /// The HTTP API.
     pub http: HttpConfig,
     /// Storage.
@@ -128,6 +130,48 @@ pub struct MqttConfig {
     pub client_id: Option<String>,
     /// Keep-alive in seconds.
     pub keep_alive_secs: u64,
+    /// Largest MQTT packet (topic, payload and header), in bytes: the embedded broker closes
+    /// the connection of a client that sends a larger one, and the agent neither sends nor
+    /// accepts larger ones. Device messages are at most 2048 bytes; the agent's own largest is a
+    /// Home Assistant discovery config (about 1 KB per slot, under 16 KB for 8 slots).
+    pub max_packet_bytes: usize,
+}
+
+/// `[ingest]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// An amount above this multiple of its slot's capacity is refused as impossible.
+    pub capacity_multiple: f64,
+    /// A report stamped more than this ahead of the agent's clock is refused, and the device
+    /// is sent the time (`time_sync`).
+    pub clock_skew_secs: u64,
+    /// New devices waiting for an owner, at most; a new one pushes out the one that asked
+    /// longest ago (counted).
+    pub max_waiting_devices: usize,
+    /// A waiting device asks the household at most this often.
+    pub pairing_notice_every_secs: u64,
+    /// A command not acknowledged within this is sent again (the wait doubling each time).
+    pub command_timeout_secs: u64,
+    /// Sends of one command, at most.
+    pub command_attempts: u32,
+    /// Messages pending and none acknowledged for this long: the ingest is reported stalled
+    /// (log, metric, `/healthz` failing).
+    pub stall_secs: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            capacity_multiple: 2.0,
+            clock_skew_secs: 300,
+            max_waiting_devices: 32,
+            pairing_notice_every_secs: 600,
+            command_timeout_secs: 30,
+            command_attempts: 3,
+            stall_secs: 30,
+        }
+    }
 }
 
 /// `[http]`
@@ -195,6 +239,7 @@ impl Default for MqttConfig {
             prefix: replenish_protocol::DEFAULT_PREFIX.into(),
             client_id: None,
             keep_alive_secs: 30,
+            max_packet_bytes: 64 * 1024,
         }
     }
 }
@@ -363,6 +408,40 @@ impl AgentConfig {
                 "must be at least 5 seconds",
             ));
         }
+        if !(4096..=16 << 20).contains(&self.mqtt.max_packet_bytes) {
+            return Err(invalid(
+                "mqtt.max_packet_bytes",
+                "must be between 4096 and 16777216 (the default is 65536)",
+            ));
+        }
+        let ingest = &self.ingest;
+        if !(ingest.capacity_multiple >= 1.0 && ingest.capacity_multiple <= 100.0) {
+            return Err(invalid(
+                "ingest.capacity_multiple",
+                "must be between 1 and 100 (the default is 2)",
+            ));
+        }
+        if ingest.clock_skew_secs == 0 || ingest.clock_skew_secs > 86_400 {
+            return Err(invalid(
+                "ingest.clock_skew_secs",
+                "must be between 1 and 86400 (the default is 300)",
+            ));
+        }
+        if !(1..=10_000).contains(&ingest.max_waiting_devices) {
+            return Err(invalid(
+                "ingest.max_waiting_devices",
+                "must be between 1 and 10000 (the default is 32)",
+            ));
+        }
+        if ingest.command_timeout_secs == 0 || ingest.command_attempts == 0 {
+            return Err(invalid(
+                "ingest.command_timeout_secs / ingest.command_attempts",
+                "must be at least 1",
+            ));
+        }
+        if ingest.stall_secs == 0 {
+            return Err(invalid("ingest.stall_secs", "must be at least 1"));
+        }
         let url = reqwest::Url::parse(&self.commerce.url)
             .map_err(|e| invalid("commerce.url", format!("{e}; expected http://host:port")))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -478,6 +557,14 @@ impl AgentConfig {
             lead_time_ms: (self.policy.lead_time_days * DAY_MS as f64) as u64,
             review_ms: crate::clock::HOUR_MS,
             bundle_days: self.policy.bundle_days,
+        };
+        engine.ingest = IngestLimits {
+            capacity_multiple: self.ingest.capacity_multiple,
+            clock_skew_ms: self.ingest.clock_skew_secs * 1000,
+            max_waiting_devices: self.ingest.max_waiting_devices,
+            pairing_notice_every_ms: self.ingest.pairing_notice_every_secs * 1000,
+            command_timeout_ms: self.ingest.command_timeout_secs * 1000,
+            command_attempts: self.ingest.command_attempts,
         };
         for (consumable, section) in &self.consumables {
             let settings = ConsumableSettings {

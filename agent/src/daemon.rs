@@ -82,7 +82,11 @@ impl Agent {
                 .mqtt
                 .embedded_v5
                 .then_some(config.mqtt.embedded_listen_v5);
-            broker::start(config.mqtt.embedded_listen, v5)?;
+            broker::start(
+                config.mqtt.embedded_listen,
+                v5,
+                config.mqtt.max_packet_bytes,
+            )?;
         }
         let store: Arc<dyn Store> = match options.store {
             Some(store) => store,
@@ -119,11 +123,15 @@ impl Agent {
             )?),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let ingest = Arc::new(mqtt::IngestHealth::default());
+        let (outbox, outbox_rx) = mqtt::outbox(ingest.clone());
         let parts = RuntimeParts {
             engine,
             store,
             commerce,
             clock: options.clock,
+            outbox: Some(outbox.clone()),
+            prefix: config.mqtt.prefix.clone(),
         };
         let (handle, engine_task) = runtime::spawn(parts, shutdown_rx.clone());
 
@@ -146,6 +154,7 @@ impl Agent {
             handle.clone(),
             metrics,
             &public_url,
+            ingest.clone(),
         ));
         let mut http_shutdown = shutdown_rx.clone();
         let http_task = tokio::spawn(async move {
@@ -166,11 +175,14 @@ impl Agent {
             prefix: config.mqtt.prefix.clone(),
             household: config.household_id()?,
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
+            max_packet_bytes: config.mqtt.max_packet_bytes,
+            stall_after: Duration::from_secs(config.ingest.stall_secs),
         };
         let (subscribed, mqtt_ready) = watch::channel(false);
         let mqtt_task = tokio::spawn(mqtt::run(
             settings,
             handle.clone(),
+            (outbox, outbox_rx),
             subscribed,
             shutdown_rx.clone(),
         ));

@@ -142,7 +142,7 @@ pub fn snapshot(engine: &Engine) -> Vec<DeviceSnapshot> {
             id: d.id.to_string(),
             model: d.birth.model.to_string(),
             firmware: d.birth.firmware.to_string(),
-            online: d.online,
+            online: d.online(),
             slots: engine
                 .slots()
                 .filter(|s| s.device == d.id)

@@ -7,6 +7,7 @@
 //! household and Home Assistant (see [`integrations`]); [`daemon`] wires it all together.
 
 pub mod auth;
+pub mod backoff;
 pub mod broker;
 pub mod clock;
 pub mod commerce;

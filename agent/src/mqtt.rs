@@ -1,13 +1,32 @@
-//! MQTT ingest with rumqttc: QoS 1, a persistent session, manual acknowledgements (sent only
-//! once what a message caused is flushed to storage), re-subscription on every connection and
-//! exponential back-off while the broker is away.
+//! MQTT ingest with rumqttc: QoS 1, a persistent session, manual acknowledgements sent only once
+//! what a message caused is flushed to storage, re-subscription on every connection and
+//! back-off with jitter while the broker is away.
+//!
+//! The path, and why it never stalls nor drops:
+//!
+//! ```text
+//! broker ─► event loop task ──(bounded engine queue: a full queue stops the loop reading,
+//!                │              so the broker holds messages in its QoS 1 window)──► engine
+//!                │                                                                      │
+//!                ◄── rumqttc request queue ◄── outbox pump task ◄── Outbox (acks after ──┘
+//!                                                                    flush, commands)
+//! ```
+//!
+//! The engine never waits on the way out: it hands acks and commands to the [`Outbox`], whose
+//! pump waits for room in rumqttc's request queue (`ack().await`, never `try_ack`). The outbox
+//! is bounded by construction: it holds one ack per message the broker delivered and the agent
+//! has not acknowledged (no more than the broker's in-flight window, as the broker sends nothing
+//! beyond it), and at most four commands per device.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use replenish_protocol::{Ack, Channel, Id, Report, Status, codec, topic};
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
-use tokio::sync::watch;
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::{mpsc, watch};
 
+use crate::backoff::Backoff;
 use crate::engine::Telemetry;
 use crate::runtime::{AgentHandle, Incoming, RefusedReason};
 
@@ -26,10 +45,13 @@ pub struct MqttSettings {
     pub household: Id,
     /// Keep-alive.
     pub keep_alive: Duration,
+    /// Largest MQTT packet sent or accepted.
+    pub max_packet_bytes: usize,
+    /// Messages pending with no ack for this long mark the ingest stalled.
+    pub stall_after: Duration,
 }
 
 const CHANNELS: [Channel; 3] = [Channel::Status, Channel::Report, Channel::Ack];
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Decodes one publish into what the engine understands.
 pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) -> Incoming {
@@ -66,29 +88,127 @@ pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) ->
     }
 }
 
+/// Something for the broker that must not be lost.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Acknowledge a message: what it caused is durable.
+    Ack {
+        /// The message.
+        publish: Publish,
+        /// The connection it came on ([`IngestHealth::connection`]); an ack of an earlier
+        /// connection is not sent (the broker redelivers that message, and its packet id may
+        /// already name another one).
+        connection: u64,
+    },
+    /// Publish a command (QoS 1, not retained).
+    Command {
+        /// The topic.
+        topic: String,
+        /// The encoded command.
+        payload: Vec<u8>,
+    },
+}
+
+/// The engine's way out to the broker: never blocks, never drops. See the module docs for why
+/// its queue is bounded.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Outbound>,
+    health: Arc<IngestHealth>,
+}
+
+/// The receiving end of an [`Outbox`], for [`run`].
+#[derive(Debug)]
+pub struct OutboxReceiver(mpsc::UnboundedReceiver<Outbound>);
+
+/// A new outbox and its receiver.
+pub fn outbox(health: Arc<IngestHealth>) -> (Outbox, OutboxReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Outbox { tx, health }, OutboxReceiver(rx))
+}
+
+impl Outbox {
+    /// Queues an acknowledgement.
+    pub fn ack(&self, publish: Publish, connection: u64) {
+        self.send(Outbound::Ack {
+            publish,
+            connection,
+        });
+    }
+
+    /// Queues a command.
+    pub fn command(&self, topic: String, payload: Vec<u8>) {
+        self.send(Outbound::Command { topic, payload });
+    }
+
+    fn send(&self, out: Outbound) {
+        self.health.outbox_depth.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(out).is_err() {
+            // Only after the MQTT task stopped (shutdown): the broker redelivers what was not
+            // acknowledged.
+            self.health.outbox_depth.fetch_sub(1, Ordering::Relaxed);
+            metrics::counter!("replenish_mqtt_outbox_closed_total").increment(1);
+        }
+    }
+}
+
+/// What the ingest path looks like from outside: counters shared by the MQTT tasks, the engine
+/// task and `/healthz`.
+#[derive(Debug, Default)]
+pub struct IngestHealth {
+    /// Messages received from the broker.
+    pub received: AtomicU64,
+    /// Messages settled: acknowledged to the broker, or left for it to redeliver (an ack of a
+    /// connection that has since dropped).
+    pub acked: AtomicU64,
+    /// Acks and commands waiting in the outbox.
+    pub outbox_depth: AtomicU64,
+    /// Connected to the broker and subscribed.
+    pub connected: AtomicBool,
+    /// Connections made (the id of the current one).
+    pub connection: AtomicU64,
+    /// Messages pending and no ack for the stall threshold.
+    pub stalled: AtomicBool,
+}
+
+impl IngestHealth {
+    /// Received and not yet acknowledged.
+    pub fn pending(&self) -> u64 {
+        self.received
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.acked.load(Ordering::Relaxed))
+    }
+}
+
 /// Runs the MQTT client until `shutdown` turns true. `subscribed` turns true once every
 /// subscription of the current connection is acknowledged, false while disconnected.
 pub async fn run(
     settings: MqttSettings,
     agent: AgentHandle,
+    outbox: (Outbox, OutboxReceiver),
     subscribed: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let (outbox, OutboxReceiver(outbox_rx)) = outbox;
+    let health = outbox.health.clone();
     let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     options
         .set_keep_alive(settings.keep_alive)
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_max_packet_size(
-            replenish_protocol::MAX_PAYLOAD * 2,
-            replenish_protocol::MAX_PAYLOAD * 2,
-        );
-    let (client, mut eventloop) = AsyncClient::new(options, 256);
+        .set_max_packet_size(settings.max_packet_bytes, settings.max_packet_bytes);
+    let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
+    let pump = tokio::spawn(pump(client.clone(), outbox_rx, health.clone()));
+    let watchdog = tokio::spawn(watch_stalls(
+        health.clone(),
+        settings.stall_after,
+        shutdown.clone(),
+    ));
     let filters: Vec<String> = CHANNELS
         .iter()
         .map(|c| topic::filter(&settings.prefix, &settings.household, *c))
         .collect();
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new();
     let mut pending_subacks = 0usize;
     let span =
         tracing::info_span!("mqtt", broker = %format!("{}:{}", settings.host, settings.port));
@@ -100,7 +220,8 @@ pub async fn run(
         };
         match polled {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
-                backoff = Duration::from_millis(100);
+                backoff.connected(Instant::now());
+                health.connection.fetch_add(1, Ordering::SeqCst);
                 metrics::counter!("replenish_mqtt_connections_total").increment(1);
                 tracing::info!(
                     session_present = ack.session_present,
@@ -118,41 +239,143 @@ pub async fn run(
             Ok(MqttEvent::Incoming(Packet::SubAck(_))) => {
                 pending_subacks = pending_subacks.saturating_sub(1);
                 if pending_subacks == 0 {
+                    health.connected.store(true, Ordering::SeqCst);
+                    metrics::gauge!("replenish_mqtt_connected").set(1.0);
                     subscribed.send_replace(true);
                 }
             }
             Ok(MqttEvent::Incoming(Packet::Publish(publish))) => {
+                health.received.fetch_add(1, Ordering::Relaxed);
                 let incoming = decode(
                     &settings.prefix,
                     &settings.household,
                     &publish.topic,
                     &publish.payload,
                 );
-                let client = client.clone();
-                let ack: crate::runtime::Acker = Box::new(move || {
-                    if let Err(error) = client.try_ack(&publish) {
-                        tracing::warn!(%error, "cannot acknowledge; the broker will redeliver");
-                    }
-                });
+                let connection = health.connection.load(Ordering::SeqCst);
+                let outbox = outbox.clone();
+                let ack: crate::runtime::Acker = Box::new(move || outbox.ack(publish, connection));
+                // Waits while the engine's queue is full: the loop stops reading, and the
+                // broker keeps what it cannot deliver.
                 if agent.incoming(incoming, Some(ack)).await.is_err() {
                     break;
                 }
             }
             Ok(_) => {}
             Err(error) => {
+                health.connected.store(false, Ordering::SeqCst);
+                metrics::gauge!("replenish_mqtt_connected").set(0.0);
                 subscribed.send_replace(false);
                 metrics::counter!("replenish_mqtt_errors_total").increment(1);
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost");
+                let delay = backoff.failed(Instant::now());
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "MQTT connection lost");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = crate::runtime::stopped(&mut shutdown) => break,
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
+    // Acks of what the engine flushed on its way down go out before the goodbye.
+    drop(outbox);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while health.outbox_depth.load(Ordering::Relaxed) > 0 {
+            if tokio::time::timeout(Duration::from_millis(20), eventloop.poll())
+                .await
+                .is_ok_and(|polled| polled.is_err())
+            {
+                break;
+            }
+        }
+    })
+    .await;
     let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+    pump.abort();
+    watchdog.abort();
+    health.connected.store(false, Ordering::SeqCst);
     tracing::info!("MQTT client stopped");
+}
+
+/// Room in rumqttc's request queue; the pump waits when it is full.
+const REQUEST_QUEUE: usize = 256;
+
+/// Moves acks and commands into rumqttc's request queue, waiting for room (the event loop
+/// drains it whenever it polls).
+async fn pump(
+    client: AsyncClient,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    health: Arc<IngestHealth>,
+) {
+    while let Some(out) = rx.recv().await {
+        // `true`: a delivery is settled (acknowledged, or of an earlier connection and so
+        // redelivered by the broker, to be settled again).
+        let sent = match out {
+            Outbound::Ack {
+                publish,
+                connection,
+            } => {
+                if connection == health.connection.load(Ordering::SeqCst) {
+                    client.ack(&publish).await.map(|()| true)
+                } else {
+                    metrics::counter!("replenish_mqtt_stale_acks_total").increment(1);
+                    Ok(true)
+                }
+            }
+            Outbound::Command { topic, payload } => client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .map(|()| false),
+        };
+        health.outbox_depth.fetch_sub(1, Ordering::Relaxed);
+        match sent {
+            Ok(true) => {
+                health.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => {}
+            // The event loop is gone: the agent is stopping.
+            Err(_) => break,
+        }
+    }
+}
+
+/// Marks the ingest stalled when messages are pending and none was acknowledged for
+/// `after`: a metric, a log line and `/healthz` failing until acks move again.
+async fn watch_stalls(
+    health: Arc<IngestHealth>,
+    after: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut last_acked = health.acked.load(Ordering::Relaxed);
+    let mut since = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(500).min(after));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::runtime::stopped(&mut shutdown) => return,
+        }
+        let acked = health.acked.load(Ordering::Relaxed);
+        let pending = health.pending();
+        metrics::gauge!("replenish_ingest_pending").set(pending as f64);
+        metrics::gauge!("replenish_mqtt_outbox_depth")
+            .set(health.outbox_depth.load(Ordering::Relaxed) as f64);
+        if acked != last_acked || pending == 0 {
+            last_acked = acked;
+            since = Instant::now();
+            if health.stalled.swap(false, Ordering::SeqCst) {
+                tracing::info!("ingest moves again");
+                metrics::gauge!("replenish_ingest_stalled").set(0.0);
+            }
+        } else if since.elapsed() >= after && !health.stalled.swap(true, Ordering::SeqCst) {
+            metrics::counter!("replenish_ingest_stalls_total").increment(1);
+            metrics::gauge!("replenish_ingest_stalled").set(1.0);
+            tracing::error!(
+                pending,
+                seconds = after.as_secs(),
+                "ingest stalled: messages pending and none acknowledged"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,15 +6,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use replenish_protocol::{DecodeError, Id};
+use std::collections::HashMap;
+
+use replenish_protocol::{Channel, DecodeError, Encoding, Id, codec, topic};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::clock::{Clock, HOUR_MS, UnixMs};
+use crate::clock::{Clock, HOUR_MS, MINUTE_MS, UnixMs};
 use crate::commerce::{Commerce, CommerceError};
 use crate::engine::household::{ExpiryDefault, PendingKind};
 use crate::engine::order::Order;
 use crate::engine::{Effect, Engine, EngineError, Event, Notice, Telemetry};
+use crate::mqtt::Outbox;
 use crate::store::{self, Store};
 
 /// Acknowledges an MQTT message once what it caused is durable.
@@ -211,8 +214,10 @@ pub struct DeviceView {
     pub model: String,
     /// Firmware version.
     pub firmware: String,
-    /// Connected now.
+    /// Connected now, as far as the agent knows (false while `presence` is unknown).
     pub online: bool,
+    /// `online`, `offline`, or `unknown` (not heard from since the agent started).
+    pub presence: crate::engine::inventory::Presence,
     /// Last heard from.
     pub last_seen_ms: UnixMs,
     /// Part of the household; false while it waits for an owner to accept it.
@@ -227,7 +232,8 @@ impl From<&crate::engine::inventory::DeviceState> for DeviceView {
             id: d.id.to_string(),
             model: d.birth.model.to_string(),
             firmware: d.birth.firmware.to_string(),
-            online: d.online,
+            online: d.online(),
+            presence: d.presence,
             last_seen_ms: d.last_seen,
             accepted: d.accepted,
             slots: d.birth.slots.iter().map(|s| s.id.to_string()).collect(),
@@ -384,32 +390,120 @@ impl From<&Order> for OrderView {
     }
 }
 
-/// The state as the API shows it.
+/// Counts over the whole household, for a paged status.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StatusTotals {
+    /// Devices, including those waiting to join.
+    pub devices: usize,
+    /// Devices waiting for an owner to accept them.
+    pub waiting_devices: usize,
+    /// Slots.
+    pub slots: usize,
+    /// Orders ever made.
+    pub orders: usize,
+}
+
+/// One page of the state: some devices, their slots and their open orders.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StatusPage {
+    /// The household.
+    pub household: String,
+    /// The agent's clock.
+    pub now_ms: UnixMs,
+    /// Counts over every page.
+    pub totals: StatusTotals,
+    /// This page's devices, in id order.
+    pub devices: Vec<DeviceView>,
+    /// Their slots.
+    pub slots: Vec<SlotView>,
+    /// Open orders (not yet delivered, cancelled or failed) with a line for these slots.
+    pub orders: Vec<OrderView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Most bytes of device and slot data in one status page (orders come on top).
+pub const STATUS_PAGE_BYTES: usize = 48 * 1024;
+
+/// A page of the state: up to `limit` devices after `cursor` (a device id), fewer if their
+/// JSON would pass [`STATUS_PAGE_BYTES`]; at least one.
+pub fn status_page(engine: &Engine, now: UnixMs, cursor: Option<&Id>, limit: usize) -> StatusPage {
+    let mut devices = Vec::new();
+    let mut slots = Vec::new();
+    let mut orders: Vec<OrderView> = Vec::new();
+    let mut bytes = 0;
+    let mut next_cursor = None;
+    let mut page = engine.devices_after(cursor).peekable();
+    while let Some(device) = page.next() {
+        let view = DeviceView::from(device);
+        let device_slots: Vec<SlotView> =
+            engine.slots_of(device).map(|s| slot_view(s, now)).collect();
+        let size = serde_json::to_vec(&view).map_or(0, |v| v.len())
+            + serde_json::to_vec(&device_slots).map_or(0, |v| v.len());
+        if !devices.is_empty() && bytes + size > STATUS_PAGE_BYTES {
+            next_cursor = devices.last().map(|d: &DeviceView| d.id.clone());
+            break;
+        }
+        bytes += size;
+        devices.push(view);
+        slots.extend(device_slots);
+        if devices.len() >= limit {
+            if page.peek().is_some() {
+                next_cursor = Some(device.id.to_string());
+            }
+            break;
+        }
+    }
+    let on_page = |o: &Order| {
+        o.state.is_open()
+            && o.lines()
+                .iter()
+                .any(|l| devices.iter().any(|d| d.id == l.device.as_str()))
+    };
+    orders.extend(engine.orders().filter(|o| on_page(o)).map(OrderView::from));
+    StatusPage {
+        household: engine.config().household.to_string(),
+        now_ms: now,
+        totals: StatusTotals {
+            devices: engine.devices().count(),
+            waiting_devices: engine.devices().filter(|d| !d.accepted).count(),
+            slots: engine.slots().count(),
+            orders: engine.orders().count(),
+        },
+        devices,
+        slots,
+        orders,
+        next_cursor,
+    }
+}
+
+fn slot_view(s: &crate::engine::inventory::SlotState, now: UnixMs) -> SlotView {
+    SlotView {
+        device: s.device.to_string(),
+        slot: s.spec.id.to_string(),
+        consumable: s.spec.consumable.to_string(),
+        unit: s.spec.unit.symbol().to_string(),
+        level: s.level,
+        capacity: f64::from(s.spec.capacity),
+        level_at_ms: s.level_at,
+        uses: s.uses,
+        rate_per_day: s.forecast.as_ref().map(|f| f.rate_per_day),
+        predicted_empty_at_ms: s.forecast.as_ref().and_then(|f| f.empty_at),
+        predicted_empty_range_ms: s
+            .forecast
+            .as_ref()
+            .and_then(|f| Some([f.empty_earliest?, f.empty_latest?])),
+        empty_hours: s.empty_ms_until(now) as f64 / HOUR_MS as f64,
+    }
+}
+
+/// The whole state, for the simulator and tests (the API pages it: [`status_page`]).
 pub fn status_view(engine: &Engine, now: UnixMs) -> StatusView {
     StatusView {
         household: engine.config().household.to_string(),
         now_ms: now,
         devices: engine.devices().map(DeviceView::from).collect(),
-        slots: engine
-            .slots()
-            .map(|s| SlotView {
-                device: s.device.to_string(),
-                slot: s.spec.id.to_string(),
-                consumable: s.spec.consumable.to_string(),
-                unit: s.spec.unit.symbol().to_string(),
-                level: s.level,
-                capacity: f64::from(s.spec.capacity),
-                level_at_ms: s.level_at,
-                uses: s.uses,
-                rate_per_day: s.forecast.as_ref().map(|f| f.rate_per_day),
-                predicted_empty_at_ms: s.forecast.as_ref().and_then(|f| f.empty_at),
-                predicted_empty_range_ms: s
-                    .forecast
-                    .as_ref()
-                    .and_then(|f| Some([f.empty_earliest?, f.empty_latest?])),
-                empty_hours: s.empty_ms_until(now) as f64 / HOUR_MS as f64,
-            })
-            .collect(),
+        slots: engine.slots().map(|s| slot_view(s, now)).collect(),
         orders: engine.orders().map(OrderView::from).collect(),
     }
 }
@@ -424,6 +518,10 @@ pub struct RuntimeParts {
     pub commerce: Arc<dyn Commerce>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Where acks and commands go to the broker; `None` without MQTT (tests, benches).
+    pub outbox: Option<Outbox>,
+    /// Topic prefix, for command topics.
+    pub prefix: String,
 }
 
 /// How often the catalog is fetched again.
@@ -452,6 +550,9 @@ pub fn spawn(
         telemetry_seen: 0,
         settle_waiters: Vec::new(),
         catalog_fetched_at: None,
+        outbox: parts.outbox,
+        prefix: parts.prefix,
+        refusals_logged: HashMap::new(),
     };
     let ready = handle.ready.clone();
     let join = tokio::spawn(task.run(rx, shutdown, ready));
@@ -469,9 +570,33 @@ struct EngineTask {
     telemetry_seen: u64,
     settle_waiters: Vec<(u64, oneshot::Sender<()>)>,
     catalog_fetched_at: Option<UnixMs>,
+    outbox: Option<Outbox>,
+    prefix: String,
+    /// When a refusal was last logged, per device (or topic) and reason: a flood of bad input
+    /// is counted in full but logged once a minute.
+    refusals_logged: HashMap<(String, &'static str), UnixMs>,
 }
 
+/// Refusal log entries remembered at most (spoofed ids could otherwise grow the map).
+const REFUSAL_LOG_KEYS: usize = 4096;
+
 impl EngineTask {
+    /// Whether to log this refusal now: once per minute per subject and reason.
+    fn log_refusal_now(&mut self, subject: &str, reason: &'static str) -> bool {
+        let now = self.clock.now_ms();
+        if self.refusals_logged.len() >= REFUSAL_LOG_KEYS {
+            self.refusals_logged.clear();
+        }
+        let key = (subject.to_string(), reason);
+        match self.refusals_logged.get(&key) {
+            Some(&at) if now < at + MINUTE_MS => false,
+            _ => {
+                self.refusals_logged.insert(key, now);
+                true
+            }
+        }
+    }
+
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Request>,
@@ -525,9 +650,12 @@ impl EngineTask {
                         self.handle_event(Event::Telemetry { device, message });
                     }
                     Incoming::Refused { topic, reason } => {
-                        metrics::counter!("replenish_telemetry_refused_total", "reason" => reason.label())
+                        let label = reason.label();
+                        metrics::counter!("replenish_telemetry_refused_total", "reason" => label)
                             .increment(1);
-                        tracing::warn!(%topic, %reason, "refused an MQTT message");
+                        if self.log_refusal_now(&topic, label) {
+                            tracing::warn!(%topic, %reason, "refused an MQTT message (logged once a minute per topic and reason)");
+                        }
                     }
                 }
                 acks.extend(ack);
@@ -580,15 +708,22 @@ impl EngineTask {
         if let Err(error) = self.try_event(event) {
             let label = error.label();
             metrics::counter!("replenish_events_refused_total", "reason" => label).increment(1);
-            // Expected in normal operation (redeliveries, a device waiting to be accepted):
-            // counted, not shouted about on every report.
-            if matches!(
-                error,
-                EngineError::Duplicate { .. } | EngineError::NotAccepted(_)
-            ) {
-                tracing::debug!(%error, "dropped a duplicate");
-            } else {
-                tracing::warn!(%error, "event refused");
+            let device = error.device().cloned();
+            match &error {
+                // Expected in normal operation (redeliveries, a device waiting to be accepted):
+                // counted, not shouted about on every report.
+                EngineError::Duplicate { .. } | EngineError::NotAccepted(_) => {
+                    tracing::debug!(%error, "dropped a duplicate or a waiting device's report");
+                }
+                _ => {
+                    let subject = device.as_ref().map_or("", Id::as_str);
+                    if self.log_refusal_now(subject, label) {
+                        tracing::warn!(%error, "event refused (logged once a minute per device and reason)");
+                    }
+                }
+            }
+            if let (EngineError::TimestampOutOfRange { .. }, Some(device)) = (&error, device) {
+                self.handle_event(Event::ClockOff { device });
             }
         }
     }
@@ -655,6 +790,26 @@ impl EngineTask {
                         }
                     }
                 });
+            }
+            Effect::SendCommand { device, command } => {
+                let Some(outbox) = &self.outbox else {
+                    metrics::counter!("replenish_commands_unsent_total").increment(1);
+                    return;
+                };
+                let household = &self.engine.config().household;
+                let topic = topic::build(&self.prefix, household, &device, Channel::Cmd);
+                match codec::encode(&command, Encoding::Json) {
+                    Ok(payload) => {
+                        metrics::counter!("replenish_commands_sent_total").increment(1);
+                        tracing::debug!(%device, id = command.id, "sending a command");
+                        outbox.command(topic, payload);
+                    }
+                    Err(error) => tracing::error!(%device, %error, "cannot encode a command"),
+                }
+            }
+            Effect::PairingDropped { device } => {
+                metrics::counter!("replenish_pairing_dropped_total").increment(1);
+                tracing::warn!(%device, "dropped a device waiting to join: the waiting list is full");
             }
             Effect::Notice(notice) => {
                 metrics::counter!("replenish_notices_total", "kind" => format!("{:?}", notice.kind)).increment(1);

@@ -46,6 +46,7 @@ fn birth(slot: &str, consumable: &str, unit: Unit) -> Telemetry {
         firmware: heapless::String::try_from("0.1.0").unwrap(),
         boot: 1,
         slots,
+        buffer: None,
     })))
 }
 

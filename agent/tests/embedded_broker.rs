@@ -24,6 +24,7 @@ async fn a_v5_publish_reaches_a_v4_subscriber() {
     replenish_agent::broker::start(
         SocketAddr::from(([127, 0, 0, 1], v4)),
         Some(SocketAddr::from(([127, 0, 0, 1], v5))),
+        64 * 1024,
     )
     .unwrap();
 

@@ -126,6 +126,7 @@ impl Household {
             }]
             .into_iter()
             .collect(),
+            buffer: None,
         })));
         agent
             .handle()
@@ -264,6 +265,8 @@ async fn every_route_but_healthz_refuses_without_a_valid_token() {
         ("GET", "/api/v1/devices"),
         ("POST", "/api/v1/devices/coffee/accept"),
         ("DELETE", "/api/v1/devices/coffee"),
+        ("GET", "/api/v1/devices/coffee/commands"),
+        ("POST", "/api/v1/devices/coffee/commands"),
         ("GET", "/api/v1/audit"),
     ];
     for (method, path) in routes {
@@ -290,8 +293,16 @@ async fn every_route_but_healthz_refuses_without_a_valid_token() {
             );
         }
     }
+    // Open to all; unhealthy here, as no broker listens, and it says so.
     let healthz = h.http.get(h.url("/healthz")).send().await.unwrap();
-    assert_eq!(healthz.status(), StatusCode::OK);
+    assert_eq!(healthz.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health: serde_json::Value = healthz.json().await.unwrap();
+    assert_eq!(health["mqtt_connected"], false, "{health}");
+    assert_eq!(health["ingest_stalled"], false, "{health}");
+    assert_eq!(
+        health["problems"][0], "not connected to the MQTT broker",
+        "{health}"
+    );
     // The web page sends strangers to the login form instead.
     let page = h.http.get(h.url("/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::SEE_OTHER);

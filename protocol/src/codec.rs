@@ -100,12 +100,7 @@ pub fn decode<T: DeserializeOwned + Validate>(payload: &[u8]) -> Result<T, Decod
             if version != crate::PROTOCOL_VERSION {
                 return Err(DecodeError::UnsupportedVersion(version));
             }
-            let (message, rest) =
-                postcard::take_from_bytes(&payload[2..]).map_err(DecodeError::Binary)?;
-            if !rest.is_empty() {
-                return Err(DecodeError::Binary(postcard::Error::DeserializeBadEncoding));
-            }
-            message
+            decode_postcard(&payload[2..])?
         }
         #[cfg(feature = "alloc")]
         Encoding::Json => {
@@ -116,6 +111,32 @@ pub fn decode<T: DeserializeOwned + Validate>(payload: &[u8]) -> Result<T, Decod
     };
     message.validate()?;
     Ok(message)
+}
+
+fn decode_postcard<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, DecodeError> {
+    match postcard::take_from_bytes(body) {
+        Ok((message, [])) => Ok(message),
+        Ok(_) => Err(DecodeError::Binary(postcard::Error::DeserializeBadEncoding)),
+        // A message whose last field is an optional later addition, sent by a device that
+        // leaves it out (a birth without `buffer`): read it as absent, one `None` byte.
+        Err(postcard::Error::DeserializeUnexpectedEnd) if T::TRAILING_OPTION => {
+            let mut padded = heapless::Vec::<u8, { MAX_PAYLOAD + 1 }>::new();
+            let too_large = DecodeError::TooLarge {
+                len: body.len() + 3,
+            };
+            padded
+                .extend_from_slice(body)
+                .map_err(|_| too_large.clone())?;
+            padded.push(0).map_err(|_| too_large)?;
+            match postcard::take_from_bytes(&padded) {
+                Ok((message, [])) => Ok(message),
+                _ => Err(DecodeError::Binary(
+                    postcard::Error::DeserializeUnexpectedEnd,
+                )),
+            }
+        }
+        Err(e) => Err(DecodeError::Binary(e)),
+    }
 }
 
 /// Encodes a message in binary form into `buf`, returning the used part. Allocation-free.
@@ -186,7 +207,45 @@ mod tests {
             firmware: heapless::String::try_from("0.1.0").unwrap(),
             boot: 7,
             slots,
+            buffer: None,
         })
+    }
+
+    #[test]
+    fn a_birth_without_buffer_is_the_earlier_binary_layout() {
+        let Status::Online(mut with_buffer) = birth() else {
+            unreachable!()
+        };
+        let without = encode(&Status::Online(with_buffer.clone()), Encoding::Binary).unwrap();
+        assert_eq!(
+            decode::<Status>(&without).unwrap(),
+            Status::Online(with_buffer.clone())
+        );
+        with_buffer.buffer = Some(300);
+        let with = encode(&Status::Online(with_buffer.clone()), Encoding::Binary).unwrap();
+        assert_eq!(
+            with.len(),
+            without.len() + 3,
+            "Some tag and a two-byte varint"
+        );
+        assert_eq!(
+            decode::<Status>(&with).unwrap(),
+            Status::Online(with_buffer)
+        );
+        // Reports have no optional tail: a truncated one stays refused.
+        let report = Report {
+            boot: 1,
+            seq: 1,
+            ts: 0,
+            body: ReportBody::Fault {
+                slot: None,
+                code: FaultCode::Other,
+                detail: Detail::new(),
+            },
+        };
+        let mut bytes = encode(&report, Encoding::Binary).unwrap();
+        bytes.pop();
+        assert!(decode::<Report>(&bytes).is_err());
     }
 
     #[test]

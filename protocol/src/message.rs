@@ -77,6 +77,10 @@ pub struct Birth {
     pub boot: u32,
     /// The slots this device measures.
     pub slots: heapless::Vec<SlotSpec, MAX_SLOTS>,
+    /// How many reports the device keeps while offline (its store-and-forward buffer), so the
+    /// agent can recognise a late report from a long offline flush. Optional in JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<u16>,
 }
 
 /// What a device publishes retained on its `status` topic.
@@ -255,6 +259,10 @@ pub enum ValidationError {
 
 /// Checks the rules serde cannot express. Every decoded message passes through it.
 pub trait Validate {
+    /// The message ends with an optional field added after its first binary layout: a binary
+    /// payload that stops just before it is read with the field absent.
+    const TRAILING_OPTION: bool = false;
+
     /// `Ok` when the message keeps every rule of the protocol.
     fn validate(&self) -> Result<(), ValidationError>;
 }
@@ -279,6 +287,7 @@ fn positive(field: &'static str, value: f32) -> Result<(), ValidationError> {
 }
 
 impl Validate for Status {
+    const TRAILING_OPTION: bool = true;
     fn validate(&self) -> Result<(), ValidationError> {
         match self {
             Status::Offline => Ok(()),

@@ -438,6 +438,8 @@ fn birth(model: &str, slots: &[SimSlot], seed: u64) -> anyhow::Result<Birth> {
             .map_err(|_| anyhow::anyhow!("version too long"))?,
         boot: (seed as u32) | 1,
         slots: specs,
+        // Set by the firmware runtime to its buffer size.
+        buffer: None,
     })
 }
 

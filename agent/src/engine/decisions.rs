@@ -22,7 +22,7 @@ const MAX_EDITED_PACKS: u32 = 99;
 const MAX_SNOOZE_HOURS: u32 = 7 * 24;
 
 impl Engine {
-    fn record(
+    pub(super) fn record(
         &mut self,
         by: &Actor,
         action: &str,

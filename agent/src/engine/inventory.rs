@@ -5,61 +5,32 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
+use super::dedup::Dedup;
 use super::forecast::{Forecast, UsageHistory, day_of};
 use crate::clock::UnixMs;
 
-/// Width of the window of recent sequence numbers remembered per device.
-const SEQ_WINDOW: u32 = 64;
-
-/// Remembers which (boot, seq) pairs a device has sent, to drop MQTT redeliveries.
-///
-/// A sliding window like IPsec's anti-replay: the highest sequence number seen and a bitmap of
-/// the 64 below it, so reports that arrive a little out of order are still accepted once.
+/// The de-duplication state of agents before 0.2, read once and carried into [`Dedup`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeqWindow {
-    /// The boot the window belongs to.
+pub struct LegacySeqWindow {
+    /// The boot the window belonged to.
     pub boot: u32,
-    /// Highest sequence number accepted in this boot.
+    /// Highest sequence number accepted in that boot.
     pub highest: Option<u32>,
     /// Bit i set: `highest - i` was accepted.
     pub seen: u64,
 }
 
-impl SeqWindow {
-    /// Returns true and records the pair if it is new; false for a duplicate or a report too old
-    /// to tell.
-    pub fn accept(&mut self, boot: u32, seq: u32) -> bool {
-        if boot != self.boot || self.highest.is_none() {
-            *self = Self {
-                boot,
-                highest: Some(seq),
-                seen: 1,
-            };
-            return true;
-        }
-        let Some(highest) = self.highest else {
-            return true;
-        };
-        if seq > highest {
-            let shift = seq - highest;
-            self.seen = if shift >= SEQ_WINDOW {
-                0
-            } else {
-                self.seen << shift
-            };
-            self.seen |= 1;
-            self.highest = Some(seq);
-            true
-        } else {
-            let back = highest - seq;
-            if back >= SEQ_WINDOW || self.seen & (1 << back) != 0 {
-                false
-            } else {
-                self.seen |= 1 << back;
-                true
-            }
-        }
-    }
+/// Whether a device is connected, as far as the agent knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Not heard from since the agent started: neither a birth nor a last will read yet.
+    #[default]
+    Unknown,
+    /// Its birth is the latest status seen.
+    Online,
+    /// Its last will (or goodbye) is the latest status seen.
+    Offline,
 }
 
 /// A device as the agent knows it.
@@ -69,15 +40,24 @@ pub struct DeviceState {
     pub id: Id,
     /// Its latest birth.
     pub birth: Birth,
-    /// Whether it is connected (birth seen, no offline since).
-    pub online: bool,
+    /// Whether it is connected. Not stored: after a restart it is unknown until the device
+    /// speaks or its retained status is read again.
+    #[serde(skip)]
+    pub presence: Presence,
     /// When anything was last heard from it.
     pub last_seen: UnixMs,
     /// De-duplication state.
-    pub window: SeqWindow,
+    #[serde(default)]
+    pub dedup: Dedup,
+    /// De-duplication state as agents before 0.2 stored it; moved into `dedup` on load.
+    #[serde(default, rename = "window", skip_serializing)]
+    pub legacy_window: Option<LegacySeqWindow>,
     /// Whether an owner accepted it (or pairing is open); reports are refused until then.
     #[serde(default = "accepted_by_default")]
     pub accepted: bool,
+    /// When it last asked to join (a notice to the household), while waiting.
+    #[serde(default)]
+    pub pairing_asked_at: Option<UnixMs>,
 }
 
 /// Devices stored before pairing existed were all accepted.
@@ -91,10 +71,27 @@ impl DeviceState {
         Self {
             id,
             birth,
-            online: true,
+            presence: Presence::Online,
             last_seen: now,
-            window: SeqWindow::default(),
+            dedup: Dedup::default(),
+            legacy_window: None,
             accepted: true,
+            pairing_asked_at: None,
+        }
+    }
+
+    /// Connected as far as the agent knows.
+    pub fn online(&self) -> bool {
+        self.presence == Presence::Online
+    }
+
+    /// Moves de-dup state stored by an older agent into `dedup`.
+    pub fn migrate(&mut self) {
+        if let Some(old) = self.legacy_window.take()
+            && self.dedup.boots.is_empty()
+        {
+            self.dedup = Dedup::from_legacy(old.boot, old.highest, old.seen);
+            self.dedup.set_buffer(self.birth.buffer);
         }
     }
 }
@@ -313,20 +310,6 @@ pub fn slot_key(device: &Id, slot: &Id) -> String {
 mod tests {
     use super::*;
     use replenish_protocol::Unit;
-
-    #[test]
-    fn window_drops_duplicates_and_accepts_late_arrivals_once() {
-        let mut w = SeqWindow::default();
-        assert!(w.accept(1, 1));
-        assert!(w.accept(1, 3));
-        assert!(!w.accept(1, 3));
-        assert!(w.accept(1, 2), "late but new");
-        assert!(!w.accept(1, 2));
-        assert!(!w.accept(1, 1));
-        assert!(w.accept(1, 100));
-        assert!(!w.accept(1, 30), "older than the window");
-        assert!(w.accept(2, 1), "a new boot starts over");
-    }
 
     #[test]
     fn level_drops_are_consumption_and_rises_are_not() {

@@ -4,6 +4,8 @@
 //! with the time, and carry the returned [`Effect`]s out (storage, the shop, MQTT, the log).
 
 mod decisions;
+pub mod dedup;
+pub mod devices;
 pub mod forecast;
 pub mod household;
 pub mod inventory;
@@ -13,7 +15,7 @@ pub mod policy;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use replenish_protocol::{Ack, Birth, FaultCode, Id, Report, ReportBody, Status};
+use replenish_protocol::{Ack, Birth, Command, CommandBody, FaultCode, Id, Report, Status};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
@@ -27,6 +29,7 @@ use lead_time::LeadTime;
 use order::{InvalidTransition, Order, OrderItem, OrderState};
 use policy::{PolicyInput, ReorderDecision, ReorderPolicy, RiskPolicy, StockPosition};
 
+pub use devices::{IngestLimits, PendingCommand};
 pub use policy::{ConsumableSettings, PolicyConfig};
 
 /// What happens when a device the household has not seen before says hello.
@@ -57,6 +60,8 @@ pub struct EngineConfig {
     pub key_prefix: String,
     /// How often to ask the shop about placed orders.
     pub status_poll_ms: UnixMs,
+    /// Limits on what devices send; command retries.
+    pub ingest: IngestLimits,
 }
 
 impl EngineConfig {
@@ -70,6 +75,7 @@ impl EngineConfig {
             consumables: BTreeMap::new(),
             key_prefix,
             status_poll_ms: HOUR_MS,
+            ingest: IngestLimits::default(),
         }
     }
 }
@@ -162,6 +168,20 @@ pub enum Event {
         /// Who.
         by: Actor,
     },
+    /// A device stamped a report with a clock that is wrong: send it the time.
+    ClockOff {
+        /// The device.
+        device: Id,
+    },
+    /// An owner asks a device to carry out a command.
+    Command {
+        /// The device.
+        device: Id,
+        /// What to do.
+        body: CommandBody,
+        /// Who.
+        by: Actor,
+    },
     /// An owner removes a device and its slots (its orders stay).
     RemoveDevice {
         /// The device.
@@ -218,6 +238,18 @@ pub enum Effect {
         order_id: String,
         /// The shop's order id.
         shop_order_id: String,
+    },
+    /// Publish a command on the device's `cmd` topic.
+    SendCommand {
+        /// The device.
+        device: Id,
+        /// The command.
+        command: Command,
+    },
+    /// A device waiting to join was dropped to keep the waiting list bounded (counted).
+    PairingDropped {
+        /// The device.
+        device: Id,
     },
     /// Tell the people: the timeline, logs and notifications.
     Notice(Notice),
@@ -285,6 +317,10 @@ pub enum NoticeKind {
     DeviceRemoved,
     /// Members or rules changed.
     SettingsChanged,
+    /// A device carried out a command a person asked for.
+    CommandDone,
+    /// A device refused a command, or did not answer it.
+    CommandFailed,
 }
 
 /// A line for the timeline.
@@ -353,6 +389,45 @@ pub enum EngineError {
         /// The sequence number.
         seq: u32,
     },
+    /// A report older than what is remembered of its device (a boot before the recent ones,
+    /// or a hole given up as lost): it cannot be told from a duplicate.
+    #[error("report boot {boot} seq {seq} from {device} is older than its de-dup state")]
+    TooOld {
+        /// The device.
+        device: Id,
+        /// Its boot.
+        boot: u32,
+        /// The sequence number.
+        seq: u32,
+    },
+    /// A timestamp before 2020 or ahead of the agent's clock by more than the allowed skew.
+    #[error("report from {device} stamped {ts} ms: outside 2020-01-01 .. now + skew")]
+    TimestampOutOfRange {
+        /// The device.
+        device: Id,
+        /// The timestamp.
+        ts: u64,
+    },
+    /// An amount no slot of this capacity can hold.
+    #[error("report from {device}: {field} {value} is outside 0..={most}")]
+    ValueOutOfRange {
+        /// The device.
+        device: Id,
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: f64,
+        /// The most allowed (a multiple of the slot's capacity).
+        most: f64,
+    },
+    /// An ack of no command under way (late, after the agent gave up, or made up).
+    #[error("ack {id} from {device} matches no command under way")]
+    UnmatchedAck {
+        /// The device.
+        device: Id,
+        /// The ack's id.
+        id: u32,
+    },
     /// No such order.
     #[error("no order {0}")]
     UnknownOrder(String),
@@ -383,12 +458,33 @@ impl EngineError {
             Self::UnknownDevice(_) => "unknown_device",
             Self::UnknownSlot { .. } => "unknown_slot",
             Self::Duplicate { .. } => "duplicate",
+            Self::TooOld { .. } => "too_old",
+            Self::TimestampOutOfRange { .. } => "timestamp_out_of_range",
+            Self::ValueOutOfRange { .. } => "value_out_of_range",
+            Self::UnmatchedAck { .. } => "unmatched_ack",
             Self::UnknownOrder(_) => "unknown_order",
             Self::Transition(_) => "invalid_transition",
             Self::Denied(_) => "denied",
             Self::InvalidRules(_) | Self::Invalid(_) => "invalid",
             Self::UnknownMember(_) => "unknown_member",
             Self::NotAccepted(_) => "not_accepted",
+        }
+    }
+}
+
+impl EngineError {
+    /// The device a refused message came from, if it is about one.
+    pub fn device(&self) -> Option<&Id> {
+        match self {
+            Self::UnknownDevice(device)
+            | Self::NotAccepted(device)
+            | Self::UnknownSlot { device, .. }
+            | Self::Duplicate { device, .. }
+            | Self::TooOld { device, .. }
+            | Self::TimestampOutOfRange { device, .. }
+            | Self::ValueOutOfRange { device, .. }
+            | Self::UnmatchedAck { device, .. } => Some(device),
+            _ => None,
         }
     }
 }
@@ -408,6 +504,8 @@ pub struct Engine {
     polled_at: HashMap<String, UnixMs>,
     /// Day of the last forecast notice per slot.
     forecast_noticed: HashMap<String, i64>,
+    /// Commands under way.
+    commands: devices::Commands,
     household: Household,
     /// The most recent audit entries (all are stored).
     audit: VecDeque<AuditEntry>,
@@ -415,9 +513,6 @@ pub struct Engine {
 
 /// Audit entries kept in memory for the API; older ones stay in storage only.
 pub const AUDIT_IN_MEMORY: usize = 1000;
-
-/// Reports stamped later than this past the agent's clock are taken as received now.
-const MAX_CLOCK_SKEW_MS: UnixMs = 5 * 60_000;
 
 impl Engine {
     /// A new engine with the default model and policy.
@@ -454,7 +549,10 @@ impl Engine {
             devices: snapshot
                 .devices
                 .into_iter()
-                .map(|d| (d.id.clone(), d))
+                .map(|mut d| {
+                    d.migrate();
+                    (d.id.clone(), d)
+                })
                 .collect(),
             slots: snapshot.slots.into_iter().map(|s| (s.key(), s)).collect(),
             orders: snapshot
@@ -466,6 +564,7 @@ impl Engine {
             placing: HashSet::new(),
             polled_at: HashMap::new(),
             forecast_noticed: HashMap::new(),
+            commands: devices::Commands::default(),
         }
     }
 
@@ -477,6 +576,34 @@ impl Engine {
     /// Devices by id.
     pub fn devices(&self) -> impl Iterator<Item = &DeviceState> {
         self.devices.values()
+    }
+
+    /// Devices after `after` in id order (from the first when `None`), for paging.
+    pub fn devices_after(&self, after: Option<&Id>) -> impl Iterator<Item = &DeviceState> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.devices
+            .range((start, Bound::Unbounded))
+            .map(|(_, d)| d)
+    }
+
+    /// One slot by its key, `device/slot`.
+    pub fn slot(&self, key: &str) -> Option<&SlotState> {
+        self.slots.get(key)
+    }
+
+    /// The slots of one device, in the order of its birth.
+    pub fn slots_of<'a>(&'a self, device: &'a DeviceState) -> impl Iterator<Item = &'a SlotState> {
+        device
+            .birth
+            .slots
+            .iter()
+            .filter_map(|s| self.slots.get(&slot_key(&device.id, &s.id)))
+    }
+
+    /// Commands sent to a device and not yet acknowledged.
+    pub fn pending_commands(&self, device: &Id) -> &[PendingCommand] {
+        self.commands.pending(device)
     }
 
     /// Slots by key.
@@ -551,6 +678,10 @@ impl Engine {
             Event::SetRules { rules, by } => self.set_rules(rules, &by, now, &mut fx)?,
             Event::AcceptDevice { device, by } => self.accept_device(&device, &by, now, &mut fx)?,
             Event::RemoveDevice { device, by } => self.remove_device(&device, &by, now, &mut fx)?,
+            Event::ClockOff { device } => self.sync_clock(&device, now, &mut fx),
+            Event::Command { device, body, by } => {
+                self.command_from_person(&device, body, &by, now, &mut fx)?;
+            }
             Event::PlacementSucceeded {
                 order_id,
                 shop_order,
@@ -660,6 +791,7 @@ impl Engine {
 
     fn tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
         self.pending_tick(now, fx);
+        self.command_tick(now, fx);
         let due: Vec<String> = self
             .orders
             .values()
@@ -723,72 +855,7 @@ impl Engine {
         fx.push(Effect::PlaceOrder { order, request });
     }
 
-    fn telemetry(
-        &mut self,
-        device_id: Id,
-        message: Telemetry,
-        now: UnixMs,
-        fx: &mut Vec<Effect>,
-    ) -> Result<(), EngineError> {
-        match message {
-            Telemetry::Status(status) => match *status {
-                Status::Online(birth) => self.birth(device_id, birth, now, fx),
-                Status::Offline => self.offline(device_id, now, fx)?,
-            },
-            Telemetry::Report(report) => self.report(device_id, report, now, fx)?,
-            Telemetry::Ack(_) => {
-                let device = self
-                    .devices
-                    .get_mut(&device_id)
-                    .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
-                device.last_seen = now;
-            }
-        }
-        Ok(())
-    }
-
-    fn birth(&mut self, device_id: Id, birth: Birth, now: UnixMs, fx: &mut Vec<Effect>) {
-        let was_online = self.devices.get(&device_id).is_some_and(|d| d.online);
-        let accepted = match self.devices.get(&device_id) {
-            Some(known) => known.accepted,
-            None => self.config.pairing == Pairing::Open,
-        };
-        // A waiting device is announced once per new birth, not on every reconnect.
-        let newly_waiting = !accepted
-            && self
-                .devices
-                .get(&device_id)
-                .is_none_or(|d| d.birth != birth || !d.online);
-        if accepted {
-            self.create_slots(&device_id, &birth, fx);
-        }
-        let device = self
-            .devices
-            .entry(device_id.clone())
-            .or_insert_with(|| DeviceState::new(device_id.clone(), birth.clone(), now));
-        device.birth = birth;
-        device.online = true;
-        device.accepted = accepted;
-        device.last_seen = now;
-        fx.push(Effect::SaveDevice(Box::new(device.clone())));
-        if newly_waiting {
-            let text = format!(
-                "{device_id} ({} firmware {}) asks to join; an owner must accept it",
-                device.birth.model, device.birth.firmware
-            );
-            fx.push(notice(now, NoticeKind::DeviceWaiting, &device_id, text));
-        }
-        if accepted && !was_online {
-            let text = format!(
-                "{} online: {} firmware {}, boot {}",
-                device_id, device.birth.model, device.birth.firmware, device.birth.boot
-            );
-            fx.push(notice(now, NoticeKind::DeviceOnline, &device_id, text));
-        }
-    }
-
-    /// Creates (or keeps, when the consumable is the same) the slots a birth announces.
-    fn create_slots(&mut self, device_id: &Id, birth: &Birth, fx: &mut Vec<Effect>) {
+    pub(super) fn create_slots(&mut self, device_id: &Id, birth: &Birth, fx: &mut Vec<Effect>) {
         for spec in &birth.slots {
             let key = slot_key(device_id, &spec.id);
             let keep = self
@@ -805,118 +872,6 @@ impl Engine {
             fx.push(Effect::SaveSlot(Box::new(slot.clone())));
             self.slots.insert(key, slot);
         }
-    }
-
-    fn offline(
-        &mut self,
-        device_id: Id,
-        now: UnixMs,
-        fx: &mut Vec<Effect>,
-    ) -> Result<(), EngineError> {
-        let device = self
-            .devices
-            .get_mut(&device_id)
-            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
-        if device.online {
-            device.online = false;
-            device.last_seen = now;
-            fx.push(Effect::SaveDevice(Box::new(device.clone())));
-            let text = format!("{device_id} offline");
-            fx.push(notice(now, NoticeKind::DeviceOffline, &device_id, text));
-        }
-        Ok(())
-    }
-
-    fn report(
-        &mut self,
-        device_id: Id,
-        report: Report,
-        now: UnixMs,
-        fx: &mut Vec<Effect>,
-    ) -> Result<(), EngineError> {
-        let device = self
-            .devices
-            .get(&device_id)
-            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
-        if !device.accepted {
-            return Err(EngineError::NotAccepted(device_id));
-        }
-        let key = match report.body.slot() {
-            Some(slot) => {
-                let key = slot_key(&device_id, slot);
-                if !self.slots.contains_key(&key)
-                    || !device.birth.slots.iter().any(|s| &s.id == slot)
-                {
-                    return Err(EngineError::UnknownSlot {
-                        device: device_id.clone(),
-                        slot: slot.clone(),
-                    });
-                }
-                Some(key)
-            }
-            None => None,
-        };
-        let mut window = device.window.clone();
-        if !window.accept(report.boot, report.seq) {
-            return Err(EngineError::Duplicate {
-                device: device_id,
-                boot: report.boot,
-                seq: report.seq,
-            });
-        }
-        let at = if report.ts == 0 || report.ts > now + MAX_CLOCK_SKEW_MS {
-            now
-        } else {
-            report.ts
-        };
-        if let Some(device) = self.devices.get_mut(&device_id) {
-            device.window = window;
-            device.last_seen = now;
-            fx.push(Effect::SaveDevice(Box::new(device.clone())));
-        }
-        match (key, report.body) {
-            (Some(key), ReportBody::Level { remaining, .. }) => {
-                if let Some(slot) = self.slots.get_mut(&key) {
-                    let was_empty = slot.empty_since.is_some();
-                    slot.set_level(f64::from(remaining), at);
-                    if !was_empty && slot.empty_since.is_some() {
-                        let text = format!("{key} is empty");
-                        fx.push(notice(at, NoticeKind::Empty, &key, text));
-                    }
-                }
-            }
-            (Some(key), ReportBody::Usage { amount, uses, .. }) => {
-                if let Some(slot) = self.slots.get_mut(&key) {
-                    slot.record_usage(f64::from(amount), uses, at);
-                }
-            }
-            (Some(key), ReportBody::Refill { before, after, .. }) => {
-                if let Some(slot) = self.slots.get_mut(&key) {
-                    slot.refill(f64::from(before), f64::from(after), at);
-                    let unit = slot.spec.unit.symbol();
-                    let text = format!("{key} refilled: {before:.0} -> {after:.0} {unit}");
-                    fx.push(notice(at, NoticeKind::Refill, &key, text));
-                }
-            }
-            (slot_key, ReportBody::Fault { code, detail, .. }) => {
-                let subject = slot_key.unwrap_or_else(|| device_id.to_string());
-                let text = format!("{subject} fault {}: {detail}", fault_name(code));
-                fx.push(notice(at, NoticeKind::DeviceFault, &subject, text));
-                return Ok(());
-            }
-            (None, _) => return Ok(()),
-        }
-        let keys: Vec<String> = self
-            .slots
-            .keys()
-            .filter(|k| k.starts_with(&format!("{device_id}/")))
-            .cloned()
-            .collect();
-        for key in keys {
-            self.refresh_forecast(&key, now, fx);
-            self.consider_reorder(&key, now, fx);
-        }
-        Ok(())
     }
 
     fn refresh_forecast(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
@@ -1186,7 +1141,7 @@ impl Engine {
     }
 }
 
-fn notice(at: UnixMs, kind: NoticeKind, subject: &str, text: String) -> Effect {
+pub(super) fn notice(at: UnixMs, kind: NoticeKind, subject: &str, text: String) -> Effect {
     Effect::Notice(Notice {
         at,
         kind,
@@ -1205,7 +1160,7 @@ fn proposal_text(id: &str, order: &Order) -> String {
     text
 }
 
-fn fault_name(code: FaultCode) -> &'static str {
+pub(super) fn fault_name(code: FaultCode) -> &'static str {
     match code {
         FaultCode::SensorUnavailable => "sensor_unavailable",
         FaultCode::OutOfRange => "out_of_range",
@@ -1229,6 +1184,7 @@ pub(super) mod tests {
     use super::*;
     use crate::commerce::api::ShopOrderStatus;
     use household::Mode;
+    use replenish_protocol::ReportBody;
     use replenish_protocol::{Birth, SensorKind, SlotSpec, Unit};
 
     pub(super) const T0: UnixMs = 20_458 * DAY_MS;
@@ -1266,6 +1222,7 @@ pub(super) mod tests {
             firmware: heapless::String::try_from("0.1.0").unwrap(),
             boot: 1,
             slots,
+            buffer: None,
         })))
     }
 

@@ -20,7 +20,7 @@ use crate::engine::household::{
     AuditEntry, ConsumableRules, ExpiryDefault, Member, Mode, Permission, RejectReason, Role, Rules,
 };
 use crate::engine::{Engine, Event, OrderEdit};
-use crate::runtime::{DeviceView, OrderView, SlotView, StatusView, status_view};
+use crate::runtime::{DeviceView, OrderView, SlotView, StatusPage, StatusTotals, status_page};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -38,6 +38,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}/accept", post(accept_device))
         .route("/api/v1/devices/{id}", axum::routing::delete(remove_device))
+        .route(
+            "/api/v1/devices/{id}/commands",
+            get(list_commands).post(send_command),
+        )
         .route("/api/v1/audit", get(list_audit))
 }
 
@@ -190,11 +194,40 @@ fn device_id(id: &str) -> Result<Id, Response> {
     Id::new(id).map_err(|e| problem(StatusCode::NOT_FOUND, format!("no device {id:.64}: {e}")))
 }
 
-/// The whole state
-#[utoipa::path(get, path = "/api/v1/status", tag = "status",
-    responses((status = 200, body = StatusView), (status = 401, body = Problem)))]
-async fn status(_caller: Caller, State(state): State<AppState>) -> Response {
-    match state.agent.read(status_view).await {
+/// Page through the state: `?cursor=<device id>&limit=50`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct StatusQuery {
+    /// The `next_cursor` of the previous page; absent for the first.
+    cursor: Option<String>,
+    /// Devices per page, 1 to 200 (fewer when their data would pass 48 KB).
+    #[param(minimum = 1, maximum = 200, default = 50)]
+    limit: Option<usize>,
+}
+
+/// The state, a page of devices at a time (with their slots and open orders) and totals
+#[utoipa::path(get, path = "/api/v1/status", tag = "status", params(StatusQuery),
+    responses((status = 200, body = StatusPage), (status = 400, body = Problem),
+        (status = 401, body = Problem)))]
+async fn status(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Query(query): Query<StatusQuery>,
+) -> Response {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return problem(StatusCode::BAD_REQUEST, "limit is 1 to 200");
+    }
+    let cursor = match query.cursor.as_deref().map(Id::new).transpose() {
+        Ok(cursor) => cursor,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("bad cursor: {e}")),
+    };
+    match state
+        .agent
+        .read(move |engine, now| status_page(engine, now, cursor.as_ref(), limit))
+        .await
+    {
         Ok(view) => Json(view).into_response(),
         Err(_) => unavailable(),
     }
@@ -569,6 +602,126 @@ async fn remove_device(
     .await
 }
 
+/// A command for a device, as an owner may send it (the agent sets clocks itself).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CommandRequest {
+    /// Take the slot's current reading as zero (the empty container is in place).
+    Tare {
+        /// The slot.
+        slot: String,
+    },
+    /// The slot now holds `known` (in its unit): the second calibration point.
+    Calibrate {
+        /// The slot.
+        slot: String,
+        /// The amount in the slot, above 0.
+        known: f32,
+    },
+    /// Report levels at least this often.
+    ReportInterval {
+        /// Seconds, at least 1.
+        seconds: u32,
+    },
+}
+
+/// A command sent and not yet acknowledged by the device.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PendingCommandView {
+    /// The command's id (echoed in the device's ack).
+    pub id: u32,
+    /// `tare`, `calibrate`, `report_interval` or `time_sync`.
+    pub command: String,
+    /// When it was last sent.
+    pub sent_at_ms: UnixMs,
+    /// How many times it was sent.
+    pub attempts: u32,
+}
+
+/// Send a command to a device (owners only); the outcome arrives as a notice
+#[utoipa::path(post, path = "/api/v1/devices/{id}/commands", tag = "devices",
+    params(("id" = String, Path, description = "The device")), request_body = CommandRequest,
+    responses((status = 202, description = "Sent; waiting for the device's ack."),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+async fn send_command(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(request): Body<CommandRequest>,
+) -> Response {
+    use replenish_protocol::CommandBody;
+    let slot = |slot: String| {
+        Id::new(&slot).map_err(|e| {
+            problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("bad slot {slot:.64}: {e}"),
+            )
+        })
+    };
+    let body = match request {
+        CommandRequest::Tare { slot: s } => slot(s).map(|slot| CommandBody::Tare { slot }),
+        CommandRequest::Calibrate { slot: s, known } => {
+            slot(s).map(|slot| CommandBody::Calibrate { slot, known })
+        }
+        CommandRequest::ReportInterval { seconds } => Ok(CommandBody::ReportInterval { seconds }),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let device = match device_id(&id) {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    let event = Event::Command {
+        device,
+        body,
+        by: caller.actor(),
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(error) => ask_problem(error),
+    }
+}
+
+/// Commands sent to a device and not yet acknowledged
+#[utoipa::path(get, path = "/api/v1/devices/{id}/commands", tag = "devices",
+    params(("id" = String, Path, description = "The device")),
+    responses((status = 200, body = Vec<PendingCommandView>), (status = 404, body = Problem)))]
+async fn list_commands(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let device = match device_id(&id) {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    let read = state
+        .agent
+        .read(move |engine, _| {
+            engine.devices_after(None).any(|d| d.id == device).then(|| {
+                engine
+                    .pending_commands(&device)
+                    .iter()
+                    .map(|p| PendingCommandView {
+                        id: p.command.id,
+                        command: crate::engine::devices::command_name(&p.command.body).into(),
+                        sent_at_ms: p.sent_at,
+                        attempts: p.attempts,
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await;
+    match read {
+        Ok(Some(pending)) => Json(pending).into_response(),
+        Ok(None) => problem(StatusCode::NOT_FOUND, format!("no device {id:.64}")),
+        Err(_) => unavailable(),
+    }
+}
+
 /// Asks the engine for a change to device `id`: `204` when done.
 async fn device_event(state: &AppState, id: &str, event: impl FnOnce(Id) -> Event) -> Response {
     let device = match device_id(id) {
@@ -616,8 +769,9 @@ async fn openapi(_caller: Caller) -> Response {
     ),
     paths(status, me, list_orders, get_order, approve, reject, snooze, get_rules, put_rules,
         list_members, add_member, remove_member, list_devices, accept_device, remove_device,
-        list_audit, openapi),
-    components(schemas(StatusView, DeviceView, SlotView, OrderView,
+        send_command, list_commands, list_audit, openapi),
+    components(schemas(StatusPage, StatusTotals, DeviceView, SlotView, OrderView,
+        CommandRequest, PendingCommandView, crate::engine::inventory::Presence,
         AuditEntry, MemberView, NewMember, CreatedMember, RejectBody, SnoozeBody, OrderEdit,
         Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Problem)),
     modifiers(&BearerAuth),

@@ -773,7 +773,7 @@ async fn devices_page(visitor: Visitor, State(state): State<AppState>) -> Respon
                 tr data-device=(d.id) {
                     td { (d.id) }
                     td { (d.birth.model) " " (d.birth.firmware) }
-                    td { @if !d.accepted { strong { "waiting to join" } } @else if d.online { "online" } @else { "offline" } }
+                    td { @if !d.accepted { strong { "waiting to join" } } @else if d.online() { "online" } @else if d.presence == crate::engine::inventory::Presence::Unknown { "not heard from since the agent started" } @else { "offline" } }
                     td { (local(d.last_seen, &view.zone)) }
                     td {
                         @if visitor.is_owner() {

@@ -150,10 +150,13 @@ pub struct DeviceRuntime<const N: usize> {
 }
 
 impl<const N: usize> DeviceRuntime<N> {
-    /// A runtime for a device announcing `birth` (its `boot` number must change on every boot).
+    /// A runtime for a device announcing `birth` (its `boot` number must grow on every boot);
+    /// the birth's `buffer` is set to `N`.
     ///
     /// Refuses a birth the agent would refuse (no slot, a duplicate slot, a bad capacity).
-    pub fn new(birth: Birth, config: RuntimeConfig) -> Result<Self, ValidationError> {
+    pub fn new(mut birth: Birth, config: RuntimeConfig) -> Result<Self, ValidationError> {
+        // The birth declares the buffer, so the agent keeps de-dup state for a whole flush.
+        birth.buffer = Some(u16::try_from(N).unwrap_or(u16::MAX));
         Status::Online(birth.clone()).validate()?;
         let seed = birth.boot;
         Ok(Self {

@@ -29,6 +29,7 @@ fn birth() -> Birth {
         firmware: heapless::String::try_from("0.1.0").unwrap(),
         boot: 42,
         slots,
+        buffer: None,
     }
 }
 
@@ -86,7 +87,15 @@ fn birth_goes_first_retained_after_every_connection() {
     rt.connected(10);
     let sent = drain(&mut rt);
     assert_eq!(sent.len(), 2);
-    assert_eq!(sent[0], Outgoing::status(Status::Online(birth())));
+    let announced = Birth {
+        buffer: Some(8),
+        ..birth()
+    };
+    assert_eq!(
+        sent[0],
+        Outgoing::status(Status::Online(announced.clone())),
+        "the birth declares the buffer"
+    );
     assert_eq!((sent[0].channel, sent[0].retain), (Channel::Status, true));
     assert_eq!((sent[1].channel, sent[1].retain), (Channel::Report, false));
 
@@ -94,7 +103,10 @@ fn birth_goes_first_retained_after_every_connection() {
     assert!(!rt.is_connected());
     rt.connected(20);
     assert!(rt.is_connected());
-    assert_eq!(drain(&mut rt), [Outgoing::status(Status::Online(birth()))]);
+    assert_eq!(
+        drain(&mut rt),
+        [Outgoing::status(Status::Online(announced))]
+    );
 }
 
 #[test]
@@ -104,7 +116,11 @@ fn last_will_is_offline_retained_on_status() {
     assert_eq!(will, Outgoing::status(Status::Offline));
     assert!(will.retain);
     assert_eq!(will.channel, Channel::Status);
-    assert_eq!((rt.boot(), rt.birth()), (42, &birth()));
+    let announced = Birth {
+        buffer: Some(2),
+        ..birth()
+    };
+    assert_eq!((rt.boot(), rt.birth()), (42, &announced));
 }
 
 #[test]

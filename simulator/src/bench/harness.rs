@@ -407,6 +407,7 @@ impl<'a> Run<'a> {
                     .map_err(|_| anyhow!("firmware name too long"))?,
                 boot: 1,
                 slots,
+                buffer: None,
             };
             run.seq.insert(device.clone(), 1);
             let event = Event::Telemetry {

@@ -240,10 +240,12 @@ async fn main(spawner: Spawner) -> ! {
     let birth = Birth {
         model: id(config::MODEL, "MODEL"),
         firmware,
-        // Counted in flash; random if the flash cannot be used (the agent only needs it to
-        // differ between boots).
+        // Counted in flash, so it grows with every boot (the agent orders boots by it); random
+        // if the flash cannot be used (the agent then starts the device's history over).
         boot: boot.boot,
         slots,
+        // Set by the runtime to its buffer size.
+        buffer: None,
     };
     let runtime = match Runtime::new(birth, RuntimeConfig::default()) {
         Ok(runtime) => runtime,

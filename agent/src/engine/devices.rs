@@ -1,0 +1,576 @@
+//! What devices say, and what the agent says back: births and last wills (presence), reports
+//! (de-duplicated, checked against physical bounds, applied to their slot), pairing of new
+//! devices (bounded), and commands with their acks (matched, timed out, retried).
+
+use std::collections::HashMap;
+
+use replenish_protocol::{Ack, Birth, Command, CommandBody, Id, Report, ReportBody, Status};
+
+use super::dedup::Unseen;
+use super::inventory::{DeviceState, Presence, slot_key};
+use super::{Effect, Engine, EngineError, NoticeKind, Pairing, Telemetry, fault_name, notice};
+use crate::clock::{HOUR_MS, MINUTE_MS, UnixMs};
+
+/// 2020-01-01T00:00:00Z: no report of this product can be older.
+pub const EARLIEST_TS_MS: UnixMs = 1_577_836_800_000;
+
+/// Commands waiting for their ack, per device, at most; older ones are given up first.
+const MAX_PENDING_COMMANDS: usize = 4;
+
+/// Limits on what devices may send, and how commands are retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestLimits {
+    /// An amount above this multiple of the slot's capacity is refused as impossible.
+    pub capacity_multiple: f64,
+    /// A report stamped later than this past the agent's clock is refused, and the device's
+    /// clock is set with `time_sync`.
+    pub clock_skew_ms: UnixMs,
+    /// Devices waiting for an owner's acceptance, at most; a new one pushes out the oldest.
+    pub max_waiting_devices: usize,
+    /// A waiting device asks the household (a notice) at most this often.
+    pub pairing_notice_every_ms: UnixMs,
+    /// A command not acknowledged within this is sent again (doubling each time).
+    pub command_timeout_ms: UnixMs,
+    /// Sends of one command, at most, before it is given up.
+    pub command_attempts: u32,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            capacity_multiple: 2.0,
+            clock_skew_ms: 5 * MINUTE_MS,
+            max_waiting_devices: 32,
+            pairing_notice_every_ms: 10 * MINUTE_MS,
+            command_timeout_ms: 30_000,
+            command_attempts: 3,
+        }
+    }
+}
+
+/// A command sent and not yet acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingCommand {
+    /// The command, with its id.
+    pub command: Command,
+    /// Who asked for it (for the notice of its outcome); `None` when the agent chose it.
+    pub asked_by: Option<String>,
+    /// When it was last sent.
+    pub sent_at: UnixMs,
+    /// How many times it was sent.
+    pub attempts: u32,
+}
+
+/// Commands under way, per device (not stored: after a restart the agent sends what it
+/// needs again).
+#[derive(Debug, Default)]
+pub(super) struct Commands {
+    pending: HashMap<Id, Vec<PendingCommand>>,
+    next_id: Option<u32>,
+    /// When `time_sync` was last sent to each device.
+    synced_at: HashMap<Id, UnixMs>,
+}
+
+impl Commands {
+    /// A fresh command id. The first is taken from the clock, so ids of an agent that
+    /// restarted do not repeat those of its previous run.
+    fn next_id(&mut self, now: UnixMs) -> u32 {
+        let id = self.next_id.unwrap_or((now / 1000) as u32);
+        self.next_id = Some(id.wrapping_add(1));
+        id
+    }
+
+    /// Commands waiting for an ack, for the API.
+    pub(super) fn pending(&self, device: &Id) -> &[PendingCommand] {
+        self.pending.get(device).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Engine {
+    pub(super) fn telemetry(
+        &mut self,
+        device_id: Id,
+        message: Telemetry,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        match message {
+            Telemetry::Status(status) => match *status {
+                Status::Online(birth) => self.birth(device_id, birth, now, fx),
+                Status::Offline => self.offline(device_id, now, fx)?,
+            },
+            Telemetry::Report(report) => self.report(device_id, report, now, fx)?,
+            Telemetry::Ack(ack) => self.ack(device_id, ack, now, fx)?,
+        }
+        Ok(())
+    }
+
+    fn birth(&mut self, device_id: Id, birth: Birth, now: UnixMs, fx: &mut Vec<Effect>) {
+        let known = self.devices.get(&device_id);
+        let was_online = known.is_some_and(DeviceState::online);
+        let is_new = known.is_none();
+        let accepted = match known {
+            Some(known) => known.accepted,
+            None => self.config.pairing == Pairing::Open,
+        };
+        // A waiting device asks once per new birth, and at most every so often.
+        let every = self.config.ingest.pairing_notice_every_ms;
+        let asks = !accepted
+            && known.is_none_or(|d| {
+                (d.birth != birth || !d.online())
+                    && d.pairing_asked_at.is_none_or(|at| now >= at + every)
+            });
+        if is_new && !accepted {
+            self.make_room_for_waiting(now, fx);
+        }
+        if accepted {
+            self.create_slots(&device_id, &birth, fx);
+        }
+        let device = self
+            .devices
+            .entry(device_id.clone())
+            .or_insert_with(|| DeviceState::new(device_id.clone(), birth.clone(), now));
+        if device.dedup.birth(birth.boot) {
+            tracing::warn!(device = %device_id, boot = birth.boot, "boot counter went back: the device's history starts over");
+        }
+        device.dedup.set_buffer(birth.buffer);
+        // A late birth of an older boot does not replace the newer one's description.
+        if device.dedup.current_boot() == Some(birth.boot) {
+            device.birth = birth;
+        }
+        device.presence = Presence::Online;
+        device.accepted = accepted;
+        device.last_seen = now;
+        if asks {
+            device.pairing_asked_at = Some(now);
+        }
+        fx.push(Effect::SaveDevice(Box::new(device.clone())));
+        if asks {
+            let text = format!(
+                "{device_id} ({} firmware {}) asks to join; an owner must accept it",
+                device.birth.model, device.birth.firmware
+            );
+            fx.push(notice(now, NoticeKind::DeviceWaiting, &device_id, text));
+        }
+        if accepted && !was_online {
+            let text = format!(
+                "{} online: {} firmware {}, boot {}",
+                device_id, device.birth.model, device.birth.firmware, device.birth.boot
+            );
+            fx.push(notice(now, NoticeKind::DeviceOnline, &device_id, text));
+        }
+    }
+
+    /// Keeps the waiting list bounded: the device that asked longest ago gives way.
+    fn make_room_for_waiting(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
+        let limit = self.config.ingest.max_waiting_devices;
+        loop {
+            let waiting = self.devices.values().filter(|d| !d.accepted);
+            if waiting.clone().count() < limit.max(1) {
+                return;
+            }
+            let Some(oldest) = waiting
+                .min_by_key(|d| (d.pairing_asked_at.unwrap_or(d.last_seen), d.id.clone()))
+                .map(|d| d.id.clone())
+            else {
+                return;
+            };
+            self.devices.remove(&oldest);
+            self.commands.pending.remove(&oldest);
+            fx.push(Effect::DeleteDevice {
+                device: oldest.clone(),
+                slots: Vec::new(),
+            });
+            fx.push(Effect::PairingDropped {
+                device: oldest.clone(),
+            });
+            let text = format!(
+                "{oldest} stopped waiting to join: too many new devices at once (at most {limit})"
+            );
+            fx.push(notice(now, NoticeKind::DeviceRemoved, &oldest, text));
+        }
+    }
+
+    fn offline(
+        &mut self,
+        device_id: Id,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        let device = self
+            .devices
+            .get_mut(&device_id)
+            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        if device.presence != Presence::Offline {
+            let was_online = device.online();
+            device.presence = Presence::Offline;
+            device.last_seen = now;
+            fx.push(Effect::SaveDevice(Box::new(device.clone())));
+            if was_online {
+                let text = format!("{device_id} offline");
+                fx.push(notice(now, NoticeKind::DeviceOffline, &device_id, text));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a report against what its slot can physically hold and the time it may carry.
+    fn check_bounds(
+        &self,
+        device: &Id,
+        report: &Report,
+        capacity: Option<f32>,
+        now: UnixMs,
+    ) -> Result<(), EngineError> {
+        if report.ts != 0
+            && (report.ts < EARLIEST_TS_MS
+                || report.ts > now.saturating_add(self.config.ingest.clock_skew_ms))
+        {
+            return Err(EngineError::TimestampOutOfRange {
+                device: device.clone(),
+                ts: report.ts,
+            });
+        }
+        let Some(capacity) = capacity else {
+            return Ok(());
+        };
+        let most = f64::from(capacity) * self.config.ingest.capacity_multiple;
+        let amounts: &[(&'static str, f32)] = match &report.body {
+            ReportBody::Level { remaining, .. } => &[("remaining", *remaining)],
+            ReportBody::Usage { amount, .. } => &[("amount", *amount)],
+            ReportBody::Refill { before, after, .. } => &[("before", *before), ("after", *after)],
+            ReportBody::Fault { .. } => &[],
+        };
+        for &(field, value) in amounts {
+            let value = f64::from(value);
+            if !value.is_finite() || value < 0.0 || value > most {
+                return Err(EngineError::ValueOutOfRange {
+                    device: device.clone(),
+                    field,
+                    value,
+                    most,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn report(
+        &mut self,
+        device_id: Id,
+        report: Report,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        let device = self
+            .devices
+            .get(&device_id)
+            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        if !device.accepted {
+            return Err(EngineError::NotAccepted(device_id));
+        }
+        let spec = match report.body.slot() {
+            Some(slot) => {
+                let spec = device.birth.slots.iter().find(|s| &s.id == slot);
+                match spec {
+                    Some(spec) if self.slots.contains_key(&slot_key(&device_id, slot)) => {
+                        Some(spec)
+                    }
+                    _ => {
+                        return Err(EngineError::UnknownSlot {
+                            device: device_id.clone(),
+                            slot: slot.clone(),
+                        });
+                    }
+                }
+            }
+            None => None,
+        };
+        self.check_bounds(&device_id, &report, spec.map(|s| s.capacity), now)?;
+        match device.dedup.check(report.boot, report.seq) {
+            Unseen::New => {}
+            Unseen::Duplicate => {
+                return Err(EngineError::Duplicate {
+                    device: device_id,
+                    boot: report.boot,
+                    seq: report.seq,
+                });
+            }
+            Unseen::TooOld => {
+                return Err(EngineError::TooOld {
+                    device: device_id,
+                    boot: report.boot,
+                    seq: report.seq,
+                });
+            }
+        }
+        let key = report.body.slot().map(|slot| slot_key(&device_id, slot));
+        let at = if report.ts == 0 { now } else { report.ts };
+        let needs_time = report.ts == 0;
+        if let Some(device) = self.devices.get_mut(&device_id) {
+            device.dedup.accept(report.boot, report.seq);
+            device.last_seen = now;
+            device.presence = Presence::Online;
+            fx.push(Effect::SaveDevice(Box::new(device.clone())));
+        }
+        if needs_time {
+            self.sync_clock(&device_id, now, fx);
+        }
+        match (key, report.body) {
+            (Some(key), ReportBody::Level { remaining, .. }) => {
+                if let Some(slot) = self.slots.get_mut(&key) {
+                    let was_empty = slot.empty_since.is_some();
+                    slot.set_level(f64::from(remaining), at);
+                    if !was_empty && slot.empty_since.is_some() {
+                        let text = format!("{key} is empty");
+                        fx.push(notice(at, NoticeKind::Empty, &key, text));
+                    }
+                }
+                self.after_slot_change(&device_id, &key, now, fx);
+            }
+            (Some(key), ReportBody::Usage { amount, uses, .. }) => {
+                if let Some(slot) = self.slots.get_mut(&key) {
+                    slot.record_usage(f64::from(amount), uses, at);
+                }
+                self.after_slot_change(&device_id, &key, now, fx);
+            }
+            (Some(key), ReportBody::Refill { before, after, .. }) => {
+                if let Some(slot) = self.slots.get_mut(&key) {
+                    slot.refill(f64::from(before), f64::from(after), at);
+                    let unit = slot.spec.unit.symbol();
+                    let text = format!("{key} refilled: {before:.0} -> {after:.0} {unit}");
+                    fx.push(notice(at, NoticeKind::Refill, &key, text));
+                }
+                self.after_slot_change(&device_id, &key, now, fx);
+            }
+            (slot_key, ReportBody::Fault { code, detail, .. }) => {
+                let subject = slot_key.unwrap_or_else(|| device_id.to_string());
+                let text = format!("{subject} fault {}: {detail}", fault_name(code));
+                fx.push(notice(at, NoticeKind::DeviceFault, &subject, text));
+            }
+            (None, _) => {}
+        }
+        Ok(())
+    }
+
+    /// A slot changed: the slot is stored (whether or not its level is known yet, so nothing
+    /// acknowledged is lost), and the device's slots are forecast and considered for reorder.
+    /// Only this device's slots: the cost of a report does not grow with the household.
+    fn after_slot_change(
+        &mut self,
+        device_id: &Id,
+        changed: &str,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) {
+        if let Some(slot) = self.slots.get(changed)
+            && slot.level.is_none()
+        {
+            // A slot with a level is stored by its forecast below.
+            fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+        }
+        let keys: Vec<String> = self
+            .devices
+            .get(device_id)
+            .map(|d| {
+                d.birth
+                    .slots
+                    .iter()
+                    .map(|s| slot_key(device_id, &s.id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for key in keys {
+            self.refresh_forecast(&key, now, fx);
+            self.consider_reorder(&key, now, fx);
+        }
+    }
+
+    /// A device's clock is wrong or unset: send it the time, unless a sync is under way or was
+    /// sent within the hour.
+    pub(super) fn sync_clock(&mut self, device_id: &Id, now: UnixMs, fx: &mut Vec<Effect>) {
+        if !self.devices.contains_key(device_id) {
+            return;
+        }
+        if self
+            .commands
+            .synced_at
+            .get(device_id)
+            .is_some_and(|&at| now < at + HOUR_MS)
+        {
+            return;
+        }
+        self.commands.synced_at.insert(device_id.clone(), now);
+        self.send_command(
+            device_id,
+            CommandBody::TimeSync { unix_ms: now },
+            None,
+            now,
+            fx,
+        );
+    }
+
+    /// Sends a command and waits for its ack (see [`Engine::command_tick`]).
+    pub(super) fn send_command(
+        &mut self,
+        device_id: &Id,
+        body: CommandBody,
+        asked_by: Option<String>,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> u32 {
+        let id = self.commands.next_id(now);
+        let command = Command { id, body };
+        let pending = self.commands.pending.entry(device_id.clone()).or_default();
+        if pending.len() >= MAX_PENDING_COMMANDS {
+            pending.remove(0);
+        }
+        pending.push(PendingCommand {
+            command: command.clone(),
+            asked_by,
+            sent_at: now,
+            attempts: 1,
+        });
+        fx.push(Effect::SendCommand {
+            device: device_id.clone(),
+            command,
+        });
+        id
+    }
+
+    fn ack(
+        &mut self,
+        device_id: Id,
+        ack: Ack,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        let device = self
+            .devices
+            .get_mut(&device_id)
+            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        device.last_seen = now;
+        device.presence = Presence::Online;
+        let pending = self.commands.pending.entry(device_id.clone()).or_default();
+        let Some(at) = pending.iter().position(|p| p.command.id == ack.id) else {
+            return Err(EngineError::UnmatchedAck {
+                device: device_id,
+                id: ack.id,
+            });
+        };
+        let done = pending.remove(at);
+        if pending.is_empty() {
+            self.commands.pending.remove(&device_id);
+        }
+        let what = command_name(&done.command.body);
+        match (ack.ok, done.asked_by) {
+            (true, None) => {
+                tracing::debug!(device = %device_id, command = what, "command acknowledged")
+            }
+            (true, Some(_)) => {
+                let text = format!("{device_id} carried out {what}");
+                fx.push(notice(now, NoticeKind::CommandDone, &device_id, text));
+            }
+            (false, _) => {
+                let why = ack.error.as_deref().unwrap_or("no reason given");
+                let text = format!("{device_id} could not carry out {what}: {why}");
+                fx.push(notice(now, NoticeKind::CommandFailed, &device_id, text));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends again what was not acknowledged in time (the timeout doubling each attempt), and
+    /// gives up after the last attempt.
+    pub(super) fn command_tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
+        let timeout = self.config.ingest.command_timeout_ms;
+        let attempts = self.config.ingest.command_attempts.max(1);
+        let mut given_up = Vec::new();
+        for (device, pending) in &mut self.commands.pending {
+            pending.retain_mut(|p| {
+                let due = p.sent_at + (timeout << (p.attempts - 1).min(10));
+                if now < due {
+                    return true;
+                }
+                if p.attempts >= attempts {
+                    given_up.push((device.clone(), p.command.body.clone()));
+                    return false;
+                }
+                p.attempts += 1;
+                p.sent_at = now;
+                fx.push(Effect::SendCommand {
+                    device: device.clone(),
+                    command: p.command.clone(),
+                });
+                true
+            });
+        }
+        self.commands.pending.retain(|_, p| !p.is_empty());
+        for (device, body) in given_up {
+            let text = format!(
+                "{device} did not answer {} after {attempts} tries",
+                command_name(&body)
+            );
+            fx.push(notice(now, NoticeKind::CommandFailed, &device, text));
+        }
+    }
+}
+
+impl Engine {
+    /// An owner asks a device to do something (tare or calibrate a scale, report more often).
+    pub(super) fn command_from_person(
+        &mut self,
+        device_id: &Id,
+        body: CommandBody,
+        by: &super::household::Actor,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<u32, EngineError> {
+        self.household
+            .authorize(by, super::household::Permission::ChangeSettings)?;
+        let device = self
+            .devices
+            .get(device_id)
+            .filter(|d| d.accepted)
+            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        let slot = match &body {
+            CommandBody::Tare { slot } | CommandBody::Calibrate { slot, .. } => Some(slot),
+            CommandBody::ReportInterval { .. } | CommandBody::TimeSync { .. } => None,
+        };
+        if let Some(slot) = slot
+            && !device.birth.slots.iter().any(|s| &s.id == slot)
+        {
+            return Err(EngineError::UnknownSlot {
+                device: device_id.clone(),
+                slot: slot.clone(),
+            });
+        }
+        replenish_protocol::Validate::validate(&Command {
+            id: 0,
+            body: body.clone(),
+        })
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let who = self.household.who(by);
+        let what = command_name(&body);
+        let id = self.send_command(device_id, body, Some(who), now, fx);
+        self.record(
+            by,
+            "command",
+            device_id,
+            format!("sent {what} to {device_id}"),
+            now,
+            fx,
+        );
+        Ok(id)
+    }
+}
+
+/// The command's name as the protocol spells it.
+pub fn command_name(body: &CommandBody) -> &'static str {
+    match body {
+        CommandBody::Tare { .. } => "tare",
+        CommandBody::Calibrate { .. } => "calibrate",
+        CommandBody::ReportInterval { .. } => "report_interval",
+        CommandBody::TimeSync { .. } => "time_sync",
+    }
+}
