@@ -68,6 +68,7 @@ pub struct Agent {
     http_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     mqtt_ready: watch::Receiver<bool>,
+    ingest: Arc<mqtt::IngestHealth>,
     engine_task: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -192,6 +193,7 @@ impl Agent {
             config,
             &handle,
             http_addr,
+            &ingest,
             &shutdown_rx,
         )?);
         if let Some(every) = options.tick_every {
@@ -213,6 +215,7 @@ impl Agent {
             http_addr,
             shutdown,
             mqtt_ready,
+            ingest,
             engine_task: Some(engine_task),
             tasks,
         })
@@ -231,6 +234,11 @@ impl Agent {
             tokio::time::timeout(timeout, ready.wait_for(|r| *r)).await,
             Ok(Ok(_))
         )
+    }
+
+    /// Counters of the MQTT ingest: received, acknowledged (hence stored), pending, stalled.
+    pub fn ingest(&self) -> Arc<mqtt::IngestHealth> {
+        self.ingest.clone()
     }
 
     /// Where the HTTP API listens.

@@ -865,6 +865,55 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_discovery_config_fits_the_default_packet_limit() {
+        // Eight slots (the protocol's most) with ids and consumables of the longest length.
+        let long = |c: char| std::iter::repeat_n(c, 32).collect::<String>();
+        let mut d = device();
+        d.id = long('d');
+        d.model = long('m');
+        d.slots = (0..8)
+            .map(|i| SlotSnapshot {
+                id: format!("{}{i}", long('s')),
+                consumable: format!("{}{i}", long('c')),
+                ..d.slots[0].clone()
+            })
+            .collect();
+        let s = settings(true);
+        let payload = serde_json::to_vec(&discovery_config(&s, &d)).unwrap();
+        let size = s.discovery_topic(&d.id).len() + payload.len() + 16;
+        let limit = crate::config::AgentConfig::default().mqtt.max_packet_bytes;
+        assert!(size * 2 < limit, "{size} bytes against a limit of {limit}");
+        // The old embedded limit (4 KiB) was too small for even a quarter of it.
+        assert!(size > 4096, "{size}");
+    }
+
+    #[tokio::test]
+    async fn a_message_larger_than_the_broker_takes_is_refused_not_sent() {
+        let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let settings = crate::mqtt_out::LinkSettings {
+            host: "127.0.0.1".into(),
+            port: 9,
+            client_id: "t".into(),
+            keep_alive: Duration::from_secs(30),
+            availability_topic: "a".into(),
+            subscriptions: Vec::new(),
+            max_packet_bytes: 4096,
+            connected: Default::default(),
+        };
+        let (publisher, _input, task) = crate::mqtt_out::spawn(settings, shutdown);
+        let big = Outgoing {
+            topic: "t".into(),
+            payload: vec![b'x'; 5000],
+            retain: true,
+        };
+        assert_eq!(
+            publisher.publish(big),
+            Err(crate::mqtt_out::PublishError::TooLarge(5017))
+        );
+        task.abort();
+    }
+
+    #[test]
     fn two_slots_of_one_consumable_get_distinct_names() {
         let mut d = device();
         let mut second = d.slots[0].clone();

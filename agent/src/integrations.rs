@@ -47,6 +47,7 @@ pub fn start(
     config: &AgentConfig,
     agent: &AgentHandle,
     http_addr: SocketAddr,
+    ingest: &crate::mqtt::IngestHealth,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, IntegrationError> {
     let household = config.household_id()?.to_string();
@@ -79,6 +80,8 @@ pub fn start(
                 .as_ref()
                 .map(HaSettings::subscriptions)
                 .unwrap_or_default(),
+            max_packet_bytes: config.mqtt.max_packet_bytes,
+            connected: ingest.out_connected.clone(),
         };
         let (publisher, input, task) = mqtt_out::spawn(settings, shutdown.clone());
         Some((Arc::new(publisher) as Arc<dyn Publish>, input, task))

@@ -169,6 +169,8 @@ pub struct IngestHealth {
     pub connection: AtomicU64,
     /// Messages pending and no ack for the stall threshold.
     pub stalled: AtomicBool,
+    /// The second connection (notifications, Home Assistant) is up.
+    pub out_connected: Arc<AtomicBool>,
 }
 
 impl IngestHealth {

@@ -58,6 +58,10 @@ pub enum PublishError {
     /// The connection task stopped.
     #[error("the outgoing MQTT connection is closed")]
     Closed,
+    /// Larger than the broker takes (`mqtt.max_packet_bytes`): sending it would only get the
+    /// connection closed.
+    #[error("a message of {0} bytes exceeds mqtt.max_packet_bytes")]
+    TooLarge(usize),
 }
 
 /// Publishes messages with QoS 1 without waiting for the broker.
@@ -99,10 +103,19 @@ impl Publish for MemoryPublisher {
 #[derive(Debug, Clone)]
 pub struct MqttPublisher {
     tx: mpsc::Sender<Outgoing>,
+    max_packet_bytes: usize,
 }
+
+/// Bytes of an MQTT PUBLISH beyond its topic and payload, at most (fixed header, lengths,
+/// packet id).
+const PUBLISH_OVERHEAD: usize = 16;
 
 impl Publish for MqttPublisher {
     fn publish(&self, message: Outgoing) -> Result<(), PublishError> {
+        let size = message.topic.len() + message.payload.len() + PUBLISH_OVERHEAD;
+        if size > self.max_packet_bytes {
+            return Err(PublishError::TooLarge(size));
+        }
         self.tx.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => PublishError::Full,
             mpsc::error::TrySendError::Closed(_) => PublishError::Closed,
@@ -125,6 +138,10 @@ pub struct LinkSettings {
     pub availability_topic: String,
     /// Topic filters to subscribe to (QoS 1) on every connection.
     pub subscriptions: Vec<String>,
+    /// Largest packet the broker takes.
+    pub max_packet_bytes: usize,
+    /// Set while connected (for `/healthz`).
+    pub connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The agent's availability topic: `{prefix}/{household}/agent/availability`.
@@ -140,7 +157,6 @@ const INBOUND_QUEUE: usize = 64;
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// How long the final `offline` and disconnect may take.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Starts the connection. It publishes what the returned publisher queues, hands messages on
 /// its subscriptions to the returned [`LinkInput`], and stops when every publisher is dropped, or
@@ -152,12 +168,20 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(QUEUE);
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let (connections_tx, connections) = watch::channel(0);
+    let max_packet_bytes = settings.max_packet_bytes;
     let task = tokio::spawn(run(settings, rx, inbound_tx, connections_tx, shutdown));
     let input = LinkInput {
         messages: inbound_rx,
         connections,
     };
-    (MqttPublisher { tx }, input, task)
+    (
+        MqttPublisher {
+            tx,
+            max_packet_bytes,
+        },
+        input,
+        task,
+    )
 }
 
 async fn run(
@@ -171,7 +195,7 @@ async fn run(
     options
         .set_keep_alive(settings.keep_alive)
         .set_clean_session(true)
-        .set_max_packet_size(256 * 1024, 256 * 1024)
+        .set_max_packet_size(settings.max_packet_bytes, settings.max_packet_bytes)
         .set_last_will(LastWill::new(
             &settings.availability_topic,
             "offline",
@@ -182,7 +206,13 @@ async fn run(
     let span =
         tracing::info_span!("mqtt_out", broker = %format!("{}:{}", settings.host, settings.port));
     let _enter = span.enter();
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = crate::backoff::Backoff::new();
+    let set_connected = |up: bool| {
+        settings
+            .connected
+            .store(up, std::sync::atomic::Ordering::SeqCst);
+        metrics::gauge!("replenish_mqtt_out_connected").set(if up { 1.0 } else { 0.0 });
+    };
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let grace_at = deadline;
@@ -195,7 +225,8 @@ async fn run(
         tokio::select! {
             polled = eventloop.poll() => match polled {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                    backoff = Duration::from_millis(100);
+                    backoff.connected(std::time::Instant::now());
+                    set_connected(true);
                     tracing::info!("connected to the broker");
                     for filter in &settings.subscriptions {
                         if let Err(error) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
@@ -225,15 +256,16 @@ async fn run(
                 }
                 Ok(_) => {}
                 Err(error) => {
+                    set_connected(false);
                     metrics::counter!("replenish_mqtt_out_errors_total").increment(1);
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost");
+                    let delay = backoff.failed(std::time::Instant::now());
+                    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "MQTT connection lost");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(delay) => {}
                         _ = crate::runtime::stopped(&mut shutdown), if deadline.is_none() => {
                             deadline = Some(tokio::time::Instant::now() + CLOSE_GRACE);
                         }
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             },
             message = outgoing.recv() => match message {
@@ -271,5 +303,6 @@ async fn run(
         }
     })
     .await;
+    set_connected(false);
     tracing::info!("outgoing MQTT connection closed");
 }

@@ -6,6 +6,8 @@ pub mod bench;
 pub mod demo;
 pub mod hardware;
 pub mod household;
+pub mod load;
 pub mod loadcell;
+pub mod mosquitto;
 pub mod shop;
 pub mod world;

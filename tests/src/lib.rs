@@ -1,53 +1,13 @@
 //! Helpers for whole-system tests: running Mosquitto and the doc's example commands.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-/// A Mosquitto process, killed when dropped.
-pub struct Mosquitto(Child);
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Why Mosquitto could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum MosquittoError {
-    /// Its configuration could not be written or it could not be spawned.
-    #[error("starting mosquitto: {0}")]
-    Spawn(#[from] std::io::Error),
-    /// It did not listen in time.
-    #[error("mosquitto did not listen on port {0} within 5 s")]
-    NotListening(u16),
-}
+pub use replenish_sim::mosquitto::{Mosquitto, MosquittoError};
 
 /// Starts Mosquitto on loopback `port`, with its configuration in `dir`, and waits until it
 /// accepts connections (it takes milliseconds; bounded at 5 s).
 pub fn start_mosquitto(dir: &Path, port: u16) -> Result<Mosquitto, MosquittoError> {
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )?;
-    let mosquitto = Mosquitto(
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(mosquitto);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(MosquittoError::NotListening(port))
+    replenish_sim::mosquitto::start(dir, port, "")
 }
 
 /// The repository root.

@@ -574,3 +574,427 @@ pub fn command_name(body: &CommandBody) -> &'static str {
         CommandBody::TimeSync { .. } => "time_sync",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{T0, engine, id};
+    use super::super::{Engine, EngineConfig, Event, Snapshot};
+    use super::*;
+    use crate::engine::household::{Actor, Mode};
+    use crate::store::{self, MemoryStore};
+    use replenish_protocol::{SensorKind, SlotSpec, Unit};
+
+    fn birth_of(boot: u32, sensor: SensorKind) -> Telemetry {
+        let mut slots = heapless::Vec::new();
+        let _ = slots.push(SlotSpec {
+            id: id("brews"),
+            consumable: id("coffee_brews"),
+            unit: Unit::Count,
+            capacity: 1000.0,
+            sensor,
+        });
+        Telemetry::Status(Box::new(Status::Online(Birth {
+            model: id("coffee-maker"),
+            firmware: heapless::String::try_from("0.1.0").unwrap(),
+            boot,
+            slots,
+            buffer: Some(500),
+        })))
+    }
+
+    fn event(device: &str, message: Telemetry) -> Event {
+        Event::Telemetry {
+            device: id(device),
+            message,
+        }
+    }
+
+    fn report(boot: u32, seq: u32, ts: UnixMs, body: ReportBody) -> Telemetry {
+        Telemetry::Report(Report {
+            boot,
+            seq,
+            ts,
+            body,
+        })
+    }
+
+    fn usage(boot: u32, seq: u32) -> Telemetry {
+        report(
+            boot,
+            seq,
+            T0,
+            ReportBody::Usage {
+                slot: id("brews"),
+                amount: 1.0,
+                uses: 1,
+            },
+        )
+    }
+
+    fn brewer() -> Engine {
+        let mut engine = engine(Mode::Auto);
+        engine
+            .handle(event("brewer", birth_of(1, SensorKind::Usage)), T0)
+            .unwrap();
+        engine
+    }
+
+    fn uses(engine: &Engine) -> u64 {
+        engine.slot("brewer/brews").map_or(0, |s| s.uses)
+    }
+
+    #[test]
+    fn alternating_boots_count_every_use_once() {
+        let mut engine = brewer();
+        for seq in 1..=4 {
+            engine.handle(event("brewer", usage(1, seq)), T0).unwrap();
+        }
+        engine
+            .handle(event("brewer", birth_of(2, SensorKind::Usage)), T0)
+            .unwrap();
+        for seq in 1..=4 {
+            engine.handle(event("brewer", usage(2, seq)), T0).unwrap();
+        }
+        // Late messages of boot 1 arrive between those of boot 2, again and again.
+        for _ in 0..5 {
+            for seq in 1..=4 {
+                assert!(engine.handle(event("brewer", usage(1, seq)), T0).is_err());
+                assert!(engine.handle(event("brewer", usage(2, seq)), T0).is_err());
+            }
+        }
+        assert_eq!(uses(&engine), 8);
+        // One never seen from the old boot still counts, once.
+        engine.handle(event("brewer", usage(1, 5)), T0).unwrap();
+        assert!(engine.handle(event("brewer", usage(1, 5)), T0).is_err());
+        assert_eq!(uses(&engine), 9);
+        let brewer = engine.devices().find(|d| d.id.as_str() == "brewer");
+        assert_eq!(
+            brewer.map(|d| d.birth.boot),
+            Some(2),
+            "the newer boot's birth stays"
+        );
+    }
+
+    #[test]
+    fn a_report_far_behind_is_applied_once() {
+        let mut engine = brewer();
+        for seq in 100..400 {
+            engine.handle(event("brewer", usage(1, seq)), T0).unwrap();
+        }
+        engine.handle(event("brewer", usage(1, 7)), T0).unwrap();
+        assert!(matches!(
+            engine.handle(event("brewer", usage(1, 7)), T0),
+            Err(EngineError::Duplicate { .. })
+        ));
+        assert_eq!(uses(&engine), 301);
+    }
+
+    #[test]
+    fn usage_before_any_level_is_stored_and_survives_a_restart() {
+        let store = MemoryStore::default();
+        let mut engine = brewer();
+        let mut saved = Vec::new();
+        for seq in 1..=3 {
+            saved.extend(engine.handle(event("brewer", usage(1, seq)), T0).unwrap());
+        }
+        assert!(
+            saved
+                .iter()
+                .any(|e| matches!(e, Effect::SaveSlot(s) if s.uses == 3)),
+            "the slot is saved though its level is unknown"
+        );
+        // What the store holds after the engine's effects (the birth's too).
+        let mut all = Vec::new();
+        let mut fresh = Engine::new(engine.config().clone(), Snapshot::default());
+        all.extend(
+            fresh
+                .handle(event("brewer", birth_of(1, SensorKind::Usage)), T0)
+                .unwrap(),
+        );
+        all.extend(saved);
+        for effect in &all {
+            store::save_effect(&store, effect).unwrap();
+        }
+        let restarted = Engine::new(
+            engine.config().clone(),
+            store::load_snapshot(&store).unwrap(),
+        );
+        assert_eq!(uses(&restarted), 3);
+        let again = restarted
+            .devices()
+            .find(|d| d.id.as_str() == "brewer")
+            .unwrap();
+        assert_eq!(
+            again.dedup.check(1, 2),
+            Unseen::Duplicate,
+            "de-dup survives"
+        );
+        assert_eq!(again.presence, Presence::Unknown, "unknown after a restart");
+    }
+
+    #[test]
+    fn impossible_values_and_times_are_refused_and_change_nothing() {
+        let mut engine = engine(Mode::Auto);
+        let before = engine.slot("coffee/beans").cloned();
+        let level = |seq, ts, remaining| {
+            event(
+                "coffee",
+                report(
+                    1,
+                    seq,
+                    ts,
+                    ReportBody::Level {
+                        slot: id("beans"),
+                        remaining,
+                    },
+                ),
+            )
+        };
+        let cases = [
+            (level(1, T0, 3e38), "value_out_of_range"),
+            (level(2, T0, 2001.0), "value_out_of_range"),
+            (level(3, u64::MAX, 10.0), "timestamp_out_of_range"),
+            (level(4, 1_000, 10.0), "timestamp_out_of_range"),
+            (
+                level(5, T0 + 10 * MINUTE_MS, 10.0),
+                "timestamp_out_of_range",
+            ),
+        ];
+        for (bad, label) in cases {
+            let error = engine.handle(bad, T0).unwrap_err();
+            assert_eq!(error.label(), label, "{error}");
+        }
+        assert_eq!(engine.slot("coffee/beans").cloned(), before);
+        // Within the capacity multiple and the skew: accepted, with the same seq numbers.
+        engine
+            .handle(level(1, T0 + 4 * MINUTE_MS, 1999.0), T0)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_wrong_clock_gets_time_sync_and_acks_are_matched() {
+        let mut engine = engine(Mode::Auto);
+        let fx = engine
+            .handle(
+                Event::ClockOff {
+                    device: id("coffee"),
+                },
+                T0,
+            )
+            .unwrap();
+        let Some(Effect::SendCommand { command, .. }) = fx.first() else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(command.body, CommandBody::TimeSync { unix_ms: T0 });
+        // Within the hour: not again.
+        let again = engine
+            .handle(
+                Event::ClockOff {
+                    device: id("coffee"),
+                },
+                T0 + MINUTE_MS,
+            )
+            .unwrap();
+        assert!(again.is_empty());
+        let ack = |id| {
+            event(
+                "coffee",
+                Telemetry::Ack(Ack {
+                    id,
+                    ok: true,
+                    error: None,
+                }),
+            )
+        };
+        assert!(matches!(
+            engine.handle(ack(command.id + 1), T0),
+            Err(EngineError::UnmatchedAck { .. })
+        ));
+        engine.handle(ack(command.id), T0).unwrap();
+        assert!(engine.pending_commands(&id("coffee")).is_empty());
+        assert!(engine.handle(ack(command.id), T0).is_err(), "acked once");
+    }
+
+    #[test]
+    fn reports_without_time_get_time_sync() {
+        let mut engine = brewer();
+        let fx = engine
+            .handle(
+                event(
+                    "brewer",
+                    report(
+                        1,
+                        1,
+                        0,
+                        ReportBody::Usage {
+                            slot: id("brews"),
+                            amount: 1.0,
+                            uses: 1,
+                        },
+                    ),
+                ),
+                T0,
+            )
+            .unwrap();
+        assert!(fx.iter().any(|e| matches!(
+            e,
+            Effect::SendCommand { command, .. } if matches!(command.body, CommandBody::TimeSync { .. })
+        )));
+    }
+
+    #[test]
+    fn unanswered_commands_are_sent_again_then_given_up() {
+        let mut engine = engine(Mode::Auto);
+        let owner = Actor::Console;
+        engine
+            .handle(
+                Event::Command {
+                    device: id("coffee"),
+                    body: CommandBody::Tare { slot: id("beans") },
+                    by: owner.clone(),
+                },
+                T0,
+            )
+            .unwrap();
+        let sends = |fx: &[Effect]| {
+            fx.iter()
+                .filter(|e| matches!(e, Effect::SendCommand { .. }))
+                .count()
+        };
+        let timeout = engine.config().ingest.command_timeout_ms;
+        // Not yet due; then due after 30 s, 60 s more, and given up after 120 s more.
+        assert_eq!(
+            sends(&engine.handle(Event::Tick, T0 + timeout - 1).unwrap()),
+            0
+        );
+        assert_eq!(sends(&engine.handle(Event::Tick, T0 + timeout).unwrap()), 1);
+        let second = T0 + timeout;
+        assert_eq!(
+            sends(&engine.handle(Event::Tick, second + 2 * timeout).unwrap()),
+            1
+        );
+        let third = second + 2 * timeout;
+        let fx = engine.handle(Event::Tick, third + 4 * timeout).unwrap();
+        assert_eq!(sends(&fx), 0);
+        assert!(fx.iter().any(|e| matches!(
+            e,
+            Effect::Notice(n) if n.kind == NoticeKind::CommandFailed
+        )));
+        assert!(engine.pending_commands(&id("coffee")).is_empty());
+        // A slot the device does not have is refused.
+        assert!(matches!(
+            engine.handle(
+                Event::Command {
+                    device: id("coffee"),
+                    body: CommandBody::Tare { slot: id("sugar") },
+                    by: owner,
+                },
+                T0,
+            ),
+            Err(EngineError::UnknownSlot { .. })
+        ));
+    }
+
+    #[test]
+    fn the_waiting_list_is_bounded_and_a_device_asks_at_most_every_ten_minutes() {
+        let mut config = EngineConfig::new(id("home"), "inst".into());
+        config.ingest.max_waiting_devices = 3;
+        let mut engine = Engine::new(config, Snapshot::default());
+        let mut dropped = Vec::new();
+        for i in 0..10u64 {
+            let name = format!("stranger-{i}");
+            let fx = engine
+                .handle(event(&name, birth_of(1, SensorKind::Usage)), T0 + i * 1000)
+                .unwrap();
+            dropped.extend(fx.into_iter().filter_map(|e| match e {
+                Effect::PairingDropped { device } => Some(device.to_string()),
+                _ => None,
+            }));
+        }
+        assert_eq!(engine.devices().filter(|d| !d.accepted).count(), 3);
+        assert_eq!(dropped.len(), 7);
+        assert_eq!(dropped[0], "stranger-0", "the oldest gives way");
+        // The newest reconnects again and again: one notice per ten minutes, not per birth.
+        let asks = |engine: &mut Engine, at: UnixMs| {
+            engine
+                .handle(
+                    event("stranger-9", Telemetry::Status(Box::new(Status::Offline))),
+                    at,
+                )
+                .unwrap();
+            engine
+                .handle(event("stranger-9", birth_of(1, SensorKind::Usage)), at)
+                .unwrap()
+                .iter()
+                .filter(|e| matches!(e, Effect::Notice(n) if n.kind == NoticeKind::DeviceWaiting))
+                .count()
+        };
+        assert_eq!(asks(&mut engine, T0 + 20_000), 0);
+        assert_eq!(asks(&mut engine, T0 + 9 * MINUTE_MS), 0);
+        assert_eq!(asks(&mut engine, T0 + 11 * MINUTE_MS), 1);
+    }
+
+    #[test]
+    fn presence_is_unknown_after_a_restart_until_the_device_speaks() {
+        let engine_before = engine(Mode::Auto);
+        let snapshot = Snapshot {
+            devices: engine_before.devices().cloned().collect(),
+            slots: engine_before.slots().cloned().collect(),
+            ..Snapshot::default()
+        };
+        // Presence is not stored.
+        let stored: Vec<DeviceState> = snapshot
+            .devices
+            .iter()
+            .map(|d| serde_json::from_slice(&serde_json::to_vec(d).unwrap()).unwrap())
+            .collect();
+        let mut engine = Engine::new(
+            engine_before.config().clone(),
+            Snapshot {
+                devices: stored,
+                ..snapshot
+            },
+        );
+        let coffee = |e: &Engine| e.devices().next().map(|d| d.presence);
+        assert_eq!(coffee(&engine), Some(Presence::Unknown));
+        engine
+            .handle(
+                event("coffee", Telemetry::Status(Box::new(Status::Offline))),
+                T0,
+            )
+            .unwrap();
+        assert_eq!(
+            coffee(&engine),
+            Some(Presence::Offline),
+            "its retained will"
+        );
+        engine
+            .handle(super::super::tests::level(1, T0, 500.0), T0)
+            .unwrap();
+        assert_eq!(coffee(&engine), Some(Presence::Online), "it spoke");
+    }
+
+    #[test]
+    fn old_stored_windows_are_carried_over() {
+        let engine_before = engine(Mode::Auto);
+        let mut json = serde_json::to_value(engine_before.devices().next().unwrap()).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("dedup");
+        object.insert(
+            "window".into(),
+            serde_json::json!({"boot": 1, "highest": 40, "seen": 1}),
+        );
+        let device: DeviceState = serde_json::from_value(json).unwrap();
+        let engine = Engine::new(
+            engine_before.config().clone(),
+            Snapshot {
+                devices: vec![device],
+                ..Snapshot::default()
+            },
+        );
+        let dedup = &engine.devices().next().unwrap().dedup;
+        assert_eq!(dedup.check(1, 40), Unseen::Duplicate);
+        assert_eq!(dedup.check(1, 39), Unseen::New);
+        assert_eq!(dedup.check(1, 41), Unseen::New);
+    }
+}

@@ -186,6 +186,8 @@ struct Health {
     ingest_stalled: bool,
     /// Messages received and not yet acknowledged.
     ingest_pending: u64,
+    /// The second connection, for notifications and Home Assistant, is up (informational).
+    integrations_connected: bool,
     /// What is wrong, if anything.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     problems: Vec<&'static str>,
@@ -224,6 +226,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         mqtt_connected,
         ingest_stalled,
         ingest_pending: ingest.pending(),
+        integrations_connected: ingest.out_connected.load(Ordering::SeqCst),
         problems,
     };
     let code = if health.problems.is_empty() {

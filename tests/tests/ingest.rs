@@ -1,0 +1,366 @@
+//! Ingest against a real Mosquitto: a burst through a slow engine loses nothing and never
+//! stalls; every kind of report survives a crash right after its acknowledgement; an oversize
+//! payload is refused by name and leaves other traffic alone.
+//!
+//! Skips (saying so) when Mosquitto is not installed, except in CI (`CI=true`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use replenish_agent::clock::ManualClock;
+use replenish_agent::commerce::MemoryCommerce;
+use replenish_agent::commerce::api::Catalog;
+use replenish_agent::config::AgentConfig;
+use replenish_agent::engine::Pairing;
+use replenish_agent::store::{SledStore, Store, StoreError, Table};
+use replenish_agent::{Agent, AgentOptions};
+use replenish_protocol::{Encoding, ReportBody};
+use replenish_sim::load::{self, FleetPlan, LoadProgress, LoadTarget};
+use replenish_sim::mosquitto::{self, Mosquitto};
+use replenish_sim::world::{DEFAULT_START, free_port};
+use replenish_tests::{in_ci, on_path};
+
+fn mosquitto_or_skip(dir: &Path) -> Option<Mosquitto> {
+    if !on_path("mosquitto") {
+        assert!(!in_ci(), "CI=true but mosquitto is not installed");
+        println!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
+        return None;
+    }
+    Some(mosquitto::start(dir, free_port().unwrap(), mosquitto::RECOMMENDED).unwrap())
+}
+
+/// sled, with every flush made slow: an engine that falls behind a burst.
+struct SlowStore {
+    inner: SledStore,
+    flush_delay: Duration,
+}
+
+impl Store for SlowStore {
+    fn put(&self, table: Table, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.inner.put(table, key, value)
+    }
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(table, key)
+    }
+    fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.scan(table)
+    }
+    fn delete(&self, table: Table, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(table, key)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        std::thread::sleep(self.flush_delay);
+        self.inner.flush()
+    }
+}
+
+fn agent_config(dir: &Path, port: u16) -> AgentConfig {
+    let mut config = AgentConfig::default();
+    config.household.pairing = Pairing::Open;
+    config.mqtt.embedded = false;
+    config.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.storage.path = dir.join("agent");
+    config.storage.cache_mb = 8;
+    config.home_assistant.discovery = false;
+    config.notifications.mqtt = false;
+    config.ingest.stall_secs = 5;
+    config
+}
+
+fn options(clock: &Arc<ManualClock>, store: Option<Arc<dyn Store>>) -> AgentOptions {
+    AgentOptions {
+        clock: clock.clone(),
+        store,
+        commerce: Some(Arc::new(MemoryCommerce::new(Catalog { items: vec![] }))),
+        tick_every: None,
+    }
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn total_uses(agent: &Agent) -> u64 {
+    agent
+        .handle()
+        .read(|engine, _| {
+            engine
+                .slots()
+                .filter(|s| s.spec.id.as_str() == "brews")
+                .map(|s| s.uses)
+                .sum::<u64>()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_through_a_slow_engine_loses_nothing_and_never_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = mosquitto_or_skip(dir.path()) else {
+        return;
+    };
+    let config = agent_config(dir.path(), broker.port());
+    let store = SlowStore {
+        inner: SledStore::open(&config.storage.path, 8 << 20).unwrap(),
+        flush_delay: Duration::from_millis(15),
+    };
+    let clock = ManualClock::new(DEFAULT_START);
+    let agent = Agent::start(&config, options(&clock, Some(Arc::new(store))))
+        .await
+        .unwrap();
+    assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
+    let health = agent.ingest();
+
+    // 200 devices flush their offline buffers at once: out of order, some twice, rebooting.
+    let plan = FleetPlan {
+        household: config.household.id.clone(),
+        devices: 200,
+        per_connection: 25,
+        reports_per_device: 100,
+        reboot_every: 40,
+        reorder_block: 16,
+        duplicate_share: 0.05,
+        encoding: Encoding::Binary,
+        ts: DEFAULT_START,
+        seed: 7,
+        ..FleetPlan::default()
+    };
+    let target = LoadTarget {
+        host: "127.0.0.1".into(),
+        port: broker.port(),
+        rate: None,
+        client_prefix: "burst".into(),
+    };
+    let outcome = load::run(&plan, &target, Arc::new(LoadProgress::default()), false)
+        .await
+        .unwrap();
+    let published = outcome.totals.published();
+    assert_eq!(outcome.acked, published, "the broker took every message");
+
+    let mut stalled = false;
+    wait_until(
+        "every message acknowledged",
+        Duration::from_secs(120),
+        || {
+            stalled |= health.stalled.load(Ordering::SeqCst);
+            health.acked.load(Ordering::SeqCst) >= published
+        },
+    )
+    .await;
+    assert!(!stalled, "the ingest never stalled");
+    assert_eq!(health.pending(), 0);
+    assert_eq!(
+        total_uses(&agent).await,
+        outcome.totals.uses,
+        "every use counted exactly once"
+    );
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_report_survives_a_crash_after_its_ack() {
+    use replenish_protocol::{Channel, Id, Report, codec, topic};
+    use rumqttc_client::{Device, publish};
+
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = mosquitto_or_skip(dir.path()) else {
+        return;
+    };
+    let config = agent_config(dir.path(), broker.port());
+    let clock = ManualClock::new(DEFAULT_START);
+    let household = Id::new(&config.household.id).unwrap();
+    let device = Id::new(&load::device_id(0)).unwrap();
+    let report_topic = topic::build(&config.mqtt.prefix, &household, &device, Channel::Report);
+
+    // The device's birth: the first message of the load plan.
+    let plan = FleetPlan {
+        household: config.household.id.clone(),
+        devices: 1,
+        reports_per_device: 0,
+        encoding: Encoding::Json,
+        ..FleetPlan::default()
+    };
+    let (messages, _) = plan.messages(0, 1).unwrap();
+    let mut sender = Device::connect(broker.port()).await;
+    publish(&mut sender, &messages[0].topic, &messages[0].payload, true).await;
+
+    let slot = |s: &str| Id::new(s).unwrap();
+    let kinds: Vec<(&str, ReportBody)> = vec![
+        (
+            "usage before any level",
+            ReportBody::Usage {
+                slot: slot("brews"),
+                amount: 1.0,
+                uses: 1,
+            },
+        ),
+        (
+            "level",
+            ReportBody::Level {
+                slot: slot("beans"),
+                remaining: 400.0,
+            },
+        ),
+        (
+            "refill",
+            ReportBody::Refill {
+                slot: slot("beans"),
+                before: 400.0,
+                after: 900.0,
+            },
+        ),
+        (
+            "fault",
+            ReportBody::Fault {
+                slot: None,
+                code: replenish_protocol::FaultCode::Other,
+                detail: "test".try_into().unwrap(),
+            },
+        ),
+    ];
+    for (seq, (kind, body)) in kinds.into_iter().enumerate() {
+        let agent = Agent::start(&config, options(&clock, None)).await.unwrap();
+        assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
+        let health = agent.ingest();
+        let report = Report {
+            boot: 1,
+            seq: seq as u32 + 1,
+            ts: DEFAULT_START,
+            body,
+        };
+        let payload = codec::encode(&report, Encoding::Json).unwrap();
+        let acked_before = health.acked.load(Ordering::SeqCst);
+        publish(&mut sender, &report_topic, &payload, false).await;
+        wait_until(kind, Duration::from_secs(20), || {
+            health.acked.load(Ordering::SeqCst) > acked_before
+        })
+        .await;
+        // Dies at once after the ack: nothing flushed on the way down.
+        agent.crash().await;
+
+        let agent = Agent::start(&config, options(&clock, None)).await.unwrap();
+        let state = agent
+            .handle()
+            .read(|engine, _| {
+                let brews = engine.slot("load-00000/brews").map(|s| s.uses);
+                let beans = engine.slot("load-00000/beans").cloned();
+                let device = engine.devices().next().cloned();
+                (brews, beans, device)
+            })
+            .await
+            .unwrap();
+        let (brews, beans, device) = state;
+        let device = device.expect("the device survives");
+        assert_eq!(brews, Some(1), "after {kind}: the use is kept");
+        let beans = beans.unwrap();
+        match kind {
+            "level" => assert_eq!(beans.level, Some(400.0)),
+            "refill" | "fault" => {
+                assert_eq!(beans.level, Some(900.0), "after {kind}");
+                assert!(beans.last_refill_at.is_some());
+            }
+            _ => assert_eq!(beans.level, None),
+        }
+        // The report is remembered: sent again, it is a duplicate.
+        assert_eq!(
+            device.dedup.check(1, seq as u32 + 1),
+            replenish_agent::engine::dedup::Unseen::Duplicate,
+            "after {kind}"
+        );
+        agent.shutdown().await;
+    }
+    drop(sender);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_payload_is_refused_by_name_and_other_traffic_flows() {
+    use rumqttc_client::{Device, publish};
+
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = mosquitto_or_skip(dir.path()) else {
+        return;
+    };
+    let config = agent_config(dir.path(), broker.port());
+    let clock = ManualClock::new(DEFAULT_START);
+    let agent = Agent::start(&config, options(&clock, None)).await.unwrap();
+    assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
+    let health = agent.ingest();
+    let plan = FleetPlan {
+        household: config.household.id.clone(),
+        devices: 1,
+        reports_per_device: 3,
+        encoding: Encoding::Json,
+        ..FleetPlan::default()
+    };
+    let (messages, totals) = plan.messages(0, 1).unwrap();
+    let mut sender = Device::connect(broker.port()).await;
+    publish(&mut sender, &messages[0].topic, &messages[0].payload, true).await;
+    // 5 KB on the device's report topic: under the broker's limit, over the protocol's.
+    publish(&mut sender, &messages[1].topic, &vec![b' '; 5000], false).await;
+    for m in &messages[1..] {
+        publish(&mut sender, &m.topic, &m.payload, false).await;
+    }
+    let expected = totals.published() + 1;
+    wait_until("everything settled", Duration::from_secs(20), || {
+        health.acked.load(Ordering::SeqCst) >= expected
+    })
+    .await;
+    assert_eq!(total_uses(&agent).await, totals.uses);
+    let metrics = replenish_agent::telemetry::prometheus().render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("replenish_telemetry_refused_total{reason=\"oversized\"}")),
+        "{metrics}"
+    );
+    agent.shutdown().await;
+}
+
+/// A minimal MQTT device for these tests: publishes with QoS 1 and waits for the PUBACK.
+mod rumqttc_client {
+    use std::time::Duration;
+
+    use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+
+    pub struct Device {
+        client: AsyncClient,
+        eventloop: EventLoop,
+    }
+
+    impl Device {
+        pub async fn connect(port: u16) -> Device {
+            let mut options = MqttOptions::new("test-device", "127.0.0.1", port);
+            options.set_max_packet_size(64 * 1024, 64 * 1024);
+            let (client, eventloop) = AsyncClient::new(options, 16);
+            Device { client, eventloop }
+        }
+    }
+
+    pub async fn publish(device: &mut Device, topic: &str, payload: &[u8], retain: bool) {
+        device
+            .client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Event::Incoming(Packet::PubAck(_)) = device.eventloop.poll().await.unwrap() {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("PUBACK");
+    }
+}
