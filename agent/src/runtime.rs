@@ -634,7 +634,11 @@ impl EngineTask {
     }
 
     fn flush(&self) {
-        if let Err(error) = self.store.flush() {
+        let started = std::time::Instant::now();
+        let flushed = self.store.flush();
+        metrics::histogram!("replenish_store_flush_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if let Err(error) = flushed {
             metrics::counter!("replenish_store_errors_total").increment(1);
             tracing::error!(%error, "flushing the store failed");
         }

@@ -34,6 +34,8 @@ pub struct FleetPlan {
     pub prefix: String,
     /// The household.
     pub household: String,
+    /// Device ids are this, a dash and a five-digit number.
+    pub device_prefix: String,
     /// Devices.
     pub devices: usize,
     /// Devices sharing one MQTT connection (1: one connection each).
@@ -60,6 +62,7 @@ impl Default for FleetPlan {
         Self {
             prefix: replenish_protocol::DEFAULT_PREFIX.into(),
             household: "home".into(),
+            device_prefix: "load".into(),
             devices: 100,
             per_connection: 50,
             reports_per_device: 100,
@@ -104,7 +107,7 @@ impl FleetTotals {
     }
 }
 
-/// The id of device `i`.
+/// The id of device `i` of the default plan.
 pub fn device_id(i: usize) -> String {
     format!("load-{i:05}")
 }
@@ -160,7 +163,7 @@ impl FleetPlan {
         // Per device: its reports grouped by boot, each boot led by its birth.
         let mut per_device: Vec<Vec<Message>> = Vec::with_capacity(count);
         for i in first..first + count {
-            let device = Id::new(&device_id(i))?;
+            let device = Id::new(&format!("{}-{i:05}", self.device_prefix))?;
             let status_topic = topic::build(&self.prefix, &household, &device, Channel::Status);
             let report_topic = topic::build(&self.prefix, &household, &device, Channel::Report);
             let mut out = Vec::new();
@@ -288,6 +291,9 @@ pub struct LoadOutcome {
     /// the start), kept only when asked for (latency runs).
     #[serde(skip)]
     pub sent_at: Vec<Vec<f64>>,
+    /// The instant `sent_at` counts from.
+    #[serde(skip)]
+    pub started: Option<Instant>,
 }
 
 /// Live counters of a run, for progress.
@@ -349,6 +355,7 @@ pub async fn run(
         seconds,
         rate: acked as f64 / seconds.max(1e-9),
         sent_at,
+        started: Some(start),
     })
 }
 

@@ -61,6 +61,17 @@ enum Command {
     /// Compares the agent's reorder policy with a threshold, a static reorder point and a
     /// perfect-foresight oracle on seeded household archetypes, through the pure engine.
     Bench(BenchArgs),
+    /// Publishes a fleet of virtual devices speaking the real protocol to a broker: births,
+    /// reports, reboots, out-of-order flushes and duplicates, as fast as it takes or paced.
+    Load(LoadArgs),
+    /// Runs the agent daemon alone on a configuration file (what `bench ingest` measures
+    /// the memory of).
+    #[command(hide = true)]
+    ServeAgent {
+        /// The agent's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Replays a recorded consumption trace through the same engine and policies.
     Replay {
         /// The trace: CSV with header timestamp,household,slot,unit,amount.
@@ -81,9 +92,103 @@ enum Command {
     },
 }
 
+/// Options of `load`.
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// The broker.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    broker: String,
+    /// The household the devices belong to.
+    #[arg(long, default_value = "home")]
+    household: String,
+    /// Topic prefix.
+    #[arg(long, default_value = replenish_protocol::DEFAULT_PREFIX)]
+    prefix: String,
+    /// Devices.
+    #[arg(long, default_value_t = 1000)]
+    devices: usize,
+    /// Devices sharing one MQTT connection (1: one connection per device).
+    #[arg(long, default_value_t = 100)]
+    per_connection: usize,
+    /// Reports per device.
+    #[arg(long, default_value_t = 100)]
+    reports: u32,
+    /// Messages per second over all connections (0: as fast as the broker takes them).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// A device reboots after this many reports (0: never).
+    #[arg(long, default_value_t = 0)]
+    reboot_every: u32,
+    /// Reports go out in shuffled blocks of this size, as an offline flush out of order.
+    #[arg(long, default_value_t = 1)]
+    reorder_block: usize,
+    /// Share of reports sent twice (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    duplicates: f64,
+    /// JSON payloads instead of binary.
+    #[arg(long)]
+    json_payloads: bool,
+    /// Stamp reports with the wall clock (default: ts 0, "the device does not know the time").
+    #[arg(long)]
+    stamp: bool,
+    /// Seed of shuffles and duplicates.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also write the outcome as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Options of `bench ingest`.
+#[derive(Debug, clap::Args)]
+struct IngestArgs {
+    /// Devices in the burst.
+    #[arg(long, default_value_t = 1000)]
+    devices: usize,
+    /// Reports in the burst.
+    #[arg(long, default_value_t = 50_000)]
+    reports: u64,
+    /// Fixed rates of the latency runs (msg/s).
+    #[arg(long, value_delimiter = ',', default_values_t = [1000.0, 2000.0, 5000.0])]
+    rates: Vec<f64>,
+    /// Seconds per latency run.
+    #[arg(long, default_value_t = 5.0)]
+    rate_secs: f64,
+    /// Fleet sizes of the memory runs (0: the agent idle, a baseline).
+    #[arg(long, value_delimiter = ',', default_values_t = [0usize, 1000, 10_000])]
+    rss_devices: Vec<usize>,
+    /// Seconds each memory run feeds the agent.
+    #[arg(long, default_value_t = 60)]
+    rss_secs: u64,
+    /// Messages per second during memory runs.
+    #[arg(long, default_value_t = 1000.0)]
+    rss_rate: f64,
+    /// Run Mosquitto with its defaults instead of the settings docs/operations.md recommends.
+    #[arg(long)]
+    mosquitto_defaults: bool,
+    /// Bursts per consumer (alternating); the median rate is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// What `bench` measures.
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// The agent's MQTT ingest against Mosquitto, as a ratio to a null subscriber: rate, loss,
+    /// stalls, latency at fixed rates and memory at fleet sizes.
+    Ingest(IngestArgs),
+}
+
 /// Options of `bench`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct BenchArgs {
+    /// Without a subcommand: the reorder policy benchmark.
+    #[command(subcommand)]
+    what: Option<BenchWhat>,
     /// Seeds per archetype and delivery setting (seeds 0..N).
     #[arg(long, default_value_t = 20)]
     seeds: u64,
@@ -181,7 +286,13 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             server.shutdown().await?;
         }
+        Command::Bench(BenchArgs {
+            what: Some(BenchWhat::Ingest(args)),
+            ..
+        }) => run_bench_ingest(args).await?,
         Command::Bench(args) => run_bench(args)?,
+        Command::Load(args) => run_load(args).await?,
+        Command::ServeAgent { config } => serve_agent(&config).await?,
         Command::Replay {
             trace,
             slots,
@@ -222,8 +333,147 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
+    use replenish_sim::load::{self, FleetPlan, LoadProgress, LoadTarget};
+    let url = reqwest_free_url(&args.broker)?;
+    anyhow::ensure!(args.devices >= 1, "--devices must be at least 1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.duplicates),
+        "--duplicates must be 0 to 1"
+    );
+    let plan = FleetPlan {
+        prefix: args.prefix,
+        household: args.household,
+        devices: args.devices,
+        per_connection: args.per_connection.max(1),
+        reports_per_device: args.reports,
+        reboot_every: args.reboot_every,
+        reorder_block: args.reorder_block.max(1),
+        duplicate_share: args.duplicates,
+        encoding: if args.json_payloads {
+            replenish_protocol::Encoding::Json
+        } else {
+            replenish_protocol::Encoding::Binary
+        },
+        ts: if args.stamp {
+            replenish_agent::clock::Clock::now_ms(&SystemClock)
+        } else {
+            0
+        },
+        seed: args.seed,
+        ..FleetPlan::default()
+    };
+    let target = LoadTarget {
+        host: url.0,
+        port: url.1,
+        rate: (args.rate > 0.0).then_some(args.rate),
+        client_prefix: format!("replenish-load-{}", std::process::id()),
+    };
+    let progress = Arc::new(LoadProgress::default());
+    let expected: u64 = {
+        let per = args.reports as u64 + args.reports as u64 / args.reboot_every.max(1) as u64;
+        args.devices as u64 * (per + 1)
+    };
+    let bar = indicatif::ProgressBar::new(expected);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed:>4} [{bar:40}] {pos}/{len} acknowledged by the broker ({per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let ticker = {
+        let (bar, progress) = (bar.clone(), progress.clone());
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(progress.acked.load(std::sync::atomic::Ordering::Relaxed));
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let outcome = load::run(&plan, &target, progress, false).await?;
+    ticker.abort();
+    bar.finish_and_clear();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{} devices on {} connections: {} births, {} reports, {} duplicates; {} acknowledged by the broker in {:.2} s: {:.0} msg/s",
+        plan.devices,
+        plan.connections().len(),
+        outcome.totals.births,
+        outcome.totals.reports,
+        outcome.totals.duplicates,
+        outcome.acked,
+        outcome.seconds,
+        outcome.rate
+    )?;
+    if let Some(path) = args.json {
+        write_json(&path, &serde_json::to_value(&outcome)?)?;
+    }
+    Ok(())
+}
+
+/// `mqtt://host:port` → (host, port).
+fn reqwest_free_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .with_context(|| format!("--broker {url:?}: expected mqtt://host:port"))?;
+    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
+    let port = port
+        .trim_end_matches('/')
+        .parse()
+        .with_context(|| format!("--broker {url:?}: bad port"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+async fn run_bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
+    use replenish_sim::bench::ingest::{self, IngestOptions};
+    let options = IngestOptions {
+        burst_devices: args.devices.max(1),
+        burst_reports: args.reports.max(1),
+        rates: args.rates,
+        rate_secs: args.rate_secs,
+        rss_devices: args.rss_devices,
+        rss_secs: args.rss_secs,
+        rss_rate: args.rss_rate,
+        mosquitto_conf: if args.mosquitto_defaults {
+            String::new()
+        } else {
+            replenish_sim::mosquitto::RECOMMENDED.into()
+        },
+        repeat: args.repeat,
+    };
+    let exe = std::env::current_exe().context("finding this program to start the agent with")?;
+    let report = ingest::run(&options, &exe).await?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", ingest::table(&report))?;
+    if let Some(path) = args.json {
+        write_json(&path, &serde_json::to_value(&report)?)?;
+    }
+    Ok(())
+}
+
+async fn serve_agent(config: &std::path::Path) -> anyhow::Result<()> {
+    use replenish_agent::config::AgentConfig;
+    use replenish_agent::{Agent, AgentOptions};
+    let config = AgentConfig::load(Some(config)).context("loading the configuration")?;
+    let options = AgentOptions {
+        clock: Arc::new(SystemClock),
+        store: None,
+        commerce: None,
+        tick_every: Some(std::time::Duration::from_secs(60)),
+    };
+    let agent = Agent::start(&config, options)
+        .await
+        .context("starting the agent")?;
+    tokio::signal::ctrl_c().await?;
+    agent.shutdown().await;
+    Ok(())
+}
+
 fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let BenchArgs {
+        what: _,
         seeds,
         days,
         json,

@@ -10,6 +10,7 @@
 //! * [`plot`]: the SVG picture.
 
 pub mod harness;
+pub mod ingest;
 pub mod metrics;
 pub mod plot;
 pub mod policies;
