@@ -257,7 +257,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("replenish-data"),
-            cache_mb: 8,
+            cache_mb: 2,
         }
     }
 }

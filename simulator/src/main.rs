@@ -444,7 +444,7 @@ async fn run_bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
         repeat: args.repeat,
     };
     let exe = std::env::current_exe().context("finding this program to start the agent with")?;
-    let report = ingest::run(&options, &exe).await?;
+    let report = ingest::run(&options, &ingest::AgentProgram::find(&exe)).await?;
     let mut out = std::io::stdout().lock();
     write!(out, "{}", ingest::table(&report))?;
     if let Some(path) = args.json {

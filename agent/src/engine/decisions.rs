@@ -591,8 +591,9 @@ impl Engine {
     /// Prompts that came due, approvals that expired, cancel windows that closed.
     pub(super) fn pending_tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
         let waiting: Vec<(String, Pending)> = self
-            .orders
-            .values()
+            .open_orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
             .filter(|o| o.state == OrderState::Proposed)
             .filter_map(|o| o.pending.clone().map(|p| (o.id.clone(), p)))
             .collect();

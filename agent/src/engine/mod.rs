@@ -13,7 +13,7 @@ pub mod lead_time;
 pub mod order;
 pub mod policy;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use replenish_protocol::{Ack, Birth, Command, CommandBody, FaultCode, Id, Report, Status};
 use serde::{Deserialize, Serialize};
@@ -506,6 +506,10 @@ pub struct Engine {
     forecast_noticed: HashMap<String, i64>,
     /// Commands under way.
     commands: devices::Commands,
+    /// Ids of orders not yet delivered, cancelled or failed: what the per-report checks scan,
+    /// so their cost does not grow with the order history. A closed order may linger in it
+    /// until the end of the event that closed it; readers check the state.
+    open_orders: BTreeSet<String>,
     household: Household,
     /// The most recent audit entries (all are stored).
     audit: VecDeque<AuditEntry>,
@@ -536,6 +540,12 @@ impl Engine {
             rules: config.rules.clone(),
             ..Household::default()
         });
+        let open_orders = snapshot
+            .orders
+            .iter()
+            .filter(|o| o.state.is_open())
+            .map(|o| o.id.clone())
+            .collect();
         let mut audit: VecDeque<AuditEntry> = snapshot.audit.into();
         while audit.len() > AUDIT_IN_MEMORY {
             audit.pop_front();
@@ -565,6 +575,7 @@ impl Engine {
             polled_at: HashMap::new(),
             forecast_noticed: HashMap::new(),
             commands: devices::Commands::default(),
+            open_orders,
         }
     }
 
@@ -639,48 +650,64 @@ impl Engine {
     /// Handles one event at time `now`. On error nothing changed.
     pub fn handle(&mut self, event: Event, now: UnixMs) -> Result<Vec<Effect>, EngineError> {
         let mut fx = Vec::new();
-        match event {
-            Event::Started | Event::Tick => self.tick(now, &mut fx),
-            Event::Telemetry { device, message } => {
-                self.telemetry(device, message, now, &mut fx)?
+        self.dispatch(event, now, &mut fx)?;
+        // Every change to an order is saved: keep the index of open ones in step.
+        for effect in &fx {
+            if let Effect::SaveOrder(order) = effect {
+                if order.state.is_open() {
+                    self.open_orders.insert(order.id.clone());
+                } else {
+                    self.open_orders.remove(&order.id);
+                }
             }
+        }
+        Ok(fx)
+    }
+
+    fn dispatch(
+        &mut self,
+        event: Event,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        match event {
+            Event::Started | Event::Tick => self.tick(now, fx),
+            Event::Telemetry { device, message } => self.telemetry(device, message, now, fx)?,
             Event::Catalog(catalog) => {
                 self.meta.catalog = Some(catalog);
                 fx.push(Effect::SaveMeta(self.meta.clone()));
                 let keys: Vec<String> = self.slots.keys().cloned().collect();
                 for key in keys {
-                    self.consider_reorder(&key, now, &mut fx);
+                    self.consider_reorder(&key, now, fx);
                 }
             }
-            Event::Approve { order_id, by, edit } => {
-                self.approve(&order_id, &by, edit, now, &mut fx)?
-            }
+            Event::Approve { order_id, by, edit } => self.approve(&order_id, &by, edit, now, fx)?,
             Event::Reject {
                 order_id,
                 by,
                 reason,
                 note,
-            } => self.reject(&order_id, &by, reason, note, now, &mut fx)?,
+            } => self.reject(&order_id, &by, reason, note, now, fx)?,
             Event::Snooze {
                 order_id,
                 by,
                 hours,
-            } => self.snooze(&order_id, &by, hours, now, &mut fx)?,
+            } => self.snooze(&order_id, &by, hours, now, fx)?,
             Event::AddMember {
                 name,
                 role,
                 token_hash,
                 by,
-            } => self.add_member(name, role, token_hash, &by, now, &mut fx)?,
+            } => self.add_member(name, role, token_hash, &by, now, fx)?,
             Event::RemoveMember { member_id, by } => {
-                self.remove_member(&member_id, &by, now, &mut fx)?
+                self.remove_member(&member_id, &by, now, fx)?
             }
-            Event::SetRules { rules, by } => self.set_rules(rules, &by, now, &mut fx)?,
-            Event::AcceptDevice { device, by } => self.accept_device(&device, &by, now, &mut fx)?,
-            Event::RemoveDevice { device, by } => self.remove_device(&device, &by, now, &mut fx)?,
-            Event::ClockOff { device } => self.sync_clock(&device, now, &mut fx),
+            Event::SetRules { rules, by } => self.set_rules(rules, &by, now, fx)?,
+            Event::AcceptDevice { device, by } => self.accept_device(&device, &by, now, fx)?,
+            Event::RemoveDevice { device, by } => self.remove_device(&device, &by, now, fx)?,
+            Event::ClockOff { device } => self.sync_clock(&device, now, fx),
             Event::Command { device, body, by } => {
-                self.command_from_person(&device, body, &by, now, &mut fx)?;
+                self.command_from_person(&device, body, &by, now, fx)?;
             }
             Event::PlacementSucceeded {
                 order_id,
@@ -698,7 +725,7 @@ impl Engine {
                 let order = order.clone();
                 self.polled_at.insert(order_id.clone(), now);
                 if order.state == OrderState::Delivered {
-                    self.on_delivered(&order, &mut fx);
+                    self.on_delivered(&order, fx);
                 }
                 let text = format!(
                     "order {order_id} placed at the shop as {}: {} x {} ({}), expected {}",
@@ -749,14 +776,14 @@ impl Engine {
                         order.consumable
                     );
                     if order.state == OrderState::Delivered {
-                        self.on_delivered(&order, &mut fx);
+                        self.on_delivered(&order, fx);
                     }
                     fx.push(Effect::SaveOrder(order));
                     fx.push(notice(now, kind, &order_id, text));
                 }
             }
         }
-        Ok(fx)
+        Ok(())
     }
 
     /// A delivery: the packs go to the slot's cupboard stock and the delivery time is learned.
@@ -793,8 +820,9 @@ impl Engine {
         self.pending_tick(now, fx);
         self.command_tick(now, fx);
         let due: Vec<String> = self
-            .orders
-            .values()
+            .open_orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
             .filter(|o| {
                 o.state == OrderState::Approved
                     && !self.placing.contains(&o.id)
@@ -805,7 +833,7 @@ impl Engine {
         for id in due {
             self.send(&id, now, fx);
         }
-        for order in self.orders.values() {
+        for order in self.open_orders.iter().filter_map(|id| self.orders.get(id)) {
             if !matches!(order.state, OrderState::Placed | OrderState::Shipped) {
                 continue;
             }
@@ -918,8 +946,9 @@ impl Engine {
 
     /// True while an order for the slot is open: nothing more is ordered meanwhile.
     fn has_open_order(&self, slot: &SlotState) -> bool {
-        self.orders
-            .values()
+        self.open_orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
             .any(|o| o.state.is_open() && o.covers(&slot.device, &slot.spec.id))
     }
 
@@ -1137,6 +1166,7 @@ impl Engine {
             proposal_text(&id, &order),
         ));
         self.orders.insert(id.clone(), order);
+        self.open_orders.insert(id.clone());
         self.route_new_order(&id, now, fx);
     }
 }

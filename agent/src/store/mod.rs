@@ -34,6 +34,16 @@ pub enum Table {
 }
 
 impl Table {
+    /// Every table.
+    pub const ALL: [Table; 6] = [
+        Table::Devices,
+        Table::Slots,
+        Table::Orders,
+        Table::Meta,
+        Table::Household,
+        Table::Audit,
+    ];
+
     /// The table's name in storage.
     pub fn name(self) -> &'static str {
         match self {

@@ -12,6 +12,8 @@ use super::{Store, StoreError, Table};
 #[derive(Debug, Clone)]
 pub struct SledStore {
     db: sled::Db,
+    /// The trees, opened once (opening looks the name up on every call).
+    trees: std::collections::HashMap<Table, sled::Tree>,
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -26,11 +28,17 @@ impl SledStore {
             .cache_capacity(cache_bytes)
             .open()
             .map_err(backend)?;
-        Ok(Self { db })
+        let mut trees = std::collections::HashMap::new();
+        for table in Table::ALL {
+            trees.insert(table, db.open_tree(table.name()).map_err(backend)?);
+        }
+        Ok(Self { db, trees })
     }
 
-    fn tree(&self, table: Table) -> Result<sled::Tree, StoreError> {
-        self.db.open_tree(table.name()).map_err(backend)
+    fn tree(&self, table: Table) -> Result<&sled::Tree, StoreError> {
+        self.trees
+            .get(&table)
+            .ok_or_else(|| StoreError::Backend(format!("no tree {}", table.name())))
     }
 }
 

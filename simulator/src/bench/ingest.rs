@@ -129,8 +129,16 @@ pub struct IngestReport {
     pub null_subscriber: BurstRun,
     /// The agent on the burst.
     pub agent: BurstRun,
-    /// agent rate / null subscriber rate.
+    /// agent rate / null subscriber rate, live burst.
     pub rate_ratio: f64,
+    /// The null subscriber draining the burst as a backlog.
+    pub null_backlog: BurstRun,
+    /// The agent draining the burst as a backlog.
+    pub agent_backlog: BurstRun,
+    /// agent rate / null subscriber rate, backlog: the ingest's capacity.
+    pub backlog_ratio: f64,
+    /// Every backlog's rates, msg/s, in run order: (null subscriber, agent).
+    pub backlog_rates: Vec<(f64, f64)>,
     /// Published − stored, on the burst.
     pub lost: u64,
     /// Uses the burst carried minus uses the agent counted (0: every use exactly once).
@@ -145,6 +153,8 @@ pub struct IngestReport {
     pub latency: Vec<LatencyRun>,
     /// Memory at fleet sizes.
     pub memory: Vec<MemoryRun>,
+    /// The program whose memory was measured.
+    pub memory_program: String,
 }
 
 fn spinner(message: String) -> ProgressBar {
@@ -158,8 +168,50 @@ fn spinner(message: String) -> ProgressBar {
     bar
 }
 
-/// Runs every part; `agent_exe` is the program to start `serve-agent` with (this one).
-pub async fn run(options: &IngestOptions, agent_exe: &Path) -> anyhow::Result<IngestReport> {
+/// The program the memory runs start: the agent's own binary when it was built beside this
+/// one (`cargo build --release -p replenish-agent`), else this program's `serve-agent`, whose
+/// larger binary adds a little to the resident set.
+#[derive(Debug, Clone)]
+pub struct AgentProgram {
+    /// The executable.
+    pub path: PathBuf,
+    /// Whether it needs the `serve-agent` subcommand (this program) or not (the agent's).
+    pub serve_agent: bool,
+}
+
+impl AgentProgram {
+    /// `replenish-agent` beside `this_exe` if it exists, else `this_exe serve-agent`.
+    pub fn find(this_exe: &Path) -> Self {
+        let agent = this_exe.with_file_name("replenish-agent");
+        if agent.is_file() {
+            Self {
+                path: agent,
+                serve_agent: false,
+            }
+        } else {
+            Self {
+                path: this_exe.to_path_buf(),
+                serve_agent: true,
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if self.serve_agent {
+            format!("{name} serve-agent")
+        } else {
+            name
+        }
+    }
+}
+
+/// Runs every part; the memory runs start `agent`.
+pub async fn run(options: &IngestOptions, agent: &AgentProgram) -> anyhow::Result<IngestReport> {
     let dir = tempfile::tempdir().context("a temporary directory")?;
     let broker = mosquitto::start(dir.path(), free_port()?, &options.mosquitto_conf)
         .context("starting mosquitto (apt-get install mosquitto)")?;
@@ -186,41 +238,50 @@ pub async fn run(options: &IngestOptions, agent_exe: &Path) -> anyhow::Result<In
         ..FleetPlan::default()
     };
 
-    // Alternate the consumers, so neither gains from going first; report the median.
-    let mut null_runs = Vec::new();
-    let mut agent_runs = Vec::new();
+    // Alternate the consumers, so neither gains from going first; report the medians.
+    let mut runs: [(Vec<BurstRun>, Vec<BurstRun>); 2] = Default::default();
     let (mut uses_missing, mut stalls, mut lost) = (0i64, 0u64, 0u64);
     for round in 0..options.repeat.max(1) {
-        let bar = spinner(format!("burst {} → null subscriber", round + 1));
-        null_runs.push(
-            null_subscriber_burst(&burst(&format!("bench-null-{round}")), broker.port()).await?,
-        );
-        bar.finish_and_clear();
-        let bar = spinner(format!("burst {} → agent", round + 1));
-        let (run, missing, stalled) = agent_burst(
-            &burst(&format!("bench-agent-{round}")),
-            broker.port(),
-            dir.path(),
-        )
-        .await?;
-        bar.finish_and_clear();
-        uses_missing += missing;
-        stalls += stalled;
-        lost += run.published.saturating_sub(run.handled);
-        agent_runs.push(run);
+        for (i, mode) in [Burst::Live, Burst::Backlog].into_iter().enumerate() {
+            let name = format!("{mode:?}-{round}").to_lowercase();
+            let bar = spinner(format!("{mode:?} burst {} → null subscriber", round + 1));
+            runs[i].0.push(
+                null_subscriber_burst(&burst(&format!("bench-null-{name}")), broker.port(), mode)
+                    .await?,
+            );
+            bar.finish_and_clear();
+            let bar = spinner(format!("{mode:?} burst {} → agent", round + 1));
+            let (run, missing, stalled) = agent_burst(
+                &burst(&format!("bench-agent-{name}")),
+                broker.port(),
+                dir.path(),
+                mode,
+            )
+            .await?;
+            bar.finish_and_clear();
+            uses_missing += missing;
+            stalls += stalled;
+            lost += run.published.saturating_sub(run.handled);
+            runs[i].1.push(run);
+        }
     }
-    let burst_rates: Vec<(f64, f64)> = null_runs
-        .iter()
-        .zip(&agent_runs)
-        .map(|(n, a)| (n.rate, a.rate))
-        .collect();
     let median = |runs: &[BurstRun]| {
         let mut sorted = runs.to_vec();
         sorted.sort_by(|a, b| a.rate.total_cmp(&b.rate));
         sorted[sorted.len() / 2].clone()
     };
-    let null_run = median(&null_runs);
-    let agent_run = median(&agent_runs);
+    let ratios = |(null, agent): &(Vec<BurstRun>, Vec<BurstRun>)| -> Vec<(f64, f64)> {
+        null.iter()
+            .zip(agent)
+            .map(|(n, a)| (n.rate, a.rate))
+            .collect()
+    };
+    let burst_rates = ratios(&runs[0]);
+    let backlog_rates = ratios(&runs[1]);
+    let null_run = median(&runs[0].0);
+    let agent_run = median(&runs[0].1);
+    let null_backlog = median(&runs[1].0);
+    let agent_backlog = median(&runs[1].1);
 
     let mut latency = Vec::new();
     for &rate in &options.rates {
@@ -241,7 +302,7 @@ pub async fn run(options: &IngestOptions, agent_exe: &Path) -> anyhow::Result<In
                 options.rss_rate,
                 broker.port(),
                 dir.path(),
-                agent_exe,
+                agent,
             )
             .await?,
         );
@@ -253,6 +314,10 @@ pub async fn run(options: &IngestOptions, agent_exe: &Path) -> anyhow::Result<In
             options.mosquitto_conf.trim().replace('\n', ", ")
         ),
         rate_ratio: agent_run.rate / null_run.rate.max(1e-9),
+        backlog_ratio: agent_backlog.rate / null_backlog.rate.max(1e-9),
+        backlog_rates,
+        null_backlog,
+        agent_backlog,
         lost,
         uses_missing,
         stalls,
@@ -262,6 +327,7 @@ pub async fn run(options: &IngestOptions, agent_exe: &Path) -> anyhow::Result<In
         agent: agent_run,
         latency,
         memory,
+        memory_program: agent.describe(),
     })
 }
 
@@ -304,13 +370,10 @@ impl NullSubscriber {
                 )
                 .await?;
         }
-        let mut subacks = 0;
-        while subacks < 3 {
-            if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
-                subacks += 1;
-            }
-        }
+        // Messages count from the first poll: with a session present, the broker sends queued
+        // ones before it answers the subscriptions.
         let times = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (subscribed_tx, mut subscribed) = tokio::sync::watch::channel(0usize);
         let task = {
             let times = times.clone();
             tokio::spawn(async move {
@@ -320,12 +383,18 @@ impl NullSubscriber {
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .push(Instant::now()),
+                        Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            subscribed_tx.send_modify(|n| *n += 1);
+                        }
                         Ok(_) => {}
                         Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                     }
                 }
             })
         };
+        tokio::time::timeout(Duration::from_secs(10), subscribed.wait_for(|n| *n >= 3))
+            .await
+            .context("the null subscriber's subscriptions were not acknowledged")??;
         Ok(Self {
             client,
             task,
@@ -349,8 +418,30 @@ impl NullSubscriber {
     }
 }
 
-async fn null_subscriber_burst(plan: &FleetPlan, port: u16) -> anyhow::Result<BurstRun> {
-    let subscriber = NullSubscriber::connect(plan, port).await?;
+/// How a burst meets its consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Burst {
+    /// The consumer is connected while the devices publish.
+    Live,
+    /// The consumer is away while the devices publish (the broker queues for its session),
+    /// then connects and drains the backlog: its capacity, whatever the publisher's speed.
+    Backlog,
+}
+
+async fn null_subscriber_burst(
+    plan: &FleetPlan,
+    port: u16,
+    burst: Burst,
+) -> anyhow::Result<BurstRun> {
+    // Subscribed first either way: the session exists, the broker queues for it.
+    let connected = NullSubscriber::connect(plan, port).await?;
+    let live = match burst {
+        Burst::Live => Some(connected),
+        Burst::Backlog => {
+            connected.finish(0, Duration::ZERO).await;
+            None
+        }
+    };
     let outcome = load::run(
         plan,
         &target(port, None, "bench-null-pub"),
@@ -359,7 +450,15 @@ async fn null_subscriber_burst(plan: &FleetPlan, port: u16) -> anyhow::Result<Bu
     )
     .await?;
     let published = outcome.totals.published();
-    let times = subscriber.finish(published, Duration::from_secs(120)).await;
+    let (subscriber, expected) = match live {
+        Some(subscriber) => (subscriber, published),
+        // Subscribing again, it also gets every device's retained birth again.
+        None => (
+            NullSubscriber::connect(plan, port).await?,
+            published + plan.devices as u64,
+        ),
+    };
+    let times = subscriber.finish(expected, Duration::from_secs(120)).await;
     let (Some(first), Some(last)) = (times.first(), times.last()) else {
         return Err(anyhow!("the null subscriber received nothing"));
     };
@@ -442,62 +541,74 @@ async fn agent_burst(
     plan: &FleetPlan,
     port: u16,
     dir: &Path,
+    burst: Burst,
 ) -> anyhow::Result<(BurstRun, i64, u64)> {
-    let agent = start_agent(&plan.household, port, dir).await?;
+    let mut agent = start_agent(&plan.household, port, dir).await?;
+    let published_before = if burst == Burst::Backlog {
+        agent.shutdown().await;
+        let outcome = load::run(
+            plan,
+            &target(port, None, "bench-agent-pub"),
+            Arc::new(LoadProgress::default()),
+            false,
+        )
+        .await?;
+        agent = start_agent(&plan.household, port, dir).await?;
+        Some(outcome)
+    } else {
+        None
+    };
     let health = agent.ingest();
     let start = Instant::now();
-    let sampler = AckSampler::start(health.clone(), start);
-    let received_base = health.received.load(Ordering::Relaxed);
-    let first_received = Arc::new(std::sync::Mutex::new(None::<f64>));
+    // A 1 ms watch (no busy sampler here: it would take CPU from the agent it measures). Its
+    // goal is set once the publisher knows what it sent.
+    let goal = Arc::new(AtomicU64::new(u64::MAX));
+    if let Some(outcome) = &published_before {
+        // Subscribing again, the agent also gets every device's retained birth again.
+        goal.store(
+            outcome.totals.published() + plan.devices as u64,
+            Ordering::Relaxed,
+        );
+    }
     let watcher = {
-        let (health, first_received) = (health.clone(), first_received.clone());
-        let stalls = Arc::new(AtomicU64::new(0));
-        let counted = stalls.clone();
-        let task = tokio::spawn(async move {
-            let mut was_stalled = false;
+        let (health, goal) = (health.clone(), goal.clone());
+        tokio::spawn(async move {
+            let (mut first, mut stalls, mut was_stalled) = (None, 0u64, false);
             loop {
-                if health.received.load(Ordering::Relaxed) > received_base {
-                    let mut first = first_received.lock().unwrap_or_else(|e| e.into_inner());
-                    if first.is_none() {
-                        *first = Some(start.elapsed().as_secs_f64());
-                    }
+                let now = start.elapsed().as_secs_f64();
+                if first.is_none() && health.received.load(Ordering::Relaxed) > 0 {
+                    first = Some(now);
                 }
                 let stalled = health.stalled.load(Ordering::Relaxed);
                 if stalled && !was_stalled {
-                    counted.fetch_add(1, Ordering::Relaxed);
+                    stalls += 1;
                 }
                 was_stalled = stalled;
+                if health.acked.load(Ordering::Relaxed) >= goal.load(Ordering::Relaxed) {
+                    return (first.unwrap_or(now), now, stalls);
+                }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-        });
-        (task, stalls)
+        })
     };
-    let acked_base = health.acked.load(Ordering::Relaxed);
-    let outcome = load::run(
-        plan,
-        &target(port, None, "bench-agent-pub"),
-        Arc::new(LoadProgress::default()),
-        false,
-    )
-    .await?;
-    let published = outcome.totals.published();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while health.acked.load(Ordering::Relaxed) - acked_base < published && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let samples = sampler.finish()?;
-    watcher.0.abort();
-    let stalls = watcher.1.load(Ordering::Relaxed);
-    let handled = health.acked.load(Ordering::Relaxed) - acked_base;
-    let done = samples
-        .iter()
-        .find(|(_, n)| n - acked_base >= handled)
-        .map_or(start.elapsed().as_secs_f64(), |(t, _)| *t);
-    let first = first_received
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .unwrap_or(0.0);
+    let outcome = match published_before {
+        Some(outcome) => outcome,
+        None => {
+            let outcome = load::run(
+                plan,
+                &target(port, None, "bench-agent-pub"),
+                Arc::new(LoadProgress::default()),
+                false,
+            )
+            .await?;
+            goal.store(outcome.totals.published(), Ordering::Relaxed);
+            outcome
+        }
+    };
+    let (first, done, stalls) = tokio::time::timeout(Duration::from_secs(300), watcher)
+        .await
+        .context("the agent did not store the burst within 300 s")??;
+    let handled = health.acked.load(Ordering::Relaxed);
     let seconds = done - first;
     let uses: u64 = agent
         .handle()
@@ -512,7 +623,7 @@ async fn agent_burst(
     agent.shutdown().await;
     Ok((
         BurstRun {
-            published,
+            published: outcome.totals.published(),
             handled,
             seconds,
             rate: handled as f64 / seconds.max(1e-9),
@@ -678,7 +789,7 @@ async fn memory_run(
     rate: f64,
     port: u16,
     dir: &Path,
-    agent_exe: &Path,
+    agent: &AgentProgram,
 ) -> anyhow::Result<MemoryRun> {
     let household = format!("bench-memory-{devices}");
     let mut config = agent_config(&household, port, dir);
@@ -686,14 +797,18 @@ async fn memory_run(
     config.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], http_port));
     let config_path: PathBuf = dir.join(format!("{household}.toml"));
     std::fs::write(&config_path, toml::to_string(&config)?)?;
-    let child = std::process::Command::new(agent_exe)
-        .arg("serve-agent")
+    let mut command = std::process::Command::new(&agent.path);
+    if agent.serve_agent {
+        command.arg("serve-agent");
+    }
+    let child = command
         .arg("--config")
         .arg(&config_path)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
-        .with_context(|| format!("starting {} serve-agent", agent_exe.display()))?;
+        .with_context(|| format!("starting {}", agent.describe()))?;
     let child = ChildGuard(child);
     let pid = child.0.id();
     // Ready when /healthz says so (engine up, subscribed).
@@ -770,30 +885,37 @@ async fn healthz_ok(port: u16) -> bool {
 pub fn table(report: &IngestReport) -> String {
     let mut out = String::new();
     out.push_str(&format!("broker: {}\n", report.broker));
-    out.push_str("consumer          published   handled   seconds   msg/s\n");
+    out.push_str("burst    consumer          published   handled   seconds   msg/s\n");
     for (name, run) in [
-        ("null subscriber", &report.null_subscriber),
-        ("agent", &report.agent),
+        ("live     null subscriber", &report.null_subscriber),
+        ("live     agent          ", &report.agent),
+        ("backlog  null subscriber", &report.null_backlog),
+        ("backlog  agent          ", &report.agent_backlog),
     ] {
         out.push_str(&format!(
-            "{name:<16} {:>10} {:>9} {:>9.2} {:>7.0}\n",
+            "{name} {:>10} {:>9} {:>9.2} {:>7.0}\n",
             run.published, run.handled, run.seconds, run.rate
         ));
     }
-    let rates: Vec<String> = report
-        .burst_rates
-        .iter()
-        .map(|(n, a)| format!("{:.2}", a / n.max(1e-9)))
-        .collect();
+    let each = |rates: &[(f64, f64)]| {
+        rates
+            .iter()
+            .map(|(n, a)| format!("{:.2}", a / n.max(1e-9)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     out.push_str(&format!(
-        "agent / null subscriber rate: {:.2} (median of {} bursts; each: {}); lost (published - stored, all bursts): {}; uses missing: {}; stalls: {}; mean storage flush: {:.2} ms\n",
+        "agent / null subscriber rate: live {:.2} (median of {}: {}), backlog {:.2} (median of {}: {})\n",
         report.rate_ratio,
         report.burst_rates.len(),
-        rates.join(", "),
-        report.lost,
-        report.uses_missing,
-        report.stalls,
-        report.mean_flush_ms
+        each(&report.burst_rates),
+        report.backlog_ratio,
+        report.backlog_rates.len(),
+        each(&report.backlog_rates),
+    ));
+    out.push_str(&format!(
+        "lost (published - stored, all bursts): {}; uses missing: {}; stalls: {}; mean storage flush: {:.2} ms\n",
+        report.lost, report.uses_missing, report.stalls, report.mean_flush_ms
     ));
     out.push_str("publish -> stored (agent) and publish -> received (null subscriber), ms\n");
     out.push_str(
@@ -805,6 +927,10 @@ pub fn table(report: &IngestReport) -> String {
             l.rate, l.messages, l.null_p50_ms, l.null_p99_ms, l.p50_ms, l.p99_ms, l.max_ms
         ));
     }
+    out.push_str(&format!(
+        "memory of the agent process ({}; 0 devices: idle)\n",
+        report.memory_program
+    ));
     out.push_str("devices   seconds   messages   RSS MiB   peak MiB\n");
     for m in &report.memory {
         out.push_str(&format!(
