@@ -454,13 +454,17 @@ pub fn status_page(engine: &Engine, now: UnixMs, cursor: Option<&Id>, limit: usi
             break;
         }
     }
-    let on_page = |o: &Order| {
-        o.state.is_open()
-            && o.lines()
-                .iter()
-                .any(|l| devices.iter().any(|d| d.id == l.device.as_str()))
-    };
-    orders.extend(engine.orders().filter(|o| on_page(o)).map(OrderView::from));
+    let on_page: std::collections::HashSet<&str> = devices.iter().map(|d| d.id.as_str()).collect();
+    orders.extend(
+        engine
+            .open_orders()
+            .filter(|o| {
+                o.lines()
+                    .iter()
+                    .any(|l| on_page.contains(l.device.as_str()))
+            })
+            .map(OrderView::from),
+    );
     StatusPage {
         household: engine.config().household.to_string(),
         now_ms: now,

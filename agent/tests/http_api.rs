@@ -620,3 +620,138 @@ fn between(text: &str, start: &str, end: &str) -> String {
     let to = text[from..].find(end).expect("end marker") + from;
     text[from..to].to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_pages_through_every_device_once_within_64_kb() {
+    let h = Household::start().await;
+    // 120 more devices of 8 slots each: far more than one page's bytes.
+    for i in 0..120 {
+        let slots = (0..8)
+            .map(|s| SlotSpec {
+                id: id(&format!("slot{s}")),
+                consumable: id("coffee_beans"),
+                unit: Unit::G,
+                capacity: 1000.0,
+                sensor: SensorKind::Level,
+            })
+            .collect();
+        let birth = Telemetry::Status(Box::new(Status::Online(Birth {
+            model: id("coffee-maker"),
+            firmware: "0.1.0".try_into().unwrap(),
+            boot: 1,
+            slots,
+            buffer: None,
+        })));
+        h.agent
+            .handle()
+            .ask(Event::Telemetry {
+                device: id(&format!("dev-{i:03}")),
+                message: birth,
+            })
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/status?limit=200&cursor={c}"),
+            None => "/api/v1/status?limit=200".to_string(),
+        };
+        let response = h
+            .http
+            .get(h.url(&path))
+            .bearer_auth(&h.member)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.bytes().await.unwrap();
+        assert!(body.len() <= 64 * 1024, "page of {} bytes", body.len());
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(page["totals"]["devices"], 121);
+        for d in page["devices"].as_array().unwrap() {
+            seen.push(d["id"].as_str().unwrap().to_string());
+        }
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert!(pages > 1, "the byte bound split the list");
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(seen.len(), 121, "every device once");
+    assert_eq!(unique.len(), 121);
+    for bad in [
+        "/api/v1/status?limit=0",
+        "/api/v1/status?limit=201",
+        "/api/v1/status?cursor=Not%20an%20id",
+    ] {
+        let (status, _) = h.get(bad, &h.member).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_send_commands_that_wait_for_the_device_s_ack() {
+    let h = Household::start().await;
+    let tare = json!({"tare": {"slot": "beans"}});
+    let (status, _) = h
+        .post("/api/v1/devices/coffee/commands", &h.member, tare.clone())
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "members may not");
+    let (status, _) = h
+        .post("/api/v1/devices/coffee/commands", &h.owner, tare)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, pending) = h.get("/api/v1/devices/coffee/commands", &h.member).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pending[0]["command"], "tare", "{pending}");
+    assert_eq!(pending[0]["attempts"], 1);
+    // The device acknowledges: nothing waits any more.
+    let ack = replenish_protocol::Ack {
+        id: pending[0]["id"].as_u64().unwrap() as u32,
+        ok: true,
+        error: None,
+    };
+    h.agent
+        .handle()
+        .ask(Event::Telemetry {
+            device: id("coffee"),
+            message: Telemetry::Ack(ack),
+        })
+        .await
+        .unwrap();
+    let (_, pending) = h.get("/api/v1/devices/coffee/commands", &h.member).await;
+    assert_eq!(pending, json!([]));
+    for (body, expected) in [
+        (
+            json!({"tare": {"slot": "sugar"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"time_sync": {"unix_ms": 1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"report_interval": {"seconds": 0}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, problem) = h
+            .post("/api/v1/devices/coffee/commands", &h.owner, body.clone())
+            .await;
+        assert_eq!(status, expected, "{body} -> {problem}");
+    }
+    let (status, _) = h
+        .post(
+            "/api/v1/devices/nobody/commands",
+            &h.owner,
+            json!({"tare": {"slot": "beans"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -627,6 +627,14 @@ impl Engine {
         self.orders.values()
     }
 
+    /// Orders not yet delivered, cancelled or failed, by id.
+    pub fn open_orders(&self) -> impl Iterator<Item = &Order> {
+        self.open_orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .filter(|o| o.state.is_open())
+    }
+
     /// One order.
     pub fn order(&self, id: &str) -> Option<&Order> {
         self.orders.get(id)
