@@ -151,6 +151,7 @@ impl Agent {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{http_addr}"));
+        let upkeep = metrics.clone();
         let app = crate::http::router(crate::http::AppState::new(
             handle.clone(),
             metrics,
@@ -187,7 +188,19 @@ impl Agent {
             subscribed,
             shutdown_rx.clone(),
         ));
-        let mut tasks = vec![http_task, mqtt_task];
+        // Histograms keep every sample until the exporter's upkeep folds them in: without it
+        // they grow for as long as nobody scrapes /metrics.
+        let mut upkeep_stop = shutdown_rx.clone();
+        let upkeep_task = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => upkeep.run_upkeep(),
+                    _ = runtime::stopped(&mut upkeep_stop) => break,
+                }
+            }
+        });
+        let mut tasks = vec![http_task, mqtt_task, upkeep_task];
         // Notifications and Home Assistant (their own MQTT connection; stopped by the same signal).
         tasks.extend(crate::integrations::start(
             config,

@@ -75,3 +75,99 @@ async fn a_v5_publish_reaches_a_v4_subscriber() {
     assert_eq!(received.topic, "replenish/v1/home/coffee/report");
     assert_eq!(&received.payload[..], &payload[..]);
 }
+
+/// A client that sends a packet over the broker's limit loses its own connection; another
+/// client's messages keep flowing to the subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_over_the_limit_closes_only_its_sender() {
+    let port = free_port();
+    replenish_agent::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), None, 4096).unwrap();
+    let connect = |id: &str| {
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options.set_max_packet_size(64 * 1024, 64 * 1024);
+        AsyncClient::new(options, 16)
+    };
+    let (subscriber, mut sub_loop) = connect("sub");
+    subscriber
+        .subscribe("replenish/v1/home/+/report", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = sub_loop.poll().await.unwrap() {
+            break;
+        }
+    }
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sub_task = {
+        let received = received.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Ok(Event::Incoming(Packet::Publish(p))) = sub_loop.poll().await {
+                    received.lock().unwrap().push(p.topic.clone());
+                }
+            }
+        })
+    };
+    // The offender: 5 KB against a 4 KB limit.
+    let (offender, mut offender_loop) = connect("offender");
+    offender
+        .publish(
+            "replenish/v1/home/big/report",
+            QoS::AtLeastOnce,
+            false,
+            vec![b' '; 5000],
+        )
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if offender_loop.poll().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the broker closed the offender's connection"
+    );
+    // A well-behaved device, before and after: its messages arrive.
+    let (device, mut device_loop) = connect("device");
+    tokio::spawn(async move {
+        loop {
+            if device_loop.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    for _ in 0..3 {
+        device
+            .publish(
+                "replenish/v1/home/small/report",
+                QoS::AtLeastOnce,
+                false,
+                b"{}".to_vec(),
+            )
+            .await
+            .unwrap();
+    }
+    let all_arrived = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if received.lock().unwrap().len() >= 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(all_arrived.is_ok(), "the other client's messages flowed");
+    assert!(
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|t| t.contains("/small/")),
+        "nothing of the offender's reached the subscriber"
+    );
+    sub_task.abort();
+}

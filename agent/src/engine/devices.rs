@@ -353,9 +353,10 @@ impl Engine {
         Ok(())
     }
 
-    /// A slot changed: the slot is stored (whether or not its level is known yet, so nothing
-    /// acknowledged is lost), and the device's slots are forecast and considered for reorder.
-    /// Only this device's slots: the cost of a report does not grow with the household.
+    /// A slot changed: the device's slots are forecast, the changed one is stored (whether or
+    /// not its level is known yet, so nothing acknowledged is lost), and each is considered
+    /// for reorder. Only this device's slots: the cost of a report does not grow with the
+    /// household.
     fn after_slot_change(
         &mut self,
         device_id: &Id,
@@ -363,12 +364,6 @@ impl Engine {
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) {
-        if let Some(slot) = self.slots.get(changed)
-            && slot.level.is_none()
-        {
-            // A slot with a level is stored by its forecast below.
-            fx.push(Effect::SaveSlot(Box::new(slot.clone())));
-        }
         let keys: Vec<String> = self
             .devices
             .get(device_id)
@@ -380,9 +375,16 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        for key in keys {
-            self.refresh_forecast(&key, now, fx);
-            self.consider_reorder(&key, now, fx);
+        for key in &keys {
+            self.refresh_forecast(key, now, fx);
+        }
+        // Stored with its new forecast (whether or not its level is known yet), before any
+        // order the forecast leads to.
+        if let Some(slot) = self.slots.get(changed) {
+            fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+        }
+        for key in &keys {
+            self.consider_reorder(key, now, fx);
         }
     }
 

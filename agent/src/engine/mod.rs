@@ -910,6 +910,7 @@ impl Engine {
         }
     }
 
+    /// Forecasts a slot again, with a notice once a day.
     fn refresh_forecast(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
@@ -922,7 +923,9 @@ impl Engine {
             // reordered.
             None => slot.forecast.take().map(|last| last.rebuilt(now, level)),
         };
-        fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+        // Not stored here: a forecast is derived from what is stored, and recomputed at every
+        // report and tick (storing each slot at every tick rewrote the whole household a
+        // minute). The slot is stored with the report that changed it.
         let Some(forecast) = &slot.forecast else {
             return;
         };
