@@ -123,9 +123,6 @@ impl Engine {
         if is_new && !accepted {
             self.make_room_for_waiting(now, fx);
         }
-        if accepted {
-            self.create_slots(&device_id, &birth, fx);
-        }
         let device = self
             .devices
             .entry(device_id.clone())
@@ -134,10 +131,18 @@ impl Engine {
             tracing::warn!(device = %device_id, boot = birth.boot, "boot counter went back: the device's history starts over");
         }
         device.dedup.set_buffer(birth.buffer);
-        // A late birth of an older boot does not replace the newer one's description.
-        if device.dedup.current_boot() == Some(birth.boot) {
-            device.birth = birth;
+        // A late birth of an older boot does not replace the newer one's description (nor its
+        // slots).
+        let current = device.dedup.current_boot() == Some(birth.boot);
+        if current {
+            device.birth = birth.clone();
         }
+        if accepted && current {
+            self.create_slots(&device_id, &birth, fx);
+        }
+        let Some(device) = self.devices.get_mut(&device_id) else {
+            return;
+        };
         device.presence = Presence::Online;
         device.accepted = accepted;
         device.last_seen = now;
