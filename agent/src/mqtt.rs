@@ -16,7 +16,7 @@
 //! pump waits for room in rumqttc's request queue (`ack().await`, never `try_ack`). The outbox
 //! is bounded by construction: it holds one ack per message the broker delivered and the agent
 //! has not acknowledged (no more than the broker's in-flight window, as the broker sends nothing
-//! beyond it), and at most four commands per device.
+//! beyond it), and at most 10,000 commands (more are dropped, counted and sent again later).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -136,8 +136,14 @@ impl Outbox {
         });
     }
 
-    /// Queues a command.
+    /// Queues a command, unless [`OUTBOX_COMMANDS`] already wait (the broker is away): then it
+    /// is dropped and counted; the engine sends it again if its ack does not come.
     pub fn command(&self, topic: String, payload: Vec<u8>) {
+        if self.health.outbox_commands.fetch_add(1, Ordering::Relaxed) >= OUTBOX_COMMANDS {
+            self.health.outbox_commands.fetch_sub(1, Ordering::Relaxed);
+            metrics::counter!("replenish_commands_dropped_total").increment(1);
+            return;
+        }
         self.send(Outbound::Command { topic, payload });
     }
 
@@ -165,8 +171,10 @@ pub struct IngestHealth {
     pub outbox_depth: AtomicU64,
     /// Connected to the broker and subscribed.
     pub connected: AtomicBool,
-    /// Connections made (the id of the current one).
+    /// The id of the current connection: changes when one is lost.
     pub connection: AtomicU64,
+    /// Commands waiting in the outbox.
+    pub outbox_commands: AtomicU64,
     /// Messages pending and no ack for the stall threshold.
     pub stalled: AtomicBool,
     /// The second connection (notifications, Home Assistant) is up.
@@ -198,7 +206,11 @@ pub async fn run(
         .set_keep_alive(settings.keep_alive)
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_max_packet_size(settings.max_packet_bytes, settings.max_packet_bytes);
+        // Incoming: MQTT's own maximum. A packet over a client's limit ends the connection, and
+        // with a persistent session the broker would send the same message again after every
+        // reconnect, stopping ingest for good; the codec refuses (and counts) any payload over
+        // 2048 bytes instead. The broker's limit bounds what can arrive (docs/operations.md).
+        .set_max_packet_size(MQTT_MAX_PACKET, settings.max_packet_bytes);
     let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let pump = tokio::spawn(pump(client.clone(), outbox_rx, health.clone()));
     let watchdog = tokio::spawn(watch_stalls(
@@ -223,7 +235,6 @@ pub async fn run(
         match polled {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
                 backoff.connected(Instant::now());
-                health.connection.fetch_add(1, Ordering::SeqCst);
                 metrics::counter!("replenish_mqtt_connections_total").increment(1);
                 tracing::info!(
                     session_present = ack.session_present,
@@ -265,6 +276,10 @@ pub async fn run(
             }
             Ok(_) => {}
             Err(error) => {
+                // Acks still queued belong to the lost connection: the pump drops them from
+                // now on (the broker redelivers those messages) rather than send them on the
+                // next connection, where a packet id may name another message.
+                health.connection.fetch_add(1, Ordering::SeqCst);
                 health.connected.store(false, Ordering::SeqCst);
                 metrics::gauge!("replenish_mqtt_connected").set(0.0);
                 subscribed.send_replace(false);
@@ -299,6 +314,13 @@ pub async fn run(
     tracing::info!("MQTT client stopped");
 }
 
+/// The largest packet MQTT can carry (a remaining length of 268,435,455 bytes, plus header).
+const MQTT_MAX_PACKET: usize = 268_435_460;
+
+/// Commands waiting in the outbox at most (acks are never refused); a command over it is
+/// dropped and counted, and the engine sends it again when its ack does not come.
+const OUTBOX_COMMANDS: u64 = 10_000;
+
 /// Room in rumqttc's request queue; the pump waits when it is full.
 const REQUEST_QUEUE: usize = 256;
 
@@ -324,10 +346,13 @@ async fn pump(
                     Ok(true)
                 }
             }
-            Outbound::Command { topic, payload } => client
-                .publish(topic, QoS::AtLeastOnce, false, payload)
-                .await
-                .map(|()| false),
+            Outbound::Command { topic, payload } => {
+                health.outbox_commands.fetch_sub(1, Ordering::Relaxed);
+                client
+                    .publish(topic, QoS::AtLeastOnce, false, payload)
+                    .await
+                    .map(|()| false)
+            }
         };
         health.outbox_depth.fetch_sub(1, Ordering::Relaxed);
         match sent {

@@ -557,6 +557,7 @@ pub fn spawn(
         outbox: parts.outbox,
         prefix: parts.prefix,
         refusals_logged: HashMap::new(),
+        store_failed: false,
     };
     let ready = handle.ready.clone();
     let join = tokio::spawn(task.run(rx, shutdown, ready));
@@ -579,6 +580,8 @@ struct EngineTask {
     /// When a refusal was last logged, per device (or topic) and reason: a flood of bad input
     /// is counted in full but logged once a minute.
     refusals_logged: HashMap<(String, &'static str), UnixMs>,
+    /// A save or flush failed since the last acknowledged batch.
+    store_failed: bool,
 }
 
 /// Refusal log entries remembered at most (spoofed ids could otherwise grow the map).
@@ -627,8 +630,18 @@ impl EngineTask {
             }
             if !acks.is_empty() {
                 self.flush();
-                for ack in acks.drain(..) {
-                    ack();
+                if std::mem::take(&mut self.store_failed) {
+                    // Not durable: no ack. The broker keeps the messages (and redelivers them
+                    // on the next connection); the health check shows the ingest stalled.
+                    tracing::error!(
+                        messages = acks.len(),
+                        "storing failed: these messages stay unacknowledged"
+                    );
+                    acks.clear();
+                } else {
+                    for ack in acks.drain(..) {
+                        ack();
+                    }
                 }
             }
             self.wake_settled();
@@ -637,12 +650,13 @@ impl EngineTask {
         tracing::info!("engine stopped; state flushed");
     }
 
-    fn flush(&self) {
+    fn flush(&mut self) {
         let started = std::time::Instant::now();
         let flushed = self.store.flush();
         metrics::histogram!("replenish_store_flush_seconds")
             .record(started.elapsed().as_secs_f64());
         if let Err(error) = flushed {
+            self.store_failed = true;
             metrics::counter!("replenish_store_errors_total").increment(1);
             tracing::error!(%error, "flushing the store failed");
         }
@@ -750,6 +764,7 @@ impl EngineTask {
             Ok(true) => return,
             Ok(false) => {}
             Err(error) => {
+                self.store_failed = true;
                 metrics::counter!("replenish_store_errors_total").increment(1);
                 tracing::error!(%error, "saving failed");
                 return;

@@ -1,9 +1,10 @@
 //! `replenish-sim load`: a fleet of virtual devices speaking the real protocol to a broker as
 //! fast as it takes (or at a fixed rate), for load tests and the ingest benchmark.
 //!
-//! Each device announces itself with a retained birth (declaring its buffer), then sends usage
-//! reports on a `brews` slot (and every tenth a level on `beans`), numbered per boot like the
-//! firmware runtime does. Options add what real fleets do: reboots (a new boot id and birth),
+//! Each device (a coffee maker: a brew counter, a bean hopper and a water tank) announces itself
+//! with a retained birth (declaring its buffer), then sends usage reports on its `brews` slot
+//! and every fifth report a level of `beans` or `water`, numbered per boot like the firmware
+//! runtime does. Options add what real fleets do: reboots (a new boot id and birth),
 //! offline flushes delivered out of order, and duplicates (a QoS 1 resend). Several devices
 //! share one MQTT connection (a gateway) or each has its own.
 //!
@@ -132,6 +133,7 @@ fn birth(boot: u32) -> anyhow::Result<Status> {
             SensorKind::Usage,
         )?,
         slot("beans", "coffee_beans", Unit::G, 1000.0, SensorKind::Level)?,
+        slot("water", "water", Unit::Ml, 1500.0, SensorKind::Level)?,
     ] {
         slots
             .push(spec)
@@ -199,10 +201,16 @@ impl FleetPlan {
                     totals.births += 1;
                 }
                 seq += 1;
-                let body = if seq.is_multiple_of(10) {
+                let body = if seq.is_multiple_of(5) {
+                    // Every fifth report a level, of the beans and the water in turn.
                     level = if level < 100.0 { 1000.0 } else { level - 9.0 };
+                    let slot = if seq.is_multiple_of(10) {
+                        "beans"
+                    } else {
+                        "water"
+                    };
                     ReportBody::Level {
-                        slot: Id::new("beans")?,
+                        slot: Id::new(slot)?,
                         remaining: level,
                     }
                 } else {
@@ -458,7 +466,8 @@ mod tests {
             "a birth per boot: 25 reports, reboot every 10"
         );
         assert_eq!(totals.reports, 75);
-        assert_eq!(totals.uses, 75 - 3 * 2, "seq 10 of each boot is a level");
+        // Per device, boots of 10, 10 and 5 reports: seq 5 and 10 are levels.
+        assert_eq!(totals.uses, 75 - 3 * 5, "every fifth report is a level");
         assert!(totals.duplicates > 0);
         assert_eq!(sent, totals.published());
     }

@@ -40,9 +40,10 @@ pub enum Unseen {
 pub struct BootSeen {
     /// The boot id.
     pub boot: u32,
-    /// Sequence numbers below this count as seen (given up as lost, or migrated).
+    /// Sequence numbers below this count as seen (given up as lost, or migrated). Wider than a
+    /// sequence number, so that `u32::MAX` itself can fall below it.
     #[serde(default)]
-    pub floor: u32,
+    pub floor: u64,
     /// Seen sequence numbers at or above `floor`: sorted, disjoint, non-adjacent inclusive
     /// ranges. In-order delivery keeps a single range.
     pub ranges: Vec<(u32, u32)>,
@@ -58,7 +59,7 @@ impl BootSeen {
     }
 
     fn contains(&self, seq: u32) -> bool {
-        if seq < self.floor {
+        if u64::from(seq) < self.floor {
             return true;
         }
         // The last range whose start is at or below seq.
@@ -83,7 +84,7 @@ impl BootSeen {
         self.fold_into_floor();
         // Give up the oldest holes while there are too many.
         while self.ranges.len() > max_gaps {
-            self.floor = self.ranges[0].1.saturating_add(1);
+            self.floor = u64::from(self.ranges[0].1) + 1;
             self.ranges.remove(0);
             self.fold_into_floor();
         }
@@ -91,10 +92,10 @@ impl BootSeen {
 
     fn fold_into_floor(&mut self) {
         while let Some(&(start, end)) = self.ranges.first() {
-            if start > self.floor {
+            if u64::from(start) > self.floor {
                 break;
             }
-            self.floor = self.floor.max(end.saturating_add(1));
+            self.floor = self.floor.max(u64::from(end) + 1);
             self.ranges.remove(0);
         }
     }
@@ -113,6 +114,11 @@ pub struct Dedup {
     /// Holes kept per boot: the device's declared buffer, within [`MIN_GAPS`]..=[`MAX_GAPS`].
     #[serde(default = "default_gaps")]
     pub max_gaps: usize,
+    /// After the device's boot counter went back (see [`Dedup::birth`]): the newest boot of
+    /// before. A report of a boot up to it is refused as too old until that boot's birth is
+    /// seen, since it may be a redelivery from before the reset.
+    #[serde(default)]
+    pub retired_up_to: Option<u32>,
 }
 
 fn default_gaps() -> usize {
@@ -144,6 +150,12 @@ impl Dedup {
         match self.boots.iter().find(|b| b.boot == boot) {
             Some(seen) if seen.contains(seq) => Unseen::Duplicate,
             Some(_) => Unseen::New,
+            None if self
+                .retired_up_to
+                .is_some_and(|retired| !boot_newer(boot, retired)) =>
+            {
+                Unseen::TooOld
+            }
             None if self.room_for(boot) => Unseen::New,
             None => Unseen::TooOld,
         }
@@ -163,17 +175,34 @@ impl Dedup {
         verdict
     }
 
-    /// A birth of `boot`: authoritative that the device runs it. A boot older than every one
-    /// kept means the device's counter was reset (new flash): start over with it.
-    /// Returns true when that reset happened.
+    /// A birth of `boot`: authoritative that the device runs it. A boot newer than the oldest
+    /// kept is filed in order (a late birth stays behind the newer ones); one older than every
+    /// boot kept means the device's counter went back (new flash, a lost counter): its history
+    /// starts over with this boot, and reports of boots up to the newest of before are refused
+    /// until their birth comes. Returns true when that reset happened.
     pub fn birth(&mut self, boot: u32) -> bool {
         if self.boots.iter().any(|b| b.boot == boot) {
             return false;
         }
-        if self.room_for(boot) {
+        if self
+            .retired_up_to
+            .is_some_and(|retired| boot_newer(boot, retired))
+        {
+            self.retired_up_to = None;
+        }
+        let newer_than_oldest = self
+            .boots
+            .last()
+            .is_none_or(|oldest| boot_newer(boot, oldest.boot));
+        if newer_than_oldest {
             self.add_boot(boot);
             false
         } else {
+            let before = self.current_boot();
+            self.retired_up_to = match (self.retired_up_to, before) {
+                (Some(a), Some(b)) => Some(if boot_newer(a, b) { a } else { b }),
+                (a, b) => a.or(b),
+            };
             self.boots = vec![BootSeen::new(boot)];
             true
         }
@@ -205,9 +234,12 @@ impl Dedup {
     pub fn from_legacy(boot: u32, highest: Option<u32>, seen: u64) -> Self {
         let mut seen_boot = BootSeen::new(boot);
         if let Some(highest) = highest {
-            seen_boot.floor = highest.saturating_sub(63);
+            seen_boot.floor = u64::from(highest.saturating_sub(63));
             for back in (0..64u32).rev() {
-                if seen & (1 << back) != 0 && back <= highest && highest - back >= seen_boot.floor {
+                if seen & (1 << back) != 0
+                    && back <= highest
+                    && u64::from(highest - back) >= seen_boot.floor
+                {
                     seen_boot.insert(highest - back, MAX_GAPS);
                 }
             }
@@ -215,6 +247,7 @@ impl Dedup {
         Self {
             boots: vec![seen_boot],
             max_gaps: MIN_GAPS,
+            retired_up_to: None,
         }
     }
 }
@@ -291,10 +324,48 @@ mod tests {
         let mut d = Dedup::default();
         for boot in 100..105 {
             d.birth(boot);
+            d.accept(boot, 40);
         }
         assert!(d.birth(1), "counter reset");
         assert_eq!(d.current_boot(), Some(1));
         assert_eq!(d.accept(1, 1), Unseen::New);
+        // A redelivery from before the reset is not applied again.
+        assert_eq!(d.accept(104, 40), Unseen::TooOld);
+        assert_eq!(d.accept(50, 1), Unseen::TooOld);
+        // The device reboots: its new boots are taken at their births, reports after them.
+        assert!(!d.birth(2));
+        assert_eq!(d.accept(2, 1), Unseen::New);
+        // Past the old counter, nothing is held back any more.
+        assert!(!d.birth(105));
+        assert_eq!(d.retired_up_to, None);
+        assert_eq!(d.accept(106, 1), Unseen::New);
+    }
+
+    #[test]
+    fn a_reset_is_seen_with_fewer_boots_kept_and_a_late_birth_is_not_one() {
+        let mut d = Dedup::default();
+        d.birth(5);
+        d.birth(6);
+        assert!(
+            d.birth(1),
+            "older than every boot kept, though only two are"
+        );
+        let mut d = Dedup::default();
+        d.birth(7);
+        d.birth(9);
+        assert!(!d.birth(8), "between the kept ones: a late birth");
+        assert_eq!(d.current_boot(), Some(9));
+    }
+
+    #[test]
+    fn the_last_sequence_number_is_remembered() {
+        let d = Dedup::from_legacy(3, Some(u32::MAX), u64::MAX);
+        assert_eq!(d.check(3, u32::MAX), Unseen::Duplicate);
+        let mut d = Dedup::default();
+        for seq in (u32::MAX - 300)..=u32::MAX {
+            d.accept(1, seq);
+        }
+        assert_eq!(d.accept(1, u32::MAX), Unseen::Duplicate);
     }
 
     #[test]

@@ -312,8 +312,10 @@ impl Engine {
         let key = report.body.slot().map(|slot| slot_key(&device_id, slot));
         let at = if report.ts == 0 { now } else { report.ts };
         let needs_time = report.ts == 0;
+        let mut current_boot = None;
         if let Some(device) = self.devices.get_mut(&device_id) {
             device.dedup.accept(report.boot, report.seq);
+            current_boot = device.dedup.current_boot();
             device.last_seen = now;
             device.presence = Presence::Online;
             fx.push(Effect::SaveDevice(Box::new(device.clone())));
@@ -324,6 +326,13 @@ impl Engine {
         match (key, report.body) {
             (Some(key), ReportBody::Level { remaining, .. }) => {
                 if let Some(slot) = self.slots.get_mut(&key) {
+                    // A level older than the one known (stamped earlier, or unstamped from a
+                    // boot before the current one) is history, not what the slot holds now.
+                    let stale =
+                        at < slot.level_at || (report.ts == 0 && Some(report.boot) != current_boot);
+                    if stale {
+                        return Ok(());
+                    }
                     let was_empty = slot.empty_since.is_some();
                     slot.set_level(f64::from(remaining), at);
                     if !was_empty && slot.empty_since.is_some() {
@@ -776,6 +785,31 @@ mod tests {
         engine
             .handle(level(1, T0 + 4 * MINUTE_MS, 1999.0), T0)
             .unwrap();
+    }
+
+    #[test]
+    fn a_late_level_is_counted_once_and_leaves_the_current_level() {
+        use super::super::tests::level;
+        let mut engine = engine(Mode::Auto);
+        let hour = crate::clock::HOUR_MS;
+        engine
+            .handle(level(1, T0 + hour, 500.0), T0 + hour)
+            .unwrap();
+        engine
+            .handle(level(2, T0 + 2 * hour, 400.0), T0 + 2 * hour)
+            .unwrap();
+        // Measured before both, delivered after: accepted (never seen), not the level now.
+        engine
+            .handle(level(3, T0 + hour / 2, 800.0), T0 + 2 * hour)
+            .unwrap();
+        assert!(
+            engine
+                .handle(level(3, T0 + hour / 2, 800.0), T0 + 2 * hour)
+                .is_err()
+        );
+        let beans = engine.slot("coffee/beans").unwrap();
+        assert_eq!(beans.level, Some(400.0));
+        assert_eq!(beans.level_at, T0 + 2 * hour);
     }
 
     #[test]

@@ -139,9 +139,10 @@ pub struct IngestReport {
     pub backlog_ratio: f64,
     /// Every backlog's rates, msg/s, in run order: (null subscriber, agent).
     pub backlog_rates: Vec<(f64, f64)>,
-    /// Published − stored, on the burst.
+    /// Usage reports published and not counted by the agent, over every burst.
     pub lost: u64,
-    /// Uses the burst carried minus uses the agent counted (0: every use exactly once).
+    /// Uses the bursts carried minus uses the agent counted (0: every use exactly once; below
+    /// 0: some counted twice).
     pub uses_missing: i64,
     /// Times the agent reported a stall.
     pub stalls: u64,
@@ -261,7 +262,9 @@ pub async fn run(options: &IngestOptions, agent: &AgentProgram) -> anyhow::Resul
             bar.finish_and_clear();
             uses_missing += missing;
             stalls += stalled;
-            lost += run.published.saturating_sub(run.handled);
+            // Loss is counted in uses: each usage report carries one, counted once by the
+            // agent (acknowledgement counts include redelivered births, so they cannot show it).
+            lost += missing.max(0) as u64;
             runs[i].1.push(run);
         }
     }
@@ -914,8 +917,8 @@ pub fn table(report: &IngestReport) -> String {
         each(&report.backlog_rates),
     ));
     out.push_str(&format!(
-        "lost (published - stored, all bursts): {}; uses missing: {}; stalls: {}; mean storage flush: {:.2} ms\n",
-        report.lost, report.uses_missing, report.stalls, report.mean_flush_ms
+        "lost (usage reports published and not counted, all bursts): {}; uses counted minus published: {}; stalls: {}; mean storage flush: {:.2} ms\n",
+        report.lost, -report.uses_missing, report.stalls, report.mean_flush_ms
     ));
     out.push_str("publish -> stored (agent) and publish -> received (null subscriber), ms\n");
     out.push_str(
