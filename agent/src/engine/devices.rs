@@ -367,9 +367,9 @@ impl Engine {
         Ok(())
     }
 
-    /// A slot changed: the device's slots are forecast, the changed one is stored (whether or
-    /// not its level is known yet, so nothing acknowledged is lost), and each is considered
-    /// for reorder. Only this device's slots: the cost of a report does not grow with the
+    /// A slot changed: it is forecast again and stored (whether or not its level is known yet,
+    /// so nothing acknowledged is lost), and each of the device's slots is considered for
+    /// reorder. Only this device's slots: the cost of a report does not grow with the
     /// household.
     fn after_slot_change(
         &mut self,
@@ -389,9 +389,9 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        for key in &keys {
-            self.refresh_forecast(key, now, fx);
-        }
+        // Only the changed slot is forecast again: the others' forecasts do not depend on this
+        // report (the tick renews them all).
+        self.refresh_forecast(changed, now, fx);
         // Stored with its new forecast (whether or not its level is known yet), before any
         // order the forecast leads to.
         if let Some(slot) = self.slots.get(changed) {
