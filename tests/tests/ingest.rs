@@ -169,6 +169,75 @@ async fn a_burst_through_a_slow_engine_loses_nothing_and_never_stalls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_burst_counts_every_use_exactly_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = mosquitto_or_skip(dir.path()) else {
+        return;
+    };
+    let config = agent_config(dir.path(), broker.port());
+    let clock = ManualClock::new(DEFAULT_START);
+    let agent = Agent::start(&config, options(&clock, None)).await.unwrap();
+    assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
+    let health = agent.ingest();
+    let plan = FleetPlan {
+        household: config.household.id.clone(),
+        devices: 100,
+        per_connection: 25,
+        reports_per_device: 150,
+        reboot_every: 60,
+        reorder_block: 8,
+        duplicate_share: 0.02,
+        encoding: Encoding::Binary,
+        ts: DEFAULT_START,
+        seed: 9,
+        ..FleetPlan::default()
+    };
+    let target = LoadTarget {
+        host: "127.0.0.1".into(),
+        port: broker.port(),
+        rate: Some(5000.0),
+        client_prefix: "killed".into(),
+    };
+    let publisher = {
+        let plan = plan.clone();
+        tokio::spawn(async move {
+            load::run(&plan, &target, Arc::new(LoadProgress::default()), false).await
+        })
+    };
+    // Dies mid-stream, with no chance to flush or acknowledge what it holds.
+    wait_until("part of the burst stored", Duration::from_secs(60), || {
+        health.acked.load(Ordering::SeqCst) > 3000
+    })
+    .await;
+    agent.crash().await;
+    let outcome = publisher.await.unwrap().unwrap();
+    assert!(
+        outcome.totals.published() > 3000 * 2,
+        "the burst went on while the agent was down"
+    );
+    // Restarted on the same storage and session: the broker redelivers what was not
+    // acknowledged, and de-dup drops what was stored before the kill.
+    let agent = Agent::start(&config, options(&clock, None)).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let uses = total_uses(&agent).await;
+        if uses >= outcome.totals.uses && agent.ingest().pending() == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "only {uses} of {} uses counted",
+            outcome.totals.uses
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Settled: no more redeliveries come; nothing was counted twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(total_uses(&agent).await, outcome.totals.uses);
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_report_survives_a_crash_after_its_ack() {
     use replenish_protocol::{Channel, Id, Report, codec, topic};
     use rumqttc_client::{Device, publish};
