@@ -10,12 +10,13 @@ use tokio::task::JoinHandle;
 
 use crate::broker::{self, BrokerError};
 use crate::clock::Clock;
-use crate::commerce::{Commerce, CommerceError, HttpCommerce};
 use crate::config::{AgentConfig, ConfigError};
 use crate::engine::Engine;
 use crate::mqtt::{self, MqttSettings};
 use crate::runtime::{self, AgentHandle, RuntimeParts};
 use crate::store::{self, SledStore, Store, StoreError};
+use replenish_commerce::sandbox::SandboxShop;
+use replenish_commerce::{CommerceError, Shop};
 
 /// What to plug in instead of the configured adapters.
 pub struct AgentOptions {
@@ -24,7 +25,7 @@ pub struct AgentOptions {
     /// The store; `None` opens sled at `storage.path`.
     pub store: Option<Arc<dyn Store>>,
     /// The shop; `None` uses the HTTP client for `commerce.url`.
-    pub commerce: Option<Arc<dyn Commerce>>,
+    pub commerce: Option<Arc<dyn Shop>>,
     /// Tick the engine this often; `None` leaves ticking to the caller (the simulator).
     pub tick_every: Option<Duration>,
 }
@@ -116,9 +117,9 @@ impl Agent {
             "state loaded"
         );
         let engine = Engine::new(config.engine_config(installation)?, snapshot);
-        let commerce: Arc<dyn Commerce> = match options.commerce {
+        let commerce: Arc<dyn Shop> = match options.commerce {
             Some(commerce) => commerce,
-            None => Arc::new(HttpCommerce::new(
+            None => Arc::new(SandboxShop::new(
                 &config.commerce.url,
                 Duration::from_secs(config.commerce.timeout_secs),
             )?),

@@ -10,7 +10,7 @@ pub mod auth;
 pub mod backoff;
 pub mod broker;
 pub mod clock;
-pub mod commerce;
+pub use replenish_commerce as commerce;
 pub mod config;
 pub mod daemon;
 pub mod engine;

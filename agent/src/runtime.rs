@@ -13,12 +13,12 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::clock::{Clock, HOUR_MS, MINUTE_MS, UnixMs};
-use crate::commerce::{Commerce, CommerceError};
 use crate::engine::household::{ExpiryDefault, PendingKind};
 use crate::engine::order::Order;
 use crate::engine::{Effect, Engine, EngineError, Event, Notice, Telemetry};
 use crate::mqtt::Outbox;
 use crate::store::{self, Store};
+use replenish_commerce::{CommerceError, Shop};
 
 /// Acknowledges an MQTT message once what it caused is durable.
 pub type Acker = Box<dyn FnOnce() + Send>;
@@ -519,7 +519,7 @@ pub struct RuntimeParts {
     /// The store.
     pub store: Arc<dyn Store>,
     /// The shop.
-    pub commerce: Arc<dyn Commerce>,
+    pub commerce: Arc<dyn Shop>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Where acks and commands go to the broker; `None` without MQTT (tests, benches).
@@ -567,7 +567,7 @@ pub fn spawn(
 struct EngineTask {
     engine: Engine,
     store: Arc<dyn Store>,
-    commerce: Arc<dyn Commerce>,
+    commerce: Arc<dyn Shop>,
     clock: Arc<dyn Clock>,
     tx: mpsc::WeakSender<Request>,
     notices: broadcast::Sender<Notice>,

@@ -4,11 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use replenish_agent::clock::{DAY_MS, HOUR_MS, UnixMs};
-use replenish_agent::commerce::api::{Catalog, CatalogItem, ShopOrder, ShopOrderStatus};
 use replenish_agent::engine::OrderEdit;
 use replenish_agent::engine::household::{Actor, ConsumableRules, Mode, RejectReason, Rules};
 use replenish_agent::engine::order::{Order, OrderState};
 use replenish_agent::engine::{Effect, Engine, EngineConfig, Event, Pairing, Snapshot, Telemetry};
+use replenish_commerce::{Catalog, Offer, OrderStatus, ShopOrder};
 use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
 
 const T0: UnixMs = 20_458 * DAY_MS;
@@ -17,15 +17,14 @@ fn id(s: &str) -> Id {
     Id::new(s).unwrap()
 }
 
-fn item(sku: &str, consumable: &str, unit: Unit) -> CatalogItem {
-    CatalogItem {
+fn item(sku: &str, consumable: &str, unit: Unit) -> Offer {
+    Offer {
         sku: sku.into(),
         name: sku.into(),
         consumable: consumable.into(),
         pack_size: 500.0,
         unit,
-        price_cents: 500,
-        currency: "EUR".into(),
+        price: replenish_commerce::Money::new(500, replenish_commerce::Currency::EUR),
         stock: 100,
     }
 }
@@ -67,7 +66,8 @@ impl Home {
         config.policy.bundle_days = bundle_days;
         let mut engine = Engine::new(config, Snapshot::default());
         let catalog = Catalog {
-            items: vec![
+            fulfilment: Vec::new(),
+            offers: vec![
                 item("beans-500", "coffee_beans", Unit::G),
                 item("oats-500", "oats", Unit::G),
             ],
@@ -115,7 +115,7 @@ impl Home {
             for effect in fx {
                 if let Effect::PlaceOrder { order, request } = effect {
                     let lines = request
-                        .items
+                        .lines
                         .iter()
                         .map(|l| (l.sku.clone(), l.quantity))
                         .collect();
@@ -160,15 +160,14 @@ fn a_consumable_due_within_the_window_joins_the_order() {
         id: "so-1".into(),
         idempotency_key: order.idempotency_key.clone(),
         reference: order.id.clone(),
-        household: "home".into(),
-        status: ShopOrderStatus::Delivered,
-        items: vec![],
-        total_cents: order.total_cents,
-        currency: "EUR".into(),
+        status: OrderStatus::Delivered,
+        lines: vec![],
+        total: replenish_commerce::Money::new(order.total_cents, replenish_commerce::Currency::EUR),
         created_at_ms: now,
-        estimated_delivery_at_ms: now,
+        estimated_arrival_ms: Some(now),
         shipped_at_ms: Some(now),
         delivered_at_ms: Some(now),
+        fulfilment: None,
     };
     let event = Event::PlacementSucceeded {
         order_id: order.id.clone(),

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use replenish_agent::clock::{DAY_MS, ManualClock};
-use replenish_agent::commerce::MemoryCommerce;
-use replenish_agent::commerce::api::Catalog;
 use replenish_agent::engine::{Engine, EngineConfig, Pairing, Snapshot, Telemetry};
 use replenish_agent::runtime::{self, Incoming, RuntimeParts};
 use replenish_agent::store::{MemoryStore, Store, StoreError, Table};
+use replenish_commerce::Catalog;
+use replenish_commerce::MemoryShop;
 use replenish_protocol::{Birth, Id, SensorKind, SlotSpec, Status, Unit};
 
 /// Memory that can be told to fail its flushes, as a full disk would.
@@ -74,7 +74,7 @@ async fn acks_wait_for_a_successful_flush() {
     let parts = RuntimeParts {
         engine: Engine::new(config, Snapshot::default()),
         store: store.clone(),
-        commerce: Arc::new(MemoryCommerce::new(Catalog { items: vec![] })),
+        commerce: Arc::new(MemoryShop::new(Catalog::default())),
         clock: ManualClock::new(20_458 * DAY_MS),
         outbox: None,
         prefix: "replenish/v1".into(),

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use replenish_agent::auth::{hash_token, new_token};
 use replenish_agent::clock::{DAY_MS, HOUR_MS, ManualClock, UnixMs};
-use replenish_agent::commerce::MemoryCommerce;
-use replenish_agent::commerce::api::{Catalog, CatalogItem};
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::household::{Actor, Role};
 use replenish_agent::engine::{Event, Pairing, Telemetry};
 use replenish_agent::store::MemoryStore;
 use replenish_agent::{Agent, AgentOptions};
+use replenish_commerce::MemoryShop;
+use replenish_commerce::{Catalog, Offer};
 use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -26,7 +26,7 @@ const T0: UnixMs = 20_458 * DAY_MS;
 struct Household {
     agent: Agent,
     clock: Arc<ManualClock>,
-    shop: Arc<MemoryCommerce>,
+    shop: Arc<MemoryShop>,
     base: String,
     owner: String,
     member: String,
@@ -40,25 +40,24 @@ fn id(s: &str) -> Id {
 
 fn catalog() -> Catalog {
     Catalog {
-        items: vec![
-            CatalogItem {
+        fulfilment: Vec::new(),
+        offers: vec![
+            Offer {
                 sku: "beans-500".into(),
                 name: "Beans 500 g".into(),
                 consumable: "coffee_beans".into(),
                 pack_size: 500.0,
                 unit: Unit::G,
-                price_cents: 899,
-                currency: "EUR".into(),
+                price: replenish_commerce::Money::new(899, replenish_commerce::Currency::EUR),
                 stock: 100,
             },
-            CatalogItem {
+            Offer {
                 sku: "beans-1kg".into(),
                 name: "Beans 1 kg".into(),
                 consumable: "coffee_beans".into(),
                 pack_size: 1000.0,
                 unit: Unit::G,
-                price_cents: 1899,
-                currency: "EUR".into(),
+                price: replenish_commerce::Money::new(1899, replenish_commerce::Currency::EUR),
                 stock: 100,
             },
         ],
@@ -69,7 +68,7 @@ impl Household {
     async fn start() -> Self {
         replenish_agent::commerce::ensure_crypto_provider();
         let clock = ManualClock::new(T0);
-        let shop = Arc::new(MemoryCommerce::new(catalog()));
+        let shop = Arc::new(MemoryShop::new(catalog()));
         let mut config = AgentConfig::default();
         config.household.pairing = Pairing::Open;
         config.mqtt.embedded = false;
@@ -455,8 +454,8 @@ async fn the_budget_and_the_auto_approve_limit_hold() {
     h.settle().await;
     let placed: Vec<_> = h.shop.orders_by_key().into_values().collect();
     assert_eq!(placed.len(), 1);
-    assert_eq!(placed[0].items[0].sku, "beans-1kg");
-    assert_eq!(placed[0].items[0].quantity, 1);
+    assert_eq!(placed[0].lines[0].sku, "beans-1kg");
+    assert_eq!(placed[0].lines[0].quantity, 1);
     let (status, again) = h
         .post(
             &format!("/api/v1/orders/{order}/approve"),

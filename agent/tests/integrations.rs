@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use replenish_agent::clock::{DAY_MS, HOUR_MS, ManualClock, UnixMs};
-use replenish_agent::commerce::MemoryCommerce;
-use replenish_agent::commerce::api::{Catalog, CatalogItem};
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::household::{Actor, Mode};
 use replenish_agent::engine::order::OrderState;
 use replenish_agent::engine::{Event, Pairing};
 use replenish_agent::store::MemoryStore;
 use replenish_agent::{Agent, AgentOptions};
+use replenish_commerce::MemoryShop;
+use replenish_commerce::{Catalog, Offer};
 use replenish_protocol::{Id, Unit};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use serde_json::Value;
@@ -34,18 +34,18 @@ fn free_port() -> u16 {
 }
 
 fn catalog() -> Catalog {
-    let item = |sku: &str, consumable: &str, unit, pack_size, price_cents| CatalogItem {
+    let item = |sku: &str, consumable: &str, unit, pack_size, price_cents| Offer {
         sku: sku.into(),
         name: sku.into(),
         consumable: consumable.into(),
         pack_size,
         unit,
-        price_cents,
-        currency: "EUR".into(),
+        price: replenish_commerce::Money::new(price_cents, replenish_commerce::Currency::EUR),
         stock: 100,
     };
     Catalog {
-        items: vec![
+        fulfilment: Vec::new(),
+        offers: vec![
             item("BEANS-1KG", "coffee_beans", Unit::G, 1000.0, 1299),
             item("MILK-1L", "milk", Unit::Ml, 1000.0, 119),
         ],
@@ -151,7 +151,7 @@ impl Client {
 struct Rig {
     agent: Agent,
     clock: Arc<ManualClock>,
-    shop: Arc<MemoryCommerce>,
+    shop: Arc<MemoryShop>,
     port: u16,
     device: Client,
     handled: u64,
@@ -170,7 +170,7 @@ impl Rig {
         config.household.pairing = Pairing::Open;
         edit(&mut config);
         let clock = ManualClock::new(T0);
-        let shop = Arc::new(MemoryCommerce::new(catalog()));
+        let shop = Arc::new(MemoryShop::new(catalog()));
         let options = AgentOptions {
             clock: clock.clone(),
             store: Some(Arc::new(MemoryStore::default())),

@@ -29,7 +29,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use replenish_agent::clock::{Clock, DAY_MS, UnixMs};
-use replenish_agent::commerce::api::{
+use replenish_commerce::sandbox::wire::{
     Catalog, CatalogItem, IDEMPOTENCY_HEADER, OrderLine, OrderList, OrderRequest, Problem,
     ShopOrder, ShopOrderStatus,
 };
@@ -904,7 +904,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = shop.spawn(listener).await.unwrap();
         // reqwest is built without a TLS crypto provider of its own.
-        replenish_agent::commerce::ensure_crypto_provider();
+        replenish_commerce::ensure_crypto_provider();
         Fixture {
             shop,
             clock,

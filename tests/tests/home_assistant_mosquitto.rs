@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use replenish_agent::clock::ManualClock;
-use replenish_agent::commerce::MemoryCommerce;
-use replenish_agent::commerce::api::Catalog;
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::Pairing;
 use replenish_agent::store::MemoryStore;
 use replenish_agent::{Agent, AgentOptions};
+use replenish_commerce::Catalog;
+use replenish_commerce::MemoryShop;
 use replenish_sim::world::{DEFAULT_START, free_port};
 use replenish_tests::{in_ci, on_path, start_mosquitto};
 
@@ -60,7 +60,7 @@ async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_age
     let options = AgentOptions {
         clock: ManualClock::new(DEFAULT_START),
         store: Some(Arc::new(MemoryStore::default())),
-        commerce: Some(Arc::new(MemoryCommerce::new(Catalog { items: vec![] }))),
+        commerce: Some(Arc::new(MemoryShop::new(Catalog::default()))),
         tick_every: None,
     };
     let agent = Agent::start(&config, options).await.unwrap();

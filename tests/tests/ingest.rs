@@ -13,12 +13,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use replenish_agent::clock::ManualClock;
-use replenish_agent::commerce::MemoryCommerce;
-use replenish_agent::commerce::api::Catalog;
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::Pairing;
 use replenish_agent::store::{SledStore, Store, StoreError, Table};
 use replenish_agent::{Agent, AgentOptions};
+use replenish_commerce::Catalog;
+use replenish_commerce::MemoryShop;
 use replenish_protocol::{Encoding, ReportBody};
 use replenish_sim::load::{self, FleetPlan, LoadProgress, LoadTarget};
 use replenish_sim::mosquitto::{self, Mosquitto};
@@ -77,7 +77,7 @@ fn options(clock: &Arc<ManualClock>, store: Option<Arc<dyn Store>>) -> AgentOpti
     AgentOptions {
         clock: clock.clone(),
         store,
-        commerce: Some(Arc::new(MemoryCommerce::new(Catalog { items: vec![] }))),
+        commerce: Some(Arc::new(MemoryShop::new(Catalog::default()))),
         tick_every: None,
     }
 }

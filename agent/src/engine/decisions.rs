@@ -119,7 +119,7 @@ impl Engine {
                     .meta
                     .catalog
                     .as_ref()
-                    .and_then(|c| c.items.iter().find(|i| i.sku == sku))
+                    .and_then(|c| c.offers.iter().find(|i| i.sku == sku))
                     .filter(|i| {
                         i.consumable == changed.consumable.as_str()
                             && i.unit == changed.unit
@@ -135,7 +135,7 @@ impl Engine {
                 let others = bundled_cents(&changed);
                 changed.sku = item.sku.clone();
                 changed.pack_size = item.pack_size;
-                changed.total_cents = item.price_cents * u64::from(changed.packs) + others;
+                changed.total_cents = item.price.minor * u64::from(changed.packs) + others;
             }
             if let Some(packs) = edit.packs.filter(|p| *p != changed.packs) {
                 if !(1..=MAX_EDITED_PACKS).contains(&packs) {

@@ -19,7 +19,6 @@ use replenish_protocol::{Ack, Birth, Command, CommandBody, FaultCode, Id, Report
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
-use crate::commerce::api::{Catalog, CatalogItem, OrderLine, OrderRequest, ShopOrder};
 use forecast::{ForecastModel, day_of};
 use household::{
     Actor, AuditEntry, Denied, Household, InvalidRules, RejectReason, Role, Rules, money,
@@ -28,6 +27,7 @@ use inventory::{DeviceState, SlotState, slot_key};
 use lead_time::LeadTime;
 use order::{InvalidTransition, Order, OrderItem, OrderState};
 use policy::{PolicyInput, ReorderDecision, ReorderPolicy, RiskPolicy, StockPosition};
+use replenish_commerce::{Catalog, Offer, OrderLine, OrderRequest, ShopOrder};
 
 pub use devices::{IngestLimits, PendingCommand};
 pub use policy::{ConsumableSettings, PolicyConfig};
@@ -342,10 +342,30 @@ pub struct Meta {
     /// Number of the next order.
     pub next_order_no: u64,
     /// The last catalog fetched from the shop.
+    #[serde(default, deserialize_with = "stored_catalog")]
     pub catalog: Option<Catalog>,
     /// Delivery times observed per product (SKU).
     #[serde(default)]
     pub lead_times: BTreeMap<String, LeadTime>,
+}
+
+/// A stored catalog: the contract's, or the sandbox shop's wire catalog that agents before
+/// replenish-commerce stored (converted). One that reads as neither is dropped (the next
+/// fetch replaces it) rather than making the counters beside it unreadable.
+fn stored_catalog<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Catalog>, D::Error> {
+    let Some(value) = Option::<serde_json::Value>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Ok(catalog) = serde_json::from_value::<Catalog>(value.clone()) {
+        return Ok(Some(catalog));
+    }
+    Ok(
+        serde_json::from_value::<replenish_commerce::sandbox::wire::Catalog>(value)
+            .ok()
+            .map(replenish_commerce::sandbox::catalog_from_wire),
+    )
 }
 
 /// Everything stored, to rebuild an engine after a restart.
@@ -722,11 +742,24 @@ impl Engine {
                 shop_order,
             } => {
                 self.placing.remove(&order_id);
+                // A shop that states no arrival: the lead time this SKU usually takes.
+                let expected_at = shop_order.estimated_arrival_ms.unwrap_or_else(|| {
+                    let sku = self
+                        .orders
+                        .get(&order_id)
+                        .map(|o| o.sku.clone())
+                        .unwrap_or_default();
+                    let lead = match self.meta.lead_times.get(&sku) {
+                        Some(learned) => learned.p50(),
+                        None => self.config.policy.lead_time_ms,
+                    };
+                    now.saturating_add(lead)
+                });
                 let order = self.order_mut(&order_id)?;
                 order.placed(
                     shop_order.id.clone(),
                     shop_order.status,
-                    shop_order.estimated_delivery_at_ms,
+                    expected_at,
                     shop_order.delivered_at_ms,
                     now,
                 )?;
@@ -741,7 +774,7 @@ impl Engine {
                     order.packs,
                     order.sku,
                     money(order.total_cents),
-                    days_from(now, shop_order.estimated_delivery_at_ms),
+                    days_from(now, expected_at),
                 );
                 fx.push(Effect::SaveOrder(order));
                 fx.push(notice(now, NoticeKind::OrderPlaced, &order_id, text));
@@ -878,7 +911,8 @@ impl Engine {
         let request = OrderRequest {
             household: self.config.household.to_string(),
             reference: order.id.clone(),
-            items: order
+            fulfilment: None,
+            lines: order
                 .lines()
                 .into_iter()
                 .map(|line| OrderLine {
@@ -963,10 +997,10 @@ impl Engine {
             .any(|o| o.state.is_open() && o.covers(&slot.device, &slot.spec.id))
     }
 
-    fn catalog_item(&self, slot: &SlotState) -> Option<CatalogItem> {
+    fn catalog_item(&self, slot: &SlotState) -> Option<Offer> {
         let catalog = self.meta.catalog.as_ref()?;
         catalog
-            .items
+            .offers
             .iter()
             .filter(|i| {
                 i.consumable == slot.spec.consumable.as_str()
@@ -975,7 +1009,7 @@ impl Engine {
                     && i.stock > 0
             })
             .min_by(|a, b| {
-                let per_unit = |i: &CatalogItem| i.price_cents as f64 / i.pack_size;
+                let per_unit = |i: &Offer| i.price.minor as f64 / i.pack_size;
                 per_unit(a).total_cmp(&per_unit(b))
             })
             .cloned()
@@ -988,7 +1022,7 @@ impl Engine {
         slot: &SlotState,
         now: UnixMs,
         ahead: Option<UnixMs>,
-    ) -> Option<(ReorderDecision, CatalogItem)> {
+    ) -> Option<(ReorderDecision, Offer)> {
         let forecast = slot.forecast.as_ref()?;
         let item = self.catalog_item(slot)?;
         if self.has_open_order(slot) {
@@ -1063,7 +1097,7 @@ impl Engine {
                     packs: decision.packs,
                     pack_size: item.pack_size,
                     unit: item.unit,
-                    total_cents: item.price_cents * u64::from(decision.packs),
+                    total_cents: item.price.minor * u64::from(decision.packs),
                     reason: decision.reason,
                 })
             })
@@ -1074,7 +1108,7 @@ impl Engine {
     /// says what was cut, if anything, on the order and on every line it changed.
     fn fit_budget(
         &self,
-        item: &CatalogItem,
+        item: &Offer,
         packs: &mut u32,
         bundled: &mut Vec<OrderItem>,
         now: UnixMs,
@@ -1086,7 +1120,7 @@ impl Engine {
             .iter()
             .map(|l| (l.packs, l.total_cents / u64::from(l.packs.max(1))))
             .collect();
-        if !policy::trim_to_budget(packs, item.price_cents, &mut sizes, left) {
+        if !policy::trim_to_budget(packs, item.price.minor, &mut sizes, left) {
             return None;
         }
         let why = format!(
@@ -1151,7 +1185,7 @@ impl Engine {
             packs,
             pack_size: item.pack_size,
             unit: item.unit,
-            total_cents: item.price_cents * u64::from(packs)
+            total_cents: item.price.minor * u64::from(packs)
                 + bundled.iter().map(|l| l.total_cents).sum::<u64>(),
             state: OrderState::Proposed,
             reason,
@@ -1223,8 +1257,8 @@ fn days_from(now: UnixMs, t: UnixMs) -> String {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::commerce::api::ShopOrderStatus;
     use household::Mode;
+    use replenish_commerce::OrderStatus;
     use replenish_protocol::ReportBody;
     use replenish_protocol::{Birth, SensorKind, SlotSpec, Unit};
 
@@ -1236,14 +1270,14 @@ pub(super) mod tests {
 
     pub(super) fn catalog() -> Catalog {
         Catalog {
-            items: vec![CatalogItem {
+            fulfilment: Vec::new(),
+            offers: vec![Offer {
                 sku: "beans-500".into(),
                 name: "Beans 500 g".into(),
                 consumable: "coffee_beans".into(),
                 pack_size: 500.0,
                 unit: Unit::G,
-                price_cents: 899,
-                currency: "EUR".into(),
+                price: replenish_commerce::Money::new(899, replenish_commerce::Currency::EUR),
                 stock: 100,
             }],
         }
@@ -1323,20 +1357,37 @@ pub(super) mod tests {
         })
     }
 
-    fn shop_order(key: &str, status: ShopOrderStatus) -> ShopOrder {
+    #[test]
+    fn meta_stored_with_the_sandbox_wire_catalog_still_loads() {
+        let legacy = r#"{"next_order_no":7,"catalog":{"items":[{"sku":"beans-500","name":"Beans",
+            "consumable":"coffee_beans","pack_size":500.0,"unit":"g","price_cents":899,
+            "currency":"EUR","stock":3}]},"lead_times":{}}"#;
+        let meta: Meta = serde_json::from_str(legacy).unwrap();
+        assert_eq!(meta.next_order_no, 7);
+        let offer = &meta.catalog.unwrap().offers[0];
+        assert_eq!(
+            offer.price,
+            replenish_commerce::Money::new(899, replenish_commerce::Currency::EUR)
+        );
+        assert_eq!(offer.stock, 3);
+        let garbled: Meta =
+            serde_json::from_str(r#"{"next_order_no":7,"catalog":{"items":"?"}}"#).unwrap();
+        assert_eq!((garbled.next_order_no, garbled.catalog), (7, None));
+    }
+
+    fn shop_order(key: &str, status: OrderStatus) -> ShopOrder {
         ShopOrder {
             id: "so-1".into(),
             idempotency_key: key.into(),
             reference: "o-000001".into(),
-            household: "home".into(),
             status,
-            items: vec![],
-            total_cents: 899,
-            currency: "EUR".into(),
+            lines: vec![],
+            total: replenish_commerce::Money::new(899, replenish_commerce::Currency::EUR),
             created_at_ms: 0,
-            estimated_delivery_at_ms: 0,
+            estimated_arrival_ms: Some(0),
             shipped_at_ms: None,
             delivered_at_ms: None,
+            fulfilment: None,
         }
     }
 
@@ -1435,7 +1486,7 @@ pub(super) mod tests {
             .handle(
                 Event::PlacementSucceeded {
                     order_id: resent.id.clone(),
-                    shop_order: shop_order(&key, ShopOrderStatus::Placed),
+                    shop_order: shop_order(&key, OrderStatus::Accepted),
                 },
                 t + 70_000,
             )
@@ -1476,7 +1527,7 @@ pub(super) mod tests {
         let mut e = engine(Mode::Auto);
         let (t, fx) = run_until_order(&mut e);
         let order = place_order(&fx).unwrap().clone();
-        let mut delivered = shop_order(&order.idempotency_key, ShopOrderStatus::Delivered);
+        let mut delivered = shop_order(&order.idempotency_key, OrderStatus::Delivered);
         delivered.delivered_at_ms = Some(t + DAY_MS);
         e.handle(
             Event::PlacementSucceeded {

@@ -10,7 +10,7 @@ use replenish_protocol::{Id, Unit};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixMs;
-use crate::commerce::api::ShopOrderStatus;
+use replenish_commerce::OrderStatus;
 
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -225,7 +225,7 @@ impl Order {
     pub fn placed(
         &mut self,
         shop_order_id: String,
-        shop_status: ShopOrderStatus,
+        shop_status: OrderStatus,
         expected_delivery_at: UnixMs,
         delivered_at: Option<UnixMs>,
         now: UnixMs,
@@ -265,16 +265,20 @@ impl Order {
     /// The shop reports a status. Moves forward only; a repeated or older status changes nothing.
     pub fn shop_status(
         &mut self,
-        status: ShopOrderStatus,
+        status: OrderStatus,
         delivered_at: Option<UnixMs>,
         now: UnixMs,
     ) -> Result<(), InvalidTransition> {
         use OrderState::*;
         let target = match status {
-            ShopOrderStatus::Placed => Placed,
-            ShopOrderStatus::Shipped => Shipped,
-            ShopOrderStatus::Delivered => Delivered,
-            ShopOrderStatus::Cancelled => Cancelled,
+            // Pickup, partial fulfilment and substitution have no states of their own yet:
+            // ready for pickup and partly sent count as on the way, collected as delivered.
+            OrderStatus::Accepted | OrderStatus::Paid | OrderStatus::SubstitutedByShop => Placed,
+            OrderStatus::Shipped
+            | OrderStatus::ReadyForPickup
+            | OrderStatus::PartiallyFulfilled => Shipped,
+            OrderStatus::Delivered | OrderStatus::Collected => Delivered,
+            OrderStatus::CancelledByShop => Cancelled,
         };
         match (self.state, target) {
             (from, to) if from == to => Ok(()),
@@ -357,12 +361,11 @@ mod tests {
         let mut o = order();
         o.approve(1).unwrap();
         o.begin_attempt().unwrap();
-        o.placed("so-1".into(), ShopOrderStatus::Placed, 100, None, 2)
+        o.placed("so-1".into(), OrderStatus::Accepted, 100, None, 2)
             .unwrap();
         assert_eq!(o.state, OrderState::Placed);
-        o.shop_status(ShopOrderStatus::Shipped, None, 3).unwrap();
-        o.shop_status(ShopOrderStatus::Delivered, Some(99), 4)
-            .unwrap();
+        o.shop_status(OrderStatus::Shipped, None, 3).unwrap();
+        o.shop_status(OrderStatus::Delivered, Some(99), 4).unwrap();
         assert_eq!(
             (o.state, o.delivered_at, o.attempts),
             (OrderState::Delivered, Some(99), 1)
@@ -398,17 +401,13 @@ mod tests {
         let mut o = order();
         o.approve(1).unwrap();
         o.begin_attempt().unwrap();
-        o.placed("so-1".into(), ShopOrderStatus::Delivered, 100, Some(90), 2)
+        o.placed("so-1".into(), OrderStatus::Delivered, 100, Some(90), 2)
             .unwrap();
         assert_eq!(o.state, OrderState::Delivered);
-        o.shop_status(ShopOrderStatus::Placed, None, 3).unwrap();
+        o.shop_status(OrderStatus::Accepted, None, 3).unwrap();
         assert_eq!(o.state, OrderState::Delivered);
         let mut proposed = order();
-        assert!(
-            proposed
-                .shop_status(ShopOrderStatus::Shipped, None, 1)
-                .is_err()
-        );
+        assert!(proposed.shop_status(OrderStatus::Shipped, None, 1).is_err());
     }
 
     #[test]

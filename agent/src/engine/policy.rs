@@ -7,7 +7,7 @@ use super::forecast::Forecast;
 use super::inventory::SlotState;
 use super::lead_time::LeadTime;
 use crate::clock::{DAY_MS, UnixMs};
-use crate::commerce::api::CatalogItem;
+use replenish_commerce::Offer;
 
 /// The household's reorder settings (the defaults of every consumable).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,7 +94,7 @@ pub struct PolicyInput<'a> {
     /// Its forecast.
     pub forecast: &'a Forecast,
     /// The product that would be ordered.
-    pub item: &'a CatalogItem,
+    pub item: &'a Offer,
     /// Stock at home.
     pub stock: StockPosition,
     /// How long delivery takes.
@@ -397,15 +397,14 @@ mod tests {
     use crate::engine::forecast::{DayOfWeekRate, ForecastModel};
     use replenish_protocol::{Id, SensorKind, SlotSpec, Unit};
 
-    fn item() -> CatalogItem {
-        CatalogItem {
+    fn item() -> Offer {
+        Offer {
             sku: "beans-500".into(),
             name: "Beans".into(),
             consumable: "coffee_beans".into(),
             pack_size: 500.0,
             unit: Unit::G,
-            price_cents: 899,
-            currency: "EUR".into(),
+            price: replenish_commerce::Money::new(899, replenish_commerce::Currency::EUR),
             stock: 10,
         }
     }

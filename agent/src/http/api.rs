@@ -15,12 +15,12 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use super::{AppState, Caller, ask_problem, problem, unavailable};
 use crate::auth::{hash_token, new_token};
 use crate::clock::UnixMs;
-use crate::commerce::api::Problem;
 use crate::engine::household::{
     AuditEntry, ConsumableRules, ExpiryDefault, Member, Mode, Permission, RejectReason, Role, Rules,
 };
 use crate::engine::{Engine, Event, OrderEdit};
 use crate::runtime::{DeviceView, OrderView, SlotView, StatusPage, StatusTotals, status_page};
+use replenish_commerce::sandbox::wire::Problem;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

@@ -26,10 +26,10 @@ pub use api::ApiDoc;
 pub use sessions::Sessions;
 
 use crate::auth::hash_token;
-use crate::commerce::api::Problem;
 use crate::engine::EngineError;
 use crate::engine::household::{Actor, Member};
 use crate::runtime::{AgentHandle, AskError};
+use replenish_commerce::sandbox::wire::Problem;
 
 /// What every handler shares.
 #[derive(Clone)]

@@ -21,7 +21,6 @@ use super::api::create_member;
 use super::sessions::SESSION_IDLE;
 use crate::auth::{hash_token, random_secret, same_secret};
 use crate::clock::{DAY_MS, UnixMs};
-use crate::commerce::api::CatalogItem;
 use crate::engine::household::{
     ConsumableRules, ExpiryDefault, Member, Mode, QuietHours, RejectReason, Role, Rules, money,
     to_zoned,
@@ -30,6 +29,7 @@ use crate::engine::inventory::SlotState;
 use crate::engine::order::{Order, OrderState};
 use crate::engine::{Engine, Event, OrderEdit};
 use crate::runtime::AskError;
+use replenish_commerce::Offer;
 
 const SESSION_COOKIE: &str = "replenish_session";
 const LOGIN_COOKIE: &str = "replenish_login";
@@ -231,7 +231,7 @@ struct View {
     slots: Vec<SlotState>,
     orders: Vec<Order>,
     devices: Vec<crate::engine::inventory::DeviceState>,
-    catalog: Vec<CatalogItem>,
+    catalog: Vec<Offer>,
 }
 
 async fn view(state: &AppState) -> Result<View, Response> {
@@ -248,7 +248,7 @@ async fn view(state: &AppState) -> Result<View, Response> {
                 devices: engine.devices().cloned().collect(),
                 catalog: engine
                     .catalog()
-                    .map(|c| c.items.clone())
+                    .map(|c| c.offers.clone())
                     .unwrap_or_default(),
             }
         })
@@ -587,7 +587,7 @@ async fn order_page(
             "It may have been removed.",
         );
     };
-    let choices: Vec<&CatalogItem> = view
+    let choices: Vec<&Offer> = view
         .catalog
         .iter()
         .filter(|i| i.consumable == order.consumable.as_str() && i.unit == order.unit)
@@ -614,7 +614,7 @@ async fn order_page(
                         select name="sku" {
                             @for item in &choices {
                                 option value=(item.sku) selected[item.sku == order.sku] {
-                                    (item.name) " – " (money(item.price_cents)) }
+                                    (item.name) " – " (money(item.price.minor)) }
                             }
                         }
                     }

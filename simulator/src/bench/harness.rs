@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow};
 use replenish_agent::clock::{DAY_MS, UnixMs};
-use replenish_agent::commerce::api::{Catalog, CatalogItem, ShopOrder, ShopOrderStatus};
 use replenish_agent::engine::forecast::{
     Forecast, ForecastModel, UsageHistory, day_of, default_model,
 };
@@ -32,6 +31,7 @@ use replenish_agent::engine::{
     ConsumableSettings, Effect, Engine, EngineConfig, Event, NoticeKind, Pairing, PolicyConfig,
     Snapshot, Telemetry,
 };
+use replenish_commerce::{Catalog, Offer, OrderStatus, ShopOrder};
 use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status};
 
 use super::policies::{
@@ -355,14 +355,16 @@ impl<'a> Run<'a> {
                 capacity: s.capacity as f32,
                 sensor: SensorKind::Level,
             });
-            items.push(CatalogItem {
+            items.push(Offer {
                 sku: format!("{}-{}", s.consumable, s.pack_size),
                 name: format!("{} {} {}", s.consumable, s.pack_size, s.unit.symbol()),
                 consumable: s.consumable.clone(),
                 pack_size: s.pack_size,
                 unit: s.unit,
-                price_cents: s.price_cents,
-                currency: "EUR".into(),
+                price: replenish_commerce::Money::new(
+                    s.price_cents,
+                    replenish_commerce::Currency::EUR,
+                ),
                 stock: u32::MAX,
             });
             sims.push(SlotSim {
@@ -393,7 +395,13 @@ impl<'a> Run<'a> {
             shop_orders: 0,
             today: 0,
         };
-        run.feed(Event::Catalog(Catalog { items }), start)?;
+        run.feed(
+            Event::Catalog(Catalog {
+                offers: items,
+                fulfilment: Vec::new(),
+            }),
+            start,
+        )?;
         for (device, specs) in devices {
             let mut slots = heapless::Vec::new();
             for spec in specs {
@@ -506,15 +514,17 @@ impl<'a> Run<'a> {
                         id: format!("so-{}", self.shop_orders),
                         idempotency_key: order.idempotency_key.clone(),
                         reference: order.id.clone(),
-                        household: request.household.clone(),
-                        status: ShopOrderStatus::Placed,
-                        items: request.items.clone(),
-                        total_cents: order.total_cents,
-                        currency: "EUR".into(),
+                        status: OrderStatus::Accepted,
+                        lines: request.lines.clone(),
+                        total: replenish_commerce::Money::new(
+                            order.total_cents,
+                            replenish_commerce::Currency::EUR,
+                        ),
                         created_at_ms: now,
-                        estimated_delivery_at_ms: now + lead,
+                        estimated_arrival_ms: Some(now + lead),
                         shipped_at_ms: None,
                         delivered_at_ms: None,
+                        fulfilment: None,
                     };
                     self.pending.push(Delivery {
                         lines: lines
@@ -600,7 +610,7 @@ impl<'a> Run<'a> {
         self.gate.store(false, Ordering::Relaxed);
         for d in due {
             let mut shop_order = d.shop_order;
-            shop_order.status = ShopOrderStatus::Delivered;
+            shop_order.status = OrderStatus::Delivered;
             shop_order.shipped_at_ms = Some(shop_order.created_at_ms);
             shop_order.delivered_at_ms = Some(d.at);
             let event = Event::ShopStatus {

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use replenish_agent::clock::SystemClock;
-use replenish_agent::commerce::MemoryCommerce;
-use replenish_agent::commerce::api::Catalog;
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::Pairing;
 use replenish_agent::{Agent, AgentOptions};
+use replenish_commerce::Catalog;
+use replenish_commerce::MemoryShop;
 use replenish_protocol::{Encoding, Id, topic};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
@@ -494,7 +494,7 @@ async fn start_agent(household: &str, port: u16, dir: &Path) -> anyhow::Result<A
     let options = AgentOptions {
         clock: Arc::new(SystemClock),
         store: None,
-        commerce: Some(Arc::new(MemoryCommerce::new(Catalog { items: vec![] }))),
+        commerce: Some(Arc::new(MemoryShop::new(Catalog::default()))),
         tick_every: None,
     };
     let agent = Agent::start(&config, options).await?;

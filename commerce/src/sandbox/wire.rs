@@ -1,5 +1,5 @@
-//! The commerce API's wire types, shared by the agent's HTTP client and the sandbox shop so the
-//! two cannot drift apart. Described in `docs/commerce-api.md` and `docs/commerce-api.openapi.json`.
+//! The sandbox shop API's wire types, shared by its client ([`super::SandboxShop`]) and the
+//! sandbox shop (`replenish-sim shop`) so the two cannot drift apart. Described in `docs/commerce-api.md` and `docs/commerce-api.openapi.json`.
 //!
 //! Endpoints (all JSON; errors are `application/problem+json` [`Problem`]s):
 //! * `GET /v1/catalog` → [`Catalog`]

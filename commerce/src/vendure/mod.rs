@@ -1,0 +1,1 @@
+//! Vendure's GraphQL Shop API (see `docs/commerce-vendure.md`).
