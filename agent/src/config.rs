@@ -198,10 +198,27 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CommerceConfig {
-    /// Base URL of the commerce API.
+    /// The shop's platform: `sandbox` (replenish's commerce API, `replenish-sim shop`) or
+    /// `vendure` (a Vendure shop's GraphQL Shop API; see docs/commerce-vendure.md).
+    pub platform: ShopPlatform,
+    /// The shop's URL: the sandbox shop's base URL, or Vendure's Shop API
+    /// (`http://host:3000/shop-api`).
     pub url: String,
     /// Per-request timeout in seconds.
     pub timeout_secs: u64,
+    /// `[commerce.vendure]`: the household's customer account and address at a Vendure shop.
+    pub vendure: Option<replenish_commerce::vendure::VendureAccount>,
+}
+
+/// The shop platforms the agent has an adapter for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShopPlatform {
+    /// replenish's own commerce API.
+    #[default]
+    Sandbox,
+    /// Vendure's GraphQL Shop API.
+    Vendure,
 }
 
 /// `[policy]`
@@ -265,8 +282,10 @@ impl Default for StorageConfig {
 impl Default for CommerceConfig {
     fn default() -> Self {
         Self {
+            platform: ShopPlatform::Sandbox,
             url: "http://127.0.0.1:8088".into(),
             timeout_secs: 10,
+            vendure: None,
         }
     }
 }
@@ -449,6 +468,36 @@ impl AgentConfig {
         }
         if self.commerce.timeout_secs == 0 {
             return Err(invalid("commerce.timeout_secs", "must be at least 1"));
+        }
+        match (self.commerce.platform, &self.commerce.vendure) {
+            (ShopPlatform::Vendure, None) => {
+                return Err(invalid(
+                    "commerce.vendure",
+                    "platform \"vendure\" needs a [commerce.vendure] section: email, password, \
+                     payment_method and [commerce.vendure.address] (see docs/commerce-vendure.md)",
+                ));
+            }
+            (ShopPlatform::Vendure, Some(account)) => {
+                if account.email.trim().is_empty() || account.password.is_empty() {
+                    return Err(invalid(
+                        "commerce.vendure",
+                        "email and password of the household's customer account must be set",
+                    ));
+                }
+                if account.address.country_code.len() != 2 {
+                    return Err(invalid(
+                        "commerce.vendure.address.country_code",
+                        "must be a two-letter ISO 3166 code such as DE",
+                    ));
+                }
+            }
+            (ShopPlatform::Sandbox, Some(_)) => {
+                return Err(invalid(
+                    "commerce.vendure",
+                    "is set but commerce.platform is \"sandbox\": set platform = \"vendure\" or remove the section",
+                ));
+            }
+            (ShopPlatform::Sandbox, None) => {}
         }
         if self.storage.cache_mb == 0 {
             return Err(invalid("storage.cache_mb", "must be at least 1"));

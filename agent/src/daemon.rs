@@ -10,12 +10,14 @@ use tokio::task::JoinHandle;
 
 use crate::broker::{self, BrokerError};
 use crate::clock::Clock;
+use crate::config::ShopPlatform;
 use crate::config::{AgentConfig, ConfigError};
 use crate::engine::Engine;
 use crate::mqtt::{self, MqttSettings};
 use crate::runtime::{self, AgentHandle, RuntimeParts};
 use crate::store::{self, SledStore, Store, StoreError};
 use replenish_commerce::sandbox::SandboxShop;
+use replenish_commerce::vendure::VendureShop;
 use replenish_commerce::{CommerceError, Shop};
 
 /// What to plug in instead of the configured adapters.
@@ -119,10 +121,18 @@ impl Agent {
         let engine = Engine::new(config.engine_config(installation)?, snapshot);
         let commerce: Arc<dyn Shop> = match options.commerce {
             Some(commerce) => commerce,
-            None => Arc::new(SandboxShop::new(
-                &config.commerce.url,
-                Duration::from_secs(config.commerce.timeout_secs),
-            )?),
+            None => {
+                let timeout = Duration::from_secs(config.commerce.timeout_secs);
+                match (config.commerce.platform, &config.commerce.vendure) {
+                    (ShopPlatform::Vendure, Some(account)) => Arc::new(VendureShop::new(
+                        &config.commerce.url,
+                        account.clone(),
+                        timeout,
+                    )?),
+                    // Validation refuses vendure without an account.
+                    _ => Arc::new(SandboxShop::new(&config.commerce.url, timeout)?),
+                }
+            }
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ingest = Arc::new(mqtt::IngestHealth::default());

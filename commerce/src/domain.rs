@@ -142,8 +142,9 @@ pub struct FulfilmentOption {
     pub name: String,
     /// Delivery or pickup.
     pub method: Fulfilment,
-    /// What it costs per order, taxes included.
-    pub price: Money,
+    /// What it costs per order, taxes included; `None` where the shop prices it only for a
+    /// built order (Vendure's calculators).
+    pub price: Option<Money>,
     /// Fewest and most days from order to arrival (or to ready for pickup), as the shop states.
     pub lead_days: Option<(u32, u32)>,
 }

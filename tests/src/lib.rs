@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod vendure;
+
 pub use replenish_sim::mosquitto::{Mosquitto, MosquittoError};
 
 /// Starts Mosquitto on loopback `port`, with its configuration in `dir`, and waits until it
