@@ -650,6 +650,38 @@ mod tests {
     }
 
     #[test]
+    fn the_vendure_example_loads_and_a_vendure_platform_needs_its_account() {
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/examples/agent-vendure.toml");
+        let loaded = AgentConfig::load_from(
+            Some(&example),
+            env(&[(
+                "REPLENISH_COMMERCE__VENDURE__PASSWORD",
+                "from-the-environment",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(loaded.commerce.platform, ShopPlatform::Vendure);
+        let account = loaded.commerce.vendure.unwrap();
+        assert_eq!(account.password, "from-the-environment");
+        assert_eq!(account.address.country_code, "DE");
+
+        let err = AgentConfig::load_from(None, env(&[("REPLENISH_COMMERCE__PLATFORM", "vendure")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("commerce.vendure"), "{err}");
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[commerce.vendure]\nemail = \"a@b.c\"\npassword = \"x\"\npayment_method = \"p\"\n\
+             [commerce.vendure.address]\nfull_name = \"A\"\nstreet = \"S\"\ncity = \"C\"\n\
+             postal_code = \"1\"\ncountry_code = \"DE\""
+        )
+        .unwrap();
+        let err = AgentConfig::load_from(Some(file.path()), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("platform"), "{err}");
+    }
+
+    #[test]
     fn file_then_environment_override_defaults() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "[household]\nid = \"flat-12\"\n[mqtt]\nembedded = false\nurl = \"mqtt://broker.lan:1884\"").unwrap();
