@@ -302,6 +302,12 @@ async fn every_kind_of_report_survives_a_crash_after_its_ack() {
         let agent = Agent::start(&config, options(&clock, None)).await.unwrap();
         assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
         let health = agent.ingest();
+        // The retained birth comes with every subscription: let its ack pass first, or it
+        // would be taken for the report's.
+        wait_until("the retained birth", Duration::from_secs(20), || {
+            health.received.load(Ordering::SeqCst) >= 1 && health.pending() == 0
+        })
+        .await;
         let report = Report {
             boot: 1,
             seq: seq as u32 + 1,
