@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::DAY_MS;
 use crate::engine::household::Rules;
+use crate::engine::shopping::{PickupPreference, ShopInfo};
 use crate::engine::{ConsumableSettings, EngineConfig, IngestLimits, Pairing, PolicyConfig};
 
 /// The whole configuration.
@@ -34,8 +35,11 @@ pub struct AgentConfig {
     pub http: HttpConfig,
     /// Storage.
     pub storage: StorageConfig,
-    /// The shop.
+    /// The shop, when there is one (`[[shops]]` lists several).
     pub commerce: CommerceConfig,
+    /// `[[shops]]`: the shops to buy from, in order of preference on a tie; when empty, the
+    /// one shop of `[commerce]`.
+    pub shops: Vec<ShopConfig>,
     /// The reorder policy.
     pub policy: PolicySection,
     /// Settings of particular consumables, by consumable id (`[consumables.milk]`).
@@ -210,6 +214,31 @@ pub struct CommerceConfig {
     pub vendure: Option<replenish_commerce::vendure::VendureAccount>,
 }
 
+/// `[[shops]]`: one shop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopConfig {
+    /// Its id on orders and in logs: letters, digits, `-` and `_`. Keep it once orders exist.
+    pub id: String,
+    /// Its name as the household knows it ("Shop A").
+    pub name: String,
+    /// Its platform.
+    #[serde(default)]
+    pub platform: ShopPlatform,
+    /// Its URL (see `commerce.url`).
+    pub url: String,
+    /// Per-request timeout in seconds.
+    #[serde(default = "default_shop_timeout_secs")]
+    pub timeout_secs: u64,
+    /// The household's customer account, for Vendure.
+    #[serde(default)]
+    pub vendure: Option<replenish_commerce::vendure::VendureAccount>,
+}
+
+fn default_shop_timeout_secs() -> u64 {
+    10
+}
+
 /// The shop platforms the agent has an adapter for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -234,6 +263,9 @@ pub struct PolicySection {
     /// Consumables that would need ordering within this many days join an order being placed
     /// (one delivery, one approval); 0 turns bundling off.
     pub bundle_days: f64,
+    /// Click and collect: `never`, `when_sooner` (when it arrives in time for less, or is the
+    /// only way to arrive in time) or `prefer`.
+    pub pickup: PickupPreference,
 }
 
 impl Default for HouseholdConfig {
@@ -297,6 +329,7 @@ impl Default for PolicySection {
             risk: 0.02,
             target_days: 14.0,
             bundle_days: 3.0,
+            pickup: PickupPreference::default(),
         }
     }
 }
@@ -311,15 +344,15 @@ pub enum ConfigError {
     #[error("invalid configuration: {key}: {problem}")]
     Invalid {
         /// The key, `section.field`.
-        key: &'static str,
+        key: String,
         /// What is wrong and how to fix it.
         problem: String,
     },
 }
 
-fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.into(),
         problem: problem.into(),
     }
 }
@@ -461,43 +494,71 @@ impl AgentConfig {
         if ingest.stall_secs == 0 {
             return Err(invalid("ingest.stall_secs", "must be at least 1"));
         }
-        let url = reqwest::Url::parse(&self.commerce.url)
-            .map_err(|e| invalid("commerce.url", format!("{e}; expected http://host:port")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("commerce.url", "scheme must be http or https"));
-        }
-        if self.commerce.timeout_secs == 0 {
-            return Err(invalid("commerce.timeout_secs", "must be at least 1"));
-        }
-        match (self.commerce.platform, &self.commerce.vendure) {
-            (ShopPlatform::Vendure, None) => {
+        let shops = self.shop_list();
+        let mut ids = std::collections::BTreeSet::new();
+        for (n, shop) in shops.iter().enumerate() {
+            let key = |field: &str| {
+                if self.shops.is_empty() {
+                    format!("commerce.{field}")
+                } else {
+                    format!("shops[{n}].{field}")
+                }
+            };
+            if shop.id.is_empty()
+                || !shop
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(invalid(
-                    "commerce.vendure",
-                    "platform \"vendure\" needs a [commerce.vendure] section: email, password, \
-                     payment_method and [commerce.vendure.address] (see docs/commerce-vendure.md)",
+                    key("id"),
+                    "must be letters, digits, - and _ (such as shop-a)",
                 ));
             }
-            (ShopPlatform::Vendure, Some(account)) => {
-                if account.email.trim().is_empty() || account.password.is_empty() {
+            if !ids.insert(shop.id.clone()) {
+                return Err(invalid(key("id"), format!("{:?} is used twice", shop.id)));
+            }
+            if shop.name.trim().is_empty() || shop.name.chars().any(char::is_control) {
+                return Err(invalid(key("name"), "must be a name people read (Shop A)"));
+            }
+            let url = reqwest::Url::parse(&shop.url)
+                .map_err(|e| invalid(key("url"), format!("{e}; expected http://host:port")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid(key("url"), "scheme must be http or https"));
+            }
+            if shop.timeout_secs == 0 {
+                return Err(invalid(key("timeout_secs"), "must be at least 1"));
+            }
+            match (shop.platform, &shop.vendure) {
+                (ShopPlatform::Vendure, None) => {
                     return Err(invalid(
-                        "commerce.vendure",
-                        "email and password of the household's customer account must be set",
+                        key("vendure"),
+                        "platform \"vendure\" needs the household's account there: email, \
+                         password, payment_method and an address (see docs/commerce-vendure.md)",
                     ));
                 }
-                if account.address.country_code.len() != 2 {
+                (ShopPlatform::Vendure, Some(account)) => {
+                    if account.email.trim().is_empty() || account.password.is_empty() {
+                        return Err(invalid(
+                            key("vendure"),
+                            "email and password of the household's customer account must be set",
+                        ));
+                    }
+                    if account.address.country_code.len() != 2 {
+                        return Err(invalid(
+                            key("vendure.address.country_code"),
+                            "must be a two-letter ISO 3166 code such as DE",
+                        ));
+                    }
+                }
+                (ShopPlatform::Sandbox, Some(_)) => {
                     return Err(invalid(
-                        "commerce.vendure.address.country_code",
-                        "must be a two-letter ISO 3166 code such as DE",
+                        key("vendure"),
+                        "is set but the platform is \"sandbox\": set platform = \"vendure\" or remove it",
                     ));
                 }
+                (ShopPlatform::Sandbox, None) => {}
             }
-            (ShopPlatform::Sandbox, Some(_)) => {
-                return Err(invalid(
-                    "commerce.vendure",
-                    "is set but commerce.platform is \"sandbox\": set platform = \"vendure\" or remove the section",
-                ));
-            }
-            (ShopPlatform::Sandbox, None) => {}
         }
         if self.storage.cache_mb == 0 {
             return Err(invalid("storage.cache_mb", "must be at least 1"));
@@ -593,8 +654,33 @@ impl AgentConfig {
     }
 
     /// The engine's settings.
+    /// The shops to buy from: `[[shops]]`, or the one shop of `[commerce]`.
+    pub fn shop_list(&self) -> Vec<ShopConfig> {
+        if !self.shops.is_empty() {
+            return self.shops.clone();
+        }
+        vec![ShopConfig {
+            id: crate::engine::DEFAULT_SHOP.into(),
+            name: "the shop".into(),
+            platform: self.commerce.platform,
+            url: self.commerce.url.clone(),
+            timeout_secs: self.commerce.timeout_secs,
+            vendure: self.commerce.vendure.clone(),
+        }]
+    }
+
+    /// The engine's settings from this configuration.
     pub fn engine_config(&self, key_prefix: String) -> Result<EngineConfig, ConfigError> {
         let mut engine = EngineConfig::new(self.household_id()?, key_prefix);
+        engine.shops = self
+            .shop_list()
+            .into_iter()
+            .map(|s| ShopInfo {
+                id: s.id,
+                name: s.name,
+            })
+            .collect();
+        engine.pickup = self.policy.pickup;
         engine.rules = self.rules.clone();
         engine.pairing = self.household.pairing;
         engine.policy = PolicyConfig {

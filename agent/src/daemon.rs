@@ -26,7 +26,7 @@ pub struct AgentOptions {
     pub clock: Arc<dyn Clock>,
     /// The store; `None` opens sled at `storage.path`.
     pub store: Option<Arc<dyn Store>>,
-    /// The shop; `None` uses the HTTP client for `commerce.url`.
+    /// The first shop's adapter; `None` uses the configured ones.
     pub commerce: Option<Arc<dyn Shop>>,
     /// Tick the engine this often; `None` leaves ticking to the caller (the simulator).
     pub tick_every: Option<Duration>,
@@ -119,28 +119,29 @@ impl Agent {
             "state loaded"
         );
         let engine = Engine::new(config.engine_config(installation)?, snapshot);
-        let commerce: Arc<dyn Shop> = match options.commerce {
-            Some(commerce) => commerce,
-            None => {
-                let timeout = Duration::from_secs(config.commerce.timeout_secs);
-                match (config.commerce.platform, &config.commerce.vendure) {
-                    (ShopPlatform::Vendure, Some(account)) => Arc::new(VendureShop::new(
-                        &config.commerce.url,
-                        account.clone(),
-                        timeout,
-                    )?),
-                    // Validation refuses vendure without an account.
-                    _ => Arc::new(SandboxShop::new(&config.commerce.url, timeout)?),
+        let mut shops: Vec<(String, Arc<dyn Shop>)> = Vec::new();
+        for shop in config.shop_list() {
+            let timeout = Duration::from_secs(shop.timeout_secs);
+            let adapter: Arc<dyn Shop> = match (shop.platform, &shop.vendure) {
+                (ShopPlatform::Vendure, Some(account)) => {
+                    Arc::new(VendureShop::new(&shop.url, account.clone(), timeout)?)
                 }
-            }
-        };
+                // Validation refuses vendure without an account.
+                _ => Arc::new(SandboxShop::new(&shop.url, timeout)?),
+            };
+            shops.push((shop.id, adapter));
+        }
+        // A shop given by the caller (tests, the simulator) stands in for the first one.
+        if let (Some(commerce), Some(first)) = (options.commerce, shops.first_mut()) {
+            first.1 = commerce;
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ingest = Arc::new(mqtt::IngestHealth::default());
         let (outbox, outbox_rx) = mqtt::outbox(ingest.clone());
         let parts = RuntimeParts {
             engine,
             store,
-            commerce,
+            shops,
             clock: options.clock,
             outbox: Some(outbox.clone()),
             prefix: config.mqtt.prefix.clone(),

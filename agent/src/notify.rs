@@ -518,6 +518,8 @@ mod tests {
             retry_at: None,
             last_error: None,
             bundled: Vec::new(),
+            shop: "shop".into(),
+            fulfilment: None,
             pending: Some(Pending {
                 kind: PendingKind::Approval,
                 why: "mode approve".into(),

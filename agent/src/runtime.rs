@@ -67,8 +67,8 @@ impl RefusedReason {
 enum ShopOutcome {
     /// An event for the engine (boxed: it is large, the other outcomes are empty).
     Event(Box<Event>),
-    /// The catalog could not be fetched: try again at the next tick.
-    CatalogFailed,
+    /// A shop's catalog could not be fetched: try again at the next tick.
+    CatalogFailed(String),
     /// Nothing to do (a status poll failed; the next poll will ask again).
     Nothing,
 }
@@ -518,8 +518,8 @@ pub struct RuntimeParts {
     pub engine: Engine,
     /// The store.
     pub store: Arc<dyn Store>,
-    /// The shop.
-    pub commerce: Arc<dyn Shop>,
+    /// The shops by id, in configuration order.
+    pub shops: Vec<(String, Arc<dyn Shop>)>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Where acks and commands go to the broker; `None` without MQTT (tests, benches).
@@ -546,14 +546,14 @@ pub fn spawn(
     let task = EngineTask {
         engine: parts.engine,
         store: parts.store,
-        commerce: parts.commerce,
+        shops: parts.shops,
         clock: parts.clock,
         tx: tx.downgrade(),
         notices,
         shop_calls: 0,
         telemetry_seen: 0,
         settle_waiters: Vec::new(),
-        catalog_fetched_at: None,
+        catalog_fetched_at: HashMap::new(),
         outbox: parts.outbox,
         prefix: parts.prefix,
         refusals_logged: HashMap::new(),
@@ -567,14 +567,15 @@ pub fn spawn(
 struct EngineTask {
     engine: Engine,
     store: Arc<dyn Store>,
-    commerce: Arc<dyn Shop>,
+    shops: Vec<(String, Arc<dyn Shop>)>,
     clock: Arc<dyn Clock>,
     tx: mpsc::WeakSender<Request>,
     notices: broadcast::Sender<Notice>,
     shop_calls: usize,
     telemetry_seen: u64,
     settle_waiters: Vec<(u64, oneshot::Sender<()>)>,
-    catalog_fetched_at: Option<UnixMs>,
+    /// When each shop's catalog was last asked for.
+    catalog_fetched_at: HashMap<String, UnixMs>,
     outbox: Option<Outbox>,
     prefix: String,
     /// When a refusal was last logged, per device (or topic) and reason: a flood of bad input
@@ -692,7 +693,9 @@ impl EngineTask {
                 self.shop_calls = self.shop_calls.saturating_sub(1);
                 match outcome {
                     ShopOutcome::Event(event) => self.handle_event(*event),
-                    ShopOutcome::CatalogFailed => self.catalog_fetched_at = None,
+                    ShopOutcome::CatalogFailed(shop) => {
+                        self.catalog_fetched_at.remove(&shop);
+                    }
                     ShopOutcome::Nothing => {}
                 }
             }
@@ -786,7 +789,15 @@ impl EngineTask {
                 }
                 metrics::counter!("replenish_order_attempts_total").increment(1);
                 tracing::info!(order = %order.id, key = %order.idempotency_key, attempt = order.attempts, "placing order");
-                let commerce = self.commerce.clone();
+                let Some(commerce) = self.shop(&order.shop) else {
+                    let event = Event::PlacementFailed {
+                        error: format!("no shop {:?} is configured any more", order.shop),
+                        order_id: order.id,
+                        retryable: false,
+                    };
+                    self.handle_event(event);
+                    return;
+                };
                 self.shop_call(async move {
                     match commerce.place_order(&order.idempotency_key, &request).await {
                         Ok(shop_order) => ShopOutcome::Event(Box::new(Event::PlacementSucceeded {
@@ -800,10 +811,14 @@ impl EngineTask {
                 });
             }
             Effect::FetchOrder {
+                shop,
                 order_id,
                 shop_order_id,
             } => {
-                let commerce = self.commerce.clone();
+                let Some(commerce) = self.shop(&shop) else {
+                    tracing::warn!(%order_id, %shop, "the order's shop is no longer configured");
+                    return;
+                };
                 self.shop_call(async move {
                     match commerce.order(&shop_order_id).await {
                         Ok(shop_order) => ShopOutcome::Event(Box::new(Event::ShopStatus { order_id, shop_order })),
@@ -849,25 +864,35 @@ impl EngineTask {
         }
     }
 
+    /// The adapter of the shop with this id.
+    fn shop(&self, id: &str) -> Option<Arc<dyn Shop>> {
+        self.shops
+            .iter()
+            .find(|(shop, _)| shop == id)
+            .map(|(_, adapter)| adapter.clone())
+    }
+
     fn refresh_catalog(&mut self) {
         let now = self.clock.now_ms();
-        if self
-            .catalog_fetched_at
-            .is_some_and(|at| now < at + CATALOG_REFRESH_MS)
-        {
-            return;
-        }
-        self.catalog_fetched_at = Some(now);
-        let commerce = self.commerce.clone();
-        self.shop_call(async move {
-            match commerce.catalog().await {
-                Ok(catalog) => ShopOutcome::Event(Box::new(Event::Catalog(catalog))),
-                Err(error) => {
-                    tracing::warn!(%error, "catalog unavailable; keeping the last one, retrying at the next tick");
-                    ShopOutcome::CatalogFailed
-                }
+        for (shop, adapter) in self.shops.clone() {
+            if self
+                .catalog_fetched_at
+                .get(&shop)
+                .is_some_and(|at| now < at + CATALOG_REFRESH_MS)
+            {
+                continue;
             }
-        });
+            self.catalog_fetched_at.insert(shop.clone(), now);
+            self.shop_call(async move {
+                match adapter.catalog().await {
+                    Ok(catalog) => ShopOutcome::Event(Box::new(Event::Catalog { shop, catalog })),
+                    Err(error) => {
+                        tracing::warn!(%shop, %error, "catalog unavailable; keeping the last one, retrying at the next tick");
+                        ShopOutcome::CatalogFailed(shop)
+                    }
+                }
+            });
+        }
     }
 
     fn shop_call(&mut self, call: impl std::future::Future<Output = ShopOutcome> + Send + 'static) {

@@ -72,7 +72,15 @@ impl Home {
                 item("oats-500", "oats", Unit::G),
             ],
         };
-        engine.handle(Event::Catalog(catalog), T0).unwrap();
+        engine
+            .handle(
+                Event::Catalog {
+                    shop: "shop".into(),
+                    catalog,
+                },
+                T0,
+            )
+            .unwrap();
         for (device, slot, consumable) in [
             ("grinder", "beans", "coffee_beans"),
             ("pantry", "oats", "oats"),

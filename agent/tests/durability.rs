@@ -74,7 +74,7 @@ async fn acks_wait_for_a_successful_flush() {
     let parts = RuntimeParts {
         engine: Engine::new(config, Snapshot::default()),
         store: store.clone(),
-        commerce: Arc::new(MemoryShop::new(Catalog::default())),
+        shops: vec![("shop".into(), Arc::new(MemoryShop::new(Catalog::default())))],
         clock: ManualClock::new(20_458 * DAY_MS),
         outbox: None,
         prefix: "replenish/v1".into(),

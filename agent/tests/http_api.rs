@@ -104,7 +104,7 @@ impl Household {
         for _ in 0..200 {
             if agent
                 .handle()
-                .read(|e, _| e.catalog().is_some())
+                .read(|e, _| !e.catalogs().is_empty())
                 .await
                 .unwrap()
             {

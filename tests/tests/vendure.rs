@@ -430,7 +430,7 @@ async fn the_agent_orders_an_in_stock_alternative_from_vendure_when_the_usual_pa
     .unwrap();
     let handle = agent.handle();
     for _ in 0..500 {
-        if handle.read(|e, _| e.catalog().is_some()).await.unwrap() {
+        if handle.read(|e, _| !e.catalogs().is_empty()).await.unwrap() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -117,8 +117,8 @@ impl Engine {
             if let Some(sku) = edit.sku.filter(|s| *s != changed.sku) {
                 let item = self
                     .meta
-                    .catalog
-                    .as_ref()
+                    .catalogs
+                    .get(&changed.shop)
                     .and_then(|c| c.offers.iter().find(|i| i.sku == sku))
                     .filter(|i| {
                         i.consumable == changed.consumable.as_str()
@@ -127,8 +127,9 @@ impl Engine {
                     })
                     .ok_or_else(|| {
                         EngineError::Invalid(format!(
-                            "{sku} is not a product of {} in the shop's catalog",
-                            changed.consumable
+                            "{sku} is not a product of {} in the catalog of {}",
+                            changed.consumable,
+                            self.shop_name(&changed.shop)
                         ))
                     })?;
                 what.push(format!("product {} -> {}", changed.sku, item.sku));

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod lead_time;
 pub mod order;
 pub mod policy;
+pub mod shopping;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -27,7 +28,7 @@ use inventory::{DeviceState, SlotState, slot_key};
 use lead_time::LeadTime;
 use order::{InvalidTransition, Order, OrderItem, OrderState};
 use policy::{PolicyInput, ReorderDecision, ReorderPolicy, RiskPolicy, StockPosition};
-use replenish_commerce::{Catalog, Offer, OrderLine, OrderRequest, ShopOrder};
+use replenish_commerce::{Catalog, FulfilmentOption, Offer, OrderLine, OrderRequest, ShopOrder};
 
 pub use devices::{IngestLimits, PendingCommand};
 pub use policy::{ConsumableSettings, PolicyConfig};
@@ -62,7 +63,15 @@ pub struct EngineConfig {
     pub status_poll_ms: UnixMs,
     /// Limits on what devices send; command retries.
     pub ingest: IngestLimits,
+    /// The shops to buy from, in order of preference on a tie; orders of older agents (no
+    /// shop on them) belong to the first.
+    pub shops: Vec<shopping::ShopInfo>,
+    /// When the household collects orders itself.
+    pub pickup: shopping::PickupPreference,
 }
+
+/// The id of the one shop of an agent configured with `[commerce]` alone.
+pub const DEFAULT_SHOP: &str = "shop";
 
 impl EngineConfig {
     /// Defaults for a household.
@@ -76,6 +85,11 @@ impl EngineConfig {
             key_prefix,
             status_poll_ms: HOUR_MS,
             ingest: IngestLimits::default(),
+            shops: vec![shopping::ShopInfo {
+                id: DEFAULT_SHOP.into(),
+                name: "the shop".into(),
+            }],
+            pickup: shopping::PickupPreference::default(),
         }
     }
 }
@@ -105,8 +119,13 @@ pub enum Event {
         /// What it said.
         message: Telemetry,
     },
-    /// The shop's catalog was fetched.
-    Catalog(Catalog),
+    /// A shop's catalog was fetched.
+    Catalog {
+        /// The shop's id.
+        shop: String,
+        /// What it offers.
+        catalog: Catalog,
+    },
     /// A person approves a proposed order, perhaps changing it first.
     Approve {
         /// The order.
@@ -234,6 +253,8 @@ pub enum Effect {
     },
     /// Ask the shop where an order stands.
     FetchOrder {
+        /// The shop holding it.
+        shop: String,
         /// The agent's order id.
         order_id: String,
         /// The shop's order id.
@@ -341,9 +362,13 @@ pub struct Notice {
 pub struct Meta {
     /// Number of the next order.
     pub next_order_no: u64,
-    /// The last catalog fetched from the shop.
-    #[serde(default, deserialize_with = "stored_catalog")]
+    /// The one catalog agents before several shops stored; moved to `catalogs` (under the
+    /// first shop) when the engine starts.
+    #[serde(default, deserialize_with = "stored_catalog", skip_serializing)]
     pub catalog: Option<Catalog>,
+    /// The last catalog fetched from each shop, by shop id.
+    #[serde(default)]
+    pub catalogs: BTreeMap<String, Catalog>,
     /// Delivery times observed per product (SKU).
     #[serde(default)]
     pub lead_times: BTreeMap<String, LeadTime>,
@@ -566,6 +591,14 @@ impl Engine {
             .filter(|o| o.state.is_open())
             .map(|o| o.id.clone())
             .collect();
+        let first_shop = config
+            .shops
+            .first()
+            .map_or(DEFAULT_SHOP.to_string(), |s| s.id.clone());
+        let mut meta = snapshot.meta;
+        if let Some(catalog) = meta.catalog.take() {
+            meta.catalogs.entry(first_shop.clone()).or_insert(catalog);
+        }
         let mut audit: VecDeque<AuditEntry> = snapshot.audit.into();
         while audit.len() > AUDIT_IN_MEMORY {
             audit.pop_front();
@@ -588,9 +621,14 @@ impl Engine {
             orders: snapshot
                 .orders
                 .into_iter()
-                .map(|o| (o.id.clone(), o))
+                .map(|mut o| {
+                    if o.shop.is_empty() {
+                        o.shop = first_shop.clone();
+                    }
+                    (o.id.clone(), o)
+                })
                 .collect(),
-            meta: snapshot.meta,
+            meta,
             placing: HashSet::new(),
             polled_at: HashMap::new(),
             forecast_noticed: HashMap::new(),
@@ -660,9 +698,23 @@ impl Engine {
         self.orders.get(id)
     }
 
-    /// The last catalog fetched from the shop.
-    pub fn catalog(&self) -> Option<&Catalog> {
-        self.meta.catalog.as_ref()
+    /// The last catalog fetched from each shop, by shop id.
+    pub fn catalogs(&self) -> &BTreeMap<String, Catalog> {
+        &self.meta.catalogs
+    }
+
+    /// The last catalog of `shop`.
+    pub fn catalog_of(&self, shop: &str) -> Option<&Catalog> {
+        self.meta.catalogs.get(shop)
+    }
+
+    /// The shop's name as the household knows it.
+    pub fn shop_name<'a>(&'a self, shop: &'a str) -> &'a str {
+        self.config
+            .shops
+            .iter()
+            .find(|s| s.id == shop)
+            .map_or(shop, |s| s.name.as_str())
     }
 
     /// Members, rules and what rejections taught.
@@ -701,8 +753,13 @@ impl Engine {
         match event {
             Event::Started | Event::Tick => self.tick(now, fx),
             Event::Telemetry { device, message } => self.telemetry(device, message, now, fx)?,
-            Event::Catalog(catalog) => {
-                self.meta.catalog = Some(catalog);
+            Event::Catalog { shop, catalog } => {
+                if !self.config.shops.iter().any(|s| s.id == shop) {
+                    return Err(EngineError::Invalid(format!(
+                        "no shop {shop:?} is configured"
+                    )));
+                }
+                self.meta.catalogs.insert(shop, catalog);
                 fx.push(Effect::SaveMeta(self.meta.clone()));
                 let keys: Vec<String> = self.slots.keys().cloned().collect();
                 for key in keys {
@@ -744,15 +801,11 @@ impl Engine {
                 self.placing.remove(&order_id);
                 // A shop that states no arrival: the lead time this SKU usually takes.
                 let expected_at = shop_order.estimated_arrival_ms.unwrap_or_else(|| {
-                    let sku = self
+                    let lead = self
                         .orders
                         .get(&order_id)
-                        .map(|o| o.sku.clone())
-                        .unwrap_or_default();
-                    let lead = match self.meta.lead_times.get(&sku) {
-                        Some(learned) => learned.p50(),
-                        None => self.config.policy.lead_time_ms,
-                    };
+                        .map(|o| self.lead_of(&o.shop, o.fulfilment.as_ref()).p50())
+                        .unwrap_or(self.config.policy.lead_time_ms);
                     now.saturating_add(lead)
                 });
                 let order = self.order_mut(&order_id)?;
@@ -837,16 +890,13 @@ impl Engine {
             }
         }
         if let (Some(placed), Some(delivered)) = (order.placed_at, order.delivered_at) {
-            let prior = self.config.policy.lead_time_ms;
-            for line in &lines {
-                let lead = self
-                    .meta
-                    .lead_times
-                    .entry(line.sku.clone())
-                    .or_insert_with(|| LeadTime::prior(prior));
-                lead.prior_ms = prior;
-                lead.observe(delivered.saturating_sub(placed));
-            }
+            // Learned per shop and way of fulfilment: one order, one observation.
+            let mut lead = self.lead_of(&order.shop, order.fulfilment.as_ref());
+            lead.observe(delivered.saturating_sub(placed));
+            self.meta.lead_times.insert(
+                shopping::lead_key(&order.shop, order.fulfilment.as_ref()),
+                lead,
+            );
             fx.push(Effect::SaveMeta(self.meta.clone()));
         }
     }
@@ -885,6 +935,7 @@ impl Engine {
             if now >= last + self.config.status_poll_ms {
                 self.polled_at.insert(order.id.clone(), now);
                 fx.push(Effect::FetchOrder {
+                    shop: order.shop.clone(),
                     order_id: order.id.clone(),
                     shop_order_id: shop_order_id.clone(),
                 });
@@ -911,7 +962,7 @@ impl Engine {
         let request = OrderRequest {
             household: self.config.household.to_string(),
             reference: order.id.clone(),
-            fulfilment: None,
+            fulfilment: order.fulfilment.as_ref().map(|f| f.id.clone()),
             lines: order
                 .lines()
                 .into_iter()
@@ -997,34 +1048,36 @@ impl Engine {
             .any(|o| o.state.is_open() && o.covers(&slot.device, &slot.spec.id))
     }
 
-    fn catalog_item(&self, slot: &SlotState) -> Option<Offer> {
-        let catalog = self.meta.catalog.as_ref()?;
-        catalog
-            .offers
-            .iter()
-            .filter(|i| {
-                i.consumable == slot.spec.consumable.as_str()
-                    && i.unit == slot.spec.unit
-                    && i.pack_size > 0.0
-                    && i.stock > 0
-            })
-            .min_by(|a, b| {
-                let per_unit = |i: &Offer| i.price.minor as f64 / i.pack_size;
-                per_unit(a).total_cmp(&per_unit(b))
-            })
-            .cloned()
+    /// How long `shop` takes to fulfil by `fulfilment`: learned from its deliveries, else as
+    /// the option states, else the configured default.
+    fn lead_of(&self, shop: &str, fulfilment: Option<&FulfilmentOption>) -> LeadTime {
+        let prior = fulfilment
+            .and_then(shopping::stated_lead_ms)
+            .unwrap_or(self.config.policy.lead_time_ms);
+        match self
+            .meta
+            .lead_times
+            .get(&shopping::lead_key(shop, fulfilment))
+        {
+            Some(learned) => LeadTime {
+                prior_ms: prior,
+                ..learned.clone()
+            },
+            None => LeadTime::prior(prior),
+        }
     }
 
-    /// The policy's decision for a slot now (`ahead: None`) or, for bundling, within `ahead`;
-    /// `None` while it has no forecast, no product in the catalog or an open order.
+    /// The policy's decision for a slot now (`ahead: None`) or, for bundling, within `ahead`,
+    /// with the shop, product and fulfilment chosen for it ([`shopping`]; only at `only_shop`
+    /// when given); `None` while it has no forecast, nothing on offer or an open order.
     fn decide_for(
         &self,
         slot: &SlotState,
         now: UnixMs,
         ahead: Option<UnixMs>,
-    ) -> Option<(ReorderDecision, Offer)> {
+        only_shop: Option<&str>,
+    ) -> Option<(ReorderDecision, shopping::Candidate)> {
         let forecast = slot.forecast.as_ref()?;
-        let item = self.catalog_item(slot)?;
         if self.has_open_order(slot) {
             return None;
         }
@@ -1034,14 +1087,6 @@ impl Engine {
         {
             return None;
         }
-        let prior = self.config.policy.lead_time_ms;
-        let lead_time = match self.meta.lead_times.get(&item.sku) {
-            Some(learned) => LeadTime {
-                prior_ms: prior,
-                ..learned.clone()
-            },
-            None => LeadTime::prior(prior),
-        };
         let mut settings = self
             .config
             .consumables
@@ -1058,28 +1103,59 @@ impl Engine {
             settings.risk = risk;
         }
         let settings = &settings;
-        let input = PolicyInput {
-            slot,
-            forecast,
-            item: &item,
-            stock: StockPosition {
-                in_appliance: slot.level.unwrap_or(0.0),
-                in_cupboard: slot.cupboard,
-            },
-            lead_time: &lead_time,
-            settings,
-            review_ms: self.config.policy.review_ms,
+        let candidates: Vec<shopping::Candidate> = shopping::candidates(
+            &self.config.shops,
+            &self.meta.catalogs,
+            consumable,
+            slot.spec.unit,
+            self.config.pickup,
+            |shop, fulfilment| self.lead_of(shop, fulfilment),
+        )
+        .into_iter()
+        .filter(|c| only_shop.is_none_or(|shop| c.shop == shop))
+        .collect();
+        let mut candidates: Vec<(shopping::Candidate, Option<ReorderDecision>)> = candidates
+            .into_iter()
+            .map(|candidate| {
+                let input = PolicyInput {
+                    slot,
+                    forecast,
+                    item: &candidate.offer,
+                    stock: StockPosition {
+                        in_appliance: slot.level.unwrap_or(0.0),
+                        in_cupboard: slot.cupboard,
+                    },
+                    lead_time: &candidate.lead,
+                    settings,
+                    review_ms: self.config.policy.review_ms,
+                    now,
+                };
+                let decision = match ahead {
+                    None => self.policy.decide(&input),
+                    Some(ahead) => self.policy.decide_ahead(&input, ahead),
+                };
+                (candidate, decision)
+            })
+            .collect();
+        let choice = shopping::choose(
+            &candidates,
+            &self.config.shops,
+            self.config.pickup,
             now,
-        };
-        let decision = match ahead {
-            None => self.policy.decide(&input),
-            Some(ahead) => self.policy.decide_ahead(&input, ahead),
-        }?;
-        Some((decision, item))
+            forecast.empty_earliest,
+        )?;
+        let (candidate, _) = candidates.swap_remove(choice.index);
+        let mut decision = choice.decision;
+        // Only a real choice is worth a word: several shops, or ways to get it.
+        if self.config.shops.len() > 1 || candidate.fulfilment.is_some() {
+            decision.reason = format!("{}; {}", decision.reason, choice.why);
+        }
+        Some((decision, candidate))
     }
 
-    /// Lines of the other slots that would need ordering within the bundling window.
-    fn bundle_lines(&self, key: &str, now: UnixMs) -> Vec<OrderItem> {
+    /// Lines of the other slots that would need ordering within the bundling window and that
+    /// `shop` sells (one order goes to one shop).
+    fn bundle_lines(&self, key: &str, now: UnixMs, shop: &str) -> Vec<OrderItem> {
         let ahead = self.config.policy.bundle_ms();
         if ahead == 0 {
             return Vec::new();
@@ -1088,7 +1164,8 @@ impl Engine {
             .iter()
             .filter(|(k, _)| k.as_str() != key)
             .filter_map(|(_, slot)| {
-                let (decision, item) = self.decide_for(slot, now, Some(ahead))?;
+                let (decision, candidate) = self.decide_for(slot, now, Some(ahead), Some(shop))?;
+                let item = candidate.offer;
                 Some(OrderItem {
                     device: slot.device.clone(),
                     slot: slot.spec.id.clone(),
@@ -1164,10 +1241,11 @@ impl Engine {
         let Some(slot) = self.slots.get(key) else {
             return;
         };
-        let Some((decision, item)) = self.decide_for(slot, now, None) else {
+        let Some((decision, candidate)) = self.decide_for(slot, now, None, None) else {
             return;
         };
-        let mut bundled = self.bundle_lines(key, now);
+        let item = candidate.offer;
+        let mut bundled = self.bundle_lines(key, now, &candidate.shop);
         let mut packs = decision.packs;
         let mut reason = decision.reason;
         if let Some(cut) = self.fit_budget(&item, &mut packs, &mut bundled, now) {
@@ -1201,6 +1279,8 @@ impl Engine {
             pending: None,
             decided_by: None,
             bundled,
+            shop: candidate.shop,
+            fulfilment: candidate.fulfilment,
         };
         fx.push(Effect::SaveMeta(self.meta.clone()));
         fx.push(Effect::SaveOrder(order.clone()));
@@ -1321,7 +1401,15 @@ pub(super) mod tests {
         config.rules.default_mode = mode;
         config.pairing = Pairing::Open;
         let mut engine = Engine::new(config, Snapshot::default());
-        engine.handle(Event::Catalog(catalog()), T0).unwrap();
+        engine
+            .handle(
+                Event::Catalog {
+                    shop: DEFAULT_SHOP.into(),
+                    catalog: catalog(),
+                },
+                T0,
+            )
+            .unwrap();
         engine
             .handle(
                 Event::Telemetry {
@@ -1413,6 +1501,161 @@ pub(super) mod tests {
         assert!(place_order(&fx).is_none());
         let fx = e.handle(Event::Tick, t + 2 * HOUR_MS).unwrap();
         assert!(place_order(&fx).is_none(), "already being placed");
+    }
+
+    /// Shop A: beans at 8.99 with 4.95 delivery in 1–2 days, or free pickup the same day.
+    /// Shop B: the same beans at 8.49, free delivery, but in `b_days` days.
+    fn two_shops(pickup: shopping::PickupPreference, b_days: u32) -> Engine {
+        use replenish_commerce::{Currency, Fulfilment, Money, PickupPoint};
+        let mut config = EngineConfig::new(id("home"), "inst".into());
+        config.rules.default_mode = Mode::Auto;
+        config.pairing = Pairing::Open;
+        config.pickup = pickup;
+        config.shops = ["a", "b"]
+            .map(|s| shopping::ShopInfo {
+                id: s.into(),
+                name: format!("Shop {}", s.to_uppercase()),
+            })
+            .to_vec();
+        let mut e = Engine::new(config, Snapshot::default());
+        let option = |id: &str, pickup: bool, fee: u64, days: (u32, u32)| FulfilmentOption {
+            id: id.into(),
+            name: if pickup {
+                "Click and collect"
+            } else {
+                "Home delivery"
+            }
+            .into(),
+            method: if pickup {
+                Fulfilment::Pickup(PickupPoint {
+                    name: "Shop A Mitte".into(),
+                    address: "Hauptstraße 1".into(),
+                    opening_hours: "Mon–Sat 08:00–20:00".into(),
+                })
+            } else {
+                Fulfilment::Delivery
+            },
+            price: Some(Money::new(fee, Currency::EUR)),
+            lead_days: Some(days),
+        };
+        let mut a = catalog();
+        a.fulfilment = vec![
+            option("home", false, 495, (1, 2)),
+            option("pickup", true, 0, (0, 0)),
+        ];
+        let mut b = catalog();
+        b.offers[0].sku = "b-beans-500".into();
+        b.offers[0].price.minor = 849;
+        b.fulfilment = vec![option("post", false, 0, (b_days, b_days))];
+        for (shop, catalog) in [("a", a), ("b", b)] {
+            e.handle(
+                Event::Catalog {
+                    shop: shop.into(),
+                    catalog,
+                },
+                T0,
+            )
+            .unwrap();
+        }
+        e.handle(
+            Event::Telemetry {
+                device: id("coffee"),
+                message: birth(),
+            },
+            T0,
+        )
+        .unwrap();
+        e
+    }
+
+    /// 50 g a day from 600 g, reported every two hours (a pickup's short lead time needs a
+    /// closer look than once a day), until an order is placed.
+    fn run_until_placed(engine: &mut Engine) -> (Order, Vec<Effect>) {
+        for step in 0..(12 * 12) {
+            let t = T0 + step * 2 * HOUR_MS;
+            let remaining = 600.0 - 50.0 * (step as f32) / 12.0;
+            let fx = engine
+                .handle(level(step as u32 + 1, t, remaining), t)
+                .unwrap();
+            if let Some(order) = place_order(&fx).cloned() {
+                return (order, fx);
+            }
+        }
+        panic!("no order within 12 days");
+    }
+
+    #[test]
+    fn of_two_shops_the_cheapest_way_that_arrives_in_time_is_chosen_and_named() {
+        // B is cheapest and, ordered early enough for its 6 days, arrives in time.
+        let mut e = two_shops(shopping::PickupPreference::WhenSooner, 6);
+        let (order, _) = run_until_placed(&mut e);
+        assert_eq!(order.shop, "b", "{}", order.reason);
+        assert!(order.reason.contains("Shop B"), "{}", order.reason);
+
+        // At 20 days B cannot be in time: the agent waits for A, whose free pickup beats its
+        // paid delivery.
+        let mut e = two_shops(shopping::PickupPreference::WhenSooner, 20);
+        let (order, fx) = run_until_placed(&mut e);
+        assert_eq!(order.shop, "a", "{}", order.reason);
+        assert_eq!(order.fulfilment.as_ref().unwrap().id, "pickup");
+        assert!(
+            order.reason.contains("Shop A") && order.reason.contains("to collect at Shop A Mitte"),
+            "{}",
+            order.reason
+        );
+        let request = fx
+            .iter()
+            .find_map(|x| match x {
+                Effect::PlaceOrder { request, .. } => Some(request.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(request.fulfilment.as_deref(), Some("pickup"));
+
+        let mut never = two_shops(shopping::PickupPreference::Never, 20);
+        let (order, _) = run_until_placed(&mut never);
+        assert_eq!(
+            (
+                order.shop.as_str(),
+                order.fulfilment.as_ref().unwrap().id.as_str()
+            ),
+            ("a", "home")
+        );
+    }
+
+    #[test]
+    fn a_catalog_from_a_shop_that_is_not_configured_is_refused() {
+        let mut e = engine(Mode::Auto);
+        let refused = e.handle(
+            Event::Catalog {
+                shop: "elsewhere".into(),
+                catalog: catalog(),
+            },
+            T0,
+        );
+        assert!(matches!(refused, Err(EngineError::Invalid(_))));
+        assert_eq!(e.catalogs().keys().collect::<Vec<_>>(), [DEFAULT_SHOP]);
+    }
+
+    #[test]
+    fn orders_of_an_agent_before_several_shops_belong_to_the_first_shop() {
+        let mut e = engine(Mode::Auto);
+        let (_, fx) = run_until_order(&mut e);
+        let mut stored = place_order(&fx).unwrap().clone();
+        stored.shop = String::new();
+        let json = serde_json::to_string(&stored)
+            .unwrap()
+            .replace(",\"shop\":\"\"", "");
+        let legacy: Order = serde_json::from_str(&json).unwrap();
+        let config = EngineConfig::new(id("home"), "inst".into());
+        let e = Engine::new(
+            config,
+            Snapshot {
+                orders: vec![legacy],
+                ..Snapshot::default()
+            },
+        );
+        assert_eq!(e.orders().next().unwrap().shop, DEFAULT_SHOP);
     }
 
     #[test]

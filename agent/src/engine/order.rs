@@ -133,6 +133,13 @@ pub struct Order {
     pub placed_at: Option<UnixMs>,
     /// When it was delivered.
     pub delivered_at: Option<UnixMs>,
+    /// The shop it goes to (its id in configuration; orders of agents before several shops:
+    /// the first shop).
+    #[serde(default)]
+    pub shop: String,
+    /// How it comes (home delivery, or pickup and where), when the shop offers a choice.
+    #[serde(default)]
+    pub fulfilment: Option<replenish_commerce::FulfilmentOption>,
     /// Attempts to place it so far.
     pub attempts: u32,
     /// When to try placing it again after a failure.
@@ -326,6 +333,8 @@ mod tests {
             pending: None,
             decided_by: None,
             bundled: Vec::new(),
+            shop: "shop".into(),
+            fulfilment: None,
         }
     }
 

@@ -231,7 +231,7 @@ struct View {
     slots: Vec<SlotState>,
     orders: Vec<Order>,
     devices: Vec<crate::engine::inventory::DeviceState>,
-    catalog: Vec<Offer>,
+    catalogs: std::collections::BTreeMap<String, replenish_commerce::Catalog>,
 }
 
 async fn view(state: &AppState) -> Result<View, Response> {
@@ -246,10 +246,7 @@ async fn view(state: &AppState) -> Result<View, Response> {
                 slots: engine.slots().cloned().collect(),
                 orders: engine.orders().cloned().collect(),
                 devices: engine.devices().cloned().collect(),
-                catalog: engine
-                    .catalog()
-                    .map(|c| c.offers.clone())
-                    .unwrap_or_default(),
+                catalogs: engine.catalogs().clone(),
             }
         })
         .await
@@ -587,8 +584,12 @@ async fn order_page(
             "It may have been removed.",
         );
     };
+    // One order goes to one shop: the choices are that shop's.
     let choices: Vec<&Offer> = view
-        .catalog
+        .catalogs
+        .get(&order.shop)
+        .map(|c| c.offers.as_slice())
+        .unwrap_or_default()
         .iter()
         .filter(|i| i.consumable == order.consumable.as_str() && i.unit == order.unit)
         .collect();

@@ -396,10 +396,13 @@ impl<'a> Run<'a> {
             today: 0,
         };
         run.feed(
-            Event::Catalog(Catalog {
-                offers: items,
-                fulfilment: Vec::new(),
-            }),
+            Event::Catalog {
+                shop: replenish_agent::engine::DEFAULT_SHOP.into(),
+                catalog: Catalog {
+                    offers: items,
+                    fulfilment: Vec::new(),
+                },
+            },
             start,
         )?;
         for (device, specs) in devices {
