@@ -190,10 +190,10 @@ pub fn choose(
     let mut pool: Vec<usize> = (0..candidates.len()).filter(|&i| in_time(i)).collect();
     let on_time = !pool.is_empty();
     if !on_time {
-        // Nothing can arrive in time: the soonest.
+        // Nothing can arrive in time: the soonest (the cheapest of those equally soon).
+        let soonest = (0..candidates.len()).map(arrival).min()?;
         pool = (0..candidates.len())
-            .min_by_key(|&i| arrival(i))
-            .into_iter()
+            .filter(|&i| arrival(i) == soonest)
             .collect();
     }
     if pickup == PickupPreference::Prefer && pool.iter().any(|&i| candidates[i].0.is_pickup()) {
@@ -440,6 +440,20 @@ mod tests {
         assert_eq!((late.index, late.decision.packs), (1, 1));
         assert!(!late.in_time);
         assert!(late.why.contains("soonest"), "{}", late.why);
+        // Equally soon and all late: the cheaper.
+        let same_speed = vec![
+            decided(candidate("a", offer("a-500", 500.0, 999), None, 2.0), 1),
+            decided(candidate("b", offer("b-500", 500.0, 799), None, 2.0), 1),
+        ];
+        let late = choose(
+            &same_speed,
+            &shops(),
+            PickupPreference::Never,
+            0,
+            Some(DAY_MS),
+        )
+        .unwrap();
+        assert_eq!((late.index, late.in_time), (1, false));
         // No deadline within the horizon: everything is in time; the cheapest wins.
         let list = vec![decided(slow_cheap, 1), decided(fast_dear, 1)];
         assert_eq!(
