@@ -210,6 +210,9 @@ pub struct CommerceConfig {
     pub url: String,
     /// Per-request timeout in seconds.
     pub timeout_secs: u64,
+    /// First wait before placing a failed order again, in seconds; it doubles per attempt up
+    /// to an hour, jittered.
+    pub retry_secs: u64,
     /// `[commerce.vendure]`: the household's customer account and address at a Vendure shop.
     pub vendure: Option<replenish_commerce::vendure::VendureAccount>,
 }
@@ -317,6 +320,7 @@ impl Default for CommerceConfig {
             platform: ShopPlatform::Sandbox,
             url: "http://127.0.0.1:8088".into(),
             timeout_secs: 10,
+            retry_secs: 60,
             vendure: None,
         }
     }
@@ -493,6 +497,9 @@ impl AgentConfig {
         }
         if ingest.stall_secs == 0 {
             return Err(invalid("ingest.stall_secs", "must be at least 1"));
+        }
+        if !(1..=3600).contains(&self.commerce.retry_secs) {
+            return Err(invalid("commerce.retry_secs", "must be 1 to 3600"));
         }
         let shops = self.shop_list();
         let mut ids = std::collections::BTreeSet::new();
@@ -681,6 +688,7 @@ impl AgentConfig {
             })
             .collect();
         engine.pickup = self.policy.pickup;
+        engine.retry_base_ms = self.commerce.retry_secs * 1000;
         engine.rules = self.rules.clone();
         engine.pairing = self.household.pairing;
         engine.policy = PolicyConfig {

@@ -10,4 +10,5 @@ pub mod load;
 pub mod loadcell;
 pub mod mosquitto;
 pub mod shop;
+pub mod shop_faults;
 pub mod world;

@@ -57,6 +57,13 @@ enum Command {
         /// Delivery time in days.
         #[arg(long, default_value_t = 2.0)]
         lead_time_days: f64,
+        /// Faults to inject, e.g. `all=0.3` or `5xx=0.1,timeout=0.05,slow_ms=1500` (kinds:
+        /// 5xx, slow, out_of_stock, timeout, reset, cancel, duplicate_delivery).
+        #[arg(long)]
+        faults: Option<String>,
+        /// Seed of the injected faults.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Compares the agent's reorder policy with a threshold, a static reorder point and a
     /// perfect-foresight oracle on seeded household archetypes, through the pure engine.
@@ -71,6 +78,9 @@ enum Command {
         /// The agent's configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// How often the engine ticks (retries, status polls), in milliseconds.
+        #[arg(long, default_value_t = 60_000)]
+        tick_ms: u64,
     },
     /// Replays a recorded consumption trace through the same engine and policies.
     Replay {
@@ -272,12 +282,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Shop {
             listen,
             lead_time_days,
+            faults,
+            seed,
         } => {
             let config = ShopConfig {
                 lead_time_ms: (lead_time_days * DAY_MS as f64) as u64,
                 ..ShopConfig::default()
             };
             let shop = SandboxShop::new(config, Arc::new(SystemClock));
+            if let Some(spec) = faults {
+                let spec = replenish_sim::shop_faults::FaultSpec::parse(&spec)
+                    .map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+                shop.set_faults(Some(replenish_sim::shop_faults::Faults::new(spec, seed)));
+            }
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -292,7 +309,7 @@ async fn main() -> anyhow::Result<()> {
         }) => run_bench_ingest(args).await?,
         Command::Bench(args) => run_bench(args)?,
         Command::Load(args) => run_load(args).await?,
-        Command::ServeAgent { config } => serve_agent(&config).await?,
+        Command::ServeAgent { config, tick_ms } => serve_agent(&config, tick_ms).await?,
         Command::Replay {
             trace,
             slots,
@@ -453,7 +470,7 @@ async fn run_bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve_agent(config: &std::path::Path) -> anyhow::Result<()> {
+async fn serve_agent(config: &std::path::Path, tick_ms: u64) -> anyhow::Result<()> {
     use replenish_agent::config::AgentConfig;
     use replenish_agent::{Agent, AgentOptions};
     let config = AgentConfig::load(Some(config)).context("loading the configuration")?;
@@ -461,7 +478,7 @@ async fn serve_agent(config: &std::path::Path) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         store: None,
         commerce: None,
-        tick_every: Some(std::time::Duration::from_secs(60)),
+        tick_every: Some(std::time::Duration::from_millis(tick_ms.max(10))),
     };
     let agent = Agent::start(&config, options)
         .await

@@ -19,6 +19,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -37,6 +38,8 @@ use replenish_protocol::Unit;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
+
+use crate::shop_faults::{Call, FaultKind, Faults};
 
 /// The media type of every error body ([RFC 9457](https://www.rfc-editor.org/rfc/rfc9457)).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -134,6 +137,8 @@ struct Shared {
     recorded: watch::Sender<usize>,
     /// `POST /v1/orders` requests received so far, valid or not.
     received: watch::Sender<usize>,
+    /// Faults to inject, if any ([`crate::shop_faults`]).
+    faults: Mutex<Option<Faults>>,
 }
 
 /// Everything that changes, behind one lock.
@@ -188,6 +193,7 @@ impl SandboxShop {
                 hold: watch::Sender::new(false),
                 recorded: watch::Sender::new(0),
                 received: watch::Sender::new(0),
+                faults: Mutex::new(None),
             }),
         }
     }
@@ -257,6 +263,55 @@ impl SandboxShop {
     /// How many `POST /v1/orders` requests have arrived, including replays and rejected ones.
     pub fn order_request_count(&self) -> usize {
         *self.shared.received.borrow()
+    }
+
+    /// Injects `faults` from now on (`None`: no more).
+    pub fn set_faults(&self, faults: Option<Faults>) {
+        *self
+            .shared
+            .faults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = faults;
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn injected_faults(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .map(Faults::injected)
+            .unwrap_or_default()
+    }
+
+    /// The fault for this call, if faults are on (and the delay of a slow answer).
+    fn draw_fault(&self, call: Call) -> (Option<FaultKind>, u64) {
+        let mut faults = self
+            .shared
+            .faults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match faults.as_mut() {
+            Some(faults) => (faults.draw(call), faults.slow_ms()),
+            None => (None, 0),
+        }
+    }
+
+    /// Whether an order was taken under this idempotency key.
+    fn knows_key(&self, key: &str) -> bool {
+        self.ledger().by_key.contains_key(key)
+    }
+
+    /// The shop cancels an order (a fault, or a test).
+    pub fn cancel_order(&self, id: &str) {
+        let mut ledger = self.ledger();
+        if let Some(&index) = ledger.by_id.get(id)
+            && let Some(record) = ledger.orders.get_mut(index)
+        {
+            record.order.status = ShopOrderStatus::Cancelled;
+            tracing::info!(order_id = id, "order cancelled by the shop");
+        }
     }
 
     /// Fault hook for crash tests. While `hold` is `true`, `POST /v1/orders` is processed as
@@ -701,8 +756,62 @@ async fn create_order(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let shop = &app.shop;
+    let replay = idempotency_key(&headers).is_ok_and(|key| shop.knows_key(&key));
+    let (fault, slow_ms) = shop.draw_fault(Call::Place { replay });
+    match fault {
+        Some(FaultKind::ServerError) => {
+            shop.shared.received.send_modify(|count| *count += 1);
+            return ApiError::blank(StatusCode::SERVICE_UNAVAILABLE, "injected fault: 5xx")
+                .into_response();
+        }
+        Some(FaultKind::OutOfStock) => {
+            shop.shared.received.send_modify(|count| *count += 1);
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                problem_type::INSUFFICIENT_STOCK,
+                "Insufficient stock",
+                "injected fault: out of stock",
+            )
+            .into_response();
+        }
+        Some(FaultKind::Slow) => tokio::time::sleep(Duration::from_millis(slow_ms)).await,
+        _ => {}
+    }
     let outcome = handle_order_request(shop, &headers, body);
     shop.shared.received.send_modify(|count| *count += 1);
+    match (fault, &outcome) {
+        (Some(FaultKind::Timeout), _) => {
+            // Taken, never answered: the client times out (or the shop shuts down).
+            let mut closing = app.closing.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = async move {
+                    match closing.as_mut() {
+                        Some(closing) => { let _ = closing.wait_for(|c| *c).await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
+            }
+            return ApiError::blank(StatusCode::SERVICE_UNAVAILABLE, "injected fault: timeout")
+                .into_response();
+        }
+        (Some(FaultKind::Reset), _) => {
+            // Taken; the answer starts, then the connection is cut.
+            let parts: Vec<Result<Bytes, io::Error>> = vec![
+                Ok(Bytes::from_static(b"{\"id\":")),
+                Err(io::Error::other("injected fault: connection reset")),
+            ];
+            return Response::builder()
+                .status(StatusCode::CREATED)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from_stream(futures_util::stream::iter(
+                    parts,
+                )))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
+        (Some(FaultKind::Cancel), Ok(Placed::Created(order))) => shop.cancel_order(&order.id),
+        _ => {}
+    }
     if !shop.released(app.closing).await {
         return ApiError::blank(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -780,7 +889,29 @@ async fn get_order(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ShopOrder>, ApiError> {
-    app.shop.order(&id).map(Json).ok_or_else(|| {
+    let delivered = app
+        .shop
+        .order(&id)
+        .is_some_and(|o| o.status == ShopOrderStatus::Delivered);
+    let (fault, slow_ms) = app.shop.draw_fault(Call::Read { delivered });
+    match fault {
+        Some(FaultKind::ServerError) => {
+            return Err(ApiError::blank(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "injected fault: 5xx",
+            ));
+        }
+        Some(FaultKind::Slow) => tokio::time::sleep(Duration::from_millis(slow_ms)).await,
+        _ => {}
+    }
+    let order = app.shop.order(&id).map(|mut order| {
+        if fault == Some(FaultKind::DuplicateDelivery) {
+            // The delivery reported again, an hour later.
+            order.delivered_at_ms = order.delivered_at_ms.map(|at| at + 3_600_000);
+        }
+        order
+    });
+    order.map(Json).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             problem_type::ORDER_NOT_FOUND,

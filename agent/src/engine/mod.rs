@@ -63,6 +63,8 @@ pub struct EngineConfig {
     pub status_poll_ms: UnixMs,
     /// Limits on what devices send; command retries.
     pub ingest: IngestLimits,
+    /// First wait before placing a failed order again (doubling, jittered).
+    pub retry_base_ms: UnixMs,
     /// The shops to buy from, in order of preference on a tie; orders of older agents (no
     /// shop on them) belong to the first.
     pub shops: Vec<shopping::ShopInfo>,
@@ -85,6 +87,7 @@ impl EngineConfig {
             key_prefix,
             status_poll_ms: HOUR_MS,
             ingest: IngestLimits::default(),
+            retry_base_ms: 60_000,
             shops: vec![shopping::ShopInfo {
                 id: DEFAULT_SHOP.into(),
                 name: "the shop".into(),
@@ -838,8 +841,10 @@ impl Engine {
                 retryable,
             } => {
                 self.placing.remove(&order_id);
+                let base = self.config.retry_base_ms;
                 let order = self.order_mut(&order_id)?;
-                let retry_at = retryable.then(|| now + retry_backoff(order.attempts));
+                let retry_at =
+                    retryable.then(|| now + retry_backoff(base, order.attempts, &order.id));
                 order.placement_failed(error.clone(), retry_at, now)?;
                 let order = order.clone();
                 fx.push(Effect::SaveOrder(order.clone()));
@@ -1325,9 +1330,18 @@ pub(super) fn fault_name(code: FaultCode) -> &'static str {
     }
 }
 
-/// Delay before the next placement attempt: 1 min, doubling, at most an hour.
-fn retry_backoff(attempts: u32) -> UnixMs {
-    (60_000u64 << attempts.min(6)).min(HOUR_MS)
+/// Delay before the next placement attempt: `base` (1 min by default), doubling, at most an
+/// hour, with "equal jitter" (between half and all of it) so that orders that failed together
+/// do not all come back together. The jitter is drawn from the order id and attempt: the
+/// engine stays deterministic.
+fn retry_backoff(base: UnixMs, attempts: u32, order_id: &str) -> UnixMs {
+    let delay = base.saturating_mul(1 << attempts.min(6)).clamp(2, HOUR_MS);
+    // FNV-1a over the id and the attempt.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in order_id.bytes().chain(attempts.to_le_bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    delay / 2 + hash % (delay / 2 + 1)
 }
 
 fn days_from(now: UnixMs, t: UnixMs) -> String {
@@ -1443,6 +1457,21 @@ pub(super) mod tests {
             Effect::PlaceOrder { order, .. } => Some(order),
             _ => None,
         })
+    }
+
+    #[test]
+    fn placement_retries_back_off_with_jitter_that_differs_per_order() {
+        for attempts in 0..10 {
+            let full = (60_000u64 << attempts.min(6)).min(HOUR_MS);
+            let wait = retry_backoff(60_000, attempts, "o-000001");
+            assert!((full / 2..=full).contains(&wait), "{attempts}: {wait}");
+            assert_eq!(wait, retry_backoff(60_000, attempts, "o-000001"));
+        }
+        let spread: std::collections::HashSet<UnixMs> = (0..20)
+            .map(|n| retry_backoff(60_000, 3, &format!("o-{n:06}")))
+            .collect();
+        assert!(spread.len() > 10, "orders failing together come back apart");
+        assert!(retry_backoff(1_000, 0, "o-1") <= 1_000);
     }
 
     #[test]
