@@ -3,6 +3,7 @@
 
 pub mod appliance;
 pub mod bench;
+pub mod chaos;
 pub mod demo;
 pub mod hardware;
 pub mod household;

@@ -71,6 +71,9 @@ enum Command {
     /// Publishes a fleet of virtual devices speaking the real protocol to a broker: births,
     /// reports, reboots, out-of-order flushes and duplicates, as fast as it takes or paced.
     Load(LoadArgs),
+    /// Kills the agent (SIGKILL) again and again while it orders from a faulty sandbox shop,
+    /// then checks for double and lost orders.
+    Chaos(ChaosArgs),
     /// Runs the agent daemon alone on a configuration file (what `bench ingest` measures
     /// the memory of).
     #[command(hide = true)]
@@ -309,6 +312,7 @@ async fn main() -> anyhow::Result<()> {
         }) => run_bench_ingest(args).await?,
         Command::Bench(args) => run_bench(args)?,
         Command::Load(args) => run_load(args).await?,
+        Command::Chaos(args) => run_chaos(args).await?,
         Command::ServeAgent { config, tick_ms } => serve_agent(&config, tick_ms).await?,
         Command::Replay {
             trace,
@@ -347,6 +351,77 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `replenish-sim chaos`.
+#[derive(Debug, clap::Args)]
+struct ChaosArgs {
+    /// SIGKILLs before the last round.
+    #[arg(long, default_value_t = 50)]
+    kills: u32,
+    /// The shop's faults (see `replenish-sim shop --help`).
+    #[arg(long, default_value = "all=0.3")]
+    faults: String,
+    /// Seed of the faults and the kill times.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Orders approved before the first start (one more follows every kill).
+    #[arg(long, default_value_t = 10)]
+    orders: u32,
+    /// Longest a round runs before its kill, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    max_round_ms: u64,
+    /// Also write the outcome as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+async fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
+    let program = std::env::current_exe().context("finding this program")?;
+    let plan = replenish_sim::chaos::ChaosPlan {
+        kills: args.kills,
+        faults: args.faults.clone(),
+        seed: args.seed,
+        initial_orders: args.orders,
+        max_round_ms: args.max_round_ms,
+        program,
+        serve_agent: true,
+    };
+    let outcome = replenish_sim::chaos::run(&plan, |line| eprintln!("{line}")).await?;
+    let injected: Vec<String> = outcome
+        .injected
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    #[allow(clippy::print_stdout)] // the report is the output
+    {
+        println!(
+            "chaos: {} SIGKILLs, faults {:?} (seed {}), {:.0} s",
+            outcome.kills, args.faults, args.seed, outcome.seconds
+        );
+        println!(
+            "orders {}: placed {}, refused for good and told {}; double {}; lost {}",
+            outcome.orders, outcome.placed, outcome.failed_told, outcome.doubles, outcome.lost
+        );
+        println!(
+            "order requests at the shop {}; faults injected: {}",
+            outcome.requests,
+            injected.join(", ")
+        );
+        for problem in &outcome.problems {
+            println!("problem: {problem}");
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&outcome)?)?;
+    }
+    anyhow::ensure!(
+        outcome.doubles == 0 && outcome.lost == 0,
+        "{} double and {} lost orders",
+        outcome.doubles,
+        outcome.lost
+    );
     Ok(())
 }
 
