@@ -56,6 +56,10 @@ pub struct ConsumableSection {
     pub target_days: Option<f64>,
     /// Most to keep at home, in the slot unit (milk keeps a week; a shelf holds so much).
     pub max_stock: Option<f64>,
+    /// Products the household allows (SKUs, the usual one first); when none of them is in
+    /// stock anywhere, another product is proposed for approval. Empty: any product.
+    #[serde(default)]
+    pub products: Vec<String>,
 }
 
 /// `[household]`
@@ -269,6 +273,9 @@ pub struct PolicySection {
     /// Click and collect: `never`, `when_sooner` (when it arrives in time for less, or is the
     /// only way to arrive in time) or `prefer`.
     pub pickup: PickupPreference,
+    /// An order costing more than this multiple of the usual price per unit waits for
+    /// approval, whatever the mode (1.25: 25 % more).
+    pub price_guard: f64,
 }
 
 impl Default for HouseholdConfig {
@@ -334,6 +341,7 @@ impl Default for PolicySection {
             target_days: 14.0,
             bundle_days: 3.0,
             pickup: PickupPreference::default(),
+            price_guard: 1.25,
         }
     }
 }
@@ -497,6 +505,12 @@ impl AgentConfig {
         }
         if ingest.stall_secs == 0 {
             return Err(invalid("ingest.stall_secs", "must be at least 1"));
+        }
+        if !(self.policy.price_guard >= 1.0 && self.policy.price_guard <= 10.0) {
+            return Err(invalid(
+                "policy.price_guard",
+                "must be 1 to 10 (1.25: ask before paying 25 % more than usual)",
+            ));
         }
         if !(1..=3600).contains(&self.commerce.retry_secs) {
             return Err(invalid("commerce.retry_secs", "must be 1 to 3600"));
@@ -689,6 +703,13 @@ impl AgentConfig {
             .collect();
         engine.pickup = self.policy.pickup;
         engine.retry_base_ms = self.commerce.retry_secs * 1000;
+        engine.price_guard = self.policy.price_guard;
+        engine.products = self
+            .consumables
+            .iter()
+            .filter(|(_, c)| !c.products.is_empty())
+            .map(|(id, c)| (id.clone(), c.products.clone()))
+            .collect();
         engine.rules = self.rules.clone();
         engine.pairing = self.household.pairing;
         engine.policy = PolicyConfig {

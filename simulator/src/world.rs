@@ -173,6 +173,7 @@ impl World {
                 risk: None,
                 target_days: None,
                 max_stock: Some(2500.0),
+                products: Vec::new(),
             },
         );
         let mut world = Self {

@@ -481,16 +481,34 @@ impl Engine {
     }
 
     /// Sends a new proposal where the rules say: placed, held for a cancel window, or asked.
-    pub(super) fn route_new_order(&mut self, order_id: &str, now: UnixMs, fx: &mut Vec<Effect>) {
+    /// Sends a new order its way: placed, held for a cancel window, or waiting for a person
+    /// (`ask`: why one must decide, whatever the mode: another product, a price above the
+    /// guard).
+    pub(super) fn route_new_order(
+        &mut self,
+        order_id: &str,
+        ask: Option<String>,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) {
         let Some(order) = self.orders.get(order_id) else {
             return;
         };
         let spent = self.spent_this_month(now);
         let lines = order.lines();
         let consumables: Vec<&str> = lines.iter().map(|l| l.consumable.as_str()).collect();
-        let route = self
-            .household
-            .route(&consumables, order.total_cents, spent, now);
+        let route = match (
+            self.household
+                .route(&consumables, order.total_cents, spent, now),
+            ask,
+        ) {
+            (Route::Skip, _) => Route::Skip,
+            (_, Some(why)) => Route::Ask {
+                why,
+                on_expiry: ExpiryDefault::Skip,
+            },
+            (route, None) => route,
+        };
         let rules = &self.household.rules;
         let pending = match route {
             Route::Place => None,

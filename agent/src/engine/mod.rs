@@ -65,6 +65,12 @@ pub struct EngineConfig {
     pub ingest: IngestLimits,
     /// First wait before placing a failed order again (doubling, jittered).
     pub retry_base_ms: UnixMs,
+    /// Products the household allows per consumable (SKUs, the usual one first); a consumable
+    /// not listed takes any product of it.
+    pub products: BTreeMap<String, Vec<String>>,
+    /// An order costing more than this multiple of the usual price per unit waits for a
+    /// person, whatever the mode.
+    pub price_guard: f64,
     /// The shops to buy from, in order of preference on a tie; orders of older agents (no
     /// shop on them) belong to the first.
     pub shops: Vec<shopping::ShopInfo>,
@@ -88,6 +94,8 @@ impl EngineConfig {
             status_poll_ms: HOUR_MS,
             ingest: IngestLimits::default(),
             retry_base_ms: 60_000,
+            products: BTreeMap::new(),
+            price_guard: 1.25,
             shops: vec![shopping::ShopInfo {
                 id: DEFAULT_SHOP.into(),
                 name: "the shop".into(),
@@ -1081,7 +1089,7 @@ impl Engine {
         now: UnixMs,
         ahead: Option<UnixMs>,
         only_shop: Option<&str>,
-    ) -> Option<(ReorderDecision, shopping::Candidate)> {
+    ) -> Option<(ReorderDecision, shopping::Candidate, Option<String>)> {
         let forecast = slot.forecast.as_ref()?;
         if self.has_open_order(slot) {
             return None;
@@ -1119,6 +1127,30 @@ impl Engine {
         .into_iter()
         .filter(|c| only_shop.is_none_or(|shop| c.shop == shop))
         .collect();
+        // The household's products first; when none of them is in stock anywhere, another
+        // product of the consumable, for a person to approve: no dead end.
+        let mut ask = None;
+        let candidates = match self
+            .config
+            .products
+            .get(consumable)
+            .filter(|l| !l.is_empty())
+        {
+            None => candidates,
+            Some(allowed) => {
+                let (usual, other): (Vec<_>, Vec<_>) = candidates
+                    .into_iter()
+                    .partition(|c| allowed.contains(&c.offer.sku));
+                if usual.is_empty() && !other.is_empty() {
+                    ask = Some(format!(
+                        "none of the products chosen for {consumable} is in stock: this is another one"
+                    ));
+                    other
+                } else {
+                    usual
+                }
+            }
+        };
         let mut candidates: Vec<(shopping::Candidate, Option<ReorderDecision>)> = candidates
             .into_iter()
             .map(|candidate| {
@@ -1151,11 +1183,48 @@ impl Engine {
         )?;
         let (candidate, _) = candidates.swap_remove(choice.index);
         let mut decision = choice.decision;
+        if ask.is_none() {
+            ask = self.price_guard(consumable, slot.spec.unit, &candidate.offer);
+        }
         // Only a real choice is worth a word: several shops, or ways to get it.
         if self.config.shops.len() > 1 || candidate.fulfilment.is_some() {
             decision.reason = format!("{}; {}", decision.reason, choice.why);
         }
-        Some((decision, candidate))
+        Some((decision, candidate, ask))
+    }
+
+    /// Why a person must approve buying `offer`, if it costs more than the price guard allows
+    /// per unit against the usual price: the lowest per unit among the household's products
+    /// for the consumable (any shop, in stock or not; every product when none are chosen).
+    fn price_guard(
+        &self,
+        consumable: &str,
+        unit: replenish_protocol::Unit,
+        offer: &Offer,
+    ) -> Option<String> {
+        let allowed = self
+            .config
+            .products
+            .get(consumable)
+            .filter(|l| !l.is_empty());
+        let usual = self
+            .meta
+            .catalogs
+            .values()
+            .flat_map(|c| &c.offers)
+            .filter(|o| o.consumable == consumable && o.unit == unit && o.pack_size > 0.0)
+            .filter(|o| allowed.is_none_or(|list| list.contains(&o.sku)))
+            .map(|o| o.price.minor as f64 / o.pack_size)
+            .min_by(f64::total_cmp)?;
+        let this = offer.price.minor as f64 / offer.pack_size;
+        (usual > 0.0 && this > usual * self.config.price_guard).then(|| {
+            format!(
+                "it costs {:.0} % more per {} than usual (more than the {:.0} % the household allows without asking)",
+                (this / usual - 1.0) * 100.0,
+                unit.symbol(),
+                (self.config.price_guard - 1.0) * 100.0
+            )
+        })
     }
 
     /// Lines of the other slots that would need ordering within the bundling window and that
@@ -1169,7 +1238,12 @@ impl Engine {
             .iter()
             .filter(|(k, _)| k.as_str() != key)
             .filter_map(|(_, slot)| {
-                let (decision, candidate) = self.decide_for(slot, now, Some(ahead), Some(shop))?;
+                let (decision, candidate, ask) =
+                    self.decide_for(slot, now, Some(ahead), Some(shop))?;
+                // A line a person would have to approve does not join silently.
+                if ask.is_some() {
+                    return None;
+                }
                 let item = candidate.offer;
                 Some(OrderItem {
                     device: slot.device.clone(),
@@ -1246,13 +1320,16 @@ impl Engine {
         let Some(slot) = self.slots.get(key) else {
             return;
         };
-        let Some((decision, candidate)) = self.decide_for(slot, now, None, None) else {
+        let Some((decision, candidate, ask)) = self.decide_for(slot, now, None, None) else {
             return;
         };
         let item = candidate.offer;
         let mut bundled = self.bundle_lines(key, now, &candidate.shop);
         let mut packs = decision.packs;
         let mut reason = decision.reason;
+        if let Some(why) = &ask {
+            reason = format!("{reason}; {why}");
+        }
         if let Some(cut) = self.fit_budget(&item, &mut packs, &mut bundled, now) {
             reason = format!("{reason}; {cut}");
         }
@@ -1297,7 +1374,7 @@ impl Engine {
         ));
         self.orders.insert(id.clone(), order);
         self.open_orders.insert(id.clone());
-        self.route_new_order(&id, now, fx);
+        self.route_new_order(&id, ask, now, fx);
     }
 }
 
@@ -1650,6 +1727,105 @@ pub(super) mod tests {
             ),
             ("a", "home")
         );
+    }
+
+    /// An auto-mode engine selling `offers` (beans, by SKU and price per 500 g pack, with
+    /// stock), `configure` applied first.
+    fn engine_with(
+        offers: &[(&str, u64, u32)],
+        configure: impl FnOnce(&mut EngineConfig),
+    ) -> Engine {
+        let mut config = EngineConfig::new(id("home"), "inst".into());
+        config.rules.default_mode = Mode::Auto;
+        config.pairing = Pairing::Open;
+        configure(&mut config);
+        let mut e = Engine::new(config, Snapshot::default());
+        let template = catalog().offers[0].clone();
+        let catalog = Catalog {
+            offers: offers
+                .iter()
+                .map(|(sku, cents, stock)| Offer {
+                    sku: (*sku).into(),
+                    name: (*sku).into(),
+                    price: replenish_commerce::Money::new(
+                        *cents,
+                        replenish_commerce::Currency::EUR,
+                    ),
+                    stock: *stock,
+                    ..template.clone()
+                })
+                .collect(),
+            fulfilment: Vec::new(),
+        };
+        e.handle(
+            Event::Catalog {
+                shop: DEFAULT_SHOP.into(),
+                catalog,
+            },
+            T0,
+        )
+        .unwrap();
+        e.handle(
+            Event::Telemetry {
+                device: id("coffee"),
+                message: birth(),
+            },
+            T0,
+        )
+        .unwrap();
+        e
+    }
+
+    #[test]
+    fn when_the_usual_product_is_out_another_is_proposed_for_approval_never_ordered_silently() {
+        let allow = |c: &mut EngineConfig| {
+            c.products
+                .insert("coffee_beans".into(), vec!["usual-500".into()]);
+        };
+        // In stock: the usual product is ordered as usual.
+        let mut e = engine_with(&[("usual-500", 899, 10), ("other-500", 949, 10)], allow);
+        let (_, fx) = run_until_order(&mut e);
+        assert_eq!(place_order(&fx).unwrap().sku, "usual-500");
+
+        // Out of stock: the other product, waiting for a person even in auto mode.
+        let mut e = engine_with(&[("usual-500", 899, 0), ("other-500", 949, 10)], allow);
+        let (_, fx) = run_until_order(&mut e);
+        assert!(place_order(&fx).is_none(), "not ordered without asking");
+        let order = e.orders().next().unwrap();
+        assert_eq!(
+            (order.sku.as_str(), order.state),
+            ("other-500", OrderState::Proposed)
+        );
+        assert!(
+            order.reason.contains("none of the products chosen"),
+            "{}",
+            order.reason
+        );
+        let pending = order.pending.as_ref().unwrap();
+        assert_eq!(pending.on_expiry, household::ExpiryDefault::Skip);
+    }
+
+    #[test]
+    fn an_order_above_the_price_guard_waits_for_approval_even_in_auto_mode() {
+        // The 1 kg bag usually makes beans cheap (12.00 per kg); it is out, and 500 g bags
+        // cost 9.99, i.e. 19.98 per kg: 66 % more.
+        let mut e = engine_with(&[("cheap-500", 600, 0), ("dear-500", 999, 10)], |_| {});
+        let (_, fx) = run_until_order(&mut e);
+        assert!(place_order(&fx).is_none());
+        let order = e.orders().next().unwrap();
+        assert_eq!(order.state, OrderState::Proposed);
+        assert!(
+            order.reason.contains("66 % more per g than usual"),
+            "{}",
+            order.reason
+        );
+
+        // Within the guard (a tolerance of 2x): ordered at once.
+        let mut e = engine_with(&[("cheap-500", 600, 0), ("dear-500", 999, 10)], |c| {
+            c.price_guard = 2.0
+        });
+        let (_, fx) = run_until_order(&mut e);
+        assert_eq!(place_order(&fx).unwrap().sku, "dear-500");
     }
 
     #[test]
