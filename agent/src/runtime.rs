@@ -295,8 +295,14 @@ pub struct OrderView {
     pub reason: String,
     /// Total in cents.
     pub total_cents: u64,
-    /// The shop's id.
+    /// The shop's order id, once placed.
     pub shop_order_id: Option<String>,
+    /// The shop it goes to (its id in configuration).
+    pub shop: String,
+    /// How it comes, when the shop offers a choice ("Home delivery", "Click and collect").
+    pub fulfilment: Option<String>,
+    /// For click and collect: where, and when it is open.
+    pub pickup: Option<String>,
     /// Created.
     pub created_at_ms: UnixMs,
     /// Last change.
@@ -355,6 +361,15 @@ impl From<&Order> for OrderView {
             reason: o.reason.clone(),
             total_cents: o.total_cents,
             shop_order_id: o.shop_order_id.clone(),
+            shop: o.shop.clone(),
+            fulfilment: o.fulfilment.as_ref().map(|f| f.name.clone()),
+            pickup: o.fulfilment.as_ref().and_then(|f| match &f.method {
+                replenish_commerce::Fulfilment::Pickup(point) => Some(format!(
+                    "{}, {} (open {})",
+                    point.name, point.address, point.opening_hours
+                )),
+                replenish_commerce::Fulfilment::Delivery => None,
+            }),
             created_at_ms: o.created_at,
             updated_at_ms: o.updated_at,
             delivered_at_ms: o.delivered_at,

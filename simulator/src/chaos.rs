@@ -6,8 +6,8 @@
 //! faults ([`crate::shop_faults`]). Orders reach the agent as a household's approvals do: written
 //! to its store as approved, some before the first start and one after every kill. Each round
 //! starts the agent, lets it work for a random while (seeded) and kills it without warning.
-//! A last round lets it finish. Then every order in the agent's store is compared with the
-//! shop's:
+//! Last rounds let it finish (past the retry time of any order still waiting to be sent).
+//! Then every order in the agent's store is compared with the shop's:
 //!
 //! * **double**: the shop holds more than one order for one of the agent's orders (by its
 //!   reference), or an order the agent never made;
@@ -202,20 +202,47 @@ pub async fn run(plan: &ChaosPlan, progress: impl Fn(&str)) -> anyhow::Result<Ch
             shop.order_request_count()
         ));
     }
-    // The last round: until nothing is left to send (or a minute has passed).
-    let agent = start_agent(plan.kills)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut quiet_since = (Instant::now(), shop.order_request_count());
-    while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let requests = shop.order_request_count();
-        if requests != quiet_since.1 {
-            quiet_since = (Instant::now(), requests);
-        } else if quiet_since.0.elapsed() > Duration::from_secs(5) {
+    // The last rounds: until no order waits to be sent. An order whose send failed waits for
+    // its retry time (stored with it), so each round lasts past the latest one it found, and
+    // until the shop has heard nothing for 3 s; at most two minutes in all.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut wait_until = Instant::now();
+    let mut round = plan.kills;
+    loop {
+        let agent = start_agent(round)?;
+        let mut quiet_since = (Instant::now(), shop.order_request_count());
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let requests = shop.order_request_count();
+            if requests != quiet_since.1 {
+                quiet_since = (Instant::now(), requests);
+            } else if quiet_since.0.elapsed() > Duration::from_secs(3)
+                && Instant::now() > wait_until
+            {
+                break;
+            }
+        }
+        drop(agent);
+        let store = SledStore::open(&store_path, 2 << 20)?;
+        let waiting: Vec<UnixMs> = store::load_snapshot(&store)?
+            .orders
+            .iter()
+            .filter(|o| o.state == OrderState::Approved)
+            .map(|o| o.retry_at.unwrap_or(0))
+            .collect();
+        drop(store);
+        if waiting.is_empty() || Instant::now() >= deadline {
             break;
         }
+        let now = SystemClock.now_ms();
+        let latest = waiting.into_iter().max().unwrap_or(now);
+        wait_until = Instant::now() + Duration::from_millis(latest.saturating_sub(now) + 1000);
+        round += 1;
+        progress(&format!(
+            "orders still waiting to be sent; another round until {:.0} s from now",
+            (latest.saturating_sub(now) + 1000) as f64 / 1000.0
+        ));
     }
-    drop(agent);
     server.shutdown().await?;
 
     let store = SledStore::open(&store_path, 2 << 20)?;

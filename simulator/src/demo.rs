@@ -100,6 +100,7 @@ pub async fn run(
     };
     let mut config = WorldConfig::new(data_dir.clone(), options.seed);
     config.approval = options.approval;
+    config.two_shops = true;
     let started = std::time::Instant::now();
     let mut world = World::start(config).await?;
     let start = world.clock.now_ms();
@@ -120,7 +121,17 @@ pub async fn run(
         "  api     {agent_url}/api/v1/status  (Authorization: Bearer <token>)"
     )?;
     writeln!(out, "  token   {}  (owner \"demo\")", world.owner_token())?;
-    writeln!(out, "  shop    {}/v1/catalog", world.shop_url())?;
+    writeln!(
+        out,
+        "  shops   Corner Shop {}/v1/catalog (delivery or click and collect; out of 500 g beans)",
+        world.shop_url()
+    )?;
+    if let Some(url) = world.second_shop_url() {
+        writeln!(
+            out,
+            "          BigBox {url}/v1/catalog (cheaper milk and eggs, slower, no beans)"
+        )?;
+    }
     writeln!(out, "  data    {}", data_dir.display())?;
     writeln!(out)?;
     let bar = if options.progress {
@@ -169,7 +180,29 @@ pub async fn run(
         serve(&mut world, start, printed, out).await?;
     }
     let status = world.handle()?.status().await?;
-    let shop_orders = world.shop.orders();
+    let shop_orders: Vec<_> = world.shops().iter().flat_map(|s| s.orders()).collect();
+    let by_shop: Vec<(String, usize, usize)> = status
+        .orders
+        .iter()
+        .filter(|o| o.shop_order_id.is_some())
+        .fold(std::collections::BTreeMap::new(), |mut acc, o| {
+            let entry = acc.entry(o.shop.clone()).or_insert((0, 0));
+            entry.0 += 1;
+            if o.pickup.is_some() {
+                entry.1 += 1;
+            }
+            acc
+        })
+        .into_iter()
+        .map(|(shop, (n, pickups))| (shop, n, pickups))
+        .collect();
+    let alternatives = status
+        .orders
+        .iter()
+        .filter(|o| {
+            o.shop_order_id.is_some() && o.lines.iter().any(|l| l.sku == "coffee-beans-1kg")
+        })
+        .count();
     let keys: std::collections::HashSet<_> = shop_orders
         .iter()
         .map(|o| o.idempotency_key.clone())
@@ -233,6 +266,16 @@ pub async fn run(
         out,
         "  shop orders: {} with {} distinct idempotency keys",
         summary.shop_orders, summary.shop_keys
+    )?;
+    for (shop, n, pickups) in &by_shop {
+        writeln!(
+            out,
+            "    at {shop}: {n} orders, {pickups} of them to collect"
+        )?;
+    }
+    writeln!(
+        out,
+        "  out of stock: 500 g beans at Corner Shop; {alternatives} orders took the 1 kg bag instead"
     )?;
     writeln!(out, "  agent data (sled): {}", summary.data_dir)?;
     world.shutdown().await;

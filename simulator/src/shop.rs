@@ -31,8 +31,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use replenish_agent::clock::{Clock, DAY_MS, UnixMs};
 use replenish_commerce::sandbox::wire::{
-    Catalog, CatalogItem, IDEMPOTENCY_HEADER, OrderLine, OrderList, OrderRequest, Problem,
-    ShopOrder, ShopOrderStatus,
+    Catalog, CatalogItem, FulfilmentOption, IDEMPOTENCY_HEADER, OrderLine, OrderList, OrderRequest,
+    Problem, ShopOrder, ShopOrderStatus,
 };
 use replenish_protocol::Unit;
 use tokio::sync::watch;
@@ -78,6 +78,10 @@ pub struct ShopConfig {
     pub lead_time_ms: UnixMs,
     /// What the shop sells, with the initial stock. The first item wins if SKUs repeat.
     pub catalog: Vec<CatalogItem>,
+    /// The ways it fulfils orders (empty: it delivers in `lead_time_ms`, free). A delivery
+    /// option arrives in its `lead_days_max`; a pickup is ready after `lead_days_min` (at
+    /// least 4 hours) and collected a day later.
+    pub fulfilment: Vec<FulfilmentOption>,
 }
 
 impl Default for ShopConfig {
@@ -86,6 +90,7 @@ impl Default for ShopConfig {
         Self {
             lead_time_ms: 2 * DAY_MS,
             catalog: default_catalog(),
+            fulfilment: Vec::new(),
         }
     }
 }
@@ -130,6 +135,7 @@ pub struct SandboxShop {
 struct Shared {
     clock: Arc<dyn Clock>,
     lead_time_ms: UnixMs,
+    fulfilment: Vec<FulfilmentOption>,
     ledger: Mutex<Ledger>,
     /// `true` while order responses are withheld.
     hold: watch::Sender<bool>,
@@ -179,11 +185,13 @@ impl SandboxShop {
         let ShopConfig {
             lead_time_ms,
             catalog,
+            fulfilment,
         } = config;
         Self {
             shared: Arc::new(Shared {
                 clock,
                 lead_time_ms,
+                fulfilment,
                 ledger: Mutex::new(Ledger {
                     catalog,
                     orders: Vec::new(),
@@ -233,7 +241,7 @@ impl SandboxShop {
         self.ledger()
             .orders
             .iter()
-            .map(|record| status_at(&record.order, now))
+            .map(|record| status_at(&record.order, self.is_pickup(&record.order), now))
             .collect()
     }
 
@@ -245,7 +253,7 @@ impl SandboxShop {
         ledger
             .orders
             .get(index)
-            .map(|record| status_at(&record.order, now))
+            .map(|record| status_at(&record.order, self.is_pickup(&record.order), now))
     }
 
     /// How many orders the shop has recorded.
@@ -257,7 +265,18 @@ impl SandboxShop {
     pub fn catalog(&self) -> Catalog {
         Catalog {
             items: self.ledger().catalog.clone(),
+            fulfilment: self.shared.fulfilment.clone(),
         }
+    }
+
+    /// Whether `order` is collected at a pickup point.
+    fn is_pickup(&self, order: &ShopOrder) -> bool {
+        order.fulfilment.as_ref().is_some_and(|id| {
+            self.shared
+                .fulfilment
+                .iter()
+                .any(|f| &f.id == id && f.pickup.is_some())
+        })
     }
 
     /// How many `POST /v1/orders` requests have arrived, including replays and rejected ones.
@@ -395,10 +414,36 @@ impl SandboxShop {
                 order_id = %record.order.id,
                 "order request replayed"
             );
-            return Ok(Placed::Replayed(status_at(&record.order, now)));
+            let pickup = self.is_pickup(&record.order);
+            return Ok(Placed::Replayed(status_at(&record.order, pickup, now)));
         }
 
+        let option = match &request.fulfilment {
+            None => self.shared.fulfilment.first(),
+            Some(id) => Some(
+                self.shared
+                    .fulfilment
+                    .iter()
+                    .find(|f| &f.id == id)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            problem_type::UNKNOWN_SKU,
+                            "Unknown fulfilment option",
+                            format!("the shop has no fulfilment option {id:?}"),
+                        )
+                    })?,
+            ),
+        };
         let priced = price(&ledger.catalog, &request)?;
+        let arrives_at = match option {
+            None => now.saturating_add(self.shared.lead_time_ms),
+            Some(f) if f.pickup.is_some() => {
+                now.saturating_add((u64::from(f.lead_days_min) * DAY_MS).max(4 * 3_600_000))
+            }
+            Some(f) => now.saturating_add(u64::from(f.lead_days_max.max(1)) * DAY_MS),
+        };
+        let fee = option.map_or(0, |f| f.price_cents);
         for (index, quantity) in &priced.take {
             if let Some(item) = ledger.catalog.get_mut(*index) {
                 item.stock = item.stock.saturating_sub(*quantity);
@@ -412,12 +457,13 @@ impl SandboxShop {
             household: request.household.clone(),
             status: ShopOrderStatus::Placed,
             items: request.items.clone(),
-            total_cents: priced.total_cents,
+            total_cents: priced.total_cents.saturating_add(fee),
             currency: priced.currency,
             created_at_ms: now,
-            estimated_delivery_at_ms: now.saturating_add(self.shared.lead_time_ms),
+            estimated_delivery_at_ms: arrives_at,
             shipped_at_ms: None,
             delivered_at_ms: None,
+            fulfilment: option.map(|f| f.id.clone()),
         };
         let index = ledger.orders.len();
         ledger.by_key.insert(key.to_owned(), index);
@@ -438,7 +484,8 @@ impl SandboxShop {
             currency = %order.currency,
             "order created"
         );
-        Ok(Placed::Created(status_at(&order, now)))
+        let pickup = self.is_pickup(&order);
+        Ok(Placed::Created(status_at(&order, pickup, now)))
     }
 
     /// Waits while order responses are held. `false` if the server began shutting down first.
@@ -544,9 +591,26 @@ fn price(catalog: &[CatalogItem], request: &OrderRequest) -> Result<Priced, ApiE
 }
 
 /// `order` as it stands at `now`: it ships at half its lead time and arrives at the estimate.
-fn status_at(order: &ShopOrder, now: UnixMs) -> ShopOrder {
+/// A pickup order is ready at its estimate and collected a day later.
+fn status_at(order: &ShopOrder, pickup: bool, now: UnixMs) -> ShopOrder {
     let mut order = order.clone();
     if order.status == ShopOrderStatus::Cancelled {
+        return order;
+    }
+    if pickup {
+        let ready_at = order.estimated_delivery_at_ms;
+        let collected_at = ready_at.saturating_add(DAY_MS);
+        (order.status, order.shipped_at_ms, order.delivered_at_ms) = if now >= collected_at {
+            (
+                ShopOrderStatus::Collected,
+                Some(ready_at),
+                Some(collected_at),
+            )
+        } else if now >= ready_at {
+            (ShopOrderStatus::ReadyForPickup, Some(ready_at), None)
+        } else {
+            (ShopOrderStatus::Placed, None, None)
+        };
         return order;
     }
     let lead = order
@@ -1055,6 +1119,7 @@ mod tests {
                     quantity: *quantity,
                 })
                 .collect(),
+            fulfilment: None,
         }
     }
 
@@ -1123,6 +1188,65 @@ mod tests {
         assert_eq!(problem.kind, kind, "{problem:?}");
         assert!(!problem.detail.is_empty());
         problem
+    }
+
+    #[tokio::test]
+    async fn a_pickup_order_costs_its_option_is_ready_then_collected() {
+        let config = ShopConfig {
+            fulfilment: vec![
+                FulfilmentOption {
+                    id: "home".into(),
+                    name: "Home delivery".into(),
+                    pickup: None,
+                    price_cents: 495,
+                    lead_days_min: 1,
+                    lead_days_max: 2,
+                },
+                FulfilmentOption {
+                    id: "pickup".into(),
+                    name: "Click and collect".into(),
+                    pickup: Some(replenish_commerce::sandbox::wire::PickupPoint {
+                        name: "Shop A Mitte".into(),
+                        address: "Hauptstraße 1".into(),
+                        opening_hours: "Mon–Sat 08:00–20:00".into(),
+                    }),
+                    price_cents: 0,
+                    lead_days_min: 0,
+                    lead_days_max: 0,
+                },
+            ],
+            ..ShopConfig::default()
+        };
+        let fx = start(config).await;
+        let mut request = order_request("o-1", &[("eggs-6", 1)]);
+        request.fulfilment = Some("pickup".into());
+        let response = fx.post(Some("k-pickup"), &request).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let order: ShopOrder = response.json().await.unwrap();
+        assert_eq!(order.total_cents, 249, "pickup is free");
+        assert_eq!(order.fulfilment.as_deref(), Some("pickup"));
+        fx.clock.advance(5 * 3_600_000);
+        assert_eq!(
+            fx.get_order(&order.id).await.status,
+            ShopOrderStatus::ReadyForPickup
+        );
+        fx.clock.advance(DAY_MS);
+        assert_eq!(
+            fx.get_order(&order.id).await.status,
+            ShopOrderStatus::Collected
+        );
+
+        let mut home = order_request("o-2", &[("eggs-6", 1)]);
+        home.fulfilment = Some("home".into());
+        let order: ShopOrder = fx.post(Some("k-home"), &home).await.json().await.unwrap();
+        assert_eq!(order.total_cents, 249 + 495);
+        let mut unknown = order_request("o-3", &[("eggs-6", 1)]);
+        unknown.fulfilment = Some("drone".into());
+        assert_eq!(
+            fx.post(Some("k-drone"), &unknown).await.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(fx.shop.catalog().fulfilment.len(), 2);
     }
 
     #[tokio::test]

@@ -48,6 +48,78 @@ pub struct WorldConfig {
     pub lead_time_ms: UnixMs,
     /// Start of simulated time.
     pub start: UnixMs,
+    /// Two shops instead of one ([`two_shops`]): the first also offers click and collect and
+    /// is out of 500 g bags of beans; the second is cheaper for milk and eggs but slower.
+    pub two_shops: bool,
+}
+
+/// The two shops of a [`WorldConfig::two_shops`] world: (id, name, configuration).
+pub fn two_shops(lead_time_ms: UnixMs) -> [(&'static str, &'static str, ShopConfig); 2] {
+    use replenish_commerce::sandbox::wire::{FulfilmentOption, PickupPoint};
+    let mut corner = ShopConfig {
+        lead_time_ms,
+        ..ShopConfig::default()
+    };
+    // The usual 500 g bag is out; a 1 kg bag is the alternative.
+    for item in &mut corner.catalog {
+        if item.sku == "coffee-beans-500g" {
+            item.stock = 0;
+        }
+    }
+    corner
+        .catalog
+        .push(replenish_commerce::sandbox::wire::CatalogItem {
+            sku: "coffee-beans-1kg".into(),
+            name: "Coffee beans, 1 kg".into(),
+            consumable: "coffee_beans".into(),
+            pack_size: 1000.0,
+            unit: replenish_protocol::Unit::G,
+            price_cents: 1649,
+            currency: "EUR".into(),
+            stock: 1000,
+        });
+    corner.fulfilment = vec![
+        FulfilmentOption {
+            id: "home-delivery".into(),
+            name: "Home delivery".into(),
+            pickup: None,
+            price_cents: 495,
+            lead_days_min: 1,
+            lead_days_max: 2,
+        },
+        FulfilmentOption {
+            id: "click-and-collect".into(),
+            name: "Click and collect".into(),
+            pickup: Some(PickupPoint {
+                name: "Corner Shop Mitte".into(),
+                address: "Hauptstraße 1, 10115 Berlin".into(),
+                opening_hours: "Mon–Sat 08:00–20:00".into(),
+            }),
+            price_cents: 0,
+            lead_days_min: 0,
+            lead_days_max: 0,
+        },
+    ];
+    let mut bigbox = ShopConfig {
+        lead_time_ms,
+        ..ShopConfig::default()
+    };
+    bigbox.catalog.retain(|i| i.consumable != "coffee_beans");
+    for item in &mut bigbox.catalog {
+        item.price_cents = item.price_cents * 85 / 100;
+    }
+    bigbox.fulfilment = vec![FulfilmentOption {
+        id: "standard".into(),
+        name: "Standard delivery".into(),
+        pickup: None,
+        price_cents: 0,
+        lead_days_min: 2,
+        lead_days_max: 3,
+    }];
+    [
+        ("corner", "Corner Shop", corner),
+        ("bigbox", "BigBox", bigbox),
+    ]
 }
 
 impl WorldConfig {
@@ -60,6 +132,7 @@ impl WorldConfig {
             data_dir,
             lead_time_ms: 2 * DAY_MS,
             start: DEFAULT_START,
+            two_shops: false,
         }
     }
 }
@@ -101,9 +174,12 @@ pub struct ConsumableTruth {
 pub struct World {
     /// The virtual clock every part reads.
     pub clock: Arc<ManualClock>,
-    /// The sandbox shop.
+    /// The sandbox shop (with two shops: the first).
     pub shop: SandboxShop,
     shop_server: Option<ShopServer>,
+    /// The second shop of a two-shop world, with its id and name.
+    pub second_shop: Option<(String, String, SandboxShop)>,
+    second_server: Option<ShopServer>,
     agent: Option<Agent>,
     agent_config: AgentConfig,
     /// The appliances.
@@ -142,17 +218,36 @@ impl World {
     /// Starts the shop, the agent with its embedded broker, and the appliances.
     pub async fn start(config: WorldConfig) -> anyhow::Result<Self> {
         let clock = ManualClock::new(config.start);
-        let shop = SandboxShop::new(
+        let [first, second] = two_shops(config.lead_time_ms);
+        let shop_config = if config.two_shops {
+            first.2.clone()
+        } else {
             ShopConfig {
                 lead_time_ms: config.lead_time_ms,
                 ..ShopConfig::default()
-            },
-            clock.clone(),
-        );
+            }
+        };
+        let shop = SandboxShop::new(shop_config, clock.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the shop")?;
         let shop_server = shop.spawn(listener).await.context("starting the shop")?;
+        let (second_shop, second_server) = if config.two_shops {
+            let other = SandboxShop::new(second.2.clone(), clock.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("binding the second shop")?;
+            let server = other
+                .spawn(listener)
+                .await
+                .context("starting the second shop")?;
+            (
+                Some((second.0.to_string(), second.1.to_string(), other)),
+                Some(server),
+            )
+        } else {
+            (None, None)
+        };
         let broker_port = free_port()?;
         let mut agent_config = AgentConfig::default();
         agent_config.household.id = config.household.clone();
@@ -165,6 +260,24 @@ impl World {
         agent_config.storage.path = config.data_dir.clone();
         agent_config.storage.cache_mb = 16;
         agent_config.commerce.url = shop_server.url();
+        if let Some(server) = &second_server {
+            agent_config.shops = [
+                (first.0, first.1, shop_server.url()),
+                (second.0, second.1, server.url()),
+            ]
+            .into_iter()
+            .map(|(id, name, url)| replenish_agent::config::ShopConfig {
+                id: id.into(),
+                name: name.into(),
+                platform: replenish_agent::config::ShopPlatform::Sandbox,
+                url,
+                timeout_secs: 10,
+                vendure: None,
+            })
+            .collect();
+            agent_config.policy.pickup =
+                replenish_agent::engine::shopping::PickupPreference::WhenSooner;
+        }
         agent_config.policy.lead_time_days = config.lead_time_ms as f64 / DAY_MS as f64;
         // Milk keeps about a week and a half: this household keeps at most 2.5 litres at home.
         agent_config.consumables.insert(
@@ -180,6 +293,8 @@ impl World {
             clock: clock.clone(),
             shop,
             shop_server: Some(shop_server),
+            second_shop,
+            second_server,
             agent: None,
             agent_config,
             appliances: Vec::new(),
@@ -310,6 +425,11 @@ impl World {
             .as_ref()
             .map(|s| s.url())
             .unwrap_or_default()
+    }
+
+    /// Where the second shop listens, in a two-shop world.
+    pub fn second_shop_url(&self) -> Option<String> {
+        self.second_server.as_ref().map(|s| s.url())
     }
 
     /// The embedded broker's port.
@@ -508,11 +628,29 @@ impl World {
         );
     }
 
+    /// Every shop of this world.
+    pub fn shops(&self) -> Vec<&SandboxShop> {
+        std::iter::once(&self.shop)
+            .chain(self.second_shop.as_ref().map(|(_, _, shop)| shop))
+            .collect()
+    }
+
     fn unpack_deliveries(&mut self, now: UnixMs) {
-        let catalog = self.shop.catalog();
-        for order in self.shop.orders() {
+        // Shops number their orders alike: an order is known by its shop and its id.
+        let deliveries: Vec<_> = self
+            .shops()
+            .into_iter()
+            .enumerate()
+            .flat_map(|(n, shop)| {
+                let catalog = shop.catalog();
+                shop.orders()
+                    .into_iter()
+                    .map(move |o| (format!("{n}/{}", o.id), catalog.clone(), o))
+            })
+            .collect();
+        for (unpack_key, catalog, order) in deliveries {
             let delivered = order.delivered_at_ms.is_some_and(|at| at <= now);
-            if !delivered || !self.unpacked.insert(order.id.clone()) {
+            if !delivered || !self.unpacked.insert(unpack_key) {
                 continue;
             }
             for line in &order.items {
@@ -597,6 +735,9 @@ impl World {
             agent.shutdown().await;
         }
         if let Some(server) = self.shop_server.take() {
+            let _ = server.shutdown().await;
+        }
+        if let Some(server) = self.second_server.take() {
             let _ = server.shutdown().await;
         }
     }

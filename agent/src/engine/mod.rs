@@ -870,10 +870,34 @@ impl Engine {
                 order.shop_status(shop_order.status, shop_order.delivered_at_ms, now)?;
                 if order.state != before {
                     let order = order.clone();
-                    let (kind, what) = match order.state {
-                        OrderState::Shipped => (NoticeKind::OrderShipped, "shipped"),
-                        OrderState::Delivered => (NoticeKind::OrderDelivered, "delivered"),
-                        _ => (NoticeKind::OrderCancelled, "cancelled by the shop"),
+                    let pickup = match &order.fulfilment {
+                        Some(FulfilmentOption {
+                            method: replenish_commerce::Fulfilment::Pickup(point),
+                            ..
+                        }) => Some(point.clone()),
+                        _ => None,
+                    };
+                    let (kind, what) = match (order.state, &pickup) {
+                        (OrderState::Shipped, Some(point)) => (
+                            NoticeKind::OrderShipped,
+                            format!(
+                                "ready to collect at {}, {} (open {})",
+                                point.name, point.address, point.opening_hours
+                            ),
+                        ),
+                        (OrderState::Shipped, None) => {
+                            (NoticeKind::OrderShipped, "shipped".to_string())
+                        }
+                        (OrderState::Delivered, Some(_)) => {
+                            (NoticeKind::OrderDelivered, "collected".to_string())
+                        }
+                        (OrderState::Delivered, None) => {
+                            (NoticeKind::OrderDelivered, "delivered".to_string())
+                        }
+                        _ => (
+                            NoticeKind::OrderCancelled,
+                            "cancelled by the shop".to_string(),
+                        ),
                     };
                     let text = format!(
                         "order {order_id} {what}: {} x {:.0} {} {}",

@@ -80,6 +80,7 @@ impl Shop for SandboxShop {
                     quantity: l.quantity,
                 })
                 .collect(),
+            fulfilment: request.fulfilment.clone(),
         };
         let response = self
             .client

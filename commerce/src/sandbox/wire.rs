@@ -39,11 +39,45 @@ pub struct CatalogItem {
     pub stock: u32,
 }
 
+/// Where a click-and-collect order waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PickupPoint {
+    /// Its name.
+    pub name: String,
+    /// Its address, one line.
+    pub address: String,
+    /// When it is open.
+    pub opening_hours: String,
+}
+
+/// One way the shop fulfils orders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FulfilmentOption {
+    /// Its id, sent back in [`OrderRequest::fulfilment`].
+    pub id: String,
+    /// A readable name.
+    pub name: String,
+    /// Where a pickup order waits; absent for home delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup: Option<PickupPoint>,
+    /// Its price per order in cents.
+    pub price_cents: u64,
+    /// Fewest days from order to arrival (or to ready for pickup).
+    pub lead_days_min: u32,
+    /// Most days.
+    pub lead_days_max: u32,
+}
+
 /// The shop's catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Catalog {
     /// Every product on offer.
     pub items: Vec<CatalogItem>,
+    /// The ways the shop fulfils orders; absent: it delivers, free, in its usual time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fulfilment: Vec<FulfilmentOption>,
 }
 
 /// One line of an order.
@@ -66,6 +100,9 @@ pub struct OrderRequest {
     pub reference: String,
     /// What to deliver.
     pub items: Vec<OrderLine>,
+    /// The fulfilment option's id; absent: the shop's first (or its only) way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfilment: Option<String>,
 }
 
 /// Where an order stands at the shop.
@@ -76,8 +113,12 @@ pub enum ShopOrderStatus {
     Placed,
     /// On its way.
     Shipped,
+    /// Waiting at the pickup point.
+    ReadyForPickup,
     /// Handed to the household.
     Delivered,
+    /// Collected at the pickup point.
+    Collected,
     /// Cancelled by the shop.
     Cancelled,
 }
@@ -109,6 +150,9 @@ pub struct ShopOrder {
     pub shipped_at_ms: Option<u64>,
     /// When it was delivered, once it has been.
     pub delivered_at_ms: Option<u64>,
+    /// The fulfilment option's id, if one was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfilment: Option<String>,
 }
 
 /// `GET /v1/orders`.
