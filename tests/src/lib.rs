@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod fed;
 pub mod vendure;
 
 pub use replenish_sim::mosquitto::{Mosquitto, MosquittoError};

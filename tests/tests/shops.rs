@@ -5,17 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use replenish_agent::clock::{DAY_MS, HOUR_MS, ManualClock};
 use replenish_agent::config::{AgentConfig, ShopConfig, ShopPlatform};
-use replenish_agent::engine::household::Mode;
+use replenish_agent::engine::Event;
 use replenish_agent::engine::order::OrderState;
-use replenish_agent::engine::{Event, Pairing, Telemetry};
-use replenish_agent::store::MemoryStore;
-use replenish_agent::{Agent, AgentOptions};
-use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
+use replenish_protocol::Unit;
 use replenish_sim::shop::{SandboxShop, ShopConfig as SandboxConfig, ShopServer};
+use replenish_tests::fed::FedAgent;
 
 const T0: u64 = 20_458 * DAY_MS;
 
@@ -34,17 +31,12 @@ async fn sandbox(clock: Arc<ManualClock>, beans_cents: u64) -> (SandboxShop, Sho
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_orders_at_the_cheaper_of_two_shops_and_follows_the_order_there() {
+    // One clock for the shops and the agent.
     let clock = ManualClock::new(T0);
     let (dear, dear_server) = sandbox(clock.clone(), 999).await;
     let (cheap, cheap_server) = sandbox(clock.clone(), 799).await;
 
-    let mut config = AgentConfig::default();
-    config.household.pairing = Pairing::Open;
-    config.rules.default_mode = Mode::Auto;
-    config.mqtt.embedded = false;
-    config.mqtt.url = "mqtt://127.0.0.1:9".into(); // nothing listens: telemetry is fed directly
-    config.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    config.shops = [
+    let shops = [
         ("dear", "Shop Dear", &dear_server),
         ("cheap", "Shop Cheap", &cheap_server),
     ]
@@ -58,70 +50,20 @@ async fn the_agent_orders_at_the_cheaper_of_two_shops_and_follows_the_order_ther
         vendure: None,
     })
     .collect();
-    config.validate().unwrap();
-    let agent = Agent::start(
-        &config,
-        AgentOptions {
-            clock: clock.clone(),
-            store: Some(Arc::new(MemoryStore::default())),
-            commerce: None,
-            tick_every: None,
-        },
-    )
-    .await
-    .unwrap();
-    let handle = agent.handle();
-    for _ in 0..500 {
-        if handle.read(|e, _| e.catalogs().len() == 2).await.unwrap() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let id = |s: &str| Id::new(s).unwrap();
-    let birth = Birth {
-        model: id("coffee-maker"),
-        firmware: "0.1.0".try_into().unwrap(),
-        boot: 1,
-        slots: [SlotSpec {
-            id: id("beans"),
-            consumable: id("coffee_beans"),
-            unit: Unit::G,
-            capacity: 1000.0,
-            sensor: SensorKind::Level,
-        }]
-        .into_iter()
-        .collect(),
-        buffer: None,
+    let config = AgentConfig {
+        shops,
+        ..AgentConfig::default()
     };
-    handle
-        .ask(Event::Telemetry {
-            device: id("coffee"),
-            message: Telemetry::Status(Box::new(Status::Online(birth))),
-        })
+    config.validate().unwrap();
+    let beans = ("coffee", "beans", "coffee_beans", Unit::G, 1000.0);
+    let mut household = FedAgent::start(config, clock.clone(), None, 2, beans)
         .await
         .unwrap();
     let mut order = None;
     for day in 0..20u32 {
         let t = T0 + u64::from(day) * DAY_MS + 8 * HOUR_MS;
-        clock.set(t);
-        handle
-            .ask(Event::Telemetry {
-                device: id("coffee"),
-                message: Telemetry::Report(Report {
-                    boot: 1,
-                    seq: day + 1,
-                    ts: t,
-                    body: ReportBody::Level {
-                        slot: id("beans"),
-                        remaining: 1000.0 - 50.0 * day as f32,
-                    },
-                }),
-            })
-            .await
-            .unwrap();
-        handle.settle(0).await.unwrap();
-        order = handle
-            .read(|e, _| e.orders().last().cloned())
+        order = household
+            .level(t, 1000.0 - 50.0 * day as f32)
             .await
             .unwrap();
         if order.is_some() {
@@ -136,26 +78,15 @@ async fn the_agent_orders_at_the_cheaper_of_two_shops_and_follows_the_order_ther
         dear.orders().is_empty(),
         "nothing is ordered at the dearer shop"
     );
-    let placed = handle
-        .read({
-            let id = order.id.clone();
-            move |e, _| e.order(&id).cloned()
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let placed = household.order(&order.id).await.unwrap().unwrap();
     assert_eq!(placed.state, OrderState::Placed);
     assert_eq!(placed.shop_order_id, Some(cheap.orders()[0].id.clone()));
 
     // Two days later the cheap shop has delivered it; the agent asks that shop and learns so.
-    clock.advance(3 * DAY_MS);
-    handle.ask(Event::Tick).await.unwrap();
-    handle.settle(0).await.unwrap();
-    let delivered = handle
-        .read(move |e, _| e.order(&order.id).cloned())
-        .await
-        .unwrap()
-        .unwrap();
+    household.clock.advance(3 * DAY_MS);
+    household.handle().ask(Event::Tick).await.unwrap();
+    household.handle().settle(0).await.unwrap();
+    let delivered = household.order(&order.id).await.unwrap().unwrap();
     assert_eq!(delivered.state, OrderState::Delivered);
-    agent.shutdown().await;
+    household.agent.shutdown().await;
 }

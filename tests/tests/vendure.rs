@@ -395,106 +395,45 @@ async fn the_agent_orders_an_in_stock_alternative_from_vendure_when_the_usual_pa
 
     use replenish_agent::clock::{DAY_MS, HOUR_MS, ManualClock};
     use replenish_agent::config::AgentConfig;
-    use replenish_agent::engine::household::Mode;
     use replenish_agent::engine::order::OrderState;
-    use replenish_agent::engine::{Event, Pairing, Telemetry};
-    use replenish_agent::store::MemoryStore;
-    use replenish_agent::{Agent, AgentOptions};
-    use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
+    use replenish_protocol::Unit;
+    use replenish_tests::fed::FedAgent;
 
     let Some(server) = server() else { return };
     let account = server.new_customer("agent").await.unwrap();
     let vendure = Arc::new(shop(server, &account));
+    // Vendure stamps orders with the wall clock: the agent's starts there too.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let clock = ManualClock::new(now);
-    let mut config = AgentConfig::default();
-    config.household.pairing = Pairing::Open;
-    config.rules.default_mode = Mode::Auto;
-    config.mqtt.embedded = false;
-    // Nothing listens there: telemetry is fed directly.
-    config.mqtt.url = "mqtt://127.0.0.1:9".into();
-    config.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let agent = Agent::start(
-        &config,
-        AgentOptions {
-            clock: clock.clone(),
-            store: Some(Arc::new(MemoryStore::default())),
-            commerce: Some(vendure.clone()),
-            tick_every: None,
-        },
+    let tabs = (
+        "dishwasher",
+        "tabs",
+        "dishwasher_tablets",
+        Unit::Count,
+        80.0,
+    );
+    let mut household = FedAgent::start(
+        AgentConfig::default(),
+        ManualClock::new(now),
+        Some(vendure.clone()),
+        1,
+        tabs,
     )
     .await
     .unwrap();
-    let handle = agent.handle();
-    for _ in 0..500 {
-        if handle.read(|e, _| !e.catalogs().is_empty()).await.unwrap() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let id = |s: &str| Id::new(s).unwrap();
-    let birth = Birth {
-        model: id("dishwasher"),
-        firmware: "0.1.0".try_into().unwrap(),
-        boot: 1,
-        slots: [SlotSpec {
-            id: id("tabs"),
-            consumable: id("dishwasher_tablets"),
-            unit: Unit::Count,
-            capacity: 80.0,
-            sensor: SensorKind::Level,
-        }]
-        .into_iter()
-        .collect(),
-        buffer: None,
-    };
-    handle
-        .ask(Event::Telemetry {
-            device: id("dishwasher"),
-            message: Telemetry::Status(Box::new(Status::Online(birth))),
-        })
-        .await
-        .unwrap();
     // Two tablets a day from 40 until the agent orders.
     let mut order = None;
     for day in 0..20u32 {
         let t = now + u64::from(day) * DAY_MS + 20 * HOUR_MS;
-        clock.set(t);
-        let report = Report {
-            boot: 1,
-            seq: day + 1,
-            ts: t,
-            body: ReportBody::Level {
-                slot: id("tabs"),
-                remaining: 40.0 - 2.0 * day as f32,
-            },
-        };
-        handle
-            .ask(Event::Telemetry {
-                device: id("dishwasher"),
-                message: Telemetry::Report(report),
-            })
-            .await
-            .unwrap();
-        handle.settle(0).await.unwrap();
-        order = handle
-            .read(|e, _| e.orders().last().cloned())
-            .await
-            .unwrap();
+        order = household.level(t, 40.0 - 2.0 * day as f32).await.unwrap();
         if order.is_some() {
             break;
         }
     }
     let order = order.expect("no order within 20 days");
-    handle.settle(0).await.unwrap();
-    let order = handle
-        .read(move |e, _| e.order(&order.id).cloned())
-        .await
-        .unwrap()
-        .unwrap();
+    let order = household.order(&order.id).await.unwrap().unwrap();
     assert_eq!(
         order.sku, "dishwasher-tabs-40",
         "the 80 pack is out of stock"
@@ -510,5 +449,5 @@ async fn the_agent_orders_an_in_stock_alternative_from_vendure_when_the_usual_pa
     assert_eq!(at_shop.reference, order.id);
     assert_eq!(at_shop.lines[0].sku, "dishwasher-tabs-40");
     assert_eq!(at_shop.lines[0].quantity, order.packs);
-    agent.shutdown().await;
+    household.agent.shutdown().await;
 }
