@@ -353,6 +353,9 @@ pub enum NoticeKind {
     CommandDone,
     /// A device refused a command, or did not answer it.
     CommandFailed,
+    /// A slot needs ordering and no shop has any of its products in stock: a person must
+    /// find some (said once a day while it lasts).
+    NothingInStock,
 }
 
 /// A line for the timeline.
@@ -560,6 +563,8 @@ pub struct Engine {
     polled_at: HashMap<String, UnixMs>,
     /// Day of the last forecast notice per slot.
     forecast_noticed: HashMap<String, i64>,
+    /// The day each slot was last said to have nothing in stock anywhere.
+    nothing_in_stock_noticed: HashMap<String, i64>,
     /// Commands under way.
     commands: devices::Commands,
     /// Ids of orders not yet delivered, cancelled or failed: what the per-report checks scan,
@@ -643,6 +648,7 @@ impl Engine {
             placing: HashSet::new(),
             polled_at: HashMap::new(),
             forecast_noticed: HashMap::new(),
+            nothing_in_stock_noticed: HashMap::new(),
             commands: devices::Commands::default(),
             open_orders,
         }
@@ -1217,6 +1223,84 @@ impl Engine {
         Some((decision, candidate, ask))
     }
 
+    /// Says (once a day) that a slot that needs ordering has no product in stock at any shop:
+    /// the shops sell it, but all of it is out. Never for what no shop sells (tap water).
+    fn tell_if_nothing_in_stock(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
+        let Some(slot) = self.slots.get(key) else {
+            return;
+        };
+        let Some(forecast) = slot.forecast.as_ref() else {
+            return;
+        };
+        let consumable = slot.spec.consumable.as_str();
+        if self.has_open_order(slot)
+            || self.household.rules.mode_of(consumable) == household::Mode::Off
+            || self.household.paused(consumable, now)
+        {
+            return;
+        }
+        let sold: Vec<(&str, &Offer)> = self
+            .meta
+            .catalogs
+            .iter()
+            .flat_map(|(shop, c)| c.offers.iter().map(move |o| (shop.as_str(), o)))
+            .filter(|(_, o)| {
+                o.consumable == consumable && o.unit == slot.spec.unit && o.pack_size > 0.0
+            })
+            .collect();
+        if sold.is_empty() || sold.iter().any(|(_, o)| o.stock > 0) {
+            return;
+        }
+        // Would the policy order it, were the first of them in stock?
+        let mut settings = self
+            .config
+            .consumables
+            .get(consumable)
+            .unwrap_or(&self.config.policy.defaults)
+            .clone();
+        if let Some(risk) = self
+            .household
+            .rules
+            .consumables
+            .get(consumable)
+            .and_then(|c| c.risk)
+        {
+            settings.risk = risk;
+        }
+        let (shop, offer) = sold[0];
+        let lead = self.lead_of(shop, None);
+        let input = PolicyInput {
+            slot,
+            forecast,
+            item: offer,
+            stock: StockPosition {
+                in_appliance: slot.level.unwrap_or(0.0),
+                in_cupboard: slot.cupboard,
+            },
+            lead_time: &lead,
+            settings: &settings,
+            review_ms: self.config.policy.review_ms,
+            now,
+        };
+        if self.policy.decide(&input).is_none() {
+            return;
+        }
+        let today = (now / DAY_MS) as i64;
+        if self.nothing_in_stock_noticed.get(key) == Some(&today) {
+            return;
+        }
+        self.nothing_in_stock_noticed.insert(key.to_string(), today);
+        let names: Vec<String> = sold
+            .iter()
+            .map(|(shop, o)| format!("{} at {}", o.name, self.shop_name(shop)))
+            .collect();
+        let text = format!(
+            "{key} needs ordering, but nothing is in stock: {} are all out; buy some elsewhere or approve another product",
+            names.join(", ")
+        );
+        fx.push(notice(now, NoticeKind::NothingInStock, key, text));
+    }
+
     /// Why a person must approve buying `offer`, if it costs more than the price guard allows
     /// per unit against the usual price: the lowest per unit among the household's products
     /// for the consumable (any shop, in stock or not; every product when none are chosen).
@@ -1345,6 +1429,7 @@ impl Engine {
             return;
         };
         let Some((decision, candidate, ask)) = self.decide_for(slot, now, None, None) else {
+            self.tell_if_nothing_in_stock(key, now, fx);
             return;
         };
         let item = candidate.offer;
@@ -1827,6 +1912,33 @@ pub(super) mod tests {
         );
         let pending = order.pending.as_ref().unwrap();
         assert_eq!(pending.on_expiry, household::ExpiryDefault::Skip);
+    }
+
+    #[test]
+    fn with_nothing_in_stock_anywhere_the_household_is_told_once_a_day_never_silently() {
+        let mut e = engine_with(&[("beans-500", 899, 0), ("beans-1kg", 1500, 0)], |_| {});
+        let mut told = Vec::new();
+        let mut remaining = 600.0;
+        for step in 0..(12 * 6) {
+            let t = T0 + step * 4 * HOUR_MS;
+            let fx = e.handle(level(step as u32 + 1, t, remaining), t).unwrap();
+            assert!(place_order(&fx).is_none());
+            told.extend(fx.iter().filter_map(|x| match x {
+                Effect::Notice(n) if n.kind == NoticeKind::NothingInStock => {
+                    Some((t / DAY_MS, n.text.clone()))
+                }
+                _ => None,
+            }));
+            remaining = (remaining - 50.0 / 6.0).max(0.0);
+        }
+        assert!(
+            !told.is_empty(),
+            "a slot running out with nothing to buy is said"
+        );
+        let days: std::collections::HashSet<u64> = told.iter().map(|(d, _)| *d).collect();
+        assert_eq!(days.len(), told.len(), "at most once a day: {told:?}");
+        assert!(told[0].1.contains("beans-1kg at the shop"), "{}", told[0].1);
+        assert!(e.orders().next().is_none());
     }
 
     #[test]
