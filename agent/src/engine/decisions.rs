@@ -236,6 +236,51 @@ impl Engine {
         Ok(())
     }
 
+    /// A person says a click-and-collect order was collected (the shop may not know yet):
+    /// it counts as delivered from now.
+    pub(super) fn collected(
+        &mut self,
+        order_id: &str,
+        by: &Actor,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::DecideOrders)?;
+        let order = self
+            .orders
+            .get(order_id)
+            .ok_or_else(|| EngineError::UnknownOrder(order_id.to_string()))?;
+        let pickup = order.fulfilment.as_ref().and_then(|f| match &f.method {
+            replenish_commerce::Fulfilment::Pickup(point) => Some(point.name.clone()),
+            replenish_commerce::Fulfilment::Delivery => None,
+        });
+        let Some(place) = pickup else {
+            return Err(EngineError::Invalid(format!(
+                "{order_id} is delivered to the door, not collected"
+            )));
+        };
+        if !matches!(order.state, OrderState::Placed | OrderState::Shipped) {
+            return Err(EngineError::Invalid(format!(
+                "{order_id} is {}, not waiting to be collected",
+                order.state.as_str()
+            )));
+        }
+        let mut changed = order.clone();
+        changed.shop_status(replenish_commerce::OrderStatus::Collected, Some(now), now)?;
+        self.on_delivered(&changed, fx);
+        fx.push(Effect::SaveOrder(changed.clone()));
+        self.orders.insert(order_id.to_string(), changed);
+        let detail = format!("collected at {place}");
+        fx.push(notice(
+            now,
+            NoticeKind::OrderDelivered,
+            order_id,
+            format!("order {order_id} {detail}"),
+        ));
+        self.record(by, "collected", order_id, detail, now, fx);
+        Ok(())
+    }
+
     pub(super) fn snooze(
         &mut self,
         order_id: &str,

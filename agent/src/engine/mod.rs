@@ -184,6 +184,13 @@ pub enum Event {
         /// Who.
         by: Actor,
     },
+    /// A member says a click-and-collect order was collected.
+    Collected {
+        /// The order.
+        order_id: String,
+        /// Who.
+        by: Actor,
+    },
     /// An owner changes the rules.
     SetRules {
         /// The new rules, whole.
@@ -565,6 +572,8 @@ pub struct Engine {
     forecast_noticed: HashMap<String, i64>,
     /// The day each slot was last said to have nothing in stock anywhere.
     nothing_in_stock_noticed: HashMap<String, i64>,
+    /// The day each order ready for pickup was last recalled.
+    pickup_reminded: HashMap<String, i64>,
     /// Commands under way.
     commands: devices::Commands,
     /// Ids of orders not yet delivered, cancelled or failed: what the per-report checks scan,
@@ -649,6 +658,7 @@ impl Engine {
             polled_at: HashMap::new(),
             forecast_noticed: HashMap::new(),
             nothing_in_stock_noticed: HashMap::new(),
+            pickup_reminded: HashMap::new(),
             commands: devices::Commands::default(),
             open_orders,
         }
@@ -795,6 +805,7 @@ impl Engine {
                 by,
                 hours,
             } => self.snooze(&order_id, &by, hours, now, fx)?,
+            Event::Collected { order_id, by } => self.collected(&order_id, &by, now, fx)?,
             Event::AddMember {
                 name,
                 role,
@@ -984,6 +995,7 @@ impl Engine {
                 });
             }
         }
+        self.remind_pickups(now, fx);
         let keys: Vec<String> = self.slots.keys().cloned().collect();
         for key in keys {
             self.refresh_forecast(&key, now, fx);
@@ -1221,6 +1233,41 @@ impl Engine {
             decision.reason = format!("{}; {}", decision.reason, choice.why);
         }
         Some((decision, candidate, ask))
+    }
+
+    /// Recalls, once a day from the day after, click-and-collect orders waiting at their
+    /// pickup point.
+    fn remind_pickups(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
+        let today = (now / DAY_MS) as i64;
+        let waiting: Vec<(String, String, UnixMs)> = self
+            .open_orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .filter(|o| o.state == OrderState::Shipped)
+            .filter_map(|o| match o.fulfilment.as_ref().map(|f| &f.method) {
+                Some(replenish_commerce::Fulfilment::Pickup(point)) => Some((
+                    o.id.clone(),
+                    format!(
+                        "{}, {} (open {})",
+                        point.name, point.address, point.opening_hours
+                    ),
+                    o.updated_at,
+                )),
+                _ => None,
+            })
+            .filter(|(_, _, ready_at)| now >= ready_at + DAY_MS)
+            .collect();
+        for (id, place, ready_at) in waiting {
+            if self.pickup_reminded.get(&id) == Some(&today) {
+                continue;
+            }
+            self.pickup_reminded.insert(id.clone(), today);
+            let text = format!(
+                "order {id} has been waiting at {place} for {}; collect it, or say so if you have",
+                days_from(ready_at, now)
+            );
+            fx.push(notice(now, NoticeKind::OrderShipped, &id, text));
+        }
     }
 
     /// Says (once a day) that a slot that needs ordering has no product in stock at any shop:
@@ -1962,6 +2009,71 @@ pub(super) mod tests {
         });
         let (_, fx) = run_until_order(&mut e);
         assert_eq!(place_order(&fx).unwrap().sku, "dear-500");
+    }
+
+    #[test]
+    fn a_pickup_waiting_is_recalled_daily_and_a_member_can_say_it_was_collected() {
+        let mut e = two_shops(shopping::PickupPreference::Prefer, 20);
+        let (order, _) = run_until_placed(&mut e);
+        assert_eq!(order.fulfilment.as_ref().unwrap().id, "pickup");
+        let t = order.created_at + HOUR_MS;
+        let mut placed = shop_order(&order.idempotency_key, OrderStatus::ReadyForPickup);
+        placed.lines = vec![];
+        e.handle(
+            Event::PlacementSucceeded {
+                order_id: order.id.clone(),
+                shop_order: placed,
+            },
+            t,
+        )
+        .unwrap();
+        assert_eq!(e.order(&order.id).unwrap().state, OrderState::Shipped);
+        // Nothing the first day; then once a day.
+        let recalls = |fx: &[Effect]| {
+            fx.iter()
+                .filter(|x| matches!(x, Effect::Notice(n) if n.text.contains("has been waiting at Shop A Mitte")))
+                .count()
+        };
+        assert_eq!(
+            recalls(&e.handle(Event::Tick, t + 12 * HOUR_MS).unwrap()),
+            0
+        );
+        assert_eq!(
+            recalls(&e.handle(Event::Tick, t + 25 * HOUR_MS).unwrap()),
+            1
+        );
+        assert_eq!(
+            recalls(&e.handle(Event::Tick, t + 26 * HOUR_MS).unwrap()),
+            0
+        );
+        // A member says it was collected: delivered, the cupboard has it, no more recalls.
+        let fx = e
+            .handle(
+                Event::Collected {
+                    order_id: order.id.clone(),
+                    by: Actor::Console,
+                },
+                t + 27 * HOUR_MS,
+            )
+            .unwrap();
+        assert!(fx.iter().any(
+            |x| matches!(x, Effect::Notice(n) if n.text.contains("collected at Shop A Mitte"))
+        ));
+        assert_eq!(e.order(&order.id).unwrap().state, OrderState::Delivered);
+        assert!(e.slot("coffee/beans").unwrap().cupboard > 0.0);
+        assert_eq!(
+            recalls(&e.handle(Event::Tick, t + 50 * HOUR_MS).unwrap()),
+            0
+        );
+        // Twice is refused, and so is a home delivery.
+        let again = e.handle(
+            Event::Collected {
+                order_id: order.id.clone(),
+                by: Actor::Console,
+            },
+            t + 51 * HOUR_MS,
+        );
+        assert!(matches!(again, Err(EngineError::Invalid(_))));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/orders/{id}", get(get_order))
         .route("/api/v1/orders/{id}/approve", post(approve))
         .route("/api/v1/orders/{id}/reject", post(reject))
+        .route("/api/v1/orders/{id}/collected", post(collected))
         .route("/api/v1/orders/{id}/snooze", post(snooze))
         .route("/api/v1/rules", get(get_rules).put(put_rules))
         .route("/api/v1/members", get(list_members).post(add_member))
@@ -386,6 +387,31 @@ async fn reject(
         by: caller.actor(),
         reason: body.reason,
         note: body.note,
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => order_view(&state, id).await,
+        Err(error) => ask_problem(error),
+    }
+}
+
+/// Say a click-and-collect order was collected
+///
+/// It counts as delivered from now, whatever the shop says later.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/collected", tag = "orders",
+    params(("id" = String, Path, description = "The order")),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "Not a pickup order waiting to be collected")))]
+async fn collected(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = order_id_or_404(&id) {
+        return response;
+    }
+    let event = Event::Collected {
+        order_id: id.clone(),
+        by: caller.actor(),
     };
     match state.agent.ask(event).await {
         Ok(()) => order_view(&state, id).await,
@@ -767,7 +793,7 @@ async fn openapi(_caller: Caller) -> Response {
             decide orders. Errors are RFC 9457 `application/problem+json`.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
-    paths(status, me, list_orders, get_order, approve, reject, snooze, get_rules, put_rules,
+    paths(status, me, list_orders, get_order, approve, reject, collected, snooze, get_rules, put_rules,
         list_members, add_member, remove_member, list_devices, accept_device, remove_device,
         send_command, list_commands, list_audit, openapi),
     components(schemas(StatusPage, StatusTotals, DeviceView, SlotView, OrderView,
