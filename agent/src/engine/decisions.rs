@@ -36,7 +36,7 @@ impl Engine {
     }
 
     /// Appends to the audit trail and stores the household with it.
-    fn record_as(
+    pub(super) fn record_as(
         &mut self,
         who: String,
         action: &str,
@@ -246,15 +246,28 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
         self.household.authorize(by, Permission::DecideOrders)?;
+        let place = self.waiting_pickup(order_id)?;
+        self.mark_collected(order_id, now, fx)?;
+        self.record(
+            by,
+            "collected",
+            order_id,
+            format!("collected at {place}"),
+            now,
+            fx,
+        );
+        Ok(())
+    }
+
+    /// The pickup point of an order waiting there to be collected.
+    pub(super) fn waiting_pickup(&self, order_id: &str) -> Result<String, EngineError> {
         let order = self
             .orders
             .get(order_id)
             .ok_or_else(|| EngineError::UnknownOrder(order_id.to_string()))?;
-        let pickup = order.fulfilment.as_ref().and_then(|f| match &f.method {
-            replenish_commerce::Fulfilment::Pickup(point) => Some(point.name.clone()),
-            replenish_commerce::Fulfilment::Delivery => None,
-        });
-        let Some(place) = pickup else {
+        let Some(replenish_commerce::Fulfilment::Pickup(point)) =
+            order.fulfilment.as_ref().map(|f| &f.method)
+        else {
             return Err(EngineError::Invalid(format!(
                 "{order_id} is delivered to the door, not collected"
             )));
@@ -265,19 +278,31 @@ impl Engine {
                 order.state.as_str()
             )));
         }
+        Ok(point.name.clone())
+    }
+
+    /// A pickup order counts as collected (delivered) from now.
+    pub(super) fn mark_collected(
+        &mut self,
+        order_id: &str,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        let place = self.waiting_pickup(order_id)?;
+        let Some(order) = self.orders.get(order_id) else {
+            return Err(EngineError::UnknownOrder(order_id.to_string()));
+        };
         let mut changed = order.clone();
         changed.shop_status(replenish_commerce::OrderStatus::Collected, Some(now), now)?;
         self.on_delivered(&changed, fx);
         fx.push(Effect::SaveOrder(changed.clone()));
         self.orders.insert(order_id.to_string(), changed);
-        let detail = format!("collected at {place}");
         fx.push(notice(
             now,
             NoticeKind::OrderDelivered,
             order_id,
-            format!("order {order_id} {detail}"),
+            format!("order {order_id} collected at {place}"),
         ));
-        self.record(by, "collected", order_id, detail, now, fx);
         Ok(())
     }
 

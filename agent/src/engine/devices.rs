@@ -349,11 +349,17 @@ impl Engine {
                 self.after_slot_change(&device_id, &key, now, fx);
             }
             (Some(key), ReportBody::Refill { before, after, .. }) => {
+                let mut unexplained = false;
                 if let Some(slot) = self.slots.get_mut(&key) {
+                    let unattributed = slot.unattributed_refill;
                     slot.refill(f64::from(before), f64::from(after), at);
+                    unexplained = slot.unattributed_refill > unattributed;
                     let unit = slot.spec.unit.symbol();
                     let text = format!("{key} refilled: {before:.0} -> {after:.0} {unit}");
                     fx.push(notice(at, NoticeKind::Refill, &key, text));
+                }
+                if unexplained {
+                    self.collected_by_refill(&key, at, now, fx);
                 }
                 self.after_slot_change(&device_id, &key, now, fx);
             }
@@ -365,6 +371,40 @@ impl Engine {
             (None, _) => {}
         }
         Ok(())
+    }
+
+    /// A refill the cupboard cannot explain, while a click-and-collect order for the slot is
+    /// ready: the household collected it. The appliance confirms what the shop may not know.
+    fn collected_by_refill(&mut self, key: &str, at: UnixMs, now: UnixMs, fx: &mut Vec<Effect>) {
+        let Some(slot) = self.slots.get(key) else {
+            return;
+        };
+        let ready = self
+            .open_orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .find(|o| {
+                o.state == super::order::OrderState::Shipped
+                    && o.updated_at <= at
+                    && o.covers(&slot.device, &slot.spec.id)
+                    && matches!(
+                        o.fulfilment.as_ref().map(|f| &f.method),
+                        Some(replenish_commerce::Fulfilment::Pickup(_))
+                    )
+            })
+            .map(|o| o.id.clone());
+        if let Some(order_id) = ready
+            && self.mark_collected(&order_id, now, fx).is_ok()
+        {
+            self.record_as(
+                "the appliance (a refill)".into(),
+                "collected",
+                &order_id,
+                format!("{key} was refilled with more than the cupboard held"),
+                now,
+                fx,
+            );
+        }
     }
 
     /// A slot changed: it is forecast again and stored (whether or not its level is known yet,

@@ -2077,6 +2077,45 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_refill_the_cupboard_cannot_explain_confirms_a_ready_pickup() {
+        let mut e = two_shops(shopping::PickupPreference::Prefer, 20);
+        let (order, _) = run_until_placed(&mut e);
+        let t = order.created_at + HOUR_MS;
+        e.handle(
+            Event::PlacementSucceeded {
+                order_id: order.id.clone(),
+                shop_order: shop_order(&order.idempotency_key, OrderStatus::ReadyForPickup),
+            },
+            t,
+        )
+        .unwrap();
+        let refill = |seq: u32, at: UnixMs| Event::Telemetry {
+            device: id("coffee"),
+            message: Telemetry::Report(Report {
+                boot: 1,
+                seq,
+                ts: at,
+                body: ReportBody::Refill {
+                    slot: id("beans"),
+                    before: 50.0,
+                    after: 550.0,
+                },
+            }),
+        };
+        let fx = e
+            .handle(refill(1000, t + 3 * HOUR_MS), t + 3 * HOUR_MS)
+            .unwrap();
+        assert_eq!(e.order(&order.id).unwrap().state, OrderState::Delivered);
+        assert!(fx.iter().any(
+            |x| matches!(x, Effect::Notice(n) if n.text.contains("collected at Shop A Mitte"))
+        ));
+        assert_eq!(
+            e.audit().next_back().map(|a| a.action.as_str()),
+            Some("collected"),
+        );
+    }
+
+    #[test]
     fn a_catalog_from_a_shop_that_is_not_configured_is_refused() {
         let mut e = engine(Mode::Auto);
         let refused = e.handle(
