@@ -1096,11 +1096,26 @@ impl Engine {
     }
 
     /// True while an order for the slot is open: nothing more is ordered meanwhile.
-    fn has_open_order(&self, slot: &SlotState) -> bool {
+    /// A click-and-collect order left at its pickup point this long no longer counts as
+    /// coming: the agent may order again, but only with a person's approval.
+    fn has_open_order(&self, slot: &SlotState, now: UnixMs) -> bool {
         self.open_orders
             .iter()
             .filter_map(|id| self.orders.get(id))
-            .any(|o| o.state.is_open() && o.covers(&slot.device, &slot.spec.id))
+            .any(|o| {
+                o.state.is_open()
+                    && o.covers(&slot.device, &slot.spec.id)
+                    && uncollected(o, now).is_none()
+            })
+    }
+
+    /// An order for the slot left uncollected at its pickup point: (order, place).
+    fn uncollected_for(&self, slot: &SlotState, now: UnixMs) -> Option<(String, String)> {
+        self.open_orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .filter(|o| o.covers(&slot.device, &slot.spec.id))
+            .find_map(|o| uncollected(o, now).map(|place| (o.id.clone(), place)))
     }
 
     /// How long `shop` takes to fulfil by `fulfilment`: learned from its deliveries, else as
@@ -1133,7 +1148,7 @@ impl Engine {
         only_shop: Option<&str>,
     ) -> Option<(ReorderDecision, shopping::Candidate, Option<String>)> {
         let forecast = slot.forecast.as_ref()?;
-        if self.has_open_order(slot) {
+        if self.has_open_order(slot, now) {
             return None;
         }
         let consumable = slot.spec.consumable.as_str();
@@ -1280,7 +1295,7 @@ impl Engine {
             return;
         };
         let consumable = slot.spec.consumable.as_str();
-        if self.has_open_order(slot)
+        if self.has_open_order(slot, now)
             || self.household.rules.mode_of(consumable) == household::Mode::Off
             || self.household.paused(consumable, now)
         {
@@ -1480,6 +1495,13 @@ impl Engine {
             return;
         };
         let item = candidate.offer;
+        let ask = ask.or_else(|| {
+            self.uncollected_for(slot, now).map(|(order, place)| {
+                format!(
+                    "order {order} has waited uncollected at {place} for {UNCOLLECTED_DAYS} days"
+                )
+            })
+        });
         let mut bundled = self.bundle_lines(key, now, &candidate.shop);
         let mut packs = decision.packs;
         let mut reason = decision.reason;
@@ -1560,6 +1582,22 @@ pub(super) fn fault_name(code: FaultCode) -> &'static str {
         FaultCode::CalibrationNeeded => "calibration_needed",
         FaultCode::BufferOverflow => "buffer_overflow",
         FaultCode::Other => "other",
+    }
+}
+
+/// Days a ready pickup may wait before it no longer counts as coming.
+const UNCOLLECTED_DAYS: u64 = 3;
+
+/// The pickup point of a click-and-collect order ready for more than [`UNCOLLECTED_DAYS`].
+fn uncollected(order: &Order, now: UnixMs) -> Option<String> {
+    match order.fulfilment.as_ref().map(|f| &f.method) {
+        Some(replenish_commerce::Fulfilment::Pickup(point))
+            if order.state == OrderState::Shipped
+                && now >= order.updated_at + UNCOLLECTED_DAYS * DAY_MS =>
+        {
+            Some(point.name.clone())
+        }
+        _ => None,
     }
 }
 
@@ -2112,6 +2150,44 @@ pub(super) mod tests {
         assert_eq!(
             e.audit().next_back().map(|a| a.action.as_str()),
             Some("collected"),
+        );
+    }
+
+    #[test]
+    fn a_pickup_left_uncollected_for_three_days_lets_the_agent_ask_to_order_again() {
+        let mut e = two_shops(shopping::PickupPreference::Prefer, 20);
+        let (order, _) = run_until_placed(&mut e);
+        let t = order.created_at + HOUR_MS;
+        e.handle(
+            Event::PlacementSucceeded {
+                order_id: order.id.clone(),
+                shop_order: shop_order(&order.idempotency_key, OrderStatus::ReadyForPickup),
+            },
+            t,
+        )
+        .unwrap();
+        // Two days on, running low: the order at the pickup point still counts.
+        let fx = e
+            .handle(level(2000, t + 2 * DAY_MS, 20.0), t + 2 * DAY_MS)
+            .unwrap();
+        assert!(
+            !fx.iter()
+                .any(|x| matches!(x, Effect::SaveOrder(o) if o.id != order.id))
+        );
+        // Past three days it no longer does: a new order, for a person to approve.
+        let later = t + 3 * DAY_MS + HOUR_MS;
+        e.handle(level(2001, later, 15.0), later).unwrap();
+        let again = e
+            .orders()
+            .find(|o| o.id != order.id)
+            .expect("ordered again");
+        assert_eq!(again.state, OrderState::Proposed);
+        assert!(
+            again
+                .reason
+                .contains("has waited uncollected at Shop A Mitte"),
+            "{}",
+            again.reason
         );
     }
 
