@@ -574,6 +574,8 @@ pub struct Engine {
     nothing_in_stock_noticed: HashMap<String, i64>,
     /// The day each order ready for pickup was last recalled.
     pickup_reminded: HashMap<String, i64>,
+    /// Orders whose substitution by the shop was already said.
+    substitutions_told: HashSet<String>,
     /// Commands under way.
     commands: devices::Commands,
     /// Ids of orders not yet delivered, cancelled or failed: what the per-report checks scan,
@@ -659,6 +661,7 @@ impl Engine {
             forecast_noticed: HashMap::new(),
             nothing_in_stock_noticed: HashMap::new(),
             pickup_reminded: HashMap::new(),
+            substitutions_told: HashSet::new(),
             commands: devices::Commands::default(),
             open_orders,
         }
@@ -827,6 +830,9 @@ impl Engine {
                 shop_order,
             } => {
                 self.placing.remove(&order_id);
+                if shop_order.status == replenish_commerce::OrderStatus::SubstitutedByShop {
+                    self.judge_substitution(&order_id, &shop_order.lines, now, fx);
+                }
                 // A shop that states no arrival: the lead time this SKU usually takes.
                 let expected_at = shop_order.estimated_arrival_ms.unwrap_or_else(|| {
                     let lead = self
@@ -882,6 +888,9 @@ impl Engine {
                 order_id,
                 shop_order,
             } => {
+                if shop_order.status == replenish_commerce::OrderStatus::SubstitutedByShop {
+                    self.judge_substitution(&order_id, &shop_order.lines, now, fx);
+                }
                 let order = self.order_mut(&order_id)?;
                 let before = order.state;
                 order.shop_status(shop_order.status, shop_order.delivered_at_ms, now)?;
@@ -1248,6 +1257,95 @@ impl Engine {
             decision.reason = format!("{}; {}", decision.reason, choice.why);
         }
         Some((decision, candidate, ask))
+    }
+
+    /// The shop replaced products of an order: accepted (the order's lines follow the shop's)
+    /// when each replacement is a product of the same consumable the household allows, within
+    /// the price guard; otherwise the household is told to refuse it or call the shop. Said
+    /// once per order.
+    fn judge_substitution(
+        &mut self,
+        order_id: &str,
+        shop_lines: &[OrderLine],
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(order) = self.orders.get(order_id) else {
+            return;
+        };
+        if self.substitutions_told.contains(order_id) {
+            return;
+        }
+        let mut changed = order.clone();
+        let shop = self.shop_name(&order.shop).to_string();
+        let catalog = self.meta.catalogs.get(&order.shop);
+        let ours: Vec<String> = order.lines().into_iter().map(|l| l.sku).collect();
+        let mut accepted = Vec::new();
+        let mut refused = Vec::new();
+        for line in shop_lines.iter().filter(|l| !ours.contains(&l.sku)) {
+            let Some(offer) = catalog.and_then(|c| c.offer(&line.sku)) else {
+                refused.push(format!("{} (not in {shop}'s catalog)", line.sku));
+                continue;
+            };
+            let allowed = self
+                .config
+                .products
+                .get(&offer.consumable)
+                .filter(|l| !l.is_empty())
+                .is_none_or(|l| l.contains(&offer.sku));
+            let replaced = changed.lines().into_iter().position(|l| {
+                l.consumable.as_str() == offer.consumable
+                    && l.unit == offer.unit
+                    && !shop_lines.iter().any(|s| s.sku == l.sku)
+            });
+            let why_not = match (allowed, replaced) {
+                (false, _) => Some("not one of the products you chose".to_string()),
+                (true, None) => Some("not a product of anything ordered".to_string()),
+                (true, Some(_)) => self.price_guard(&offer.consumable, offer.unit, offer),
+            };
+            match (why_not, replaced) {
+                (None, Some(index)) => {
+                    let was = changed.lines()[index].sku.clone();
+                    if index == 0 {
+                        changed.sku = offer.sku.clone();
+                        changed.packs = line.quantity;
+                        changed.pack_size = offer.pack_size;
+                    } else if let Some(bundled) = changed.bundled.get_mut(index - 1) {
+                        bundled.sku = offer.sku.clone();
+                        bundled.packs = line.quantity;
+                        bundled.pack_size = offer.pack_size;
+                    }
+                    accepted.push(format!("{was} -> {} x {}", line.quantity, offer.name));
+                }
+                (why, _) => refused.push(format!(
+                    "{} x {} ({})",
+                    line.quantity,
+                    offer.name,
+                    why.unwrap_or_default()
+                )),
+            }
+        }
+        if accepted.is_empty() && refused.is_empty() {
+            return;
+        }
+        self.substitutions_told.insert(order_id.to_string());
+        let mut text = format!("order {order_id}: {shop} replaced products");
+        if !accepted.is_empty() {
+            text.push_str(&format!(
+                "; accepted within your rules: {}",
+                accepted.join(", ")
+            ));
+            fx.push(Effect::SaveOrder(changed.clone()));
+            self.orders.insert(order_id.to_string(), changed);
+        }
+        if !refused.is_empty() {
+            text.push_str(&format!(
+                "; not within your rules: {}; refuse it at the door or contact {shop}",
+                refused.join(", ")
+            ));
+        }
+        self.record_as(shop.clone(), "substituted", order_id, text.clone(), now, fx);
+        fx.push(notice(now, NoticeKind::OrderShipped, order_id, text));
     }
 
     /// Recalls, once a day from the day after, click-and-collect orders waiting at their
@@ -2189,6 +2287,73 @@ pub(super) mod tests {
             "{}",
             again.reason
         );
+    }
+
+    #[test]
+    fn a_substitution_by_the_shop_is_accepted_within_the_rules_and_told_otherwise() {
+        for (allowed, accepted) in [
+            (vec!["usual-500", "other-500"], true),
+            (vec!["usual-500"], false),
+        ] {
+            let mut e = engine_with(&[("usual-500", 899, 10), ("other-500", 949, 10)], |c| {
+                c.products.insert(
+                    "coffee_beans".into(),
+                    allowed.iter().map(|s| (*s).to_string()).collect(),
+                );
+            });
+            let (t, fx) = run_until_order(&mut e);
+            let order = place_order(&fx).unwrap().clone();
+            assert_eq!(order.sku, "usual-500");
+            let mut at_shop = shop_order(&order.idempotency_key, OrderStatus::SubstitutedByShop);
+            at_shop.lines = vec![OrderLine {
+                sku: "other-500".into(),
+                quantity: order.packs,
+            }];
+            let told = |fx: &[Effect]| {
+                fx.iter()
+                    .filter_map(|x| match x {
+                        Effect::Notice(n) if n.text.contains("replaced products") => {
+                            Some(n.text.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let fx = e
+                .handle(
+                    Event::PlacementSucceeded {
+                        order_id: order.id.clone(),
+                        shop_order: at_shop.clone(),
+                    },
+                    t + HOUR_MS,
+                )
+                .unwrap();
+            let text = told(&fx);
+            assert_eq!(text.len(), 1, "{text:?}");
+            let now = e.order(&order.id).unwrap();
+            if accepted {
+                assert!(
+                    text[0].contains("accepted within your rules"),
+                    "{}",
+                    text[0]
+                );
+                assert_eq!(now.sku, "other-500", "the lines follow the shop's");
+            } else {
+                assert!(text[0].contains("not within your rules"), "{}", text[0]);
+                assert_eq!(now.sku, "usual-500");
+            }
+            // Said once, however often the shop says it.
+            let fx = e
+                .handle(
+                    Event::ShopStatus {
+                        order_id: order.id.clone(),
+                        shop_order: at_shop,
+                    },
+                    t + 2 * HOUR_MS,
+                )
+                .unwrap();
+            assert!(told(&fx).is_empty());
+        }
     }
 
     #[test]
