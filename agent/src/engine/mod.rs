@@ -1606,6 +1606,36 @@ impl Engine {
         if let Some(why) = &ask {
             reason = format!("{reason}; {why}");
         }
+        // The usual product out everywhere, another taken in its place: a turn the household
+        // can read in the reason and the audit log.
+        let turn = self
+            .config
+            .products
+            .get(slot.spec.consumable.as_str())
+            .and_then(|l| l.first())
+            .filter(|usual| **usual != item.sku)
+            .filter(|usual| {
+                !self
+                    .meta
+                    .catalogs
+                    .values()
+                    .flat_map(|c| &c.offers)
+                    .any(|o| &o.sku == *usual && o.stock > 0)
+            })
+            .map(|usual| {
+                format!(
+                    "the usual {usual} is out of stock at every shop; {} instead",
+                    item.name
+                )
+            });
+        if let Some(turn) = &turn {
+            reason = format!("{reason}; {turn}");
+        }
+        let turns: Vec<(&str, String)> = ask
+            .iter()
+            .map(|why| ("asked", why.clone()))
+            .chain(turn.iter().map(|t| ("alternative", t.clone())))
+            .collect();
         if let Some(cut) = self.fit_budget(&item, &mut packs, &mut bundled, now) {
             reason = format!("{reason}; {cut}");
         }
@@ -1650,6 +1680,9 @@ impl Engine {
         ));
         self.orders.insert(id.clone(), order);
         self.open_orders.insert(id.clone());
+        for (action, detail) in turns {
+            self.record_as("the agent".into(), action, &id, detail, now, fx);
+        }
         self.route_new_order(&id, ask, now, fx);
     }
 }
@@ -2092,6 +2125,16 @@ pub(super) mod tests {
             order.reason.contains("none of the products chosen"),
             "{}",
             order.reason
+        );
+        assert!(
+            order.reason.contains("the usual usual-500 is out of stock"),
+            "{}",
+            order.reason
+        );
+        let actions: Vec<&str> = e.audit().map(|a| a.action.as_str()).collect();
+        assert!(
+            actions.contains(&"alternative") && actions.contains(&"asked"),
+            "{actions:?}"
         );
         let pending = order.pending.as_ref().unwrap();
         assert_eq!(pending.on_expiry, household::ExpiryDefault::Skip);
