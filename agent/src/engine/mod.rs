@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod lead_time;
 pub mod order;
 pub mod policy;
+mod shop_turns;
 pub mod shopping;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -1114,17 +1115,8 @@ impl Engine {
             .any(|o| {
                 o.state.is_open()
                     && o.covers(&slot.device, &slot.spec.id)
-                    && uncollected(o, now).is_none()
+                    && shop_turns::uncollected(o, now).is_none()
             })
-    }
-
-    /// An order for the slot left uncollected at its pickup point: (order, place).
-    fn uncollected_for(&self, slot: &SlotState, now: UnixMs) -> Option<(String, String)> {
-        self.open_orders
-            .iter()
-            .filter_map(|id| self.orders.get(id))
-            .filter(|o| o.covers(&slot.device, &slot.spec.id))
-            .find_map(|o| uncollected(o, now).map(|place| (o.id.clone(), place)))
     }
 
     /// How long `shop` takes to fulfil by `fulfilment`: learned from its deliveries, else as
@@ -1257,208 +1249,6 @@ impl Engine {
             decision.reason = format!("{}; {}", decision.reason, choice.why);
         }
         Some((decision, candidate, ask))
-    }
-
-    /// The shop replaced products of an order: accepted (the order's lines follow the shop's)
-    /// when each replacement is a product of the same consumable the household allows, within
-    /// the price guard; otherwise the household is told to refuse it or call the shop. Said
-    /// once per order.
-    fn judge_substitution(
-        &mut self,
-        order_id: &str,
-        shop_lines: &[OrderLine],
-        now: UnixMs,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(order) = self.orders.get(order_id) else {
-            return;
-        };
-        if self.substitutions_told.contains(order_id) {
-            return;
-        }
-        let mut changed = order.clone();
-        let shop = self.shop_name(&order.shop).to_string();
-        let catalog = self.meta.catalogs.get(&order.shop);
-        let ours: Vec<String> = order.lines().into_iter().map(|l| l.sku).collect();
-        let mut accepted = Vec::new();
-        let mut refused = Vec::new();
-        for line in shop_lines.iter().filter(|l| !ours.contains(&l.sku)) {
-            let Some(offer) = catalog.and_then(|c| c.offer(&line.sku)) else {
-                refused.push(format!("{} (not in {shop}'s catalog)", line.sku));
-                continue;
-            };
-            let allowed = self
-                .config
-                .products
-                .get(&offer.consumable)
-                .filter(|l| !l.is_empty())
-                .is_none_or(|l| l.contains(&offer.sku));
-            let replaced = changed.lines().into_iter().position(|l| {
-                l.consumable.as_str() == offer.consumable
-                    && l.unit == offer.unit
-                    && !shop_lines.iter().any(|s| s.sku == l.sku)
-            });
-            let why_not = match (allowed, replaced) {
-                (false, _) => Some("not one of the products you chose".to_string()),
-                (true, None) => Some("not a product of anything ordered".to_string()),
-                (true, Some(_)) => self.price_guard(&offer.consumable, offer.unit, offer),
-            };
-            match (why_not, replaced) {
-                (None, Some(index)) => {
-                    let was = changed.lines()[index].sku.clone();
-                    if index == 0 {
-                        changed.sku = offer.sku.clone();
-                        changed.packs = line.quantity;
-                        changed.pack_size = offer.pack_size;
-                    } else if let Some(bundled) = changed.bundled.get_mut(index - 1) {
-                        bundled.sku = offer.sku.clone();
-                        bundled.packs = line.quantity;
-                        bundled.pack_size = offer.pack_size;
-                    }
-                    accepted.push(format!("{was} -> {} x {}", line.quantity, offer.name));
-                }
-                (why, _) => refused.push(format!(
-                    "{} x {} ({})",
-                    line.quantity,
-                    offer.name,
-                    why.unwrap_or_default()
-                )),
-            }
-        }
-        if accepted.is_empty() && refused.is_empty() {
-            return;
-        }
-        self.substitutions_told.insert(order_id.to_string());
-        let mut text = format!("order {order_id}: {shop} replaced products");
-        if !accepted.is_empty() {
-            text.push_str(&format!(
-                "; accepted within your rules: {}",
-                accepted.join(", ")
-            ));
-            fx.push(Effect::SaveOrder(changed.clone()));
-            self.orders.insert(order_id.to_string(), changed);
-        }
-        if !refused.is_empty() {
-            text.push_str(&format!(
-                "; not within your rules: {}; refuse it at the door or contact {shop}",
-                refused.join(", ")
-            ));
-        }
-        self.record_as(shop.clone(), "substituted", order_id, text.clone(), now, fx);
-        fx.push(notice(now, NoticeKind::OrderShipped, order_id, text));
-    }
-
-    /// Recalls, once a day from the day after, click-and-collect orders waiting at their
-    /// pickup point.
-    fn remind_pickups(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
-        let today = (now / DAY_MS) as i64;
-        let waiting: Vec<(String, String, UnixMs)> = self
-            .open_orders
-            .iter()
-            .filter_map(|id| self.orders.get(id))
-            .filter(|o| o.state == OrderState::Shipped)
-            .filter_map(|o| match o.fulfilment.as_ref().map(|f| &f.method) {
-                Some(replenish_commerce::Fulfilment::Pickup(point)) => Some((
-                    o.id.clone(),
-                    format!(
-                        "{}, {} (open {})",
-                        point.name, point.address, point.opening_hours
-                    ),
-                    o.updated_at,
-                )),
-                _ => None,
-            })
-            .filter(|(_, _, ready_at)| now >= ready_at + DAY_MS)
-            .collect();
-        for (id, place, ready_at) in waiting {
-            if self.pickup_reminded.get(&id) == Some(&today) {
-                continue;
-            }
-            self.pickup_reminded.insert(id.clone(), today);
-            let text = format!(
-                "order {id} has been waiting at {place} for {}; collect it, or say so if you have",
-                days_from(ready_at, now)
-            );
-            fx.push(notice(now, NoticeKind::OrderShipped, &id, text));
-        }
-    }
-
-    /// Says (once a day) that a slot that needs ordering has no product in stock at any shop:
-    /// the shops sell it, but all of it is out. Never for what no shop sells (tap water).
-    fn tell_if_nothing_in_stock(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
-        let Some(slot) = self.slots.get(key) else {
-            return;
-        };
-        let Some(forecast) = slot.forecast.as_ref() else {
-            return;
-        };
-        let consumable = slot.spec.consumable.as_str();
-        if self.has_open_order(slot, now)
-            || self.household.rules.mode_of(consumable) == household::Mode::Off
-            || self.household.paused(consumable, now)
-        {
-            return;
-        }
-        let sold: Vec<(&str, &Offer)> = self
-            .meta
-            .catalogs
-            .iter()
-            .flat_map(|(shop, c)| c.offers.iter().map(move |o| (shop.as_str(), o)))
-            .filter(|(_, o)| {
-                o.consumable == consumable && o.unit == slot.spec.unit && o.pack_size > 0.0
-            })
-            .collect();
-        if sold.is_empty() || sold.iter().any(|(_, o)| o.stock > 0) {
-            return;
-        }
-        // Would the policy order it, were the first of them in stock?
-        let mut settings = self
-            .config
-            .consumables
-            .get(consumable)
-            .unwrap_or(&self.config.policy.defaults)
-            .clone();
-        if let Some(risk) = self
-            .household
-            .rules
-            .consumables
-            .get(consumable)
-            .and_then(|c| c.risk)
-        {
-            settings.risk = risk;
-        }
-        let (shop, offer) = sold[0];
-        let lead = self.lead_of(shop, None);
-        let input = PolicyInput {
-            slot,
-            forecast,
-            item: offer,
-            stock: StockPosition {
-                in_appliance: slot.level.unwrap_or(0.0),
-                in_cupboard: slot.cupboard,
-            },
-            lead_time: &lead,
-            settings: &settings,
-            review_ms: self.config.policy.review_ms,
-            now,
-        };
-        if self.policy.decide(&input).is_none() {
-            return;
-        }
-        let today = (now / DAY_MS) as i64;
-        if self.nothing_in_stock_noticed.get(key) == Some(&today) {
-            return;
-        }
-        self.nothing_in_stock_noticed.insert(key.to_string(), today);
-        let names: Vec<String> = sold
-            .iter()
-            .map(|(shop, o)| format!("{} at {}", o.name, self.shop_name(shop)))
-            .collect();
-        let text = format!(
-            "{key} needs ordering, but nothing is in stock: {} are all out; buy some elsewhere or approve another product",
-            names.join(", ")
-        );
-        fx.push(notice(now, NoticeKind::NothingInStock, key, text));
     }
 
     /// Why a person must approve buying `offer`, if it costs more than the price guard allows
@@ -1596,7 +1386,8 @@ impl Engine {
         let ask = ask.or_else(|| {
             self.uncollected_for(slot, now).map(|(order, place)| {
                 format!(
-                    "order {order} has waited uncollected at {place} for {UNCOLLECTED_DAYS} days"
+                    "order {order} has waited uncollected at {place} for {} days",
+                    shop_turns::UNCOLLECTED_DAYS
                 )
             })
         });
@@ -1713,22 +1504,6 @@ pub(super) fn fault_name(code: FaultCode) -> &'static str {
         FaultCode::CalibrationNeeded => "calibration_needed",
         FaultCode::BufferOverflow => "buffer_overflow",
         FaultCode::Other => "other",
-    }
-}
-
-/// Days a ready pickup may wait before it no longer counts as coming.
-const UNCOLLECTED_DAYS: u64 = 3;
-
-/// The pickup point of a click-and-collect order ready for more than [`UNCOLLECTED_DAYS`].
-fn uncollected(order: &Order, now: UnixMs) -> Option<String> {
-    match order.fulfilment.as_ref().map(|f| &f.method) {
-        Some(replenish_commerce::Fulfilment::Pickup(point))
-            if order.state == OrderState::Shipped
-                && now >= order.updated_at + UNCOLLECTED_DAYS * DAY_MS =>
-        {
-            Some(point.name.clone())
-        }
-        _ => None,
     }
 }
 
