@@ -384,7 +384,14 @@ impl SandboxShop {
     }
 
     /// Creates the order for `key`, or finds the one created with it before.
-    fn place(&self, key: &str, request: OrderRequest) -> Result<Placed, ApiError> {
+    /// `substitute`: the shop sends another product of the same consumable for the first line,
+    /// if it has one in stock (a fault).
+    fn place(
+        &self,
+        key: &str,
+        request: OrderRequest,
+        substitute: bool,
+    ) -> Result<Placed, ApiError> {
         let mut ledger = self.ledger();
         let now = self.shared.clock.now_ms();
 
@@ -435,7 +442,16 @@ impl SandboxShop {
                     })?,
             ),
         };
-        let priced = price(&ledger.catalog, &request)?;
+        let items = if substitute {
+            substituted(&ledger.catalog, &request.items)
+        } else {
+            request.items.clone()
+        };
+        let sent = OrderRequest {
+            items: items.clone(),
+            ..request.clone()
+        };
+        let priced = price(&ledger.catalog, &sent)?;
         let arrives_at = match option {
             None => now.saturating_add(self.shared.lead_time_ms),
             Some(f) if f.pickup.is_some() => {
@@ -456,7 +472,7 @@ impl SandboxShop {
             reference: request.reference.clone(),
             household: request.household.clone(),
             status: ShopOrderStatus::Placed,
-            items: request.items.clone(),
+            items,
             total_cents: priced.total_cents.saturating_add(fee),
             currency: priced.currency,
             created_at_ms: now,
@@ -591,6 +607,30 @@ fn price(catalog: &[CatalogItem], request: &OrderRequest) -> Result<Priced, ApiE
 }
 
 /// `order` as it stands at `now`: it ships at half its lead time and arrives at the estimate.
+/// `items` with the first line's product replaced by another in stock of the same consumable
+/// and unit (as much of it, rounded up to whole packs); unchanged when there is none.
+fn substituted(catalog: &[CatalogItem], items: &[OrderLine]) -> Vec<OrderLine> {
+    let mut items = items.to_vec();
+    let Some(first) = items.first_mut() else {
+        return items;
+    };
+    let Some(wanted) = catalog.iter().find(|i| i.sku == first.sku) else {
+        return items;
+    };
+    if let Some(other) = catalog.iter().find(|i| {
+        i.sku != wanted.sku
+            && i.consumable == wanted.consumable
+            && i.unit == wanted.unit
+            && i.pack_size > 0.0
+            && i.stock > 0
+    }) {
+        let amount = wanted.pack_size * f64::from(first.quantity);
+        first.quantity = ((amount / other.pack_size).ceil() as u32).max(1);
+        first.sku = other.sku.clone();
+    }
+    items
+}
+
 /// A pickup order is ready at its estimate and collected a day later.
 fn status_at(order: &ShopOrder, pickup: bool, now: UnixMs) -> ShopOrder {
     let mut order = order.clone();
@@ -841,7 +881,8 @@ async fn create_order(
         Some(FaultKind::Slow) => tokio::time::sleep(Duration::from_millis(slow_ms)).await,
         _ => {}
     }
-    let outcome = handle_order_request(shop, &headers, body);
+    let substitute = fault == Some(FaultKind::Substitute);
+    let outcome = handle_order_request(shop, &headers, body, substitute);
     shop.shared.received.send_modify(|count| *count += 1);
     match (fault, &outcome) {
         (Some(FaultKind::Timeout), _) => {
@@ -901,6 +942,7 @@ fn handle_order_request(
     shop: &SandboxShop,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    substitute: bool,
 ) -> Result<Placed, ApiError> {
     let key = idempotency_key(headers)?;
     let body =
@@ -913,7 +955,7 @@ fn handle_order_request(
             format!("the body is not an order request: {error}"),
         )
     })?;
-    shop.place(&key, request)
+    shop.place(&key, request, substitute)
 }
 
 /// All orders

@@ -13,6 +13,7 @@
 //! | `timeout` | a new or replayed order | the order is taken, the answer never comes (the client times out) |
 //! | `reset` | a new or replayed order | the order is taken, the connection is cut mid-answer |
 //! | `cancel` | a new order | taken and answered, then cancelled by the shop |
+//! | `substitute` | a new order | taken with another product of the same consumable for its first line (if in stock) |
 //! | `duplicate_delivery` | reading a delivered order | the delivery is reported again, later |
 
 use std::collections::BTreeMap;
@@ -38,19 +39,22 @@ pub enum FaultKind {
     Reset,
     /// The order is taken and answered, then cancelled by the shop.
     Cancel,
+    /// The order is taken with another product for its first line.
+    Substitute,
     /// A delivered order's delivery is reported again.
     DuplicateDelivery,
 }
 
 impl FaultKind {
     /// Every kind, in spec order.
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::ServerError,
         FaultKind::Slow,
         FaultKind::OutOfStock,
         FaultKind::Timeout,
         FaultKind::Reset,
         FaultKind::Cancel,
+        FaultKind::Substitute,
         FaultKind::DuplicateDelivery,
     ];
 
@@ -63,6 +67,7 @@ impl FaultKind {
             FaultKind::Timeout => "timeout",
             FaultKind::Reset => "reset",
             FaultKind::Cancel => "cancel",
+            FaultKind::Substitute => "substitute",
             FaultKind::DuplicateDelivery => "duplicate_delivery",
         }
     }
@@ -155,7 +160,9 @@ impl FaultSpec {
             .map(|(k, s)| (*k, *s))
             .filter(move |(kind, _)| match kind {
                 FaultKind::ServerError | FaultKind::Slow => true,
-                FaultKind::OutOfStock | FaultKind::Cancel => call == Call::Place { replay: false },
+                FaultKind::OutOfStock | FaultKind::Cancel | FaultKind::Substitute => {
+                    call == Call::Place { replay: false }
+                }
                 FaultKind::Timeout | FaultKind::Reset => matches!(call, Call::Place { .. }),
                 FaultKind::DuplicateDelivery => call == Call::Read { delivered: true },
             })
@@ -214,7 +221,7 @@ mod tests {
         assert_eq!(spec.shares[&FaultKind::ServerError], 0.1);
         assert_eq!(spec.slow_ms, 200);
         let all = FaultSpec::parse("all=0.35").unwrap();
-        assert_eq!(all.shares.len(), 7);
+        assert_eq!(all.shares.len(), 8);
         assert!((all.shares.values().sum::<f64>() - 0.35).abs() < 1e-9);
         assert!(FaultSpec::parse("fire=0.1").unwrap_err().contains("kinds:"));
         assert!(FaultSpec::parse("5xx=2").is_err());

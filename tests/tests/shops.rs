@@ -90,3 +90,87 @@ async fn the_agent_orders_at_the_cheaper_of_two_shops_and_follows_the_order_ther
     assert_eq!(delivered.state, OrderState::Delivered);
     household.agent.shutdown().await;
 }
+
+/// The shop sends another bag of beans than the one ordered (a `substitute` fault). The
+/// household allows both: the agent accepts it, and its order now says what comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_substitution_within_the_household_rules_is_accepted_and_followed() {
+    use replenish_sim::shop_faults::{FaultSpec, Faults};
+    let clock = ManualClock::new(T0);
+    let mut shop_config = SandboxConfig::default();
+    shop_config
+        .catalog
+        .push(replenish_commerce::sandbox::wire::CatalogItem {
+            sku: "coffee-beans-1kg".into(),
+            name: "Coffee beans, 1 kg".into(),
+            consumable: "coffee_beans".into(),
+            pack_size: 1000.0,
+            unit: Unit::G,
+            price_cents: 1649,
+            currency: "EUR".into(),
+            stock: 100,
+        });
+    let shop = SandboxShop::new(shop_config, clock.clone());
+    shop.set_faults(Some(Faults::new(
+        FaultSpec::parse("substitute=1").unwrap(),
+        1,
+    )));
+    let server = shop
+        .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .await
+        .unwrap();
+    let mut config = AgentConfig::default();
+    config.commerce.url = format!("http://{}", server.addr());
+    config.consumables.insert(
+        "coffee_beans".into(),
+        replenish_agent::config::ConsumableSection {
+            risk: None,
+            target_days: None,
+            max_stock: None,
+            products: vec!["coffee-beans-500g".into(), "coffee-beans-1kg".into()],
+        },
+    );
+    let beans = ("coffee", "beans", "coffee_beans", Unit::G, 1000.0);
+    let mut household = FedAgent::start(config, clock.clone(), None, 1, beans)
+        .await
+        .unwrap();
+    let mut order = None;
+    for day in 0..20u32 {
+        let t = T0 + u64::from(day) * DAY_MS + 8 * HOUR_MS;
+        order = household
+            .level(t, 1000.0 - 50.0 * day as f32)
+            .await
+            .unwrap();
+        if order.is_some() {
+            break;
+        }
+    }
+    let order = order.expect("no order within 20 days");
+    let placed = household.order(&order.id).await.unwrap().unwrap();
+    assert_eq!(shop.injected_faults().get("substitute"), Some(&1));
+    // Whichever bag the agent asked for, the shop sent the other, and the agent's order says
+    // what comes.
+    let sent = shop.orders()[0].items[0].clone();
+    assert_eq!(
+        placed.sku, sent.sku,
+        "the order follows the shop's substitution"
+    );
+    assert_eq!(placed.packs, sent.quantity);
+    let substituted: Vec<String> = household
+        .handle()
+        .read(|e, _| {
+            e.audit()
+                .filter(|a| a.action == "substituted")
+                .map(|a| a.detail.clone())
+                .collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(substituted.len(), 1, "{substituted:?}");
+    assert!(
+        substituted[0].contains("accepted within your rules") && substituted[0].contains(" -> "),
+        "{}",
+        substituted[0]
+    );
+    household.agent.shutdown().await;
+}

@@ -831,9 +831,8 @@ impl Engine {
                 shop_order,
             } => {
                 self.placing.remove(&order_id);
-                if shop_order.status == replenish_commerce::OrderStatus::SubstitutedByShop {
-                    self.judge_substitution(&order_id, &shop_order.lines, now, fx);
-                }
+                // A product the agent did not order is a substitution, whatever the status.
+                self.judge_substitution(&order_id, &shop_order.lines, now, fx);
                 // A shop that states no arrival: the lead time this SKU usually takes.
                 let expected_at = shop_order.estimated_arrival_ms.unwrap_or_else(|| {
                     let lead = self
@@ -889,9 +888,8 @@ impl Engine {
                 order_id,
                 shop_order,
             } => {
-                if shop_order.status == replenish_commerce::OrderStatus::SubstitutedByShop {
-                    self.judge_substitution(&order_id, &shop_order.lines, now, fx);
-                }
+                // A product the agent did not order is a substitution, whatever the status.
+                self.judge_substitution(&order_id, &shop_order.lines, now, fx);
                 let order = self.order_mut(&order_id)?;
                 let before = order.state;
                 order.shop_status(shop_order.status, shop_order.delivered_at_ms, now)?;
