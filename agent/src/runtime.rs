@@ -573,6 +573,7 @@ pub fn spawn(
         prefix: parts.prefix,
         refusals_logged: HashMap::new(),
         store_failed: false,
+        shop_news: false,
     };
     let ready = handle.ready.clone();
     let join = tokio::spawn(task.run(rx, shutdown, ready));
@@ -596,6 +597,8 @@ struct EngineTask {
     /// When a refusal was last logged, per device (or topic) and reason: a flood of bad input
     /// is counted in full but logged once a minute.
     refusals_logged: HashMap<(String, &'static str), UnixMs>,
+    /// A shop answered since the last flush.
+    shop_news: bool,
     /// A save or flush failed since the last acknowledged batch.
     store_failed: bool,
 }
@@ -643,6 +646,15 @@ impl EngineTask {
                     Ok(request) => self.serve(request, &mut acks),
                     Err(_) => break,
                 }
+            }
+            // What a shop said (placed, refused, shipped) is stored now too: a crash must not
+            // send again an order the shop refused for good, nor forget one it took.
+            let shop_news = std::mem::take(&mut self.shop_news);
+            if acks.is_empty() && shop_news {
+                self.flush();
+                // Logged and counted by now; it holds back no acknowledgement (there are none
+                // in this batch), and later batches are judged on their own saves.
+                self.store_failed = false;
             }
             if !acks.is_empty() {
                 self.flush();
@@ -706,6 +718,7 @@ impl EngineTask {
             }
             Request::ShopDone(outcome) => {
                 self.shop_calls = self.shop_calls.saturating_sub(1);
+                self.shop_news = true;
                 match outcome {
                     ShopOutcome::Event(event) => self.handle_event(*event),
                     ShopOutcome::CatalogFailed(shop) => {
