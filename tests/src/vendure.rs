@@ -50,7 +50,7 @@ impl VendureServer {
             .arg(server_dir().join("server.js"))
             .env("PORT", "0")
             .env("VENDURE_EXIT_ON_STDIN_EOF", "1")
-            .env("VENDURE_LOG_LEVEL", "warn")
+            .env("VENDURE_LOG_LEVEL", "error")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1136,6 +1136,27 @@ impl Engine {
         }
     }
 
+    /// The policy settings of a consumable: configured, with the household's risk if it set
+    /// one.
+    pub(super) fn settings_for(&self, consumable: &str) -> ConsumableSettings {
+        let mut settings = self
+            .config
+            .consumables
+            .get(consumable)
+            .unwrap_or(&self.config.policy.defaults)
+            .clone();
+        if let Some(risk) = self
+            .household
+            .rules
+            .consumables
+            .get(consumable)
+            .and_then(|c| c.risk)
+        {
+            settings.risk = risk;
+        }
+        settings
+    }
+
     /// The policy's decision for a slot now (`ahead: None`) or, for bundling, within `ahead`,
     /// with the shop, product and fulfilment chosen for it ([`shopping`]; only at `only_shop`
     /// when given); `None` while it has no forecast, nothing on offer or an open order.
@@ -1156,21 +1177,7 @@ impl Engine {
         {
             return None;
         }
-        let mut settings = self
-            .config
-            .consumables
-            .get(consumable)
-            .unwrap_or(&self.config.policy.defaults)
-            .clone();
-        if let Some(risk) = self
-            .household
-            .rules
-            .consumables
-            .get(consumable)
-            .and_then(|c| c.risk)
-        {
-            settings.risk = risk;
-        }
+        let settings = self.settings_for(consumable);
         let settings = &settings;
         let candidates: Vec<shopping::Candidate> = shopping::candidates(
             &self.config.shops,

@@ -197,21 +197,7 @@ impl Engine {
             return;
         }
         // Would the policy order it, were the first of them in stock?
-        let mut settings = self
-            .config
-            .consumables
-            .get(consumable)
-            .unwrap_or(&self.config.policy.defaults)
-            .clone();
-        if let Some(risk) = self
-            .household
-            .rules
-            .consumables
-            .get(consumable)
-            .and_then(|c| c.risk)
-        {
-            settings.risk = risk;
-        }
+        let settings = self.settings_for(consumable);
         let (shop, offer) = sold[0];
         let lead = self.lead_of(shop, None);
         let input = PolicyInput {
