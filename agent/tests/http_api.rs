@@ -573,6 +573,10 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
         "the pending order is shown"
     );
     assert!(html.contains("coffee_beans"));
+    assert!(
+        html.contains("<p class=\"fulfilment\">From the shop</p>"),
+        "the card says where it comes from"
+    );
     let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
 
     let approve = format!("/orders/{order}/approve");

@@ -232,6 +232,8 @@ struct View {
     orders: Vec<Order>,
     devices: Vec<crate::engine::inventory::DeviceState>,
     catalogs: std::collections::BTreeMap<String, replenish_commerce::Catalog>,
+    /// Shop names by id.
+    shop_names: std::collections::BTreeMap<String, String>,
 }
 
 async fn view(state: &AppState) -> Result<View, Response> {
@@ -247,6 +249,12 @@ async fn view(state: &AppState) -> Result<View, Response> {
                 orders: engine.orders().cloned().collect(),
                 devices: engine.devices().cloned().collect(),
                 catalogs: engine.catalogs().clone(),
+                shop_names: engine
+                    .config()
+                    .shops
+                    .iter()
+                    .map(|s| (s.id.clone(), s.name.clone()))
+                    .collect(),
             }
         })
         .await
@@ -323,12 +331,33 @@ fn order_line(order: &Order) -> String {
     format!("{}, {}", lines.join(" + "), money(order.total_cents))
 }
 
+/// `From Corner Shop: collect at Corner Shop Mitte, Hauptstraße 1 (open Mon–Sat 08:00–20:00)`,
+/// or `From BigBox: Standard delivery`.
+fn fulfilment_line(order: &Order, view: &View) -> String {
+    let shop = view
+        .shop_names
+        .get(&order.shop)
+        .map_or(order.shop.as_str(), String::as_str);
+    match order.fulfilment.as_ref() {
+        Some(replenish_commerce::FulfilmentOption {
+            method: replenish_commerce::Fulfilment::Pickup(point),
+            ..
+        }) => format!(
+            "From {shop}: collect at {}, {} (open {})",
+            point.name, point.address, point.opening_hours
+        ),
+        Some(option) => format!("From {shop}: {}", option.name),
+        None => format!("From {shop}"),
+    }
+}
+
 fn pending_card(order: &Order, view: &View, visitor: &Visitor) -> Markup {
     let pending = order.pending.as_ref();
     html! {
         div.card.pending data-order=(order.id) {
             h2 { "Reorder " (order.consumable) }
             p { strong { (order_line(order)) } }
+            p.fulfilment { (fulfilment_line(order, view)) }
             @for line in order.lines() { p.muted { (line.reason) } }
             @if let Some(p) = pending {
                 p { (p.why) "." }
@@ -598,6 +627,7 @@ async fn order_page(
         div.card {
             p { "State: " span.state data-state=(order.state.as_str()) { (order.state.as_str()) } }
             p { strong { (order_line(order)) } }
+            p.fulfilment { (fulfilment_line(order, &view)) }
             @for line in order.lines() { p.muted { (line.reason) } }
             @if let Some(p) = &order.pending { p { (p.why) "." } }
             @if let Some(shop) = &order.shop_order_id { p { "Shop order " (shop) } }
