@@ -268,14 +268,11 @@ pub async fn run(
         summary.shop_orders, summary.shop_keys
     )?;
     for (shop, n, pickups) in &by_shop {
-        writeln!(
-            out,
-            "    at {shop}: {n} orders, {pickups} of them to collect"
-        )?;
+        writeln!(out, "    at {shop}: orders {n}, to collect {pickups}")?;
     }
     writeln!(
         out,
-        "  out of stock: 500 g beans at Corner Shop; {alternatives} orders took the 1 kg bag instead"
+        "  out of stock: 500 g beans at Corner Shop; orders that took the 1 kg bag instead: {alternatives}"
     )?;
     writeln!(out, "  agent data (sled): {}", summary.data_dir)?;
     world.shutdown().await;
