@@ -212,16 +212,6 @@ pub enum OrderStatus {
     SubstitutedByShop,
 }
 
-impl OrderStatus {
-    /// Whether nothing more will happen to the order.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Delivered | Self::Collected | Self::CancelledByShop
-        )
-    }
-}
-
 /// An order as the shop knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShopOrder {

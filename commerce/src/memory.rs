@@ -53,17 +53,6 @@ impl MemoryShop {
         }
     }
 
-    /// Sets a product's stock.
-    pub fn set_stock(&self, sku: &str, stock: u32) {
-        for offer in lock(&self.catalog)
-            .offers
-            .iter_mut()
-            .filter(|o| o.sku == sku)
-        {
-            offer.stock = stock;
-        }
-    }
-
     /// Makes every call fail with `error` (or succeed again with `None`).
     pub fn fail_with(&self, error: Option<CommerceError>) {
         *lock(&self.failing) = error;

@@ -129,6 +129,25 @@ impl FedAgent {
         Ok(handle.read(|e, _| e.orders().last().cloned()).await?)
     }
 
+    /// Reports a level each day at `hour` from `start`, `first` and then `per_day` less,
+    /// until the agent has an order (at most `days` days); the order.
+    pub async fn use_until_order(
+        &mut self,
+        start: UnixMs,
+        hour: UnixMs,
+        first: f32,
+        per_day: f32,
+        days: u32,
+    ) -> anyhow::Result<Order> {
+        for day in 0..days {
+            let t = start + u64::from(day) * replenish_agent::clock::DAY_MS + hour;
+            if let Some(order) = self.level(t, first - per_day * day as f32).await? {
+                return Ok(order);
+            }
+        }
+        anyhow::bail!("no order within {days} days")
+    }
+
     /// The order with `id` as the agent has it now.
     pub async fn order(&self, id: &str) -> anyhow::Result<Option<Order>> {
         let id = id.to_string();

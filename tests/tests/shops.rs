@@ -59,18 +59,10 @@ async fn the_agent_orders_at_the_cheaper_of_two_shops_and_follows_the_order_ther
     let mut household = FedAgent::start(config, clock.clone(), None, 2, beans)
         .await
         .unwrap();
-    let mut order = None;
-    for day in 0..20u32 {
-        let t = T0 + u64::from(day) * DAY_MS + 8 * HOUR_MS;
-        order = household
-            .level(t, 1000.0 - 50.0 * day as f32)
-            .await
-            .unwrap();
-        if order.is_some() {
-            break;
-        }
-    }
-    let order = order.expect("no order within 20 days");
+    let order = household
+        .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
+        .await
+        .unwrap();
     assert_eq!(order.shop, "cheap", "{}", order.reason);
     assert!(order.reason.contains("Shop Cheap"), "{}", order.reason);
     assert_eq!(cheap.orders().len(), 1);
@@ -134,18 +126,10 @@ async fn a_substitution_within_the_household_rules_is_accepted_and_followed() {
     let mut household = FedAgent::start(config, clock.clone(), None, 1, beans)
         .await
         .unwrap();
-    let mut order = None;
-    for day in 0..20u32 {
-        let t = T0 + u64::from(day) * DAY_MS + 8 * HOUR_MS;
-        order = household
-            .level(t, 1000.0 - 50.0 * day as f32)
-            .await
-            .unwrap();
-        if order.is_some() {
-            break;
-        }
-    }
-    let order = order.expect("no order within 20 days");
+    let order = household
+        .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
+        .await
+        .unwrap();
     let placed = household.order(&order.id).await.unwrap().unwrap();
     assert_eq!(shop.injected_faults().get("substitute"), Some(&1));
     // Whichever bag the agent asked for, the shop sent the other, and the agent's order says

@@ -393,7 +393,7 @@ async fn a_wrong_password_is_a_refusal_that_says_which_account() {
 async fn the_agent_orders_an_in_stock_alternative_from_vendure_when_the_usual_pack_is_out() {
     use std::sync::Arc;
 
-    use replenish_agent::clock::{DAY_MS, HOUR_MS, ManualClock};
+    use replenish_agent::clock::{HOUR_MS, ManualClock};
     use replenish_agent::config::AgentConfig;
     use replenish_agent::engine::order::OrderState;
     use replenish_protocol::Unit;
@@ -424,15 +424,10 @@ async fn the_agent_orders_an_in_stock_alternative_from_vendure_when_the_usual_pa
     .await
     .unwrap();
     // Two tablets a day from 40 until the agent orders.
-    let mut order = None;
-    for day in 0..20u32 {
-        let t = now + u64::from(day) * DAY_MS + 20 * HOUR_MS;
-        order = household.level(t, 40.0 - 2.0 * day as f32).await.unwrap();
-        if order.is_some() {
-            break;
-        }
-    }
-    let order = order.expect("no order within 20 days");
+    let order = household
+        .use_until_order(now, 20 * HOUR_MS, 40.0, 2.0, 20)
+        .await
+        .unwrap();
     let order = household.order(&order.id).await.unwrap().unwrap();
     assert_eq!(
         order.sku, "dishwasher-tabs-40",

@@ -72,20 +72,6 @@ pub fn option_from_wire(option: &wire::FulfilmentOption, currency: Currency) -> 
     }
 }
 
-/// The sandbox catalog item of a domain offer (the sandbox shop's configuration uses these).
-pub fn item_from_offer(offer: &Offer) -> wire::CatalogItem {
-    wire::CatalogItem {
-        sku: offer.sku.clone(),
-        name: offer.name.clone(),
-        consumable: offer.consumable.clone(),
-        pack_size: offer.pack_size,
-        unit: offer.unit,
-        price_cents: offer.price.minor,
-        currency: offer.price.currency.to_string(),
-        stock: offer.stock,
-    }
-}
-
 /// The domain order of a sandbox order.
 pub fn order_from_wire(order: wire::ShopOrder) -> Result<ShopOrder, CommerceError> {
     let status = match order.status {
