@@ -6,24 +6,30 @@
 //!
 //! ```text
 //! broker ─► event loop task ──(bounded engine queue: a full queue stops the loop reading,
-//!                │              so the broker holds messages in its QoS 1 window)──► engine
-//!                │                                                                      │
-//!                ◄── rumqttc request queue ◄── outbox pump task ◄── Outbox (acks after ──┘
-//!                                                                    flush, commands)
+//!            ▲    ▲             so the broker holds messages in its QoS 1 window)──► engine
+//!            │    │                                                                    │
+//!            │    └── acks, written by the loop itself, many per socket write ◄────────┤
+//!            └── rumqttc request queue ◄── command pump task ◄── commands ◄────────────┘
 //! ```
 //!
-//! The engine never waits on the way out: it hands acks and commands to the [`Outbox`], whose
-//! pump waits for room in rumqttc's request queue (`ack().await`, never `try_ack`). The outbox
-//! is bounded by construction: it holds one ack per message the broker delivered and the agent
-//! has not acknowledged (no more than the broker's in-flight window, as the broker sends nothing
-//! beyond it), and at most 10,000 commands (more are dropped, counted and sent again later).
+//! The engine never waits on the way out: it hands acks and commands to the [`Outbox`]. Acks
+//! go to the event loop task, which writes every ack that is ready into rumqttc's connection and
+//! flushes them with one write (rumqttc's own `ack()` flushes the socket once per ack, which
+//! capped draining a backlog at about a seventh of what the broker can deliver). Commands go
+//! through a pump that waits for room in rumqttc's request queue (`publish().await`, never a
+//! `try_`). The outbox is bounded by construction: it holds one ack per message the broker
+//! delivered and the agent has not acknowledged (no more than the broker's in-flight window, as
+//! the broker sends nothing beyond it), and at most 10,000 commands (more are dropped, counted
+//! and sent again later).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use replenish_protocol::{Ack, Channel, Id, Report, Status, codec, topic};
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Packet, PubAck, Publish, QoS, Request,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::backoff::Backoff;
@@ -88,52 +94,71 @@ pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) ->
     }
 }
 
-/// Something for the broker that must not be lost.
+/// An acknowledgement owed to the broker: what the message caused is durable.
 #[derive(Debug)]
-pub enum Outbound {
-    /// Acknowledge a message: what it caused is durable.
-    Ack {
-        /// The message.
-        publish: Publish,
-        /// The connection it came on ([`IngestHealth::connection`]); an ack of an earlier
-        /// connection is not sent (the broker redelivers that message, and its packet id may
-        /// already name another one).
-        connection: u64,
-    },
-    /// Publish a command (QoS 1, not retained).
-    Command {
-        /// The topic.
-        topic: String,
-        /// The encoded command.
-        payload: Vec<u8>,
-    },
+struct PendingAck {
+    /// The message.
+    publish: Publish,
+    /// The connection it came on ([`IngestHealth::connection`]); an ack of an earlier
+    /// connection is not sent (the broker redelivers that message, and its packet id may
+    /// already name another one).
+    connection: u64,
+}
+
+/// A command to publish (QoS 1, not retained).
+#[derive(Debug)]
+struct PendingCommand {
+    topic: String,
+    payload: Vec<u8>,
 }
 
 /// The engine's way out to the broker: never blocks, never drops. See the module docs for why
-/// its queue is bounded.
+/// its queues are bounded.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Outbound>,
+    acks: mpsc::UnboundedSender<PendingAck>,
+    commands: mpsc::UnboundedSender<PendingCommand>,
     health: Arc<IngestHealth>,
 }
 
-/// The receiving end of an [`Outbox`], for [`run`].
+/// The receiving ends of an [`Outbox`], for [`run`].
 #[derive(Debug)]
-pub struct OutboxReceiver(mpsc::UnboundedReceiver<Outbound>);
+pub struct OutboxReceiver {
+    acks: mpsc::UnboundedReceiver<PendingAck>,
+    commands: mpsc::UnboundedReceiver<PendingCommand>,
+}
 
 /// A new outbox and its receiver.
 pub fn outbox(health: Arc<IngestHealth>) -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (Outbox { tx, health }, OutboxReceiver(rx))
+    let (acks, acks_rx) = mpsc::unbounded_channel();
+    let (commands, commands_rx) = mpsc::unbounded_channel();
+    (
+        Outbox {
+            acks,
+            commands,
+            health,
+        },
+        OutboxReceiver {
+            acks: acks_rx,
+            commands: commands_rx,
+        },
+    )
 }
 
 impl Outbox {
     /// Queues an acknowledgement.
     pub fn ack(&self, publish: Publish, connection: u64) {
-        self.send(Outbound::Ack {
-            publish,
-            connection,
-        });
+        self.health.outbox_depth.fetch_add(1, Ordering::Relaxed);
+        if self
+            .acks
+            .send(PendingAck {
+                publish,
+                connection,
+            })
+            .is_err()
+        {
+            self.closed();
+        }
     }
 
     /// Queues a command, unless [`OUTBOX_COMMANDS`] already wait (the broker is away): then it
@@ -144,17 +169,21 @@ impl Outbox {
             metrics::counter!("replenish_commands_dropped_total").increment(1);
             return;
         }
-        self.send(Outbound::Command { topic, payload });
+        self.health.outbox_depth.fetch_add(1, Ordering::Relaxed);
+        if self
+            .commands
+            .send(PendingCommand { topic, payload })
+            .is_err()
+        {
+            self.closed();
+        }
     }
 
-    fn send(&self, out: Outbound) {
-        self.health.outbox_depth.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(out).is_err() {
-            // Only after the MQTT task stopped (shutdown): the broker redelivers what was not
-            // acknowledged.
-            self.health.outbox_depth.fetch_sub(1, Ordering::Relaxed);
-            metrics::counter!("replenish_mqtt_outbox_closed_total").increment(1);
-        }
+    fn closed(&self) {
+        // Only after the MQTT task stopped (shutdown): the broker redelivers what was not
+        // acknowledged.
+        self.health.outbox_depth.fetch_sub(1, Ordering::Relaxed);
+        metrics::counter!("replenish_mqtt_outbox_closed_total").increment(1);
     }
 }
 
@@ -199,7 +228,13 @@ pub async fn run(
     subscribed: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (outbox, OutboxReceiver(outbox_rx)) = outbox;
+    let (
+        outbox,
+        OutboxReceiver {
+            acks: mut acks_rx,
+            commands: commands_rx,
+        },
+    ) = outbox;
     let health = outbox.health.clone();
     let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     options
@@ -212,7 +247,8 @@ pub async fn run(
         // 2048 bytes instead. The broker's limit bounds what can arrive (docs/operations.md).
         .set_max_packet_size(MQTT_MAX_PACKET, settings.max_packet_bytes);
     let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
-    let pump = tokio::spawn(pump(client.clone(), outbox_rx, health.clone()));
+    let pump = tokio::spawn(pump(client.clone(), commands_rx, health.clone()));
+    let flush_timeout = Duration::from_secs(eventloop.network_options.connection_timeout());
     let watchdog = tokio::spawn(watch_stalls(
         health.clone(),
         settings.stall_after,
@@ -228,9 +264,16 @@ pub async fn run(
         tracing::info_span!("mqtt", broker = %format!("{}:{}", settings.host, settings.port));
     let _enter = span.enter();
     loop {
+        // Acks first: each one lets the broker send another message. Giving up a pending
+        // `poll()` for them is safe: what it read stays in rumqttc's buffers and events.
         let polled = tokio::select! {
-            polled = eventloop.poll() => polled,
+            biased;
             _ = crate::runtime::stopped(&mut shutdown) => break,
+            Some(ack) = acks_rx.recv() => {
+                send_acks(&mut eventloop, ack, &mut acks_rx, &health, flush_timeout).await;
+                continue;
+            }
+            polled = eventloop.poll() => polled,
         };
         match polled {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
@@ -269,9 +312,20 @@ pub async fn run(
                 let outbox = outbox.clone();
                 let ack: crate::runtime::Acker = Box::new(move || outbox.ack(publish, connection));
                 // Waits while the engine's queue is full: the loop stops reading, and the
-                // broker keeps what it cannot deliver.
-                if agent.incoming(incoming, Some(ack)).await.is_err() {
-                    break;
+                // broker keeps what it cannot deliver. Acks still go out meanwhile.
+                let room = loop {
+                    tokio::select! {
+                        biased;
+                        Some(ack) = acks_rx.recv() => {
+                            send_acks(&mut eventloop, ack, &mut acks_rx, &health, flush_timeout)
+                                .await;
+                        }
+                        room = agent.room() => break room,
+                    }
+                };
+                match room {
+                    Ok(room) => room.incoming(incoming, Some(ack)),
+                    Err(_) => break,
                 }
             }
             Ok(_) => {}
@@ -297,11 +351,15 @@ pub async fn run(
     drop(outbox);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while health.outbox_depth.load(Ordering::Relaxed) > 0 {
-            if tokio::time::timeout(Duration::from_millis(20), eventloop.poll())
-                .await
-                .is_ok_and(|polled| polled.is_err())
-            {
-                break;
+            tokio::select! {
+                Some(ack) = acks_rx.recv() => {
+                    send_acks(&mut eventloop, ack, &mut acks_rx, &health, flush_timeout).await;
+                }
+                polled = tokio::time::timeout(Duration::from_millis(20), eventloop.poll()) => {
+                    if polled.is_ok_and(|polled| polled.is_err()) {
+                        break;
+                    }
+                }
             }
         }
     })
@@ -324,44 +382,80 @@ const OUTBOX_COMMANDS: u64 = 10_000;
 /// Room in rumqttc's request queue; the pump waits when it is full.
 const REQUEST_QUEUE: usize = 256;
 
-/// Moves acks and commands into rumqttc's request queue, waiting for room (the event loop
-/// drains it whenever it polls).
+/// Acks written before one flush at most: bounds how long the loop is away from reading.
+const ACK_BATCH: usize = 1024;
+
+/// Writes `first` and every other ack that is ready into the connection, then flushes them with
+/// one socket write. Every ack taken is settled: sent, or left for the broker to redeliver (an
+/// ack of an earlier connection, or one whose connection fails now: rumqttc's next poll sees
+/// the failure and the loop reconnects).
+async fn send_acks(
+    eventloop: &mut EventLoop,
+    first: PendingAck,
+    rx: &mut mpsc::UnboundedReceiver<PendingAck>,
+    health: &IngestHealth,
+    flush_timeout: Duration,
+) {
+    let current = health.connection.load(Ordering::SeqCst);
+    let mut next = Some(first);
+    let mut settled = 0u64;
+    let mut written = 0usize;
+    while let Some(PendingAck {
+        publish,
+        connection,
+    }) = next.take()
+    {
+        settled += 1;
+        if connection != current {
+            metrics::counter!("replenish_mqtt_stale_acks_total").increment(1);
+        } else if publish.qos != QoS::AtMostOnce
+            && let Some(network) = eventloop.network.as_mut()
+        {
+            // The same path rumqttc's `ack()` takes, without its flush per ack.
+            let request = Request::PubAck(PubAck::new(publish.pkid));
+            match eventloop.state.handle_outgoing_packet(request) {
+                Ok(Some(packet)) => match network.write(packet).await {
+                    Ok(()) => written += 1,
+                    Err(error) => tracing::debug!(%error, "ack not written"),
+                },
+                Ok(None) => {}
+                Err(error) => tracing::debug!(%error, "ack refused by the session state"),
+            }
+        }
+        if (settled as usize) < ACK_BATCH {
+            next = rx.try_recv().ok();
+        }
+    }
+    if written > 0
+        && let Some(network) = eventloop.network.as_mut()
+    {
+        match tokio::time::timeout(flush_timeout, network.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "acks not flushed"),
+            Err(_) => tracing::debug!("acks not flushed in time"),
+        }
+    }
+    metrics::histogram!("replenish_mqtt_acks_per_write").record(written as f64);
+    health.outbox_depth.fetch_sub(settled, Ordering::Relaxed);
+    health.acked.fetch_add(settled, Ordering::Relaxed);
+}
+
+/// Moves commands into rumqttc's request queue, waiting for room (the event loop drains it
+/// whenever it polls).
 async fn pump(
     client: AsyncClient,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    mut rx: mpsc::UnboundedReceiver<PendingCommand>,
     health: Arc<IngestHealth>,
 ) {
-    while let Some(out) = rx.recv().await {
-        // `true`: a delivery is settled (acknowledged, or of an earlier connection and so
-        // redelivered by the broker, to be settled again).
-        let sent = match out {
-            Outbound::Ack {
-                publish,
-                connection,
-            } => {
-                if connection == health.connection.load(Ordering::SeqCst) {
-                    client.ack(&publish).await.map(|()| true)
-                } else {
-                    metrics::counter!("replenish_mqtt_stale_acks_total").increment(1);
-                    Ok(true)
-                }
-            }
-            Outbound::Command { topic, payload } => {
-                health.outbox_commands.fetch_sub(1, Ordering::Relaxed);
-                client
-                    .publish(topic, QoS::AtLeastOnce, false, payload)
-                    .await
-                    .map(|()| false)
-            }
-        };
+    while let Some(PendingCommand { topic, payload }) = rx.recv().await {
+        health.outbox_commands.fetch_sub(1, Ordering::Relaxed);
+        let sent = client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await;
         health.outbox_depth.fetch_sub(1, Ordering::Relaxed);
-        match sent {
-            Ok(true) => {
-                health.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(false) => {}
-            // The event loop is gone: the agent is stopping.
-            Err(_) => break,
+        // An error: the event loop is gone, the agent is stopping.
+        if sent.is_err() {
+            break;
         }
     }
 }

@@ -95,6 +95,17 @@ pub struct AgentHandle {
     ready: Arc<AtomicBool>,
 }
 
+/// Room for one MQTT message in the engine's queue, from [`AgentHandle::room`].
+#[derive(Debug)]
+pub struct IncomingRoom<'a>(mpsc::Permit<'a, Request>);
+
+impl IncomingRoom<'_> {
+    /// Hands the message to the engine; `ack` runs once it is durable.
+    pub fn incoming(self, incoming: Incoming, ack: Option<Acker>) {
+        self.0.send(Request::Incoming(incoming, ack));
+    }
+}
+
 /// The engine task stopped; the agent is shutting down.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the agent is shutting down")]
@@ -126,6 +137,17 @@ impl AgentHandle {
         self.tx
             .send(Request::Incoming(incoming, ack))
             .await
+            .map_err(|_| Stopped)
+    }
+
+    /// Waits for room in the engine's queue for one MQTT message. Unlike
+    /// [`incoming`](Self::incoming) this can be given up (in a `select!`) without losing the
+    /// message, which the caller still holds.
+    pub async fn room(&self) -> Result<IncomingRoom<'_>, Stopped> {
+        self.tx
+            .reserve()
+            .await
+            .map(IncomingRoom)
             .map_err(|_| Stopped)
     }
 
