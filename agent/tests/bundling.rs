@@ -7,6 +7,7 @@ use replenish_agent::clock::{DAY_MS, HOUR_MS, UnixMs};
 use replenish_agent::engine::OrderEdit;
 use replenish_agent::engine::household::{Actor, ConsumableRules, Mode, RejectReason, Rules};
 use replenish_agent::engine::order::{Order, OrderState};
+use replenish_agent::engine::shopping::ShopInfo;
 use replenish_agent::engine::{Effect, Engine, EngineConfig, Event, Pairing, Snapshot, Telemetry};
 use replenish_commerce::{Catalog, Offer, OrderStatus, ShopOrder};
 use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
@@ -60,11 +61,6 @@ impl Home {
     }
 
     fn with_rules(bundle_days: f64, rules: impl FnOnce(&mut Rules)) -> Self {
-        let mut config = EngineConfig::new(id("home"), "inst".into());
-        config.pairing = Pairing::Open;
-        rules(&mut config.rules);
-        config.policy.bundle_days = bundle_days;
-        let mut engine = Engine::new(config, Snapshot::default());
         let catalog = Catalog {
             fulfilment: Vec::new(),
             offers: vec![
@@ -72,15 +68,68 @@ impl Home {
                 item("oats-500", "oats", Unit::G),
             ],
         };
-        engine
-            .handle(
-                Event::Catalog {
-                    shop: "shop".into(),
-                    catalog,
+        Self::with_shops(bundle_days, rules, vec![("shop", catalog)])
+    }
+
+    /// Shop A sells beans 10 cents a pack cheaper than Shop B, and oats only if `oats_at_a`;
+    /// Shop B sells both. Both charge 3.95 for delivery in 1–2 days.
+    fn across_shops(oats_at_a: bool) -> Self {
+        let delivery = replenish_commerce::FulfilmentOption {
+            id: "home".into(),
+            name: "Home delivery".into(),
+            method: replenish_commerce::Fulfilment::Delivery,
+            price: Some(replenish_commerce::Money::new(
+                395,
+                replenish_commerce::Currency::EUR,
+            )),
+            lead_days: Some((1, 2)),
+        };
+        let mut cheap_beans = item("a-beans-500", "coffee_beans", Unit::G);
+        cheap_beans.price.minor = 490;
+        let mut a = vec![cheap_beans];
+        if oats_at_a {
+            a.push(item("a-oats-500", "oats", Unit::G));
+        }
+        let b = vec![
+            item("beans-500", "coffee_beans", Unit::G),
+            item("oats-500", "oats", Unit::G),
+        ];
+        let catalogs = [("a", a), ("b", b)].map(|(shop, offers)| {
+            (
+                shop,
+                Catalog {
+                    offers,
+                    fulfilment: vec![delivery.clone()],
                 },
-                T0,
             )
-            .unwrap();
+        });
+        Self::with_shops(3.0, |_| {}, catalogs.to_vec())
+    }
+
+    fn with_shops(
+        bundle_days: f64,
+        rules: impl FnOnce(&mut Rules),
+        catalogs: Vec<(&str, Catalog)>,
+    ) -> Self {
+        let mut config = EngineConfig::new(id("home"), "inst".into());
+        config.pairing = Pairing::Open;
+        rules(&mut config.rules);
+        config.policy.bundle_days = bundle_days;
+        config.shops = catalogs
+            .iter()
+            .map(|(shop, _)| ShopInfo {
+                id: (*shop).into(),
+                name: format!("Shop {}", shop.to_uppercase()),
+            })
+            .collect();
+        let mut engine = Engine::new(config, Snapshot::default());
+        for (shop, catalog) in catalogs {
+            let event = Event::Catalog {
+                shop: shop.into(),
+                catalog,
+            };
+            engine.handle(event, T0).unwrap();
+        }
         for (device, slot, consumable) in [
             ("grinder", "beans", "coffee_beans"),
             ("pantry", "oats", "oats"),
@@ -206,6 +255,41 @@ fn a_consumable_due_within_the_window_joins_the_order() {
             ("oats".to_string(), packs("oats-500"))
         ]
     );
+}
+
+#[test]
+fn across_shops_the_order_goes_where_the_lines_it_brings_along_save_more_than_it_costs() {
+    // Only Shop B sells oats: its beans cost 10 cents more a pack, but the oats joining its
+    // order save their own 3.95 delivery.
+    let mut home = Home::across_shops(false);
+    let (_, order, lines) = home.run_until_order(75.0);
+    assert_eq!(order.shop, "b", "{}", order.reason);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        order
+            .reason
+            .contains("1 other item joins this order, saving 3.95"),
+        "{}",
+        order.reason
+    );
+
+    // Shop A sells oats too: its cheaper beans win, and the oats join there.
+    let mut home = Home::across_shops(true);
+    let (_, order, lines) = home.run_until_order(75.0);
+    assert_eq!(order.shop, "a", "{}", order.reason);
+    assert_eq!(
+        lines
+            .iter()
+            .map(|(sku, _)| sku.as_str())
+            .collect::<Vec<_>>(),
+        ["a-beans-500", "a-oats-500"]
+    );
+
+    // Oats far from due bring nothing along: the cheaper beans at A, alone.
+    let mut home = Home::across_shops(false);
+    let (_, order, lines) = home.run_until_order(600.0);
+    assert_eq!(order.shop, "a", "{}", order.reason);
+    assert_eq!(lines.len(), 1);
 }
 
 #[test]

@@ -1237,12 +1237,23 @@ impl Engine {
                 (candidate, decision)
             })
             .collect();
+        // What an order at each shop would bring along; only for an order wanted now, and
+        // only where there is a shop to choose (a line's own choice never looks further).
+        let bundles = if ahead.is_none()
+            && self.config.shops.len() > 1
+            && candidates.iter().any(|(_, d)| d.is_some())
+        {
+            self.bundles_for(slot, now, &candidates)
+        } else {
+            shopping::Bundles::new()
+        };
         let choice = shopping::choose(
             &candidates,
             &self.config.shops,
             self.config.pickup,
             now,
             forecast.empty_earliest,
+            &bundles,
         )?;
         let (candidate, _) = candidates.swap_remove(choice.index);
         let mut decision = choice.decision;
@@ -1290,17 +1301,54 @@ impl Engine {
         })
     }
 
+    /// What an order for `trigger` at each shop among `candidates` would bring along.
+    fn bundles_for(
+        &self,
+        trigger: &SlotState,
+        now: UnixMs,
+        candidates: &[(shopping::Candidate, Option<ReorderDecision>)],
+    ) -> shopping::Bundles {
+        let mut bundles = shopping::Bundles::new();
+        for (candidate, _) in candidates {
+            if bundles.contains_key(&candidate.shop) {
+                continue;
+            }
+            let joining = self.joining_lines(trigger, now, &candidate.shop);
+            bundles.insert(
+                candidate.shop.clone(),
+                shopping::Bundling {
+                    lines: joining.len(),
+                    saving: joining.iter().map(|(_, saving)| saving).sum(),
+                },
+            );
+        }
+        bundles
+    }
+
     /// Lines of the other slots that would need ordering within the bundling window and that
-    /// `shop` sells (one order goes to one shop).
+    /// `shop` sells (one order goes to one shop), where joining pays.
     fn bundle_lines(&self, key: &str, now: UnixMs, shop: &str) -> Vec<OrderItem> {
+        let Some(trigger) = self.slots.get(key) else {
+            return Vec::new();
+        };
+        self.joining_lines(trigger, now, shop)
+            .into_iter()
+            .map(|(line, _)| line)
+            .collect()
+    }
+
+    /// The lines of [`bundle_lines`](Self::bundle_lines), each with what it saves against
+    /// being ordered on its own at its best shop, fee included (minor units). A line that
+    /// would cost more per unit at `shop` than on its own does not join.
+    fn joining_lines(&self, trigger: &SlotState, now: UnixMs, shop: &str) -> Vec<(OrderItem, f64)> {
         let ahead = self.config.policy.bundle_ms();
         if ahead == 0 {
             return Vec::new();
         }
         self.slots
-            .iter()
-            .filter(|(k, _)| k.as_str() != key)
-            .filter_map(|(_, slot)| {
+            .values()
+            .filter(|slot| !std::ptr::eq(*slot, trigger))
+            .filter_map(|slot| {
                 let (decision, candidate, ask) =
                     self.decide_for(slot, now, Some(ahead), Some(shop))?;
                 // A line a person would have to approve does not join silently.
@@ -1308,7 +1356,17 @@ impl Engine {
                     return None;
                 }
                 let item = candidate.offer;
-                Some(OrderItem {
+                let here = item.price.minor as f64 / item.pack_size;
+                let units = f64::from(decision.packs) * item.pack_size;
+                // On its own it would pay its best shop's price and fee.
+                let saving = match self.decide_for(slot, now, Some(ahead), None) {
+                    Some((alone, best, _)) => (best.cost_per_unit(alone.packs) - here) * units,
+                    None => 0.0,
+                };
+                if saving < -1e-9 {
+                    return None;
+                }
+                let line = OrderItem {
                     device: slot.device.clone(),
                     slot: slot.spec.id.clone(),
                     consumable: slot.spec.consumable.clone(),
@@ -1318,7 +1376,8 @@ impl Engine {
                     unit: item.unit,
                     total_cents: item.price.minor * u64::from(decision.packs),
                     reason: decision.reason,
-                })
+                };
+                Some((line, saving.max(0.0)))
             })
             .collect()
     }

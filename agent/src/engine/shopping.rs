@@ -4,9 +4,16 @@
 //!
 //! The rule (docs/operations.md, "Choosing a shop"): among the candidates that arrive before
 //! the slot may run out (the early end of its forecast), the lowest cost per unit, delivery
-//! fees included; then the earliest arrival; then the shop listed first. When none arrives in
-//! time, the one that arrives first. A household that prefers pickup gets pickup whenever one
-//! qualifies.
+//! fees included, less what bundling saves at that shop (below); then the fewest orders (the
+//! shop that takes more of the other lines); then the earliest arrival; then the shop listed
+//! first. When none arrives in time, the one that arrives first. A household that prefers pickup
+//! gets pickup whenever one qualifies.
+//!
+//! Bundling across shops, where it pays: another slot that would need ordering within
+//! `policy.bundle_days` joins an order at a shop when buying it there, without a fee of its own,
+//! costs no more per unit than ordering it on its own later at its best shop with that shop's
+//! fee. What the lines that join save counts for the shop in the choice above, so a shop a little
+//! dearer for the slot that triggers the order wins when the order it makes saves more.
 
 use std::collections::BTreeMap;
 
@@ -143,6 +150,19 @@ pub fn candidates(
     out
 }
 
+/// What ordering at one shop would bring along: the other lines that would join the order there
+/// and what they save against ordering each on its own (minor currency units).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Bundling {
+    /// Lines that would join.
+    pub lines: usize,
+    /// What they save together (never negative: a line that would cost more does not join).
+    pub saving: f64,
+}
+
+/// [`Bundling`] per shop id; a shop not in it brings nothing along.
+pub type Bundles = BTreeMap<String, Bundling>;
+
 /// What [`choose`] picked, and why in words.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
@@ -162,13 +182,15 @@ pub struct Choice {
 ///
 /// A candidate with a long lead time wants ordering first; the others are compared with it
 /// for the same amount. `None`: nothing wants ordering yet, or the best candidate that still
-/// arrives in time does not yet (wait for it: ordering later holds less stock).
+/// arrives in time does not yet (wait for it: ordering later holds less stock). `bundles`: what
+/// an order at each shop would bring along.
 pub fn choose(
     candidates: &[(Candidate, Option<ReorderDecision>)],
     shops: &[ShopInfo],
     pickup: PickupPreference,
     now: UnixMs,
     deadline: Option<UnixMs>,
+    bundles: &Bundles,
 ) -> Option<Choice> {
     // The amount needed: the most any candidate that wants ordering asks for.
     let (wanted, trigger) = candidates
@@ -199,10 +221,21 @@ pub fn choose(
     if pickup == PickupPreference::Prefer && pool.iter().any(|&i| candidates[i].0.is_pickup()) {
         pool.retain(|&i| candidates[i].0.is_pickup());
     }
+    let bundle = |i: usize| {
+        bundles
+            .get(&candidates[i].0.shop)
+            .copied()
+            .unwrap_or_default()
+    };
     let cost = |i: usize| candidates[i].0.cost_per_unit(packs_of(i));
+    // What the order costs per unit of this slot once the lines it brings along have saved.
+    let net_cost = |i: usize| {
+        let units = f64::from(packs_of(i).max(1)) * candidates[i].0.offer.pack_size;
+        cost(i) - bundle(i).saving / units
+    };
     let index = pool.into_iter().min_by(|&a, &b| {
-        cost(a)
-            .total_cmp(&cost(b))
+        cmp_money(net_cost(a), net_cost(b))
+            .then(bundle(b).lines.cmp(&bundle(a).lines))
             .then(arrival(a).cmp(&arrival(b)))
             .then(a.cmp(&b))
     })?;
@@ -234,6 +267,16 @@ pub fn choose(
         cost(index) / 100.0,
         candidate.offer.unit.symbol()
     );
+    let along = bundle(index);
+    let together = match along.lines {
+        0 => String::new(),
+        n => format!(
+            "; {n} other item{} join{} this order, saving {:.2}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "s" } else { "" },
+            along.saving / 100.0
+        ),
+    };
     let why = if on_time {
         let options = (0..candidates.len()).filter(|&i| in_time(i)).count();
         let cheapest = if options > 1 {
@@ -242,11 +285,11 @@ pub fn choose(
             String::new()
         };
         format!(
-            "from {shop_name}, {how}: arrives within {days:.1} days, before it may run out; {cost_text}{cheapest}"
+            "from {shop_name}, {how}: arrives within {days:.1} days, before it may run out; {cost_text}{cheapest}{together}"
         )
     } else {
         format!(
-            "from {shop_name}, {how}: no option arrives before it may run out; this one is the soonest ({days:.1} days); {cost_text}"
+            "from {shop_name}, {how}: no option arrives before it may run out; this one is the soonest ({days:.1} days); {cost_text}{together}"
         )
     };
     Some(Choice {
@@ -255,6 +298,15 @@ pub fn choose(
         in_time: on_time,
         why,
     })
+}
+
+/// Compares two costs, equal when they differ only by rounding (a saving spread over units).
+fn cmp_money(a: f64, b: f64) -> std::cmp::Ordering {
+    if (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0) {
+        std::cmp::Ordering::Equal
+    } else {
+        a.total_cmp(&b)
+    }
 }
 
 #[cfg(test)]
@@ -340,6 +392,46 @@ mod tests {
     }
 
     #[test]
+    fn what_an_order_brings_along_counts_then_the_fewest_orders_win() {
+        let a = candidate("a", offer("a-500", 500.0, 900), None, 1.0);
+        let b = candidate("b", offer("b-500", 500.0, 950), None, 1.0);
+        let list = vec![decided(a.clone(), 2), decided(b.clone(), 2)];
+        let choose_with = |bundles: &Bundles| {
+            choose(&list, &shops(), PickupPreference::Never, 0, None, bundles).unwrap()
+        };
+        // B costs 100 more for two packs; lines saving 99 there are not enough, 101 are.
+        let at_b = |lines, saving| Bundles::from([("b".to_string(), Bundling { lines, saving })]);
+        assert_eq!(choose_with(&at_b(1, 99.0)).index, 0);
+        let choice = choose_with(&at_b(1, 101.0));
+        assert_eq!(choice.index, 1);
+        assert!(
+            choice
+                .why
+                .contains("1 other item joins this order, saving 1.01"),
+            "{}",
+            choice.why
+        );
+        // At the same net cost the shop that makes fewer orders wins, whatever the list order.
+        let mut bundles = at_b(2, 100.0);
+        bundles.insert(
+            "a".into(),
+            Bundling {
+                lines: 1,
+                saving: 0.0,
+            },
+        );
+        assert_eq!(choose_with(&bundles).index, 1);
+        bundles.insert(
+            "a".into(),
+            Bundling {
+                lines: 2,
+                saving: 0.0,
+            },
+        );
+        assert_eq!(choose_with(&bundles).index, 0);
+    }
+
+    #[test]
     fn the_cheapest_per_unit_with_fees_wins_among_those_in_time() {
         // A: 899 per 500 g + 495 delivery; B: 949 per 500 g, free pickup. 2 packs:
         // A = (1798 + 495) / 1000 = 2.293 c/g; B = 1898 / 1000 = 1.898 c/g.
@@ -362,6 +454,7 @@ mod tests {
             PickupPreference::WhenSooner,
             0,
             Some(5 * DAY_MS),
+            &Bundles::new(),
         )
         .unwrap();
         assert_eq!((choice.index, choice.decision.packs), (1, 2));
@@ -379,7 +472,8 @@ mod tests {
                 &shops(),
                 PickupPreference::WhenSooner,
                 0,
-                Some(5 * DAY_MS)
+                Some(5 * DAY_MS),
+                &Bundles::new()
             ),
             None
         );
@@ -390,7 +484,8 @@ mod tests {
                 &shops(),
                 PickupPreference::WhenSooner,
                 0,
-                None
+                None,
+                &Bundles::new()
             ),
             None
         );
@@ -410,6 +505,7 @@ mod tests {
             PickupPreference::WhenSooner,
             0,
             Some(3 * DAY_MS),
+            &Bundles::new(),
         )
         .unwrap();
         assert_eq!(
@@ -424,7 +520,8 @@ mod tests {
                 &shops(),
                 PickupPreference::WhenSooner,
                 0,
-                Some(3 * DAY_MS)
+                Some(3 * DAY_MS),
+                &Bundles::new()
             ),
             None
         );
@@ -435,6 +532,7 @@ mod tests {
             PickupPreference::WhenSooner,
             0,
             Some(DAY_MS / 2),
+            &Bundles::new(),
         )
         .unwrap();
         assert_eq!((late.index, late.decision.packs), (1, 1));
@@ -451,15 +549,23 @@ mod tests {
             PickupPreference::Never,
             0,
             Some(DAY_MS),
+            &Bundles::new(),
         )
         .unwrap();
         assert_eq!((late.index, late.in_time), (1, false));
         // No deadline within the horizon: everything is in time; the cheapest wins.
         let list = vec![decided(slow_cheap, 1), decided(fast_dear, 1)];
         assert_eq!(
-            choose(&list, &shops(), PickupPreference::WhenSooner, 0, None)
-                .unwrap()
-                .index,
+            choose(
+                &list,
+                &shops(),
+                PickupPreference::WhenSooner,
+                0,
+                None,
+                &Bundles::new()
+            )
+            .unwrap()
+            .index,
             0
         );
     }
@@ -487,15 +593,29 @@ mod tests {
             ),
         ];
         assert_eq!(
-            choose(&list, &shops(), PickupPreference::WhenSooner, 0, None)
-                .unwrap()
-                .index,
+            choose(
+                &list,
+                &shops(),
+                PickupPreference::WhenSooner,
+                0,
+                None,
+                &Bundles::new()
+            )
+            .unwrap()
+            .index,
             0
         );
         assert_eq!(
-            choose(&list, &shops(), PickupPreference::Prefer, 0, None)
-                .unwrap()
-                .index,
+            choose(
+                &list,
+                &shops(),
+                PickupPreference::Prefer,
+                0,
+                None,
+                &Bundles::new()
+            )
+            .unwrap()
+            .index,
             1
         );
     }
@@ -514,7 +634,8 @@ mod tests {
                 &shops(),
                 PickupPreference::WhenSooner,
                 0,
-                Some(5 * DAY_MS)
+                Some(5 * DAY_MS),
+                &Bundles::new()
             ),
             None
         );
