@@ -98,13 +98,14 @@ pub fn start(
         channels.push(Arc::new(MqttChannel::new(
             publisher.clone(),
             notify::approvals_topic(&prefix, &household),
+            notify::notices_topic(&prefix, &household),
         )));
     }
     if !channels.is_empty() {
         let settings = NotifySettings::new(public_url.clone());
         tracing::info!(
             channels = channels.len(),
-            "notifications of pending approvals on"
+            "notifications of pending approvals and turns on"
         );
         tasks.push(notify::spawn(
             settings,

@@ -1,6 +1,9 @@
 //! Notifications: a pending approval (and an order scheduled in `notify` mode) is told to the
 //! household on MQTT (`{prefix}/{household}/agent/approvals`) and POSTed to every configured
-//! webhook as an ntfy-compatible request, with a link to approve it.
+//! webhook as an ntfy-compatible request, with a link to approve it. Turns a person must know
+//! about go the same ways (MQTT: `{prefix}/{household}/agent/notices`): nothing in stock at any
+//! shop, a pickup ready or still waiting, a shop's cancellation or substitution, an order that
+//! could not be placed.
 //!
 //! A task follows the engine's notices; it never blocks the engine: notices come over the
 //! broadcast channel (a lag is logged and counted) and deliveries wait in a bounded queue (a
@@ -23,24 +26,30 @@ use crate::engine::{Notice, NoticeKind};
 use crate::mqtt_out::{Outgoing, Publish};
 use crate::runtime::AgentHandle;
 
-/// What is announced: one message per pending approval or scheduled order.
+/// What is announced: a pending approval or scheduled order, or a turn a person must know about
+/// ([`ATTENTION`]). The order's fields are there when the notice is about an order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ApprovalMessage {
-    /// `approval_requested` or `order_scheduled`.
+pub struct Announcement {
+    /// `approval_requested`, `order_scheduled`, or one of [`ATTENTION`].
     pub kind: NoticeKind,
     /// The agent's order id.
-    pub order_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
     /// The appliance.
-    pub device: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Its slot.
-    pub slot: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
     /// The consumable.
-    pub consumable: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumable: Option<String>,
     /// Total in cents.
-    pub total_cents: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_cents: Option<u64>,
     /// A readable sentence.
     pub text: String,
-    /// Where to approve (or cancel) it: `{public_url}/orders/{order_id}`.
+    /// Where to act: the order's page (`{public_url}/orders/{order_id}`), else the home page.
     pub url: String,
     /// When the approval takes its default (or the scheduled order is placed).
     pub expires_at_ms: Option<UnixMs>,
@@ -48,23 +57,69 @@ pub struct ApprovalMessage {
     pub at_ms: UnixMs,
 }
 
-impl ApprovalMessage {
-    /// A short title: `Approve a reorder of coffee_beans?`.
+/// Notices announced besides approvals: turns a person must know about or act on.
+pub const ATTENTION: [NoticeKind; 5] = [
+    NoticeKind::NothingInStock,
+    NoticeKind::PickupReady,
+    NoticeKind::CancelledByShop,
+    NoticeKind::SubstitutedByShop,
+    NoticeKind::OrderFailed,
+];
+
+impl Announcement {
+    /// A short title: `Approve a reorder of coffee_beans?`, `Ready to collect: coffee_beans`.
     pub fn title(&self) -> String {
+        let what = self.consumable.as_deref().unwrap_or("an order");
         match self.kind {
-            NoticeKind::OrderScheduled => format!("Reorder of {} scheduled", self.consumable),
-            _ => format!("Approve a reorder of {}?", self.consumable),
+            NoticeKind::OrderScheduled => format!("Reorder of {what} scheduled"),
+            NoticeKind::ApprovalRequested => format!("Approve a reorder of {what}?"),
+            NoticeKind::NothingInStock => "Out of stock at every shop".to_string(),
+            NoticeKind::PickupReady => format!("Ready to collect: {what}"),
+            NoticeKind::CancelledByShop => format!("The shop cancelled {what}"),
+            NoticeKind::SubstitutedByShop => format!("The shop replaced products in {what}"),
+            _ => format!("Could not order {what}"),
         }
     }
+
+    /// Whether it goes to the approvals topic (else the notices topic).
+    pub fn is_approval(&self) -> bool {
+        matches!(
+            self.kind,
+            NoticeKind::ApprovalRequested | NoticeKind::OrderScheduled
+        )
+    }
+}
+
+/// Builds the announcement of an [`ATTENTION`] notice (`order`: the order it is about, if
+/// any), or `None` for any other notice.
+pub fn attention_message(
+    notice: &Notice,
+    order: Option<&Order>,
+    public_url: &str,
+) -> Option<Announcement> {
+    if !ATTENTION.contains(&notice.kind) {
+        return None;
+    }
+    Some(Announcement {
+        kind: notice.kind,
+        order_id: order.map(|o| o.id.clone()),
+        device: order.map(|o| o.device.to_string()),
+        slot: order.map(|o| o.slot.to_string()),
+        consumable: order.map(|o| o.consumable.to_string()),
+        total_cents: order.map(|o| o.total_cents),
+        text: notice.text.clone(),
+        url: match order {
+            Some(order) => order_url(public_url, &order.id),
+            None => format!("{}/", public_url.trim_end_matches('/')),
+        },
+        expires_at_ms: None,
+        at_ms: notice.at,
+    })
 }
 
 /// Builds the message for a notice about `order`, or `None` when the notice is not one to
 /// announce or the order no longer waits.
-pub fn approval_message(
-    notice: &Notice,
-    order: &Order,
-    public_url: &str,
-) -> Option<ApprovalMessage> {
+pub fn approval_message(notice: &Notice, order: &Order, public_url: &str) -> Option<Announcement> {
     if !matches!(
         notice.kind,
         NoticeKind::ApprovalRequested | NoticeKind::OrderScheduled
@@ -80,13 +135,13 @@ pub fn approval_message(
     if pending.is_some_and(|p| p.kind != expected) {
         return None;
     }
-    Some(ApprovalMessage {
+    Some(Announcement {
         kind: notice.kind,
-        order_id: order.id.clone(),
-        device: order.device.to_string(),
-        slot: order.slot.to_string(),
-        consumable: order.consumable.to_string(),
-        total_cents: order.total_cents,
+        order_id: Some(order.id.clone()),
+        device: Some(order.device.to_string()),
+        slot: Some(order.slot.to_string()),
+        consumable: Some(order.consumable.to_string()),
+        total_cents: Some(order.total_cents),
         text: notice.text.clone(),
         url: order_url(public_url, &order.id),
         expires_at_ms: pending.and_then(|p| p.expires_at),
@@ -102,6 +157,11 @@ pub fn order_url(public_url: &str, order_id: &str) -> String {
 /// The MQTT topic of approval messages: `{prefix}/{household}/agent/approvals`.
 pub fn approvals_topic(prefix: &str, household: &str) -> String {
     format!("{prefix}/{household}/agent/approvals")
+}
+
+/// The MQTT topic of the other announcements: `{prefix}/{household}/agent/notices`.
+pub fn notices_topic(prefix: &str, household: &str) -> String {
+    format!("{prefix}/{household}/agent/notices")
 }
 
 /// Why one delivery attempt failed.
@@ -121,19 +181,25 @@ pub trait Channel: Send + Sync {
     /// A label for metrics and logs: `mqtt`, `webhook`, `memory`.
     fn name(&self) -> &'static str;
     /// Delivers one message, once.
-    async fn send(&self, message: &ApprovalMessage) -> Result<(), SendError>;
+    async fn send(&self, message: &Announcement) -> Result<(), SendError>;
 }
 
-/// Publishes messages as JSON on the approvals topic (QoS 1, not retained).
+/// Publishes messages as JSON (QoS 1, not retained): approvals on one topic, the other
+/// announcements on another.
 pub struct MqttChannel {
     publisher: Arc<dyn Publish>,
-    topic: String,
+    approvals: String,
+    notices: String,
 }
 
 impl MqttChannel {
-    /// A channel publishing on `topic`.
-    pub fn new(publisher: Arc<dyn Publish>, topic: String) -> Self {
-        Self { publisher, topic }
+    /// A channel publishing approvals on `approvals` and the rest on `notices`.
+    pub fn new(publisher: Arc<dyn Publish>, approvals: String, notices: String) -> Self {
+        Self {
+            publisher,
+            approvals,
+            notices,
+        }
     }
 }
 
@@ -143,12 +209,16 @@ impl Channel for MqttChannel {
         "mqtt"
     }
 
-    async fn send(&self, message: &ApprovalMessage) -> Result<(), SendError> {
+    async fn send(&self, message: &Announcement) -> Result<(), SendError> {
         let payload =
             serde_json::to_vec(message).map_err(|e| SendError::Permanent(e.to_string()))?;
         self.publisher
             .publish(Outgoing {
-                topic: self.topic.clone(),
+                topic: if message.is_approval() {
+                    self.approvals.clone()
+                } else {
+                    self.notices.clone()
+                },
                 payload,
                 retain: false,
             })
@@ -185,10 +255,12 @@ impl WebhookChannel {
 }
 
 /// The ntfy headers of a message, as `(name, value)`.
-pub fn ntfy_headers(message: &ApprovalMessage) -> Vec<(&'static str, String)> {
+pub fn ntfy_headers(message: &Announcement) -> Vec<(&'static str, String)> {
     let (tags, action) = match message.kind {
         NoticeKind::OrderScheduled => ("shopping_cart,hourglass", "Review"),
-        _ => ("shopping_cart,question", "Approve"),
+        NoticeKind::ApprovalRequested => ("shopping_cart,question", "Approve"),
+        NoticeKind::PickupReady => ("package", "Open"),
+        _ => ("warning", "Open"),
     };
     vec![
         ("Title", message.title()),
@@ -204,7 +276,7 @@ impl Channel for WebhookChannel {
         "webhook"
     }
 
-    async fn send(&self, message: &ApprovalMessage) -> Result<(), SendError> {
+    async fn send(&self, message: &Announcement) -> Result<(), SendError> {
         let mut request = self
             .client
             .post(&self.url)
@@ -233,7 +305,7 @@ impl Channel for WebhookChannel {
 /// The in-memory twin of a channel: records messages, and fails as scripted.
 #[derive(Debug, Default)]
 pub struct MemoryChannel {
-    sent: Mutex<Vec<ApprovalMessage>>,
+    sent: Mutex<Vec<Announcement>>,
     script: Mutex<VecDeque<SendError>>,
     attempts: Mutex<u32>,
 }
@@ -248,7 +320,7 @@ impl MemoryChannel {
     }
 
     /// Messages delivered so far.
-    pub fn sent(&self) -> Vec<ApprovalMessage> {
+    pub fn sent(&self) -> Vec<Announcement> {
         self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -264,7 +336,7 @@ impl Channel for MemoryChannel {
         "memory"
     }
 
-    async fn send(&self, message: &ApprovalMessage) -> Result<(), SendError> {
+    async fn send(&self, message: &Announcement) -> Result<(), SendError> {
         *self.attempts.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         if let Some(error) = self
             .script
@@ -313,11 +385,7 @@ pub enum Outcome {
 }
 
 /// Delivers `message` over `channel`, retrying retryable failures with exponential back-off.
-pub async fn deliver(
-    channel: &dyn Channel,
-    message: &ApprovalMessage,
-    retry: RetryPolicy,
-) -> Outcome {
+pub async fn deliver(channel: &dyn Channel, message: &Announcement, retry: RetryPolicy) -> Outcome {
     let mut backoff = retry.first_backoff;
     let mut attempt = 0;
     loop {
@@ -325,7 +393,7 @@ pub async fn deliver(
         let error = match channel.send(message).await {
             Ok(()) => {
                 metrics::counter!("replenish_notifications_total", "channel" => channel.name(), "outcome" => "delivered").increment(1);
-                tracing::info!(channel = channel.name(), order_id = %message.order_id, attempt, "notification delivered");
+                tracing::info!(channel = channel.name(), kind = ?message.kind, order_id = ?message.order_id, attempt, "notification delivered");
                 return Outcome::Delivered(attempt);
             }
             Err(error) => error,
@@ -333,11 +401,11 @@ pub async fn deliver(
         let retryable = matches!(error, SendError::Retryable(_));
         if !retryable || attempt >= retry.attempts.max(1) {
             metrics::counter!("replenish_notifications_total", "channel" => channel.name(), "outcome" => "failed").increment(1);
-            tracing::warn!(channel = channel.name(), order_id = %message.order_id, attempt, %error, "notification failed");
+            tracing::warn!(channel = channel.name(), kind = ?message.kind, order_id = ?message.order_id, attempt, %error, "notification failed");
             return Outcome::Failed(attempt, error);
         }
         metrics::counter!("replenish_notifications_total", "channel" => channel.name(), "outcome" => "retried").increment(1);
-        tracing::debug!(channel = channel.name(), order_id = %message.order_id, attempt, %error, retry_in_ms = backoff.as_millis() as u64, "notification attempt failed");
+        tracing::debug!(channel = channel.name(), kind = ?message.kind, order_id = ?message.order_id, attempt, %error, retry_in_ms = backoff.as_millis() as u64, "notification attempt failed");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(retry.max_backoff);
     }
@@ -346,18 +414,18 @@ pub async fn deliver(
 /// The bounded queue between the notice follower and the delivery worker.
 #[derive(Debug, Clone)]
 pub struct Queue {
-    tx: mpsc::Sender<ApprovalMessage>,
+    tx: mpsc::Sender<Announcement>,
 }
 
 impl Queue {
     /// A queue holding at most `capacity` messages, and its receiving end.
-    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<ApprovalMessage>) {
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Announcement>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (Self { tx }, rx)
     }
 
     /// Queues without waiting; false (logged and counted) when full or closed.
-    pub fn push(&self, message: ApprovalMessage) -> bool {
+    pub fn push(&self, message: Announcement) -> bool {
         match self.tx.try_send(message) {
             Ok(()) => true,
             Err(error) => {
@@ -365,7 +433,7 @@ impl Queue {
                     mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
                 };
                 metrics::counter!("replenish_notifications_total", "channel" => "queue", "outcome" => "dropped").increment(1);
-                tracing::warn!(order_id = %message.order_id, "notification queue full; dropped");
+                tracing::warn!(kind = ?message.kind, order_id = ?message.order_id, "notification queue full; dropped");
                 false
             }
         }
@@ -434,6 +502,18 @@ async fn run(
             }
             Err(broadcast::error::RecvError::Closed) => break,
         };
+        if ATTENTION.contains(&notice.kind) {
+            // Most are about an order; nothing in stock is about a slot.
+            let order = match agent.order(&notice.subject).await {
+                Ok(order) => order,
+                Err(_) => break,
+            };
+            if let Some(message) = attention_message(&notice, order.as_ref(), &settings.public_url)
+            {
+                queue.push(message);
+            }
+            continue;
+        }
         if !matches!(
             notice.kind,
             NoticeKind::ApprovalRequested | NoticeKind::OrderScheduled
@@ -470,7 +550,7 @@ async fn run(
 }
 
 async fn work(
-    mut rx: mpsc::Receiver<ApprovalMessage>,
+    mut rx: mpsc::Receiver<Announcement>,
     channels: Vec<Arc<dyn Channel>>,
     retry: RetryPolicy,
 ) {
@@ -541,7 +621,7 @@ mod tests {
         }
     }
 
-    fn message() -> ApprovalMessage {
+    fn message() -> Announcement {
         approval_message(
             &notice(NoticeKind::ApprovalRequested),
             &order(),
@@ -555,7 +635,7 @@ mod tests {
         let m = message();
         assert_eq!(m.url, "https://home.example/orders/o-000007");
         assert_eq!(m.expires_at_ms, Some(86_401_000));
-        assert_eq!(m.consumable, "coffee_beans");
+        assert_eq!(m.consumable.as_deref(), Some("coffee_beans"));
         let json = serde_json::to_value(&m).unwrap();
         assert_eq!(json["kind"], "approval_requested");
         assert_eq!(json["order_id"], "o-000007");
@@ -625,6 +705,32 @@ mod tests {
         assert_eq!(m.title(), "Reorder of coffee_beans scheduled");
     }
 
+    #[test]
+    fn turns_a_person_must_know_about_are_announced_with_a_link() {
+        let mut n = notice(NoticeKind::NothingInStock);
+        n.subject = "coffee/beans".into();
+        n.text = "coffee_beans is out of stock at every shop".into();
+        let m = attention_message(&n, None, "https://home.example/").unwrap();
+        assert_eq!(m.url, "https://home.example/");
+        assert_eq!(m.title(), "Out of stock at every shop");
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["kind"], "nothing_in_stock");
+        assert!(json.get("order_id").is_none(), "{json}");
+        assert!(ntfy_headers(&m).contains(&("Tags", "warning".to_string())));
+
+        let m = attention_message(
+            &notice(NoticeKind::CancelledByShop),
+            Some(&order()),
+            "https://home.example",
+        )
+        .unwrap();
+        assert_eq!(m.url, "https://home.example/orders/o-000007");
+        assert_eq!(m.title(), "The shop cancelled coffee_beans");
+        for quiet in [NoticeKind::OrderPlaced, NoticeKind::ApprovalRequested] {
+            assert!(attention_message(&notice(quiet), Some(&order()), "x").is_none());
+        }
+    }
+
     fn quick() -> RetryPolicy {
         RetryPolicy {
             attempts: 3,
@@ -679,11 +785,24 @@ mod tests {
     #[tokio::test]
     async fn the_mqtt_channel_publishes_json_not_retained() {
         let publisher = Arc::new(MemoryPublisher::default());
-        let channel = MqttChannel::new(publisher.clone(), approvals_topic("replenish/v1", "home"));
+        let channel = MqttChannel::new(
+            publisher.clone(),
+            approvals_topic("replenish/v1", "home"),
+            notices_topic("replenish/v1", "home"),
+        );
         channel.send(&message()).await.unwrap();
+        let pickup = Notice {
+            at: 2_000,
+            kind: NoticeKind::PickupReady,
+            subject: "o-000007".into(),
+            text: "order o-000007 ready to collect at Corner Shop".into(),
+        };
+        let ready = attention_message(&pickup, Some(&order()), "https://home.example").unwrap();
+        channel.send(&ready).await.unwrap();
         let sent = publisher.sent();
-        assert_eq!(sent.len(), 1);
+        assert_eq!(sent.len(), 2);
         assert_eq!(sent[0].topic, "replenish/v1/home/agent/approvals");
+        assert_eq!(sent[1].topic, "replenish/v1/home/agent/notices");
         assert!(!sent[0].retain);
         let json: serde_json::Value = serde_json::from_slice(&sent[0].payload).unwrap();
         assert_eq!(json["url"], "https://home.example/orders/o-000007");

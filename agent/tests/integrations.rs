@@ -160,6 +160,10 @@ struct Rig {
 
 impl Rig {
     async fn start(edit: impl FnOnce(&mut AgentConfig)) -> Rig {
+        Self::selling(catalog(), edit).await
+    }
+
+    async fn selling(catalog: Catalog, edit: impl FnOnce(&mut AgentConfig)) -> Rig {
         let port = free_port();
         let mut config = AgentConfig::default();
         config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], port));
@@ -170,7 +174,7 @@ impl Rig {
         config.household.pairing = Pairing::Open;
         edit(&mut config);
         let clock = ManualClock::new(T0);
-        let shop = Arc::new(MemoryShop::new(catalog()));
+        let shop = Arc::new(MemoryShop::new(catalog));
         let options = AgentOptions {
             clock: clock.clone(),
             store: Some(Arc::new(MemoryStore::default())),
@@ -363,6 +367,47 @@ async fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook() {
     // Counted once the answer is read, just after the server recorded the request.
     wait_for_metric(r#"replenish_notifications_total{channel="webhook",outcome="delivered"}"#)
         .await;
+    rig.agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_in_stock_anywhere_is_told_on_mqtt_and_to_the_webhook() {
+    let (url, requests) = webhook_server().await;
+    let mut sold_out = catalog();
+    for offer in &mut sold_out.offers {
+        offer.stock = 0;
+    }
+    let mut rig = Rig::selling(sold_out, |c| {
+        c.notifications.webhooks = vec![url];
+        c.home_assistant.discovery = false;
+    })
+    .await;
+    let mut listener = Client::connect("listener", rig.port, &["replenish/v1/home/agent/#"]).await;
+    rig.birth("coffee", "beans", "coffee_beans", "g").await;
+    let seen = rig
+        .use_coffee_until(&mut listener, "nothing-in-stock message", |s| {
+            s.topic == "replenish/v1/home/agent/notices"
+        })
+        .await;
+    let message = seen.json();
+    assert_eq!(message["kind"], "nothing_in_stock", "{message}");
+    assert_eq!(message["url"], "https://home.example/");
+    assert!(message.get("order_id").is_none(), "{message}");
+    assert!(
+        listener
+            .log
+            .iter()
+            .all(|s| s.topic != "replenish/v1/home/agent/approvals"),
+        "nothing to approve: nothing is in stock"
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while requests.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no webhook request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (headers, body) = requests.lock().unwrap()[0].clone();
+    assert_eq!(body, message["text"].as_str().unwrap());
+    assert_eq!(headers["title"], "Out of stock at every shop");
     rig.agent.shutdown().await;
 }
 

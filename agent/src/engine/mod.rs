@@ -364,6 +364,14 @@ pub enum NoticeKind {
     /// A slot needs ordering and no shop has any of its products in stock: a person must
     /// find some (said once a day while it lasts).
     NothingInStock,
+    /// A click-and-collect order is ready at its pickup point (and, once a day from the day
+    /// after, still waiting there).
+    PickupReady,
+    /// The shop cancelled an order.
+    CancelledByShop,
+    /// The shop sent other products than ordered: accepted within the household's rules, or
+    /// to be refused.
+    SubstitutedByShop,
 }
 
 /// A line for the timeline.
@@ -904,7 +912,7 @@ impl Engine {
                     };
                     let (kind, what) = match (order.state, &pickup) {
                         (OrderState::Shipped, Some(point)) => (
-                            NoticeKind::OrderShipped,
+                            NoticeKind::PickupReady,
                             format!(
                                 "ready to collect at {}, {} (open {})",
                                 point.name, point.address, point.opening_hours
@@ -920,7 +928,7 @@ impl Engine {
                             (NoticeKind::OrderDelivered, "delivered".to_string())
                         }
                         _ => (
-                            NoticeKind::OrderCancelled,
+                            NoticeKind::CancelledByShop,
                             "cancelled by the shop".to_string(),
                         ),
                     };

@@ -125,7 +125,7 @@ impl Engine {
             ));
         }
         self.record_as(shop.clone(), "substituted", order_id, text.clone(), now, fx);
-        fx.push(notice(now, NoticeKind::OrderShipped, order_id, text));
+        fx.push(notice(now, NoticeKind::SubstitutedByShop, order_id, text));
     }
 
     /// Recalls, once a day from the day after, click-and-collect orders waiting at their
@@ -159,7 +159,7 @@ impl Engine {
                 "order {id} has been waiting at {place} for {}; collect it, or say so if you have",
                 days_from(ready_at, now)
             );
-            fx.push(notice(now, NoticeKind::OrderShipped, &id, text));
+            fx.push(notice(now, NoticeKind::PickupReady, &id, text));
         }
     }
 
