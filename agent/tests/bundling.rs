@@ -349,7 +349,7 @@ fn a_bundle_follows_its_strictest_line_and_a_rejection_teaches_every_line() {
                 by: Actor::Console,
                 edit: Some(OrderEdit {
                     packs: Some(order.packs + 1),
-                    sku: None,
+                    ..OrderEdit::default()
                 }),
             },
             t,

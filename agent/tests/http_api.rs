@@ -432,6 +432,32 @@ async fn the_budget_and_the_auto_approve_limit_hold() {
         "{view}"
     );
     assert!(h.shop.orders_by_key().is_empty());
+    // The options side by side: both bags for the same amount, the 500 g packs (what the
+    // order holds) cheaper per gram than the 1 kg bag.
+    let (status, options) = h
+        .get(&format!("/api/v1/orders/{order}/options"), &h.member)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    let listed: Vec<(&str, u64, u64, bool)> = options
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["sku"].as_str().unwrap(),
+                o["packs"].as_u64().unwrap(),
+                o["total_minor"].as_u64().unwrap(),
+                o["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("beans-500", 2, 1798, true), ("beans-1kg", 1, 1899, false)],
+        "{options}"
+    );
+    assert_eq!(options[0]["currency"], "EUR");
+    assert_eq!(options[0]["shop"], "shop");
     // Edits are checked: a product of another consumable is refused, nothing changes.
     let (status, body) = h
         .post(
@@ -464,6 +490,11 @@ async fn the_budget_and_the_auto_approve_limit_hold() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{again}");
+    // A decided order has no options left.
+    let (status, body) = h
+        .get(&format!("/api/v1/orders/{order}/options"), &h.member)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

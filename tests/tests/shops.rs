@@ -158,3 +158,142 @@ async fn a_substitution_within_the_household_rules_is_accepted_and_followed() {
     );
     household.agent.shutdown().await;
 }
+
+/// The household's only allowed beans are out at both shops; each has another bag. The agent
+/// proposes one for approval (never orders it by itself), lists both side by side, and a
+/// person takes the other shop's: the order goes there, and only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_usual_product_out_everywhere_a_person_picks_from_the_options_side_by_side() {
+    let clock = ManualClock::new(T0);
+    let other_beans = |sku: &str, name: &str, pack_size: f64, price_cents: u64| {
+        replenish_commerce::sandbox::wire::CatalogItem {
+            sku: sku.into(),
+            name: name.into(),
+            consumable: "coffee_beans".into(),
+            pack_size,
+            unit: Unit::G,
+            price_cents,
+            currency: "EUR".into(),
+            stock: 100,
+        }
+    };
+    let mut servers = Vec::new();
+    let mut shops = Vec::new();
+    for (id, extra) in [
+        (
+            "corner",
+            other_beans("coffee-beans-1kg", "Coffee beans, 1 kg", 1000.0, 1649),
+        ),
+        (
+            "bigbox",
+            other_beans("espresso-500g", "Espresso beans, 500 g", 500.0, 999),
+        ),
+    ] {
+        let mut config = SandboxConfig::default();
+        for item in &mut config.catalog {
+            if item.sku == "coffee-beans-500g" {
+                item.stock = 0;
+            }
+        }
+        config.catalog.push(extra);
+        let shop = SandboxShop::new(config, clock.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = shop.spawn(listener).await.unwrap();
+        shops.push(ShopConfig {
+            id: id.into(),
+            name: format!("Shop {id}"),
+            platform: ShopPlatform::Sandbox,
+            url: format!("http://{}", server.addr()),
+            timeout_secs: 5,
+            vendure: None,
+        });
+        servers.push((shop, server));
+    }
+    let mut config = AgentConfig {
+        shops,
+        ..AgentConfig::default()
+    };
+    config.consumables.insert(
+        "coffee_beans".into(),
+        replenish_agent::config::ConsumableSection {
+            risk: None,
+            target_days: None,
+            max_stock: None,
+            products: vec!["coffee-beans-500g".into()],
+        },
+    );
+    config.validate().unwrap();
+    let beans = ("coffee", "beans", "coffee_beans", Unit::G, 1000.0);
+    let mut household = FedAgent::start(config, clock.clone(), None, 2, beans)
+        .await
+        .unwrap();
+    let order = household
+        .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
+        .await
+        .unwrap();
+    assert_eq!(order.state, OrderState::Proposed, "{}", order.reason);
+    assert!(
+        servers.iter().all(|(shop, _)| shop.orders().is_empty()),
+        "nothing the household did not choose is ordered by itself"
+    );
+    let id = order.id.clone();
+    let options = household
+        .handle()
+        .read(move |e, now| e.order_options(&id, now))
+        .await
+        .unwrap()
+        .unwrap();
+    let listed: Vec<(&str, &str, u32, u64)> = options
+        .iter()
+        .map(|o| (o.shop.as_str(), o.sku.as_str(), o.packs, o.total_minor))
+        .collect();
+    // The same amount each (the order's), cheapest per gram first; neither is on the list.
+    let wanted = f64::from(order.packs) * order.pack_size;
+    assert!(
+        options
+            .iter()
+            .all(|o| f64::from(o.packs) * o.pack_size >= wanted)
+    );
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(options.iter().all(|o| !o.allowed), "{listed:?}");
+    assert_eq!(options.iter().filter(|o| o.current).count(), 1);
+    let per_gram = |o: &replenish_agent::engine::options::OrderOption| {
+        o.total_minor as f64 / (f64::from(o.packs) * o.pack_size)
+    };
+    assert!(per_gram(&options[0]) <= per_gram(&options[1]), "{listed:?}");
+
+    // A person takes the option the agent did not propose.
+    let chosen = options.iter().find(|o| !o.current).unwrap().clone();
+    household
+        .handle()
+        .ask(Event::Approve {
+            order_id: order.id.clone(),
+            by: replenish_agent::engine::household::Actor::Console,
+            edit: Some(replenish_agent::engine::OrderEdit {
+                shop: Some(chosen.shop.clone()),
+                sku: Some(chosen.sku.clone()),
+                fulfilment: chosen.fulfilment.as_ref().map(|f| f.id.clone()),
+                packs: Some(chosen.packs),
+            }),
+        })
+        .await
+        .unwrap();
+    household.handle().settle(0).await.unwrap();
+    let placed = household.order(&order.id).await.unwrap().unwrap();
+    assert_eq!(placed.state, OrderState::Placed, "{:?}", placed.last_error);
+    assert_eq!(
+        (placed.shop.as_str(), placed.sku.as_str()),
+        (chosen.shop.as_str(), chosen.sku.as_str())
+    );
+    for ((shop, _), config) in servers.iter().zip(["corner", "bigbox"]) {
+        let orders = shop.orders();
+        if config == chosen.shop {
+            assert_eq!(orders.len(), 1);
+            assert_eq!(orders[0].items[0].sku, chosen.sku);
+            assert_eq!(orders[0].items[0].quantity, chosen.packs);
+        } else {
+            assert!(orders.is_empty(), "{config} got an order");
+        }
+    }
+    household.agent.shutdown().await;
+}

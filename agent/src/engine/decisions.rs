@@ -114,6 +114,14 @@ impl Engine {
         let mut changed = order.clone();
         let mut what = Vec::new();
         if let Some(edit) = edit {
+            if let Some(shop) = edit.shop.filter(|s| *s != changed.shop) {
+                what.extend(self.move_to_shop(&mut changed, &shop, edit.sku.as_deref())?);
+            }
+            if let Some(fulfilment) = edit.fulfilment {
+                if let Some(change) = self.change_fulfilment(&mut changed, &fulfilment)? {
+                    what.push(change);
+                }
+            }
             if let Some(sku) = edit.sku.filter(|s| *s != changed.sku) {
                 let item = self
                     .meta
@@ -179,6 +187,111 @@ impl Engine {
         self.record(by, "approve", order_id, detail, now, fx);
         self.send(order_id, now, fx);
         Ok(())
+    }
+
+    /// Moves a proposed order to `shop`: its first line to `sku` there (or the same product,
+    /// if the shop sells it), bundled lines to the same products there (left out where the
+    /// shop does not sell them), and to the shop's first fulfilment option the household
+    /// allows. Returns what changed, for the audit.
+    fn move_to_shop(
+        &self,
+        order: &mut Order,
+        shop: &str,
+        sku: Option<&str>,
+    ) -> Result<Vec<String>, EngineError> {
+        if !self.config.shops.iter().any(|s| s.id == shop) {
+            return Err(EngineError::Invalid(format!("no shop {shop}")));
+        }
+        let catalog = self.meta.catalogs.get(shop).ok_or_else(|| {
+            EngineError::Invalid(format!("{} has sent no catalog yet", self.shop_name(shop)))
+        })?;
+        let sku = sku.unwrap_or(&order.sku);
+        let item = catalog
+            .offers
+            .iter()
+            .find(|i| {
+                i.sku == sku
+                    && i.consumable == order.consumable.as_str()
+                    && i.unit == order.unit
+                    && i.pack_size > 0.0
+            })
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "{sku} is not a product of {} at {}: choose one of its products",
+                    order.consumable,
+                    self.shop_name(shop)
+                ))
+            })?;
+        let mut what = vec![format!(
+            "shop {} -> {}",
+            self.shop_name(&order.shop),
+            self.shop_name(shop)
+        )];
+        if item.sku != order.sku {
+            what.push(format!("product {} -> {}", order.sku, item.sku));
+        }
+        order.sku = item.sku.clone();
+        order.pack_size = item.pack_size;
+        let first = item.price.minor * u64::from(order.packs);
+        let mut kept = Vec::new();
+        for mut line in std::mem::take(&mut order.bundled) {
+            match catalog.offers.iter().find(|i| i.sku == line.sku) {
+                Some(offer) => {
+                    line.total_cents = offer.price.minor * u64::from(line.packs);
+                    kept.push(line);
+                }
+                None => what.push(format!(
+                    "{} left out (not sold at {})",
+                    line.consumable,
+                    self.shop_name(shop)
+                )),
+            }
+        }
+        order.bundled = kept;
+        order.total_cents = first + bundled_cents(order);
+        order.shop = shop.to_string();
+        order.fulfilment = catalog
+            .fulfilment
+            .iter()
+            .find(|f| {
+                self.config.pickup != super::shopping::PickupPreference::Never
+                    || !matches!(f.method, replenish_commerce::Fulfilment::Pickup(_))
+            })
+            .cloned();
+        Ok(what)
+    }
+
+    /// Switches a proposed order to its shop's fulfilment option `id`; `None` when it already
+    /// is.
+    fn change_fulfilment(
+        &self,
+        order: &mut Order,
+        id: &str,
+    ) -> Result<Option<String>, EngineError> {
+        if order.fulfilment.as_ref().is_some_and(|f| f.id == id) {
+            return Ok(None);
+        }
+        let option = self
+            .meta
+            .catalogs
+            .get(&order.shop)
+            .and_then(|c| c.fulfilment.iter().find(|f| f.id == id))
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "{} has no fulfilment option {id}",
+                    self.shop_name(&order.shop)
+                ))
+            })?;
+        let change = format!(
+            "{} -> {}",
+            order
+                .fulfilment
+                .as_ref()
+                .map_or("delivery", |f| f.name.as_str()),
+            option.name
+        );
+        order.fulfilment = Some(option.clone());
+        Ok(Some(change))
     }
 
     pub(super) fn reject(
@@ -878,7 +991,7 @@ mod tests {
                     by: member(),
                     edit: Some(OrderEdit {
                         packs: Some(3),
-                        sku: None,
+                        ..OrderEdit::default()
                     }),
                 },
                 t + HOUR_MS,
@@ -904,11 +1017,19 @@ mod tests {
         for edit in [
             OrderEdit {
                 packs: Some(0),
-                sku: None,
+                ..OrderEdit::default()
             },
             OrderEdit {
-                packs: None,
                 sku: Some("milk-1l".into()),
+                ..OrderEdit::default()
+            },
+            OrderEdit {
+                shop: Some("nowhere".into()),
+                ..OrderEdit::default()
+            },
+            OrderEdit {
+                fulfilment: Some("drone".into()),
+                ..OrderEdit::default()
             },
         ] {
             let refused = e.handle(

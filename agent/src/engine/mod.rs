@@ -10,6 +10,7 @@ pub mod forecast;
 pub mod household;
 pub mod inventory;
 pub mod lead_time;
+pub mod options;
 pub mod order;
 pub mod policy;
 mod shop_turns;
@@ -313,8 +314,15 @@ pub enum Effect {
 pub struct OrderEdit {
     /// Another number of packs (1 to 99).
     pub packs: Option<u32>,
-    /// Another product of the same consumable from the catalog.
+    /// Another product of the same consumable from the (chosen) shop's catalog.
     pub sku: Option<String>,
+    /// Another shop (its id, as in `GET /api/v1/orders/{id}/options`). Bundled lines the
+    /// shop does not sell (by the same product id) are left out; they are ordered on their own
+    /// when they need it.
+    pub shop: Option<String>,
+    /// Another fulfilment option of the (chosen) shop (its id: home delivery, click and
+    /// collect).
+    pub fulfilment: Option<String>,
 }
 
 /// What a notice is about.

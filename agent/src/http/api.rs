@@ -29,6 +29,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/orders", get(list_orders))
         .route("/api/v1/orders/{id}", get(get_order))
+        .route("/api/v1/orders/{id}/options", get(order_options))
         .route("/api/v1/orders/{id}/approve", post(approve))
         .route("/api/v1/orders/{id}/reject", post(reject))
         .route("/api/v1/orders/{id}/collected", post(collected))
@@ -323,9 +324,123 @@ async fn get_order(
     order_view(&state, id).await
 }
 
+/// One way to get what a waiting order asks for (see `GET /api/v1/orders/{id}/options`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrderOptionView {
+    /// The shop's id: `shop` in the approve body.
+    pub shop: String,
+    /// The shop's name.
+    pub shop_name: String,
+    /// The product: `sku` in the approve body.
+    pub sku: String,
+    /// The product's name.
+    pub product: String,
+    /// Packs for at least the amount the order asks for.
+    pub packs: u32,
+    /// Amount in one pack.
+    pub pack_size: f64,
+    /// Unit of `pack_size` (`g`, `ml`, `pcs`).
+    pub unit: String,
+    /// The packs' price in minor units of `currency`.
+    pub goods_minor: u64,
+    /// The fulfilment fee in minor units.
+    pub fee_minor: u64,
+    /// Goods and fee.
+    pub total_minor: u64,
+    /// ISO 4217.
+    pub currency: String,
+    /// The fulfilment option's id: `fulfilment` in the approve body.
+    pub fulfilment: Option<String>,
+    /// Its name ("Home delivery", "Click and collect").
+    pub fulfilment_name: Option<String>,
+    /// For click and collect: where, and when it is open.
+    pub pickup: Option<String>,
+    /// Arrival if ordered now: early end.
+    pub arrives_earliest_ms: UnixMs,
+    /// Arrival if ordered now: late end.
+    pub arrives_latest_ms: UnixMs,
+    /// Arrives before the slot may run out.
+    pub in_time: bool,
+    /// A product the household allows for the consumable.
+    pub allowed: bool,
+    /// Within the price guard.
+    pub within_price_guard: bool,
+    /// What the order holds now.
+    pub current: bool,
+}
+
+impl From<crate::engine::options::OrderOption> for OrderOptionView {
+    fn from(o: crate::engine::options::OrderOption) -> Self {
+        let pickup = o.fulfilment.as_ref().and_then(|f| match &f.method {
+            replenish_commerce::Fulfilment::Pickup(p) => Some(format!(
+                "{}, {} (open {})",
+                p.name, p.address, p.opening_hours
+            )),
+            replenish_commerce::Fulfilment::Delivery => None,
+        });
+        Self {
+            shop: o.shop,
+            shop_name: o.shop_name,
+            sku: o.sku,
+            product: o.product,
+            packs: o.packs,
+            pack_size: o.pack_size,
+            unit: o.unit.symbol().to_string(),
+            goods_minor: o.goods_minor,
+            fee_minor: o.fee_minor,
+            total_minor: o.total_minor,
+            currency: o.currency.to_string(),
+            fulfilment: o.fulfilment.as_ref().map(|f| f.id.clone()),
+            fulfilment_name: o.fulfilment.as_ref().map(|f| f.name.clone()),
+            pickup,
+            arrives_earliest_ms: o.arrives_earliest_ms,
+            arrives_latest_ms: o.arrives_latest_ms,
+            in_time: o.in_time,
+            allowed: o.allowed,
+            within_price_guard: o.within_price_guard,
+            current: o.current,
+        }
+    }
+}
+
+/// The options side by side for an order that waits for a decision
+///
+/// Every shop's products of the order's consumable in stock, by each fulfilment option the
+/// household allows, for the same amount, cheapest per unit first. Approve with
+/// `{"shop": ..., "sku": ..., "fulfilment": ...}` to take one.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/options", tag = "orders",
+    params(("id" = String, Path, description = "The order")),
+    responses((status = 200, body = Vec<OrderOptionView>), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "The order does not wait for a decision")))]
+async fn order_options(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = order_id_or_404(&id) {
+        return response;
+    }
+    let found = state
+        .agent
+        .read(move |engine, now| engine.order_options(&id, now))
+        .await;
+    match found {
+        Ok(Ok(options)) => Json(
+            options
+                .into_iter()
+                .map(OrderOptionView::from)
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Ok(Err(error)) => ask_problem(crate::runtime::AskError::Engine(error)),
+        Err(_) => unavailable(),
+    }
+}
+
 /// Approve a proposed order, perhaps changing it
 ///
-/// The body is optional: `{"packs": 3}` or `{"sku": "beans-1kg"}` changes the order first.
+/// The body is optional: `{"packs": 3}` or `{"sku": "beans-1kg"}` changes the order first;
+/// `{"shop": "bigbox", "sku": "...", "fulfilment": "pickup"}` takes one of its options.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/approve", tag = "orders",
     params(("id" = String, Path, description = "The order")),
     request_body(content = Option<OrderEdit>, content_type = "application/json"),
@@ -350,7 +465,7 @@ async fn approve(
                 return problem(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     format!(
-                        "the body must be {{\"packs\": n}} and/or {{\"sku\": \"...\"}}: {error}"
+                        "the body takes \"packs\", \"sku\", \"shop\" and \"fulfilment\", each optional: {error}"
                     ),
                 );
             }
@@ -793,10 +908,10 @@ async fn openapi(_caller: Caller) -> Response {
             decide orders. Errors are RFC 9457 `application/problem+json`.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
-    paths(status, me, list_orders, get_order, approve, reject, collected, snooze, get_rules, put_rules,
+    paths(status, me, list_orders, get_order, order_options, approve, reject, collected, snooze, get_rules, put_rules,
         list_members, add_member, remove_member, list_devices, accept_device, remove_device,
         send_command, list_commands, list_audit, openapi),
-    components(schemas(StatusPage, StatusTotals, DeviceView, SlotView, OrderView,
+    components(schemas(StatusPage, StatusTotals, DeviceView, SlotView, OrderView, OrderOptionView,
         CommandRequest, PendingCommandView, crate::engine::inventory::Presence,
         AuditEntry, MemberView, NewMember, CreatedMember, RejectBody, SnoozeBody, OrderEdit,
         Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Problem)),

@@ -719,6 +719,8 @@ struct ApproveForm {
     csrf: String,
     packs: Option<u32>,
     sku: Option<String>,
+    /// `shop|sku|fulfilment` from the options table (fulfilment may be empty).
+    option: Option<String>,
 }
 
 async fn approve_form(
@@ -730,10 +732,18 @@ async fn approve_form(
     if let Err(response) = visitor.check(&form.csrf) {
         return response;
     }
-    let edit = (form.packs.is_some() || form.sku.is_some()).then_some(OrderEdit {
+    let mut edit = OrderEdit {
         packs: form.packs,
         sku: form.sku,
-    });
+        ..OrderEdit::default()
+    };
+    if let Some(option) = form.option.filter(|o| !o.is_empty()) {
+        let mut parts = option.splitn(3, '|').map(str::to_string);
+        edit.shop = parts.next();
+        edit.sku = parts.next().or(edit.sku);
+        edit.fulfilment = parts.next().filter(|f| !f.is_empty());
+    }
+    let edit = (edit != OrderEdit::default()).then_some(edit);
     let to = format!("/orders/{id}");
     let event = Event::Approve {
         order_id: id,
