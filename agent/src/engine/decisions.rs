@@ -117,10 +117,10 @@ impl Engine {
             if let Some(shop) = edit.shop.filter(|s| *s != changed.shop) {
                 what.extend(self.move_to_shop(&mut changed, &shop, edit.sku.as_deref())?);
             }
-            if let Some(fulfilment) = edit.fulfilment {
-                if let Some(change) = self.change_fulfilment(&mut changed, &fulfilment)? {
-                    what.push(change);
-                }
+            if let Some(fulfilment) = edit.fulfilment
+                && let Some(change) = self.change_fulfilment(&mut changed, &fulfilment)?
+            {
+                what.push(change);
             }
             if let Some(sku) = edit.sku.filter(|s| *s != changed.sku) {
                 let item = self
