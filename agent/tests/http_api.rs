@@ -623,11 +623,28 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
     let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
     assert_eq!(view["state"], "proposed", "a forged form changes nothing");
 
+    // The order's page puts the ways to get it side by side, what the order holds checked.
+    let page = h
+        .http
+        .get(h.url(&format!("/orders/{order}")))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Or choose another way"), "{page}");
+    assert!(
+        page.contains("value=\"shop|beans-500||2\" checked"),
+        "the current option is checked: {page}"
+    );
+    assert!(page.contains("1 × Beans 1 kg, EUR 18.99"), "{page}");
     let approved = h
         .http
         .post(h.url(&approve))
         .header("cookie", &session)
-        .form(&[("csrf", csrf.as_str()), ("packs", "2")])
+        .form(&[("csrf", csrf.as_str()), ("option", "shop|beans-1kg||1")])
         .send()
         .await
         .unwrap();
@@ -635,6 +652,11 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
     h.settle().await;
     let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
     assert_eq!(view["state"], "placed", "{view}");
+    assert_eq!(
+        (&view["sku"], &view["packs"]),
+        (&json!("beans-1kg"), &json!(1)),
+        "{view}"
+    );
     assert_eq!(view["decided_by"], "bob (member)");
 
     // A member sees the settings but cannot save them.

@@ -623,6 +623,21 @@ async fn order_page(
         .filter(|i| i.consumable == order.consumable.as_str() && i.unit == order.unit)
         .collect();
     let proposed = order.state == OrderState::Proposed;
+    // Every shop's way to get it, side by side, while a person decides.
+    let options = if proposed {
+        let id = order.id.clone();
+        match state
+            .agent
+            .read(move |engine, now| engine.order_options(&id, now))
+            .await
+        {
+            Ok(Ok(options)) => options,
+            Ok(Err(_)) => Vec::new(),
+            Err(_) => return unavailable_page(),
+        }
+    } else {
+        Vec::new()
+    };
     let body = html! {
         div.card {
             p { "State: " span.state data-state=(order.state.as_str()) { (order.state.as_str()) } }
@@ -651,6 +666,22 @@ async fn order_page(
                     }
                 }
                 button type="submit" { "Approve" }
+            }
+            @if options.len() > 1 {
+                form.card.options method="post" action=(format!("/orders/{}/approve", order.id)) {
+                    h2 { "Or choose another way" }
+                    (csrf_field(&visitor))
+                    @for option in &options {
+                        label.option {
+                            input type="radio" name="option" required
+                                value=(format!("{}|{}|{}|{}", option.shop, option.sku,
+                                    option.fulfilment.as_ref().map_or("", |f| f.id.as_str()), option.packs))
+                                checked[option.current];
+                            " " (option_line(option, &view.zone))
+                        }
+                    }
+                    button type="submit" { "Approve the chosen one" }
+                }
             }
             form.card method="post" action=(format!("/orders/{}/reject", order.id)) {
                 h2 { "Reject" }
@@ -687,6 +718,45 @@ async fn order_page(
     )
 }
 
+/// One option in words: where, what, how much, how and when it comes, and what speaks
+/// against it.
+fn option_line(option: &crate::engine::options::OrderOption, zone: &TimeZone) -> String {
+    let how = match option.fulfilment.as_ref().map(|f| (&f.method, f)) {
+        Some((replenish_commerce::Fulfilment::Pickup(point), _)) => {
+            format!(
+                "collect at {}, {} (open {})",
+                point.name, point.address, point.opening_hours
+            )
+        }
+        Some((_, f)) => f.name.to_lowercase(),
+        None => "delivered".to_string(),
+    };
+    let fee = if option.fee_minor > 0 {
+        format!(" incl. {} fee", money(option.fee_minor))
+    } else {
+        String::new()
+    };
+    let mut line = format!(
+        "{}: {} × {}, {}{fee}; {how}, arrives {} to {}",
+        option.shop_name,
+        option.packs,
+        option.product,
+        money(option.total_minor),
+        local(option.arrives_earliest_ms, zone),
+        local(option.arrives_latest_ms, zone),
+    );
+    for (ok, warning) in [
+        (option.allowed, "not on your list"),
+        (option.within_price_guard, "dearer than usual"),
+        (option.in_time, "may arrive after it runs out"),
+    ] {
+        if !ok {
+            line.push_str(&format!(" ({warning})"));
+        }
+    }
+    line
+}
+
 fn reason_label(reason: RejectReason) -> &'static str {
     match reason {
         RejectReason::StillHaveSome => "We still have some",
@@ -719,7 +789,7 @@ struct ApproveForm {
     csrf: String,
     packs: Option<u32>,
     sku: Option<String>,
-    /// `shop|sku|fulfilment` from the options table (fulfilment may be empty).
+    /// `shop|sku|fulfilment|packs` from the options (fulfilment may be empty).
     option: Option<String>,
 }
 
@@ -737,11 +807,13 @@ async fn approve_form(
         sku: form.sku,
         ..OrderEdit::default()
     };
+    // From the options: `shop|sku|fulfilment|packs` (fulfilment may be empty).
     if let Some(option) = form.option.filter(|o| !o.is_empty()) {
-        let mut parts = option.splitn(3, '|').map(str::to_string);
+        let mut parts = option.splitn(4, '|').map(str::to_string);
         edit.shop = parts.next();
         edit.sku = parts.next().or(edit.sku);
         edit.fulfilment = parts.next().filter(|f| !f.is_empty());
+        edit.packs = parts.next().and_then(|p| p.parse().ok()).or(edit.packs);
     }
     let edit = (edit != OrderEdit::default()).then_some(edit);
     let to = format!("/orders/{id}");
