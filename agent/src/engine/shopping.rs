@@ -271,10 +271,14 @@ pub fn choose(
     let together = match along.lines {
         0 => String::new(),
         n => format!(
-            "; {n} other item{} join{} this order, saving {:.2}",
+            "; {n} other item{} join{} this order{}",
             if n == 1 { "" } else { "s" },
             if n == 1 { "s" } else { "" },
-            along.saving / 100.0
+            if along.saving >= 0.5 {
+                format!(", saving {:.2}", along.saving / 100.0)
+            } else {
+                String::new()
+            }
         ),
     };
     let why = if on_time {
