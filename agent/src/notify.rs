@@ -58,12 +58,13 @@ pub struct Announcement {
 }
 
 /// Notices announced besides approvals: turns a person must know about or act on.
-pub const ATTENTION: [NoticeKind; 5] = [
+pub const ATTENTION: [NoticeKind; 6] = [
     NoticeKind::NothingInStock,
     NoticeKind::PickupReady,
     NoticeKind::CancelledByShop,
     NoticeKind::SubstitutedByShop,
     NoticeKind::OrderFailed,
+    NoticeKind::CancelRefused,
 ];
 
 impl Announcement {
@@ -77,6 +78,7 @@ impl Announcement {
             NoticeKind::PickupReady => format!("Ready to collect: {what}"),
             NoticeKind::CancelledByShop => format!("The shop cancelled {what}"),
             NoticeKind::SubstitutedByShop => format!("The shop replaced products in {what}"),
+            NoticeKind::CancelRefused => format!("The shop did not cancel {what}"),
             _ => format!("Could not order {what}"),
         }
     }

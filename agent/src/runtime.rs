@@ -879,6 +879,24 @@ impl EngineTask {
                     }
                 });
             }
+            Effect::CancelAtShop {
+                shop,
+                order_id,
+                shop_order_id,
+            } => {
+                let Some(commerce) = self.shop(&shop) else {
+                    let answer = Err(format!("no shop {shop:?} is configured any more"));
+                    self.handle_event(Event::CancelAnswered { order_id, answer });
+                    return;
+                };
+                self.shop_call(async move {
+                    let answer = commerce
+                        .cancel(&shop_order_id)
+                        .await
+                        .map_err(|error| error.to_string());
+                    ShopOutcome::Event(Box::new(Event::CancelAnswered { order_id, answer }))
+                });
+            }
             Effect::SendCommand { device, command } => {
                 let Some(outbox) = &self.outbox else {
                     metrics::counter!("replenish_commands_unsent_total").increment(1);

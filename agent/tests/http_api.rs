@@ -256,6 +256,9 @@ async fn every_route_but_healthz_refuses_without_a_valid_token() {
         ("POST", "/api/v1/orders/o-000001/approve"),
         ("POST", "/api/v1/orders/o-000001/reject"),
         ("POST", "/api/v1/orders/o-000001/snooze"),
+        ("GET", "/api/v1/orders/o-000001/options"),
+        ("POST", "/api/v1/orders/o-000001/cancel"),
+        ("POST", "/api/v1/orders/o-000001/collected"),
         ("GET", "/api/v1/rules"),
         ("PUT", "/api/v1/rules"),
         ("GET", "/api/v1/members"),
@@ -493,6 +496,26 @@ async fn the_budget_and_the_auto_approve_limit_hold() {
     // A decided order has no options left.
     let (status, body) = h
         .get(&format!("/api/v1/orders/{order}/options"), &h.member)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Not needed after all: the shop is asked to cancel it, and does.
+    let (status, view) = h
+        .post(
+            &format!("/api/v1/orders/{order}/cancel"),
+            &h.member,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{view}");
+    h.settle().await;
+    let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
+    assert_eq!(view["state"], "cancelled", "{view}");
+    let (status, body) = h
+        .post(
+            &format!("/api/v1/orders/{order}/cancel"),
+            &h.member,
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }

@@ -28,7 +28,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use replenish_agent::clock::{Clock, DAY_MS, UnixMs};
 use replenish_commerce::sandbox::wire::{
     Catalog, CatalogItem, FulfilmentOption, IDEMPOTENCY_HEADER, OrderLine, OrderList, OrderRequest,
@@ -67,6 +67,9 @@ pub mod problem_type {
     pub const INSUFFICIENT_STOCK: &str = "urn:replenish:problem:insufficient-stock";
     /// `404`: no order has the requested id.
     pub const ORDER_NOT_FOUND: &str = "urn:replenish:problem:order-not-found";
+    /// `409`: the order has left the shop (shipped, ready for pickup, delivered): too late to
+    /// cancel.
+    pub const TOO_LATE_TO_CANCEL: &str = "urn:replenish:problem:too-late-to-cancel";
     /// Generic HTTP errors; the title is the reason phrase.
     pub const ABOUT_BLANK: &str = "about:blank";
 }
@@ -322,6 +325,22 @@ impl SandboxShop {
         self.ledger().by_key.contains_key(key)
     }
 
+    /// The customer cancels an order: only while the shop has not sent it (`Ok(None)`: no
+    /// such order; `Err`: too late, the order's status). Cancelling twice is no error.
+    pub fn cancel_for_customer(&self, id: &str) -> Result<Option<ShopOrder>, ShopOrderStatus> {
+        let Some(current) = self.order(id) else {
+            return Ok(None);
+        };
+        match current.status {
+            ShopOrderStatus::Placed => {
+                self.cancel_order(id);
+                Ok(self.order(id))
+            }
+            ShopOrderStatus::Cancelled => Ok(Some(current)),
+            status => Err(status),
+        }
+    }
+
     /// The shop cancels an order (a fault, or a test).
     pub fn cancel_order(&self, id: &str) {
         let mut ledger = self.ledger();
@@ -375,6 +394,7 @@ impl SandboxShop {
             .route("/v1/catalog", get(get_catalog))
             .route("/v1/orders", get(list_orders).post(create_order))
             .route("/v1/orders/{id}", get(get_order))
+            .route("/v1/orders/{id}/cancel", post(cancel_order))
             .route("/openapi.json", get(get_openapi))
             .layer(axum::middleware::map_response(problem_for_bare_errors))
             .with_state(AppState {
@@ -1027,6 +1047,43 @@ async fn get_order(
     })
 }
 
+/// `POST /v1/orders/{id}/cancel`: the customer cancels an order the shop has not sent yet.
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders",
+    params(("id" = String, Path, description = "The shop's order id")),
+    responses((status = 200, body = ShopOrder, description = "Cancelled (or already was)"),
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "Already sent")))]
+async fn cancel_order(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ShopOrder>, ApiError> {
+    let (fault, slow_ms) = app.shop.draw_fault(Call::Read { delivered: false });
+    match fault {
+        Some(FaultKind::ServerError) => {
+            return Err(ApiError::blank(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "injected fault: 5xx",
+            ));
+        }
+        Some(FaultKind::Slow) => tokio::time::sleep(Duration::from_millis(slow_ms)).await,
+        _ => {}
+    }
+    match app.shop.cancel_for_customer(&id) {
+        Ok(Some(order)) => Ok(Json(order)),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            problem_type::ORDER_NOT_FOUND,
+            "Order not found",
+            format!("the shop has no order {id:?}"),
+        )),
+        Err(status) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            problem_type::TOO_LATE_TO_CANCEL,
+            "Too late to cancel",
+            format!("order {id} has left the shop ({status:?})"),
+        )),
+    }
+}
+
 /// The sandbox shop serves its own OpenAPI document (not part of the API proper).
 async fn get_openapi() -> Response {
     (
@@ -1051,7 +1108,7 @@ async fn get_openapi() -> Response {
             `docs/commerce-api.md`.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
-    paths(get_catalog, create_order, list_orders, get_order),
+    paths(get_catalog, create_order, list_orders, get_order, cancel_order),
     components(schemas(
         Catalog,
         CatalogItem,

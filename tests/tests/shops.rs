@@ -297,3 +297,77 @@ async fn with_the_usual_product_out_everywhere_a_person_picks_from_the_options_s
     }
     household.agent.shutdown().await;
 }
+
+/// A member cancels an order the sandbox shop has taken: the shop cancels it and the agent's
+/// order says so. Once the next order has shipped, the shop refuses and the household is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cancels_an_unsent_order_at_the_shop_and_a_shipped_one_is_refused() {
+    use replenish_agent::engine::household::Actor;
+    let clock = ManualClock::new(T0);
+    let (shop, server) = sandbox(clock.clone(), 899).await;
+    let mut config = AgentConfig::default();
+    config.commerce.url = format!("http://{}", server.addr());
+    let beans = ("coffee", "beans", "coffee_beans", Unit::G, 1000.0);
+    let mut household = FedAgent::start(config, clock.clone(), None, 1, beans)
+        .await
+        .unwrap();
+    let order = household
+        .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
+        .await
+        .unwrap();
+    assert_eq!(order.state, OrderState::Placed);
+    let cancel = |id: &str| Event::Cancel {
+        order_id: id.to_string(),
+        by: Actor::Console,
+    };
+    household.handle().ask(cancel(&order.id)).await.unwrap();
+    household.handle().settle(0).await.unwrap();
+    let cancelled = household.order(&order.id).await.unwrap().unwrap();
+    assert_eq!(cancelled.state, OrderState::Cancelled);
+    assert_eq!(
+        shop.orders()[0].status,
+        replenish_commerce::sandbox::wire::ShopOrderStatus::Cancelled
+    );
+    // Cancelled is final: asking again is refused by the agent itself.
+    assert!(household.handle().ask(cancel(&order.id)).await.is_err());
+
+    // The agent orders again. The shop ships it (at half its lead time) before the agent has
+    // heard: the member's cancel reaches the shop, which refuses; the household is told.
+    let now = replenish_agent::clock::Clock::now_ms(&*clock);
+    let mut next = None;
+    for day in 1..6u64 {
+        let t = now - now % DAY_MS + day * DAY_MS + 8 * HOUR_MS;
+        let newest = household.level(t, 350.0 - 50.0 * day as f32).await.unwrap();
+        if let Some(newest) = newest.filter(|o| o.id != order.id) {
+            next = Some(newest);
+            break;
+        }
+    }
+    let next = next.expect("a second order once the beans run low again");
+    assert_eq!(next.state, OrderState::Placed);
+    household.clock.advance(DAY_MS + DAY_MS / 2);
+    household.handle().ask(cancel(&next.id)).await.unwrap();
+    household.handle().settle(0).await.unwrap();
+    let id = next.id.clone();
+    let refused: Vec<String> = household
+        .handle()
+        .read(move |e, _| {
+            e.audit()
+                .filter(|a| a.action == "cancel refused" && a.subject == id)
+                .map(|a| a.detail.clone())
+                .collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("contact"), "{}", refused[0]);
+    household.handle().ask(Event::Tick).await.unwrap();
+    household.handle().settle(0).await.unwrap();
+    let shipped = household.order(&next.id).await.unwrap().unwrap();
+    assert_eq!(shipped.state, OrderState::Shipped);
+    assert!(
+        household.handle().ask(cancel(&next.id)).await.is_err(),
+        "a shipped order is not even asked for"
+    );
+    household.agent.shutdown().await;
+}

@@ -4,6 +4,7 @@
 //! Every handler validates before it changes anything, so a refused request leaves no trace
 //! but its error.
 
+use replenish_commerce::{OrderStatus, ShopOrder};
 use replenish_protocol::Id;
 
 use super::household::{
@@ -369,6 +370,105 @@ impl Engine {
             now,
             fx,
         );
+        Ok(())
+    }
+
+    /// A member asks to cancel an order the shop has taken: the shop is asked, and its answer
+    /// ([`Event::CancelAnswered`]) decides. Only while the shop has not sent it.
+    pub(super) fn cancel(
+        &mut self,
+        order_id: &str,
+        by: &Actor,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::DecideOrders)?;
+        let order = self
+            .orders
+            .get(order_id)
+            .ok_or_else(|| EngineError::UnknownOrder(order_id.to_string()))?;
+        let shop_order_id = match (order.state, &order.shop_order_id) {
+            (OrderState::Placed, Some(id)) => id.clone(),
+            (OrderState::Proposed, _) => {
+                return Err(EngineError::Invalid(format!(
+                    "{order_id} is not ordered yet: reject it instead"
+                )));
+            }
+            (state, _) => {
+                return Err(EngineError::Invalid(format!(
+                    "{order_id} is {}: only an order the shop has taken and not sent can be cancelled",
+                    state.as_str()
+                )));
+            }
+        };
+        let shop = order.shop.clone();
+        let detail = format!("asked {} to cancel it", self.shop_name(&shop));
+        self.record(by, "cancel", order_id, detail, now, fx);
+        fx.push(Effect::CancelAtShop {
+            shop,
+            order_id: order_id.to_string(),
+            shop_order_id,
+        });
+        Ok(())
+    }
+
+    /// The shop's answer to a cancellation.
+    pub(super) fn cancel_answered(
+        &mut self,
+        order_id: &str,
+        answer: Result<ShopOrder, String>,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        let shop = {
+            let order = self
+                .orders
+                .get(order_id)
+                .ok_or_else(|| EngineError::UnknownOrder(order_id.to_string()))?;
+            self.shop_name(&order.shop).to_string()
+        };
+        match answer {
+            Ok(shop_order) if shop_order.status == OrderStatus::CancelledByShop => {
+                let order = self.order_mut(order_id)?;
+                order.shop_status(OrderStatus::CancelledByShop, None, now)?;
+                let order = order.clone();
+                fx.push(Effect::SaveOrder(order));
+                let text = format!("order {order_id} cancelled at {shop}, as asked");
+                fx.push(notice(
+                    now,
+                    NoticeKind::OrderCancelled,
+                    order_id,
+                    text.clone(),
+                ));
+                self.record_as(shop, "cancelled", order_id, text, now, fx);
+            }
+            Ok(shop_order) => {
+                // The shop answered with the order still going: apply what it says, and tell.
+                let text = format!(
+                    "{shop} did not cancel order {order_id}: it is {:?}",
+                    shop_order.status
+                );
+                fx.push(notice(
+                    now,
+                    NoticeKind::CancelRefused,
+                    order_id,
+                    text.clone(),
+                ));
+                self.record_as(shop, "cancel refused", order_id, text, now, fx);
+            }
+            Err(why) => {
+                let text = format!(
+                    "{shop} did not cancel order {order_id} ({why}); contact {shop} if it must not come"
+                );
+                fx.push(notice(
+                    now,
+                    NoticeKind::CancelRefused,
+                    order_id,
+                    text.clone(),
+                ));
+                self.record_as(shop, "cancel refused", order_id, text, now, fx);
+            }
+        }
         Ok(())
     }
 

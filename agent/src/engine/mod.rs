@@ -186,6 +186,20 @@ pub enum Event {
         /// Who.
         by: Actor,
     },
+    /// A member asks to cancel an order the shop has taken and not yet sent.
+    Cancel {
+        /// The order.
+        order_id: String,
+        /// Who.
+        by: Actor,
+    },
+    /// The shop answered a cancellation: the order as it stands, or why not.
+    CancelAnswered {
+        /// The agent's order id.
+        order_id: String,
+        /// The shop's order, or what it said.
+        answer: Result<ShopOrder, String>,
+    },
     /// A member says a click-and-collect order was collected.
     Collected {
         /// The order.
@@ -273,6 +287,15 @@ pub enum Effect {
     },
     /// Ask the shop where an order stands.
     FetchOrder {
+        /// The shop holding it.
+        shop: String,
+        /// The agent's order id.
+        order_id: String,
+        /// The shop's order id.
+        shop_order_id: String,
+    },
+    /// Ask the shop to cancel an order.
+    CancelAtShop {
         /// The shop holding it.
         shop: String,
         /// The agent's order id.
@@ -380,6 +403,8 @@ pub enum NoticeKind {
     /// The shop sent other products than ordered: accepted within the household's rules, or
     /// to be refused.
     SubstitutedByShop,
+    /// The shop would not cancel an order a member asked to cancel.
+    CancelRefused,
 }
 
 /// A line for the timeline.
@@ -826,6 +851,10 @@ impl Engine {
                 hours,
             } => self.snooze(&order_id, &by, hours, now, fx)?,
             Event::Collected { order_id, by } => self.collected(&order_id, &by, now, fx)?,
+            Event::Cancel { order_id, by } => self.cancel(&order_id, &by, now, fx)?,
+            Event::CancelAnswered { order_id, answer } => {
+                self.cancel_answered(&order_id, answer, now, fx)?
+            }
             Event::AddMember {
                 name,
                 role,

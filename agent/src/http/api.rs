@@ -33,6 +33,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/orders/{id}/approve", post(approve))
         .route("/api/v1/orders/{id}/reject", post(reject))
         .route("/api/v1/orders/{id}/collected", post(collected))
+        .route("/api/v1/orders/{id}/cancel", post(cancel))
         .route("/api/v1/orders/{id}/snooze", post(snooze))
         .route("/api/v1/rules", get(get_rules).put(put_rules))
         .route("/api/v1/members", get(list_members).post(add_member))
@@ -534,6 +535,36 @@ async fn collected(
     }
 }
 
+/// Cancel an order the shop has taken and not yet sent
+///
+/// The shop is asked at once; its answer comes later: the order turns `cancelled`, or a
+/// `cancel_refused` notice (and the audit log) says why not. Answers `202` with the order as
+/// it stands.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+    params(("id" = String, Path, description = "The order")),
+    responses((status = 202, body = OrderView, description = "The shop is being asked"),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "Not an order the shop holds unsent")))]
+async fn cancel(caller: Caller, State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Err(response) = order_id_or_404(&id) {
+        return response;
+    }
+    let event = Event::Cancel {
+        order_id: id.clone(),
+        by: caller.actor(),
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => {
+            let mut response = order_view(&state, id).await;
+            if response.status() == StatusCode::OK {
+                *response.status_mut() = StatusCode::ACCEPTED;
+            }
+            response
+        }
+        Err(error) => ask_problem(error),
+    }
+}
+
 /// Ask again later
 #[utoipa::path(post, path = "/api/v1/orders/{id}/snooze", tag = "orders",
     params(("id" = String, Path, description = "The order")),
@@ -908,7 +939,7 @@ async fn openapi(_caller: Caller) -> Response {
             decide orders. Errors are RFC 9457 `application/problem+json`.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
-    paths(status, me, list_orders, get_order, order_options, approve, reject, collected, snooze, get_rules, put_rules,
+    paths(status, me, list_orders, get_order, order_options, approve, reject, collected, cancel, snooze, get_rules, put_rules,
         list_members, add_member, remove_member, list_devices, accept_device, remove_device,
         send_command, list_commands, list_audit, openapi),
     components(schemas(StatusPage, StatusTotals, DeviceView, SlotView, OrderView, OrderOptionView,

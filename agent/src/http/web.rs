@@ -44,6 +44,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/orders/{id}/approve", post(approve_form))
         .route("/orders/{id}/reject", post(reject_form))
         .route("/orders/{id}/snooze", post(snooze_form))
+        .route("/orders/{id}/cancel", post(cancel_form))
+        .route("/orders/{id}/collected", post(collected_form))
         .route("/devices", get(devices_page))
         .route("/devices/{id}/accept", post(accept_device_form))
         .route("/devices/{id}/remove", post(remove_device_form))
@@ -623,6 +625,10 @@ async fn order_page(
         .filter(|i| i.consumable == order.consumable.as_str() && i.unit == order.unit)
         .collect();
     let proposed = order.state == OrderState::Proposed;
+    let is_pickup = order
+        .fulfilment
+        .as_ref()
+        .is_some_and(|f| matches!(f.method, replenish_commerce::Fulfilment::Pickup(_)));
     // Every shop's way to get it, side by side, while a person decides.
     let options = if proposed {
         let id = order.id.clone();
@@ -649,6 +655,19 @@ async fn order_page(
             @if let Some(at) = order.expected_delivery_at { p { "Expected " (local(at, &view.zone)) } }
             @if let Some(by) = &order.decided_by { p.muted { "Decided by " (by) } }
             @if let Some(e) = &order.last_error { p.muted { (e) } }
+        }
+        @if order.state == OrderState::Placed && order.shop_order_id.is_some() {
+            form.card method="post" action=(format!("/orders/{}/cancel", order.id)) {
+                (csrf_field(&visitor))
+                p.muted { "Not needed after all? The shop has not sent it yet." }
+                button.danger type="submit" { "Ask the shop to cancel it" }
+            }
+        }
+        @if is_pickup && matches!(order.state, OrderState::Placed | OrderState::Shipped) {
+            form.card method="post" action=(format!("/orders/{}/collected", order.id)) {
+                (csrf_field(&visitor))
+                button type="submit" { "We collected it" }
+            }
         }
         @if proposed {
             form.card method="post" action=(format!("/orders/{}/approve", order.id)) {
@@ -872,6 +891,40 @@ async fn snooze_form(
         hours: form.hours,
     };
     act(&state, &visitor, event, "/").await
+}
+
+async fn cancel_form(
+    visitor: Visitor,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Err(response) = visitor.check(&form.csrf) {
+        return response;
+    }
+    let to = format!("/orders/{id}");
+    let event = Event::Cancel {
+        order_id: id,
+        by: visitor.actor(),
+    };
+    act(&state, &visitor, event, &to).await
+}
+
+async fn collected_form(
+    visitor: Visitor,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Err(response) = visitor.check(&form.csrf) {
+        return response;
+    }
+    let to = format!("/orders/{id}");
+    let event = Event::Collected {
+        order_id: id,
+        by: visitor.actor(),
+    };
+    act(&state, &visitor, event, &to).await
 }
 
 async fn devices_page(visitor: Visitor, State(state): State<AppState>) -> Response {

@@ -115,10 +115,13 @@ impl Shop for SandboxShop {
             .transpose()
     }
 
-    async fn cancel(&self, _shop_order_id: &str) -> Result<ShopOrder, CommerceError> {
-        // The sandbox API has no cancel endpoint: only the shop cancels (its faults).
-        Err(CommerceError::Unsupported(
-            "cancel an order (the sandbox API has no cancel)",
-        ))
+    async fn cancel(&self, shop_order_id: &str) -> Result<ShopOrder, CommerceError> {
+        // `409` once the order has left the shop: too late, a `Rejected` the household reads.
+        let response = self
+            .client
+            .post(format!("{}/v1/orders/{shop_order_id}/cancel", self.base))
+            .send()
+            .await;
+        order_from_wire(Self::read(response).await?)
     }
 }
