@@ -190,6 +190,14 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// How people reach the web page (links in notifications); `http://{listen}` when unset.
     pub public_url: Option<String>,
+    /// A client must send a request's head (also: the next one, on an idle connection), and
+    /// the whole request, within this; else it is closed (`408` for a slow body).
+    pub client_timeout_secs: u64,
+    /// Connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// Failed authentications (API tokens, page logins) a client address may make in a minute;
+    /// then it is refused (`429`, `Retry-After`) until the minute ends.
+    pub max_failed_logins: u32,
 }
 
 /// `[storage]`
@@ -308,6 +316,9 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
+            client_timeout_secs: 10,
+            max_connections: 256,
+            max_failed_logins: 10,
         }
     }
 }
@@ -435,6 +446,18 @@ impl AgentConfig {
             )
         })?;
         self.broker_address()?;
+        if !(1..=300).contains(&self.http.client_timeout_secs) {
+            return Err(invalid(
+                "http.client_timeout_secs",
+                "must be 1 to 300 seconds; the default is 10".to_string(),
+            ));
+        }
+        if self.http.max_connections == 0 {
+            return Err(invalid(
+                "http.max_connections",
+                "must be at least 1; the default is 256".to_string(),
+            ));
+        }
         self.rules
             .validate()
             .map_err(|e| invalid("rules", e.to_string()))?;

@@ -164,21 +164,20 @@ impl Agent {
             .clone()
             .unwrap_or_else(|| format!("http://{http_addr}"));
         let upkeep = metrics.clone();
-        let app = crate::http::router(crate::http::AppState::new(
-            handle.clone(),
-            metrics,
-            &public_url,
-            ingest.clone(),
-        ));
+        let client_timeout = Duration::from_secs(config.http.client_timeout_secs);
+        let app = crate::http::router(
+            crate::http::AppState::new(handle.clone(), metrics, &public_url, ingest.clone())
+                .with_request_timeout(client_timeout)
+                .with_failed_login_limit(config.http.max_failed_logins),
+        );
+        let limits = crate::http::ServeLimits {
+            client_timeout,
+            max_connections: config.http.max_connections,
+        };
         let mut http_shutdown = shutdown_rx.clone();
-        let http_task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                runtime::stopped(&mut http_shutdown).await;
-            });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "HTTP server failed");
-            }
-        });
+        let http_task = tokio::spawn(crate::http::serve(listener, app, limits, async move {
+            runtime::stopped(&mut http_shutdown).await;
+        }));
         tracing::info!(%http_addr, "HTTP API listening");
 
         let broker = config.broker_address()?;

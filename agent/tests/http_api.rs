@@ -66,6 +66,10 @@ fn catalog() -> Catalog {
 
 impl Household {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(edit: impl FnOnce(&mut AgentConfig)) -> Self {
         replenish_agent::commerce::ensure_crypto_provider();
         let clock = ManualClock::new(T0);
         let shop = Arc::new(MemoryShop::new(catalog()));
@@ -75,6 +79,7 @@ impl Household {
         // Nothing listens there: the MQTT task keeps retrying; telemetry is fed directly.
         config.mqtt.url = "mqtt://127.0.0.1:9".into();
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        edit(&mut config);
         let options = AgentOptions {
             clock: clock.clone(),
             store: Some(Arc::new(MemoryStore::default())),
@@ -245,7 +250,8 @@ impl Household {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_but_healthz_refuses_without_a_valid_token() {
-    let h = Household::start().await;
+    // Many refusals from one address: not throttled here (another test covers that).
+    let h = Household::start_with(|c| c.http.max_failed_logins = 1000).await;
     let routes = [
         ("GET", "/metrics"),
         ("GET", "/api/v1/openapi.json"),
@@ -833,4 +839,147 @@ async fn owners_send_commands_that_wait_for_the_device_s_ack() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_has_security_headers_and_errors_are_problem_documents() {
+    let h = Household::start().await;
+    for path in ["/login", "/api/v1/me", "/healthz", "/no-such-page"] {
+        let response = h.http.get(h.url(path)).send().await.unwrap();
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"),
+            "{path}: {csp}"
+        );
+        assert!(
+            csp.contains("default-src 'none'"),
+            "no script of any origin: {csp}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert!(
+            headers.get("strict-transport-security").is_none(),
+            "plain HTTP: no HSTS"
+        );
+    }
+    // The scheme in any case (RFC 9110).
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = h
+            .http
+            .get(h.url("/api/v1/me"))
+            .header("authorization", format!("{scheme} {}", h.member))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+    // axum's own refusals come as problem documents too.
+    let wrong_method = h
+        .http
+        .delete(h.url("/api/v1/orders"))
+        .header("authorization", format!("Bearer {}", h.member))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        wrong_method.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(wrong_method.headers().get("allow").is_some());
+    let huge = h
+        .http
+        .put(h.url("/api/v1/rules"))
+        .header("authorization", format!("Bearer {}", h.owner))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 100 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(huge.headers()["content-type"], "application/problem+json");
+    let body: Value = huge.json().await.unwrap();
+    assert_eq!(body["status"], 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_from_one_address_are_throttled_with_retry_after() {
+    let h = Household::start().await;
+    for attempt in 0..10 {
+        let (status, _) = h.get("/api/v1/me", "rpl_guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    let response = h
+        .http
+        .get(h.url("/api/v1/me"))
+        .header("authorization", format!("Bearer {}", h.member))
+        .send()
+        .await
+        .unwrap();
+    // Refused before any token is checked, even a good one, until the window ends.
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    // The page's login form is throttled the same way.
+    let login = h.http.get(h.url("/login")).send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::OK, "the form itself is served");
+    let refused = h
+        .http
+        .post(h.url("/login"))
+        .form(&[("token", h.member.as_str()), ("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().get("retry-after").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_clients_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Household::start_with(|c| c.http.client_timeout_secs = 1).await;
+    let addr = h.agent.http_addr();
+    let closed_within = |secs: u64, mut stream: tokio::net::TcpStream| async move {
+        let mut buf = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(secs), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        read.is_ok()
+    };
+    // Connected, silent.
+    let idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(5, idle).await, "an idle connection is closed");
+    // Half a request head, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(5, slow).await, "a slow head is closed");
+    // A keep-alive connection left idle after a request is closed too.
+    let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(5, kept).await,
+        "an idle keep-alive connection is closed"
+    );
+    // And the server still serves.
+    let (status, _) = h.get("/api/v1/me", &h.member).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -307,6 +307,14 @@ impl Engine {
         self.household.authorize(by, Permission::DecideOrders)?;
         let order = self.proposed(order_id)?;
         let mut changed = order.clone();
+        if note
+            .as_ref()
+            .is_some_and(|n| n.chars().any(char::is_control))
+        {
+            return Err(EngineError::Invalid(
+                "a note must be printable text: no control characters".into(),
+            ));
+        }
         let note = note
             .map(|n| n.trim().chars().take(200).collect::<String>())
             .filter(|n| !n.is_empty());
@@ -1146,6 +1154,20 @@ mod tests {
             );
         }
         assert_eq!(proposed(&e), order);
+        let refused = e.handle(
+            Event::Reject {
+                order_id: order.id.clone(),
+                by: member(),
+                reason: RejectReason::Other,
+                note: Some("too\u{0}much".into()),
+            },
+            t,
+        );
+        assert!(
+            matches!(refused, Err(EngineError::Invalid(_))),
+            "{refused:?}"
+        );
+        assert_eq!(proposed(&e), order, "a note with a NUL changes nothing");
     }
 
     #[test]

@@ -491,9 +491,29 @@ fn login_form(state: &AppState, status: StatusCode, error: Option<&str>) -> Resp
 
 async fn login(
     State(state): State<AppState>,
+    super::serve::PeerAddr(peer): super::serve::PeerAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let peer = peer.map(|addr| addr.ip());
+    let now = std::time::Instant::now();
+    if let Some(peer) = peer
+        && let Err(wait) = state.failed_logins.check(peer, now)
+    {
+        let seconds = wait.as_secs().max(1);
+        metrics::counter!("replenish_http_auth_throttled_total").increment(1);
+        let mut response = login_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many wrong tokens from this device. Try again in {seconds} seconds."
+            )),
+        );
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(&form.csrf, expected) {
         metrics::counter!("replenish_http_csrf_refused_total").increment(1);
@@ -513,6 +533,9 @@ async fn login(
     let Some(member) = member else {
         metrics::counter!("replenish_http_unauthorized_total").increment(1);
         tracing::warn!("web login with an unknown token");
+        if let Some(peer) = peer {
+            state.failed_logins.failed(peer, now);
+        }
         return login_form(
             &state,
             StatusCode::UNAUTHORIZED,
