@@ -1,12 +1,15 @@
 // Logs in to the household page in a phone-sized Chromium, finds the pending reorder,
 // approves it and waits until the order page says it was placed at the shop.
 //
-// Usage: node approve.mjs BASE_URL TOKEN SCREENSHOT.png
-// Prints one JSON line: {"order": "o-000003", "state": "placed", "screenshot": "..."}.
+// Usage: node approve.mjs BASE_URL TOKEN SCREENSHOT.png [card|option]
+// `card` (the default) approves on the dashboard's card as proposed; `option` opens the
+// order's page and approves another of the ways side by side (the first not checked).
+// Prints one JSON line: {"order": "o-000003", "state": "placed", "chosen": "shop|sku|…",
+// "screenshot": "..."}.
 // Chromium: $CHROMIUM, else /usr/bin/chromium (Debian's package).
 import { chromium } from "playwright-core";
 
-const [base, token, screenshot] = process.argv.slice(2);
+const [base, token, screenshot, mode = "card"] = process.argv.slice(2);
 if (!base || !token || !screenshot) {
   console.error("usage: node approve.mjs BASE_URL TOKEN SCREENSHOT.png");
   process.exit(2);
@@ -41,7 +44,18 @@ try {
   const text = await card.innerText();
   if (!/Reorder/.test(text)) throw new Error(`unexpected card: ${text}`);
 
-  await card.locator('button:has-text("Approve")').click();
+  let chosen = null;
+  if (mode === "option") {
+    await page.goto(`${base}/orders/${order}`);
+    const other = page.locator('form.options input[type="radio"]:not(:checked)').first();
+    await other.waitFor();
+    chosen = await other.getAttribute("value");
+    await other.check();
+    await page.screenshot({ path: screenshot.replace(/\.png$/, "-options.png"), fullPage: true });
+    await page.click('button:has-text("Approve the chosen one")');
+  } else {
+    await card.locator('button:has-text("Approve")').click();
+  }
   await page.waitForURL(`${base}/orders/${order}`);
 
   // Placing happens in the background: reload until the shop has accepted it.
@@ -53,7 +67,7 @@ try {
     await page.reload();
   }
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(JSON.stringify({ order, state, screenshot }));
+  console.log(JSON.stringify({ order, state, chosen, screenshot }));
   if (state !== "placed" && state !== "shipped" && state !== "delivered") {
     throw new Error(`order ${order} stayed ${state}`);
   }

@@ -44,6 +44,17 @@ fn missing() -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_approves_a_pending_reorder_in_chromium_and_the_shop_receives_it() {
+    approve_in_chromium("card").await;
+}
+
+/// On a phone, the member opens the waiting order, picks another of the ways side by side
+/// (another shop, product or pickup) and approves that one: the order goes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_approves_another_option_in_chromium_and_the_order_follows_it() {
+    approve_in_chromium("option").await;
+}
+
+async fn approve_in_chromium(mode: &'static str) {
     if let Some(why) = missing() {
         assert!(
             std::env::var("CI").is_err(),
@@ -55,6 +66,8 @@ async fn a_member_approves_a_pending_reorder_in_chromium_and_the_shop_receives_i
     let dir = tempfile::tempdir().unwrap();
     let mut config = WorldConfig::new(dir.path().join("agent"), 7);
     config.approval = Mode::Approve;
+    // The demo's two shops: the waiting order has ways to choose from.
+    config.two_shops = mode == "option";
     let mut world = World::start(config).await.unwrap();
     let handle = world.handle().unwrap();
     // Live until the agent asks for an approval.
@@ -77,7 +90,10 @@ async fn a_member_approves_a_pending_reorder_in_chromium_and_the_shop_receives_i
     }
     let order = waiting.expect("the agent proposed an order within 30 days");
 
-    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-approve.png");
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(match mode {
+        "option" => "browser-option.png",
+        _ => "browser-approve.png",
+    });
     let url = world.agent_url().unwrap();
     let token = world.owner_token().to_string();
     let script = script_dir().join("approve.mjs");
@@ -88,6 +104,7 @@ async fn a_member_approves_a_pending_reorder_in_chromium_and_the_shop_receives_i
             .arg(url)
             .arg(token)
             .arg(shot)
+            .arg(mode)
             .env("CHROMIUM", chromium())
             .output()
             .unwrap()
@@ -116,13 +133,29 @@ async fn a_member_approves_a_pending_reorder_in_chromium_and_the_shop_receives_i
         .unwrap()
         .unwrap();
     assert_eq!(decided.decided_by.as_deref(), Some("demo (owner)"));
+    if mode == "option" {
+        // shop|sku|fulfilment|packs, as the page offered it.
+        let chosen = result["chosen"].as_str().expect("an option was chosen");
+        let parts: Vec<&str> = chosen.split('|').collect();
+        assert_eq!(parts.len(), 4, "{chosen}");
+        assert_eq!(
+            (decided.shop.as_str(), decided.sku.as_str()),
+            (parts[0], parts[1]),
+            "the order follows the chosen option"
+        );
+        assert_eq!(
+            decided.fulfilment.as_ref().map_or("", |f| f.id.as_str()),
+            parts[2]
+        );
+        assert_eq!(decided.packs.to_string(), parts[3]);
+    }
     let at_shop: Vec<_> = world
-        .shop
-        .orders()
-        .into_iter()
+        .shops()
+        .iter()
+        .flat_map(|shop| shop.orders())
         .filter(|o| o.reference == decided.id)
         .collect();
-    assert_eq!(at_shop.len(), 1, "the sandbox shop has the order once");
+    assert_eq!(at_shop.len(), 1, "one shop has the order, once");
     assert_eq!(
         Some(&at_shop[0].idempotency_key),
         Some(&decided.idempotency_key)

@@ -778,14 +778,29 @@ fn option_line(option: &crate::engine::options::OrderOption, zone: &TimeZone) ->
     } else {
         String::new()
     };
+    let verb = if matches!(
+        option.fulfilment.as_ref().map(|f| &f.method),
+        Some(replenish_commerce::Fulfilment::Pickup(_))
+    ) {
+        "ready"
+    } else {
+        "arrives"
+    };
+    let (early, late) = (
+        local(option.arrives_earliest_ms, zone),
+        local(option.arrives_latest_ms, zone),
+    );
+    let when = if early == late {
+        early
+    } else {
+        format!("{early} to {late}")
+    };
     let mut line = format!(
-        "{}: {} × {}, {}{fee}; {how}, arrives {} to {}",
+        "{}: {} × {}, {}{fee}; {how}, {verb} {when}",
         option.shop_name,
         option.packs,
         option.product,
         money(option.total_minor),
-        local(option.arrives_earliest_ms, zone),
-        local(option.arrives_latest_ms, zone),
     );
     for (ok, warning) in [
         (option.allowed, "not on your list"),
