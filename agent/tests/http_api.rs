@@ -633,6 +633,52 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
         "the pending order is shown"
     );
     assert!(html.contains("coffee_beans"));
+    // The slot's card names it as people do, says how it is ordered and its level in kg or g.
+    assert!(html.contains("<h2>Coffee beans</h2>"), "{html}");
+    assert!(html.contains("Coffee · ordered when you approve"), "{html}");
+    // A slot no shop sells, that has not reported a level yet, says both.
+    let tap = Telemetry::Status(Box::new(Status::Online(Birth {
+        model: id("tap"),
+        firmware: "0.1.0".try_into().unwrap(),
+        boot: 1,
+        slots: [SlotSpec {
+            id: id("water"),
+            consumable: id("tap_water"),
+            unit: Unit::Ml,
+            capacity: 1500.0,
+            sensor: SensorKind::Level,
+        }]
+        .into_iter()
+        .collect(),
+        buffer: None,
+    })));
+    h.agent
+        .handle()
+        .ask(Event::Telemetry {
+            device: id("kitchen-tap"),
+            message: tap,
+        })
+        .await
+        .unwrap();
+    let html = h
+        .http
+        .get(h.url("/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<h2>Tap water</h2>"), "{html}");
+    assert!(
+        html.contains("Kitchen tap · not bought through the agent"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Waiting for the first reading from Kitchen tap."),
+        "{html}"
+    );
     assert!(
         html.contains("<p class=\"fulfilment\">From the shop</p>"),
         "the card says where it comes from"

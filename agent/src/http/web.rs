@@ -411,9 +411,20 @@ async fn dashboard(visitor: Visitor, State(state): State<AppState>) -> Response 
 }
 
 fn slot_card(slot: &SlotState, view: &View) -> Markup {
-    let unit = slot.spec.unit.symbol();
+    let unit = slot.spec.unit;
     let capacity = f64::from(slot.spec.capacity);
-    let mode = view.rules.mode_of(slot.spec.consumable.as_str());
+    let consumable = slot.spec.consumable.as_str();
+    // What no shop sells (tap water) is watched, never ordered: no mode to speak of.
+    let orderable = view
+        .catalogs
+        .values()
+        .any(|c| c.offers.iter().any(|o| o.consumable == consumable));
+    let how = if orderable {
+        mode_words(view.rules.mode_of(consumable))
+    } else {
+        "not bought through the agent"
+    };
+    let usage_only = slot.spec.sensor == replenish_protocol::SensorKind::Usage;
     let open = view
         .orders
         .iter()
@@ -421,17 +432,24 @@ fn slot_card(slot: &SlotState, view: &View) -> Markup {
         .find(|o| o.state.is_open() && o.covers(&slot.device, &slot.spec.id));
     html! {
         div.card data-slot=(slot.key()) {
-            h2 { (slot.spec.consumable) }
-            p.muted { (slot.device) " / " (slot.spec.id) " · mode " (mode.as_str()) }
-            @match slot.level {
-                Some(level) => {
-                    p { strong { (format!("{level:.0} {unit}")) } " of " (format!("{capacity:.0} {unit}"))
-                        @if slot.cupboard > 0.0 { " · " (format!("{:.0} {unit}", slot.cupboard)) " in the cupboard" } }
+            h2 { (display_name(consumable)) }
+            p.muted { (display_name(slot.device.as_str())) " · " (how) }
+            @match (slot.level, usage_only) {
+                (Some(level), _) => {
+                    p { strong { (amount(level, unit)) } " of " (amount(capacity, unit))
+                        @if slot.cupboard > 0.0 { " · " (amount(slot.cupboard, unit)) " in the cupboard" } }
                     meter min="0" max=(capacity) value=(level) {}
                 }
-                None => p.muted { "No level yet." }
+                (None, true) => {
+                    p { strong { (slot.uses) } " counted so far"
+                        @if let Some(f) = &slot.forecast {
+                            " · about " (amount(f.rate_per_day, unit)) " a day lately"
+                        } }
+                }
+                (None, false) => p.muted { "Waiting for the first reading from "
+                    (display_name(slot.device.as_str())) "." }
             }
-            @if let Some(f) = &slot.forecast {
+            @if let (Some(f), Some(_)) = (&slot.forecast, slot.level) {
                 @match (f.empty_at, f.empty_earliest, f.empty_latest) {
                     (Some(mid), Some(early), Some(late)) => {
                         p {
@@ -439,18 +457,59 @@ fn slot_card(slot: &SlotState, view: &View) -> Markup {
                             strong { (local(mid, &view.zone)) }
                             br;
                             small { "likely between " (local(early, &view.zone)) " and " (local(late, &view.zone))
-                                " · " (format!("{:.1} {unit}/day", f.rate_per_day)) }
+                                " · about " (amount(f.rate_per_day, unit)) " a day" }
                         }
                     }
                     _ => p.muted { "Not empty within a year at this rate." }
                 }
             }
-            (chart(slot, view.now))
+            @if slot.level.is_some() { (chart(slot, view.now)) }
             @if let Some(order) = open {
                 p { "Order " a href=(format!("/orders/{}", order.id)) { (order.id) } ": "
                     span.state { (order.state.as_str()) } }
             }
         }
+    }
+}
+
+/// An id as a name: `coffee_beans` → `Coffee beans`, `coffee-maker` → `Coffee maker`.
+fn display_name(id: &str) -> String {
+    let spaced = id.replace(['_', '-'], " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// An amount in the unit people use for it: `1.5 kg`, `700 ml`, `3 l`, `5` (pieces).
+fn amount(value: f64, unit: replenish_protocol::Unit) -> String {
+    use replenish_protocol::Unit;
+    let trimmed = |v: f64, decimals: usize| {
+        let text = format!("{v:.decimals$}");
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
+    };
+    match unit {
+        Unit::G if value.abs() >= 1000.0 => format!("{} kg", trimmed(value / 1000.0, 2)),
+        Unit::Ml if value.abs() >= 1000.0 => format!("{} l", trimmed(value / 1000.0, 2)),
+        Unit::Count => trimmed(value, 1),
+        other if value.abs() < 10.0 => format!("{} {}", trimmed(value, 1), other.symbol()),
+        other => format!("{value:.0} {}", other.symbol()),
+    }
+}
+
+/// How a consumable is ordered, in words.
+fn mode_words(mode: crate::engine::household::Mode) -> &'static str {
+    use crate::engine::household::Mode;
+    match mode {
+        Mode::Auto => "ordered by itself",
+        Mode::Approve => "ordered when you approve",
+        Mode::Notify => "ordered unless you cancel in time",
+        Mode::Off => "not ordered",
     }
 }
 
@@ -1375,6 +1434,23 @@ async fn audit_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use replenish_protocol::Unit;
+
+    #[test]
+    fn amounts_and_names_read_as_people_say_them() {
+        assert_eq!(amount(1000.0, Unit::G), "1 kg");
+        assert_eq!(amount(1500.0, Unit::G), "1.5 kg");
+        assert_eq!(amount(367.4, Unit::G), "367 g");
+        assert_eq!(amount(26.3, Unit::G), "26 g");
+        assert_eq!(amount(2.26, Unit::G), "2.3 g");
+        assert_eq!(amount(3000.0, Unit::Ml), "3 l");
+        assert_eq!(amount(708.0, Unit::Ml), "708 ml");
+        assert_eq!(amount(5.0, Unit::Count), "5");
+        assert_eq!(amount(1.66, Unit::Count), "1.7");
+        assert_eq!(display_name("coffee_beans"), "Coffee beans");
+        assert_eq!(display_name("coffee-maker"), "Coffee maker");
+        assert_eq!(display_name(""), "");
+    }
 
     #[test]
     fn the_settings_form_builds_rules_and_names_bad_fields() {
