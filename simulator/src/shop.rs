@@ -1019,17 +1019,7 @@ async fn get_order(
         .shop
         .order(&id)
         .is_some_and(|o| o.status == ShopOrderStatus::Delivered);
-    let (fault, slow_ms) = app.shop.draw_fault(Call::Read { delivered });
-    match fault {
-        Some(FaultKind::ServerError) => {
-            return Err(ApiError::blank(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "injected fault: 5xx",
-            ));
-        }
-        Some(FaultKind::Slow) => tokio::time::sleep(Duration::from_millis(slow_ms)).await,
-        _ => {}
-    }
+    let fault = read_fault(&app, delivered).await?;
     let order = app.shop.order(&id).map(|mut order| {
         if fault == Some(FaultKind::DuplicateDelivery) {
             // The delivery reported again, an hour later.
@@ -1047,6 +1037,23 @@ async fn get_order(
     })
 }
 
+/// Draws the fault of a call on an order that exists: a 5xx answers now, a slow answer waits
+/// here; the others are for the caller to apply.
+async fn read_fault(app: &AppState, delivered: bool) -> Result<Option<FaultKind>, ApiError> {
+    let (fault, slow_ms) = app.shop.draw_fault(Call::Read { delivered });
+    match fault {
+        Some(FaultKind::ServerError) => Err(ApiError::blank(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "injected fault: 5xx",
+        )),
+        Some(FaultKind::Slow) => {
+            tokio::time::sleep(Duration::from_millis(slow_ms)).await;
+            Ok(fault)
+        }
+        _ => Ok(fault),
+    }
+}
+
 /// `POST /v1/orders/{id}/cancel`: the customer cancels an order the shop has not sent yet.
 #[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders",
     params(("id" = String, Path, description = "The shop's order id")),
@@ -1056,17 +1063,7 @@ async fn cancel_order(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ShopOrder>, ApiError> {
-    let (fault, slow_ms) = app.shop.draw_fault(Call::Read { delivered: false });
-    match fault {
-        Some(FaultKind::ServerError) => {
-            return Err(ApiError::blank(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "injected fault: 5xx",
-            ));
-        }
-        Some(FaultKind::Slow) => tokio::time::sleep(Duration::from_millis(slow_ms)).await,
-        _ => {}
-    }
+    read_fault(&app, false).await?;
     match app.shop.cancel_for_customer(&id) {
         Ok(Some(order)) => Ok(Json(order)),
         Ok(None) => Err(ApiError::new(

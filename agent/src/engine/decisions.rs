@@ -64,7 +64,7 @@ impl Engine {
         fx.push(Effect::Audit(entry));
     }
 
-    fn proposed(&self, order_id: &str) -> Result<&Order, EngineError> {
+    pub(super) fn proposed(&self, order_id: &str) -> Result<&Order, EngineError> {
         let order = self
             .orders
             .get(order_id)

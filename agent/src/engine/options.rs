@@ -6,7 +6,6 @@
 use replenish_commerce::{Currency, FulfilmentOption};
 use serde::Serialize;
 
-use super::order::OrderState;
 use super::{Engine, EngineError, shopping};
 use crate::clock::UnixMs;
 
@@ -58,16 +57,7 @@ impl Engine {
         order_id: &str,
         now: UnixMs,
     ) -> Result<Vec<OrderOption>, EngineError> {
-        let order = self
-            .orders
-            .get(order_id)
-            .ok_or_else(|| EngineError::UnknownOrder(order_id.to_string()))?;
-        if order.state != OrderState::Proposed {
-            return Err(EngineError::Invalid(format!(
-                "order {order_id} is {}, not waiting for a decision",
-                order.state.as_str()
-            )));
-        }
+        let order = self.proposed(order_id)?;
         let consumable = order.consumable.as_str();
         let wanted = f64::from(order.packs) * order.pack_size;
         let deadline = self

@@ -996,15 +996,11 @@ async fn cancel_form(
     Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if let Err(response) = visitor.check(&form.csrf) {
-        return response;
-    }
-    let to = format!("/orders/{id}");
-    let event = Event::Cancel {
-        order_id: id,
-        by: visitor.actor(),
-    };
-    act(&state, &visitor, event, &to).await
+    order_button(&state, &visitor, &form, id, |order_id, by| Event::Cancel {
+        order_id,
+        by,
+    })
+    .await
 }
 
 async fn collected_form(
@@ -1013,15 +1009,25 @@ async fn collected_form(
     Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
+    order_button(&state, &visitor, &form, id, |order_id, by| {
+        Event::Collected { order_id, by }
+    })
+    .await
+}
+
+/// A button on an order's page: checks the form, carries out the event, back to the page.
+async fn order_button(
+    state: &AppState,
+    visitor: &Visitor,
+    form: &CsrfOnly,
+    order_id: String,
+    event: impl FnOnce(String, crate::engine::household::Actor) -> Event,
+) -> Response {
     if let Err(response) = visitor.check(&form.csrf) {
         return response;
     }
-    let to = format!("/orders/{id}");
-    let event = Event::Collected {
-        order_id: id,
-        by: visitor.actor(),
-    };
-    act(&state, &visitor, event, &to).await
+    let to = format!("/orders/{order_id}");
+    act(state, visitor, event(order_id, visitor.actor()), &to).await
 }
 
 async fn devices_page(visitor: Visitor, State(state): State<AppState>) -> Response {
