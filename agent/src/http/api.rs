@@ -946,7 +946,7 @@ async fn openapi(_caller: Caller) -> Response {
         CommandRequest, PendingCommandView, crate::engine::inventory::Presence,
         AuditEntry, MemberView, NewMember, CreatedMember, RejectBody, SnoozeBody, OrderEdit,
         Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = [])),
     tags(
         (name = "status", description = "What the agent knows."),
@@ -972,9 +972,120 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The answers any route can give besides its own, added to every operation so the document
+/// lists every status a client can meet: a bad or missing token (401), too many failed ones
+/// (429), a request that arrives too slowly (408), the agent stopping (503); with a body, also
+/// malformed JSON (400), too large (413), not JSON (415) and JSON of the wrong shape (422);
+/// with query parameters, bad ones (400). All are problem documents (RFC 9457).
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let answer = |description: &str| -> RefOr<utoipa::openapi::Response> {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let has_body = operation.request_body.is_some();
+                let has_query = operation.parameters.iter().flatten().any(
+                    |p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query)),
+                );
+                let mut common = vec![
+                    ("401", "Missing, malformed, unknown or revoked token"),
+                    ("408", "The request did not arrive in time"),
+                    (
+                        "429",
+                        "Too many failed authentications from this address; see Retry-After",
+                    ),
+                    ("503", "The agent is shutting down"),
+                ];
+                if has_body {
+                    common.extend([
+                        ("400", "The body is not valid JSON"),
+                        ("413", "The body is over 64 KiB"),
+                        ("415", "The body is not application/json"),
+                        (
+                            "422",
+                            "The JSON does not have the expected shape, or is refused",
+                        ),
+                    ]);
+                }
+                if has_query {
+                    common.push(("400", "A query parameter is malformed or out of range"));
+                }
+                // Errors are problem documents: say so where a route declared plain JSON.
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let RefOr::T(response) = response
+                        && (status.starts_with('4') || status.starts_with('5'))
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response
+                            .content
+                            .insert("application/problem+json".to_string(), content);
+                    }
+                }
+                for (status, description) in common {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| answer(description));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_operation_lists_the_common_answers_as_problem_documents() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                operations += 1;
+                let responses = &operation["responses"];
+                for status in ["401", "408", "429", "503"] {
+                    assert!(
+                        responses[status]["content"]["application/problem+json"].is_object(),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+                if operation.get("requestBody").is_some() {
+                    for status in ["400", "413", "415", "422"] {
+                        assert!(
+                            responses[status].is_object(),
+                            "{method} {path} lacks {status}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(operations > 20, "{operations}");
+    }
 
     #[test]
     fn pages_cover_the_list_once() {
