@@ -594,7 +594,7 @@ impl Engine {
             .values()
             .any(|m| m.name.eq_ignore_ascii_case(&name))
         {
-            return Err(EngineError::Invalid(format!(
+            return Err(EngineError::Conflict(format!(
                 "there is already a member called {name}"
             )));
         }
@@ -1241,7 +1241,7 @@ mod tests {
                 },
                 T0
             ),
-            Err(EngineError::Invalid(_))
+            Err(EngineError::Conflict(_))
         ));
         e.handle(
             Event::RemoveMember {

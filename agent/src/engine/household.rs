@@ -218,6 +218,10 @@ pub struct ConsumableRules {
     pub risk: Option<f64>,
 }
 
+/// The largest amount of money a rule may name (10 billion in the currency's major unit): a
+/// bound that no household reaches and every integer type holds.
+pub const MAX_MONEY_MINOR: u64 = 1_000_000_000_000;
+
 /// The household's rules. Owners change them; every change is audited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -227,9 +231,11 @@ pub struct Rules {
     /// Per consumable id.
     pub consumables: BTreeMap<String, ConsumableRules>,
     /// In `approve` mode, orders cheaper than this are placed without asking (0: always ask).
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub auto_approve_below_cents: u64,
     /// Spending limit per calendar month (household time); an order that would exceed it waits
     /// for approval whatever the mode, and never places itself on expiry.
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub monthly_budget_cents: Option<u64>,
     /// Nobody is prompted in these hours (`"22:00-07:00"`, household time); prompts wait
     /// until they end.
@@ -293,6 +299,16 @@ impl Rules {
                 "must be 1 to 336 (two weeks)".into(),
             );
         }
+        if self.auto_approve_below_cents > MAX_MONEY_MINOR
+            || self
+                .monthly_budget_cents
+                .is_some_and(|b| b > MAX_MONEY_MINOR)
+        {
+            return bad(
+                "monthly_budget_cents",
+                format!("amounts must be at most {MAX_MONEY_MINOR} cents"),
+            );
+        }
         if self.cancel_window_hours > 72 {
             return bad("cancel_window_hours", "must be 0 to 72".into());
         }
@@ -300,6 +316,14 @@ impl Rules {
             return bad("still_have_some_delay_hours", "must be 0 to 720".into());
         }
         for (id, c) in &self.consumables {
+            if let Err(e) = replenish_protocol::Id::new(id) {
+                return bad(
+                    "consumables",
+                    format!(
+                        "{id:?} is not a consumable id ({e}): lower-case letters, digits, - and _"
+                    ),
+                );
+            }
             if let Some(risk) = c.risk
                 && !(risk > 0.0 && risk < 0.5)
             {

@@ -548,9 +548,12 @@ pub enum EngineError {
     /// Rules that cannot be used.
     #[error(transparent)]
     InvalidRules(#[from] InvalidRules),
-    /// A request that cannot be carried out as asked (an edit, a duplicate name).
+    /// A request that cannot be carried out as asked (an edit out of range).
     #[error("{0}")]
     Invalid(String),
+    /// A request that clashes with what exists (a name already taken).
+    #[error("{0}")]
+    Conflict(String),
     /// No such member.
     #[error("no member {0}")]
     UnknownMember(String),
@@ -574,6 +577,7 @@ impl EngineError {
             Self::Transition(_) => "invalid_transition",
             Self::Denied(_) => "denied",
             Self::InvalidRules(_) | Self::Invalid(_) => "invalid",
+            Self::Conflict(_) => "conflict",
             Self::UnknownMember(_) => "unknown_member",
             Self::NotAccepted(_) => "not_accepted",
         }

@@ -153,7 +153,12 @@ impl From<&Member> for MemberView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
-    /// Name, unique in the household.
+    /// Name, unique in the household: 1 to 40 printable characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 40,
+        pattern = "^[^\\x00-\\x1F\\x7F]*[^\\s\\x00-\\x1F\\x7F][^\\x00-\\x1F\\x7F]*$"
+    )]
     pub name: String,
     /// Role.
     pub role: Role,
@@ -183,6 +188,7 @@ pub struct RejectBody {
 #[serde(deny_unknown_fields)]
 pub struct SnoozeBody {
     /// Hours, 1 to 168.
+    #[schema(minimum = 1, maximum = 168)]
     pub hours: u32,
 }
 
@@ -203,6 +209,7 @@ fn device_id(id: &str) -> Result<Id, Response> {
 #[into_params(parameter_in = Query)]
 pub(super) struct StatusQuery {
     /// The `next_cursor` of the previous page; absent for the first.
+    #[param(pattern = "^[a-z0-9_-]{1,32}$")]
     cursor: Option<String>,
     /// Devices per page, 1 to 200 (fewer when their data would pass 48 KB).
     #[param(minimum = 1, maximum = 200, default = 50)]
@@ -252,8 +259,10 @@ struct OrderQuery {
     /// failed).
     state: Option<String>,
     /// Page number, from 1.
+    #[param(minimum = 1, default = 1)]
     page: Option<usize>,
     /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 50)]
     per_page: Option<usize>,
 }
 
@@ -460,8 +469,8 @@ async fn approve(
     let edit = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        match serde_json::from_slice::<OrderEdit>(&body) {
-            Ok(edit) => Some(edit),
+        match serde_json::from_slice::<Option<OrderEdit>>(&body) {
+            Ok(edit) => edit,
             Err(error) => {
                 return problem(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -569,7 +578,8 @@ async fn cancel(caller: Caller, State(state): State<AppState>, Path(id): Path<St
 #[utoipa::path(post, path = "/api/v1/orders/{id}/snooze", tag = "orders",
     params(("id" = String, Path, description = "The order")),
     request_body = SnoozeBody,
-    responses((status = 200, body = OrderView), (status = 422, body = Problem)))]
+    responses((status = 200, body = OrderView), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
 async fn snooze(
     caller: Caller,
     State(state): State<AppState>,
@@ -696,6 +706,7 @@ pub(super) async fn create_member(
 /// Add a member (owners only); the response carries their token, shown this once
 #[utoipa::path(post, path = "/api/v1/members", tag = "members", request_body = NewMember,
     responses((status = 201, body = CreatedMember), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "The name is taken"),
         (status = 422, body = Problem)))]
 async fn add_member(
     caller: Caller,
@@ -781,11 +792,13 @@ pub enum CommandRequest {
     /// Take the slot's current reading as zero (the empty container is in place).
     Tare {
         /// The slot.
+        #[schema(pattern = "^[a-z0-9_-]{1,32}$")]
         slot: String,
     },
     /// The slot now holds `known` (in its unit): the second calibration point.
     Calibrate {
         /// The slot.
+        #[schema(pattern = "^[a-z0-9_-]{1,32}$")]
         slot: String,
         /// The amount in the slot, above 0.
         known: f32,
