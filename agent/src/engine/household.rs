@@ -214,7 +214,8 @@ impl std::fmt::Display for QuietHours {
 pub struct ConsumableRules {
     /// Its mode; the household's default when unset.
     pub mode: Option<Mode>,
-    /// Its acceptable chance of running out; the policy's when unset.
+    /// Its acceptable chance of running out, above 0 and below 0.5; the policy's when unset.
+    #[schema(exclusive_minimum = 0.0, exclusive_maximum = 0.5)]
     pub risk: Option<f64>,
 }
 
@@ -243,13 +244,17 @@ pub struct Rules {
     pub quiet_hours: Option<QuietHours>,
     /// Time zone of the household (IANA name), for quiet hours and budget months.
     pub timezone: String,
-    /// How long a prompt waits for an answer.
+    /// How long a prompt waits for an answer, 1 to 336 hours.
+    #[schema(minimum = 1, maximum = 336)]
     pub approval_timeout_hours: u32,
     /// What an unanswered prompt turns into.
     pub on_expiry: ExpiryDefault,
     /// In `notify` mode, how long the household may cancel before the order is placed.
+    #[schema(maximum = 72)]
     pub cancel_window_hours: u32,
-    /// After a rejection because "we still have some", how long before the next proposal.
+    /// After a rejection because "we still have some", how long before the next proposal (0
+    /// to 720 hours).
+    #[schema(maximum = 720)]
     pub still_have_some_delay_hours: u32,
 }
 

@@ -72,7 +72,7 @@ fn json_problem(rejection: JsonRejection) -> Response {
 #[into_params(parameter_in = Query)]
 pub(super) struct PageQuery {
     /// Page number, from 1.
-    #[param(minimum = 1, default = 1)]
+    #[param(minimum = 1, maximum = 1_000_000, default = 1)]
     page: Option<usize>,
     /// Items per page, 1 to 100.
     #[param(minimum = 1, maximum = 100, default = 50)]
@@ -83,10 +83,10 @@ impl PageQuery {
     fn bounds(self) -> Result<(usize, usize), Response> {
         let page = self.page.unwrap_or(1);
         let per_page = self.per_page.unwrap_or(50);
-        if page == 0 || !(1..=100).contains(&per_page) {
+        if !(1..=1_000_000).contains(&page) || !(1..=100).contains(&per_page) {
             return Err(problem(
                 StatusCode::BAD_REQUEST,
-                "page starts at 1 and per_page is 1 to 100",
+                "page is 1 to 1000000 and per_page 1 to 100",
             ));
         }
         Ok((page, per_page))
@@ -157,7 +157,7 @@ pub struct NewMember {
     #[schema(
         min_length = 1,
         max_length = 40,
-        pattern = "^[^\\x00-\\x1F\\x7F]*[^\\s\\x00-\\x1F\\x7F][^\\x00-\\x1F\\x7F]*$"
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
     )]
     pub name: String,
     /// Role.
@@ -259,7 +259,7 @@ struct OrderQuery {
     /// failed).
     state: Option<String>,
     /// Page number, from 1.
-    #[param(minimum = 1, default = 1)]
+    #[param(minimum = 1, maximum = 1_000_000, default = 1)]
     page: Option<usize>,
     /// Items per page, 1 to 100.
     #[param(minimum = 1, maximum = 100, default = 50)]
@@ -806,6 +806,7 @@ pub enum CommandRequest {
     /// Report levels at least this often.
     ReportInterval {
         /// Seconds, at least 1.
+        #[schema(minimum = 1)]
         seconds: u32,
     },
 }
