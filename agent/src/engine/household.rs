@@ -208,15 +208,35 @@ impl std::fmt::Display for QuietHours {
     }
 }
 
-/// Settings of one consumable that override the household's.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(default, deny_unknown_fields)]
+/// Settings of one consumable that override the household's. Read from a JSON object only
+/// (serde's derive would also take a list of the fields in order).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConsumableRules {
     /// Its mode; the household's default when unset.
     pub mode: Option<Mode>,
     /// Its acceptable chance of running out, above 0 and below 0.5; the policy's when unset.
     #[schema(exclusive_minimum = 0.0, exclusive_maximum = 0.5)]
     pub risk: Option<f64>,
+}
+
+impl<'de> Deserialize<'de> for ConsumableRules {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        #[derive(Default)]
+        struct Fields {
+            mode: Option<Mode>,
+            risk: Option<f64>,
+        }
+        let object = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let fields: Fields = serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            mode: fields.mode,
+            risk: fields.risk,
+        })
+    }
 }
 
 /// The largest amount of money a rule may name (10 billion in the currency's major unit): a
@@ -233,28 +253,37 @@ pub struct Rules {
     pub consumables: BTreeMap<String, ConsumableRules>,
     /// In `approve` mode, orders cheaper than this are placed without asking (0: always ask).
     #[schema(maximum = 1_000_000_000_000_u64)]
+    #[serde(deserialize_with = "super::whole::u64")]
     pub auto_approve_below_cents: u64,
     /// Spending limit per calendar month (household time); an order that would exceed it waits
     /// for approval whatever the mode, and never places itself on expiry.
     #[schema(maximum = 1_000_000_000_000_u64)]
+    #[serde(deserialize_with = "super::whole::option_u64")]
     pub monthly_budget_cents: Option<u64>,
     /// Nobody is prompted in these hours (`"22:00-07:00"`, household time); prompts wait
     /// until they end.
-    #[schema(value_type = Option<String>, example = "22:00-07:00")]
+    #[schema(
+        value_type = Option<String>,
+        example = "22:00-07:00",
+        pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
+    )]
     pub quiet_hours: Option<QuietHours>,
     /// Time zone of the household (IANA name), for quiet hours and budget months.
     pub timezone: String,
     /// How long a prompt waits for an answer, 1 to 336 hours.
     #[schema(minimum = 1, maximum = 336)]
+    #[serde(deserialize_with = "super::whole::u32")]
     pub approval_timeout_hours: u32,
     /// What an unanswered prompt turns into.
     pub on_expiry: ExpiryDefault,
     /// In `notify` mode, how long the household may cancel before the order is placed.
     #[schema(maximum = 72)]
+    #[serde(deserialize_with = "super::whole::u32")]
     pub cancel_window_hours: u32,
     /// After a rejection because "we still have some", how long before the next proposal (0
     /// to 720 hours).
     #[schema(maximum = 720)]
+    #[serde(deserialize_with = "super::whole::u32")]
     pub still_have_some_delay_hours: u32,
 }
 

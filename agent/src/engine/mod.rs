@@ -15,6 +15,7 @@ pub mod order;
 pub mod policy;
 mod shop_turns;
 pub mod shopping;
+pub mod whole;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -336,6 +337,8 @@ pub enum Effect {
 #[serde(deny_unknown_fields)]
 pub struct OrderEdit {
     /// Another number of packs (1 to 99).
+    #[serde(default, deserialize_with = "whole::option_u32")]
+    #[schema(minimum = 1, maximum = 99)]
     pub packs: Option<u32>,
     /// Another product of the same consumable from the (chosen) shop's catalog.
     pub sku: Option<String>,

@@ -189,6 +189,7 @@ pub struct RejectBody {
 pub struct SnoozeBody {
     /// Hours, 1 to 168.
     #[schema(minimum = 1, maximum = 168)]
+    #[serde(deserialize_with = "crate::engine::whole::u32")]
     pub hours: u32,
 }
 
@@ -807,6 +808,7 @@ pub enum CommandRequest {
     ReportInterval {
         /// Seconds, at least 1.
         #[schema(minimum = 1)]
+        #[serde(deserialize_with = "crate::engine::whole::u32")]
         seconds: u32,
     },
 }
@@ -960,7 +962,7 @@ async fn openapi(_caller: Caller) -> Response {
         CommandRequest, PendingCommandView, crate::engine::inventory::Presence,
         AuditEntry, MemberView, NewMember, CreatedMember, RejectBody, SnoozeBody, OrderEdit,
         Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Problem)),
-    modifiers(&BearerAuth, &CommonAnswers),
+    modifiers(&BearerAuth, &CommonAnswers, &SerdeShapes),
     security(("bearer" = [])),
     tags(
         (name = "status", description = "What the agent knows."),
@@ -1066,6 +1068,56 @@ impl utoipa::Modify for CommonAnswers {
                         .or_insert_with(|| answer(description));
                 }
             }
+        }
+    }
+}
+
+/// What serde and the engine enforce and utoipa does not say: a command is an object of exactly
+/// one known key whose value has no other fields; the keys of the rules' `consumables` are
+/// consumable ids; a time zone is one of the agent's tz database.
+struct SerdeShapes;
+
+impl utoipa::Modify for SerdeShapes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let closed = || Some(Box::new(AdditionalProperties::FreeForm(false)));
+        if let Some(RefOr::T(Schema::OneOf(commands))) =
+            components.schemas.get_mut("CommandRequest")
+        {
+            for variant in &mut commands.items {
+                if let RefOr::T(Schema::Object(wrapper)) = variant {
+                    wrapper.additional_properties = closed();
+                    for body in wrapper.properties.values_mut() {
+                        if let RefOr::T(Schema::Object(body)) = body {
+                            body.additional_properties = closed();
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(RefOr::T(Schema::Object(rules))) = components.schemas.get_mut("Rules")
+            && let Some(RefOr::T(Schema::Object(timezone))) = rules.properties.get_mut("timezone")
+        {
+            // The zones the agent knows (its bundled copy of the tz database).
+            let mut zones: Vec<String> =
+                jiff::tz::db().available().map(|z| z.to_string()).collect();
+            zones.sort();
+            timezone.enum_values = Some(zones.into_iter().map(serde_json::Value::from).collect());
+        }
+        if let Some(RefOr::T(Schema::Object(rules))) = components.schemas.get_mut("Rules")
+            && let Some(RefOr::T(Schema::Object(consumables))) =
+                rules.properties.get_mut("consumables")
+        {
+            consumables.property_names = Some(Box::new(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[a-z0-9_-]{1,32}$"))
+                    .build(),
+            )));
         }
     }
 }
