@@ -859,10 +859,8 @@ async fn owners_send_commands_that_wait_for_the_device_s_ack() {
     let (_, pending) = h.get("/api/v1/devices/coffee/commands", &h.member).await;
     assert_eq!(pending, json!([]));
     for (body, expected) in [
-        (
-            json!({"tare": {"slot": "sugar"}}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        // The device has no such slot: not found, as a device that does not exist.
+        (json!({"tare": {"slot": "sugar"}}), StatusCode::NOT_FOUND),
         (
             json!({"time_sync": {"unix_ms": 1}}),
             StatusCode::UNPROCESSABLE_ENTITY,

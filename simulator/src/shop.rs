@@ -1058,7 +1058,10 @@ async fn read_fault(app: &AppState, delivered: bool) -> Result<Option<FaultKind>
 #[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders",
     params(("id" = String, Path, description = "The shop's order id")),
     responses((status = 200, body = ShopOrder, description = "Cancelled (or already was)"),
-        (status = 404, body = Problem), (status = 409, body = Problem, description = "Already sent")))]
+        (status = 404, body = Problem, content_type = "application/problem+json",
+            description = "No order has this id."),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "Already sent: too late to cancel")))]
 async fn cancel_order(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -708,7 +708,7 @@ impl Engine {
             .get(device_id)
             .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
         if device.accepted {
-            return Err(EngineError::Invalid(format!(
+            return Err(EngineError::Conflict(format!(
                 "device {device_id} is already part of the household"
             )));
         }

@@ -757,7 +757,8 @@ async fn list_devices(
 /// Accept a device that waits to join (owners only)
 #[utoipa::path(post, path = "/api/v1/devices/{id}/accept", tag = "devices",
     params(("id" = String, Path, description = "The device")),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Already part of the household")))]
 async fn accept_device(
     caller: Caller,
     State(state): State<AppState>,
@@ -801,13 +802,14 @@ pub enum CommandRequest {
         /// The slot.
         #[schema(pattern = "^[a-z0-9_-]{1,32}$")]
         slot: String,
-        /// The amount in the slot, above 0.
-        known: f32,
+        /// The amount in the slot, 0.000001 to a billion in the slot's unit.
+        #[schema(minimum = 0.000_001, maximum = 1_000_000_000.0)]
+        known: f64,
     },
     /// Report levels at least this often.
     ReportInterval {
-        /// Seconds, at least 1.
-        #[schema(minimum = 1)]
+        /// Seconds, 1 to 86,400 (a day).
+        #[schema(minimum = 1, maximum = 86_400)]
         #[serde(deserialize_with = "crate::engine::whole::u32")]
         seconds: u32,
     },
@@ -849,10 +851,24 @@ async fn send_command(
     };
     let body = match request {
         CommandRequest::Tare { slot: s } => slot(s).map(|slot| CommandBody::Tare { slot }),
+        CommandRequest::Calibrate { known, .. } if !(1e-6..=1e9).contains(&known) => Err(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("known must be 0.000001 to 1000000000, not {known}"),
+        )),
         CommandRequest::Calibrate { slot: s, known } => {
-            slot(s).map(|slot| CommandBody::Calibrate { slot, known })
+            // In range, so the device's f32 holds it.
+            slot(s).map(|slot| CommandBody::Calibrate {
+                slot,
+                known: known as f32,
+            })
         }
-        CommandRequest::ReportInterval { seconds } => Ok(CommandBody::ReportInterval { seconds }),
+        CommandRequest::ReportInterval { seconds } if (1..=86_400).contains(&seconds) => {
+            Ok(CommandBody::ReportInterval { seconds })
+        }
+        CommandRequest::ReportInterval { seconds } => Err(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("a report interval is 1 to 86400 seconds, not {seconds}"),
+        )),
     };
     let body = match body {
         Ok(body) => body,

@@ -204,11 +204,10 @@ pub(crate) fn refusal_status(error: &EngineError) -> StatusCode {
     match error {
         EngineError::UnknownOrder(_)
         | EngineError::UnknownDevice(_)
-        | EngineError::UnknownMember(_) => StatusCode::NOT_FOUND,
+        | EngineError::UnknownMember(_)
+        | EngineError::UnknownSlot { .. } => StatusCode::NOT_FOUND,
         EngineError::Denied(_) => StatusCode::FORBIDDEN,
-        EngineError::Invalid(_)
-        | EngineError::InvalidRules(_)
-        | EngineError::UnknownSlot { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        EngineError::Invalid(_) | EngineError::InvalidRules(_) => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::CONFLICT,
     }
 }

@@ -87,6 +87,7 @@ pub struct OrderLine {
     /// The product.
     pub sku: String,
     /// Number of packs, at least one.
+    #[schema(minimum = 1)]
     pub quantity: u32,
 }
 
@@ -98,7 +99,8 @@ pub struct OrderRequest {
     pub household: String,
     /// The agent's own order id, echoed back for reconciliation.
     pub reference: String,
-    /// What to deliver.
+    /// What to deliver: at least one line.
+    #[schema(min_items = 1)]
     pub items: Vec<OrderLine>,
     /// The fulfilment option's id; absent: the shop's first (or its only) way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
