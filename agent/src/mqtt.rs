@@ -14,8 +14,8 @@
 //!
 //! The engine never waits on the way out: it hands acks and commands to the [`Outbox`]. Acks
 //! go to the event loop task, which writes every ack that is ready into rumqttc's connection and
-//! flushes them with one write (rumqttc's own `ack()` flushes the socket once per ack, which
-//! capped draining a backlog at about a seventh of what the broker can deliver). Commands go
+//! flushes them with one write (rumqttc's own `ack()` flushes the socket once per ack; batching
+//! saves those writes, though draining a backlog stays bound by storing, not by acks). Commands go
 //! through a pump that waits for room in rumqttc's request queue (`publish().await`, never a
 //! `try_`). The outbox is bounded by construction: it holds one ack per message the broker
 //! delivered and the agent has not acknowledged (no more than the broker's in-flight window, as
