@@ -36,8 +36,11 @@ fn schemathesis() -> PathBuf {
 
 /// Runs schemathesis on `schema` with `extra` arguments; panics with its report on failure.
 async fn run(schema: String, extra: Vec<String>) {
+    // Schemathesis keeps a cache in its working directory: a scratch one, not the tree.
+    let scratch = tempfile::tempdir().unwrap();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(schemathesis())
+            .current_dir(scratch.path())
             .args(["run", &schema, "--checks", "all"])
             .args(["--max-examples", "30", "--generation-deterministic"])
             .args(["--phases", "examples,coverage,fuzzing"])
