@@ -1,9 +1,10 @@
 // Logs in to the household page in a phone-sized Chromium, finds the pending reorder,
 // approves it and waits until the order page says it was placed at the shop.
 //
-// Usage: node approve.mjs BASE_URL TOKEN SCREENSHOT.png [card|option]
+// Usage: node approve.mjs BASE_URL TOKEN SCREENSHOT.png [card|option|reject]
 // `card` (the default) approves on the dashboard's card as proposed; `option` opens the
-// order's page and approves another of the ways side by side (the first not checked).
+// order's page and approves another of the ways side by side (the first not checked);
+// `reject` rejects it there, with a reason and a note.
 // Prints one JSON line: {"order": "o-000003", "state": "placed", "chosen": "shop|sku|…",
 // "screenshot": "..."}.
 // Chromium: $CHROMIUM, else /usr/bin/chromium (Debian's package).
@@ -45,6 +46,20 @@ try {
   if (!/Reorder/.test(text)) throw new Error(`unexpected card: ${text}`);
 
   let chosen = null;
+  if (mode === "reject") {
+    // Rejected on the order's page, with a reason and a note.
+    await page.goto(`${base}/orders/${order}`);
+    await page.selectOption('select[name="reason"]', "not_needed");
+    await page.fill('input[name="note"]', "Bought some at the market");
+    await page.screenshot({ path: screenshot.replace(/\.png$/, "-reject.png"), fullPage: true });
+    await page.click('button:has-text("Reject")');
+    await page.waitForURL(`${base}/orders/${order}`);
+    const state = (await page.locator("[data-state]").first().innerText()).trim();
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(JSON.stringify({ order, state, chosen, screenshot }));
+    if (state !== "cancelled") throw new Error(`order ${order} is ${state} after rejecting`);
+    process.exit(0);
+  }
   if (mode === "option") {
     await page.goto(`${base}/orders/${order}`);
     const other = page.locator('form.options input[type="radio"]:not(:checked)').first();

@@ -54,6 +54,12 @@ async fn a_member_approves_another_option_in_chromium_and_the_order_follows_it()
     approve_in_chromium("option").await;
 }
 
+/// On a phone, the member rejects the waiting order with a reason: nothing reaches a shop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_rejects_a_pending_reorder_in_chromium_and_no_shop_gets_it() {
+    approve_in_chromium("reject").await;
+}
+
 async fn approve_in_chromium(mode: &'static str) {
     if let Some(why) = missing() {
         assert!(
@@ -92,6 +98,7 @@ async fn approve_in_chromium(mode: &'static str) {
 
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(match mode {
         "option" => "browser-option.png",
+        "reject" => "browser-reject.png",
         _ => "browser-approve.png",
     });
     let url = world.agent_url().unwrap();
@@ -121,9 +128,8 @@ async fn approve_in_chromium(mode: &'static str) {
     assert_eq!(
         result["order"],
         order.as_str(),
-        "the browser approved the pending order"
+        "the browser decided the pending order"
     );
-    assert_eq!(result["state"], "placed");
     assert!(screenshot.exists());
     eprintln!("browser screenshot: {}", screenshot.display());
 
@@ -133,6 +139,24 @@ async fn approve_in_chromium(mode: &'static str) {
         .unwrap()
         .unwrap();
     assert_eq!(decided.decided_by.as_deref(), Some("demo (owner)"));
+    if mode == "reject" {
+        assert_eq!(result["state"], "cancelled");
+        assert_eq!(decided.state, OrderState::Cancelled);
+        let why = decided.last_error.clone().unwrap_or_default();
+        assert!(
+            why.contains("not_needed") && why.contains("Bought some at the market"),
+            "the reason and note are kept: {why}"
+        );
+        let at_shops = world
+            .shops()
+            .iter()
+            .flat_map(|shop| shop.orders())
+            .filter(|o| o.reference == decided.id)
+            .count();
+        assert_eq!(at_shops, 0, "a rejected order reaches no shop");
+        return;
+    }
+    assert_eq!(result["state"], "placed");
     if mode == "option" {
         // shop|sku|fulfilment|packs, as the page offered it.
         let chosen = result["chosen"].as_str().expect("an option was chosen");
