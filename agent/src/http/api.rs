@@ -487,10 +487,7 @@ async fn approve(
         by: caller.actor(),
         edit,
     };
-    match state.agent.ask(event).await {
-        Ok(()) => order_view(&state, id).await,
-        Err(error) => ask_problem(error),
-    }
+    decide_order(&state, id, event).await
 }
 
 /// Reject a proposed order (or cancel one in its cancel window)
@@ -514,10 +511,7 @@ async fn reject(
         reason: body.reason,
         note: body.note,
     };
-    match state.agent.ask(event).await {
-        Ok(()) => order_view(&state, id).await,
-        Err(error) => ask_problem(error),
-    }
+    decide_order(&state, id, event).await
 }
 
 /// Say a click-and-collect order was collected
@@ -539,8 +533,14 @@ async fn collected(
         order_id: id.clone(),
         by: caller.actor(),
     };
+    decide_order(&state, id, event).await
+}
+
+/// Hands a person's decision on order `id` to the engine; answers with the order as it then
+/// stands, or the engine's refusal.
+async fn decide_order(state: &AppState, id: String, event: Event) -> Response {
     match state.agent.ask(event).await {
-        Ok(()) => order_view(&state, id).await,
+        Ok(()) => order_view(state, id).await,
         Err(error) => ask_problem(error),
     }
 }
@@ -563,16 +563,11 @@ async fn cancel(caller: Caller, State(state): State<AppState>, Path(id): Path<St
         order_id: id.clone(),
         by: caller.actor(),
     };
-    match state.agent.ask(event).await {
-        Ok(()) => {
-            let mut response = order_view(&state, id).await;
-            if response.status() == StatusCode::OK {
-                *response.status_mut() = StatusCode::ACCEPTED;
-            }
-            response
-        }
-        Err(error) => ask_problem(error),
+    let mut response = decide_order(&state, id, event).await;
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = StatusCode::ACCEPTED;
     }
+    response
 }
 
 /// Ask again later
@@ -595,10 +590,7 @@ async fn snooze(
         by: caller.actor(),
         hours: body.hours,
     };
-    match state.agent.ask(event).await {
-        Ok(()) => order_view(&state, id).await,
-        Err(error) => ask_problem(error),
-    }
+    decide_order(&state, id, event).await
 }
 
 /// The household's rules
