@@ -44,6 +44,9 @@ pub struct AgentConfig {
     pub policy: PolicySection,
     /// Settings of particular consumables, by consumable id (`[consumables.milk]`).
     pub consumables: std::collections::BTreeMap<String, ConsumableSection>,
+    /// `[names]`: what the household calls its consumables and devices, by id
+    /// (`coffee_beans = "Espresso beans"`); others are named after their id ("Coffee beans").
+    pub names: std::collections::BTreeMap<String, String>,
 }
 
 /// `[consumables.<id>]`: overrides of `[policy]` for one consumable.
@@ -625,6 +628,15 @@ impl AgentConfig {
         if !(self.policy.bundle_days >= 0.0 && self.policy.bundle_days <= 30.0) {
             return Err(invalid("policy.bundle_days", "must be between 0 and 30"));
         }
+        for (id, name) in &self.names {
+            let chars = name.trim().chars().count();
+            if !(1..=64).contains(&chars) || name.chars().any(char::is_control) {
+                return Err(invalid(
+                    "names",
+                    format!("the name of {id:?} must be 1 to 64 printable characters"),
+                ));
+            }
+        }
         for (consumable, section) in &self.consumables {
             if Id::new(consumable).is_err() {
                 return Err(invalid(
@@ -725,6 +737,7 @@ impl AgentConfig {
             })
             .collect();
         engine.pickup = self.policy.pickup;
+        engine.names = self.names.clone();
         engine.retry_base_ms = self.commerce.retry_secs * 1000;
         engine.price_guard = self.policy.price_guard;
         engine.products = self

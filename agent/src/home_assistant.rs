@@ -101,6 +101,8 @@ impl HaSettings {
 pub struct DeviceSnapshot {
     /// Device id.
     pub id: String,
+    /// What the household calls it.
+    pub name: String,
     /// Model.
     pub model: String,
     /// Firmware version.
@@ -118,6 +120,10 @@ pub struct SlotSnapshot {
     pub id: String,
     /// Consumable id.
     pub consumable: String,
+    /// What the household calls the consumable.
+    pub label: String,
+    /// How long it lasts, in words: `Coffee beans: about 3 days left (2 to 4)`.
+    pub outlook: String,
     /// Unit symbol: g, ml or count.
     pub unit: String,
     /// Capacity in the unit.
@@ -130,16 +136,22 @@ pub struct SlotSnapshot {
     pub mode: Mode,
     /// A proposed order of this slot waiting for the household, if any.
     pub pending_order: Option<String>,
+    /// That order in words: `Order 1 kg of Coffee beans (2 × 500 g) from BigBox for €17.98,
+    /// arriving Thursday`.
+    pub pending_text: Option<String>,
 }
 
-/// Reads the accepted devices out of the engine (devices waiting for pairing are left out).
-pub fn snapshot(engine: &Engine) -> Vec<DeviceSnapshot> {
+/// Reads the accepted devices out of the engine at `now` (devices waiting for pairing are left
+/// out).
+pub fn snapshot(engine: &Engine, now: UnixMs) -> Vec<DeviceSnapshot> {
     let rules = &engine.household().rules;
+    let words = engine.words(now);
     engine
         .devices()
         .filter(|d| d.accepted)
         .map(|d| DeviceSnapshot {
             id: d.id.to_string(),
+            name: words.name(d.id.as_str()),
             model: d.birth.model.to_string(),
             firmware: d.birth.firmware.to_string(),
             online: d.online(),
@@ -149,34 +161,35 @@ pub fn snapshot(engine: &Engine) -> Vec<DeviceSnapshot> {
                 .map(|s| SlotSnapshot {
                     id: s.spec.id.to_string(),
                     consumable: s.spec.consumable.to_string(),
+                    label: words.name(s.spec.consumable.as_str()),
+                    outlook: words.days_left(s),
                     unit: s.spec.unit.symbol().to_string(),
                     capacity: f64::from(s.spec.capacity),
                     level: s.level,
                     empty_at: s.forecast.as_ref().and_then(|f| f.empty_at),
                     mode: rules.mode_of(s.spec.consumable.as_str()),
-                    pending_order: engine
-                        .orders()
-                        .filter(|o| {
-                            o.state == OrderState::Proposed
-                                && o.pending.is_some()
-                                && o.covers(&d.id, &s.spec.id)
-                        })
-                        .map(|o| o.id.clone())
-                        .next_back(),
+                    pending_order: pending(engine, d, s).map(|o| o.id.clone()),
+                    pending_text: pending(engine, d, s).map(|o| format!("{}.", words.order(o))),
                 })
                 .collect(),
         })
         .collect()
 }
 
-/// `coffee_beans` → `Coffee beans`.
-fn humanize(id: &str) -> String {
-    let words = id.replace(['_', '-'], " ");
-    let mut chars = words.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
+/// The newest order of the slot waiting for a person.
+fn pending<'a>(
+    engine: &'a Engine,
+    device: &crate::engine::inventory::DeviceState,
+    slot: &crate::engine::inventory::SlotState,
+) -> Option<&'a crate::engine::order::Order> {
+    engine
+        .orders()
+        .filter(|o| {
+            o.state == OrderState::Proposed
+                && o.pending.is_some()
+                && o.covers(&device.id, &slot.spec.id)
+        })
+        .next_back()
 }
 
 /// The device-based discovery config of an appliance.
@@ -191,12 +204,16 @@ pub fn discovery_config(settings: &HaSettings, device: &DeviceSnapshot) -> Value
             .count()
             > 1;
         let label = if shared {
-            format!("{} ({})", humanize(&slot.consumable), slot.id)
+            format!("{} ({})", slot.label, slot.id)
         } else {
-            humanize(&slot.consumable)
+            slot.label.clone()
         };
         let s = slot.id.as_str();
         let field = |name: &str| format!("{{{{ value_json.slots['{s}'].{name} }}}}");
+        // The sentences a person reads, as attributes of the slot's entities.
+        let attributes = format!(
+            "{{{{ {{'summary': value_json.slots['{s}'].outlook, 'pending_order': value_json.slots['{s}'].pending_text}} | tojson }}}}"
+        );
         let uid = |rest: &str| settings.unique_id(id, &format!("{s}_{rest}"));
         components.insert(
             format!("{s}_level"),
@@ -221,6 +238,8 @@ pub fn discovery_config(settings: &HaSettings, device: &DeviceSnapshot) -> Value
                 "state_class": "measurement",
                 "suggested_display_precision": 1,
                 "value_template": field("days_to_empty"),
+                "json_attributes_topic": settings.state_topic(id),
+                "json_attributes_template": attributes,
             }),
         );
         components.insert(
@@ -254,6 +273,8 @@ pub fn discovery_config(settings: &HaSettings, device: &DeviceSnapshot) -> Value
                     "icon": "mdi:cart-check",
                     "command_topic": settings.approve_topic(id, s),
                     "payload_press": PRESS,
+                    "json_attributes_topic": settings.state_topic(id),
+                    "json_attributes_template": attributes,
                 }),
             );
             components.insert(
@@ -284,7 +305,7 @@ pub fn discovery_config(settings: &HaSettings, device: &DeviceSnapshot) -> Value
     json!({
         "dev": {
             "identifiers": [format!("replenish_{}_{id}", settings.household)],
-            "name": id,
+            "name": device.name,
             "model": device.model,
             "sw_version": device.firmware,
             "manufacturer": "replenish",
@@ -331,6 +352,8 @@ pub fn state_payload(device: &DeviceSnapshot, now: UnixMs) -> Value {
                 || days.is_some_and(|d| d <= LOW_DAYS);
             let value = json!({
                 "consumable": slot.consumable,
+                "outlook": slot.outlook,
+                "pending_text": slot.pending_text,
                 "level": slot.level.map(|l| (l * 10.0).round() / 10.0),
                 "unit": slot.unit,
                 "days_to_empty": days,
@@ -664,7 +687,9 @@ impl Announcer {
         agent: &AgentHandle,
         force: bool,
     ) -> Result<(), crate::runtime::Stopped> {
-        let (devices, now) = agent.read(|engine, now| (snapshot(engine), now)).await?;
+        let (devices, now) = agent
+            .read(|engine, now| (snapshot(engine, now), now))
+            .await?;
         let current: BTreeSet<String> = devices.iter().map(|d| d.id.clone()).collect();
         for gone in self
             .announced
@@ -754,21 +779,30 @@ mod tests {
     fn device() -> DeviceSnapshot {
         DeviceSnapshot {
             id: "coffee".into(),
+            name: "Kitchen coffee maker".into(),
             model: "coffee-maker".into(),
             firmware: "0.1.0".into(),
             online: true,
             slots: vec![SlotSnapshot {
                 id: "beans".into(),
                 consumable: "coffee_beans".into(),
+                label: "Coffee beans".into(),
+                outlook: "Coffee beans: about 5 days left (4 to 7)".into(),
                 unit: "g".into(),
                 capacity: 1000.0,
                 level: Some(412.25),
                 empty_at: Some(1_700_000_000_000 + 5 * DAY_MS + DAY_MS / 4),
                 mode: Mode::Approve,
                 pending_order: Some("o-000003".into()),
+                pending_text: Some(
+                    "Order 1 kg of Coffee beans (2 × 500 g) from BigBox for €17.98, arriving Thursday."
+                        .into(),
+                ),
             }],
         }
     }
+
+    const ATTRIBUTES: &str = "{{ {'summary': value_json.slots['beans'].outlook, 'pending_order': value_json.slots['beans'].pending_text} | tojson }}";
 
     #[test]
     fn discovery_config_is_the_device_based_form() {
@@ -776,7 +810,7 @@ mod tests {
         let expected = json!({
             "dev": {
                 "identifiers": ["replenish_home_coffee"],
-                "name": "coffee",
+                "name": "Kitchen coffee maker",
                 "model": "coffee-maker",
                 "sw_version": "0.1.0",
                 "manufacturer": "replenish",
@@ -812,6 +846,8 @@ mod tests {
                     "state_class": "measurement",
                     "suggested_display_precision": 1,
                     "value_template": "{{ value_json.slots['beans'].days_to_empty }}",
+                    "json_attributes_topic": "replenish/v1/home/agent/ha/coffee/state",
+                    "json_attributes_template": ATTRIBUTES,
                 },
                 "beans_empty_at": {
                     "p": "sensor",
@@ -835,6 +871,8 @@ mod tests {
                     "icon": "mdi:cart-check",
                     "command_topic": "replenish/v1/home/agent/ha/coffee/beans/approve",
                     "payload_press": "PRESS",
+                    "json_attributes_topic": "replenish/v1/home/agent/ha/coffee/state",
+                    "json_attributes_template": ATTRIBUTES,
                 },
                 "beans_mode": {
                     "p": "select",
@@ -940,6 +978,8 @@ mod tests {
                 "online": true,
                 "slots": { "beans": {
                     "consumable": "coffee_beans",
+                    "outlook": "Coffee beans: about 5 days left (4 to 7)",
+                    "pending_text": "Order 1 kg of Coffee beans (2 × 500 g) from BigBox for €17.98, arriving Thursday.",
                     "level": 412.3,
                     "unit": "g",
                     "days_to_empty": 5.3,

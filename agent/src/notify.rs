@@ -600,6 +600,8 @@ mod tests {
             retry_at: None,
             last_error: None,
             bundled: Vec::new(),
+            currency: replenish_commerce::Currency::EUR,
+            outlook: None,
             shop: "shop".into(),
             fulfilment: None,
             pending: Some(Pending {

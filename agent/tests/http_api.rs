@@ -632,7 +632,9 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
         html.contains(&format!("data-order=\"{order}\"")),
         "the pending order is shown"
     );
-    assert!(html.contains("coffee_beans"));
+    // People read names, not ids.
+    assert!(!html.contains("coffee_beans"), "{html}");
+    assert!(html.contains("Order 1 kg of Coffee beans"), "{html}");
     // The slot's card names it as people do, says how it is ordered and its level in kg or g.
     assert!(html.contains("<h2>Coffee beans</h2>"), "{html}");
     assert!(html.contains("Coffee · ordered when you approve"), "{html}");
@@ -680,7 +682,7 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
         "{html}"
     );
     assert!(
-        html.contains("<p class=\"fulfilment\">From the shop</p>"),
+        html.contains("<p class=\"fulfilment\">Delivered by the shop</p>"),
         "the card says where it comes from"
     );
     let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
@@ -714,7 +716,7 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
         page.contains("value=\"shop|beans-500||2\" checked"),
         "the current option is checked: {page}"
     );
-    assert!(page.contains("1 × Beans 1 kg, EUR 18.99"), "{page}");
+    assert!(page.contains("1 × Beans 1 kg, €18.99"), "{page}");
     let approved = h
         .http
         .post(h.url(&approve))

@@ -337,7 +337,7 @@ async fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook() {
         message["text"]
             .as_str()
             .unwrap()
-            .contains("waits for approval"),
+            .starts_with("Approve? Order "),
         "{message}"
     );
     let order = rig.agent.handle().order(&order_id).await.unwrap().unwrap();

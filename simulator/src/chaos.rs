@@ -115,6 +115,8 @@ fn approved_order(n: u64, key_prefix: &str, now: UnixMs) -> anyhow::Result<Order
         pending: None,
         decided_by: Some("chaos".into()),
         bundled: Vec::new(),
+        currency: replenish_commerce::Currency::EUR,
+        outlook: None,
         shop: DEFAULT_SHOP.into(),
         fulfilment: None,
         id,

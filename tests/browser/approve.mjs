@@ -1,10 +1,13 @@
 // Logs in to the household page in a phone-sized Chromium, finds the pending reorder,
 // approves it and waits until the order page says it was placed at the shop.
 //
-// Usage: node approve.mjs BASE_URL TOKEN SCREENSHOT.png [card|option|reject]
+// Usage: node approve.mjs BASE_URL TOKEN SCREENSHOT.png [card|option|pickup|reject|collect]
 // `card` (the default) approves on the dashboard's card as proposed; `option` opens the
 // order's page and approves another of the ways side by side (the first not checked);
-// `reject` rejects it there, with a reason and a note.
+// `pickup` approves the first way that is collected at a pickup point; `reject` rejects it
+// there, with a reason and a note; `collect` opens order $ORDER, ready at its pickup point,
+// and says it was collected.
+// $VIEWPORT: `phone` (the default, 390 × 844) or `desktop` (1280 × 900).
 // Prints one JSON line: {"order": "o-000003", "state": "placed", "chosen": "shop|sku|…",
 // "screenshot": "..."}.
 // Chromium: $CHROMIUM, else /usr/bin/chromium (Debian's package).
@@ -22,12 +25,12 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-dev-shm-usage"],
 });
 try {
-  const context = await browser.newContext({
-    viewport: { width: 390, height: 844 },
-    deviceScaleFactor: 2,
-    isMobile: true,
-    hasTouch: true,
-  });
+  const desktop = process.env.VIEWPORT === "desktop";
+  const context = await browser.newContext(
+    desktop
+      ? { viewport: { width: 1280, height: 900 } }
+      : { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
+  );
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
 
@@ -38,12 +41,34 @@ try {
   await page.click('button:has-text("Log in")');
   await page.waitForURL(`${base}/`);
 
+  const stateOf = async () =>
+    (await page.locator("[data-state]").first().getAttribute("data-state")).trim();
+
+  if (mode === "collect") {
+    // The order waits at its pickup point; the member says it was collected.
+    const order = process.env.ORDER;
+    await page.goto(`${base}/orders/${order}`);
+    const text = await page.locator("main").innerText();
+    if (!/ready to collect at /.test(text)) throw new Error(`not ready to collect: ${text}`);
+    await page.screenshot({ path: screenshot.replace(/\.png$/, "-ready.png"), fullPage: true });
+    await page.click('button:has-text("We collected it")');
+    await page.waitForURL(`${base}/orders/${order}`);
+    const state = await stateOf();
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(JSON.stringify({ order, state, chosen: null, screenshot }));
+    if (state !== "delivered") throw new Error(`order ${order} is ${state} after collecting`);
+    process.exit(0);
+  }
+
   const card = page.locator("[data-order]").first();
   await card.waitFor();
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-dashboard.png"), fullPage: true });
   const order = await card.getAttribute("data-order");
   const text = await card.innerText();
-  if (!/Reorder/.test(text)) throw new Error(`unexpected card: ${text}`);
+  // The card speaks in words: what, from where, for how much, and when it arrives.
+  if (!/^Order .+ from .+ for .+, (arriving|ready to collect) /m.test(text)) {
+    throw new Error(`unexpected card: ${text}`);
+  }
 
   let chosen = null;
   if (mode === "reject") {
@@ -54,15 +79,18 @@ try {
     await page.screenshot({ path: screenshot.replace(/\.png$/, "-reject.png"), fullPage: true });
     await page.click('button:has-text("Reject")');
     await page.waitForURL(`${base}/orders/${order}`);
-    const state = (await page.locator("[data-state]").first().innerText()).trim();
+    const state = await stateOf();
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(JSON.stringify({ order, state, chosen, screenshot }));
     if (state !== "cancelled") throw new Error(`order ${order} is ${state} after rejecting`);
     process.exit(0);
   }
-  if (mode === "option") {
+  if (mode === "option" || mode === "pickup") {
     await page.goto(`${base}/orders/${order}`);
-    const other = page.locator('form.options input[type="radio"]:not(:checked)').first();
+    const other =
+      mode === "pickup"
+        ? page.locator('form.options label.option:has-text("collect at") input[type="radio"]').first()
+        : page.locator('form.options input[type="radio"]:not(:checked)').first();
     await other.waitFor();
     chosen = await other.getAttribute("value");
     await other.check();
@@ -76,7 +104,7 @@ try {
   // Placing happens in the background: reload until the shop has accepted it.
   let state = "";
   for (let attempt = 0; attempt < 50; attempt++) {
-    state = (await page.locator("[data-state]").first().innerText()).trim();
+    state = await stateOf();
     if (state === "placed" || state === "shipped" || state === "delivered") break;
     await page.waitForTimeout(200);
     await page.reload();

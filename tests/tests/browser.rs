@@ -42,25 +42,110 @@ fn missing() -> Option<String> {
     None
 }
 
+/// How the page is seen.
+#[derive(Clone, Copy)]
+enum Screen {
+    /// 390 × 844, touch.
+    Phone,
+    /// 1280 × 900.
+    Desktop,
+}
+
+impl Screen {
+    fn name(self) -> &'static str {
+        match self {
+            Screen::Phone => "phone",
+            Screen::Desktop => "desktop",
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_approves_a_pending_reorder_in_chromium_and_the_shop_receives_it() {
-    approve_in_chromium("card").await;
+    approve_in_chromium("card", Screen::Phone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_desktop_a_member_approves_a_pending_reorder_and_the_shop_receives_it() {
+    approve_in_chromium("card", Screen::Desktop).await;
 }
 
 /// On a phone, the member opens the waiting order, picks another of the ways side by side
 /// (another shop, product or pickup) and approves that one: the order goes there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_approves_another_option_in_chromium_and_the_order_follows_it() {
-    approve_in_chromium("option").await;
+    approve_in_chromium("option", Screen::Phone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_desktop_a_member_approves_another_option_and_the_order_follows_it() {
+    approve_in_chromium("option", Screen::Desktop).await;
+}
+
+/// The member chooses click and collect; when the shop has it ready, the page says where, and
+/// the member confirms collecting it: the order is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_chooses_pickup_then_confirms_collection_in_chromium() {
+    approve_in_chromium("pickup", Screen::Phone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_desktop_a_member_chooses_pickup_then_confirms_collection() {
+    approve_in_chromium("pickup", Screen::Desktop).await;
 }
 
 /// On a phone, the member rejects the waiting order with a reason: nothing reaches a shop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_rejects_a_pending_reorder_in_chromium_and_no_shop_gets_it() {
-    approve_in_chromium("reject").await;
+    approve_in_chromium("reject", Screen::Phone).await;
 }
 
-async fn approve_in_chromium(mode: &'static str) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_desktop_a_member_rejects_a_pending_reorder_and_no_shop_gets_it() {
+    approve_in_chromium("reject", Screen::Desktop).await;
+}
+
+/// Runs `approve.mjs` in `mode` against the world's page; its one JSON line.
+async fn browse(
+    world: &World,
+    mode: &'static str,
+    screen: Screen,
+    order: Option<&str>,
+) -> serde_json::Value {
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("browser-{mode}-{}.png", screen.name()));
+    let url = world.agent_url().unwrap();
+    let token = world.owner_token().to_string();
+    let script = script_dir().join("approve.mjs");
+    let shot = screenshot.clone();
+    let order = order.unwrap_or_default().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(script)
+            .arg(url)
+            .arg(token)
+            .arg(shot)
+            .arg(mode)
+            .env("CHROMIUM", chromium())
+            .env("VIEWPORT", screen.name())
+            .env("ORDER", order)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser script failed:\n{stdout}\n{stderr}"
+    );
+    assert!(screenshot.exists());
+    eprintln!("browser screenshot: {}", screenshot.display());
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+async fn approve_in_chromium(mode: &'static str, screen: Screen) {
     if let Some(why) = missing() {
         assert!(
             std::env::var("CI").is_err(),
@@ -72,8 +157,8 @@ async fn approve_in_chromium(mode: &'static str) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = WorldConfig::new(dir.path().join("agent"), 7);
     config.approval = Mode::Approve;
-    // The demo's two shops: the waiting order has ways to choose from.
-    config.two_shops = mode == "option";
+    // The demo's two shops: the waiting order has ways to choose from, pickup among them.
+    config.two_shops = matches!(mode, "option" | "pickup");
     let mut world = World::start(config).await.unwrap();
     let handle = world.handle().unwrap();
     // Live until the agent asks for an approval.
@@ -96,42 +181,12 @@ async fn approve_in_chromium(mode: &'static str) {
     }
     let order = waiting.expect("the agent proposed an order within 30 days");
 
-    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(match mode {
-        "option" => "browser-option.png",
-        "reject" => "browser-reject.png",
-        _ => "browser-approve.png",
-    });
-    let url = world.agent_url().unwrap();
-    let token = world.owner_token().to_string();
-    let script = script_dir().join("approve.mjs");
-    let shot = screenshot.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(script)
-            .arg(url)
-            .arg(token)
-            .arg(shot)
-            .arg(mode)
-            .env("CHROMIUM", chromium())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser script failed:\n{stdout}\n{stderr}"
-    );
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let result = browse(&world, mode, screen, None).await;
     assert_eq!(
         result["order"],
         order.as_str(),
         "the browser decided the pending order"
     );
-    assert!(screenshot.exists());
-    eprintln!("browser screenshot: {}", screenshot.display());
 
     let decided = handle
         .read(move |engine, _| engine.order(&order).cloned())
@@ -157,7 +212,7 @@ async fn approve_in_chromium(mode: &'static str) {
         return;
     }
     assert_eq!(result["state"], "placed");
-    if mode == "option" {
+    if mode == "option" || mode == "pickup" {
         // shop|sku|fulfilment|packs, as the page offered it.
         let chosen = result["chosen"].as_str().expect("an option was chosen");
         let parts: Vec<&str> = chosen.split('|').collect();
@@ -184,4 +239,41 @@ async fn approve_in_chromium(mode: &'static str) {
         Some(&at_shop[0].idempotency_key),
         Some(&decided.idempotency_key)
     );
+    if mode != "pickup" {
+        return;
+    }
+    assert!(
+        decided
+            .fulfilment
+            .as_ref()
+            .is_some_and(|f| matches!(f.method, replenish_commerce::Fulfilment::Pickup(_))),
+        "collected at a pickup point: {:?}",
+        decided.fulfilment
+    );
+    // Until the shop has it ready (it is collected by itself a day later: stop before).
+    let id = decided.id.clone();
+    let mut ready = false;
+    for _ in 0..24 * 5 {
+        let now = world.clock_now();
+        world.run_until(now + HOUR_MS, |_| {}).await.unwrap();
+        let id = id.clone();
+        let state = handle
+            .read(move |engine, _| engine.order(&id).map(|o| o.state))
+            .await
+            .unwrap();
+        if state == Some(OrderState::Shipped) {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "the shop had the order ready within 5 days");
+    let result = browse(&world, "collect", screen, Some(&decided.id)).await;
+    assert_eq!(result["state"], "delivered");
+    let id = decided.id.clone();
+    let collected = handle
+        .read(move |engine, _| engine.order(&id).cloned())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(collected.state, OrderState::Delivered);
 }

@@ -66,7 +66,7 @@ async fn sixty_days_keep_the_household_stocked_with_one_shop_order_per_key() {
         "a key produced two shop orders"
     );
     assert!(
-        text.contains("placed at the shop") && text.contains("refilled"),
+        text.contains("Ordered ") && text.contains("refilled"),
         "timeline missing"
     );
 }

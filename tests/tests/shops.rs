@@ -152,7 +152,8 @@ async fn a_substitution_within_the_household_rules_is_accepted_and_followed() {
         .unwrap();
     assert_eq!(substituted.len(), 1, "{substituted:?}");
     assert!(
-        substituted[0].contains("accepted within your rules") && substituted[0].contains(" -> "),
+        substituted[0].contains("Accepted, as your rules allow")
+            && substituted[0].contains(" instead of "),
         "{}",
         substituted[0]
     );

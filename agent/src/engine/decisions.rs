@@ -123,6 +123,12 @@ impl Engine {
             {
                 what.push(change);
             }
+            // Another shop or way to get it takes its own time.
+            if let Some(outlook) = changed.outlook.as_mut() {
+                let lead = self.lead_of(&changed.shop, changed.fulfilment.as_ref());
+                outlook.lead_min_ms = lead.p10();
+                outlook.lead_max_ms = lead.p90().max(lead.p10());
+            }
             if let Some(sku) = edit.sku.filter(|s| *s != changed.sku) {
                 let item = self
                     .meta
@@ -233,6 +239,7 @@ impl Engine {
         }
         order.sku = item.sku.clone();
         order.pack_size = item.pack_size;
+        order.currency = item.price.currency;
         let first = item.price.minor * u64::from(order.packs);
         let mut kept = Vec::new();
         for mut line in std::mem::take(&mut order.bundled) {
@@ -428,20 +435,20 @@ impl Engine {
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
-        let shop = {
+        let (shop, before) = {
             let order = self
                 .orders
                 .get(order_id)
                 .ok_or_else(|| EngineError::UnknownOrder(order_id.to_string()))?;
-            self.shop_name(&order.shop).to_string()
+            (self.shop_name(&order.shop).to_string(), order.clone())
         };
         match answer {
             Ok(shop_order) if shop_order.status == OrderStatus::CancelledByShop => {
                 let order = self.order_mut(order_id)?;
                 order.shop_status(OrderStatus::CancelledByShop, None, now)?;
                 let order = order.clone();
+                let text = self.words(now).cancel_done(&order);
                 fx.push(Effect::SaveOrder(order));
-                let text = format!("order {order_id} cancelled at {shop}, as asked");
                 fx.push(notice(
                     now,
                     NoticeKind::OrderCancelled,
@@ -450,12 +457,9 @@ impl Engine {
                 ));
                 self.record_as(shop, "cancelled", order_id, text, now, fx);
             }
-            Ok(shop_order) => {
+            Ok(_) => {
                 // The shop answered with the order still going: apply what it says, and tell.
-                let text = format!(
-                    "{shop} did not cancel order {order_id}: it is {:?}",
-                    shop_order.status
-                );
+                let text = self.words(now).cancel_refused(&before);
                 fx.push(notice(
                     now,
                     NoticeKind::CancelRefused,
@@ -465,9 +469,7 @@ impl Engine {
                 self.record_as(shop, "cancel refused", order_id, text, now, fx);
             }
             Err(why) => {
-                let text = format!(
-                    "{shop} did not cancel order {order_id} ({why}); contact {shop} if it must not come"
-                );
+                let text = self.words(now).cancel_unreachable(&before, &why);
                 fx.push(notice(
                     now,
                     NoticeKind::CancelRefused,
@@ -778,7 +780,7 @@ impl Engine {
     pub(super) fn route_new_order(
         &mut self,
         order_id: &str,
-        ask: Option<String>,
+        ask: Option<super::words::Ask>,
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) {
@@ -817,7 +819,7 @@ impl Engine {
             }),
             Route::Ask { why, on_expiry } => Some(Pending {
                 kind: PendingKind::Approval,
-                why,
+                why: self.words(now).ask(&why),
                 prompt_at: rules.prompt_time(now),
                 prompted_at: None,
                 expires_at: None,
@@ -842,19 +844,19 @@ impl Engine {
             }
             return;
         };
-        let Some(order) = self.orders.get_mut(order_id) else {
+        let Some(order) = self.orders.get(order_id) else {
             return;
         };
         if pending.kind == PendingKind::CancelWindow {
-            let text = format!(
-                "order {order_id} will be placed in {} unless cancelled: {} ({}). {}",
-                days_from(now, pending.expires_at.unwrap_or(now)),
-                describe(order),
-                money(order.total_cents),
-                order.reason
-            );
+            let (story, why) = self.order_story(order, now);
+            let text = self
+                .words(now)
+                .scheduled(&story, pending.expires_at.unwrap_or(now), &why);
             fx.push(notice(now, NoticeKind::OrderScheduled, order_id, text));
         }
+        let Some(order) = self.orders.get_mut(order_id) else {
+            return;
+        };
         order.pending = Some(pending);
         fx.push(Effect::SaveOrder(order.clone()));
         self.prompt_if_due(order_id, now, fx);
@@ -864,12 +866,10 @@ impl Engine {
     fn prompt_if_due(&mut self, order_id: &str, now: UnixMs, fx: &mut Vec<Effect>) {
         let timeout = u64::from(self.household.rules.approval_timeout_hours) * HOUR_MS;
         let allowed_at = self.household.rules.prompt_time(now);
-        let Some(order) = self.orders.get_mut(order_id) else {
+        let Some(order) = self.orders.get(order_id) else {
             return;
         };
-        let what = format!("{} ({})", describe(order), money(order.total_cents));
-        let reason = order.reason.clone();
-        let Some(pending) = order.pending.as_mut() else {
+        let Some(pending) = order.pending.as_ref() else {
             return;
         };
         if pending.kind != PendingKind::Approval
@@ -878,22 +878,30 @@ impl Engine {
         {
             return;
         }
-        if allowed_at > now {
+        let text = (allowed_at <= now).then(|| {
+            let (story, why) = self.order_story(order, now);
+            self.words(now).prompt(
+                &story,
+                &pending.why,
+                &why,
+                now + timeout,
+                pending.on_expiry == ExpiryDefault::Order,
+            )
+        });
+        let Some(order) = self.orders.get_mut(order_id) else {
+            return;
+        };
+        let Some(pending) = order.pending.as_mut() else {
+            return;
+        };
+        let Some(text) = text else {
+            // Quiet hours: ask when they end.
             pending.prompt_at = allowed_at;
             fx.push(Effect::SaveOrder(order.clone()));
             return;
-        }
+        };
         pending.prompted_at = Some(now);
         pending.expires_at = Some(now + timeout);
-        let on_expiry = match pending.on_expiry {
-            ExpiryDefault::Order => "ordered",
-            ExpiryDefault::Skip => "skipped",
-        };
-        let text = format!(
-            "order {order_id} waits for approval: {what}, because {}. {reason} Unanswered, it is {on_expiry} in {}.",
-            pending.why,
-            days_from(now, now + timeout),
-        );
         fx.push(Effect::SaveOrder(order.clone()));
         fx.push(notice(now, NoticeKind::ApprovalRequested, order_id, text));
     }
@@ -1090,7 +1098,16 @@ mod tests {
         assert!(place_order(&fx).is_none());
         let prompt = notices(&fx, NoticeKind::ApprovalRequested);
         assert_eq!(prompt.len(), 1, "{fx:?}");
-        assert!(prompt[0].contains("waits for approval"), "{}", prompt[0]);
+        assert!(
+            prompt[0].starts_with("Approve? Order 1 kg of Coffee beans (2 × 500 g)"),
+            "{}",
+            prompt[0]
+        );
+        assert!(
+            prompt[0].contains("You asked to approve orders of Coffee beans"),
+            "{}",
+            prompt[0]
+        );
         let order = proposed(&e);
         let fx = e
             .handle(

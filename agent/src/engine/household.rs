@@ -270,6 +270,8 @@ pub struct Rules {
     pub quiet_hours: Option<QuietHours>,
     /// Time zone of the household (IANA name), for quiet hours and budget months.
     pub timezone: String,
+    /// How numbers, money and dates are written for the household.
+    pub locale: super::words::Locale,
     /// How long a prompt waits for an answer, 1 to 336 hours.
     #[schema(minimum = 1, maximum = 336)]
     #[serde(deserialize_with = "super::whole::u32")]
@@ -296,6 +298,7 @@ impl Default for Rules {
             monthly_budget_cents: None,
             quiet_hours: None,
             timezone: "UTC".into(),
+            locale: super::words::Locale::En,
             approval_timeout_hours: 24,
             on_expiry: ExpiryDefault::Skip,
             cancel_window_hours: 2,
@@ -503,7 +506,7 @@ pub enum Route {
     /// Waits for a person; `why` says why it was not placed at once.
     Ask {
         /// Why approval is needed.
-        why: String,
+        why: super::words::Ask,
         /// Whether it may place itself when nobody answers.
         on_expiry: ExpiryDefault,
     },
@@ -671,12 +674,11 @@ impl Household {
             && spent_cents + total_cents > budget
         {
             return Route::Ask {
-                why: format!(
-                    "it would exceed the monthly budget ({} spent of {}, this order {})",
-                    money(spent_cents),
-                    money(budget),
-                    money(total_cents)
-                ),
+                why: super::words::Ask::OverBudget {
+                    spent: spent_cents,
+                    budget,
+                    total: total_cents,
+                },
                 on_expiry: ExpiryDefault::Skip,
             };
         }
@@ -684,7 +686,9 @@ impl Household {
             Mode::Auto => Route::Place,
             Mode::Approve if total_cents < rules.auto_approve_below_cents => Route::Place,
             Mode::Approve => Route::Ask {
-                why: format!("{consumable} is set to ask before ordering"),
+                why: super::words::Ask::ModeAsks {
+                    consumable: consumable.to_string(),
+                },
                 on_expiry: rules.on_expiry,
             },
             Mode::Notify => Route::Hold {
@@ -810,7 +814,14 @@ mod tests {
         match h.route(&["beans"], 1_001, 4_000, 0) {
             Route::Ask { why, on_expiry } => {
                 assert_eq!(on_expiry, ExpiryDefault::Skip);
-                assert!(why.contains("EUR 40.00 spent of EUR 50.00"), "{why}");
+                assert_eq!(
+                    why,
+                    super::super::words::Ask::OverBudget {
+                        spent: 4_000,
+                        budget: 5_000,
+                        total: 1_001
+                    }
+                );
             }
             other => panic!("expected ask, got {other:?}"),
         }

@@ -16,6 +16,7 @@ pub mod policy;
 mod shop_turns;
 pub mod shopping;
 pub mod whole;
+pub mod words;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -24,9 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 use forecast::{ForecastModel, day_of};
-use household::{
-    Actor, AuditEntry, Denied, Household, InvalidRules, RejectReason, Role, Rules, money,
-};
+use household::{Actor, AuditEntry, Denied, Household, InvalidRules, RejectReason, Role, Rules};
 use inventory::{DeviceState, SlotState, slot_key};
 use lead_time::LeadTime;
 use order::{InvalidTransition, Order, OrderItem, OrderState};
@@ -79,6 +78,8 @@ pub struct EngineConfig {
     pub shops: Vec<shopping::ShopInfo>,
     /// When the household collects orders itself.
     pub pickup: shopping::PickupPreference,
+    /// Display names of consumables and devices by id; others are derived from the id.
+    pub names: words::Names,
 }
 
 /// The id of the one shop of an agent configured with `[commerce]` alone.
@@ -104,6 +105,7 @@ impl EngineConfig {
                 name: "the shop".into(),
             }],
             pickup: shopping::PickupPreference::default(),
+            names: words::Names::new(),
         }
     }
 }
@@ -716,6 +718,32 @@ impl Engine {
         }
     }
 
+    /// Speaks to the household at `now`: its locale, time zone and display names.
+    pub fn words(&self, now: UnixMs) -> words::Words<'_> {
+        words::Words {
+            locale: self.household.rules.locale,
+            zone: self.household.rules.zone(),
+            now,
+            names: &self.config.names,
+            shops: &self.config.shops,
+            catalogs: &self.meta.catalogs,
+        }
+    }
+
+    /// An order's news in one sentence, then why its first line was ordered (how long the
+    /// slot lasts, when the order arrives, whether that is in time).
+    pub fn order_story(&self, order: &Order, now: UnixMs) -> (String, String) {
+        let words = self.words(now);
+        let why = order.lines().first().map_or_else(String::new, |line| {
+            words.why(
+                line,
+                self.slots.get(&slot_key(&line.device, &line.slot)),
+                words::is_pickup(order.fulfilment.as_ref()),
+            )
+        });
+        (format!("{}.", words.order(order)), why)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.config
@@ -907,14 +935,7 @@ impl Engine {
                 if order.state == OrderState::Delivered {
                     self.on_delivered(&order, fx);
                 }
-                let text = format!(
-                    "order {order_id} placed at the shop as {}: {} x {} ({}), expected {}",
-                    shop_order.id,
-                    order.packs,
-                    order.sku,
-                    money(order.total_cents),
-                    days_from(now, expected_at),
-                );
+                let (text, _) = self.order_story(&order, now);
                 fx.push(Effect::SaveOrder(order));
                 fx.push(notice(now, NoticeKind::OrderPlaced, &order_id, text));
             }
@@ -932,7 +953,8 @@ impl Engine {
                 let order = order.clone();
                 fx.push(Effect::SaveOrder(order.clone()));
                 if order.state == OrderState::Failed {
-                    let text = format!("order {order_id} failed: {error}");
+                    let (story, _) = self.order_story(&order, now);
+                    let text = self.words(now).failed(&story, &error);
                     fx.push(notice(now, NoticeKind::OrderFailed, &order_id, text));
                 }
             }
@@ -947,42 +969,17 @@ impl Engine {
                 order.shop_status(shop_order.status, shop_order.delivered_at_ms, now)?;
                 if order.state != before {
                     let order = order.clone();
-                    let pickup = match &order.fulfilment {
-                        Some(FulfilmentOption {
-                            method: replenish_commerce::Fulfilment::Pickup(point),
-                            ..
-                        }) => Some(point.clone()),
-                        _ => None,
-                    };
-                    let (kind, what) = match (order.state, &pickup) {
-                        (OrderState::Shipped, Some(point)) => (
-                            NoticeKind::PickupReady,
-                            format!(
-                                "ready to collect at {}, {} (open {})",
-                                point.name, point.address, point.opening_hours
-                            ),
-                        ),
-                        (OrderState::Shipped, None) => {
-                            (NoticeKind::OrderShipped, "shipped".to_string())
-                        }
-                        (OrderState::Delivered, Some(_)) => {
-                            (NoticeKind::OrderDelivered, "collected".to_string())
-                        }
-                        (OrderState::Delivered, None) => {
-                            (NoticeKind::OrderDelivered, "delivered".to_string())
-                        }
+                    let pickup = words::is_pickup(order.fulfilment.as_ref());
+                    let (story, _) = self.order_story(&order, now);
+                    let (kind, text) = match (order.state, pickup) {
+                        (OrderState::Shipped, true) => (NoticeKind::PickupReady, story),
+                        (OrderState::Shipped, false) => (NoticeKind::OrderShipped, story),
+                        (OrderState::Delivered, _) => (NoticeKind::OrderDelivered, story),
                         _ => (
                             NoticeKind::CancelledByShop,
-                            "cancelled by the shop".to_string(),
+                            self.words(now).cancelled_by_shop(&order),
                         ),
                     };
-                    let text = format!(
-                        "order {order_id} {what}: {} x {:.0} {} {}",
-                        order.packs,
-                        order.pack_size,
-                        order.unit.symbol(),
-                        order.consumable
-                    );
                     if order.state == OrderState::Delivered {
                         self.on_delivered(&order, fx);
                     }
@@ -1218,7 +1215,7 @@ impl Engine {
         now: UnixMs,
         ahead: Option<UnixMs>,
         only_shop: Option<&str>,
-    ) -> Option<(ReorderDecision, shopping::Candidate, Option<String>)> {
+    ) -> Option<(ReorderDecision, shopping::Candidate, Option<words::Ask>)> {
         let forecast = slot.forecast.as_ref()?;
         if self.has_open_order(slot, now) {
             return None;
@@ -1257,9 +1254,9 @@ impl Engine {
                     .into_iter()
                     .partition(|c| allowed.contains(&c.offer.sku));
                 if usual.is_empty() && !other.is_empty() {
-                    ask = Some(format!(
-                        "none of the products chosen for {consumable} is in stock: this is another one"
-                    ));
+                    ask = Some(words::Ask::OtherProduct {
+                        consumable: consumable.to_string(),
+                    });
                     other
                 } else {
                     usual
@@ -1327,7 +1324,7 @@ impl Engine {
         consumable: &str,
         unit: replenish_protocol::Unit,
         offer: &Offer,
-    ) -> Option<String> {
+    ) -> Option<words::Ask> {
         let allowed = self
             .config
             .products
@@ -1343,13 +1340,9 @@ impl Engine {
             .map(|o| o.price.minor as f64 / o.pack_size)
             .min_by(f64::total_cmp)?;
         let this = offer.price.minor as f64 / offer.pack_size;
-        (usual > 0.0 && this > usual * self.config.price_guard).then(|| {
-            format!(
-                "it costs {:.0} % more per {} than usual (more than the {:.0} % the household allows without asking)",
-                (this / usual - 1.0) * 100.0,
-                unit.symbol(),
-                (self.config.price_guard - 1.0) * 100.0
-            )
+        (usual > 0.0 && this > usual * self.config.price_guard).then(|| words::Ask::Dearer {
+            percent: ((this / usual - 1.0) * 100.0).round() as u32,
+            allowed: ((self.config.price_guard - 1.0) * 100.0).round() as u32,
         })
     }
 
@@ -1428,6 +1421,10 @@ impl Engine {
                     unit: item.unit,
                     total_cents: item.price.minor * u64::from(decision.packs),
                     reason: decision.reason,
+                    outlook: slot
+                        .forecast
+                        .as_ref()
+                        .map(|f| words::Outlook::of(f, &candidate.lead)),
                 };
                 Some((line, saving.max(0.0)))
             })
@@ -1500,17 +1497,17 @@ impl Engine {
         };
         let item = candidate.offer;
         let ask = ask.or_else(|| {
-            self.uncollected_for(slot, now).map(|(order, place)| {
-                format!(
-                    "order {order} has waited uncollected at {place} for {} days",
-                    shop_turns::UNCOLLECTED_DAYS
-                )
-            })
+            self.uncollected_for(slot, now)
+                .map(|(_, place)| words::Ask::Uncollected {
+                    place,
+                    days: shop_turns::UNCOLLECTED_DAYS,
+                })
         });
+        let asked = ask.as_ref().map(|a| self.words(now).ask(a));
         let mut bundled = self.bundle_lines(key, now, &candidate.shop);
         let mut packs = decision.packs;
         let mut reason = decision.reason;
-        if let Some(why) = &ask {
+        if let Some(why) = &asked {
             reason = format!("{reason}; {why}");
         }
         // The usual product out everywhere, another taken in its place: a turn the household
@@ -1538,7 +1535,7 @@ impl Engine {
         if let Some(turn) = &turn {
             reason = format!("{reason}; {turn}");
         }
-        let turns: Vec<(&str, String)> = ask
+        let turns: Vec<(&str, String)> = asked
             .iter()
             .map(|why| ("asked", why.clone()))
             .chain(turn.iter().map(|t| ("alternative", t.clone())))
@@ -1574,6 +1571,11 @@ impl Engine {
             pending: None,
             decided_by: None,
             bundled,
+            currency: item.price.currency,
+            outlook: slot
+                .forecast
+                .as_ref()
+                .map(|f| words::Outlook::of(f, &candidate.lead)),
             shop: candidate.shop,
             fulfilment: candidate.fulfilment,
         };
@@ -2013,7 +2015,9 @@ pub(super) mod tests {
             ("other-500", OrderState::Proposed)
         );
         assert!(
-            order.reason.contains("none of the products chosen"),
+            order
+                .reason
+                .contains("None of your chosen products for Coffee beans"),
             "{}",
             order.reason
         );
@@ -2068,7 +2072,7 @@ pub(super) mod tests {
         let order = e.orders().next().unwrap();
         assert_eq!(order.state, OrderState::Proposed);
         assert!(
-            order.reason.contains("66 % more per g than usual"),
+            order.reason.contains("It costs 67% more than usual"),
             "{}",
             order.reason
         );
@@ -2217,7 +2221,7 @@ pub(super) mod tests {
         assert!(
             again
                 .reason
-                .contains("has waited uncollected at Shop A Mitte"),
+                .contains("has waited at Shop A Mitte for 3 days without being collected"),
             "{}",
             again.reason
         );
@@ -2246,7 +2250,7 @@ pub(super) mod tests {
             let told = |fx: &[Effect]| {
                 fx.iter()
                     .filter_map(|x| match x {
-                        Effect::Notice(n) if n.text.contains("replaced products") => {
+                        Effect::Notice(n) if n.kind == NoticeKind::SubstitutedByShop => {
                             Some(n.text.clone())
                         }
                         _ => None,
@@ -2267,13 +2271,13 @@ pub(super) mod tests {
             let now = e.order(&order.id).unwrap();
             if accepted {
                 assert!(
-                    text[0].contains("accepted within your rules"),
+                    text[0].contains("Accepted, as your rules allow"),
                     "{}",
                     text[0]
                 );
                 assert_eq!(now.sku, "other-500", "the lines follow the shop's");
             } else {
-                assert!(text[0].contains("not within your rules"), "{}", text[0]);
+                assert!(text[0].contains("Not as your rules allow"), "{}", text[0]);
                 assert_eq!(now.sku, "usual-500");
             }
             // Said once, however often the shop says it.

@@ -10,7 +10,8 @@ use replenish_protocol::{Id, Unit};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixMs;
-use replenish_commerce::OrderStatus;
+use crate::engine::words::Outlook;
+use replenish_commerce::{Currency, OrderStatus};
 
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,6 +90,9 @@ pub struct OrderItem {
     pub total_cents: u64,
     /// Why this line was ordered.
     pub reason: String,
+    /// What it was decided on, for telling people in words (none on orders of older agents).
+    #[serde(default)]
+    pub outlook: Option<Outlook>,
 }
 
 /// A reorder: one shop order with one idempotency key and one state. Its first line is the
@@ -155,6 +159,16 @@ pub struct Order {
     /// Further lines shipped with this order (bundling); empty for a single-line order.
     #[serde(default)]
     pub bundled: Vec<OrderItem>,
+    /// The currency of every amount on the order (the shop's; orders of older agents: euro).
+    #[serde(default = "euro")]
+    pub currency: Currency,
+    /// What the first line was decided on, for telling people in words.
+    #[serde(default)]
+    pub outlook: Option<Outlook>,
+}
+
+fn euro() -> Currency {
+    Currency::EUR
 }
 
 impl Order {
@@ -170,6 +184,7 @@ impl Order {
             unit: self.unit,
             total_cents: self.total_cents - self.bundled.iter().map(|l| l.total_cents).sum::<u64>(),
             reason: self.reason.clone(),
+            outlook: self.outlook,
         };
         std::iter::once(first)
             .chain(self.bundled.iter().cloned())
@@ -335,6 +350,8 @@ mod tests {
             bundled: Vec::new(),
             shop: "shop".into(),
             fulfilment: None,
+            currency: Currency::EUR,
+            outlook: None,
         }
     }
 
@@ -351,6 +368,7 @@ mod tests {
             unit: Unit::Ml,
             total_cents: 238,
             reason: "milk joins".into(),
+            outlook: None,
         });
         o.total_cents += 238;
         let lines = o.lines();

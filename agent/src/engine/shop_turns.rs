@@ -6,7 +6,7 @@ use replenish_commerce::OrderLine;
 
 use super::order::{Order, OrderState};
 use super::policy::{PolicyInput, StockPosition};
-use super::{Effect, Engine, NoticeKind, Offer, SlotState, days_from, household, notice};
+use super::{Effect, Engine, NoticeKind, Offer, SlotState, household, notice};
 use crate::clock::{DAY_MS, UnixMs};
 
 /// Days a ready pickup may wait before it no longer counts as coming.
@@ -64,7 +64,10 @@ impl Engine {
         let mut refused = Vec::new();
         for line in shop_lines.iter().filter(|l| !ours.contains(&l.sku)) {
             let Some(offer) = catalog.and_then(|c| c.offer(&line.sku)) else {
-                refused.push(format!("{} (not in {shop}'s catalog)", line.sku));
+                refused.push(format!(
+                    "{} × {} (not sold by {shop})",
+                    line.quantity, line.sku
+                ));
                 continue;
             };
             let allowed = self
@@ -81,11 +84,15 @@ impl Engine {
             let why_not = match (allowed, replaced) {
                 (false, _) => Some("not one of the products you chose".to_string()),
                 (true, None) => Some("not a product of anything ordered".to_string()),
-                (true, Some(_)) => self.price_guard(&offer.consumable, offer.unit, offer),
+                (true, Some(_)) => self
+                    .price_guard(&offer.consumable, offer.unit, offer)
+                    .map(|ask| self.words(now).ask(&ask)),
             };
             match (why_not, replaced) {
                 (None, Some(index)) => {
-                    let was = changed.lines()[index].sku.clone();
+                    let was = self
+                        .words(now)
+                        .product(&order.shop, &changed.lines()[index].sku);
                     if index == 0 {
                         changed.sku = offer.sku.clone();
                         changed.packs = line.quantity;
@@ -95,13 +102,16 @@ impl Engine {
                         bundled.packs = line.quantity;
                         bundled.pack_size = offer.pack_size;
                     }
-                    accepted.push(format!("{was} -> {} x {}", line.quantity, offer.name));
+                    accepted.push(format!(
+                        "{} × {} instead of {was}",
+                        line.quantity, offer.name
+                    ));
                 }
                 (why, _) => refused.push(format!(
-                    "{} x {} ({})",
+                    "{} × {} ({})",
                     line.quantity,
                     offer.name,
-                    why.unwrap_or_default()
+                    why.unwrap_or_default().to_lowercase()
                 )),
             }
         }
@@ -109,20 +119,10 @@ impl Engine {
             return;
         }
         self.substitutions_told.insert(order_id.to_string());
-        let mut text = format!("order {order_id}: {shop} replaced products");
+        let text = self.words(now).substituted(order, &accepted, &refused);
         if !accepted.is_empty() {
-            text.push_str(&format!(
-                "; accepted within your rules: {}",
-                accepted.join(", ")
-            ));
             fx.push(Effect::SaveOrder(changed.clone()));
             self.orders.insert(order_id.to_string(), changed);
-        }
-        if !refused.is_empty() {
-            text.push_str(&format!(
-                "; not within your rules: {}; refuse it at the door or contact {shop}",
-                refused.join(", ")
-            ));
         }
         self.record_as(shop.clone(), "substituted", order_id, text.clone(), now, fx);
         fx.push(notice(now, NoticeKind::SubstitutedByShop, order_id, text));
@@ -155,10 +155,12 @@ impl Engine {
                 continue;
             }
             self.pickup_reminded.insert(id.clone(), today);
-            let text = format!(
-                "order {id} has been waiting at {place} for {}; collect it, or say so if you have",
-                days_from(ready_at, now)
-            );
+            let Some(order) = self.orders.get(&id) else {
+                continue;
+            };
+            let text = self
+                .words(now)
+                .pickup_waiting(order, &place, now.saturating_sub(ready_at));
             fx.push(notice(now, NoticeKind::PickupReady, &id, text));
         }
     }
@@ -221,14 +223,11 @@ impl Engine {
             return;
         }
         self.nothing_in_stock_noticed.insert(key.to_string(), today);
-        let names: Vec<String> = sold
+        let sold: Vec<(String, String)> = sold
             .iter()
-            .map(|(shop, o)| format!("{} at {}", o.name, self.shop_name(shop)))
+            .map(|(shop, o)| (shop.to_string(), o.name.clone()))
             .collect();
-        let text = format!(
-            "{key} needs ordering, but nothing is in stock: {} are all out; buy some elsewhere or approve another product",
-            names.join(", ")
-        );
+        let text = self.words(now).nothing_in_stock(consumable, &sold);
         fx.push(notice(now, NoticeKind::NothingInStock, key, text));
     }
 }

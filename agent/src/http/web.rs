@@ -22,14 +22,16 @@ use super::sessions::SESSION_IDLE;
 use crate::auth::{hash_token, random_secret, same_secret};
 use crate::clock::{DAY_MS, UnixMs};
 use crate::engine::household::{
-    ConsumableRules, ExpiryDefault, Member, Mode, QuietHours, RejectReason, Role, Rules, money,
-    to_zoned,
+    ConsumableRules, ExpiryDefault, Member, Mode, QuietHours, RejectReason, Role, Rules, to_zoned,
 };
 use crate::engine::inventory::SlotState;
 use crate::engine::order::{Order, OrderState};
+use crate::engine::shopping::ShopInfo;
+use crate::engine::words::Locale;
+use crate::engine::words::{Names, Words, cap, is_pickup};
 use crate::engine::{Engine, Event, OrderEdit};
 use crate::runtime::AskError;
-use replenish_commerce::Offer;
+use replenish_commerce::{Currency, Offer};
 
 const SESSION_COOKIE: &str = "replenish_session";
 const LOGIN_COOKIE: &str = "replenish_login";
@@ -221,10 +223,6 @@ fn local(at: UnixMs, zone: &TimeZone) -> String {
     )
 }
 
-fn days(ms: UnixMs) -> String {
-    format!("{:.1} days", ms as f64 / DAY_MS as f64)
-}
-
 /// What the pages read from the engine in one go.
 struct View {
     now: UnixMs,
@@ -234,8 +232,40 @@ struct View {
     orders: Vec<Order>,
     devices: Vec<crate::engine::inventory::DeviceState>,
     catalogs: std::collections::BTreeMap<String, replenish_commerce::Catalog>,
-    /// Shop names by id.
-    shop_names: std::collections::BTreeMap<String, String>,
+    shops: Vec<ShopInfo>,
+    names: Names,
+}
+
+impl View {
+    /// Speaks for the household: its locale, time zone and names.
+    fn words(&self) -> Words<'_> {
+        Words {
+            locale: self.rules.locale,
+            zone: self.zone.clone(),
+            now: self.now,
+            names: &self.names,
+            shops: &self.shops,
+            catalogs: &self.catalogs,
+        }
+    }
+
+    fn slot_of(&self, device: &Id, slot: &Id) -> Option<&SlotState> {
+        self.slots
+            .iter()
+            .find(|s| &s.device == device && &s.spec.id == slot)
+    }
+
+    /// Why the order's first line was ordered, in words.
+    fn why(&self, order: &Order) -> String {
+        let words = self.words();
+        order.lines().first().map_or_else(String::new, |line| {
+            words.why(
+                line,
+                self.slot_of(&line.device, &line.slot),
+                is_pickup(order.fulfilment.as_ref()),
+            )
+        })
+    }
 }
 
 async fn view(state: &AppState) -> Result<View, Response> {
@@ -251,12 +281,8 @@ async fn view(state: &AppState) -> Result<View, Response> {
                 orders: engine.orders().cloned().collect(),
                 devices: engine.devices().cloned().collect(),
                 catalogs: engine.catalogs().clone(),
-                shop_names: engine
-                    .config()
-                    .shops
-                    .iter()
-                    .map(|s| (s.id.clone(), s.name.clone()))
-                    .collect(),
+                shops: engine.config().shops.clone(),
+                names: engine.config().names.clone(),
             }
         })
         .await
@@ -268,7 +294,7 @@ fn csrf_field(visitor: &Visitor) -> Markup {
 }
 
 /// A small chart: the level over the last 30 days, then the forecast band to empty.
-fn chart(slot: &SlotState, now: UnixMs) -> Markup {
+fn chart(slot: &SlotState, now: UnixMs, words: &Words<'_>) -> Markup {
     const W: f64 = 300.0;
     const H: f64 = 90.0;
     let past = 30.0;
@@ -297,7 +323,7 @@ fn chart(slot: &SlotState, now: UnixMs) -> Markup {
     });
     html! {
         svg viewBox=(format!("0 0 {W} {H}")) role="img"
-            aria-label=(format!("level of {} over 30 days and forecast", slot.spec.consumable)) {
+            aria-label=(format!("{} over the last 30 days and the forecast", words.name(slot.spec.consumable.as_str()))) {
             rect x="0" y="0" width=(W) height=(H) fill="#f7f9fb" {}
             @if let Some((level, early, mid, late)) = band {
                 polygon fill="#d98e0433" points=(format!(
@@ -314,62 +340,24 @@ fn chart(slot: &SlotState, now: UnixMs) -> Markup {
     }
 }
 
-/// `2 x beans-500 (500 g coffee_beans) + 1 x milk-1l (1000 ml milk), EUR 20.56`.
-fn order_line(order: &Order) -> String {
-    let lines: Vec<String> = order
-        .lines()
-        .iter()
-        .map(|l| {
-            format!(
-                "{} x {} ({:.0} {} {})",
-                l.packs,
-                l.sku,
-                l.pack_size,
-                l.unit.symbol(),
-                l.consumable
-            )
-        })
-        .collect();
-    format!("{}, {}", lines.join(" + "), money(order.total_cents))
-}
-
-/// `From Corner Shop: collect at Corner Shop Mitte, Hauptstraße 1 (open Mon–Sat 08:00–20:00)`,
-/// or `From BigBox: Standard delivery`.
-fn fulfilment_line(order: &Order, view: &View) -> String {
-    let shop = view
-        .shop_names
-        .get(&order.shop)
-        .map_or(order.shop.as_str(), String::as_str);
-    match order.fulfilment.as_ref() {
-        Some(replenish_commerce::FulfilmentOption {
-            method: replenish_commerce::Fulfilment::Pickup(point),
-            ..
-        }) => format!(
-            "From {shop}: collect at {}, {} (open {})",
-            point.name, point.address, point.opening_hours
-        ),
-        Some(option) => format!("From {shop}: {}", option.name),
-        None => format!("From {shop}"),
-    }
-}
-
 fn pending_card(order: &Order, view: &View, visitor: &Visitor) -> Markup {
+    let words = view.words();
     let pending = order.pending.as_ref();
     html! {
         div.card.pending data-order=(order.id) {
-            h2 { "Reorder " (order.consumable) }
-            p { strong { (order_line(order)) } }
-            p.fulfilment { (fulfilment_line(order, view)) }
-            @for line in order.lines() { p.muted { (line.reason) } }
+            h2 { (words.order_title(order)) }
+            p { strong { (words.order(order)) "." } }
+            p.fulfilment { (words.fulfilment(order)) }
+            @if let Some(p) = pending { p { (p.why) "." } }
+            p.muted { (view.why(order)) }
             @if let Some(p) = pending {
-                p { (p.why) "." }
                 @if let Some(at) = p.expires_at {
                     p.muted {
                         @match p.on_expiry {
-                            ExpiryDefault::Order => "Placed by itself ",
-                            ExpiryDefault::Skip => "Skipped if unanswered ",
+                            ExpiryDefault::Order => "Ordered by itself at ",
+                            ExpiryDefault::Skip => "Skipped if nobody answers by ",
                         }
-                        (local(at, &view.zone))
+                        (words.when(at)) "."
                     }
                 }
             }
@@ -378,7 +366,7 @@ fn pending_card(order: &Order, view: &View, visitor: &Visitor) -> Markup {
                     (csrf_field(visitor))
                     button type="submit" { "Approve" }
                 }
-                a.button href=(format!("/orders/{}", order.id)) { "Edit or reject" }
+                a.button href=(format!("/orders/{}", order.id)) { "Other choices or reject" }
             }
         }
     }
@@ -411,6 +399,7 @@ async fn dashboard(visitor: Visitor, State(state): State<AppState>) -> Response 
 }
 
 fn slot_card(slot: &SlotState, view: &View) -> Markup {
+    let words = view.words();
     let unit = slot.spec.unit;
     let capacity = f64::from(slot.spec.capacity);
     let consumable = slot.spec.consumable.as_str();
@@ -432,73 +421,35 @@ fn slot_card(slot: &SlotState, view: &View) -> Markup {
         .find(|o| o.state.is_open() && o.covers(&slot.device, &slot.spec.id));
     html! {
         div.card data-slot=(slot.key()) {
-            h2 { (display_name(consumable)) }
-            p.muted { (display_name(slot.device.as_str())) " · " (how) }
+            h2 { (words.name(consumable)) }
+            p.muted { (words.name(slot.device.as_str())) " · " (how) }
             @match (slot.level, usage_only) {
                 (Some(level), _) => {
-                    p { strong { (amount(level, unit)) } " of " (amount(capacity, unit))
-                        @if slot.cupboard > 0.0 { " · " (amount(slot.cupboard, unit)) " in the cupboard" } }
+                    p { strong { (words.amount(level, unit)) } " of " (words.amount(capacity, unit))
+                        @if slot.cupboard > 0.0 { " · " (words.amount(slot.cupboard, unit)) " in the cupboard" } }
                     meter min="0" max=(capacity) value=(level) {}
                 }
                 (None, true) => {
                     p { strong { (slot.uses) } " counted so far"
                         @if let Some(f) = &slot.forecast {
-                            " · about " (amount(f.rate_per_day, unit)) " a day lately"
+                            " · about " (words.amount(f.rate_per_day, unit)) " a day lately"
                         } }
                 }
                 (None, false) => p.muted { "Waiting for the first reading from "
-                    (display_name(slot.device.as_str())) "." }
+                    (words.name(slot.device.as_str())) "." }
             }
             @if let (Some(f), Some(_)) = (&slot.forecast, slot.level) {
-                @match (f.empty_at, f.empty_earliest, f.empty_latest) {
-                    (Some(mid), Some(early), Some(late)) => {
-                        p {
-                            "Empty in about " (days(mid.saturating_sub(view.now))) ": "
-                            strong { (local(mid, &view.zone)) }
-                            br;
-                            small { "likely between " (local(early, &view.zone)) " and " (local(late, &view.zone))
-                                " · about " (amount(f.rate_per_day, unit)) " a day" }
-                        }
-                    }
-                    _ => p.muted { "Not empty within a year at this rate." }
+                p.outlook { (words.days_left(slot)) "." }
+                @if let Some(mid) = f.empty_at {
+                    p.muted { "Empty around " (words.when(mid))
+                        " · about " (words.amount(f.rate_per_day, unit)) " a day" }
                 }
             }
-            @if slot.level.is_some() { (chart(slot, view.now)) }
+            @if slot.level.is_some() { (chart(slot, view.now, &words)) }
             @if let Some(order) = open {
-                p { "Order " a href=(format!("/orders/{}", order.id)) { (order.id) } ": "
-                    span.state { (order.state.as_str()) } }
+                p { a href=(format!("/orders/{}", order.id)) { (words.order(order)) "." } }
             }
         }
-    }
-}
-
-/// An id as a name: `coffee_beans` → `Coffee beans`, `coffee-maker` → `Coffee maker`.
-fn display_name(id: &str) -> String {
-    let spaced = id.replace(['_', '-'], " ");
-    let mut chars = spaced.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// An amount in the unit people use for it: `1.5 kg`, `700 ml`, `3 l`, `5` (pieces).
-fn amount(value: f64, unit: replenish_protocol::Unit) -> String {
-    use replenish_protocol::Unit;
-    let trimmed = |v: f64, decimals: usize| {
-        let text = format!("{v:.decimals$}");
-        if text.contains('.') {
-            text.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            text
-        }
-    };
-    match unit {
-        Unit::G if value.abs() >= 1000.0 => format!("{} kg", trimmed(value / 1000.0, 2)),
-        Unit::Ml if value.abs() >= 1000.0 => format!("{} l", trimmed(value / 1000.0, 2)),
-        Unit::Count => trimmed(value, 1),
-        other if value.abs() < 10.0 => format!("{} {}", trimmed(value, 1), other.symbol()),
-        other => format!("{value:.0} {}", other.symbol()),
     }
 }
 
@@ -661,15 +612,15 @@ async fn orders_page(
         .skip((page_no - 1) * per_page)
         .take(per_page)
         .collect();
+    let words = view.words();
     let body = html! {
         table {
-            tr { th { "Order" } th { "What" } th { "State" } th { "Updated" } }
+            tr { th { "Order" } th { "Where it stands" } th { "Changed" } }
             @for o in &orders {
                 tr {
-                    td { a href=(format!("/orders/{}", o.id)) { (o.id) } }
-                    td { (order_line(o)) }
-                    td.state { (o.state.as_str()) }
-                    td { (local(o.updated_at, &view.zone)) }
+                    td { a href=(format!("/orders/{}", o.id)) { (words.order(o)) } }
+                    td.state { (words.state(o)) }
+                    td { (words.when(o.updated_at)) }
                 }
             }
         }
@@ -726,17 +677,21 @@ async fn order_page(
     } else {
         Vec::new()
     };
+    let words = view.words();
     let body = html! {
         div.card {
-            p { "State: " span.state data-state=(order.state.as_str()) { (order.state.as_str()) } }
-            p { strong { (order_line(order)) } }
-            p.fulfilment { (fulfilment_line(order, &view)) }
-            @for line in order.lines() { p.muted { (line.reason) } }
+            p { span.state data-state=(order.state.as_str()) { (cap(&words.state(order))) } }
+            p { strong { (words.order(order)) "." } }
+            p.fulfilment { (words.fulfilment(order)) }
             @if let Some(p) = &order.pending { p { (p.why) "." } }
-            @if let Some(shop) = &order.shop_order_id { p { "Shop order " (shop) } }
-            @if let Some(at) = order.expected_delivery_at { p { "Expected " (local(at, &view.zone)) } }
-            @if let Some(by) = &order.decided_by { p.muted { "Decided by " (by) } }
-            @if let Some(e) = &order.last_error { p.muted { (e) } }
+            @if proposed { p.muted { (view.why(order)) } }
+            @if let Some(shop) = &order.shop_order_id {
+                p.muted { "The shop's order number: " (shop) }
+            }
+            @if let Some(by) = &order.decided_by { p.muted { "Decided by " (by) "." } }
+            @if let Some(e) = order.last_error.as_ref().filter(|_| order.state == OrderState::Failed) {
+                p.muted { "The shop said: " (e) }
+            }
         }
         @if order.state == OrderState::Placed && order.shop_order_id.is_some() {
             form.card method="post" action=(format!("/orders/{}/cancel", order.id)) {
@@ -761,7 +716,7 @@ async fn order_page(
                         select name="sku" {
                             @for item in &choices {
                                 option value=(item.sku) selected[item.sku == order.sku] {
-                                    (item.name) " – " (money(item.price.minor)) }
+                                    (item.name) " – " (words.money(item.price.minor, item.price.currency)) }
                             }
                         }
                     }
@@ -778,7 +733,7 @@ async fn order_page(
                                 value=(format!("{}|{}|{}|{}", option.shop, option.sku,
                                     option.fulfilment.as_ref().map_or("", |f| f.id.as_str()), option.packs))
                                 checked[option.current];
-                            " " (option_line(option, &view.zone))
+                            " " (option_line(option, &words))
                         }
                     }
                     button type="submit" { "Approve the chosen one" }
@@ -813,15 +768,20 @@ async fn order_page(
     };
     page(
         StatusCode::OK,
-        &format!("Order {}", order.id),
+        &words.order_title(order),
         Some(&visitor),
         body,
     )
 }
 
 /// One option in words: where, what, how much, how and when it comes, and what speaks
-/// against it.
-fn option_line(option: &crate::engine::options::OrderOption, zone: &TimeZone) -> String {
+/// against it: `BigBox: 2 × Beans 500 g, €17.98 with a €3.95 fee; delivered, arrives Thursday
+/// to Friday`.
+fn option_line(option: &crate::engine::options::OrderOption, words: &Words<'_>) -> String {
+    let pickup = matches!(
+        option.fulfilment.as_ref().map(|f| &f.method),
+        Some(replenish_commerce::Fulfilment::Pickup(_))
+    );
     let how = match option.fulfilment.as_ref().map(|f| (&f.method, f)) {
         Some((replenish_commerce::Fulfilment::Pickup(point), _)) => {
             format!(
@@ -833,21 +793,17 @@ fn option_line(option: &crate::engine::options::OrderOption, zone: &TimeZone) ->
         None => "delivered".to_string(),
     };
     let fee = if option.fee_minor > 0 {
-        format!(" incl. {} fee", money(option.fee_minor))
+        format!(
+            " with a {} fee",
+            words.money(option.fee_minor, option.currency)
+        )
     } else {
         String::new()
     };
-    let verb = if matches!(
-        option.fulfilment.as_ref().map(|f| &f.method),
-        Some(replenish_commerce::Fulfilment::Pickup(_))
-    ) {
-        "ready"
-    } else {
-        "arrives"
-    };
+    let verb = if pickup { "ready" } else { "arrives" };
     let (early, late) = (
-        local(option.arrives_earliest_ms, zone),
-        local(option.arrives_latest_ms, zone),
+        words.day(option.arrives_earliest_ms),
+        words.day(option.arrives_latest_ms),
     );
     let when = if early == late {
         early
@@ -859,10 +815,10 @@ fn option_line(option: &crate::engine::options::OrderOption, zone: &TimeZone) ->
         option.shop_name,
         option.packs,
         option.product,
-        money(option.total_minor),
+        words.money(option.total_minor, option.currency),
     );
     for (ok, warning) in [
-        (option.allowed, "not on your list"),
+        (option.allowed, "not one of your chosen products"),
         (option.within_price_guard, "dearer than usual"),
         (option.in_time, "may arrive after it runs out"),
     ] {
@@ -1043,7 +999,7 @@ async fn devices_page(visitor: Visitor, State(state): State<AppState>) -> Respon
                     td { (d.id) }
                     td { (d.birth.model) " " (d.birth.firmware) }
                     td { @if !d.accepted { strong { "waiting to join" } } @else if d.online() { "online" } @else if d.presence == crate::engine::inventory::Presence::Unknown { "not heard from since the agent started" } @else { "offline" } }
-                    td { (local(d.last_seen, &view.zone)) }
+                    td { (view.words().when(d.last_seen)) }
                     td {
                         @if visitor.is_owner() {
                             div.row {
@@ -1104,11 +1060,28 @@ async fn remove_device_form(
     device_action(visitor, state, id, &form.csrf, false).await
 }
 
-fn euros(cents: u64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
+/// An amount in a form field: `12.50` (en), `12,50` (de), without grouping or symbol.
+fn money_field(minor: u64, currency: Currency, locale: Locale) -> String {
+    let digits = currency.minor_digits();
+    let scale = 10u64.pow(digits);
+    let text = if digits == 0 {
+        minor.to_string()
+    } else {
+        format!(
+            "{}.{:0width$}",
+            minor / scale,
+            minor % scale,
+            width = digits as usize
+        )
+    };
+    match locale {
+        Locale::En => text,
+        Locale::De => text.replace('.', ","),
+    }
 }
 
-fn parse_euros(field: &str, text: &str) -> Result<u64, String> {
+/// Reads an amount typed with a decimal point or comma into minor units.
+fn parse_money_field(field: &str, text: &str, currency: Currency) -> Result<u64, String> {
     let text = text.trim().replace(',', ".");
     let value: f64 = text
         .parse()
@@ -1116,7 +1089,7 @@ fn parse_euros(field: &str, text: &str) -> Result<u64, String> {
     if !(0.0..=1_000_000.0).contains(&value) {
         return Err(format!("{field}: must be 0 to 1000000"));
     }
-    Ok((value * 100.0).round() as u64)
+    Ok((value * 10f64.powi(currency.minor_digits() as i32)).round() as u64)
 }
 
 async fn settings_page(visitor: Visitor, State(state): State<AppState>) -> Response {
@@ -1152,6 +1125,7 @@ async fn settings(
     consumables.sort();
     consumables.dedup();
     let rules = &view.rules;
+    let currency = view.words().home_currency();
     let owner = visitor.is_owner();
     let body = html! {
         @if let Some(error) = &error { p.card.error { (error) } }
@@ -1170,18 +1144,25 @@ async fn settings(
                 @for c in &consumables {
                     @let own = rules.consumables.get(c).cloned().unwrap_or_default();
                     div.row {
-                        label { (c) " mode " (mode_select(&format!("mode.{c}"), own.mode, true)) }
+                        label { (view.words().name(c)) " " (mode_select(&format!("mode.{c}"), own.mode, true)) }
                         label { "risk " input type="number" step="0.001" min="0.001" max="0.499"
                             name=(format!("risk.{c}")) value=[own.risk] placeholder="policy default"; }
                     }
                 }
-                label { "Approve by itself below (EUR) " input type="text" inputmode="decimal"
-                    name="auto_approve_below" value=(euros(rules.auto_approve_below_cents)); }
-                label { "Monthly budget (EUR, empty for none) " input type="text" inputmode="decimal"
-                    name="monthly_budget" value=[rules.monthly_budget_cents.map(euros)]; }
+                label { "Approve by itself below (" (currency.code()) ") " input type="text" inputmode="decimal"
+                    name="auto_approve_below" value=(money_field(rules.auto_approve_below_cents, currency, rules.locale)); }
+                label { "Monthly budget (" (currency.code()) ", empty for none) " input type="text" inputmode="decimal"
+                    name="monthly_budget" value=[rules.monthly_budget_cents.map(|m| money_field(m, currency, rules.locale))]; }
                 label { "Quiet hours (e.g. 22:00-07:00) " input type="text" name="quiet_hours"
                     value=[rules.quiet_hours.map(|q| q.to_string())]; }
                 label { "Time zone " input type="text" name="timezone" value=(rules.timezone); }
+                label { "Numbers, money and dates "
+                    select name="locale" {
+                        @for locale in Locale::ALL {
+                            option value=(locale.code()) selected[rules.locale == locale] { (locale.name()) }
+                        }
+                    }
+                }
                 label { "An approval waits (hours) " input type="number" min="1" max="336"
                     name="approval_timeout_hours" value=(rules.approval_timeout_hours); }
                 label { "then "
@@ -1235,7 +1216,11 @@ fn mode_select(name: &str, current: Option<Mode>, inherit: bool) -> Markup {
 }
 
 /// Builds rules from the settings form, starting from the current ones.
-fn rules_from_form(current: &Rules, fields: &[(String, String)]) -> Result<Rules, String> {
+fn rules_from_form(
+    current: &Rules,
+    fields: &[(String, String)],
+    currency: Currency,
+) -> Result<Rules, String> {
     let mut rules = current.clone();
     let mut consumables = current.consumables.clone();
     for (key, value) in fields {
@@ -1244,12 +1229,13 @@ fn rules_from_form(current: &Rules, fields: &[(String, String)]) -> Result<Rules
             "csrf" => {}
             "default_mode" => rules.default_mode = value.parse()?,
             "auto_approve_below" => {
-                rules.auto_approve_below_cents = parse_euros("approve by itself below", value)?
+                rules.auto_approve_below_cents =
+                    parse_money_field("approve by itself below", value, currency)?
             }
             "monthly_budget" => {
                 rules.monthly_budget_cents = match value {
                     "" => None,
-                    v => Some(parse_euros("monthly budget", v)?),
+                    v => Some(parse_money_field("monthly budget", v, currency)?),
                 }
             }
             "quiet_hours" => {
@@ -1259,6 +1245,12 @@ fn rules_from_form(current: &Rules, fields: &[(String, String)]) -> Result<Rules
                 }
             }
             "timezone" => rules.timezone = value.to_string(),
+            "locale" => {
+                rules.locale = Locale::ALL
+                    .into_iter()
+                    .find(|l| l.code() == value)
+                    .ok_or_else(|| format!("unknown language {value:?}"))?
+            }
             "approval_timeout_hours" => {
                 rules.approval_timeout_hours =
                     value.parse().map_err(|_| "hours must be a number")?
@@ -1317,15 +1309,20 @@ async fn rules_form(
     if let Err(response) = visitor.check(csrf) {
         return response;
     }
-    let current = match state
+    let (current, currency) = match state
         .agent
-        .read(|engine, _| engine.household().rules.clone())
+        .read(|engine, now| {
+            (
+                engine.household().rules.clone(),
+                engine.words(now).home_currency(),
+            )
+        })
         .await
     {
-        Ok(rules) => rules,
+        Ok(read) => read,
         Err(_) => return unavailable_page(),
     };
-    let rules = match rules_from_form(&current, &fields) {
+    let rules = match rules_from_form(&current, &fields, currency) {
         Ok(rules) => rules,
         Err(error) => {
             return settings(
@@ -1440,22 +1437,17 @@ async fn audit_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use replenish_protocol::Unit;
 
     #[test]
-    fn amounts_and_names_read_as_people_say_them() {
-        assert_eq!(amount(1000.0, Unit::G), "1 kg");
-        assert_eq!(amount(1500.0, Unit::G), "1.5 kg");
-        assert_eq!(amount(367.4, Unit::G), "367 g");
-        assert_eq!(amount(26.3, Unit::G), "26 g");
-        assert_eq!(amount(2.26, Unit::G), "2.3 g");
-        assert_eq!(amount(3000.0, Unit::Ml), "3 l");
-        assert_eq!(amount(708.0, Unit::Ml), "708 ml");
-        assert_eq!(amount(5.0, Unit::Count), "5");
-        assert_eq!(amount(1.66, Unit::Count), "1.7");
-        assert_eq!(display_name("coffee_beans"), "Coffee beans");
-        assert_eq!(display_name("coffee-maker"), "Coffee maker");
-        assert_eq!(display_name(""), "");
+    fn money_fields_are_written_and_read_in_the_household_locale() {
+        let eur = Currency::EUR;
+        assert_eq!(money_field(1250, eur, Locale::En), "12.50");
+        assert_eq!(money_field(1250, eur, Locale::De), "12,50");
+        let yen = Currency::new("JPY").unwrap();
+        assert_eq!(money_field(1250, yen, Locale::En), "1250");
+        assert_eq!(parse_money_field("x", "12,50", eur), Ok(1250));
+        assert_eq!(parse_money_field("x", "1250", yen), Ok(1250));
+        assert!(parse_money_field("x", "lots", eur).is_err());
     }
 
     #[test]
@@ -1475,7 +1467,7 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let rules = rules_from_form(&current, &fields).unwrap();
+        let rules = rules_from_form(&current, &fields, Currency::EUR).unwrap();
         assert_eq!(rules.default_mode, Mode::Approve);
         assert_eq!(rules.auto_approve_below_cents, 1250);
         assert_eq!(rules.monthly_budget_cents, None);
@@ -1485,12 +1477,12 @@ mod tests {
         assert!(!rules.consumables.contains_key("beans"));
         let bad = vec![("monthly_budget".to_string(), "lots".to_string())];
         assert!(
-            rules_from_form(&current, &bad)
+            rules_from_form(&current, &bad, Currency::EUR)
                 .unwrap_err()
                 .contains("monthly budget")
         );
         let unknown = vec![("admin".to_string(), "1".to_string())];
-        assert!(rules_from_form(&current, &unknown).is_err());
+        assert!(rules_from_form(&current, &unknown, Currency::EUR).is_err());
     }
 
     #[test]

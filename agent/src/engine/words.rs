@@ -1,0 +1,1368 @@
+//! Words a household reads: every sentence the page, notifications, approval prompts and Home
+//! Assistant show a person, built from engine state with display names, units and money
+//! formatted for the household's locale. Engineers' figures (quantiles, risk) stay in the
+//! order's `reason`, the API and the logs.
+//!
+//! Pure: the engine and the HTTP edge both speak through [`Words`]. docs/words.md lists every
+//! sentence, checked against [`catalog`] by a test.
+
+use std::collections::BTreeMap;
+
+use jiff::tz::TimeZone;
+use replenish_commerce::{Catalog, Currency, Fulfilment, FulfilmentOption};
+use replenish_protocol::Unit;
+use serde::{Deserialize, Serialize};
+
+use super::household::to_zoned;
+use super::inventory::SlotState;
+use super::order::{Order, OrderItem, OrderState};
+use super::shopping::ShopInfo;
+use crate::clock::{DAY_MS, UnixMs};
+
+/// How numbers, money and dates are written for the household.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Locale {
+    /// English: `€1,234.50`, `1.5 kg`.
+    #[default]
+    En,
+    /// German: `1.234,50 €`, `1,5 kg`.
+    De,
+}
+
+impl Locale {
+    /// Every locale, for forms.
+    pub const ALL: [Locale; 2] = [Locale::En, Locale::De];
+
+    /// The code (`en`, `de`), as in `lang` attributes.
+    pub fn code(self) -> &'static str {
+        match self {
+            Locale::En => "en",
+            Locale::De => "de",
+        }
+    }
+
+    /// Its name, in its own language.
+    pub fn name(self) -> &'static str {
+        match self {
+            Locale::En => "English",
+            Locale::De => "Deutsch",
+        }
+    }
+
+    fn decimal(self) -> char {
+        match self {
+            Locale::En => '.',
+            Locale::De => ',',
+        }
+    }
+
+    fn grouping(self) -> char {
+        match self {
+            Locale::En => ',',
+            Locale::De => '.',
+        }
+    }
+}
+
+/// What a reorder was decided on, kept with each order line so that people can be told in
+/// words: when the slot was expected to run empty and how long delivery takes.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Outlook {
+    /// When the slot was expected to run empty (median forecast), if within the horizon.
+    pub empty_at: Option<UnixMs>,
+    /// The early end (P10) of that.
+    pub empty_earliest: Option<UnixMs>,
+    /// The late end (P90) of that.
+    pub empty_latest: Option<UnixMs>,
+    /// Fewest milliseconds from ordering to arrival (P10 of the lead time).
+    pub lead_min_ms: UnixMs,
+    /// Most milliseconds from ordering to arrival (P90 of the lead time).
+    pub lead_max_ms: UnixMs,
+}
+
+impl Outlook {
+    /// The outlook of a slot's forecast and a shop's lead time.
+    pub fn of(forecast: &super::forecast::Forecast, lead: &super::lead_time::LeadTime) -> Self {
+        Self {
+            empty_at: forecast.empty_at,
+            empty_earliest: forecast.empty_earliest,
+            empty_latest: forecast.empty_latest,
+            lead_min_ms: lead.p10(),
+            lead_max_ms: lead.p90().max(lead.p10()),
+        }
+    }
+}
+
+/// How likely a slot is to run out before an order arrives, as a person is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Even the median forecast empties it before the earliest arrival.
+    LikelyShort,
+    /// The early end of the forecast empties it before the latest arrival.
+    MaybeShort,
+    /// It should last.
+    InTime,
+}
+
+/// Why a person must decide on an order, whatever the mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// The household set the consumable to ask before ordering.
+    ModeAsks {
+        /// The consumable's id.
+        consumable: String,
+    },
+    /// The order would go over the monthly budget (minor units of the home currency).
+    OverBudget {
+        /// Spent this month so far.
+        spent: u64,
+        /// The budget.
+        budget: u64,
+        /// This order.
+        total: u64,
+    },
+    /// None of the household's chosen products is in stock anywhere: this is another one.
+    OtherProduct {
+        /// The consumable's id.
+        consumable: String,
+    },
+    /// It costs more per unit than the price guard allows without asking.
+    Dearer {
+        /// How much more than usual, in whole percent.
+        percent: u32,
+        /// How much more the household allows without asking, in whole percent.
+        allowed: u32,
+    },
+    /// An earlier order has waited uncollected at a pickup point.
+    Uncollected {
+        /// Where it waits.
+        place: String,
+        /// For how many days.
+        days: u64,
+    },
+}
+
+/// Display names by id (consumables, devices) from configuration; others are derived from the
+/// id (`coffee_beans` → `Coffee beans`).
+pub type Names = BTreeMap<String, String>;
+
+/// Speaks for one household at one moment.
+pub struct Words<'a> {
+    /// How numbers, money and dates are written.
+    pub locale: Locale,
+    /// The household's time zone.
+    pub zone: TimeZone,
+    /// Now, for "in 3 days" and "tomorrow".
+    pub now: UnixMs,
+    /// Configured display names.
+    pub names: &'a Names,
+    /// The shops, for their names.
+    pub shops: &'a [ShopInfo],
+    /// The shops' catalogs, for product names.
+    pub catalogs: &'a BTreeMap<String, Catalog>,
+}
+
+impl Words<'_> {
+    /// The display name of a consumable or device id.
+    pub fn name(&self, id: &str) -> String {
+        self.names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| name_from_id(id))
+    }
+
+    /// The shop's name, else its id.
+    pub fn shop(&self, id: &str) -> String {
+        self.shops
+            .iter()
+            .find(|s| s.id == id)
+            .map_or_else(|| id.to_string(), |s| s.name.clone())
+    }
+
+    /// The product's name at the shop, else at any shop, else its SKU.
+    pub fn product(&self, shop: &str, sku: &str) -> String {
+        self.catalogs
+            .get(shop)
+            .and_then(|c| c.offer(sku))
+            .or_else(|| self.catalogs.values().find_map(|c| c.offer(sku)))
+            .map_or_else(|| sku.to_string(), |o| o.name.clone())
+    }
+
+    /// Money: `€12.40` (en), `12,40 €` (de); currencies without a common symbol by code
+    /// (`CHF 12.40`, `12,40 CHF`).
+    pub fn money(&self, minor: u64, currency: Currency) -> String {
+        let digits = currency.minor_digits();
+        let scale = 10u64.pow(digits);
+        let mut number = group(minor / scale, self.locale.grouping());
+        if digits > 0 {
+            number.push(self.locale.decimal());
+            number.push_str(&format!(
+                "{:0width$}",
+                minor % scale,
+                width = digits as usize
+            ));
+        }
+        // CLDR's short forms in en and de: a symbol only where the symbol is what people
+        // write; otherwise the ISO code.
+        let symbol = match currency.code() {
+            "EUR" => Some("€"),
+            "GBP" => Some("£"),
+            "USD" => Some("$"),
+            "JPY" => Some("¥"),
+            _ => None,
+        };
+        match (self.locale, symbol) {
+            (Locale::En, Some(s)) => format!("{s}{number}"),
+            (Locale::En, None) => format!("{} {number}", currency.code()),
+            (Locale::De, Some(s)) => format!("{number}\u{a0}{s}"),
+            (Locale::De, None) => format!("{number}\u{a0}{}", currency.code()),
+        }
+    }
+
+    /// A plain number with at most `decimals` decimals, trailing zeros dropped: `1.5`, `1,5`.
+    pub fn number(&self, value: f64, decimals: usize) -> String {
+        let text = format!("{value:.decimals$}");
+        let text = if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        };
+        let text = if text == "-0" { "0".to_string() } else { text };
+        match self.locale {
+            Locale::En => text,
+            Locale::De => text.replace('.', ","),
+        }
+    }
+
+    /// An amount in the unit people use for it: `1.5 kg`, `700 ml`, `3 l`, `5` (pieces).
+    pub fn amount(&self, value: f64, unit: Unit) -> String {
+        match unit {
+            Unit::G if value.abs() >= 1000.0 => format!("{} kg", self.number(value / 1000.0, 2)),
+            Unit::Ml if value.abs() >= 1000.0 => format!("{} l", self.number(value / 1000.0, 2)),
+            Unit::Count => self.number(value, 1),
+            other if value.abs() < 10.0 => format!("{} {}", self.number(value, 1), other.symbol()),
+            other => format!("{} {}", self.number(value, 0), other.symbol()),
+        }
+    }
+
+    /// A whole number of days: `less than a day`, `1 day`, `3 days`.
+    pub fn days(&self, ms: UnixMs) -> String {
+        let days = (ms as f64 / DAY_MS as f64).round() as u64;
+        match days {
+            0 => "less than a day".into(),
+            1 => "1 day".into(),
+            n => format!("{n} days"),
+        }
+    }
+
+    /// `in 2–4 days`, `in 2 days`, `within a day`, `today`: a range of whole days ahead.
+    fn days_range(&self, low: UnixMs, high: UnixMs) -> String {
+        let (lo, hi) = (
+            (low as f64 / DAY_MS as f64).round() as u64,
+            (high as f64 / DAY_MS as f64).round() as u64,
+        );
+        match (lo, hi) {
+            (_, 0) => "today".into(),
+            (0, 1) => "within a day".into(),
+            (0, hi) => format!("within {hi} days"),
+            (lo, hi) if lo >= hi => format!("in {}", self.days(high)),
+            (lo, hi) => format!("in {lo}–{hi} days"),
+        }
+    }
+
+    /// The household's wall-clock time: `Tue 24 Nov, 14:00`.
+    pub fn when(&self, at: UnixMs) -> String {
+        to_zoned(at, &self.zone).map_or_else(
+            || "-".into(),
+            |time| time.strftime("%a %-d %b, %H:%M").to_string(),
+        )
+    }
+
+    /// A day as people say it: `today`, `tomorrow`, `Thursday` (within a week), `Thu 10 Dec`.
+    pub fn day(&self, at: UnixMs) -> String {
+        let (Some(then), Some(today)) = (to_zoned(at, &self.zone), to_zoned(self.now, &self.zone))
+        else {
+            return "-".into();
+        };
+        let apart = (then.date() - today.date()).get_days();
+        match apart {
+            i32::MIN..=-1 => then.strftime("%a %-d %b").to_string(),
+            0 => "today".into(),
+            1 => "tomorrow".into(),
+            2..=6 => then.strftime("%A").to_string(),
+            _ => then.strftime("%a %-d %b").to_string(),
+        }
+    }
+
+    /// `Coffee beans: about 3 days left (2 to 4)`; `Milk: 700 ml left` without a forecast.
+    pub fn days_left(&self, slot: &SlotState) -> String {
+        let name = self.name(slot.spec.consumable.as_str());
+        let left = |t: UnixMs| t.saturating_sub(self.now) as f64 / DAY_MS as f64;
+        match (slot.level, slot.forecast.as_ref()) {
+            (Some(level), _) if level <= 0.0 => format!("{name}: empty"),
+            (Some(_), Some(f)) => match (f.empty_at, f.empty_earliest, f.empty_latest) {
+                (Some(mid), early, late) => {
+                    let mid = left(mid);
+                    if mid < 1.0 {
+                        return format!("{name}: less than a day left");
+                    }
+                    let range = match (early, late) {
+                        (Some(e), Some(l)) => {
+                            let (e, l) = (left(e).floor() as u64, left(l).ceil() as u64);
+                            if e == l {
+                                String::new()
+                            } else {
+                                format!(" ({e} to {l})")
+                            }
+                        }
+                        _ => String::new(),
+                    };
+                    let mid = mid.round() as u64;
+                    let unit = if mid == 1 { "day" } else { "days" };
+                    format!("{name}: about {mid} {unit} left{range}")
+                }
+                _ => format!("{name}: more than a year left at this rate"),
+            },
+            (Some(level), None) => {
+                format!("{name}: {} left", self.amount(level, slot.spec.unit))
+            }
+            (None, _) => format!("{name}: no reading yet"),
+        }
+    }
+
+    /// `Arrives in 1–2 days`, `Ready to collect within a day`.
+    pub fn arrival(&self, outlook: &Outlook, pickup: bool) -> String {
+        let verb = if pickup {
+            "Ready to collect"
+        } else {
+            "Arrives"
+        };
+        format!(
+            "{verb} {}",
+            self.days_range(outlook.lead_min_ms, outlook.lead_max_ms)
+        )
+    }
+
+    /// Whether the slot may run out before an order placed now arrives.
+    pub fn timing(&self, outlook: &Outlook) -> Timing {
+        let earliest = self.now.saturating_add(outlook.lead_min_ms);
+        let latest = self.now.saturating_add(outlook.lead_max_ms);
+        match (outlook.empty_at, outlook.empty_earliest) {
+            (Some(mid), _) if mid <= earliest => Timing::LikelyShort,
+            (_, Some(early)) if early <= latest => Timing::MaybeShort,
+            _ => Timing::InTime,
+        }
+    }
+
+    /// `Likely to run out before it arrives` and its milder forms.
+    pub fn timing_sentence(&self, outlook: &Outlook) -> &'static str {
+        match self.timing(outlook) {
+            Timing::LikelyShort => "Likely to run out before it arrives",
+            Timing::MaybeShort => "Could run out before it arrives",
+            Timing::InTime => "Should arrive before it runs out",
+        }
+    }
+
+    /// One line of an order: `1 kg of Coffee beans (2 × 500 g)`, `30 Dishwasher tablets`.
+    pub fn line(&self, line: &OrderItem) -> String {
+        let name = self.name(line.consumable.as_str());
+        let total = f64::from(line.packs) * line.pack_size;
+        let packs = if line.packs > 1 {
+            format!(
+                " ({} × {})",
+                line.packs,
+                self.amount(line.pack_size, line.unit)
+            )
+        } else {
+            String::new()
+        };
+        match line.unit {
+            Unit::Count => format!("{} {name}{packs}", self.amount(total, line.unit)),
+            unit => format!("{} of {name}{packs}", self.amount(total, unit)),
+        }
+    }
+
+    /// Every line of an order, joined: `1 kg of Coffee beans (2 × 500 g) and 1 l of Milk`.
+    pub fn lines(&self, order: &Order) -> String {
+        let lines: Vec<String> = order.lines().iter().map(|l| self.line(l)).collect();
+        join_and(&lines)
+    }
+
+    /// When an order comes: `arriving Thursday`, `arriving Thursday or Friday`, `ready to
+    /// collect tomorrow`; from the shop's expected date once placed.
+    pub fn arriving(&self, order: &Order) -> String {
+        let pickup = is_pickup(order.fulfilment.as_ref());
+        let verb = if pickup {
+            "ready to collect"
+        } else {
+            "arriving"
+        };
+        if let Some(at) = order.expected_delivery_at {
+            return format!("{verb} {}", self.day(at));
+        }
+        let from = self.now.max(order.created_at);
+        let outlook = order.outlook.unwrap_or_default();
+        format!(
+            "{verb} {}",
+            self.days_between(
+                from.saturating_add(outlook.lead_min_ms),
+                from.saturating_add(outlook.lead_max_ms)
+            )
+        )
+    }
+
+    /// Two days as a span: `Thursday`, `today or tomorrow`, `between Thursday and Monday`.
+    pub fn days_between(&self, early: UnixMs, late: UnixMs) -> String {
+        let (first, last) = (self.day(early), self.day(late));
+        let apart = match (to_zoned(early, &self.zone), to_zoned(late, &self.zone)) {
+            (Some(a), Some(b)) => (b.date() - a.date()).get_days(),
+            _ => 0,
+        };
+        match apart {
+            0 => first,
+            1 => format!("{first} or {last}"),
+            _ => format!("between {first} and {last}"),
+        }
+    }
+
+    /// The order in one sentence, as it stands:
+    /// `Order 1 kg of Coffee beans (2 × 500 g) from Shop A for €12.40, arriving Thursday`,
+    /// `1 kg of Coffee beans (2 × 500 g) from Shop A is on its way, arriving Thursday`.
+    pub fn order(&self, order: &Order) -> String {
+        let what = self.lines(order);
+        let shop = self.shop(&order.shop);
+        let money = self.money(order.total_cents, order.currency);
+        let pickup = is_pickup(order.fulfilment.as_ref());
+        let done = if pickup { "collected" } else { "delivered" };
+        match order.state {
+            OrderState::Proposed => format!(
+                "Order {what} from {shop} for {money}, {}",
+                self.arriving(order)
+            ),
+            OrderState::Approved => {
+                format!("{} from {shop} for {money} is being ordered", cap(&what))
+            }
+            OrderState::Placed => format!(
+                "Ordered {what} from {shop} for {money}, {}",
+                self.arriving(order)
+            ),
+            OrderState::Shipped => match order.fulfilment.as_ref().map(|f| &f.method) {
+                Some(Fulfilment::Pickup(point)) => format!(
+                    "{} from {shop} is ready to collect at {}, {} (open {})",
+                    cap(&what),
+                    point.name,
+                    point.address,
+                    point.opening_hours
+                ),
+                _ => format!(
+                    "{} from {shop} is on its way, {}",
+                    cap(&what),
+                    self.arriving(order)
+                ),
+            },
+            OrderState::Delivered => match order.delivered_at {
+                Some(at) => format!("{} from {shop} was {done} {}", cap(&what), self.day(at)),
+                None => format!("{} from {shop} was {done}", cap(&what)),
+            },
+            OrderState::Cancelled => format!("{} from {shop} was cancelled", cap(&what)),
+            OrderState::Failed => format!("{} from {shop} could not be ordered", cap(&what)),
+        }
+    }
+
+    /// A short title for an order: `Coffee beans from BigBox`.
+    pub fn order_title(&self, order: &Order) -> String {
+        let names: Vec<String> = order
+            .lines()
+            .iter()
+            .map(|l| self.name(l.consumable.as_str()))
+            .collect();
+        format!("{} from {}", join_and(&names), self.shop(&order.shop))
+    }
+
+    /// Where an order stands, in words: `waiting for your approval`, `on its way`.
+    pub fn state(&self, order: &Order) -> String {
+        let pickup = is_pickup(order.fulfilment.as_ref());
+        match order.state {
+            OrderState::Proposed => "waiting for your approval".into(),
+            OrderState::Approved => "being sent to the shop".into(),
+            OrderState::Placed => "ordered".into(),
+            OrderState::Shipped if pickup => "ready to collect".into(),
+            OrderState::Shipped => "on its way".into(),
+            OrderState::Delivered => match order.delivered_at {
+                Some(at) if pickup => format!("collected {}", self.day(at)),
+                Some(at) => format!("delivered {}", self.day(at)),
+                None => "delivered".into(),
+            },
+            OrderState::Cancelled => "cancelled".into(),
+            OrderState::Failed => "could not be ordered".into(),
+        }
+    }
+
+    /// How an order comes: `Delivered by BigBox (Standard delivery)`, `Collect at Corner Shop
+    /// Mitte, Hauptstraße 1 (open Mon–Sat 08:00–20:00)`.
+    pub fn fulfilment(&self, order: &Order) -> String {
+        let shop = self.shop(&order.shop);
+        match order.fulfilment.as_ref() {
+            Some(FulfilmentOption {
+                method: Fulfilment::Pickup(point),
+                ..
+            }) => format!(
+                "Collect at {}, {} (open {})",
+                point.name, point.address, point.opening_hours
+            ),
+            Some(option) => format!("Delivered by {shop} ({})", option.name),
+            None => format!("Delivered by {shop}"),
+        }
+    }
+
+    /// The household's own currency (budgets, approval limits): the first shop's.
+    pub fn home_currency(&self) -> Currency {
+        self.shops
+            .iter()
+            .filter_map(|s| self.catalogs.get(&s.id))
+            .find_map(|c| c.offers.first())
+            .map_or(Currency::EUR, |o| o.price.currency)
+    }
+
+    /// Why a person must decide: `You asked to approve orders of Coffee beans`.
+    pub fn ask(&self, ask: &Ask) -> String {
+        match ask {
+            Ask::ModeAsks { consumable } => {
+                format!("You asked to approve orders of {}", self.name(consumable))
+            }
+            Ask::OverBudget {
+                spent,
+                budget,
+                total,
+            } => {
+                let c = self.home_currency();
+                format!(
+                    "It would go over your monthly budget: {} of {} spent, this order {}",
+                    self.money(*spent, c),
+                    self.money(*budget, c),
+                    self.money(*total, c)
+                )
+            }
+            Ask::OtherProduct { consumable } => format!(
+                "None of your chosen products for {} is in stock anywhere, so this is another one",
+                self.name(consumable)
+            ),
+            Ask::Dearer { percent, allowed } => {
+                format!("It costs {percent}% more than usual (you allow {allowed}% without asking)")
+            }
+            Ask::Uncollected { place, days } => format!(
+                "An earlier order has waited at {place} for {days} days without being collected"
+            ),
+        }
+    }
+
+    /// Why this order, for a person: how long the slot lasts, how long delivery takes, and
+    /// whether that is in time: `Coffee beans: about 3 days left (2 to 4). Arrives in 1–2
+    /// days. Could run out before it arrives.`
+    pub fn why(&self, line: &OrderItem, slot: Option<&SlotState>, pickup: bool) -> String {
+        let Some(outlook) = line.outlook else {
+            return String::new();
+        };
+        let left = match slot {
+            Some(slot) => self.days_left(slot),
+            None => format!("{}: running low", self.name(line.consumable.as_str())),
+        };
+        format!(
+            "{left}. {}. {}.",
+            self.arrival(&outlook, pickup),
+            self.timing_sentence(&outlook)
+        )
+    }
+}
+
+/// The sentences of notices a person receives (prompts, and what needs their attention),
+/// composed from an order's story (`Words::order`, with a full stop) and its why.
+impl Words<'_> {
+    /// An approval prompt: `Approve? Order … . You asked to approve orders of Milk. Milk: about
+    /// 3 days left (1 to 8). … If nobody answers by Thu 8 Jan, 08:25, it is skipped.`
+    pub fn prompt(
+        &self,
+        story: &str,
+        ask: &str,
+        why: &str,
+        expires: UnixMs,
+        ordered: bool,
+    ) -> String {
+        let then = if ordered { "ordered" } else { "skipped" };
+        format!(
+            "Approve? {story} {ask}. {why} If nobody answers by {}, it is {then}.",
+            self.when(expires)
+        )
+    }
+
+    /// An order held for a cancel window.
+    pub fn scheduled(&self, story: &str, at: UnixMs, why: &str) -> String {
+        format!(
+            "{story} It is ordered by itself at {} unless you cancel it. {why}",
+            self.when(at)
+        )
+    }
+
+    /// The shop refused an order for good.
+    pub fn failed(&self, story: &str, error: &str) -> String {
+        format!("{story} The shop said: {error}. It is ordered again when it is needed.")
+    }
+
+    /// `your order of 1 kg of Coffee beans (2 × 500 g) for €17.98`.
+    fn your_order(&self, order: &Order) -> String {
+        format!(
+            "your order of {} for {}",
+            self.lines(order),
+            self.money(order.total_cents, order.currency)
+        )
+    }
+
+    /// The shop cancelled an order by itself.
+    pub fn cancelled_by_shop(&self, order: &Order) -> String {
+        format!(
+            "{} cancelled {}. It is ordered again when it is needed.",
+            cap(&self.shop(&order.shop)),
+            self.your_order(order)
+        )
+    }
+
+    /// The shop cancelled an order as the household asked.
+    pub fn cancel_done(&self, order: &Order) -> String {
+        format!(
+            "{} cancelled {}, as you asked.",
+            cap(&self.shop(&order.shop)),
+            self.your_order(order)
+        )
+    }
+
+    /// The shop answered that it is too late to cancel.
+    pub fn cancel_refused(&self, order: &Order) -> String {
+        let shop = self.shop(&order.shop);
+        format!(
+            "{} did not cancel {}: it is too late to cancel. Refuse it at the door or contact {shop} if it must not come.",
+            cap(&shop),
+            self.your_order(order)
+        )
+    }
+
+    /// The shop could not be asked to cancel.
+    pub fn cancel_unreachable(&self, order: &Order, why: &str) -> String {
+        let shop = self.shop(&order.shop);
+        format!(
+            "{} could not be asked to cancel {} ({why}). Try again, or contact {shop} if it must not come.",
+            cap(&shop),
+            self.your_order(order)
+        )
+    }
+
+    /// The shop sent other products than ordered: those the household's rules allow are
+    /// accepted, the others to be refused.
+    pub fn substituted(&self, order: &Order, accepted: &[String], refused: &[String]) -> String {
+        let shop = self.shop(&order.shop);
+        let mut text = format!(
+            "{} is sending other products for {}.",
+            cap(&shop),
+            self.your_order(order)
+        );
+        if !accepted.is_empty() {
+            text.push_str(&format!(
+                " Accepted, as your rules allow: {}.",
+                join_and(accepted)
+            ));
+        }
+        if !refused.is_empty() {
+            text.push_str(&format!(
+                " Not as your rules allow: {}. Refuse it at the door or contact {shop}.",
+                join_and(refused)
+            ));
+        }
+        text
+    }
+
+    /// A click-and-collect order still waiting at its pickup point.
+    pub fn pickup_waiting(&self, order: &Order, place: &str, waited_ms: UnixMs) -> String {
+        format!(
+            "{} from {} has been waiting at {place} for {}. Collect it, or say so if you have.",
+            cap(&self.lines(order)),
+            self.shop(&order.shop),
+            self.days(waited_ms)
+        )
+    }
+
+    /// A slot needs ordering and no shop has any of it: `(shop id, product name)` of each.
+    pub fn nothing_in_stock(&self, consumable: &str, sold: &[(String, String)]) -> String {
+        let names: Vec<String> = sold
+            .iter()
+            .map(|(shop, product)| format!("{product} at {}", self.shop(shop)))
+            .collect();
+        format!(
+            "{} needs ordering, but none is in stock: {} {} out. Buy some elsewhere; it is ordered as soon as a shop has it again.",
+            self.name(consumable),
+            join_and(&names),
+            if names.len() == 1 { "is" } else { "are all" }
+        )
+    }
+}
+
+/// Whether the household collects it.
+pub fn is_pickup(option: Option<&FulfilmentOption>) -> bool {
+    option.is_some_and(|f| matches!(f.method, Fulfilment::Pickup(_)))
+}
+
+/// An id as a name: `coffee_beans` → `Coffee beans`, `coffee-maker` → `Coffee maker`.
+pub fn name_from_id(id: &str) -> String {
+    cap(&id.replace(['_', '-'], " "))
+}
+
+/// The first letter in upper case.
+pub fn cap(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub fn join_and(parts: &[String]) -> String {
+    match parts {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// `1234567` → `1,234,567` with `separator`.
+fn group(value: u64, separator: char) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(separator);
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words<'a>(locale: Locale, zone: &TimeZone, names: &'a Names) -> Words<'a> {
+        static SHOPS: [ShopInfo; 0] = [];
+        static CATALOGS: BTreeMap<String, Catalog> = BTreeMap::new();
+        Words {
+            locale,
+            zone: zone.clone(),
+            now: 0,
+            names,
+            shops: &SHOPS,
+            catalogs: &CATALOGS,
+        }
+    }
+
+    #[test]
+    fn money_is_written_as_each_locale_writes_it() {
+        let zone = TimeZone::UTC;
+        let names = Names::new();
+        let en = words(Locale::En, &zone, &names);
+        let de = words(Locale::De, &zone, &names);
+        let eur = Currency::EUR;
+        let chf = Currency::new("CHF").unwrap();
+        let jpy = Currency::new("JPY").unwrap();
+        assert_eq!(en.money(1240, eur), "€12.40");
+        assert_eq!(de.money(1240, eur), "12,40\u{a0}€");
+        assert_eq!(en.money(123_456_789, eur), "€1,234,567.89");
+        assert_eq!(de.money(123_456_789, eur), "1.234.567,89\u{a0}€");
+        assert_eq!(en.money(5, eur), "€0.05");
+        assert_eq!(en.money(1240, chf), "CHF 12.40");
+        assert_eq!(de.money(1240, chf), "12,40\u{a0}CHF");
+        assert_eq!(en.money(1240, jpy), "¥1,240");
+    }
+
+    #[test]
+    fn amounts_use_the_units_people_use() {
+        let zone = TimeZone::UTC;
+        let names = Names::new();
+        let en = words(Locale::En, &zone, &names);
+        let de = words(Locale::De, &zone, &names);
+        assert_eq!(en.amount(1500.0, Unit::G), "1.5 kg");
+        assert_eq!(de.amount(1500.0, Unit::G), "1,5 kg");
+        assert_eq!(en.amount(700.0, Unit::Ml), "700 ml");
+        assert_eq!(en.amount(3000.0, Unit::Ml), "3 l");
+        assert_eq!(en.amount(5.0, Unit::Count), "5");
+        assert_eq!(en.amount(2.26, Unit::G), "2.3 g");
+        assert_eq!(en.amount(367.4, Unit::G), "367 g");
+        assert_eq!(en.amount(26.3, Unit::G), "26 g");
+        assert_eq!(en.amount(1.66, Unit::Count), "1.7");
+        assert_eq!(en.amount(1000.0, Unit::G), "1 kg");
+    }
+
+    #[test]
+    fn names_come_from_configuration_else_from_the_id() {
+        let zone = TimeZone::UTC;
+        let names = Names::from([("coffee_beans".to_string(), "Espresso beans".to_string())]);
+        let en = words(Locale::En, &zone, &names);
+        assert_eq!(en.name("coffee_beans"), "Espresso beans");
+        assert_eq!(en.name("oat-milk"), "Oat milk");
+        assert_eq!(en.name(""), "");
+    }
+
+    #[test]
+    fn arrival_and_timing_are_said_in_whole_days() {
+        let zone = TimeZone::UTC;
+        let names = Names::new();
+        let en = words(Locale::En, &zone, &names);
+        let outlook = Outlook {
+            empty_at: Some(3 * DAY_MS),
+            empty_earliest: Some(2 * DAY_MS),
+            empty_latest: Some(4 * DAY_MS),
+            lead_min_ms: DAY_MS,
+            lead_max_ms: 2 * DAY_MS,
+        };
+        assert_eq!(en.arrival(&outlook, false), "Arrives in 1–2 days");
+        assert_eq!(en.arrival(&outlook, true), "Ready to collect in 1–2 days");
+        assert_eq!(en.timing(&outlook), Timing::MaybeShort);
+        let late = Outlook {
+            lead_min_ms: 3 * DAY_MS,
+            lead_max_ms: 5 * DAY_MS,
+            ..outlook
+        };
+        assert_eq!(
+            en.timing_sentence(&late),
+            "Likely to run out before it arrives"
+        );
+        let early = Outlook {
+            lead_max_ms: DAY_MS,
+            ..outlook
+        };
+        assert_eq!(en.timing(&early), Timing::InTime);
+        assert_eq!(en.arrival(&early, false), "Arrives in 1 day");
+    }
+
+    #[test]
+    fn days_are_today_tomorrow_a_weekday_or_a_date() {
+        let zone = TimeZone::UTC;
+        let names = Names::new();
+        let mut en = words(Locale::En, &zone, &names);
+        // Thursday 1 January 1970, noon.
+        en.now = 12 * crate::clock::HOUR_MS;
+        assert_eq!(en.day(en.now), "today");
+        assert_eq!(en.day(en.now + DAY_MS), "tomorrow");
+        assert_eq!(en.day(en.now + 2 * DAY_MS), "Saturday");
+        assert_eq!(en.day(en.now + 9 * DAY_MS), "Sat 10 Jan");
+    }
+
+    #[test]
+    fn lists_read_as_sentences() {
+        let parts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(join_and(&parts(&["a"])), "a");
+        assert_eq!(join_and(&parts(&["a", "b"])), "a and b");
+        assert_eq!(join_and(&parts(&["a", "b", "c"])), "a, b and c");
+        assert_eq!(group(1_234_567, ','), "1,234,567");
+        assert_eq!(group(123, ','), "123");
+    }
+
+    /// A household with two shops, a few slots and orders in every state, on Thursday 3
+    /// December 2026, 10:00 in Berlin: enough to say every sentence once.
+    mod fixture {
+        use super::*;
+        use crate::clock::HOUR_MS;
+        use crate::engine::forecast::Forecast;
+        use replenish_commerce::{Money, Offer, PickupPoint};
+        use replenish_protocol::{Id, SensorKind, SlotSpec};
+
+        /// 2026-12-03T09:00:00Z.
+        pub const NOW: UnixMs = 1_796_288_400_000;
+
+        fn id(text: &str) -> Id {
+            Id::new(text).unwrap()
+        }
+
+        pub fn names() -> Names {
+            Names::from([(
+                "coffee-maker".to_string(),
+                "Kitchen coffee maker".to_string(),
+            )])
+        }
+
+        pub fn shops() -> Vec<ShopInfo> {
+            vec![
+                ShopInfo {
+                    id: "bigbox".into(),
+                    name: "BigBox".into(),
+                },
+                ShopInfo {
+                    id: "corner".into(),
+                    name: "Corner Shop".into(),
+                },
+            ]
+        }
+
+        fn offer(
+            sku: &str,
+            name: &str,
+            consumable: &str,
+            size: f64,
+            unit: Unit,
+            cents: u64,
+        ) -> Offer {
+            Offer {
+                sku: sku.into(),
+                name: name.into(),
+                consumable: consumable.into(),
+                pack_size: size,
+                unit,
+                price: Money::new(cents, Currency::EUR),
+                stock: 10,
+            }
+        }
+
+        pub fn catalogs() -> BTreeMap<String, Catalog> {
+            BTreeMap::from([
+                (
+                    "bigbox".to_string(),
+                    Catalog {
+                        offers: vec![
+                            offer(
+                                "beans-500",
+                                "Espresso beans 500 g",
+                                "coffee_beans",
+                                500.0,
+                                Unit::G,
+                                899,
+                            ),
+                            offer(
+                                "tabs-30",
+                                "Dishwasher tablets, 30",
+                                "dishwasher_tablets",
+                                30.0,
+                                Unit::Count,
+                                499,
+                            ),
+                        ],
+                        fulfilment: Vec::new(),
+                    },
+                ),
+                (
+                    "corner".to_string(),
+                    Catalog {
+                        offers: vec![offer(
+                            "milk-1l",
+                            "Whole milk 1 l",
+                            "milk",
+                            1000.0,
+                            Unit::Ml,
+                            129,
+                        )],
+                        fulfilment: vec![pickup()],
+                    },
+                ),
+            ])
+        }
+
+        pub fn pickup() -> FulfilmentOption {
+            FulfilmentOption {
+                id: "collect".into(),
+                name: "Click and collect".into(),
+                method: Fulfilment::Pickup(PickupPoint {
+                    name: "Corner Shop Mitte".into(),
+                    address: "Hauptstraße 1, 10115 Berlin".into(),
+                    opening_hours: "Mon–Sat 08:00–20:00".into(),
+                }),
+                price: None,
+                lead_days: Some((0, 1)),
+            }
+        }
+
+        pub fn outlook(days_left: f64, lead: (f64, f64)) -> Outlook {
+            let at = |d: f64| NOW + (d * DAY_MS as f64) as UnixMs;
+            Outlook {
+                empty_at: Some(at(days_left)),
+                empty_earliest: Some(at(days_left * 0.7)),
+                empty_latest: Some(at(days_left * 1.4)),
+                lead_min_ms: (lead.0 * DAY_MS as f64) as UnixMs,
+                lead_max_ms: (lead.1 * DAY_MS as f64) as UnixMs,
+            }
+        }
+
+        pub fn slot(
+            consumable: &str,
+            unit: Unit,
+            capacity: f32,
+            level: Option<f64>,
+            days_left: Option<f64>,
+        ) -> SlotState {
+            let mut slot = SlotState::new(
+                id("coffee-maker"),
+                SlotSpec {
+                    id: id(consumable),
+                    consumable: id(consumable),
+                    unit,
+                    capacity,
+                    sensor: SensorKind::Level,
+                },
+            );
+            slot.level = level;
+            slot.forecast = days_left.map(|d| {
+                let o = outlook(d, (1.0, 2.0));
+                Forecast {
+                    computed_at: NOW,
+                    level: level.unwrap_or(0.0),
+                    rate_per_day: level.unwrap_or(0.0) / d.max(0.1),
+                    daily_sd: 1.0,
+                    rate_sd: 0.0,
+                    sparse: None,
+                    weekday_factors: [1.0; 7],
+                    empty_at: (d < 365.0).then_some(o.empty_at).flatten(),
+                    empty_earliest: (d < 365.0).then_some(o.empty_earliest).flatten(),
+                    empty_latest: (d < 365.0).then_some(o.empty_latest).flatten(),
+                }
+            });
+            slot
+        }
+
+        /// Two bags of beans from BigBox, in `state`.
+        pub fn beans(state: OrderState) -> Order {
+            Order {
+                id: "o-000007".into(),
+                idempotency_key: "k-o-000007".into(),
+                device: id("coffee-maker"),
+                slot: id("coffee_beans"),
+                consumable: id("coffee_beans"),
+                sku: "beans-500".into(),
+                packs: 2,
+                pack_size: 500.0,
+                unit: Unit::G,
+                total_cents: 1798,
+                state,
+                reason: String::new(),
+                created_at: NOW - HOUR_MS,
+                updated_at: NOW - HOUR_MS,
+                shop_order_id: None,
+                expected_delivery_at: matches!(state, OrderState::Placed | OrderState::Shipped)
+                    .then_some(NOW + 2 * DAY_MS),
+                placed_at: None,
+                delivered_at: (state == OrderState::Delivered).then_some(NOW - 3 * HOUR_MS),
+                shop: "bigbox".into(),
+                fulfilment: None,
+                attempts: 0,
+                retry_at: None,
+                last_error: None,
+                pending: None,
+                decided_by: None,
+                bundled: Vec::new(),
+                currency: Currency::EUR,
+                outlook: Some(outlook(3.0, (1.0, 2.0))),
+            }
+        }
+
+        /// A litre of milk to collect at the Corner Shop, in `state`.
+        pub fn milk(state: OrderState) -> Order {
+            let mut order = beans(state);
+            order.device = id("fridge");
+            order.slot = id("milk");
+            order.consumable = id("milk");
+            order.sku = "milk-1l".into();
+            order.packs = 1;
+            order.pack_size = 1000.0;
+            order.unit = Unit::Ml;
+            order.total_cents = 129;
+            order.shop = "corner".into();
+            order.fulfilment = Some(pickup());
+            order.expected_delivery_at = None;
+            order.outlook = Some(outlook(0.8, (0.0, 1.0)));
+            order
+        }
+
+        /// Beans with a box of dishwasher tablets joining.
+        pub fn bundle() -> Order {
+            let mut order = beans(OrderState::Proposed);
+            order.bundled.push(OrderItem {
+                device: id("dishwasher"),
+                slot: id("tablets"),
+                consumable: id("dishwasher_tablets"),
+                sku: "tabs-30".into(),
+                packs: 1,
+                pack_size: 30.0,
+                unit: Unit::Count,
+                total_cents: 499,
+                reason: String::new(),
+                outlook: Some(outlook(9.0, (1.0, 2.0))),
+            });
+            order.total_cents += 499;
+            order
+        }
+    }
+
+    /// Every sentence the product says to a household, in each locale, for the fixture.
+    fn every_sentence() -> String {
+        use crate::clock::HOUR_MS;
+        use fixture::*;
+        let names = names();
+        let shops = shops();
+        let catalogs = catalogs();
+        let zone = TimeZone::get("Europe/Berlin").unwrap();
+        let mut rows: Vec<(&str, Vec<String>)> = Vec::new();
+        let mut say = |what: &'static str, f: &dyn Fn(&Words<'_>) -> String| {
+            let said = Locale::ALL
+                .iter()
+                .map(|&locale| {
+                    f(&Words {
+                        locale,
+                        zone: zone.clone(),
+                        now: NOW,
+                        names: &names,
+                        shops: &shops,
+                        catalogs: &catalogs,
+                    })
+                })
+                .collect();
+            rows.push((what, said));
+        };
+        let beans_slot = slot("coffee_beans", Unit::G, 1000.0, Some(367.0), Some(3.2));
+        say("slot: days left", &|w| w.days_left(&beans_slot));
+        let soon = slot("milk", Unit::Ml, 3000.0, Some(200.0), Some(0.5));
+        say("slot: days left, less than a day", &|w| w.days_left(&soon));
+        let empty = slot("milk", Unit::Ml, 3000.0, Some(0.0), Some(0.0));
+        say("slot: empty", &|w| w.days_left(&empty));
+        let lasting = slot("eggs", Unit::Count, 12.0, Some(5.0), Some(500.0));
+        say("slot: no end in sight", &|w| w.days_left(&lasting));
+        let unknown = slot("water", Unit::Ml, 1500.0, Some(1500.0), None);
+        say("slot: level without a forecast", &|w| w.days_left(&unknown));
+        let unread = slot("water", Unit::Ml, 1500.0, None, None);
+        say("slot: no reading", &|w| w.days_left(&unread));
+        say("amount", &|w| {
+            format!(
+                "{}, {}, {}, {}",
+                w.amount(1500.0, Unit::G),
+                w.amount(708.0, Unit::Ml),
+                w.amount(3000.0, Unit::Ml),
+                w.amount(5.0, Unit::Count)
+            )
+        });
+        say("money", &|w| {
+            format!(
+                "{}, {}, {}",
+                w.money(1240, Currency::EUR),
+                w.money(123_456, Currency::EUR),
+                w.money(1240, Currency::new("CHF").unwrap())
+            )
+        });
+        say("when", &|w| w.when(NOW + 26 * HOUR_MS));
+        say("day", &|w| {
+            [0, 1, 3, 10].map(|d| w.day(NOW + d * DAY_MS)).join(", ")
+        });
+        for (what, outlook, pickup) in [
+            ("arrival", fixture::outlook(3.0, (1.0, 2.0)), false),
+            ("arrival, pickup", fixture::outlook(0.8, (0.0, 1.0)), true),
+            ("arrival, today", fixture::outlook(3.0, (0.0, 0.3)), false),
+        ] {
+            say(what, &move |w| w.arrival(&outlook, pickup));
+        }
+        for (what, outlook) in [
+            ("in time", fixture::outlook(6.0, (1.0, 2.0))),
+            ("maybe short", fixture::outlook(2.5, (1.0, 2.0))),
+            ("likely short", fixture::outlook(1.0, (2.0, 3.0))),
+        ] {
+            say(what, &move |w| w.timing_sentence(&outlook).to_string());
+        }
+        for state in [
+            OrderState::Proposed,
+            OrderState::Approved,
+            OrderState::Placed,
+            OrderState::Shipped,
+            OrderState::Delivered,
+            OrderState::Cancelled,
+            OrderState::Failed,
+        ] {
+            let order = beans(state);
+            let title: &'static str = match state {
+                OrderState::Proposed => "order: proposed",
+                OrderState::Approved => "order: approved",
+                OrderState::Placed => "order: placed",
+                OrderState::Shipped => "order: shipped",
+                OrderState::Delivered => "order: delivered",
+                OrderState::Cancelled => "order: cancelled",
+                OrderState::Failed => "order: failed",
+            };
+            say(title, &move |w| {
+                format!("{} — {}", w.order(&order), w.state(&order))
+            });
+        }
+        for state in [
+            OrderState::Proposed,
+            OrderState::Shipped,
+            OrderState::Delivered,
+        ] {
+            let order = milk(state);
+            let title: &'static str = match state {
+                OrderState::Proposed => "pickup order: proposed",
+                OrderState::Shipped => "pickup order: ready",
+                _ => "pickup order: collected",
+            };
+            say(title, &move |w| {
+                format!("{} — {}", w.order(&order), w.state(&order))
+            });
+        }
+        let bundle = bundle();
+        say("order: bundled", &|w| w.order(&bundle));
+        say("order: title", &|w| w.order_title(&bundle));
+        say("order: delivery", &|w| {
+            w.fulfilment(&beans(OrderState::Placed))
+        });
+        say("order: pickup", &|w| {
+            w.fulfilment(&milk(OrderState::Placed))
+        });
+        let proposed = beans(OrderState::Proposed);
+        let line = proposed.lines()[0].clone();
+        say("order: why", &|w| w.why(&line, Some(&beans_slot), false));
+        for (what, ask) in [
+            (
+                "ask: mode",
+                Ask::ModeAsks {
+                    consumable: "coffee_beans".into(),
+                },
+            ),
+            (
+                "ask: budget",
+                Ask::OverBudget {
+                    spent: 8_000,
+                    budget: 10_000,
+                    total: 2_598,
+                },
+            ),
+            (
+                "ask: other product",
+                Ask::OtherProduct {
+                    consumable: "coffee_beans".into(),
+                },
+            ),
+            (
+                "ask: dearer",
+                Ask::Dearer {
+                    percent: 67,
+                    allowed: 25,
+                },
+            ),
+            (
+                "ask: uncollected",
+                Ask::Uncollected {
+                    place: "Corner Shop Mitte".into(),
+                    days: 3,
+                },
+            ),
+        ] {
+            say(what, &move |w| w.ask(&ask));
+        }
+        let story = |w: &Words<'_>, order: &Order| format!("{}.", w.order(order));
+        say("notice: approval prompt", &|w| {
+            let ask = w.ask(&Ask::ModeAsks {
+                consumable: "coffee_beans".into(),
+            });
+            let why = w.why(&line, Some(&beans_slot), false);
+            w.prompt(&story(w, &proposed), &ask, &why, NOW + DAY_MS, false)
+        });
+        say("notice: order and tell", &|w| {
+            let why = w.why(&line, Some(&beans_slot), false);
+            w.scheduled(&story(w, &proposed), NOW + 2 * HOUR_MS, &why)
+        });
+        say("notice: placed", &|w| story(w, &beans(OrderState::Placed)));
+        say("notice: on its way", &|w| {
+            story(w, &beans(OrderState::Shipped))
+        });
+        say("notice: ready to collect", &|w| {
+            story(w, &milk(OrderState::Shipped))
+        });
+        say("notice: delivered", &|w| {
+            story(w, &beans(OrderState::Delivered))
+        });
+        say("notice: failed", &|w| {
+            w.failed(&story(w, &beans(OrderState::Failed)), "out of stock")
+        });
+        say("notice: cancelled by the shop", &|w| {
+            w.cancelled_by_shop(&beans(OrderState::Cancelled))
+        });
+        say("notice: cancelled as asked", &|w| {
+            w.cancel_done(&beans(OrderState::Cancelled))
+        });
+        say("notice: too late to cancel", &|w| {
+            w.cancel_refused(&beans(OrderState::Placed))
+        });
+        say("notice: cancel not reached", &|w| {
+            w.cancel_unreachable(&beans(OrderState::Placed), "the shop did not answer")
+        });
+        say("notice: substituted", &|w| {
+            w.substituted(
+                &beans(OrderState::Placed),
+                &["2 × Crema beans 500 g instead of Espresso beans 500 g".to_string()],
+                &["1 × Decaf beans 500 g (not one of your chosen products)".to_string()],
+            )
+        });
+        say("notice: waiting at the pickup point", &|w| {
+            w.pickup_waiting(
+                &milk(OrderState::Shipped),
+                "Corner Shop Mitte, Hauptstraße 1",
+                2 * DAY_MS,
+            )
+        });
+        say("notice: nothing in stock", &|w| {
+            w.nothing_in_stock(
+                "coffee_beans",
+                &[
+                    ("bigbox".to_string(), "Espresso beans 500 g".to_string()),
+                    ("corner".to_string(), "Crema beans 1 kg".to_string()),
+                ],
+            )
+        });
+        let mut out = String::from("| what | en | de |\n|---|---|---|\n");
+        for (what, said) in rows {
+            let cell = |t: &String| t.replace('|', "\\|").replace('\u{a0}', " ");
+            out.push_str(&format!(
+                "| {what} | {} | {} |\n",
+                cell(&said[0]),
+                cell(&said[1])
+            ));
+        }
+        out
+    }
+
+    /// docs/words.md lists every sentence; it must match what the code says. Regenerate with
+    /// `UPDATE_WORDS=1 cargo test -p replenish-agent words`.
+    #[test]
+    fn every_sentence_is_listed_in_the_docs_as_the_code_says_it() {
+        const START: &str = "<!-- sentences: generated by a test, do not edit -->\n";
+        const END: &str = "<!-- end of sentences -->";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/words.md");
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        let table = every_sentence();
+        let (Some(start), Some(end)) = (doc.find(START), doc.find(END)) else {
+            panic!("{} has no generated section", path.display());
+        };
+        let current = &doc[start + START.len()..end];
+        if std::env::var_os("UPDATE_WORDS").is_some() {
+            let updated = format!("{}{START}{table}{}", &doc[..start], &doc[end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        assert_eq!(
+            current, table,
+            "docs/words.md is out of date; regenerate with UPDATE_WORDS=1 cargo test -p replenish-agent words"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn money_reads_back_as_the_same_amount(minor in 0u64..10_000_000_000_000) {
+            let zone = TimeZone::UTC;
+            let names = Names::new();
+            for locale in Locale::ALL {
+                let text = words(locale, &zone, &names).money(minor, Currency::EUR);
+                let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+                proptest::prop_assert_eq!(digits.parse::<u64>().ok(), Some(minor));
+            }
+        }
+    }
+}
