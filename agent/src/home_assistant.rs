@@ -77,14 +77,28 @@ impl HaSettings {
         format!("{}/status", self.ha_prefix)
     }
 
-    /// What the agent subscribes to: Home Assistant's status and the command topics.
+    /// What the agent subscribes to: Home Assistant's status, the command topics, and the
+    /// discovery configs (its own, retained: what an earlier run announced, so that entities it
+    /// no longer has are removed).
     pub fn subscriptions(&self) -> Vec<String> {
         let base = format!("{}/{}/agent/ha", self.prefix, self.household);
         vec![
             self.ha_status_topic(),
             format!("{base}/+/+/approve"),
             format!("{base}/+/+/mode"),
+            format!("{}/device/+/config", self.ha_prefix),
         ]
+    }
+
+    /// The device of one of this household's discovery topics.
+    pub fn device_of_discovery_topic<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        let rest = topic.strip_prefix(&format!("{}/device/", self.ha_prefix))?;
+        let device = rest
+            .strip_suffix("/config")?
+            .strip_prefix(&format!("{}_", self.household))?;
+        replenish_protocol::Id::new(device)
+            .is_ok()
+            .then_some(device)
     }
 
     fn device_base(&self, device: &str) -> String {
@@ -182,14 +196,11 @@ fn pending<'a>(
     device: &crate::engine::inventory::DeviceState,
     slot: &crate::engine::inventory::SlotState,
 ) -> Option<&'a crate::engine::order::Order> {
-    engine
-        .orders()
-        .filter(|o| {
-            o.state == OrderState::Proposed
-                && o.pending.is_some()
-                && o.covers(&device.id, &slot.spec.id)
-        })
-        .next_back()
+    engine.orders().rfind(|o| {
+        o.state == OrderState::Proposed
+            && o.pending.is_some()
+            && o.covers(&device.id, &slot.spec.id)
+    })
 }
 
 /// The device-based discovery config of an appliance.
@@ -290,12 +301,13 @@ pub fn discovery_config(settings: &HaSettings, device: &DeviceSnapshot) -> Value
                 }),
             );
         } else {
+            // Its own key: a component cannot change platform (select → sensor) in place.
             components.insert(
-                format!("{s}_mode"),
+                format!("{s}_mode_state"),
                 json!({
                     "p": "sensor",
                     "name": format!("{label} mode"),
-                    "unique_id": uid("mode"),
+                    "unique_id": uid("mode_state"),
                     "icon": "mdi:cart-cog",
                     "value_template": field("mode"),
                 }),
@@ -327,6 +339,33 @@ pub fn discovery_config(settings: &HaSettings, device: &DeviceSnapshot) -> Value
         "qos": 1,
         "cmps": components,
     })
+}
+
+/// The platform of each component of a discovery config (`beans_level` → `sensor`), leaving
+/// out removal markers (a component that is only `{"p": …}`).
+pub fn components_of(config: &Value) -> std::collections::BTreeMap<String, String> {
+    config["cmps"]
+        .as_object()
+        .map(|cmps| {
+            cmps.iter()
+                .filter(|(_, c)| c.as_object().is_some_and(|c| c.len() > 1))
+                .filter_map(|(key, c)| Some((key.clone(), c["p"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Adds a removal marker (`{"p": platform}`, as Home Assistant asks) to `config` for every
+/// component announced `before` that it no longer has.
+pub fn mark_removed(config: &mut Value, before: &std::collections::BTreeMap<String, String>) {
+    let Some(cmps) = config["cmps"].as_object_mut() else {
+        return;
+    };
+    for (key, platform) in before {
+        if !cmps.contains_key(key) {
+            cmps.insert(key.clone(), json!({ "p": platform }));
+        }
+    }
 }
 
 /// RFC 3339 in UTC, to the second.
@@ -476,6 +515,7 @@ pub fn spawn(
         publisher,
         published: HashMap::new(),
         announced: BTreeSet::new(),
+        components: HashMap::new(),
     };
     tokio::spawn(announcer.run(agent, notices, input, shutdown))
 }
@@ -487,7 +527,13 @@ struct Announcer {
     published: HashMap<String, Vec<u8>>,
     /// Devices whose config is out there.
     announced: BTreeSet<String>,
+    /// The components each device's config out there has (key → platform): what this run
+    /// published, or an earlier run's retained config read back.
+    components: HashMap<String, std::collections::BTreeMap<String, String>>,
 }
+
+/// States follow the engine's changes at most this often (a burst of reports is one sync).
+const MIN_SYNC_GAP: Duration = Duration::from_secs(1);
 
 impl Announcer {
     async fn run(
@@ -505,9 +551,19 @@ impl Announcer {
         let mut refresh = tokio::time::interval(self.settings.refresh);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut inbound_open = true;
+        let mut changes = agent.changes();
+        let mut last_sync = tokio::time::Instant::now();
         loop {
             let force = tokio::select! {
                 _ = refresh.tick() => false,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep_until(last_sync + MIN_SYNC_GAP).await;
+                    changes.borrow_and_update();
+                    false
+                }
                 notice = notices.recv() => {
                     match notice {
                         Ok(_) => {}
@@ -545,12 +601,16 @@ impl Announcer {
             if self.sync(&agent, force).await.is_err() {
                 break;
             }
+            last_sync = tokio::time::Instant::now();
         }
         tracing::info!("Home Assistant integration stopped");
     }
 
     /// Carries out one inbound message; `Some(force)` when a sync should follow.
     async fn command(&mut self, agent: &AgentHandle, message: Inbound) -> Option<bool> {
+        if let Some(device) = self.settings.device_of_discovery_topic(&message.topic) {
+            return self.learn(device.to_string(), &message.payload);
+        }
         let command = match parse_command(&self.settings, &message.topic, &message.payload) {
             Ok(command) => command,
             Err(error) => {
@@ -680,6 +740,26 @@ impl Announcer {
         Ok(format!("{consumable} mode {}", mode.as_str()))
     }
 
+    /// A discovery config of this household seen on the broker (an earlier run's, retained, or
+    /// the echo of this run's): remembers its components, so the next sync removes those the
+    /// device no longer has, and the device itself when it is gone.
+    fn learn(&mut self, device: String, payload: &[u8]) -> Option<bool> {
+        if payload.is_empty() {
+            return None;
+        }
+        let Ok(config) = serde_json::from_slice::<Value>(payload) else {
+            tracing::warn!(%device, "unreadable discovery config on the broker; ignored");
+            return None;
+        };
+        let seen = components_of(&config);
+        if self.components.get(&device) == Some(&seen) {
+            return None;
+        }
+        self.components.insert(device.clone(), seen);
+        self.announced.insert(device);
+        Some(false)
+    }
+
     /// Publishes configs and states that changed (all of them with `force`), and removes the
     /// entities of devices that are gone. Fails only when the agent stopped.
     async fn sync(
@@ -702,19 +782,25 @@ impl Announcer {
             let state = self.publish(self.settings.state_topic(&gone), Vec::new(), true);
             if config && state {
                 self.announced.remove(&gone);
+                self.components.remove(&gone);
             }
         }
         for device in &devices {
-            let config = discovery_config(&self.settings, device)
-                .to_string()
-                .into_bytes();
+            let mut config = discovery_config(&self.settings, device);
+            let fresh = components_of(&config);
+            if let Some(before) = self.components.get(&device.id) {
+                mark_removed(&mut config, before);
+            }
+            let config = config.to_string().into_bytes();
             let state = state_payload(device, now).to_string().into_bytes();
             let config_topic = self.settings.discovery_topic(&device.id);
             if force || self.published.get(&config_topic) != Some(&config) {
                 if !self.announced.contains(&device.id) {
                     tracing::info!(device = %device.id, "announcing the device to Home Assistant");
                 }
-                self.publish(config_topic, config, true);
+                if self.publish(config_topic, config, true) {
+                    self.components.insert(device.id.clone(), fresh);
+                }
             }
             let state_topic = self.settings.state_topic(&device.id);
             if force || self.published.get(&state_topic) != Some(&state) {
@@ -897,9 +983,59 @@ mod tests {
         let config = discovery_config(&settings(false), &device());
         let cmps = config["cmps"].as_object().unwrap();
         assert!(!cmps.contains_key("beans_approve"));
-        assert_eq!(cmps["beans_mode"]["p"], "sensor");
-        assert!(cmps["beans_mode"].get("command_topic").is_none());
+        assert!(!cmps.contains_key("beans_mode"));
+        assert_eq!(cmps["beans_mode_state"]["p"], "sensor");
         assert!(cmps.values().all(|c| c.get("command_topic").is_none()));
+    }
+
+    /// Control turned off, or a slot gone: what was announced before and is no more goes out
+    /// once as `{"p": platform}`, which is how Home Assistant removes a component.
+    #[test]
+    fn components_no_longer_there_are_marked_for_removal() {
+        let before = components_of(&discovery_config(&settings(true), &device()));
+        assert_eq!(before["beans_approve"], "button");
+        assert_eq!(before["beans_mode"], "select");
+        let mut now = discovery_config(&settings(false), &device());
+        mark_removed(&mut now, &before);
+        let cmps = now["cmps"].as_object().unwrap();
+        assert_eq!(cmps["beans_approve"], json!({ "p": "button" }));
+        assert_eq!(cmps["beans_mode"], json!({ "p": "select" }));
+        assert_eq!(cmps["beans_mode_state"]["p"], "sensor");
+        // Markers are not components: read back, the config has the read-only set only.
+        let after = components_of(&now);
+        assert!(!after.contains_key("beans_approve"));
+        assert_eq!(
+            after,
+            components_of(&discovery_config(&settings(false), &device()))
+        );
+        // A slot gone: all of its components are marked.
+        let mut empty = device();
+        empty.slots.clear();
+        let mut config = discovery_config(&settings(true), &empty);
+        mark_removed(&mut config, &before);
+        assert_eq!(config["cmps"].as_object().unwrap().len(), before.len());
+        assert!(components_of(&config).is_empty());
+    }
+
+    #[test]
+    fn only_this_households_discovery_topics_name_a_device() {
+        let s = settings(true);
+        assert_eq!(
+            s.device_of_discovery_topic("homeassistant/device/home_coffee/config"),
+            Some("coffee")
+        );
+        assert_eq!(
+            s.device_of_discovery_topic("homeassistant/device/other_coffee/config"),
+            None
+        );
+        assert_eq!(
+            s.device_of_discovery_topic("homeassistant/device/home_/config"),
+            None
+        );
+        assert_eq!(
+            s.device_of_discovery_topic("homeassistant/sensor/home_coffee/config"),
+            None
+        );
     }
 
     #[test]

@@ -92,6 +92,7 @@ type EngineRead = Box<dyn FnOnce(&Engine, UnixMs) + Send>;
 pub struct AgentHandle {
     tx: mpsc::Sender<Request>,
     notices: broadcast::Sender<Notice>,
+    changes: Arc<watch::Sender<u64>>,
     ready: Arc<AtomicBool>,
 }
 
@@ -204,6 +205,12 @@ impl AgentHandle {
     /// Every notice from now on.
     pub fn notices(&self) -> broadcast::Receiver<Notice> {
         self.notices.subscribe()
+    }
+
+    /// Changes when the engine's state did (a level, a forecast, an order, a device, the
+    /// rules); the value counts changes, and a burst is seen as one.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// True once the engine has loaded its state and runs.
@@ -575,9 +582,11 @@ pub fn spawn(
 ) -> (AgentHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let (notices, _) = broadcast::channel(4096);
+    let changes = Arc::new(watch::Sender::new(0));
     let handle = AgentHandle {
         tx: tx.clone(),
         notices: notices.clone(),
+        changes: changes.clone(),
         ready: Arc::new(AtomicBool::new(false)),
     };
     let task = EngineTask {
@@ -587,6 +596,7 @@ pub fn spawn(
         clock: parts.clock,
         tx: tx.downgrade(),
         notices,
+        changes,
         shop_calls: 0,
         telemetry_seen: 0,
         settle_waiters: Vec::new(),
@@ -609,6 +619,8 @@ struct EngineTask {
     clock: Arc<dyn Clock>,
     tx: mpsc::WeakSender<Request>,
     notices: broadcast::Sender<Notice>,
+    /// Bumped by every saved change of state (see [`AgentHandle::changes`]).
+    changes: Arc<watch::Sender<u64>>,
     shop_calls: usize,
     telemetry_seen: u64,
     settle_waiters: Vec<(u64, oneshot::Sender<()>)>,
@@ -814,7 +826,10 @@ impl EngineTask {
 
     fn run_effect(&mut self, effect: Effect) {
         match store::save_effect(&*self.store, &effect) {
-            Ok(true) => return,
+            Ok(true) => {
+                self.changes.send_modify(|n| *n = n.wrapping_add(1));
+                return;
+            }
             Ok(false) => {}
             Err(error) => {
                 self.store_failed = true;

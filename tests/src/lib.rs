@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod fed;
+pub mod home_assistant;
 pub mod vendure;
 
 pub use replenish_sim::mosquitto::{Mosquitto, MosquittoError};

@@ -682,7 +682,10 @@ async fn order_page(
         div.card {
             p { span.state data-state=(order.state.as_str()) { (cap(&words.state(order))) } }
             p { strong { (words.order(order)) "." } }
-            p.fulfilment { (words.fulfilment(order)) }
+            // Once ready, the sentence above says where already.
+            @if !(is_pickup && order.state == OrderState::Shipped) {
+                p.fulfilment { (words.fulfilment(order)) }
+            }
             @if let Some(p) = &order.pending { p { (p.why) "." } }
             @if proposed { p.muted { (view.why(order)) } }
             @if let Some(shop) = &order.shop_order_id {
