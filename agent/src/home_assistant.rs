@@ -136,6 +136,12 @@ pub struct SlotSnapshot {
     pub consumable: String,
     /// What the household calls the consumable.
     pub label: String,
+    /// Whether a shop sells it: what none sells (tap water) has no button and no mode.
+    pub orderable: bool,
+    /// Whether the device only counts uses (a brew counter): a count, no level.
+    pub usage_only: bool,
+    /// Uses counted so far.
+    pub uses: u64,
     /// How long it lasts, in words: `Coffee beans: about 3 days left (2 to 4)`.
     pub outlook: String,
     /// Unit symbol: g, ml or count.
@@ -176,6 +182,9 @@ pub fn snapshot(engine: &Engine, now: UnixMs) -> Vec<DeviceSnapshot> {
                     id: s.spec.id.to_string(),
                     consumable: s.spec.consumable.to_string(),
                     label: words.name(s.spec.consumable.as_str()),
+                    orderable: words.orderable(s.spec.consumable.as_str()),
+                    usage_only: s.spec.sensor == replenish_protocol::SensorKind::Usage,
+                    uses: s.uses,
                     outlook: words.days_left(s),
                     unit: s.spec.unit.symbol().to_string(),
                     capacity: f64::from(s.spec.capacity),
@@ -226,55 +235,74 @@ pub fn discovery_config(settings: &HaSettings, device: &DeviceSnapshot) -> Value
             "{{{{ {{'summary': value_json.slots['{s}'].outlook, 'pending_order': value_json.slots['{s}'].pending_text}} | tojson }}}}"
         );
         let uid = |rest: &str| settings.unique_id(id, &format!("{s}_{rest}"));
-        components.insert(
-            format!("{s}_level"),
-            json!({
-                "p": "sensor",
-                "name": format!("{label} level"),
-                "unique_id": uid("level"),
-                "unit_of_measurement": slot.unit,
-                "state_class": "measurement",
-                "icon": "mdi:gauge",
-                "value_template": field("level"),
-            }),
-        );
-        components.insert(
-            format!("{s}_days_to_empty"),
-            json!({
-                "p": "sensor",
-                "name": format!("{label} days to empty"),
-                "unique_id": uid("days_to_empty"),
-                "device_class": "duration",
-                "unit_of_measurement": "d",
-                "state_class": "measurement",
-                "suggested_display_precision": 1,
-                "value_template": field("days_to_empty"),
-                "json_attributes_topic": settings.state_topic(id),
-                "json_attributes_template": attributes,
-            }),
-        );
-        components.insert(
-            format!("{s}_empty_at"),
-            json!({
-                "p": "sensor",
-                "name": format!("{label} predicted empty"),
-                "unique_id": uid("empty_at"),
-                "device_class": "timestamp",
-                "value_template": field("empty_at"),
-            }),
-        );
-        components.insert(
-            format!("{s}_low"),
-            json!({
-                "p": "binary_sensor",
-                "name": format!("{label} low"),
-                "unique_id": uid("low"),
-                "payload_on": "ON",
-                "payload_off": "OFF",
-                "value_template": format!("{{{{ 'ON' if value_json.slots['{s}'].low else 'OFF' }}}}"),
-            }),
-        );
-        if settings.control {
+        if slot.usage_only {
+            // Only counted (a brew counter): the count, no level to run out of.
+            components.insert(
+                format!("{s}_uses"),
+                json!({
+                    "p": "sensor",
+                    "name": format!("{label} counted"),
+                    "unique_id": uid("uses"),
+                    "state_class": "total_increasing",
+                    "icon": "mdi:counter",
+                    "value_template": field("uses"),
+                    "json_attributes_topic": settings.state_topic(id),
+                    "json_attributes_template": attributes,
+                }),
+            );
+        } else {
+            components.insert(
+                format!("{s}_level"),
+                json!({
+                    "p": "sensor",
+                    "name": format!("{label} level"),
+                    "unique_id": uid("level"),
+                    "unit_of_measurement": slot.unit,
+                    "state_class": "measurement",
+                    "icon": "mdi:gauge",
+                    "value_template": field("level"),
+                }),
+            );
+            components.insert(
+                format!("{s}_days_to_empty"),
+                json!({
+                    "p": "sensor",
+                    "name": format!("{label} days to empty"),
+                    "unique_id": uid("days_to_empty"),
+                    "device_class": "duration",
+                    "unit_of_measurement": "d",
+                    "state_class": "measurement",
+                    "suggested_display_precision": 1,
+                    "value_template": field("days_to_empty"),
+                    "json_attributes_topic": settings.state_topic(id),
+                    "json_attributes_template": attributes,
+                }),
+            );
+            components.insert(
+                format!("{s}_empty_at"),
+                json!({
+                    "p": "sensor",
+                    "name": format!("{label} predicted empty"),
+                    "unique_id": uid("empty_at"),
+                    "device_class": "timestamp",
+                    "value_template": field("empty_at"),
+                }),
+            );
+            components.insert(
+                format!("{s}_low"),
+                json!({
+                    "p": "binary_sensor",
+                    "name": format!("{label} low"),
+                    "unique_id": uid("low"),
+                    "payload_on": "ON",
+                    "payload_off": "OFF",
+                    "value_template": format!("{{{{ 'ON' if value_json.slots['{s}'].low else 'OFF' }}}}"),
+                }),
+            );
+        }
+        if !slot.orderable {
+            // Watched, never ordered: nothing to approve, no mode.
+        } else if settings.control {
             components.insert(
                 format!("{s}_approve"),
                 json!({
@@ -398,6 +426,7 @@ pub fn state_payload(device: &DeviceSnapshot, now: UnixMs) -> Value {
                 "days_to_empty": days,
                 "empty_at": slot.empty_at.and_then(rfc3339),
                 "low": low,
+                "uses": slot.uses,
                 "mode": slot.mode.as_str(),
                 "pending_order": slot.pending_order,
             });
@@ -873,6 +902,9 @@ mod tests {
                 id: "beans".into(),
                 consumable: "coffee_beans".into(),
                 label: "Coffee beans".into(),
+                orderable: true,
+                usage_only: false,
+                uses: 37,
                 outlook: "Coffee beans: about 5 days left (4 to 7)".into(),
                 unit: "g".into(),
                 capacity: 1000.0,
@@ -1017,6 +1049,24 @@ mod tests {
         assert!(components_of(&config).is_empty());
     }
 
+    /// Tap water (no shop sells it) has no button and no mode; a brew counter shows its count,
+    /// not a level.
+    #[test]
+    fn unorderable_slots_have_no_controls_and_counted_slots_a_count() {
+        let mut d = device();
+        d.slots[0].orderable = false;
+        let config = discovery_config(&settings(true), &d);
+        let cmps = config["cmps"].as_object().unwrap();
+        assert!(!cmps.contains_key("beans_approve") && !cmps.contains_key("beans_mode"));
+        assert!(!cmps.contains_key("beans_mode_state"));
+        assert!(cmps.contains_key("beans_level"));
+        d.slots[0].usage_only = true;
+        let config = discovery_config(&settings(true), &d);
+        let cmps = config["cmps"].as_object().unwrap();
+        assert_eq!(cmps["beans_uses"]["state_class"], "total_increasing");
+        assert!(!cmps.contains_key("beans_level") && !cmps.contains_key("beans_days_to_empty"));
+    }
+
     #[test]
     fn only_this_households_discovery_topics_name_a_device() {
         let s = settings(true);
@@ -1121,6 +1171,7 @@ mod tests {
                     "days_to_empty": 5.3,
                     "empty_at": "2023-11-20T04:13:20Z",
                     "low": false,
+                    "uses": 37,
                     "mode": "approve",
                     "pending_order": "o-000003",
                 }},

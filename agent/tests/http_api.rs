@@ -736,6 +736,24 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
     );
     assert_eq!(view["decided_by"], "bob (member)");
 
+    // The audit trail says it in words, the order by its name, linked.
+    let audit = h
+        .http
+        .get(h.url("/audit"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        audit.contains(&format!(
+            "<a href=\"/orders/{order}\">approved Coffee beans from the shop</a>"
+        )),
+        "{audit}"
+    );
+
     // A member sees the settings but cannot save them.
     let settings = h
         .http

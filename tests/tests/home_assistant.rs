@@ -103,6 +103,22 @@ async fn home_assistant_shows_the_household_follows_it_and_acts_on_it() {
         })
         .await
         .unwrap();
+    // What Home Assistant shows for the household, in the test's output.
+    for state in ha.states().await.unwrap() {
+        let name = friendly_name(&state);
+        if name.starts_with("Coffee maker ") || name.starts_with("Fridge ") {
+            let attributes = &state["attributes"];
+            eprintln!(
+                "HA {} = {} {} {}",
+                name,
+                state["state"].as_str().unwrap_or_default(),
+                attributes["unit_of_measurement"]
+                    .as_str()
+                    .unwrap_or_default(),
+                attributes["summary"].as_str().unwrap_or_default()
+            );
+        }
+    }
     let summary = days["attributes"]["summary"].as_str().unwrap_or_default();
     assert!(summary.starts_with("Coffee beans: "), "{days}");
     let agent_level = |device: &'static str, slot: &'static str| {

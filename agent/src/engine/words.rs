@@ -295,9 +295,28 @@ impl Words<'_> {
         }
     }
 
-    /// `Coffee beans: about 3 days left (2 to 4)`; `Milk: 700 ml left` without a forecast.
+    /// Whether any shop sells the consumable: what none sells (tap water) is watched, never
+    /// ordered.
+    pub fn orderable(&self, consumable: &str) -> bool {
+        self.catalogs
+            .values()
+            .any(|c| c.offers.iter().any(|o| o.consumable == consumable))
+    }
+
+    /// `Coffee beans: about 3 days left (2 to 4)`; `Milk: 700 ml left` without a forecast;
+    /// `Coffee brews: 6 counted so far, about 3 a day` for what is only counted.
     pub fn days_left(&self, slot: &SlotState) -> String {
         let name = self.name(slot.spec.consumable.as_str());
+        if slot.spec.sensor == replenish_protocol::SensorKind::Usage && slot.level.is_none() {
+            return match slot.forecast.as_ref().filter(|f| f.rate_per_day > 0.0) {
+                Some(f) => format!(
+                    "{name}: {} counted so far, about {} a day",
+                    slot.uses,
+                    self.amount(f.rate_per_day, slot.spec.unit)
+                ),
+                None => format!("{name}: {} counted so far", slot.uses),
+            };
+        }
         let left = |t: UnixMs| t.saturating_sub(self.now) as f64 / DAY_MS as f64;
         match (slot.level, slot.forecast.as_ref()) {
             (Some(level), _) if level <= 0.0 => format!("{name}: empty"),
@@ -702,6 +721,29 @@ impl Words<'_> {
             join_and(&names),
             if names.len() == 1 { "is" } else { "are all" }
         )
+    }
+}
+
+/// An audit entry's action as the audit page says it: `approved`, `changed the rules`.
+pub fn audit_action(action: &str) -> &str {
+    match action {
+        "approve" => "approved",
+        "reject" => "rejected",
+        "cancel" => "asked the shop to cancel",
+        "cancelled" => "cancelled",
+        "cancel refused" => "did not cancel",
+        "collected" => "collected",
+        "snooze" => "asked to be reminded later about",
+        "substituted" => "sent other products for",
+        "asked" => "asked a person about",
+        "alternative" => "took another product for",
+        "rules" => "changed",
+        "add_member" => "added the member",
+        "remove_member" => "removed the member",
+        "accept_device" => "accepted the appliance",
+        "remove_device" => "removed the appliance",
+        "command" => "sent a command to",
+        other => other,
     }
 }
 
@@ -1134,6 +1176,10 @@ mod tests {
         say("slot: level without a forecast", &|w| w.days_left(&unknown));
         let unread = slot("water", Unit::Ml, 1500.0, None, None);
         say("slot: no reading", &|w| w.days_left(&unread));
+        let mut brews = slot("coffee_brews", Unit::Count, 0.0, None, None);
+        brews.spec.sensor = replenish_protocol::SensorKind::Usage;
+        brews.uses = 6;
+        say("slot: only counted", &|w| w.days_left(&brews));
         say("amount", &|w| {
             format!(
                 "{}, {}, {}, {}",

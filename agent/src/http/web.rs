@@ -22,13 +22,13 @@ use super::sessions::SESSION_IDLE;
 use crate::auth::{hash_token, random_secret, same_secret};
 use crate::clock::{DAY_MS, UnixMs};
 use crate::engine::household::{
-    ConsumableRules, ExpiryDefault, Member, Mode, QuietHours, RejectReason, Role, Rules, to_zoned,
+    ConsumableRules, ExpiryDefault, Member, Mode, QuietHours, RejectReason, Role, Rules,
 };
 use crate::engine::inventory::SlotState;
 use crate::engine::order::{Order, OrderState};
 use crate::engine::shopping::ShopInfo;
 use crate::engine::words::Locale;
-use crate::engine::words::{Names, Words, cap, is_pickup};
+use crate::engine::words::{Names, Words, audit_action, cap, is_pickup};
 use crate::engine::{Engine, Event, OrderEdit};
 use crate::runtime::AskError;
 use replenish_commerce::{Currency, Offer};
@@ -215,14 +215,6 @@ fn unavailable_page() -> Response {
     )
 }
 
-/// The household's wall-clock time, e.g. `Tue 24 Nov 14:00`.
-fn local(at: UnixMs, zone: &TimeZone) -> String {
-    to_zoned(at, zone).map_or_else(
-        || "-".into(),
-        |time| time.strftime("%a %-d %b %H:%M").to_string(),
-    )
-}
-
 /// What the pages read from the engine in one go.
 struct View {
     now: UnixMs,
@@ -404,11 +396,7 @@ fn slot_card(slot: &SlotState, view: &View) -> Markup {
     let capacity = f64::from(slot.spec.capacity);
     let consumable = slot.spec.consumable.as_str();
     // What no shop sells (tap water) is watched, never ordered: no mode to speak of.
-    let orderable = view
-        .catalogs
-        .values()
-        .any(|c| c.offers.iter().any(|o| o.consumable == consumable));
-    let how = if orderable {
+    let how = if words.orderable(consumable) {
         mode_words(view.rules.mode_of(consumable))
     } else {
         "not bought through the agent"
@@ -1406,27 +1394,50 @@ async fn audit_page(
     let page_no = q.page.unwrap_or(1).max(1);
     let read = state
         .agent
-        .read(move |engine, _| {
-            let zone = engine.household().rules.zone();
+        .read(move |engine, now| {
+            let words = engine.words(now);
             let total = engine.audit().len();
-            let entries: Vec<_> = engine
+            // Each entry in words: when, who, what it did to what (by name), and the record.
+            let entries: Vec<(String, String, String, Option<String>, String)> = engine
                 .audit()
                 .rev()
                 .skip((page_no - 1) * per_page)
                 .take(per_page)
-                .cloned()
+                .map(|e| {
+                    let order = engine.order(&e.subject);
+                    let subject = match (order, e.action.as_str()) {
+                        (Some(order), _) => words.order_title(order),
+                        (None, "rules") => "the rules".to_string(),
+                        (None, _) => words.name(&e.subject),
+                    };
+                    (
+                        words.when(e.at),
+                        e.who.clone(),
+                        format!("{} {subject}", audit_action(&e.action)),
+                        order.map(|o| o.id.clone()),
+                        e.detail.clone(),
+                    )
+                })
                 .collect();
-            (zone, total, entries)
+            (total, entries)
         })
         .await;
-    let Ok((zone, total, entries)) = read else {
+    let Ok((total, entries)) = read else {
         return unavailable_page();
     };
     let body = html! {
         table {
-            tr { th { "When" } th { "Who" } th { "What" } th { "Detail" } }
-            @for e in &entries {
-                tr { td { (local(e.at, &zone)) } td { (e.who) } td { (e.action) " " (e.subject) } td { (e.detail) } }
+            tr { th { "When" } th { "Who" } th { "What" } th { "Details" } }
+            @for (when, who, what, order, detail) in &entries {
+                tr {
+                    td { (when) }
+                    td { (who) }
+                    td { @match order {
+                        Some(id) => a href=(format!("/orders/{id}")) { (what) },
+                        None => (what),
+                    } }
+                    td.muted { (detail) }
+                }
             }
         }
         p.row {
