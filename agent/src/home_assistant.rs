@@ -39,6 +39,10 @@ pub struct HaSettings {
     pub household: String,
     /// Home Assistant's discovery prefix (`homeassistant`).
     pub ha_prefix: String,
+    /// Whether appliances are announced (`home_assistant.discovery`). When not, the task only
+    /// withdraws what an earlier run announced: the integration turned off leaves nothing
+    /// behind.
+    pub announce: bool,
     /// Whether buttons and selects act; without it they are not offered and commands are
     /// refused (logged and counted).
     pub control: bool,
@@ -82,6 +86,9 @@ impl HaSettings {
     /// no longer has are removed).
     pub fn subscriptions(&self) -> Vec<String> {
         let base = format!("{}/{}/agent/ha", self.prefix, self.household);
+        if !self.announce {
+            return vec![format!("{}/device/+/config", self.ha_prefix)];
+        }
         vec![
             self.ha_status_topic(),
             format!("{base}/+/+/approve"),
@@ -582,6 +589,11 @@ impl Announcer {
         let mut inbound_open = true;
         let mut changes = agent.changes();
         let mut last_sync = tokio::time::Instant::now();
+        // A change within MIN_SYNC_GAP of the last sync waits for `due`; notices and commands
+        // sync at once.
+        let mut pending_change = false;
+        let due = tokio::time::sleep(MIN_SYNC_GAP);
+        tokio::pin!(due);
         loop {
             let force = tokio::select! {
                 _ = refresh.tick() => false,
@@ -589,10 +601,17 @@ impl Announcer {
                     if changed.is_err() {
                         break;
                     }
-                    tokio::time::sleep_until(last_sync + MIN_SYNC_GAP).await;
                     changes.borrow_and_update();
+                    if last_sync.elapsed() < MIN_SYNC_GAP {
+                        if !pending_change {
+                            pending_change = true;
+                            due.as_mut().reset(last_sync + MIN_SYNC_GAP);
+                        }
+                        continue;
+                    }
                     false
                 }
+                () = &mut due, if pending_change => false,
                 notice = notices.recv() => {
                     match notice {
                         Ok(_) => {}
@@ -631,6 +650,7 @@ impl Announcer {
                 break;
             }
             last_sync = tokio::time::Instant::now();
+            pending_change = false;
         }
         tracing::info!("Home Assistant integration stopped");
     }
@@ -796,9 +816,14 @@ impl Announcer {
         agent: &AgentHandle,
         force: bool,
     ) -> Result<(), crate::runtime::Stopped> {
-        let (devices, now) = agent
-            .read(|engine, now| (snapshot(engine, now), now))
-            .await?;
+        // Turned off, no device is announced: every one announced before is gone.
+        let (devices, now) = if self.settings.announce {
+            agent
+                .read(|engine, now| (snapshot(engine, now), now))
+                .await?
+        } else {
+            (Vec::new(), 0)
+        };
         let current: BTreeSet<String> = devices.iter().map(|d| d.id.clone()).collect();
         for gone in self
             .announced
@@ -885,6 +910,7 @@ mod tests {
             prefix: "replenish/v1".into(),
             household: "home".into(),
             ha_prefix: "homeassistant".into(),
+            announce: true,
             control,
             public_url: "http://gateway.local:8080".into(),
             refresh: Duration::from_secs(60),

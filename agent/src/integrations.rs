@@ -53,48 +53,37 @@ pub fn start(
     let household = config.household_id()?.to_string();
     let prefix = config.mqtt.prefix.clone();
     let public_url = public_url(config, http_addr);
-    let ha = config.home_assistant.discovery.then(|| HaSettings {
+    // Discovery off still runs the task: it withdraws what an earlier run announced. So the
+    // outgoing MQTT connection is always there.
+    let ha = HaSettings {
         prefix: prefix.clone(),
         household: household.clone(),
         ha_prefix: config.home_assistant.prefix.clone(),
+        announce: config.home_assistant.discovery,
         control: config.home_assistant.control,
         public_url: public_url.clone(),
         refresh: HA_REFRESH,
-    });
+    };
     let timeout = Duration::from_secs(config.notifications.timeout_secs);
     let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
     for url in &config.notifications.webhooks {
         channels.push(Arc::new(WebhookChannel::new(url, timeout)?));
     }
     let mut tasks = Vec::new();
-    let needs_mqtt = config.notifications.mqtt || ha.is_some();
-    let link = if needs_mqtt {
-        let broker = config.broker_address()?;
-        let settings = LinkSettings {
-            host: broker.host,
-            port: broker.port,
-            client_id: format!("{}-out", config.client_id()),
-            keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
-            availability_topic: mqtt_out::availability_topic(&prefix, &household),
-            subscriptions: ha
-                .as_ref()
-                .map(HaSettings::subscriptions)
-                .unwrap_or_default(),
-            max_packet_bytes: config.mqtt.max_packet_bytes,
-            connected: ingest.out_connected.clone(),
-        };
-        let (publisher, input, task) = mqtt_out::spawn(settings, shutdown.clone());
-        Some((Arc::new(publisher) as Arc<dyn Publish>, input, task))
-    } else {
-        None
+    let broker = config.broker_address()?;
+    let link_settings = LinkSettings {
+        host: broker.host,
+        port: broker.port,
+        client_id: format!("{}-out", config.client_id()),
+        keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
+        availability_topic: mqtt_out::availability_topic(&prefix, &household),
+        subscriptions: ha.subscriptions(),
+        max_packet_bytes: config.mqtt.max_packet_bytes,
+        connected: ingest.out_connected.clone(),
     };
-    let (publisher, input, link_task) = match link {
-        Some((publisher, input, task)) => (Some(publisher), Some(input), Some(task)),
-        None => (None, None, None),
-    };
-    if config.notifications.mqtt
-        && let Some(publisher) = &publisher
-    {
+    let (publisher, input, link_task) = mqtt_out::spawn(link_settings, shutdown.clone());
+    let publisher = Arc::new(publisher) as Arc<dyn Publish>;
+    if config.notifications.mqtt {
         channels.push(Arc::new(MqttChannel::new(
             publisher.clone(),
             notify::approvals_topic(&prefix, &household),
@@ -114,20 +103,25 @@ pub fn start(
             shutdown.clone(),
         ));
     }
-    if let (Some(settings), Some(publisher), Some(input)) = (ha, publisher, input) {
+    if ha.announce {
         tracing::info!(
-            prefix = %settings.ha_prefix,
-            control = settings.control,
+            prefix = %ha.ha_prefix,
+            control = ha.control,
             "Home Assistant discovery on"
         );
-        tasks.push(home_assistant::spawn(
-            settings,
-            publisher,
-            input,
-            agent.clone(),
-            shutdown.clone(),
-        ));
+    } else {
+        tracing::info!(
+            prefix = %ha.ha_prefix,
+            "Home Assistant discovery off; removing what an earlier run announced"
+        );
     }
-    tasks.extend(link_task);
+    tasks.push(home_assistant::spawn(
+        ha,
+        publisher,
+        input,
+        agent.clone(),
+        shutdown.clone(),
+    ));
+    tasks.push(link_task);
     Ok(tasks)
 }

@@ -70,6 +70,33 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// Lives `world` an hour at a time until its agent proposes an order, at most 30 simulated days;
+/// that order.
+pub async fn until_proposed(
+    world: &mut replenish_sim::world::World,
+) -> anyhow::Result<replenish_agent::engine::order::Order> {
+    use replenish_agent::engine::order::OrderState;
+    let handle = world.handle()?;
+    for _ in 0..24 * 30 {
+        let now = world.clock_now();
+        world
+            .run_until(now + replenish_agent::clock::HOUR_MS, |_| {})
+            .await?;
+        let proposed = handle
+            .read(|engine, _| {
+                engine
+                    .orders()
+                    .find(|o| o.state == OrderState::Proposed)
+                    .cloned()
+            })
+            .await?;
+        if let Some(order) = proposed {
+            return Ok(order);
+        }
+    }
+    anyhow::bail!("the agent proposed no order within 30 days")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

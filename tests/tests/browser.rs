@@ -162,24 +162,10 @@ async fn approve_in_chromium(mode: &'static str, screen: Screen) {
     let mut world = World::start(config).await.unwrap();
     let handle = world.handle().unwrap();
     // Live until the agent asks for an approval.
-    let mut waiting = None;
-    for _ in 0..24 * 30 {
-        let now = world.clock_now();
-        world.run_until(now + HOUR_MS, |_| {}).await.unwrap();
-        waiting = handle
-            .read(|engine, _| {
-                engine
-                    .orders()
-                    .find(|o| o.state == OrderState::Proposed)
-                    .map(|o| o.id.clone())
-            })
-            .await
-            .unwrap();
-        if waiting.is_some() {
-            break;
-        }
-    }
-    let order = waiting.expect("the agent proposed an order within 30 days");
+    let order = replenish_tests::until_proposed(&mut world)
+        .await
+        .unwrap()
+        .id;
 
     let result = browse(&world, mode, screen, None).await;
     assert_eq!(

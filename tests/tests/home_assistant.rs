@@ -58,24 +58,7 @@ async fn home_assistant_shows_the_household_follows_it_and_acts_on_it() {
     let mut world = World::start(config).await.unwrap();
     let handle = world.handle().unwrap();
     // Live until the agent asks for an approval.
-    let mut waiting = None;
-    for _ in 0..24 * 30 {
-        let now = world.clock_now();
-        world.run_until(now + HOUR_MS, |_| {}).await.unwrap();
-        waiting = handle
-            .read(|engine, _| {
-                engine
-                    .orders()
-                    .find(|o| o.state == OrderState::Proposed)
-                    .cloned()
-            })
-            .await
-            .unwrap();
-        if waiting.is_some() {
-            break;
-        }
-    }
-    let order = waiting.expect("the agent proposed an order within 30 days");
+    let order = replenish_tests::until_proposed(&mut world).await.unwrap();
 
     let ha_dir = dir.path().join("ha");
     std::fs::create_dir_all(&ha_dir).unwrap();

@@ -1,6 +1,7 @@
 //! Home Assistant discovery through a real Mosquitto, read with `mosquitto_sub` the way Home
 //! Assistant subscribes: the config is retained, comes back after Mosquitto restarts (and so
-//! forgets everything retained), and availability turns `offline` when the agent stops.
+//! forgets everything retained), availability turns `offline` when the agent stops, and an
+//! agent started with discovery off removes what the last one announced.
 //!
 //! Skips (saying so) when Mosquitto is not installed, except in CI (`CI=true`).
 
@@ -39,6 +40,16 @@ async fn first_message(port: u16, topic: &str, secs: u32) -> Option<String> {
     .unwrap()
 }
 
+/// An agent of its own: a fresh store, an empty shop, a clock standing still.
+fn options() -> AgentOptions {
+    AgentOptions {
+        clock: ManualClock::new(DEFAULT_START),
+        store: Some(Arc::new(MemoryStore::default())),
+        commerce: Some(Arc::new(MemoryShop::new(Catalog::default()))),
+        tick_every: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_agent() {
     if !on_path("mosquitto") || !on_path("mosquitto_sub") || !on_path("mosquitto_pub") {
@@ -52,18 +63,12 @@ async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_age
     let port = free_port().unwrap();
     let mosquitto = start_mosquitto(dir.path(), port).unwrap();
 
-    let mut config = AgentConfig::default();
-    config.household.pairing = Pairing::Open;
-    config.mqtt.embedded = false;
-    config.mqtt.url = format!("mqtt://127.0.0.1:{port}");
-    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let options = AgentOptions {
-        clock: ManualClock::new(DEFAULT_START),
-        store: Some(Arc::new(MemoryStore::default())),
-        commerce: Some(Arc::new(MemoryShop::new(Catalog::default()))),
-        tick_every: None,
-    };
-    let agent = Agent::start(&config, options).await.unwrap();
+    let mut agent_config = AgentConfig::default();
+    agent_config.household.pairing = Pairing::Open;
+    agent_config.mqtt.embedded = false;
+    agent_config.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+    agent_config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let agent = Agent::start(&agent_config, options()).await.unwrap();
     assert!(agent.wait_subscribed(Duration::from_secs(20)).await);
 
     let birth = r#"{"online":{"model":"kettle","firmware":"0.1.0","boot":1,"slots":[{"id":"tea","consumable":"tea_bags","unit":"count","capacity":80,"sensor":"level"}]}}"#;
@@ -83,7 +88,9 @@ async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_age
         serde_json::from_str(&first_message(port, config_topic, 10).await.expect("config"))
             .unwrap();
     assert_eq!(config["cmps"]["tea_level"]["unit_of_measurement"], "count");
-    assert_eq!(config["cmps"]["tea_approve"]["p"], "button");
+    // The rig's shop sells nothing: tea is watched, never ordered, so nothing to approve.
+    assert!(config["cmps"].get("tea_approve").is_none(), "{config}");
+    assert_eq!(config["cmps"]["tea_low"]["p"], "binary_sensor");
     let availability = "replenish/v1/home/agent/availability";
     assert_eq!(
         first_message(port, availability, 10).await.as_deref(),
@@ -111,4 +118,18 @@ async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_age
         first_message(port, availability, 10).await.as_deref(),
         Some("offline")
     );
+
+    // The integration turned off: the next start removes what the last one announced, so
+    // Home Assistant keeps no stale appliance.
+    agent_config.home_assistant.discovery = false;
+    let agent = Agent::start(&agent_config, options()).await.unwrap();
+    let mut withdrawn = false;
+    for _ in 0..20 {
+        if first_message(port, config_topic, 1).await.is_none() {
+            withdrawn = true;
+            break;
+        }
+    }
+    assert!(withdrawn, "the retained discovery config was removed");
+    agent.shutdown().await;
 }
