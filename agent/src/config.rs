@@ -383,6 +383,61 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A problem in a configuration file, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default(), key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
+pub struct FileProblem {
+    /// The line (from 1) it is on, when it is in the file.
+    pub line: Option<usize>,
+    /// The key (`policy.risk`, `shops[1].url`), when one is to blame.
+    pub key: Option<String>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// The line (from 1) of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line of `key` (`policy.risk`, `shops[1].url`; the first of `a / b`) in the file, or of
+/// the nearest section above it; and whether the key itself is in the file.
+fn locate(document: &toml_edit::Document<&str>, text: &str, key: &str) -> (Option<usize>, bool) {
+    let key = key.split(" / ").next().unwrap_or(key);
+    let mut table: Option<&dyn toml_edit::TableLike> = Some(document.as_table());
+    let mut found: Option<std::ops::Range<usize>> = None;
+    let segments: Vec<&str> = key.split('.').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*segment, None),
+        };
+        let Some((k, item)) = table.and_then(|t| t.get_key_value(name)) else {
+            return (found.map(|span| line_of(text, span.start)), false);
+        };
+        let item = match (index, item) {
+            (Some(n), toml_edit::Item::ArrayOfTables(array)) => match array.get(n) {
+                Some(t) => {
+                    found = t.span().or(found);
+                    table = Some(t);
+                    continue;
+                }
+                None => return (found.map(|span| line_of(text, span.start)), false),
+            },
+            (_, item) => item,
+        };
+        found = k.span().or_else(|| item.span()).or(found);
+        if i + 1 < segments.len() {
+            table = item.as_table_like();
+        }
+    }
+    (found.map(|span| line_of(text, span.start)), true)
+}
+
 /// Where the MQTT broker is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerAddress {
@@ -426,6 +481,53 @@ impl AgentConfig {
         );
         let config: AgentConfig = builder.build()?.try_deserialize()?;
         config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks a configuration file on its own (the defaults under it, no environment), as
+    /// `replenish-agent check-config FILE` does: its syntax, its keys and types, then every
+    /// value; the first problem found, with the line it is on.
+    pub fn check_file(path: &Path) -> Result<AgentConfig, FileProblem> {
+        let text = std::fs::read_to_string(path).map_err(|e| FileProblem {
+            line: None,
+            key: None,
+            message: format!("cannot read it: {e}"),
+        })?;
+        Self::check_text(&text)
+    }
+
+    /// [`AgentConfig::check_file`] on the file's text.
+    pub fn check_text(text: &str) -> Result<AgentConfig, FileProblem> {
+        let document = toml_edit::Document::parse(text).map_err(|e| FileProblem {
+            line: e.span().map(|span| line_of(text, span.start)),
+            key: None,
+            message: e.message().trim().to_string(),
+        })?;
+        let config: AgentConfig = toml::from_str(text).map_err(|e| FileProblem {
+            line: e.span().map(|span| line_of(text, span.start)),
+            key: None,
+            message: e.message().trim().to_string(),
+        })?;
+        config.validate().map_err(|error| match error {
+            ConfigError::Invalid { key, problem } => {
+                let (line, in_file) = locate(&document, text, &key);
+                let message = if in_file {
+                    problem
+                } else {
+                    format!("{problem} (not set in this file: the default applies)")
+                };
+                FileProblem {
+                    line,
+                    key: Some(key),
+                    message,
+                }
+            }
+            other => FileProblem {
+                line: None,
+                key: None,
+                message: other.to_string(),
+            },
+        })?;
         Ok(config)
     }
 
@@ -781,6 +883,50 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_config_names_the_line_of_each_kind_of_problem() {
+        let check = |text: &str| AgentConfig::check_text(text).unwrap_err();
+        // Syntax.
+        let p = check("[policy]\nrisk = = 0.1\n");
+        assert_eq!(p.line, Some(2), "{p}");
+        // An unknown key.
+        let p = check("[household]\nid = \"home\"\n\n[mqtt]\nembeded = false\n");
+        assert_eq!(p.line, Some(5), "{p}");
+        assert!(p.message.contains("embeded"), "{p}");
+        // A wrong type.
+        let p = check("[policy]\nrisk = \"low\"\n");
+        assert_eq!(p.line, Some(2), "{p}");
+        // A value out of range, in a section and in the second of an array of tables.
+        let p = check("[household]\nid = \"home\"\n[policy]\nlead_time_days = 2.0\nrisk = 0.7\n");
+        assert_eq!(
+            (p.line, p.key.as_deref()),
+            (Some(5), Some("policy.risk")),
+            "{p}"
+        );
+        assert!(p.message.contains("below 0.5"), "{p}");
+        let shops = "[[shops]]\nid = \"a\"\nname = \"A\"\nurl = \"http://127.0.0.1:1\"\n\n\
+                     [[shops]]\nid = \"b\"\nname = \"B\"\nurl = \"ftp://127.0.0.1:1\"\n";
+        let p = check(shops);
+        assert_eq!(
+            (p.line, p.key.as_deref()),
+            (Some(9), Some("shops[1].url")),
+            "{p}"
+        );
+        // A value the file does not set is said to be the default's.
+        let p = check("[storage]\npath = \"x\"\ncache_mb = 0\n");
+        assert_eq!(p.line, Some(3), "{p}");
+        // A good file passes: the defaults as printed, and the example in the docs.
+        assert!(AgentConfig::check_text("[household]\nid = \"flat-12\"\n").is_ok());
+        assert_eq!(
+            AgentConfig::check_text(&AgentConfig::default_toml()),
+            Ok(AgentConfig::default())
+        );
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/agent-vendure.toml");
+        assert!(AgentConfig::check_file(&example).is_ok());
+    }
+
     use crate::engine::household::Mode;
     use std::io::Write;
 

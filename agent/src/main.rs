@@ -32,6 +32,12 @@ struct Args {
 enum Command {
     /// Run the agent (the default).
     Run,
+    /// Check a configuration file: its syntax, keys, types and values, each problem with its
+    /// line. Exits 0 when the file is good, 1 when not.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
     /// Manage the household's members (with the agent stopped: it holds the store's lock).
     Household {
         #[command(subcommand)]
@@ -70,9 +76,31 @@ async fn main() -> anyhow::Result<()> {
     }
     match args.command.unwrap_or(Command::Run) {
         Command::Run => run(args.config).await,
+        Command::CheckConfig { file } => check_config(&file),
         Command::Household { command } => {
             replenish_agent::telemetry::init_logging("warn");
             household(args.config, command)
+        }
+    }
+}
+
+/// `check-config FILE`: `FILE: ok`, or `FILE:LINE: key: problem` and exit status 1.
+#[allow(clippy::print_stdout, clippy::print_stderr)] // a console command's output
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    match AgentConfig::check_file(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Err(problem) => {
+            let at = problem.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let key = problem
+                .key
+                .as_ref()
+                .map(|k| format!("{k}: "))
+                .unwrap_or_default();
+            eprintln!("{}{at}: {key}{}", file.display(), problem.message);
+            std::process::exit(1);
         }
     }
 }
