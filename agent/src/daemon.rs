@@ -46,6 +46,14 @@ pub enum StartError {
         /// Why.
         source: StoreError,
     },
+    /// The store's format cannot be used by this version.
+    #[error("storage at {path}: {source}")]
+    Format {
+        /// Where.
+        path: String,
+        /// Why.
+        source: crate::store::backup::FormatError,
+    },
     /// The embedded broker could not start.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -110,6 +118,10 @@ impl Agent {
             path: config.storage.path.display().to_string(),
             source,
         };
+        store::backup::open(&*store).map_err(|source| StartError::Format {
+            path: config.storage.path.display().to_string(),
+            source,
+        })?;
         let installation = store::installation_id(&*store).map_err(store_error)?;
         let snapshot = store::load_snapshot(&*store).map_err(store_error)?;
         tracing::info!(

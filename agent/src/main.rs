@@ -38,6 +38,39 @@ enum Command {
         /// The file.
         file: PathBuf,
     },
+    /// Save a copy of the whole store: from the running agent (`--url` and an owner's
+    /// `--token`), or, with the agent stopped, from its data directory.
+    Backup {
+        /// Where to write the copy (JSON).
+        #[arg(long)]
+        to: PathBuf,
+        /// The running agent's address (`http://127.0.0.1:8080`).
+        #[arg(long)]
+        url: Option<String>,
+        /// An owner's API token, for `--url`.
+        #[arg(long, env = "REPLENISH_TOKEN")]
+        token: Option<String>,
+    },
+    /// Write a backup into an empty data directory (the agent stopped); a backup from a newer
+    /// version is refused.
+    Restore {
+        /// The backup.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Write the household's history (orders, deliveries, levels, audit) as JSON for the
+    /// household to keep: from the running agent (`--url`, `--token`) or its data directory.
+    Export {
+        /// Where to write it.
+        #[arg(long)]
+        json: PathBuf,
+        /// The running agent's address.
+        #[arg(long)]
+        url: Option<String>,
+        /// An owner's API token, for `--url`.
+        #[arg(long, env = "REPLENISH_TOKEN")]
+        token: Option<String>,
+    },
     /// Manage the household's members (with the agent stopped: it holds the store's lock).
     Household {
         #[command(subcommand)]
@@ -77,11 +110,99 @@ async fn main() -> anyhow::Result<()> {
     match args.command.unwrap_or(Command::Run) {
         Command::Run => run(args.config).await,
         Command::CheckConfig { file } => check_config(&file),
+        Command::Backup { to, url, token } => {
+            let copy = read_backup(args.config, url, token).await?;
+            write_json(&to, &copy)
+        }
+        Command::Restore { from } => restore(args.config, &from),
+        Command::Export { json, url, token } => {
+            let copy = read_backup(args.config, url, token).await?;
+            write_json(&json, &store::backup::history(&copy))
+        }
         Command::Household { command } => {
             replenish_agent::telemetry::init_logging("warn");
             household(args.config, command)
         }
     }
+}
+
+/// The store's copy: from the running agent when `url` is given, else from the data directory.
+async fn read_backup(
+    config_file: Option<PathBuf>,
+    url: Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<store::backup::Backup> {
+    if let Some(url) = url {
+        let token = token.context("--url needs an owner's --token (or REPLENISH_TOKEN)")?;
+        replenish_agent::commerce::ensure_crypto_provider();
+        let answer = reqwest::Client::new()
+            .get(format!("{}/api/v1/backup", url.trim_end_matches('/')))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .with_context(|| format!("asking the agent at {url} for a backup"))?;
+        let status = answer.status();
+        if !status.is_success() {
+            let body = answer.text().await.unwrap_or_default();
+            anyhow::bail!("the agent at {url} answered {status}: {body}");
+        }
+        return answer.json().await.context("reading the agent's backup");
+    }
+    let config = AgentConfig::load(config_file.as_deref()).context("loading the configuration")?;
+    let path = &config.storage.path;
+    let store = SledStore::open(path, config.storage.cache_mb << 20).with_context(|| {
+        format!(
+            "opening the store at {} (is the agent running? then use --url and an owner's --token)",
+            path.display()
+        )
+    })?;
+    store::backup::export(&store).context("reading the store")
+}
+
+/// Writes `value` as JSON to `path`, readable by its owner only (it may hold token hashes).
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    serde_json::to_writer_pretty(&mut file, value)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.flush()?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// `restore --from FILE` into the configured, empty data directory.
+fn restore(config_file: Option<PathBuf>, from: &std::path::Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
+    let backup: store::backup::Backup = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a backup", from.display()))?;
+    let config = AgentConfig::load(config_file.as_deref()).context("loading the configuration")?;
+    let path = &config.storage.path;
+    let store = SledStore::open(path, config.storage.cache_mb << 20).with_context(|| {
+        format!(
+            "opening the store at {} (stop the agent first)",
+            path.display()
+        )
+    })?;
+    store::backup::restore(&store, &backup)
+        .with_context(|| format!("restoring {} into {}", from.display(), path.display()))?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "restored {} records (format {}) into {}",
+            backup.tables.values().map(Vec::len).sum::<usize>(),
+            backup.format,
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// `check-config FILE`: `FILE: ok`, or `FILE:LINE: key: problem` and exit status 1.
@@ -138,6 +259,7 @@ fn household(config_file: Option<PathBuf>, command: HouseholdCommand) -> anyhow:
             path.display()
         )
     })?;
+    store::backup::open(&store).context("checking the store's format")?;
     let installation = store::installation_id(&store).context("reading the installation id")?;
     let snapshot = store::load_snapshot(&store).context("reading the store")?;
     let mut engine = Engine::new(config.engine_config(installation)?, snapshot);

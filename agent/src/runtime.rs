@@ -82,6 +82,7 @@ enum Request {
     Order(String, oneshot::Sender<Option<Order>>),
     Settle(u64, oneshot::Sender<()>),
     Read(EngineRead),
+    Backup(oneshot::Sender<Result<crate::store::backup::Backup, String>>),
 }
 
 /// A read of the engine's state, run inside its task.
@@ -200,6 +201,12 @@ impl AgentHandle {
     pub async fn settle(&self, telemetry: u64) -> Result<(), Stopped> {
         self.request(|reply| Request::Settle(telemetry, reply))
             .await
+    }
+
+    /// A consistent copy of the whole store, made by the engine task between two events
+    /// (after flushing); `Err` says why the store could not be read.
+    pub async fn backup(&self) -> Result<Result<crate::store::backup::Backup, String>, Stopped> {
+        self.request(Request::Backup).await
     }
 
     /// Every notice from now on.
@@ -773,6 +780,15 @@ impl EngineTask {
                 let _ = reply.send(self.engine.order(&id).cloned());
             }
             Request::Settle(telemetry, reply) => self.settle_waiters.push((telemetry, reply)),
+            Request::Backup(reply) => {
+                let copy = self
+                    .store
+                    .flush()
+                    .map_err(crate::store::backup::FormatError::from)
+                    .and_then(|()| crate::store::backup::export(&*self.store))
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(copy);
+            }
             Request::Read(read) => read(&self.engine, self.clock.now_ms()),
         }
     }

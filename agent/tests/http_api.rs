@@ -276,6 +276,7 @@ async fn every_route_but_healthz_refuses_without_a_valid_token() {
         ("GET", "/api/v1/devices/coffee/commands"),
         ("POST", "/api/v1/devices/coffee/commands"),
         ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/backup"),
     ];
     for (method, path) in routes {
         let method: reqwest::Method = method.parse().unwrap();
@@ -340,6 +341,22 @@ async fn members_decide_orders_but_cannot_change_rules_members_or_devices() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = h.get("/api/v1/members", &h.member).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A backup holds every token's hash: owners only.
+    let (status, _) = h.get("/api/v1/backup", &h.member).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, backup) = h.get("/api/v1/backup", &h.owner).await;
+    assert_eq!(status, StatusCode::OK, "{backup}");
+    assert_eq!(backup["format"], 1);
+    let household = &backup["tables"]["household"];
+    assert_eq!(household.as_array().map(Vec::len), Some(1), "{backup}");
+    assert!(
+        backup["tables"]["meta"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == "installation" && r["text"] == true),
+        "{backup}"
+    );
     let (status, _) = h
         .call(
             reqwest::Method::DELETE,

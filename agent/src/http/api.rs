@@ -46,6 +46,7 @@ pub(super) fn routes() -> Router<AppState> {
             get(list_commands).post(send_command),
         )
         .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/backup", get(backup))
 }
 
 /// A JSON body whose errors are problem documents too.
@@ -644,6 +645,28 @@ async fn require(
     }
 }
 
+/// A consistent copy of the whole store (owners only): `replenish-agent backup --url … --to
+/// FILE` saves it, `restore --from FILE` writes it into an empty data directory.
+#[utoipa::path(get, path = "/api/v1/backup", tag = "backup",
+    responses((status = 200, body = crate::store::backup::Backup), (status = 403, body = Problem),
+        (status = 500, body = Problem)))]
+async fn backup(caller: Caller, State(state): State<AppState>) -> Response {
+    if let Err(response) = require(&state, &caller, Permission::ChangeSettings).await {
+        return response;
+    }
+    match state.agent.backup().await {
+        Ok(Ok(copy)) => axum::Json(copy).into_response(),
+        Ok(Err(why)) => {
+            tracing::error!(%why, "backup failed");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the store could not be read: {why}"),
+            )
+        }
+        Err(_) => unavailable(),
+    }
+}
+
 /// Members (owners only)
 #[utoipa::path(get, path = "/api/v1/members", tag = "members", params(PageQuery),
     responses((status = 200, body = Page<MemberView>), (status = 403, body = Problem)))]
@@ -965,11 +988,12 @@ async fn openapi(_caller: Caller) -> Response {
     ),
     paths(status, me, list_orders, get_order, order_options, approve, reject, collected, cancel, snooze, get_rules, put_rules,
         list_members, add_member, remove_member, list_devices, accept_device, remove_device,
-        send_command, list_commands, list_audit, openapi),
+        send_command, list_commands, list_audit, backup, openapi),
     components(schemas(StatusPage, StatusTotals, DeviceView, SlotView, OrderView, OrderOptionView,
         CommandRequest, PendingCommandView, crate::engine::inventory::Presence,
         AuditEntry, MemberView, NewMember, CreatedMember, RejectBody, SnoozeBody, OrderEdit,
-        Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Problem)),
+        Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Problem,
+        crate::store::backup::Backup, crate::store::backup::Record)),
     modifiers(&BearerAuth, &CommonAnswers, &SerdeShapes),
     security(("bearer" = [])),
     tags(
@@ -979,6 +1003,7 @@ async fn openapi(_caller: Caller) -> Response {
         (name = "members", description = "People and their tokens."),
         (name = "devices", description = "Appliances and pairing."),
         (name = "audit", description = "Who changed what."),
+        (name = "backup", description = "A copy of everything the agent stores."),
     )
 )]
 pub struct ApiDoc;

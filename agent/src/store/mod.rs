@@ -4,6 +4,7 @@
 //! engine's records to tables; a record that cannot be read back is logged, counted and
 //! skipped, never deleted, so a bug in one version cannot destroy data another can read.
 
+pub mod backup;
 mod memory;
 mod sled_store;
 
