@@ -922,9 +922,13 @@ mod tests {
             AgentConfig::check_text(&AgentConfig::default_toml()),
             Ok(AgentConfig::default())
         );
-        let example =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/agent-vendure.toml");
-        assert!(AgentConfig::check_file(&example).is_ok());
+        for example in [
+            "../docs/examples/agent-vendure.toml",
+            "packaging/agent.toml",
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(example);
+            assert_eq!(AgentConfig::check_file(&path).err(), None, "{example}");
+        }
     }
 
     use crate::engine::household::Mode;
