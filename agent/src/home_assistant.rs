@@ -185,7 +185,8 @@ pub fn snapshot(engine: &Engine, now: UnixMs) -> Vec<DeviceSnapshot> {
             slots: engine
                 .slots()
                 .filter(|s| s.device == d.id)
-                .map(|s| SlotSnapshot {
+                .map(|s| (s, pending(engine, d, s)))
+                .map(|(s, pending)| SlotSnapshot {
                     id: s.spec.id.to_string(),
                     consumable: s.spec.consumable.to_string(),
                     label: words.name(s.spec.consumable.as_str()),
@@ -198,8 +199,8 @@ pub fn snapshot(engine: &Engine, now: UnixMs) -> Vec<DeviceSnapshot> {
                     level: s.level,
                     empty_at: s.forecast.as_ref().and_then(|f| f.empty_at),
                     mode: rules.mode_of(s.spec.consumable.as_str()),
-                    pending_order: pending(engine, d, s).map(|o| o.id.clone()),
-                    pending_text: pending(engine, d, s).map(|o| format!("{}.", words.order(o))),
+                    pending_order: pending.map(|o| o.id.clone()),
+                    pending_text: pending.map(|o| format!("{}.", words.order(o))),
                 })
                 .collect(),
         })

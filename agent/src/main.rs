@@ -150,14 +150,19 @@ async fn read_backup(
         return answer.json().await.context("reading the agent's backup");
     }
     let config = AgentConfig::load(config_file.as_deref()).context("loading the configuration")?;
-    let path = &config.storage.path;
-    let store = SledStore::open(path, config.storage.cache_mb << 20).with_context(|| {
-        format!(
-            "opening the store at {} (is the agent running? then use --url and an owner's --token)",
-            path.display()
-        )
-    })?;
+    let store = open_store(
+        &config,
+        "is the agent running? then use --url and an owner's --token",
+    )?;
     store::backup::export(&store).context("reading the store")
+}
+
+/// Opens the configured store (it fails while the agent runs: sled locks it); `hint` says what
+/// to do then.
+fn open_store(config: &AgentConfig, hint: &str) -> anyhow::Result<SledStore> {
+    let path = &config.storage.path;
+    SledStore::open(path, config.storage.cache_mb << 20)
+        .with_context(|| format!("opening the store at {} ({hint})", path.display()))
 }
 
 /// Writes `value` as JSON to `path`, readable by its owner only (it may hold token hashes).
@@ -185,12 +190,7 @@ fn restore(config_file: Option<PathBuf>, from: &std::path::Path) -> anyhow::Resu
         .with_context(|| format!("{} is not a backup", from.display()))?;
     let config = AgentConfig::load(config_file.as_deref()).context("loading the configuration")?;
     let path = &config.storage.path;
-    let store = SledStore::open(path, config.storage.cache_mb << 20).with_context(|| {
-        format!(
-            "opening the store at {} (stop the agent first)",
-            path.display()
-        )
-    })?;
+    let store = open_store(&config, "stop the agent first")?;
     store::backup::restore(&store, &backup)
         .with_context(|| format!("restoring {} into {}", from.display(), path.display()))?;
     #[allow(clippy::print_stdout)]
@@ -251,14 +251,11 @@ async fn run(config_file: Option<PathBuf>) -> anyhow::Result<()> {
 #[allow(clippy::print_stdout)]
 fn household(config_file: Option<PathBuf>, command: HouseholdCommand) -> anyhow::Result<()> {
     let config = AgentConfig::load(config_file.as_deref()).context("loading the configuration")?;
-    let path = &config.storage.path;
-    let store = SledStore::open(path, config.storage.cache_mb << 20).with_context(|| {
-        format!(
-            "opening the store at {} (is the agent running? stop it first, or let an owner \
-             add members on the web page's Settings or with POST /api/v1/members)",
-            path.display()
-        )
-    })?;
+    let store = open_store(
+        &config,
+        "is the agent running? stop it first, or let an owner add members on the web page's \
+         Settings or with POST /api/v1/members",
+    )?;
     store::backup::open(&store).context("checking the store's format")?;
     let installation = store::installation_id(&store).context("reading the installation id")?;
     let snapshot = store::load_snapshot(&store).context("reading the store")?;

@@ -734,14 +734,11 @@ impl Engine {
     /// slot lasts, when the order arrives, whether that is in time).
     pub fn order_story(&self, order: &Order, now: UnixMs) -> (String, String) {
         let words = self.words(now);
-        let why = order.lines().first().map_or_else(String::new, |line| {
-            words.why(
-                line,
-                self.slots.get(&slot_key(&line.device, &line.slot)),
-                words::is_pickup(order.fulfilment.as_ref()),
-            )
-        });
-        (format!("{}.", words.order(order)), why)
+        let slot = self.slots.get(&slot_key(&order.device, &order.slot));
+        (
+            format!("{}.", words.order(order)),
+            words.order_why(order, slot),
+        )
     }
 
     /// The configuration.

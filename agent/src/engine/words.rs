@@ -580,12 +580,33 @@ impl Words<'_> {
     /// whether that is in time: `Coffee beans: about 3 days left (2 to 4). Arrives in 1–2
     /// days. Could run out before it arrives.`
     pub fn why(&self, line: &OrderItem, slot: Option<&SlotState>, pickup: bool) -> String {
-        let Some(outlook) = line.outlook else {
+        self.why_of(line.consumable.as_str(), line.outlook, slot, pickup)
+    }
+
+    /// [`Words::why`] of an order's first line (the slot that triggered it), `slot` being that
+    /// line's slot if it is still there.
+    pub fn order_why(&self, order: &Order, slot: Option<&SlotState>) -> String {
+        self.why_of(
+            order.consumable.as_str(),
+            order.outlook,
+            slot,
+            is_pickup(order.fulfilment.as_ref()),
+        )
+    }
+
+    fn why_of(
+        &self,
+        consumable: &str,
+        outlook: Option<Outlook>,
+        slot: Option<&SlotState>,
+        pickup: bool,
+    ) -> String {
+        let Some(outlook) = outlook else {
             return String::new();
         };
         let left = match slot {
             Some(slot) => self.days_left(slot),
-            None => format!("{}: running low", self.name(line.consumable.as_str())),
+            None => format!("{}: running low", self.name(consumable)),
         };
         format!(
             "{left}. {}. {}.",

@@ -28,7 +28,7 @@ use crate::engine::inventory::SlotState;
 use crate::engine::order::{Order, OrderState};
 use crate::engine::shopping::ShopInfo;
 use crate::engine::words::Locale;
-use crate::engine::words::{Names, Words, audit_action, cap, is_pickup};
+use crate::engine::words::{Names, Words, audit_action, cap};
 use crate::engine::{Engine, Event, OrderEdit};
 use crate::runtime::AskError;
 use replenish_commerce::{Currency, Offer};
@@ -249,14 +249,8 @@ impl View {
 
     /// Why the order's first line was ordered, in words.
     fn why(&self, order: &Order) -> String {
-        let words = self.words();
-        order.lines().first().map_or_else(String::new, |line| {
-            words.why(
-                line,
-                self.slot_of(&line.device, &line.slot),
-                is_pickup(order.fulfilment.as_ref()),
-            )
-        })
+        self.words()
+            .order_why(order, self.slot_of(&order.device, &order.slot))
     }
 }
 
