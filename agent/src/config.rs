@@ -146,6 +146,16 @@ pub struct MqttConfig {
     /// accepts larger ones. Device messages are at most 2048 bytes; the agent's own largest is a
     /// Home Assistant discovery config (about 1 KB per slot, under 16 KB for 8 slots).
     pub max_packet_bytes: usize,
+    /// The user name the agent logs in with (to an external broker, or to the embedded one's
+    /// gate when `embedded_auth` is on).
+    pub username: Option<String>,
+    /// The agent's password.
+    pub password: Option<String>,
+    /// The embedded broker accepts only logins: the agent's (`username`, `password`) and one per
+    /// device, issued by an owner (`POST /api/v1/devices/{id}/login`); each device may publish
+    /// only to its own topics and subscribe only to its own command topic. Off: anyone who
+    /// reaches the port may connect and publish as any device (pairing is then the only gate).
+    pub embedded_auth: bool,
 }
 
 /// `[ingest]`
@@ -310,6 +320,9 @@ impl Default for MqttConfig {
             client_id: None,
             keep_alive_secs: 30,
             max_packet_bytes: 64 * 1024,
+            username: None,
+            password: None,
+            embedded_auth: false,
         }
     }
 }
@@ -445,6 +458,8 @@ pub struct BrokerAddress {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// User name and password, if the agent logs in.
+    pub login: Option<(String, String)>,
 }
 
 impl AgentConfig {
@@ -551,6 +566,26 @@ impl AgentConfig {
             )
         })?;
         self.broker_address()?;
+        if self.mqtt.username.is_some() != self.mqtt.password.is_some() {
+            return Err(invalid(
+                "mqtt.password",
+                "set both mqtt.username and mqtt.password, or neither",
+            ));
+        }
+        if self.mqtt.embedded_auth {
+            if !self.mqtt.embedded {
+                return Err(invalid(
+                    "mqtt.embedded_auth",
+                    "applies to the embedded broker only (mqtt.embedded = true); an external broker has its own logins",
+                ));
+            }
+            if self.mqtt.password.as_ref().is_none_or(|p| p.len() < 16) {
+                return Err(invalid(
+                    "mqtt.password",
+                    "mqtt.embedded_auth needs the agent's own login: set mqtt.username and a password of at least 16 characters",
+                ));
+            }
+        }
         if !(1..=300).contains(&self.http.client_timeout_secs) {
             return Err(invalid(
                 "http.client_timeout_secs",
@@ -777,6 +812,7 @@ impl AgentConfig {
             return Ok(BrokerAddress {
                 host,
                 port: listen.port(),
+                login: self.mqtt_login(),
             });
         }
         let url = reqwest::Url::parse(&self.mqtt.url)
@@ -795,7 +831,13 @@ impl AgentConfig {
         Ok(BrokerAddress {
             host,
             port: url.port().unwrap_or(1883),
+            login: self.mqtt_login(),
         })
+    }
+
+    /// The agent's MQTT login, when both halves are set.
+    pub fn mqtt_login(&self) -> Option<(String, String)> {
+        Some((self.mqtt.username.clone()?, self.mqtt.password.clone()?))
     }
 
     /// The MQTT client id.
@@ -1006,7 +1048,8 @@ mod tests {
             loaded.broker_address().unwrap(),
             BrokerAddress {
                 host: "broker.lan".into(),
-                port: 1884
+                port: 1884,
+                login: None,
             }
         );
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::broker::{self, BrokerError};
+use crate::broker::{self, BrokerError, gate};
 use crate::clock::Clock;
 use crate::config::ShopPlatform;
 use crate::config::{AgentConfig, ConfigError};
@@ -89,17 +89,30 @@ impl Agent {
     pub async fn start(config: &AgentConfig, options: AgentOptions) -> Result<Agent, StartError> {
         config.validate()?;
         let metrics = crate::telemetry::prometheus();
-        if config.mqtt.embedded {
-            let v5 = config
-                .mqtt
-                .embedded_v5
-                .then_some(config.mqtt.embedded_listen_v5);
-            broker::start(
+        let public_v5 = config
+            .mqtt
+            .embedded_v5
+            .then_some(config.mqtt.embedded_listen_v5);
+        // With logins on, the broker sits behind the gate and accepts only the gate's own
+        // login, a secret of this process.
+        let gate_login = if config.mqtt.embedded && config.mqtt.embedded_auth {
+            let secret = crate::auth::random_secret().map_err(|e| {
+                StartError::Broker(BrokerError::Thread(std::io::Error::other(e.to_string())))
+            })?;
+            Some(("replenish-gate".to_string(), secret))
+        } else {
+            None
+        };
+        let embedded = if config.mqtt.embedded {
+            Some(broker::start(
                 config.mqtt.embedded_listen,
-                v5,
+                public_v5,
                 config.mqtt.max_packet_bytes,
-            )?;
-        }
+                gate_login.clone(),
+            )?)
+        } else {
+            None
+        };
         let store: Arc<dyn Store> = match options.store {
             Some(store) => store,
             None => {
@@ -159,6 +172,33 @@ impl Agent {
             prefix: config.mqtt.prefix.clone(),
         };
         let (handle, engine_task) = runtime::spawn(parts, shutdown_rx.clone());
+        let mut gate_tasks = Vec::new();
+        if let (Some(login), Some(behind)) = (gate_login, embedded) {
+            let settings = Arc::new(gate::GateSettings {
+                upstream: behind.v4,
+                upstream_v5: behind.v5,
+                upstream_login: login,
+                agent: config
+                    .mqtt_login()
+                    .map(|(user, password)| (user, crate::auth::hash_token(&password))),
+                acl: gate::Acl::new(&config.mqtt.prefix, &config.household.id),
+                max_packet_bytes: config.mqtt.max_packet_bytes,
+                connect_timeout: Duration::from_secs(10),
+            });
+            for addr in std::iter::once(config.mqtt.embedded_listen).chain(public_v5) {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind { addr, source })?;
+                gate_tasks.push(tokio::spawn(gate::serve(
+                    listener,
+                    settings.clone(),
+                    handle.device_logins(),
+                    |stream| std::future::ready(Ok(stream)),
+                    shutdown_rx.clone(),
+                )));
+            }
+            tracing::info!(listen = %config.mqtt.embedded_listen, v5 = ?public_v5, "MQTT gate: logins and topic rights enforced");
+        }
 
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
@@ -202,6 +242,7 @@ impl Agent {
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
             max_packet_bytes: config.mqtt.max_packet_bytes,
             stall_after: Duration::from_secs(config.ingest.stall_secs),
+            login: broker.login,
         };
         let (subscribed, mqtt_ready) = watch::channel(false);
         let mqtt_task = tokio::spawn(mqtt::run(
@@ -224,6 +265,7 @@ impl Agent {
             }
         });
         let mut tasks = vec![http_task, mqtt_task, upkeep_task];
+        tasks.extend(gate_tasks);
         // Notifications and Home Assistant (their own MQTT connection; stopped by the same signal).
         tasks.extend(crate::integrations::start(
             config,

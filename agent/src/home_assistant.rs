@@ -1150,6 +1150,7 @@ mod tests {
             subscriptions: Vec::new(),
             max_packet_bytes: 4096,
             connected: Default::default(),
+            login: None,
         };
         let (publisher, _input, task) = crate::mqtt_out::spawn(settings, shutdown);
         let big = Outgoing {

@@ -80,6 +80,7 @@ pub fn start(
         subscriptions: ha.subscriptions(),
         max_packet_bytes: config.mqtt.max_packet_bytes,
         connected: ingest.out_connected.clone(),
+        login: broker.login.clone(),
     };
     let (publisher, input, link_task) = mqtt_out::spawn(link_settings, shutdown.clone());
     let publisher = Arc::new(publisher) as Arc<dyn Publish>;

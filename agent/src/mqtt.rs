@@ -55,6 +55,8 @@ pub struct MqttSettings {
     pub max_packet_bytes: usize,
     /// Messages pending with no ack for this long mark the ingest stalled.
     pub stall_after: Duration,
+    /// User name and password, if the broker wants them.
+    pub login: Option<(String, String)>,
 }
 
 const CHANNELS: [Channel; 3] = [Channel::Status, Channel::Report, Channel::Ack];
@@ -246,6 +248,9 @@ pub async fn run(
         // reconnect, stopping ingest for good; the codec refuses (and counts) any payload over
         // 2048 bytes instead. The broker's limit bounds what can arrive (docs/operations.md).
         .set_max_packet_size(MQTT_MAX_PACKET, settings.max_packet_bytes);
+    if let Some((username, password)) = &settings.login {
+        options.set_credentials(username, password);
+    }
     let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let pump = tokio::spawn(pump(client.clone(), commands_rx, health.clone()));
     let flush_timeout = Duration::from_secs(eventloop.network_options.connection_timeout());

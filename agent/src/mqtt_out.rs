@@ -142,6 +142,8 @@ pub struct LinkSettings {
     pub max_packet_bytes: usize,
     /// Set while connected (for `/healthz`).
     pub connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// User name and password, if the broker wants them.
+    pub login: Option<(String, String)>,
 }
 
 /// The agent's availability topic: `{prefix}/{household}/agent/availability`.
@@ -202,6 +204,9 @@ async fn run(
             QoS::AtLeastOnce,
             true,
         ));
+    if let Some((username, password)) = &settings.login {
+        options.set_credentials(username, password);
+    }
     let (client, mut eventloop) = AsyncClient::new(options, QUEUE);
     let span =
         tracing::info_span!("mqtt_out", broker = %format!("{}:{}", settings.host, settings.port));

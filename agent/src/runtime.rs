@@ -3,6 +3,7 @@
 //! leaves and before MQTT messages are acknowledged), shop calls in their own tasks whose
 //! results come back as events, and notices.
 
+use crate::broker::gate::DeviceLogins;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -95,6 +96,7 @@ pub struct AgentHandle {
     notices: broadcast::Sender<Notice>,
     changes: Arc<watch::Sender<u64>>,
     ready: Arc<AtomicBool>,
+    device_logins: Arc<watch::Sender<DeviceLogins>>,
 }
 
 /// Room for one MQTT message in the engine's queue, from [`AgentHandle::room`].
@@ -218,6 +220,12 @@ impl AgentHandle {
     /// rules); the value counts changes, and a burst is seen as one.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// The devices' MQTT logins (id → password hash), for the embedded broker's gate; it
+    /// changes when an owner issues or removes one.
+    pub fn device_logins(&self) -> watch::Receiver<DeviceLogins> {
+        self.device_logins.subscribe()
     }
 
     /// True once the engine has loaded its state and runs.
@@ -579,6 +587,17 @@ pub struct RuntimeParts {
     pub prefix: String,
 }
 
+/// The devices' login hashes of a household record.
+fn device_logins_of(household: &crate::engine::household::Household) -> DeviceLogins {
+    Arc::new(
+        household
+            .device_logins
+            .iter()
+            .map(|(id, login)| (id.clone(), login.password_hash.clone()))
+            .collect(),
+    )
+}
+
 /// How often the catalog is fetched again.
 const CATALOG_REFRESH_MS: UnixMs = 6 * HOUR_MS;
 
@@ -590,11 +609,15 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(1024);
     let (notices, _) = broadcast::channel(4096);
     let changes = Arc::new(watch::Sender::new(0));
+    let device_logins = Arc::new(watch::Sender::new(device_logins_of(
+        parts.engine.household(),
+    )));
     let handle = AgentHandle {
         tx: tx.clone(),
         notices: notices.clone(),
         changes: changes.clone(),
         ready: Arc::new(AtomicBool::new(false)),
+        device_logins: device_logins.clone(),
     };
     let task = EngineTask {
         engine: parts.engine,
@@ -604,6 +627,7 @@ pub fn spawn(
         tx: tx.downgrade(),
         notices,
         changes,
+        device_logins,
         shop_calls: 0,
         telemetry_seen: 0,
         settle_waiters: Vec::new(),
@@ -628,6 +652,8 @@ struct EngineTask {
     notices: broadcast::Sender<Notice>,
     /// Bumped by every saved change of state (see [`AgentHandle::changes`]).
     changes: Arc<watch::Sender<u64>>,
+    /// The devices' MQTT logins as the broker's gate reads them.
+    device_logins: Arc<watch::Sender<DeviceLogins>>,
     shop_calls: usize,
     telemetry_seen: u64,
     settle_waiters: Vec<(u64, oneshot::Sender<()>)>,
@@ -844,6 +870,16 @@ impl EngineTask {
         match store::save_effect(&*self.store, &effect) {
             Ok(true) => {
                 self.changes.send_modify(|n| *n = n.wrapping_add(1));
+                if let Effect::SaveHousehold(household) = &effect {
+                    let logins = device_logins_of(household);
+                    self.device_logins.send_if_modified(|current| {
+                        let changed = **current != *logins;
+                        if changed {
+                            *current = logins;
+                        }
+                        changed
+                    });
+                }
                 return;
             }
             Ok(false) => {}

@@ -25,6 +25,7 @@ async fn a_v5_publish_reaches_a_v4_subscriber() {
         SocketAddr::from(([127, 0, 0, 1], v4)),
         Some(SocketAddr::from(([127, 0, 0, 1], v5))),
         64 * 1024,
+        None,
     )
     .unwrap();
 
@@ -81,7 +82,8 @@ async fn a_v5_publish_reaches_a_v4_subscriber() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_packet_over_the_limit_closes_only_its_sender() {
     let port = free_port();
-    replenish_agent::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), None, 4096).unwrap();
+    replenish_agent::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), None, 4096, None)
+        .unwrap();
     let connect = |id: &str| {
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_max_packet_size(64 * 1024, 64 * 1024);

@@ -736,6 +736,40 @@ impl Engine {
         Ok(())
     }
 
+    pub(super) fn issue_device_login(
+        &mut self,
+        device_id: &Id,
+        password_hash: String,
+        by: &Actor,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        self.household.authorize(by, Permission::ChangeSettings)?;
+        let replaced = self
+            .household
+            .device_logins
+            .insert(
+                device_id.to_string(),
+                super::household::DeviceLogin {
+                    password_hash,
+                    issued_at: now,
+                },
+            )
+            .is_some();
+        fx.push(Effect::SaveHousehold(Box::new(self.household.clone())));
+        let waiting = self.devices.get(device_id).is_some_and(|d| !d.accepted);
+        if waiting {
+            self.accept_device(device_id, by, now, fx)?;
+        }
+        let detail = if replaced {
+            format!("gave {device_id} a new MQTT login; the old one no longer works")
+        } else {
+            format!("gave {device_id} an MQTT login")
+        };
+        self.record(by, "issue_device_login", device_id, detail, now, fx);
+        Ok(())
+    }
+
     pub(super) fn remove_device(
         &mut self,
         device_id: &Id,
@@ -744,7 +778,20 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
         self.household.authorize(by, Permission::ChangeSettings)?;
+        let had_login = self
+            .household
+            .device_logins
+            .remove(device_id.as_str())
+            .is_some();
+        if had_login {
+            fx.push(Effect::SaveHousehold(Box::new(self.household.clone())));
+        }
         if !self.devices.contains_key(device_id) {
+            if had_login {
+                let detail = format!("removed the MQTT login of {device_id}");
+                self.record(by, "remove_device", device_id, detail, now, fx);
+                return Ok(());
+            }
             return Err(EngineError::UnknownDevice(device_id.clone()));
         }
         self.devices.remove(device_id);

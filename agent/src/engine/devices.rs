@@ -111,7 +111,14 @@ impl Engine {
         let is_new = known.is_none();
         let accepted = match known {
             Some(known) => known.accepted,
-            None => self.config.pairing == Pairing::Open,
+            // An owner who gave the device its login has accepted it already.
+            None => {
+                self.config.pairing == Pairing::Open
+                    || self
+                        .household
+                        .device_logins
+                        .contains_key(device_id.as_str())
+            }
         };
         // A waiting device asks once per new birth, and at most every so often.
         let every = self.config.ingest.pairing_notice_every_ms;

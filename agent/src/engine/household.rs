@@ -602,6 +602,18 @@ pub struct Household {
     pub next_member_no: u64,
     /// Number of the next audit entry.
     pub next_audit_no: u64,
+    /// Devices an owner gave an MQTT login, by device id (the login's user name).
+    #[serde(default)]
+    pub device_logins: BTreeMap<String, DeviceLogin>,
+}
+
+/// A device's MQTT login: the password is shown once when issued and kept only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLogin {
+    /// SHA-256 of the password, lower-case hex.
+    pub password_hash: String,
+    /// When it was issued.
+    pub issued_at: UnixMs,
 }
 
 impl Household {

@@ -224,6 +224,17 @@ pub enum Event {
         /// Who.
         by: Actor,
     },
+    /// An owner gives a device an MQTT login (replacing any it had): the device is part of
+    /// the household from its first birth. The password is made and shown outside the engine;
+    /// only its hash comes in.
+    IssueDeviceLogin {
+        /// The device (the login's user name and the client id it must use).
+        device: Id,
+        /// SHA-256 of the password, lower-case hex.
+        password_hash: String,
+        /// Who.
+        by: Actor,
+    },
     /// A device stamped a report with a clock that is wrong: send it the time.
     ClockOff {
         /// The device.
@@ -899,6 +910,11 @@ impl Engine {
             Event::SetRules { rules, by } => self.set_rules(rules, &by, now, fx)?,
             Event::AcceptDevice { device, by } => self.accept_device(&device, &by, now, fx)?,
             Event::RemoveDevice { device, by } => self.remove_device(&device, &by, now, fx)?,
+            Event::IssueDeviceLogin {
+                device,
+                password_hash,
+                by,
+            } => self.issue_device_login(&device, password_hash, &by, now, fx)?,
             Event::ClockOff { device } => self.sync_clock(&device, now, fx),
             Event::Command { device, body, by } => {
                 self.command_from_person(&device, body, &by, now, fx)?;

@@ -763,6 +763,7 @@ pub fn audit_action(action: &str) -> &str {
         "remove_member" => "removed the member",
         "accept_device" => "accepted the appliance",
         "remove_device" => "removed the appliance",
+        "issue_device_login" => "gave a network login to the appliance",
         "command" => "sent a command to",
         other => other,
     }

@@ -40,6 +40,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/members/{id}", axum::routing::delete(remove_member))
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}/accept", post(accept_device))
+        .route("/api/v1/devices/{id}/login", post(issue_device_login))
         .route("/api/v1/devices/{id}", axum::routing::delete(remove_device))
         .route(
             "/api/v1/devices/{id}/commands",
@@ -172,6 +173,15 @@ pub struct CreatedMember {
     pub member: MemberView,
     /// Their API token; only its hash is stored.
     pub token: String,
+}
+
+/// A device's MQTT login, shown this once: enter it in the appliance's setup.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceLoginView {
+    /// The user name, which is also the client id the device must use.
+    pub username: String,
+    /// The password; only its hash is stored.
+    pub password: String,
 }
 
 /// Why an order is rejected.
@@ -786,6 +796,42 @@ async fn accept_device(
     .await
 }
 
+/// Give a device an MQTT login, or a new one (owners only): the password is shown this once,
+/// the old one stops working, and the device is part of the household from its first birth
+#[utoipa::path(post, path = "/api/v1/devices/{id}/login", tag = "devices",
+    params(("id" = String, Path, description = "The device (known or not yet connected)")),
+    responses((status = 201, body = DeviceLoginView), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn issue_device_login(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let device = match device_id(&id) {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    let password = match crate::auth::random_secret() {
+        Ok(secret) => secret,
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let event = Event::IssueDeviceLogin {
+        device: device.clone(),
+        password_hash: hash_token(&password),
+        by: caller.actor(),
+    };
+    match state.agent.ask(event).await {
+        Ok(()) => {
+            let login = DeviceLoginView {
+                username: device.to_string(),
+                password,
+            };
+            (StatusCode::CREATED, Json(login)).into_response()
+        }
+        Err(error) => ask_problem(error),
+    }
+}
+
 /// Remove a device and its slots (owners only); its orders stay
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
     params(("id" = String, Path, description = "The device")),
@@ -987,9 +1033,9 @@ async fn openapi(_caller: Caller) -> Response {
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
     paths(status, me, list_orders, get_order, order_options, approve, reject, collected, cancel, snooze, get_rules, put_rules,
-        list_members, add_member, remove_member, list_devices, accept_device, remove_device,
+        list_members, add_member, remove_member, list_devices, accept_device, issue_device_login, remove_device,
         send_command, list_commands, list_audit, backup, openapi),
-    components(schemas(StatusPage, StatusTotals, DeviceView, SlotView, OrderView, OrderOptionView,
+    components(schemas(StatusPage, StatusTotals, DeviceView, DeviceLoginView, SlotView, OrderView, OrderOptionView,
         CommandRequest, PendingCommandView, crate::engine::inventory::Presence,
         AuditEntry, MemberView, NewMember, CreatedMember, RejectBody, SnoozeBody, OrderEdit,
         Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Problem,

@@ -5,6 +5,9 @@
 
 use std::net::SocketAddr;
 
+pub mod gate;
+pub mod packet;
+
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -21,18 +24,52 @@ pub enum BrokerError {
     Thread(std::io::Error),
 }
 
+/// Where a started broker listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// MQTT 3.1.1.
+    pub v4: SocketAddr,
+    /// MQTT 5, if offered.
+    pub v5: Option<SocketAddr>,
+}
+
+/// A free port on loopback for the broker behind the gate (rumqttd takes an address, not a
+/// listener, so the port is found first and bound again by rumqttd a moment later).
+fn loopback_port() -> Result<SocketAddr, BrokerError> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = std::net::TcpListener::bind(any)
+        .map_err(|source| BrokerError::Bind { addr: any, source })?;
+    listener
+        .local_addr()
+        .map_err(|source| BrokerError::Bind { addr: any, source })
+}
+
 /// Starts a broker listening on `addr` (MQTT 3.1.1) and, if given, on `v5` (MQTT 5, for
 /// devices whose client speaks only v5) in a background thread. A client that sends a packet
-/// larger than `max_packet_bytes` is disconnected.
+/// larger than `max_packet_bytes` is disconnected. With `gate_login`, the broker listens on
+/// loopback ports of its own instead and accepts only that login: the gate
+/// ([`gate::serve`]) then listens on `addr` and `v5`.
 #[cfg(feature = "embedded-broker")]
 pub fn start(
     addr: SocketAddr,
     v5: Option<SocketAddr>,
     max_packet_bytes: usize,
-) -> Result<(), BrokerError> {
+    gate_login: Option<(String, String)>,
+) -> Result<Listening, BrokerError> {
     use std::collections::HashMap;
 
     use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+    let (addr, v5) = if gate_login.is_some() {
+        let v5 = match v5 {
+            Some(_) => Some(loopback_port()?),
+            None => None,
+        };
+        (loopback_port()?, v5)
+    } else {
+        (addr, v5)
+    };
+    let auth = gate_login.map(|(user, password)| HashMap::from([(user, password)]));
 
     // rumqttd reports a taken port only in its own thread's log: check it here first.
     for addr in std::iter::once(addr).chain(v5) {
@@ -46,7 +83,7 @@ pub fn start(
         // A larger packet closes the sender's connection (rumqttd's rule), never another's.
         max_payload_size: max_packet_bytes,
         max_inflight_count: 500,
-        auth: None,
+        auth: auth.clone(),
         external_auth: None,
         dynamic_filters: true,
     };
@@ -96,7 +133,7 @@ pub fn start(
         }
     }
     tracing::info!(%addr, v5 = ?v5, "embedded MQTT broker started");
-    Ok(())
+    Ok(Listening { v4: addr, v5 })
 }
 
 /// Without the `embedded-broker` feature, asking for the broker is a configuration error.
@@ -105,7 +142,8 @@ pub fn start(
     addr: SocketAddr,
     _v5: Option<SocketAddr>,
     _max_packet_bytes: usize,
-) -> Result<(), BrokerError> {
+    _gate_login: Option<(String, String)>,
+) -> Result<Listening, BrokerError> {
     Err(BrokerError::Bind {
         addr,
         source: std::io::Error::other(
