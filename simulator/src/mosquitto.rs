@@ -48,14 +48,19 @@ pub const RECOMMENDED: &str = "max_queued_messages 0\nmax_inflight_messages 100\
 /// Starts Mosquitto on loopback `port` with its configuration (plus `extra` lines) in `dir`,
 /// and waits until it accepts connections (milliseconds; bounded at 5 s).
 pub fn start(dir: &Path, port: u16, extra: &str) -> Result<Mosquitto, MosquittoError> {
-    let conf = dir.join(format!("mosquitto-{port}.conf"));
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}"),
-    )?;
+    let conf =
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}");
+    start_with(dir, port, &conf)
+}
+
+/// Starts Mosquitto with the whole configuration `conf` (written to `dir`), and waits until it
+/// accepts connections on loopback `port` (bounded at 5 s).
+pub fn start_with(dir: &Path, port: u16, conf: &str) -> Result<Mosquitto, MosquittoError> {
+    let path = dir.join(format!("mosquitto-{port}.conf"));
+    std::fs::write(&path, conf)?;
     let child = Command::new("mosquitto")
         .arg("-c")
-        .arg(&conf)
+        .arg(&path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;

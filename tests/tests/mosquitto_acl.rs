@@ -1,0 +1,380 @@
+//! docs/examples/mosquitto (mosquitto.conf and acl) as written, in a real Mosquitto: logins
+//! from a password file, each device only on its own topics, appliances over TLS, and the agent
+//! logging in with its own account.
+//!
+//! Skips (saying so) when Mosquitto or openssl is missing, except in CI (`CI=true`), where that
+//! fails the test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use replenish_agent::clock::ManualClock;
+use replenish_agent::config::AgentConfig;
+use replenish_agent::engine::Pairing;
+use replenish_agent::{Agent, AgentOptions};
+use replenish_sim::mosquitto::{self, Mosquitto};
+use replenish_sim::world::free_port;
+use replenish_tests::{in_ci, on_path};
+use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
+
+const AGENT_PASSWORD: &str = "agent-password-0123456789";
+const KETTLE_PASSWORD: &str = "kettle-password-0123456789";
+const WAIT: Duration = Duration::from_secs(10);
+
+fn run(command: &mut Command) -> Output {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A CA and a server certificate for 127.0.0.1 and localhost, made with openssl.
+fn certificates(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(Command::new("openssl")
+        .current_dir(dir)
+        .args(["req", "-x509"])
+        .args(ec)
+        .args(["-keyout", "ca.key", "-out", "ca.crt", "-days", "2"])
+        .args(["-subj", "/CN=replenish test CA"]));
+    run(Command::new("openssl")
+        .current_dir(dir)
+        .arg("req")
+        .args(ec)
+        .args([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]));
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(Command::new("openssl").current_dir(dir).args([
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]));
+}
+
+/// Mosquitto with the documented files, moved to `dir` and the given ports.
+fn start(dir: &Path, plain: u16, tls: u16) -> Mosquitto {
+    use std::os::unix::fs::PermissionsExt;
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/mosquitto");
+    let conf = std::fs::read_to_string(docs.join("mosquitto.conf")).unwrap();
+    let at = format!("{}/", dir.display());
+    let conf = conf
+        .replace("/etc/mosquitto/replenish/", &at)
+        .replace(
+            "listener 1883 127.0.0.1",
+            &format!("listener {plain} 127.0.0.1"),
+        )
+        .replace("listener 8883", &format!("listener {tls} 127.0.0.1"))
+        .replace("persistence true", "persistence false")
+        .replace("persistence_location /var/lib/mosquitto/\n", "");
+    assert!(!conf.contains("/etc/mosquitto"), "every path moved");
+    std::fs::copy(docs.join("acl"), dir.join("acl")).unwrap();
+    certificates(dir);
+    let passwd = dir.join("passwd");
+    run(Command::new("mosquitto_passwd")
+        .args(["-c", "-b"])
+        .arg(&passwd)
+        .args(["replenish-agent", AGENT_PASSWORD]));
+    run(Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg(&passwd)
+        .args(["kettle", KETTLE_PASSWORD]));
+    // Mosquitto started as root reads its files as the mosquitto user.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    mosquitto::start_with(dir, plain, &conf).unwrap()
+}
+
+fn client(port: u16, id: &str, user: &str, password: &str) -> (AsyncClient, rumqttc::EventLoop) {
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options.set_credentials(user, password);
+    AsyncClient::new(options, 16)
+}
+
+async fn until(
+    event_loop: &mut rumqttc::EventLoop,
+    mut predicate: impl FnMut(&Packet) -> bool,
+) -> Result<Packet, ConnectionError> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Event::Incoming(packet) = event_loop.poll().await?
+                && predicate(&packet)
+            {
+                return Ok(packet);
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s")
+}
+
+/// `mosquitto_pub` over TLS, trusting the test CA.
+fn publish_tls(
+    port: u16,
+    user: &str,
+    password: &str,
+    topic: &str,
+    message: &str,
+    dir: &Path,
+) -> Output {
+    Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .arg("--cafile")
+        .arg(dir.join("ca.crt"))
+        .args([
+            "-u", user, "-P", password, "-i", user, "-t", topic, "-m", message,
+        ])
+        .output()
+        .unwrap()
+}
+
+#[allow(clippy::print_stdout)] // the skip is said where cargo test shows it
+fn installed() -> bool {
+    let all = ["mosquitto", "mosquitto_passwd", "mosquitto_pub", "openssl"]
+        .into_iter()
+        .all(on_path);
+    if !all {
+        assert!(
+            !in_ci(),
+            "CI=true but mosquitto, mosquitto-clients or openssl is missing"
+        );
+        println!("SKIPPED: apt-get install mosquitto mosquitto-clients openssl");
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_mosquitto_enforces_logins_topics_and_tls() {
+    if !installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, tls) = (free_port().unwrap(), free_port().unwrap());
+    let _mosquitto = start(dir.path(), plain, tls);
+
+    // The agent's account reads every report of the household.
+    let (agent, mut agent_loop) = client(plain, "agent", "replenish-agent", AGENT_PASSWORD);
+    agent
+        .subscribe("replenish/v1/home/+/report", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    until(&mut agent_loop, |p| matches!(p, Packet::SubAck(_)))
+        .await
+        .unwrap();
+
+    // A wrong password and no login are refused.
+    let (_c, mut wrong) = client(plain, "kettle", "kettle", "not-the-password");
+    let refused = until(&mut wrong, |p| matches!(p, Packet::ConnAck(_))).await;
+    assert!(
+        matches!(refused, Err(ConnectionError::ConnectionRefused(_))),
+        "{refused:?}"
+    );
+    let anonymous = AsyncClient::new(MqttOptions::new("anon", "127.0.0.1", plain), 16);
+    let (_c, mut anonymous) = anonymous;
+    let refused = until(&mut anonymous, |p| matches!(p, Packet::ConnAck(_))).await;
+    assert!(
+        matches!(refused, Err(ConnectionError::ConnectionRefused(_))),
+        "{refused:?}"
+    );
+    let output = publish_tls(
+        tls,
+        "kettle",
+        "not-the-password",
+        "replenish/v1/home/kettle/report",
+        "x",
+        dir.path(),
+    );
+    assert!(
+        !output.status.success(),
+        "a wrong password over TLS is refused"
+    );
+
+    // Over TLS the kettle reports on its own topic, and its report arrives.
+    let output = publish_tls(
+        tls,
+        "kettle",
+        KETTLE_PASSWORD,
+        "replenish/v1/home/kettle/report",
+        "own",
+        dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let Packet::Publish(first) = until(&mut agent_loop, |p| matches!(p, Packet::Publish(_)))
+        .await
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (first.topic.as_str(), &first.payload[..]),
+        ("replenish/v1/home/kettle/report", &b"own"[..])
+    );
+
+    // Posing as the fridge: Mosquitto drops it (MQTT 3.1.1 cannot say no to a publish), so the
+    // next report the agent sees is the kettle's own that follows.
+    let output = publish_tls(
+        tls,
+        "kettle",
+        KETTLE_PASSWORD,
+        "replenish/v1/home/fridge/report",
+        "spoofed",
+        dir.path(),
+    );
+    assert!(output.status.success());
+    let output = publish_tls(
+        tls,
+        "kettle",
+        KETTLE_PASSWORD,
+        "replenish/v1/home/kettle/report",
+        "after",
+        dir.path(),
+    );
+    assert!(output.status.success());
+    let Packet::Publish(next) = until(&mut agent_loop, |p| matches!(p, Packet::Publish(_)))
+        .await
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (next.topic.as_str(), &next.payload[..]),
+        ("replenish/v1/home/kettle/report", &b"after"[..]),
+        "the spoofed report was delivered"
+    );
+
+    // The kettle may read its own commands, not the fridge's: Mosquitto grants the
+    // subscription but delivers nothing it may not read, so of two commands sent (the fridge's
+    // first), the first the kettle receives is its own.
+    let (kettle, mut kettle_loop) = client(plain, "kettle", "kettle", KETTLE_PASSWORD);
+    for filter in [
+        "replenish/v1/home/fridge/command",
+        "replenish/v1/home/kettle/command",
+    ] {
+        kettle.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        until(&mut kettle_loop, |p| matches!(p, Packet::SubAck(_)))
+            .await
+            .unwrap();
+    }
+    for device in ["fridge", "kettle"] {
+        agent
+            .publish(
+                format!("replenish/v1/home/{device}/command"),
+                QoS::AtLeastOnce,
+                false,
+                device,
+            )
+            .await
+            .unwrap();
+        until(&mut agent_loop, |p| matches!(p, Packet::PubAck(_)))
+            .await
+            .unwrap();
+    }
+    let Packet::Publish(command) = until(&mut kettle_loop, |p| matches!(p, Packet::Publish(_)))
+        .await
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    assert_eq!(command.topic, "replenish/v1/home/kettle/command");
+}
+
+/// The agent logs in with `mqtt.username`/`mqtt.password` and takes in what a logged-in
+/// appliance sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_logs_in_to_the_documented_mosquitto() {
+    if !installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, tls) = (free_port().unwrap(), free_port().unwrap());
+    let _mosquitto = start(dir.path(), plain, tls);
+    let mut config = AgentConfig::default();
+    config.household.pairing = Pairing::Open;
+    config.mqtt.embedded = false;
+    config.mqtt.url = format!("mqtt://127.0.0.1:{plain}");
+    config.mqtt.username = Some("replenish-agent".into());
+    config.mqtt.password = Some(AGENT_PASSWORD.into());
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.home_assistant.discovery = false;
+    let agent = Agent::start(
+        &config,
+        AgentOptions {
+            clock: ManualClock::new(replenish_sim::world::DEFAULT_START),
+            store: Some(Arc::new(replenish_agent::store::MemoryStore::default())),
+            commerce: None,
+            tick_every: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        agent.wait_subscribed(WAIT).await,
+        "the agent logged in and subscribed"
+    );
+    let birth = r#"{"online":{"model":"kettle","firmware":"1.0.0","boot":1,"slots":[{"id":"water","consumable":"water","unit":"ml","capacity":2000,"sensor":"level"}]}}"#;
+    let report = r#"{"boot":1,"seq":1,"ts":0,"body":{"level":{"slot":"water","remaining":1500}}}"#;
+    for (topic, message) in [
+        ("replenish/v1/home/kettle/status", birth),
+        ("replenish/v1/home/kettle/report", report),
+    ] {
+        let output = publish_tls(tls, "kettle", KETTLE_PASSWORD, topic, message, dir.path());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    tokio::time::timeout(WAIT, agent.handle().settle(2))
+        .await
+        .expect("the agent took both in")
+        .unwrap();
+    let status = agent.handle().status().await.unwrap();
+    let slot = status
+        .slots
+        .iter()
+        .find(|s| s.device == "kettle" && s.slot == "water")
+        .unwrap_or_else(|| panic!("the kettle's slot: {status:?}"));
+    assert_eq!(slot.level, Some(1500.0));
+    agent.shutdown().await;
+}
