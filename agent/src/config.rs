@@ -156,6 +156,13 @@ pub struct MqttConfig {
     /// only to its own topics and subscribe only to its own command topic. Off: anyone who
     /// reaches the port may connect and publish as any device (pairing is then the only gate).
     pub embedded_auth: bool,
+    /// Also listen for MQTT over TLS here (needs `embedded_auth`): appliances on the home
+    /// network then send their passwords encrypted. MQTT 3.1.1 and 5 alike.
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS certificate chain (PEM), the server's certificate first.
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `[ingest]`
@@ -323,6 +330,9 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             embedded_auth: false,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -583,6 +593,20 @@ impl AgentConfig {
                 return Err(invalid(
                     "mqtt.password",
                     "mqtt.embedded_auth needs the agent's own login: set mqtt.username and a password of at least 16 characters",
+                ));
+            }
+        }
+        if self.mqtt.tls_listen.is_some() {
+            if !self.mqtt.embedded_auth {
+                return Err(invalid(
+                    "mqtt.tls_listen",
+                    "needs mqtt.embedded_auth = true (TLS is served by the embedded broker's gate)",
+                ));
+            }
+            if self.mqtt.tls_cert.is_none() || self.mqtt.tls_key.is_none() {
+                return Err(invalid(
+                    "mqtt.tls_cert",
+                    "mqtt.tls_listen needs mqtt.tls_cert and mqtt.tls_key (PEM files)",
                 ));
             }
         }

@@ -68,6 +68,9 @@ pub enum StartError {
     /// The shop client could not be built.
     #[error(transparent)]
     Commerce(#[from] CommerceError),
+    /// The MQTT TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] broker::tls::TlsError),
     /// Notifications or Home Assistant could not start.
     #[error(transparent)]
     Integrations(#[from] crate::integrations::IntegrationError),
@@ -196,6 +199,25 @@ impl Agent {
                     |stream| std::future::ready(Ok(stream)),
                     shutdown_rx.clone(),
                 )));
+            }
+            if let (Some(addr), Some(cert), Some(key)) = (
+                config.mqtt.tls_listen,
+                &config.mqtt.tls_cert,
+                &config.mqtt.tls_key,
+            ) {
+                let acceptor =
+                    tokio_rustls::TlsAcceptor::from(broker::tls::server_config(cert, key)?);
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind { addr, source })?;
+                gate_tasks.push(tokio::spawn(gate::serve(
+                    listener,
+                    settings.clone(),
+                    handle.device_logins(),
+                    move |stream| acceptor.accept(stream),
+                    shutdown_rx.clone(),
+                )));
+                tracing::info!(%addr, "MQTT over TLS listening");
             }
             tracing::info!(listen = %config.mqtt.embedded_listen, v5 = ?public_v5, "MQTT gate: logins and topic rights enforced");
         }

@@ -378,3 +378,88 @@ async fn the_agent_logs_in_to_the_documented_mosquitto() {
     assert_eq!(slot.level, Some(1500.0));
     agent.shutdown().await;
 }
+
+/// The embedded broker's TLS listener (`mqtt.tls_listen`), reached by Mosquitto's own client:
+/// a device's login works over TLS, a wrong password does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_speaks_tls_to_devices_with_a_login() {
+    use replenish_agent::auth::hash_token;
+    use replenish_agent::engine::Event;
+    use replenish_agent::engine::household::Actor;
+    use replenish_protocol::Id;
+    if !installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let (plain, tls) = (free_port().unwrap(), free_port().unwrap());
+    let mut config = AgentConfig::default();
+    config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], plain));
+    config.mqtt.embedded_v5 = false;
+    config.mqtt.embedded_auth = true;
+    config.mqtt.username = Some("replenish-agent".into());
+    config.mqtt.password = Some(AGENT_PASSWORD.into());
+    config.mqtt.tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], tls)));
+    config.mqtt.tls_cert = Some(dir.path().join("server.crt"));
+    config.mqtt.tls_key = Some(dir.path().join("server.key"));
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.home_assistant.discovery = false;
+    let agent = Agent::start(
+        &config,
+        AgentOptions {
+            clock: ManualClock::new(replenish_sim::world::DEFAULT_START),
+            store: Some(Arc::new(replenish_agent::store::MemoryStore::default())),
+            commerce: None,
+            tick_every: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(agent.wait_subscribed(WAIT).await);
+    agent
+        .handle()
+        .ask(Event::IssueDeviceLogin {
+            device: Id::new("kettle").unwrap(),
+            password_hash: hash_token(KETTLE_PASSWORD),
+            by: Actor::Console,
+        })
+        .await
+        .unwrap();
+    let output = publish_tls(
+        tls,
+        "kettle",
+        "not-the-password",
+        "replenish/v1/home/kettle/report",
+        "x",
+        dir.path(),
+    );
+    assert!(
+        !output.status.success(),
+        "a wrong password over TLS is refused"
+    );
+    let birth = r#"{"online":{"model":"kettle","firmware":"1.0.0","boot":1,"slots":[{"id":"water","consumable":"water","unit":"ml","capacity":2000,"sensor":"level"}]}}"#;
+    let report = r#"{"boot":1,"seq":1,"ts":0,"body":{"level":{"slot":"water","remaining":1500}}}"#;
+    for (topic, message) in [
+        ("replenish/v1/home/kettle/status", birth),
+        ("replenish/v1/home/kettle/report", report),
+    ] {
+        let output = publish_tls(tls, "kettle", KETTLE_PASSWORD, topic, message, dir.path());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    tokio::time::timeout(WAIT, agent.handle().settle(2))
+        .await
+        .expect("the agent took both in")
+        .unwrap();
+    let status = agent.handle().status().await.unwrap();
+    let slot = status
+        .slots
+        .iter()
+        .find(|s| s.device == "kettle" && s.slot == "water")
+        .unwrap_or_else(|| panic!("the kettle's slot: {status:?}"));
+    assert_eq!(slot.level, Some(1500.0));
+    agent.shutdown().await;
+}

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 pub mod gate;
 pub mod packet;
+pub mod tls;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
