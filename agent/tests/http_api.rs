@@ -1064,3 +1064,116 @@ async fn idle_and_slow_clients_are_closed() {
     let (status, _) = h.get("/api/v1/me", &h.member).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Logs in on the page with `token`; returns the session cookie and a CSRF token of the page.
+async fn page_session(h: &Household, token: &str) -> (String, String) {
+    let login = h.http.get(h.url("/login")).send().await.unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let html = login.text().await.unwrap();
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
+    let ok = h
+        .http
+        .post(h.url("/login"))
+        .header("cookie", &cookie)
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let session = ok
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("replenish_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = h
+        .http
+        .get(h.url("/devices"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
+    (session, csrf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_gives_a_device_a_login_shown_once_and_stored_as_a_hash() {
+    let h = Household::start().await;
+    let (status, login) = h
+        .post("/api/v1/devices/kettle/login", &h.owner, json!(null))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{login}");
+    assert_eq!(login["username"], "kettle");
+    let password = login["password"].as_str().unwrap().to_string();
+    assert!(password.len() >= 32, "a long random secret: {password}");
+    let stored = h
+        .agent
+        .handle()
+        .read(|engine, _| engine.household().device_logins.get("kettle").cloned())
+        .await
+        .unwrap()
+        .expect("the login is kept");
+    assert_eq!(
+        stored.password_hash,
+        replenish_agent::auth::hash_token(&password)
+    );
+    assert!(
+        !format!("{stored:?}").contains(&password),
+        "only the hash is kept"
+    );
+
+    // Again: a new password.
+    let (_, again) = h
+        .post("/api/v1/devices/kettle/login", &h.owner, json!(null))
+        .await;
+    assert_ne!(again["password"], login["password"]);
+    // A member who is not an owner may not; a bad id is no device.
+    let (status, _) = h
+        .post("/api/v1/devices/kettle/login", &h.member, json!(null))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = h
+        .post("/api/v1/devices/Bad%20Id/login", &h.owner, json!(null))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // On the page: an owner asks for the fridge's login and reads it once.
+    let (session, csrf) = page_session(&h, &h.owner).await;
+    let page = h
+        .http
+        .post(h.url("/devices/login"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("device", "fridge")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("data-login=\"fridge\""), "{html}");
+    let shown = between(&html, "<code data-password>", "</code>");
+    let stored = h
+        .agent
+        .handle()
+        .read(|engine, _| engine.household().device_logins.get("fridge").cloned())
+        .await
+        .unwrap()
+        .expect("the fridge's login is kept");
+    assert_eq!(
+        stored.password_hash,
+        replenish_agent::auth::hash_token(&shown)
+    );
+    // The audit trail says who gave it, without the password.
+    let (_, audit) = h.get("/api/v1/audit", &h.owner).await;
+    let text = audit.to_string();
+    assert!(text.contains("issue_device_login"), "{text}");
+    assert!(!text.contains(&password) && !text.contains(&shown));
+}

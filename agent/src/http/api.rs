@@ -807,29 +807,31 @@ async fn issue_device_login(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Response {
-    let device = match device_id(&id) {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    let password = match crate::auth::random_secret() {
-        Ok(secret) => secret,
-        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
+    match create_device_login(&state, caller.actor(), &id).await {
+        Ok(login) => (StatusCode::CREATED, Json(login)).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Gives device `id` a new MQTT login; returns it (the password shown once).
+pub(super) async fn create_device_login(
+    state: &AppState,
+    by: crate::engine::household::Actor,
+    id: &str,
+) -> Result<DeviceLoginView, Response> {
+    let device = device_id(id)?;
+    let password = crate::auth::random_secret()
+        .map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let event = Event::IssueDeviceLogin {
         device: device.clone(),
         password_hash: hash_token(&password),
-        by: caller.actor(),
+        by,
     };
-    match state.agent.ask(event).await {
-        Ok(()) => {
-            let login = DeviceLoginView {
-                username: device.to_string(),
-                password,
-            };
-            (StatusCode::CREATED, Json(login)).into_response()
-        }
-        Err(error) => ask_problem(error),
-    }
+    state.agent.ask(event).await.map_err(ask_problem)?;
+    Ok(DeviceLoginView {
+        username: device.to_string(),
+        password,
+    })
 }
 
 /// Remove a device and its slots (owners only); its orders stay

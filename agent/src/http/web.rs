@@ -51,6 +51,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/devices", get(devices_page))
         .route("/devices/{id}/accept", post(accept_device_form))
         .route("/devices/{id}/remove", post(remove_device_form))
+        .route("/devices/login", post(device_login_form))
         .route("/settings", get(settings_page))
         .route("/settings/rules", post(rules_form))
         .route("/settings/members", post(add_member_form))
@@ -1001,6 +1002,15 @@ async fn devices_page(visitor: Visitor, State(state): State<AppState>) -> Respon
             }
         }
         p.muted { "A new appliance appears here when it first connects; an owner accepts it before its readings count." }
+        @if visitor.is_owner() {
+            h2 { "Give an appliance a network login" }
+            p.muted { "Where the agent asks appliances to log in, each needs its own. Enter the name the appliance uses (letters, digits, - and _), then type the password you get into the appliance's setup. It joins the household when it first connects. Asking again for the same appliance gives a new password; the old one stops working." }
+            form method="post" action="/devices/login" {
+                (csrf_field(&visitor))
+                label { "Appliance name " input type="text" name="device" required pattern="[a-z0-9_-]{1,32}" maxlength="32" {} }
+                button type="submit" { "Give a login" }
+            }
+        }
     };
     page(StatusCode::OK, "Devices", Some(&visitor), body)
 }
@@ -1025,6 +1035,45 @@ async fn device_action(
         Event::RemoveDevice { device, by }
     };
     act(&state, &visitor, event, "/devices").await
+}
+
+#[derive(Deserialize)]
+struct DeviceLoginForm {
+    csrf: String,
+    device: String,
+}
+
+async fn device_login_form(
+    visitor: Visitor,
+    State(state): State<AppState>,
+    Form(form): Form<DeviceLoginForm>,
+) -> Response {
+    if let Err(response) = visitor.check(&form.csrf) {
+        return response;
+    }
+    let device = form.device.trim().to_lowercase();
+    match super::api::create_device_login(&state, visitor.actor(), &device).await {
+        Ok(login) => {
+            let body = html! {
+                div.card data-login=(login.username) {
+                    p { "Enter these in the appliance's setup. The password is shown only now." }
+                    p { "User name: " code { (login.username) } }
+                    p { "Password: " code data-password { (login.password) } }
+                }
+                p { a href="/devices" { "Back to the devices" } }
+            };
+            page(StatusCode::OK, "Appliance login", Some(&visitor), body)
+        }
+        Err(response) => {
+            let status = response.status();
+            let text = if status == StatusCode::FORBIDDEN {
+                "Only an owner can give an appliance a login."
+            } else {
+                "That name cannot be used: use 1 to 32 small letters, digits, - or _."
+            };
+            message_page(status, "No login given", text)
+        }
+    }
 }
 
 async fn accept_device_form(
