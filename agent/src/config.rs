@@ -155,6 +155,8 @@ pub struct MqttConfig {
     /// device, issued by an owner (`POST /api/v1/devices/{id}/login`); each device may publish
     /// only to its own topics and subscribe only to its own command topic. Off: anyone who
     /// reaches the port may connect and publish as any device (pairing is then the only gate).
+    /// Without `username` and `password` the agent makes itself a login at each start (its own
+    /// clients use it; set them to let Home Assistant or other tools in).
     pub embedded_auth: bool,
     /// Also listen for MQTT over TLS here (needs `embedded_auth`): appliances on the home
     /// network then send their passwords encrypted. MQTT 3.1.1 and 5 alike.
@@ -589,10 +591,10 @@ impl AgentConfig {
                     "applies to the embedded broker only (mqtt.embedded = true); an external broker has its own logins",
                 ));
             }
-            if self.mqtt.password.as_ref().is_none_or(|p| p.len() < 16) {
+            if self.mqtt.password.as_ref().is_some_and(|p| p.len() < 16) {
                 return Err(invalid(
                     "mqtt.password",
-                    "mqtt.embedded_auth needs the agent's own login: set mqtt.username and a password of at least 16 characters",
+                    "must be at least 16 characters: anyone who has it may read and publish everything",
                 ));
             }
         }

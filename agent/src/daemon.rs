@@ -68,6 +68,9 @@ pub enum StartError {
     /// The shop client could not be built.
     #[error(transparent)]
     Commerce(#[from] CommerceError),
+    /// The system gave no randomness for a secret.
+    #[error(transparent)]
+    Randomness(#[from] crate::auth::NoRandomness),
     /// The MQTT TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] broker::tls::TlsError),
@@ -91,6 +94,18 @@ impl Agent {
     /// Starts every part of the agent.
     pub async fn start(config: &AgentConfig, options: AgentOptions) -> Result<Agent, StartError> {
         config.validate()?;
+        let own_login;
+        let config =
+            if config.mqtt.embedded && config.mqtt.embedded_auth && config.mqtt_login().is_none() {
+                // Nobody else needs the agent's login: one for this run, known to this process only.
+                let mut with_login = config.clone();
+                with_login.mqtt.username = Some("replenish-agent".into());
+                with_login.mqtt.password = Some(crate::auth::random_secret()?);
+                own_login = with_login;
+                &own_login
+            } else {
+                config
+            };
         let metrics = crate::telemetry::prometheus();
         let public_v5 = config
             .mqtt
@@ -99,9 +114,7 @@ impl Agent {
         // With logins on, the broker sits behind the gate and accepts only the gate's own
         // login, a secret of this process.
         let gate_login = if config.mqtt.embedded && config.mqtt.embedded_auth {
-            let secret = crate::auth::random_secret().map_err(|e| {
-                StartError::Broker(BrokerError::Thread(std::io::Error::other(e.to_string())))
-            })?;
+            let secret = crate::auth::random_secret()?;
             Some(("replenish-gate".to_string(), secret))
         } else {
             None

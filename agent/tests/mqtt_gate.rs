@@ -407,3 +407,39 @@ async fn the_agent_lets_in_devices_an_owner_gave_a_login() {
     assert_eq!(slot.level, Some(1500.0));
     agent.shutdown().await;
 }
+
+/// With logins on and no login configured, the agent makes itself one: its own clients get in,
+/// an anonymous client does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_login_the_agent_makes_its_own() {
+    use replenish_agent::clock::ManualClock;
+    use replenish_agent::config::AgentConfig;
+    use replenish_agent::store::MemoryStore;
+    use replenish_agent::{Agent, AgentOptions};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = AgentConfig::default();
+    config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], port));
+    config.mqtt.embedded_v5 = false;
+    config.mqtt.embedded_auth = true;
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let agent = Agent::start(
+        &config,
+        AgentOptions {
+            clock: ManualClock::new(1_767_571_200_000),
+            store: Some(Arc::new(MemoryStore::default())),
+            commerce: None,
+            tick_every: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(agent.wait_subscribed(Duration::from_secs(20)).await);
+    let (_c, mut anonymous) = client(port, "replenish-agent", None);
+    assert!(refused_login(connected(&mut anonymous).await));
+    agent.shutdown().await;
+}
