@@ -79,6 +79,56 @@ pub enum StartError {
     Integrations(#[from] crate::integrations::IntegrationError),
 }
 
+/// Starts the gate in front of the embedded broker (`behind`, which accepts only `login`) on
+/// the public MQTT addresses, and on `mqtt.tls_listen` with TLS.
+async fn start_gate(
+    config: &AgentConfig,
+    login: (String, String),
+    behind: broker::Listening,
+    handle: &AgentHandle,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, StartError> {
+    let gate = gate::Gate {
+        settings: Arc::new(gate::GateSettings {
+            upstream: behind.v4,
+            upstream_v5: behind.v5,
+            upstream_login: login,
+            agent: config
+                .mqtt_login()
+                .map(|(user, password)| (user, crate::auth::hash_token(&password))),
+            acl: gate::Acl::new(&config.mqtt.prefix, &config.household.id),
+            max_packet_bytes: config.mqtt.max_packet_bytes,
+            connect_timeout: Duration::from_secs(10),
+        }),
+        devices: handle.device_logins(),
+        shutdown: shutdown.clone(),
+    };
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| BrokerError::Bind { addr, source })
+    };
+    let public_v5 = config
+        .mqtt
+        .embedded_v5
+        .then_some(config.mqtt.embedded_listen_v5);
+    let mut tasks = Vec::new();
+    for addr in std::iter::once(config.mqtt.embedded_listen).chain(public_v5) {
+        tasks.push(gate.spawn(bind(addr).await?, |stream| std::future::ready(Ok(stream))));
+    }
+    if let (Some(addr), Some(cert), Some(key)) = (
+        config.mqtt.tls_listen,
+        &config.mqtt.tls_cert,
+        &config.mqtt.tls_key,
+    ) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(broker::tls::server_config(cert, key)?);
+        tasks.push(gate.spawn(bind(addr).await?, move |stream| acceptor.accept(stream)));
+        tracing::info!(%addr, "MQTT over TLS listening");
+    }
+    tracing::info!(listen = %config.mqtt.embedded_listen, v5 = ?public_v5, "MQTT gate: logins and topic rights enforced");
+    Ok(tasks)
+}
+
 /// A running agent.
 pub struct Agent {
     handle: AgentHandle,
@@ -188,52 +238,12 @@ impl Agent {
             prefix: config.mqtt.prefix.clone(),
         };
         let (handle, engine_task) = runtime::spawn(parts, shutdown_rx.clone());
-        let mut gate_tasks = Vec::new();
-        if let (Some(login), Some(behind)) = (gate_login, embedded) {
-            let settings = Arc::new(gate::GateSettings {
-                upstream: behind.v4,
-                upstream_v5: behind.v5,
-                upstream_login: login,
-                agent: config
-                    .mqtt_login()
-                    .map(|(user, password)| (user, crate::auth::hash_token(&password))),
-                acl: gate::Acl::new(&config.mqtt.prefix, &config.household.id),
-                max_packet_bytes: config.mqtt.max_packet_bytes,
-                connect_timeout: Duration::from_secs(10),
-            });
-            for addr in std::iter::once(config.mqtt.embedded_listen).chain(public_v5) {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| BrokerError::Bind { addr, source })?;
-                gate_tasks.push(tokio::spawn(gate::serve(
-                    listener,
-                    settings.clone(),
-                    handle.device_logins(),
-                    |stream| std::future::ready(Ok(stream)),
-                    shutdown_rx.clone(),
-                )));
+        let gate_tasks = match (gate_login, embedded) {
+            (Some(login), Some(behind)) => {
+                start_gate(config, login, behind, &handle, &shutdown_rx).await?
             }
-            if let (Some(addr), Some(cert), Some(key)) = (
-                config.mqtt.tls_listen,
-                &config.mqtt.tls_cert,
-                &config.mqtt.tls_key,
-            ) {
-                let acceptor =
-                    tokio_rustls::TlsAcceptor::from(broker::tls::server_config(cert, key)?);
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| BrokerError::Bind { addr, source })?;
-                gate_tasks.push(tokio::spawn(gate::serve(
-                    listener,
-                    settings.clone(),
-                    handle.device_logins(),
-                    move |stream| acceptor.accept(stream),
-                    shutdown_rx.clone(),
-                )));
-                tracing::info!(%addr, "MQTT over TLS listening");
-            }
-            tracing::info!(listen = %config.mqtt.embedded_listen, v5 = ?public_v5, "MQTT gate: logins and topic rights enforced");
-        }
+            _ => Vec::new(),
+        };
 
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await

@@ -305,18 +305,14 @@ async fn mqtt_5_devices_pass_the_same_gate() {
     assert_eq!(answered, Code5::Success);
 }
 
-/// The whole agent with `mqtt.embedded_auth`: its own clients log in through the gate, an
-/// owner's login for a device lets it in (and accepts it at its first birth), a device without
-/// one is refused.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_lets_in_devices_an_owner_gave_a_login() {
+/// The whole agent with logins on (`edit` may set more), on a free port; returns it and the port.
+async fn agent_with_logins(
+    edit: impl FnOnce(&mut replenish_agent::config::AgentConfig),
+) -> (replenish_agent::Agent, u16) {
     use replenish_agent::clock::ManualClock;
     use replenish_agent::config::AgentConfig;
-    use replenish_agent::engine::Event;
-    use replenish_agent::engine::household::Actor;
     use replenish_agent::store::MemoryStore;
     use replenish_agent::{Agent, AgentOptions};
-    use replenish_protocol::Id;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -327,10 +323,9 @@ async fn the_agent_lets_in_devices_an_owner_gave_a_login() {
     config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], port));
     config.mqtt.embedded_v5 = false;
     config.mqtt.embedded_auth = true;
-    config.mqtt.username = Some("replenish-agent".into());
-    config.mqtt.password = Some(AGENT_PASSWORD.into());
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.home_assistant.discovery = false;
+    edit(&mut config);
     let agent = Agent::start(
         &config,
         AgentOptions {
@@ -344,8 +339,25 @@ async fn the_agent_lets_in_devices_an_owner_gave_a_login() {
     .unwrap();
     assert!(
         agent.wait_subscribed(Duration::from_secs(20)).await,
-        "the agent's own client logged in through the gate"
+        "the agent's own clients logged in through the gate"
     );
+    (agent, port)
+}
+
+/// The whole agent with `mqtt.embedded_auth`: its own clients log in through the gate, an
+/// owner's login for a device lets it in (and accepts it at its first birth), a device without
+/// one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_lets_in_devices_an_owner_gave_a_login() {
+    use replenish_agent::engine::Event;
+    use replenish_agent::engine::household::Actor;
+    use replenish_protocol::Id;
+
+    let (agent, port) = agent_with_logins(|config| {
+        config.mqtt.username = Some("replenish-agent".into());
+        config.mqtt.password = Some(AGENT_PASSWORD.into());
+    })
+    .await;
     agent
         .handle()
         .ask(Event::IssueDeviceLogin {
@@ -412,33 +424,7 @@ async fn the_agent_lets_in_devices_an_owner_gave_a_login() {
 /// an anonymous client does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_configured_login_the_agent_makes_its_own() {
-    use replenish_agent::clock::ManualClock;
-    use replenish_agent::config::AgentConfig;
-    use replenish_agent::store::MemoryStore;
-    use replenish_agent::{Agent, AgentOptions};
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = AgentConfig::default();
-    config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], port));
-    config.mqtt.embedded_v5 = false;
-    config.mqtt.embedded_auth = true;
-    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let agent = Agent::start(
-        &config,
-        AgentOptions {
-            clock: ManualClock::new(1_767_571_200_000),
-            store: Some(Arc::new(MemoryStore::default())),
-            commerce: None,
-            tick_every: None,
-        },
-    )
-    .await
-    .unwrap();
-    assert!(agent.wait_subscribed(Duration::from_secs(20)).await);
+    let (agent, port) = agent_with_logins(|_| {}).await;
     let (_c, mut anonymous) = client(port, "replenish-agent", None);
     assert!(refused_login(connected(&mut anonymous).await));
     agent.shutdown().await;

@@ -319,24 +319,14 @@ async fn the_documented_mosquitto_enforces_logins_topics_and_tls() {
     assert_eq!(command.topic, "replenish/v1/home/kettle/command");
 }
 
-/// The agent logs in with `mqtt.username`/`mqtt.password` and takes in what a logged-in
-/// appliance sends.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_logs_in_to_the_documented_mosquitto() {
-    if !installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (plain, tls) = (free_port().unwrap(), free_port().unwrap());
-    let _mosquitto = start(dir.path(), plain, tls);
+/// The agent with its own login (`edit` says where its broker is), subscribed.
+async fn start_agent(edit: impl FnOnce(&mut AgentConfig)) -> Agent {
     let mut config = AgentConfig::default();
-    config.household.pairing = Pairing::Open;
-    config.mqtt.embedded = false;
-    config.mqtt.url = format!("mqtt://127.0.0.1:{plain}");
     config.mqtt.username = Some("replenish-agent".into());
     config.mqtt.password = Some(AGENT_PASSWORD.into());
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.home_assistant.discovery = false;
+    edit(&mut config);
     let agent = Agent::start(
         &config,
         AgentOptions {
@@ -352,13 +342,18 @@ async fn the_agent_logs_in_to_the_documented_mosquitto() {
         agent.wait_subscribed(WAIT).await,
         "the agent logged in and subscribed"
     );
+    agent
+}
+
+/// The kettle sends its birth and a level over TLS as itself; the agent stores the level.
+async fn kettle_reports_over_tls(agent: &Agent, tls: u16, dir: &Path) {
     let birth = r#"{"online":{"model":"kettle","firmware":"1.0.0","boot":1,"slots":[{"id":"water","consumable":"water","unit":"ml","capacity":2000,"sensor":"level"}]}}"#;
     let report = r#"{"boot":1,"seq":1,"ts":0,"body":{"level":{"slot":"water","remaining":1500}}}"#;
     for (topic, message) in [
         ("replenish/v1/home/kettle/status", birth),
         ("replenish/v1/home/kettle/report", report),
     ] {
-        let output = publish_tls(tls, "kettle", KETTLE_PASSWORD, topic, message, dir.path());
+        let output = publish_tls(tls, "kettle", KETTLE_PASSWORD, topic, message, dir);
         assert!(
             output.status.success(),
             "{}",
@@ -376,6 +371,25 @@ async fn the_agent_logs_in_to_the_documented_mosquitto() {
         .find(|s| s.device == "kettle" && s.slot == "water")
         .unwrap_or_else(|| panic!("the kettle's slot: {status:?}"));
     assert_eq!(slot.level, Some(1500.0));
+}
+
+/// The agent logs in with `mqtt.username`/`mqtt.password` and takes in what a logged-in
+/// appliance sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_logs_in_to_the_documented_mosquitto() {
+    if !installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, tls) = (free_port().unwrap(), free_port().unwrap());
+    let _mosquitto = start(dir.path(), plain, tls);
+    let agent = start_agent(|config| {
+        config.household.pairing = Pairing::Open;
+        config.mqtt.embedded = false;
+        config.mqtt.url = format!("mqtt://127.0.0.1:{plain}");
+    })
+    .await;
+    kettle_reports_over_tls(&agent, tls, dir.path()).await;
     agent.shutdown().await;
 }
 
@@ -393,29 +407,15 @@ async fn the_embedded_broker_speaks_tls_to_devices_with_a_login() {
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
     let (plain, tls) = (free_port().unwrap(), free_port().unwrap());
-    let mut config = AgentConfig::default();
-    config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], plain));
-    config.mqtt.embedded_v5 = false;
-    config.mqtt.embedded_auth = true;
-    config.mqtt.username = Some("replenish-agent".into());
-    config.mqtt.password = Some(AGENT_PASSWORD.into());
-    config.mqtt.tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], tls)));
-    config.mqtt.tls_cert = Some(dir.path().join("server.crt"));
-    config.mqtt.tls_key = Some(dir.path().join("server.key"));
-    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.home_assistant.discovery = false;
-    let agent = Agent::start(
-        &config,
-        AgentOptions {
-            clock: ManualClock::new(replenish_sim::world::DEFAULT_START),
-            store: Some(Arc::new(replenish_agent::store::MemoryStore::default())),
-            commerce: None,
-            tick_every: None,
-        },
-    )
-    .await
-    .unwrap();
-    assert!(agent.wait_subscribed(WAIT).await);
+    let agent = start_agent(|config| {
+        config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], plain));
+        config.mqtt.embedded_v5 = false;
+        config.mqtt.embedded_auth = true;
+        config.mqtt.tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], tls)));
+        config.mqtt.tls_cert = Some(dir.path().join("server.crt"));
+        config.mqtt.tls_key = Some(dir.path().join("server.key"));
+    })
+    .await;
     agent
         .handle()
         .ask(Event::IssueDeviceLogin {
@@ -437,29 +437,6 @@ async fn the_embedded_broker_speaks_tls_to_devices_with_a_login() {
         !output.status.success(),
         "a wrong password over TLS is refused"
     );
-    let birth = r#"{"online":{"model":"kettle","firmware":"1.0.0","boot":1,"slots":[{"id":"water","consumable":"water","unit":"ml","capacity":2000,"sensor":"level"}]}}"#;
-    let report = r#"{"boot":1,"seq":1,"ts":0,"body":{"level":{"slot":"water","remaining":1500}}}"#;
-    for (topic, message) in [
-        ("replenish/v1/home/kettle/status", birth),
-        ("replenish/v1/home/kettle/report", report),
-    ] {
-        let output = publish_tls(tls, "kettle", KETTLE_PASSWORD, topic, message, dir.path());
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    tokio::time::timeout(WAIT, agent.handle().settle(2))
-        .await
-        .expect("the agent took both in")
-        .unwrap();
-    let status = agent.handle().status().await.unwrap();
-    let slot = status
-        .slots
-        .iter()
-        .find(|s| s.device == "kettle" && s.slot == "water")
-        .unwrap_or_else(|| panic!("the kettle's slot: {status:?}"));
-    assert_eq!(slot.level, Some(1500.0));
+    kettle_reports_over_tls(&agent, tls, dir.path()).await;
     agent.shutdown().await;
 }

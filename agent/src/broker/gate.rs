@@ -167,6 +167,35 @@ impl RefusalLog {
     }
 }
 
+/// A gate's shared parts, to start it on several listeners (plain and TLS).
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// How it runs.
+    pub settings: Arc<GateSettings>,
+    /// The devices' logins as the engine publishes them.
+    pub devices: watch::Receiver<DeviceLogins>,
+    /// Turns true when the agent stops.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Gate {
+    /// Serves `listener` in a task of its own; `wrap` as in [`serve`].
+    pub fn spawn<S, W, F>(&self, listener: TcpListener, wrap: W) -> tokio::task::JoinHandle<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        W: Fn(TcpStream) -> F + Send + Sync + 'static,
+        F: std::future::Future<Output = std::io::Result<S>> + Send + 'static,
+    {
+        tokio::spawn(serve(
+            listener,
+            self.settings.clone(),
+            self.devices.clone(),
+            wrap,
+            self.shutdown.clone(),
+        ))
+    }
+}
+
 /// Accepts clients until `shutdown` turns true. `wrap` turns a TCP stream into the client's
 /// stream (TLS, or the stream itself).
 pub async fn serve<S, W, F>(
