@@ -156,7 +156,8 @@ pub struct MqttConfig {
     /// only to its own topics and subscribe only to its own command topic. Off: anyone who
     /// reaches the port may connect and publish as any device (pairing is then the only gate).
     /// Without `username` and `password` the agent makes itself a login at each start (its own
-    /// clients use it; set them to let Home Assistant or other tools in).
+    /// clients use it; set them to let Home Assistant or other tools in). On by default; an
+    /// external broker (`embedded = false`) has its own logins and ignores it.
     pub embedded_auth: bool,
     /// Also listen for MQTT over TLS here (needs `embedded_auth`): appliances on the home
     /// network then send their passwords encrypted. MQTT 3.1.1 and 5 alike.
@@ -331,7 +332,7 @@ impl Default for MqttConfig {
             max_packet_bytes: 64 * 1024,
             username: None,
             password: None,
-            embedded_auth: false,
+            embedded_auth: true,
             tls_listen: None,
             tls_cert: None,
             tls_key: None,
@@ -584,25 +585,20 @@ impl AgentConfig {
                 "set both mqtt.username and mqtt.password, or neither",
             ));
         }
-        if self.mqtt.embedded_auth {
-            if !self.mqtt.embedded {
-                return Err(invalid(
-                    "mqtt.embedded_auth",
-                    "applies to the embedded broker only (mqtt.embedded = true); an external broker has its own logins",
-                ));
-            }
-            if self.mqtt.password.as_ref().is_some_and(|p| p.len() < 16) {
-                return Err(invalid(
-                    "mqtt.password",
-                    "must be at least 16 characters: anyone who has it may read and publish everything",
-                ));
-            }
+        if self.mqtt.embedded
+            && self.mqtt.embedded_auth
+            && self.mqtt.password.as_ref().is_some_and(|p| p.len() < 16)
+        {
+            return Err(invalid(
+                "mqtt.password",
+                "must be at least 16 characters: anyone who has it may read and publish everything",
+            ));
         }
         if self.mqtt.tls_listen.is_some() {
-            if !self.mqtt.embedded_auth {
+            if !(self.mqtt.embedded && self.mqtt.embedded_auth) {
                 return Err(invalid(
                     "mqtt.tls_listen",
-                    "needs mqtt.embedded_auth = true (TLS is served by the embedded broker's gate)",
+                    "needs mqtt.embedded = true and mqtt.embedded_auth = true (TLS is served by the embedded broker's gate)",
                 ));
             }
             if self.mqtt.tls_cert.is_none() || self.mqtt.tls_key.is_none() {

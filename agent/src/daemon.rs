@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::broker::{self, BrokerError, gate};
+use crate::broker::{BrokerError, EmbeddedBroker};
 use crate::clock::Clock;
 use crate::config::ShopPlatform;
 use crate::config::{AgentConfig, ConfigError};
@@ -30,6 +30,10 @@ pub struct AgentOptions {
     pub commerce: Option<Arc<dyn Shop>>,
     /// Tick the engine this often; `None` leaves ticking to the caller (the simulator).
     pub tick_every: Option<Duration>,
+    /// An embedded broker started earlier in this process, used instead of starting one (the
+    /// simulator restarts its agent while appliances stay connected); `None` starts one when
+    /// `mqtt.embedded` is on.
+    pub broker: Option<Arc<EmbeddedBroker>>,
 }
 
 /// Why the agent could not start.
@@ -68,65 +72,9 @@ pub enum StartError {
     /// The shop client could not be built.
     #[error(transparent)]
     Commerce(#[from] CommerceError),
-    /// The system gave no randomness for a secret.
-    #[error(transparent)]
-    Randomness(#[from] crate::auth::NoRandomness),
-    /// The MQTT TLS certificate or key is unusable.
-    #[error(transparent)]
-    Tls(#[from] broker::tls::TlsError),
     /// Notifications or Home Assistant could not start.
     #[error(transparent)]
     Integrations(#[from] crate::integrations::IntegrationError),
-}
-
-/// Starts the gate in front of the embedded broker (`behind`, which accepts only `login`) on
-/// the public MQTT addresses, and on `mqtt.tls_listen` with TLS.
-async fn start_gate(
-    config: &AgentConfig,
-    login: (String, String),
-    behind: broker::Listening,
-    handle: &AgentHandle,
-    shutdown: &watch::Receiver<bool>,
-) -> Result<Vec<JoinHandle<()>>, StartError> {
-    let gate = gate::Gate {
-        settings: Arc::new(gate::GateSettings {
-            upstream: behind.v4,
-            upstream_v5: behind.v5,
-            upstream_login: login,
-            agent: config
-                .mqtt_login()
-                .map(|(user, password)| (user, crate::auth::hash_token(&password))),
-            acl: gate::Acl::new(&config.mqtt.prefix, &config.household.id),
-            max_packet_bytes: config.mqtt.max_packet_bytes,
-            connect_timeout: Duration::from_secs(10),
-        }),
-        devices: handle.device_logins(),
-        shutdown: shutdown.clone(),
-    };
-    let bind = |addr: SocketAddr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| BrokerError::Bind { addr, source })
-    };
-    let public_v5 = config
-        .mqtt
-        .embedded_v5
-        .then_some(config.mqtt.embedded_listen_v5);
-    let mut tasks = Vec::new();
-    for addr in std::iter::once(config.mqtt.embedded_listen).chain(public_v5) {
-        tasks.push(gate.spawn(bind(addr).await?, |stream| std::future::ready(Ok(stream))));
-    }
-    if let (Some(addr), Some(cert), Some(key)) = (
-        config.mqtt.tls_listen,
-        &config.mqtt.tls_cert,
-        &config.mqtt.tls_key,
-    ) {
-        let acceptor = tokio_rustls::TlsAcceptor::from(broker::tls::server_config(cert, key)?);
-        tasks.push(gate.spawn(bind(addr).await?, move |stream| acceptor.accept(stream)));
-        tracing::info!(%addr, "MQTT over TLS listening");
-    }
-    tracing::info!(listen = %config.mqtt.embedded_listen, v5 = ?public_v5, "MQTT gate: logins and topic rights enforced");
-    Ok(tasks)
 }
 
 /// A running agent.
@@ -138,47 +86,32 @@ pub struct Agent {
     ingest: Arc<mqtt::IngestHealth>,
     engine_task: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Held for as long as the agent runs: the gate stops when its last holder drops it.
+    _broker: Option<Arc<EmbeddedBroker>>,
 }
 
 impl Agent {
     /// Starts every part of the agent.
     pub async fn start(config: &AgentConfig, options: AgentOptions) -> Result<Agent, StartError> {
         config.validate()?;
-        let own_login;
-        let config =
-            if config.mqtt.embedded && config.mqtt.embedded_auth && config.mqtt_login().is_none() {
-                // Nobody else needs the agent's login: one for this run, known to this process only.
-                let mut with_login = config.clone();
-                with_login.mqtt.username = Some("replenish-agent".into());
-                with_login.mqtt.password = Some(crate::auth::random_secret()?);
-                own_login = with_login;
-                &own_login
-            } else {
-                config
-            };
+        let broker = match options.broker {
+            Some(broker) => Some(broker),
+            None if config.mqtt.embedded => Some(Arc::new(EmbeddedBroker::start(config).await?)),
+            None => None,
+        };
+        // Behind the gate the agent's clients present the broker's login for the agent.
+        let with_login;
+        let config = match broker.as_deref().and_then(EmbeddedBroker::agent_login) {
+            Some((user, password)) => {
+                let mut edited = config.clone();
+                edited.mqtt.username = Some(user.clone());
+                edited.mqtt.password = Some(password.clone());
+                with_login = edited;
+                &with_login
+            }
+            None => config,
+        };
         let metrics = crate::telemetry::prometheus();
-        let public_v5 = config
-            .mqtt
-            .embedded_v5
-            .then_some(config.mqtt.embedded_listen_v5);
-        // With logins on, the broker sits behind the gate and accepts only the gate's own
-        // login, a secret of this process.
-        let gate_login = if config.mqtt.embedded && config.mqtt.embedded_auth {
-            let secret = crate::auth::random_secret()?;
-            Some(("replenish-gate".to_string(), secret))
-        } else {
-            None
-        };
-        let embedded = if config.mqtt.embedded {
-            Some(broker::start(
-                config.mqtt.embedded_listen,
-                public_v5,
-                config.mqtt.max_packet_bytes,
-                gate_login.clone(),
-            )?)
-        } else {
-            None
-        };
         let store: Arc<dyn Store> = match options.store {
             Some(store) => store,
             None => {
@@ -236,14 +169,9 @@ impl Agent {
             clock: options.clock,
             outbox: Some(outbox.clone()),
             prefix: config.mqtt.prefix.clone(),
+            device_logins: broker.as_deref().map(EmbeddedBroker::device_logins),
         };
         let (handle, engine_task) = runtime::spawn(parts, shutdown_rx.clone());
-        let gate_tasks = match (gate_login, embedded) {
-            (Some(login), Some(behind)) => {
-                start_gate(config, login, behind, &handle, &shutdown_rx).await?
-            }
-            _ => Vec::new(),
-        };
 
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
@@ -277,17 +205,17 @@ impl Agent {
         }));
         tracing::info!(%http_addr, "HTTP API listening");
 
-        let broker = config.broker_address()?;
+        let address = config.broker_address()?;
         let settings = MqttSettings {
-            host: broker.host,
-            port: broker.port,
+            host: address.host,
+            port: address.port,
             client_id: config.client_id(),
             prefix: config.mqtt.prefix.clone(),
             household: config.household_id()?,
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
             max_packet_bytes: config.mqtt.max_packet_bytes,
             stall_after: Duration::from_secs(config.ingest.stall_secs),
-            login: broker.login,
+            login: address.login,
         };
         let (subscribed, mqtt_ready) = watch::channel(false);
         let mqtt_task = tokio::spawn(mqtt::run(
@@ -310,7 +238,6 @@ impl Agent {
             }
         });
         let mut tasks = vec![http_task, mqtt_task, upkeep_task];
-        tasks.extend(gate_tasks);
         // Notifications and Home Assistant (their own MQTT connection; stopped by the same signal).
         tasks.extend(crate::integrations::start(
             config,
@@ -341,6 +268,7 @@ impl Agent {
             ingest,
             engine_task: Some(engine_task),
             tasks,
+            _broker: broker,
         })
     }
 

@@ -240,6 +240,7 @@ async fn run(config_file: Option<PathBuf>) -> anyhow::Result<()> {
         store: None,
         commerce: None,
         tick_every: Some(Duration::from_secs(60)),
+        broker: None,
     };
     let agent = Agent::start(&config, options)
         .await

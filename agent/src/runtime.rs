@@ -585,6 +585,8 @@ pub struct RuntimeParts {
     pub outbox: Option<Outbox>,
     /// Topic prefix, for command topics.
     pub prefix: String,
+    /// Where the devices' logins go for the embedded broker's gate; `None` keeps them here.
+    pub device_logins: Option<Arc<watch::Sender<DeviceLogins>>>,
 }
 
 /// The devices' login hashes of a household record.
@@ -609,9 +611,9 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(1024);
     let (notices, _) = broadcast::channel(4096);
     let changes = Arc::new(watch::Sender::new(0));
-    let device_logins = Arc::new(watch::Sender::new(device_logins_of(
-        parts.engine.household(),
-    )));
+    let device_logins = parts.device_logins.unwrap_or_default();
+    // An earlier agent in this process may have left other logins in a shared gate.
+    device_logins.send_replace(device_logins_of(parts.engine.household()));
     let handle = AgentHandle {
         tx: tx.clone(),
         notices: notices.clone(),

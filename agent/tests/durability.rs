@@ -78,6 +78,7 @@ async fn acks_wait_for_a_successful_flush() {
         clock: ManualClock::new(20_458 * DAY_MS),
         outbox: None,
         prefix: "replenish/v1".into(),
+        device_logins: None,
     };
     let (handle, _task) = runtime::spawn(parts, shutdown);
     let acks = Arc::new(AtomicUsize::new(0));

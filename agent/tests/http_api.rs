@@ -85,6 +85,7 @@ impl Household {
             store: Some(Arc::new(MemoryStore::default())),
             commerce: Some(shop.clone()),
             tick_every: None,
+            broker: None,
         };
         let agent = Agent::start(&config, options).await.unwrap();
         let base = format!("http://{}", agent.http_addr());

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use replenish_agent::broker::EmbeddedBroker;
 use replenish_agent::clock::{DAY_MS, HOUR_MS, ManualClock, UnixMs};
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::household::{Actor, Mode};
@@ -65,6 +66,9 @@ impl Seen {
     }
 }
 
+/// The agent's login to its embedded broker, which these tests' clients use too.
+const TOOLS_LOGIN: (&str, &str) = ("replenish-agent", "a-password-only-these-tests-know");
+
 /// An MQTT client that records what arrives on its filters (like Home Assistant would).
 struct Client {
     client: AsyncClient,
@@ -75,6 +79,8 @@ struct Client {
 impl Client {
     async fn connect(id: &str, port: u16, filters: &[&str]) -> Client {
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        // The agent's account (the embedded broker's gate lets only logins in).
+        options.set_credentials(TOOLS_LOGIN.0, TOOLS_LOGIN.1);
         options.set_max_packet_size(256 * 1024, 256 * 1024);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         for filter in filters {
@@ -150,6 +156,8 @@ impl Client {
 
 struct Rig {
     agent: Agent,
+    /// Held here so that the broker outlives the agent: clients see what it says on shutdown.
+    _broker: Arc<EmbeddedBroker>,
     clock: Arc<ManualClock>,
     shop: Arc<MemoryShop>,
     port: u16,
@@ -172,20 +180,25 @@ impl Rig {
         config.http.public_url = Some("https://home.example/".into());
         config.rules.default_mode = Mode::Approve;
         config.household.pairing = Pairing::Open;
+        config.mqtt.username = Some(TOOLS_LOGIN.0.into());
+        config.mqtt.password = Some(TOOLS_LOGIN.1.into());
         edit(&mut config);
         let clock = ManualClock::new(T0);
         let shop = Arc::new(MemoryShop::new(catalog));
+        let broker = Arc::new(EmbeddedBroker::start(&config).await.unwrap());
         let options = AgentOptions {
             clock: clock.clone(),
             store: Some(Arc::new(MemoryStore::default())),
             commerce: Some(shop.clone()),
             tick_every: None,
+            broker: Some(broker.clone()),
         };
         let agent = Agent::start(&config, options).await.unwrap();
         assert!(agent.wait_subscribed(WAIT).await);
         let device = Client::connect("device", port, &[]).await;
         Rig {
             agent,
+            _broker: broker,
             clock,
             shop,
             port,

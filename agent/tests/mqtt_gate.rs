@@ -245,14 +245,14 @@ async fn a_device_subscribes_only_to_its_own_commands() {
     let gate = gate().await;
     let (kettle, mut kettle_loop) = client(gate.port, "kettle", Some(("kettle", KETTLE_PASSWORD)));
     kettle
-        .subscribe("replenish/v1/home/kettle/command", QoS::AtLeastOnce)
+        .subscribe("replenish/v1/home/kettle/cmd", QoS::AtLeastOnce)
         .await
         .unwrap();
     until(&mut kettle_loop, |p| matches!(p, Packet::SubAck(_)))
         .await
         .expect("its own commands");
     kettle
-        .subscribe("replenish/v1/home/+/command", QoS::AtLeastOnce)
+        .subscribe("replenish/v1/home/+/cmd", QoS::AtLeastOnce)
         .await
         .unwrap();
     assert!(
@@ -333,6 +333,7 @@ async fn agent_with_logins(
             store: Some(Arc::new(MemoryStore::default())),
             commerce: None,
             tick_every: None,
+            broker: None,
         },
     )
     .await

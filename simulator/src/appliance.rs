@@ -203,11 +203,13 @@ impl Appliance {
         Ok((birth("fridge", &slots, seed)?, slots, Encoding::Json))
     }
 
-    /// Connects an appliance to the broker and waits for the connection.
+    /// Connects an appliance to the broker and waits for the connection. With a `login` (its
+    /// password; the user name and client id are the device id, as the agent's gate requires).
     pub async fn connect(
         device: &str,
         parts: (Birth, Vec<SimSlot>, Encoding),
         link: &Link,
+        login: Option<&str>,
         seed: u64,
         now: UnixMs,
     ) -> anyhow::Result<Self> {
@@ -224,11 +226,14 @@ impl Appliance {
         runtime.set_time(now, now);
         let status_topic = topic::build(&link.prefix, &link.household, &device, Channel::Status);
         let will = encode(&runtime.last_will(), encoding)?;
-        let mut options = MqttOptions::new(
-            format!("sim-{}-{device}", link.household),
-            &link.host,
-            link.port,
-        );
+        let client_id = match login {
+            Some(_) => device.to_string(),
+            None => format!("sim-{}-{device}", link.household),
+        };
+        let mut options = MqttOptions::new(client_id, &link.host, link.port);
+        if let Some(password) = login {
+            options.set_credentials(device.as_str(), password);
+        }
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_clean_session(true)

@@ -109,9 +109,13 @@ pub async fn run(
         "replenish demo: household \"demo\", {} simulated days, seed {}",
         options.days, options.seed
     )?;
+    let login = match world.broker_login() {
+        Some((user, password)) => format!("; log in as {user} / {password}"),
+        None => String::new(),
+    };
     writeln!(
         out,
-        "  broker  mqtt://127.0.0.1:{} (embedded in the agent)",
+        "  broker  mqtt://127.0.0.1:{} (embedded in the agent{login})",
         world.broker_port()
     )?;
     let agent_url = world.agent_url()?;

@@ -282,6 +282,9 @@ pub struct LoadTarget {
     pub rate: Option<f64>,
     /// Client id prefix.
     pub client_prefix: String,
+    /// User name and password every connection presents (a fleet shares one account: on the
+    /// embedded broker, the agent's).
+    pub login: Option<(String, String)>,
 }
 
 /// What a run did.
@@ -383,6 +386,9 @@ async fn publish_all(
         .set_clean_session(true)
         .set_inflight(200)
         .set_max_packet_size(64 * 1024, 64 * 1024);
+    if let Some((user, password)) = &target.login {
+        options.set_credentials(user, password);
+    }
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let total = messages.len() as u64;
     let poller = tokio::spawn(async move {

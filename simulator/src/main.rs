@@ -117,6 +117,13 @@ struct LoadArgs {
     /// The broker.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     broker: String,
+    /// User name every connection presents (the embedded broker lets in only logins: use the
+    /// agent's, `mqtt.username`).
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    /// Its password.
+    #[arg(long, requires = "username")]
+    password: Option<String>,
     /// The household the devices belong to.
     #[arg(long, default_value = "home")]
     household: String,
@@ -466,6 +473,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         port: url.1,
         rate: (args.rate > 0.0).then_some(args.rate),
         client_prefix: format!("replenish-load-{}", std::process::id()),
+        login: args.username.zip(args.password),
     };
     let progress = Arc::new(LoadProgress::default());
     let expected: u64 = {
@@ -560,6 +568,7 @@ async fn serve_agent(config: &std::path::Path, tick_ms: u64) -> anyhow::Result<(
         store: None,
         commerce: None,
         tick_every: Some(std::time::Duration::from_millis(tick_ms.max(10))),
+        broker: None,
     };
     let agent = Agent::start(&config, options)
         .await

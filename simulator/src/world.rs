@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use replenish_agent::broker::EmbeddedBroker;
 use replenish_agent::clock::{Clock, DAY_MS, HOUR_MS, ManualClock, UnixMs};
 use replenish_agent::config::{AgentConfig, ConsumableSection};
 use replenish_agent::engine::Notice;
@@ -197,6 +198,8 @@ pub struct World {
     pub truth: BTreeMap<String, ConsumableTruth>,
     config: WorldConfig,
     broker_port: u16,
+    /// Started once: rumqttd cannot stop, so a restarted agent uses it again.
+    broker: Arc<EmbeddedBroker>,
     owner_token: String,
 }
 
@@ -289,6 +292,11 @@ impl World {
                 products: Vec::new(),
             },
         );
+        let broker = Arc::new(
+            EmbeddedBroker::start(&agent_config)
+                .await
+                .context("starting the embedded broker")?,
+        );
         let mut world = Self {
             clock: clock.clone(),
             shop,
@@ -320,9 +328,10 @@ impl World {
                 .collect(),
             config,
             broker_port,
+            broker,
             owner_token: String::new(),
         };
-        world.start_agent(true).await?;
+        world.start_agent().await?;
         // An owner to log in as: the demo prints the token.
         let token = replenish_agent::auth::new_token()?;
         world
@@ -344,42 +353,31 @@ impl World {
         };
         let now = clock.now_ms();
         let seed = world.config.seed;
-        world.appliances.push(
-            Appliance::connect(
-                "coffee-maker",
-                Appliance::coffee_maker(420.0, seed)?,
-                &link,
-                seed,
-                now,
-            )
-            .await?,
-        );
-        world.appliances.push(
-            Appliance::connect(
+        let appliances = [
+            ("coffee-maker", Appliance::coffee_maker(420.0, seed)?),
+            (
                 "fridge",
                 Appliance::fridge(1400.0, 7.0, seed.wrapping_add(1))?,
-                &link,
-                seed,
-                now,
-            )
-            .await?,
-        );
+            ),
+        ];
+        for (device, parts) in appliances {
+            let login = world.device_login(device).await?;
+            let appliance =
+                Appliance::connect(device, parts, &link, login.as_deref(), seed, now).await?;
+            world.appliances.push(appliance);
+        }
         world.exchange().await?;
         Ok(world)
     }
 
-    async fn start_agent(&mut self, first: bool) -> anyhow::Result<()> {
-        let mut config = self.agent_config.clone();
-        // The broker lives for the whole process; only the first start brings it up.
-        config.mqtt.embedded = first;
-        if !first {
-            config.mqtt.url = format!("mqtt://127.0.0.1:{}", self.broker_port);
-        }
+    async fn start_agent(&mut self) -> anyhow::Result<()> {
+        let config = self.agent_config.clone();
         let options = AgentOptions {
             clock: self.clock.clone(),
             store: None,
             commerce: None,
             tick_every: None,
+            broker: Some(self.broker.clone()),
         };
         let agent = Agent::start(&config, options)
             .await
@@ -437,6 +435,30 @@ impl World {
         self.broker_port
     }
 
+    /// The agent's login to the embedded broker (Home Assistant and tools use it); `None`
+    /// when the broker takes anyone.
+    pub fn broker_login(&self) -> Option<&(String, String)> {
+        self.broker.agent_login()
+    }
+
+    /// A new broker login for `device`, given by the console as an owner would on the devices
+    /// page; `None` when the broker takes anyone.
+    async fn device_login(&self, device: &str) -> anyhow::Result<Option<String>> {
+        if self.broker.agent_login().is_none() {
+            return Ok(None);
+        }
+        let password = replenish_agent::auth::random_secret()?;
+        self.handle()?
+            .ask(replenish_agent::engine::Event::IssueDeviceLogin {
+                device: Id::new(device)?,
+                password_hash: replenish_agent::auth::hash_token(&password),
+                by: replenish_agent::engine::household::Actor::Console,
+            })
+            .await
+            .with_context(|| format!("giving {device} a broker login"))?;
+        Ok(Some(password))
+    }
+
     /// Where the agent keeps its data.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.config.data_dir
@@ -452,7 +474,7 @@ impl World {
 
     /// Starts the agent again on the same storage.
     pub async fn restart_agent(&mut self) -> anyhow::Result<()> {
-        self.start_agent(false).await?;
+        self.start_agent().await?;
         self.settle().await
     }
 

@@ -53,6 +53,7 @@ impl FedAgent {
                 store: Some(Arc::new(MemoryStore::default())),
                 commerce: shop,
                 tick_every: None,
+                broker: None,
             },
         )
         .await?;

@@ -33,8 +33,14 @@ impl Drop for HomeAssistant {
 
 impl HomeAssistant {
     /// Starts Home Assistant with its configuration in `dir` on loopback `port`, onboards an
-    /// owner and adds the MQTT integration for the broker at `127.0.0.1:broker_port`.
-    pub async fn start(dir: &Path, port: u16, broker_port: u16) -> anyhow::Result<Self> {
+    /// owner and adds the MQTT integration for the broker at `127.0.0.1:broker_port`, logging in
+    /// with `login` (user name, password) if given.
+    pub async fn start(
+        dir: &Path,
+        port: u16,
+        broker_port: u16,
+        login: Option<&(String, String)>,
+    ) -> anyhow::Result<Self> {
         let configuration = [
             "homeassistant:",
             "  name: Test home",
@@ -77,7 +83,7 @@ impl HomeAssistant {
         };
         ha.wait_up(Duration::from_secs(120)).await?;
         ha.onboard().await?;
-        ha.add_mqtt(broker_port).await?;
+        ha.add_mqtt(broker_port, login).await?;
         Ok(ha)
     }
 
@@ -151,8 +157,12 @@ impl HomeAssistant {
         Ok(())
     }
 
-    /// Adds the MQTT integration as a person would: its config flow, broker and port.
-    async fn add_mqtt(&self, broker_port: u16) -> anyhow::Result<()> {
+    /// Adds the MQTT integration as a person would: its config flow, broker, port and login.
+    async fn add_mqtt(
+        &self,
+        broker_port: u16,
+        login: Option<&(String, String)>,
+    ) -> anyhow::Result<()> {
         let flow = self
             .post(
                 "/api/config/config_entries/flow",
@@ -162,11 +172,13 @@ impl HomeAssistant {
         let id = flow["flow_id"]
             .as_str()
             .ok_or_else(|| anyhow!("no flow: {flow}"))?;
+        let mut broker = json!({ "broker": "127.0.0.1", "port": broker_port });
+        if let Some((user, password)) = login {
+            broker["username"] = json!(user);
+            broker["password"] = json!(password);
+        }
         let done = self
-            .post(
-                &format!("/api/config/config_entries/flow/{id}"),
-                json!({ "broker": "127.0.0.1", "port": broker_port }),
-            )
+            .post(&format!("/api/config/config_entries/flow/{id}"), broker)
             .await?;
         if done["type"] != "create_entry" {
             bail!("the MQTT integration was not added: {done}");

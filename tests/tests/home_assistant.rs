@@ -62,9 +62,14 @@ async fn home_assistant_shows_the_household_follows_it_and_acts_on_it() {
 
     let ha_dir = dir.path().join("ha");
     std::fs::create_dir_all(&ha_dir).unwrap();
-    let ha = HomeAssistant::start(&ha_dir, free_port().unwrap(), world.broker_port())
-        .await
-        .unwrap();
+    let ha = HomeAssistant::start(
+        &ha_dir,
+        free_port().unwrap(),
+        world.broker_port(),
+        world.broker_login(),
+    )
+    .await
+    .unwrap();
 
     // Entities appear, named as the household names things, with the page's sentences.
     let level = ha

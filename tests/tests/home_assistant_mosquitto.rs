@@ -47,6 +47,7 @@ fn options() -> AgentOptions {
         store: Some(Arc::new(MemoryStore::default())),
         commerce: Some(Arc::new(MemoryShop::new(Catalog::default()))),
         tick_every: None,
+        broker: None,
     }
 }
 

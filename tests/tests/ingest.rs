@@ -79,6 +79,7 @@ fn options(clock: &Arc<ManualClock>, store: Option<Arc<dyn Store>>) -> AgentOpti
         store,
         commerce: Some(Arc::new(MemoryShop::new(Catalog::default()))),
         tick_every: None,
+        broker: None,
     }
 }
 
@@ -141,6 +142,7 @@ async fn a_burst_through_a_slow_engine_loses_nothing_and_never_stalls() {
         port: broker.port(),
         rate: None,
         client_prefix: "burst".into(),
+        login: None,
     };
     let outcome = load::run(&plan, &target, Arc::new(LoadProgress::default()), false)
         .await
@@ -197,6 +199,7 @@ async fn an_agent_killed_mid_burst_counts_every_use_exactly_once_after_restart()
         port: broker.port(),
         rate: Some(5000.0),
         client_prefix: "killed".into(),
+        login: None,
     };
     let publisher = {
         let plan = plan.clone();

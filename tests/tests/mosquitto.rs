@@ -55,6 +55,7 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
         store: None,
         commerce: None,
         tick_every: None,
+        broker: None,
     };
     let agent = Agent::start(&config, options).await.unwrap();
     let handle = agent.handle().clone();
@@ -73,6 +74,7 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
         "coffee-maker",
         Appliance::coffee_maker(420.0, 3).unwrap(),
         &link,
+        None,
         3,
         DEFAULT_START,
     )

@@ -288,8 +288,8 @@ async fn the_documented_mosquitto_enforces_logins_topics_and_tls() {
     // first), the first the kettle receives is its own.
     let (kettle, mut kettle_loop) = client(plain, "kettle", "kettle", KETTLE_PASSWORD);
     for filter in [
-        "replenish/v1/home/fridge/command",
-        "replenish/v1/home/kettle/command",
+        "replenish/v1/home/fridge/cmd",
+        "replenish/v1/home/kettle/cmd",
     ] {
         kettle.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
         until(&mut kettle_loop, |p| matches!(p, Packet::SubAck(_)))
@@ -299,7 +299,7 @@ async fn the_documented_mosquitto_enforces_logins_topics_and_tls() {
     for device in ["fridge", "kettle"] {
         agent
             .publish(
-                format!("replenish/v1/home/{device}/command"),
+                format!("replenish/v1/home/{device}/cmd"),
                 QoS::AtLeastOnce,
                 false,
                 device,
@@ -316,7 +316,7 @@ async fn the_documented_mosquitto_enforces_logins_topics_and_tls() {
     else {
         unreachable!()
     };
-    assert_eq!(command.topic, "replenish/v1/home/kettle/command");
+    assert_eq!(command.topic, "replenish/v1/home/kettle/cmd");
 }
 
 /// The agent with its own login (`edit` says where its broker is), subscribed.
@@ -334,6 +334,7 @@ async fn start_agent(edit: impl FnOnce(&mut AgentConfig)) -> Agent {
             store: Some(Arc::new(replenish_agent::store::MemoryStore::default())),
             commerce: None,
             tick_every: None,
+            broker: None,
         },
     )
     .await

@@ -17,6 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use replenish_protocol::topic::Channel;
+
 use super::packet::{self, PacketError, Version};
 
 /// Device id → SHA-256 of its password (hex), as the engine keeps them.
@@ -35,32 +37,36 @@ pub enum Principal {
 /// Where each principal may publish and subscribe.
 #[derive(Debug, Clone)]
 pub struct Acl {
-    /// `{prefix}/{household}/`.
-    household_root: String,
+    /// The topic prefix.
+    prefix: String,
+    /// The household.
+    household: String,
 }
 
 impl Acl {
     /// The rules for a household's topics.
     pub fn new(prefix: &str, household: &str) -> Self {
         Self {
-            household_root: format!("{prefix}/{household}/"),
+            prefix: prefix.to_string(),
+            household: household.to_string(),
         }
     }
 
-    /// The device and channel of a topic under the household, if it is one.
-    fn device_topic<'t>(&self, topic: &'t str) -> Option<(&'t str, &'t str)> {
-        let rest = topic.strip_prefix(&self.household_root)?;
-        let (device, channel) = rest.split_once('/')?;
-        (!channel.contains('/')).then_some((device, channel))
+    /// The channel of `topic` if it is one of device `id`'s topics in this household (the
+    /// protocol's own parser: a wildcard is no device id, so filters with one never match).
+    fn own_channel(&self, id: &str, topic: &str) -> Option<Channel> {
+        let parsed = replenish_protocol::topic::parse(&self.prefix, topic).ok()?;
+        (parsed.household == self.household && parsed.device == id).then_some(parsed.channel)
     }
 
     /// Whether `who` may publish to `topic`: a device only to its own status, report and ack.
     pub fn may_publish(&self, who: &Principal, topic: &str) -> bool {
         match who {
             Principal::Agent => true,
-            Principal::Device(id) => self.device_topic(topic).is_some_and(|(device, channel)| {
-                device == id && matches!(channel, "status" | "report" | "ack")
-            }),
+            Principal::Device(id) => matches!(
+                self.own_channel(id, topic),
+                Some(Channel::Status | Channel::Report | Channel::Ack)
+            ),
         }
     }
 
@@ -68,9 +74,7 @@ impl Acl {
     pub fn may_subscribe(&self, who: &Principal, filter: &str) -> bool {
         match who {
             Principal::Agent => true,
-            Principal::Device(id) => self
-                .device_topic(filter)
-                .is_some_and(|(device, channel)| device == id && channel == "command"),
+            Principal::Device(id) => self.own_channel(id, filter) == Some(Channel::Cmd),
         }
     }
 }
@@ -179,8 +183,9 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Serves `listener` in a task of its own; `wrap` as in [`serve`].
-    pub fn spawn<S, W, F>(&self, listener: TcpListener, wrap: W) -> tokio::task::JoinHandle<()>
+    /// Serves `listener` in a task of its own until `shutdown` turns true; `wrap` as in
+    /// [`serve`].
+    pub fn spawn<S, W, F>(&self, listener: TcpListener, wrap: W)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         W: Fn(TcpStream) -> F + Send + Sync + 'static,
@@ -192,7 +197,7 @@ impl Gate {
             self.devices.clone(),
             wrap,
             self.shutdown.clone(),
-        ))
+        ));
     }
 }
 
@@ -409,15 +414,17 @@ mod tests {
         assert!(acl.may_publish(&dev, "replenish/home/kettle/report"));
         assert!(acl.may_publish(&dev, "replenish/home/kettle/status"));
         assert!(acl.may_publish(&dev, "replenish/home/kettle/ack"));
-        assert!(!acl.may_publish(&dev, "replenish/home/kettle/command"));
+        assert!(!acl.may_publish(&dev, "replenish/home/kettle/cmd"));
         assert!(!acl.may_publish(&dev, "replenish/home/fridge/report"));
         assert!(!acl.may_publish(&dev, "replenish/other/kettle/report"));
         assert!(!acl.may_publish(&dev, "replenish/home/kettle/report/x"));
         assert!(!acl.may_publish(&dev, "homeassistant/button/x/config"));
-        assert!(acl.may_subscribe(&dev, "replenish/home/kettle/command"));
-        assert!(!acl.may_subscribe(&dev, "replenish/home/+/command"));
+        assert!(acl.may_subscribe(&dev, "replenish/home/kettle/cmd"));
+        assert!(!acl.may_subscribe(&dev, "replenish/home/kettle/command"));
+        assert!(!acl.may_subscribe(&dev, "replenish/home/kettle/report"));
+        assert!(!acl.may_subscribe(&dev, "replenish/home/+/cmd"));
         assert!(!acl.may_subscribe(&dev, "replenish/home/#"));
-        assert!(!acl.may_subscribe(&dev, "replenish/home/fridge/command"));
+        assert!(!acl.may_subscribe(&dev, "replenish/home/fridge/cmd"));
         assert!(!acl.may_subscribe(&dev, "#"));
         assert!(acl.may_publish(&Principal::Agent, "homeassistant/button/x/config"));
         assert!(acl.may_subscribe(&Principal::Agent, "replenish/home/+/report"));

@@ -1,9 +1,17 @@
-//! The embedded MQTT broker (rumqttd), so a household needs nothing else installed.
+//! The embedded MQTT broker (rumqttd), so a household needs nothing else installed, and with
+//! `mqtt.embedded_auth` the gate in front of it ([`EmbeddedBroker`]).
 //!
 //! rumqttd's `start` blocks and has no shutdown, so it gets its own thread for the life of the
 //! process; it keeps sessions and retained messages in memory only.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::AgentConfig;
+use gate::DeviceLogins;
 
 pub mod gate;
 pub mod packet;
@@ -23,6 +31,111 @@ pub enum BrokerError {
     /// The broker thread could not start.
     #[error("cannot start the broker thread: {0}")]
     Thread(std::io::Error),
+    /// The system gave no randomness for the gate's or the agent's secret.
+    #[error(transparent)]
+    Randomness(#[from] crate::auth::NoRandomness),
+    /// The MQTT TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// The embedded broker as clients see it: rumqttd and, with `mqtt.embedded_auth`, the gate in
+/// front of it. The agent starts one, or is handed one (`AgentOptions::broker`) by a process
+/// that restarts agents while the broker lives on, as the simulator does: rumqttd cannot be
+/// stopped, so it cannot be started twice on one port.
+pub struct EmbeddedBroker {
+    /// The login the agent's own clients use; `None` without `embedded_auth`.
+    agent_login: Option<(String, String)>,
+    /// The devices' logins the gate accepts; the running agent's engine sends them.
+    device_logins: Arc<watch::Sender<DeviceLogins>>,
+    /// Stops the gate (its listeners and connections watch it) when the broker is dropped.
+    stop: watch::Sender<bool>,
+}
+
+impl EmbeddedBroker {
+    /// Starts rumqttd on `mqtt.embedded_listen` (and `embedded_listen_v5`) or, with
+    /// `mqtt.embedded_auth`, behind the gate on those addresses (and on `mqtt.tls_listen`).
+    /// The agent's login is `mqtt.username`/`password`, or one made for this process.
+    pub async fn start(config: &AgentConfig) -> Result<Self, BrokerError> {
+        let mqtt = &config.mqtt;
+        let public_v5 = mqtt.embedded_v5.then_some(mqtt.embedded_listen_v5);
+        let (stop, stopped) = watch::channel(false);
+        let device_logins = Arc::new(watch::Sender::new(DeviceLogins::default()));
+        if !mqtt.embedded_auth {
+            start(mqtt.embedded_listen, public_v5, mqtt.max_packet_bytes, None)?;
+            return Ok(Self {
+                agent_login: None,
+                device_logins,
+                stop,
+            });
+        }
+        let agent_login = match config.mqtt_login() {
+            Some(login) => login,
+            // Nobody else needs the agent's login: one for this process, known to it only.
+            None => ("replenish-agent".to_string(), crate::auth::random_secret()?),
+        };
+        // rumqttd accepts only the gate's own login, a secret of this process.
+        let gate_login = ("replenish-gate".to_string(), crate::auth::random_secret()?);
+        let behind = start(
+            mqtt.embedded_listen,
+            public_v5,
+            mqtt.max_packet_bytes,
+            Some(gate_login.clone()),
+        )?;
+        let gate = gate::Gate {
+            settings: Arc::new(gate::GateSettings {
+                upstream: behind.v4,
+                upstream_v5: behind.v5,
+                upstream_login: gate_login,
+                agent: Some((
+                    agent_login.0.clone(),
+                    crate::auth::hash_token(&agent_login.1),
+                )),
+                acl: gate::Acl::new(&mqtt.prefix, &config.household.id),
+                max_packet_bytes: mqtt.max_packet_bytes,
+                connect_timeout: Duration::from_secs(10),
+            }),
+            devices: device_logins.subscribe(),
+            shutdown: stopped,
+        };
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| BrokerError::Bind { addr, source })
+        };
+        for addr in std::iter::once(mqtt.embedded_listen).chain(public_v5) {
+            gate.spawn(bind(addr).await?, |stream| std::future::ready(Ok(stream)));
+        }
+        if let (Some(addr), Some(cert), Some(key)) =
+            (mqtt.tls_listen, &mqtt.tls_cert, &mqtt.tls_key)
+        {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(cert, key)?);
+            gate.spawn(bind(addr).await?, move |stream| acceptor.accept(stream));
+            tracing::info!(%addr, "MQTT over TLS listening");
+        }
+        tracing::info!(listen = %mqtt.embedded_listen, v5 = ?public_v5, "MQTT gate: logins and topic rights enforced");
+        Ok(Self {
+            agent_login: Some(agent_login),
+            device_logins,
+            stop,
+        })
+    }
+
+    /// The login the agent's own clients present; `None` when the broker takes anyone.
+    pub fn agent_login(&self) -> Option<&(String, String)> {
+        self.agent_login.as_ref()
+    }
+
+    /// Where the engine sends the devices' logins for the gate.
+    pub fn device_logins(&self) -> Arc<watch::Sender<DeviceLogins>> {
+        self.device_logins.clone()
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 /// Where a started broker listens.

@@ -340,6 +340,7 @@ fn target(port: u16, rate: Option<f64>, prefix: &str) -> LoadTarget {
         port,
         rate,
         client_prefix: prefix.into(),
+        login: None,
     }
 }
 
@@ -496,6 +497,7 @@ async fn start_agent(household: &str, port: u16, dir: &Path) -> anyhow::Result<A
         store: None,
         commerce: Some(Arc::new(MemoryShop::new(Catalog::default()))),
         tick_every: None,
+        broker: None,
     };
     let agent = Agent::start(&config, options).await?;
     if !agent.wait_subscribed(Duration::from_secs(20)).await {
