@@ -126,6 +126,17 @@ pub enum AskError {
     Stopped(#[from] Stopped),
 }
 
+/// Why a device login could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceLoginError {
+    /// The system gave no randomness for the password.
+    #[error(transparent)]
+    Randomness(#[from] crate::auth::NoRandomness),
+    /// The engine refused it (not an owner) or is stopping.
+    #[error(transparent)]
+    Ask(#[from] AskError),
+}
+
 impl AgentHandle {
     async fn request<T>(
         &self,
@@ -172,6 +183,23 @@ impl AgentHandle {
     /// approval, a member who may not change rules). The store is flushed before it answers.
     pub async fn ask(&self, event: Event) -> Result<(), AskError> {
         Ok(self.request(|reply| Request::Ask(event, reply)).await??)
+    }
+
+    /// Gives `device` a new MQTT login on behalf of `by` and returns its password, which is
+    /// kept nowhere: the household record holds only its SHA-256.
+    pub async fn issue_device_login(
+        &self,
+        device: Id,
+        by: crate::engine::household::Actor,
+    ) -> Result<String, DeviceLoginError> {
+        let password = crate::auth::random_secret()?;
+        self.ask(Event::IssueDeviceLogin {
+            device,
+            password_hash: crate::auth::hash_token(&password),
+            by,
+        })
+        .await?;
+        Ok(password)
     }
 
     /// Reads from the engine's state at its current time: views for the API and the web page.

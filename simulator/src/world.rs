@@ -447,13 +447,12 @@ impl World {
         if self.broker.agent_login().is_none() {
             return Ok(None);
         }
-        let password = replenish_agent::auth::random_secret()?;
-        self.handle()?
-            .ask(replenish_agent::engine::Event::IssueDeviceLogin {
-                device: Id::new(device)?,
-                password_hash: replenish_agent::auth::hash_token(&password),
-                by: replenish_agent::engine::household::Actor::Console,
-            })
+        let password = self
+            .handle()?
+            .issue_device_login(
+                Id::new(device)?,
+                replenish_agent::engine::household::Actor::Console,
+            )
             .await
             .with_context(|| format!("giving {device} a broker login"))?;
         Ok(Some(password))

@@ -213,18 +213,7 @@ async fn the_documented_mosquitto_enforces_logins_topics_and_tls() {
         matches!(refused, Err(ConnectionError::ConnectionRefused(_))),
         "{refused:?}"
     );
-    let output = publish_tls(
-        tls,
-        "kettle",
-        "not-the-password",
-        "replenish/v1/home/kettle/report",
-        "x",
-        dir.path(),
-    );
-    assert!(
-        !output.status.success(),
-        "a wrong password over TLS is refused"
-    );
+    wrong_password_is_refused_over_tls(tls, dir.path());
 
     // Over TLS the kettle reports on its own topic, and its report arrives.
     let output = publish_tls(
@@ -346,6 +335,22 @@ async fn start_agent(edit: impl FnOnce(&mut AgentConfig)) -> Agent {
     agent
 }
 
+/// `mosquitto_pub` over TLS with a wrong password fails.
+fn wrong_password_is_refused_over_tls(tls: u16, dir: &Path) {
+    let output = publish_tls(
+        tls,
+        "kettle",
+        "not-the-password",
+        "replenish/v1/home/kettle/report",
+        "x",
+        dir,
+    );
+    assert!(
+        !output.status.success(),
+        "a wrong password over TLS is refused"
+    );
+}
+
 /// The kettle sends its birth and a level over TLS as itself; the agent stores the level.
 async fn kettle_reports_over_tls(agent: &Agent, tls: u16, dir: &Path) {
     let birth = r#"{"online":{"model":"kettle","firmware":"1.0.0","boot":1,"slots":[{"id":"water","consumable":"water","unit":"ml","capacity":2000,"sensor":"level"}]}}"#;
@@ -426,18 +431,7 @@ async fn the_embedded_broker_speaks_tls_to_devices_with_a_login() {
         })
         .await
         .unwrap();
-    let output = publish_tls(
-        tls,
-        "kettle",
-        "not-the-password",
-        "replenish/v1/home/kettle/report",
-        "x",
-        dir.path(),
-    );
-    assert!(
-        !output.status.success(),
-        "a wrong password over TLS is refused"
-    );
+    wrong_password_is_refused_over_tls(tls, dir.path());
     kettle_reports_over_tls(&agent, tls, dir.path()).await;
     agent.shutdown().await;
 }

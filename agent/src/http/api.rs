@@ -19,7 +19,9 @@ use crate::engine::household::{
     AuditEntry, ConsumableRules, ExpiryDefault, Member, Mode, Permission, RejectReason, Role, Rules,
 };
 use crate::engine::{Engine, Event, OrderEdit};
-use crate::runtime::{DeviceView, OrderView, SlotView, StatusPage, StatusTotals, status_page};
+use crate::runtime::{
+    DeviceLoginError, DeviceView, OrderView, SlotView, StatusPage, StatusTotals, status_page,
+};
 use replenish_commerce::sandbox::wire::Problem;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -820,14 +822,16 @@ pub(super) async fn create_device_login(
     id: &str,
 ) -> Result<DeviceLoginView, Response> {
     let device = device_id(id)?;
-    let password = crate::auth::random_secret()
-        .map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let event = Event::IssueDeviceLogin {
-        device: device.clone(),
-        password_hash: hash_token(&password),
-        by,
-    };
-    state.agent.ask(event).await.map_err(ask_problem)?;
+    let password = state
+        .agent
+        .issue_device_login(device.clone(), by)
+        .await
+        .map_err(|error| match error {
+            DeviceLoginError::Ask(error) => ask_problem(error),
+            DeviceLoginError::Randomness(error) => {
+                problem(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+            }
+        })?;
     Ok(DeviceLoginView {
         username: device.to_string(),
         password,

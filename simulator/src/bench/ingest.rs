@@ -529,6 +529,12 @@ impl AckSampler {
                 }
                 std::thread::sleep(Duration::from_micros(50));
             }
+            // Asked to stop while asleep (a busy machine may keep this thread off the CPU for
+            // longer than the caller's poll): the count it stopped at is a sample too.
+            let now = acked.acked.load(Ordering::Relaxed);
+            if now != last {
+                samples.push((start.elapsed().as_secs_f64(), now));
+            }
             samples
         });
         Self { stop, thread }
