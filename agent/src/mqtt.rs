@@ -59,7 +59,15 @@ pub struct MqttSettings {
     pub login: Option<(String, String)>,
 }
 
-const CHANNELS: [Channel; 3] = [Channel::Status, Channel::Report, Channel::Ack];
+/// Whether `topic_name` is one the agent publishes on for the household (availability,
+/// approvals, Home Assistant state).
+fn is_agents_own(prefix: &str, household: &Id, topic_name: &str) -> bool {
+    topic_name
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.strip_prefix(household.as_str()))
+        .is_some_and(|rest| rest.starts_with("/agent/"))
+}
 
 /// Decodes one publish into what the engine understands.
 pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) -> Incoming {
@@ -69,6 +77,8 @@ pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) ->
     };
     let parsed = match topic::parse(prefix, topic_name) {
         Ok(parsed) => parsed,
+        // The agent's own topics (`…/{household}/agent/…`) share the household's subscription.
+        Err(_) if is_agents_own(prefix, household, topic_name) => return Incoming::Own,
         Err(e) => return refused(RefusedReason::Topic(e.to_string())),
     };
     if parsed.household != household.as_str() {
@@ -84,11 +94,8 @@ pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) ->
         Channel::Status => codec::decode::<Status>(payload).map(|s| Telemetry::Status(Box::new(s))),
         Channel::Report => codec::decode::<Report>(payload).map(Telemetry::Report),
         Channel::Ack => codec::decode::<Ack>(payload).map(Telemetry::Ack),
-        Channel::Cmd => {
-            return refused(RefusedReason::Topic(
-                "commands are not for the agent".into(),
-            ));
-        }
+        // A command the agent sent, back on the household's subscription.
+        Channel::Cmd => return Incoming::Own,
     };
     match message {
         Ok(message) => Incoming::Telemetry { device, message },
@@ -105,6 +112,8 @@ struct PendingAck {
     /// connection is not sent (the broker redelivers that message, and its packet id may
     /// already name another one).
     connection: u64,
+    /// A device's message (counted in [`IngestHealth::acked`]), not the agent's own echo.
+    counted: bool,
 }
 
 /// A command to publish (QoS 1, not retained).
@@ -149,13 +158,14 @@ pub fn outbox(health: Arc<IngestHealth>) -> (Outbox, OutboxReceiver) {
 
 impl Outbox {
     /// Queues an acknowledgement.
-    pub fn ack(&self, publish: Publish, connection: u64) {
+    pub fn ack(&self, publish: Publish, connection: u64, counted: bool) {
         self.health.outbox_depth.fetch_add(1, Ordering::Relaxed);
         if self
             .acks
             .send(PendingAck {
                 publish,
                 connection,
+                counted,
             })
             .is_err()
         {
@@ -259,10 +269,12 @@ pub async fn run(
         settings.stall_after,
         shutdown.clone(),
     ));
-    let filters: Vec<String> = CHANNELS
-        .iter()
-        .map(|c| topic::filter(&settings.prefix, &settings.household, *c))
-        .collect();
+    // One subscription for status, report and ack: within it the broker keeps each device's
+    // order (with one per channel, rumqttd could deliver a report before the birth before it).
+    let filters = [topic::household_filter(
+        &settings.prefix,
+        &settings.household,
+    )];
     let mut backoff = Backoff::new();
     let mut pending_subacks = 0usize;
     let span =
@@ -306,16 +318,22 @@ pub async fn run(
                 }
             }
             Ok(MqttEvent::Incoming(Packet::Publish(publish))) => {
-                health.received.fetch_add(1, Ordering::Relaxed);
                 let incoming = decode(
                     &settings.prefix,
                     &settings.household,
                     &publish.topic,
                     &publish.payload,
                 );
+                // The agent's own echoes are not the devices' messages: not counted as received
+                // or settled, but acknowledged in their turn (PUBACKs go out in order).
+                let counted = !matches!(incoming, Incoming::Own);
+                if counted {
+                    health.received.fetch_add(1, Ordering::Relaxed);
+                }
                 let connection = health.connection.load(Ordering::SeqCst);
                 let outbox = outbox.clone();
-                let ack: crate::runtime::Acker = Box::new(move || outbox.ack(publish, connection));
+                let ack: crate::runtime::Acker =
+                    Box::new(move || outbox.ack(publish, connection, counted));
                 // Waits while the engine's queue is full: the loop stops reading, and the
                 // broker keeps what it cannot deliver. Acks still go out meanwhile.
                 let room = loop {
@@ -404,13 +422,16 @@ async fn send_acks(
     let current = health.connection.load(Ordering::SeqCst);
     let mut next = Some(first);
     let mut settled = 0u64;
+    let mut counted_settled = 0u64;
     let mut written = 0usize;
     while let Some(PendingAck {
         publish,
         connection,
+        counted,
     }) = next.take()
     {
         settled += 1;
+        counted_settled += u64::from(counted);
         if connection != current {
             metrics::counter!("replenish_mqtt_stale_acks_total").increment(1);
         } else if publish.qos != QoS::AtMostOnce
@@ -442,7 +463,7 @@ async fn send_acks(
     }
     metrics::histogram!("replenish_mqtt_acks_per_write").record(written as f64);
     health.outbox_depth.fetch_sub(settled, Ordering::Relaxed);
-    health.acked.fetch_add(settled, Ordering::Relaxed);
+    health.acked.fetch_add(counted_settled, Ordering::Relaxed);
 }
 
 /// Moves commands into rumqttc's request queue, waiting for room (the event loop drains it
@@ -569,5 +590,24 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_agents_own_messages_are_told_apart_from_bad_ones() {
+        let own = |topic: &str| {
+            matches!(
+                decode("replenish/v1", &household(), topic, b"{}"),
+                Incoming::Own
+            )
+        };
+        assert!(own("replenish/v1/home/coffee/cmd"));
+        assert!(own("replenish/v1/home/agent/availability"));
+        assert!(own("replenish/v1/home/agent/approvals"));
+        assert!(own("replenish/v1/home/agent/ha/coffee/state"));
+        // Not the agent's: a device's junk channel, another household's agent, another prefix.
+        assert!(!own("replenish/v1/home/coffee/junk"));
+        assert!(!own("replenish/v1/other/agent/availability"));
+        assert!(!own("replenish/v2/home/agent/availability"));
+        assert!(!own("replenish/v1/homely/agent/availability"));
     }
 }

@@ -33,6 +33,9 @@ pub enum Incoming {
         /// The message.
         message: Telemetry,
     },
+    /// The agent's own message come back on the household's subscription (a command it sent,
+    /// its availability): acknowledged in turn, nothing else.
+    Own,
     /// A payload or topic that was refused, with why.
     Refused {
         /// The topic it came on.
@@ -790,13 +793,15 @@ impl EngineTask {
     fn serve(&mut self, request: Request, acks: &mut Vec<Acker>) {
         match request {
             Request::Incoming(incoming, ack) => {
-                self.telemetry_seen += 1;
                 match incoming {
+                    Incoming::Own => {}
                     Incoming::Telemetry { device, message } => {
+                        self.telemetry_seen += 1;
                         metrics::counter!("replenish_telemetry_received_total").increment(1);
                         self.handle_event(Event::Telemetry { device, message });
                     }
                     Incoming::Refused { topic, reason } => {
+                        self.telemetry_seen += 1;
                         let label = reason.label();
                         metrics::counter!("replenish_telemetry_refused_total", "reason" => label)
                             .increment(1);

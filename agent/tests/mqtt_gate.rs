@@ -430,3 +430,66 @@ async fn without_a_configured_login_the_agent_makes_its_own() {
     assert!(refused_login(connected(&mut anonymous).await));
     agent.shutdown().await;
 }
+
+/// Devices joining at once, each sending its birth and then its reports without waiting: every
+/// report counts. (With one subscription per channel, rumqttd could hand the agent a report
+/// before the birth sent ahead of it, and the report was refused: the device was unknown.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_sent_right_after_a_birth_all_count() {
+    const DEVICES: usize = 20;
+    const REPORTS: u32 = 25;
+    let (agent, port) = agent_with_logins(|config| {
+        config.mqtt.username = Some("replenish-agent".into());
+        config.mqtt.password = Some(AGENT_PASSWORD.into());
+        config.household.pairing = replenish_agent::engine::Pairing::Open;
+    })
+    .await;
+    // A tool with the agent's account speaks for many devices on one connection.
+    let (fleet, mut fleet_loop) = client(port, "fleet", Some(("replenish-agent", AGENT_PASSWORD)));
+    let poller = tokio::spawn(async move { while fleet_loop.poll().await.is_ok() {} });
+    for n in 0..DEVICES {
+        let device = format!("grinder-{n:02}");
+        let birth = r#"{"online":{"model":"grinder","firmware":"1.0.0","boot":1,"slots":[{"id":"beans","consumable":"coffee_beans","unit":"g","capacity":1000,"sensor":"usage"}]}}"#;
+        fleet
+            .publish(
+                format!("replenish/v1/home/{device}/status"),
+                QoS::AtLeastOnce,
+                true,
+                birth,
+            )
+            .await
+            .unwrap();
+        for seq in 1..=REPORTS {
+            let report = format!(
+                r#"{{"boot":1,"seq":{seq},"ts":0,"body":{{"usage":{{"slot":"beans","amount":9,"uses":1}}}}}}"#
+            );
+            fleet
+                .publish(
+                    format!("replenish/v1/home/{device}/report"),
+                    QoS::AtLeastOnce,
+                    false,
+                    report,
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let messages = DEVICES as u64 * (1 + u64::from(REPORTS));
+    tokio::time::timeout(Duration::from_secs(20), agent.handle().settle(messages))
+        .await
+        .expect("the agent took in every message")
+        .unwrap();
+    let status = agent.handle().status().await.unwrap();
+    let uses: Vec<(String, u64)> = status
+        .slots
+        .iter()
+        .map(|s| (s.device.clone(), s.uses))
+        .collect();
+    assert_eq!(uses.len(), DEVICES, "{uses:?}");
+    assert!(
+        uses.iter().all(|(_, n)| *n == u64::from(REPORTS)),
+        "every report counted once: {uses:?}"
+    );
+    poller.abort();
+    agent.shutdown().await;
+}

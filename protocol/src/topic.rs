@@ -128,6 +128,15 @@ pub fn build(prefix: &str, household: &Id, device: &Id, channel: Channel) -> all
     alloc::format!("{prefix}/{household}/{device}/{channel}")
 }
 
+/// The filter matching every channel of every device in a household (`…/{household}/+/+`), in
+/// one subscription: a broker keeps the order of one client's messages within a subscription
+/// (rumqttd only within one filter), so a device's birth reaches the agent before the reports
+/// it sent after it.
+#[cfg(feature = "alloc")]
+pub fn household_filter(prefix: &str, household: &Id) -> alloc::string::String {
+    alloc::format!("{prefix}/{household}/+/+")
+}
+
 /// The filter matching one channel of every device in a household (`…/{household}/+/report`).
 #[cfg(feature = "alloc")]
 pub fn filter(prefix: &str, household: &Id, channel: Channel) -> alloc::string::String {

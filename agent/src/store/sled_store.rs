@@ -16,6 +16,9 @@ pub struct SledStore {
     trees: std::collections::HashMap<Table, sled::Tree>,
 }
 
+/// How long opening waits for a lock this process's last database may still hold.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -24,11 +27,23 @@ impl SledStore {
     /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         make_private_dir(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(backend)?;
+        let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
+        // A database of this process that was just dropped holds its lock until sled's own
+        // threads let go of the file (the simulator restarts its agent on the same data; tests
+        // reopen): wait a little for that. Another live process keeps it: the error stands.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(error))
+                    if error.to_string().contains("could not acquire lock")
+                        && started.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(error) => return Err(backend(error)),
+            }
+        };
         let mut trees = std::collections::HashMap::new();
         for table in Table::ALL {
             trees.insert(table, db.open_tree(table.name()).map_err(backend)?);
