@@ -300,6 +300,14 @@ pub async fn run(
                     session_present = ack.session_present,
                     "connected to the broker"
                 );
+                // Earlier builds subscribed once per channel; a session an external broker
+                // kept for them would deliver every message twice.
+                if ack.session_present {
+                    for channel in [Channel::Status, Channel::Report, Channel::Ack] {
+                        let old = topic::filter(&settings.prefix, &settings.household, channel);
+                        let _ = client.try_unsubscribe(old);
+                    }
+                }
                 // Subscribe every time: cheap, and right even if the broker lost the session.
                 pending_subacks = 0;
                 for filter in &filters {
