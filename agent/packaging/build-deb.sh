@@ -41,7 +41,53 @@ if [ "$size" -gt $((12 * 1024 * 1024)) ]; then
   echo "the agent is larger than 12 MB" >&2
   exit 1
 fi
+# Run the packaged agent: natively, or the Raspberry Pi build under qemu-user with Debian's
+# aarch64 libraries (the cross linker's sysroot).
+agent=()
 if [ -z "$target" ]; then
-  "$unpacked/usr/bin/replenish-agent" --version
-  "$unpacked/usr/bin/replenish-agent" check-config "$unpacked/etc/replenish/agent.toml"
+  agent=("$unpacked/usr/bin/replenish-agent")
+elif [ "$target" = aarch64-unknown-linux-gnu ] && command -v qemu-aarch64 >/dev/null 2>&1; then
+  agent=(qemu-aarch64 -L /usr/aarch64-linux-gnu "$unpacked/usr/bin/replenish-agent")
+fi
+if [ "${#agent[@]}" -gt 0 ]; then
+  "${agent[@]}" --version
+  "${agent[@]}" check-config "$unpacked/etc/replenish/agent.toml"
+  # Start it on the packaged configuration (data and ports moved to loopback and a temporary
+  # directory), wait for /healthz to say ok, then stop it the way systemd does (SIGTERM): it
+  # must flush and exit 0.
+  read -r http mqtt mqtt5 < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+  REPLENISH_STORAGE__PATH="$unpacked/state" REPLENISH_HTTP__LISTEN="127.0.0.1:$http" \
+    REPLENISH_MQTT__EMBEDDED_LISTEN="127.0.0.1:$mqtt" REPLENISH_MQTT__EMBEDDED_LISTEN_V5="127.0.0.1:$mqtt5" \
+    "${agent[@]}" --config "$unpacked/etc/replenish/agent.toml" >"$unpacked/agent.log" 2>&1 &
+  pid=$!
+  healthy=""
+  for _ in $(seq 1 120); do
+    if healthy=$(python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' \
+      "http://127.0.0.1:$http/healthz" 2>/dev/null); then
+      break
+    fi
+    sleep 0.5
+  done
+  if [ -z "$healthy" ]; then
+    kill "$pid" 2>/dev/null || true
+    cat "$unpacked/agent.log" >&2
+    echo "the packaged agent did not answer /healthz" >&2
+    exit 1
+  fi
+  echo "running: $healthy"
+  kill -TERM "$pid"
+  status=0
+  wait "$pid" || status=$?
+  if [ "$status" -ne 0 ] || ! grep -q "state flushed" "$unpacked/agent.log"; then
+    cat "$unpacked/agent.log" >&2
+    echo "the packaged agent did not stop cleanly on SIGTERM (exit $status)" >&2
+    exit 1
+  fi
+  echo "stopped cleanly on SIGTERM"
 fi

@@ -247,12 +247,28 @@ async fn run(config_file: Option<PathBuf>) -> anyhow::Result<()> {
         .await
         .context("starting the agent")?;
     tracing::info!(household = %config.household.id, http = %agent.http_addr(), "agent running");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    tracing::info!("shutting down");
+    let signal = stop_signal().await.context("waiting for a stop signal")?;
+    tracing::info!(signal, "shutting down");
     agent.shutdown().await;
     Ok(())
+}
+
+/// Waits for Ctrl-C or, on Unix, SIGTERM (what `systemctl stop` sends): both stop the agent
+/// cleanly, flushing its store and saying goodbye to the broker.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "SIGINT"),
+            _ = terminate.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
+    }
 }
 
 /// Changes the household through the same engine the daemon runs, on its store.
