@@ -22,6 +22,7 @@ use crate::engine::order::OrderState;
 use crate::engine::{Engine, Event, Notice};
 use crate::mqtt_out::{Inbound, LinkInput, Outgoing, Publish};
 use crate::runtime::{AgentHandle, AskError};
+use replenish_protocol::topic::agent_root;
 
 /// A slot is `low` at or below this share of its capacity...
 pub const LOW_FRACTION: f64 = 0.2;
@@ -85,7 +86,7 @@ impl HaSettings {
     /// discovery configs (its own, retained: what an earlier run announced, so that entities it
     /// no longer has are removed).
     pub fn subscriptions(&self) -> Vec<String> {
-        let base = format!("{}/{}/agent/ha", self.prefix, self.household);
+        let base = format!("{}/ha", agent_root(&self.prefix, &self.household));
         if !self.announce {
             return vec![format!("{}/device/+/config", self.ha_prefix)];
         }
@@ -109,7 +110,7 @@ impl HaSettings {
     }
 
     fn device_base(&self, device: &str) -> String {
-        format!("{}/{}/agent/ha/{device}", self.prefix, self.household)
+        format!("{}/ha/{device}", agent_root(&self.prefix, &self.household))
     }
 
     fn unique_id(&self, device: &str, rest: &str) -> String {
@@ -505,7 +506,7 @@ pub fn parse_command(
             Err(CommandError::Ignored(text))
         };
     }
-    let base = format!("{}/{}/agent/ha/", settings.prefix, settings.household);
+    let base = format!("{}/ha/", agent_root(&settings.prefix, &settings.household));
     let parts: Vec<&str> = topic
         .strip_prefix(&base)
         .ok_or_else(|| CommandError::Topic(topic.to_string()))?

@@ -63,10 +63,8 @@ pub struct MqttSettings {
 /// approvals, Home Assistant state).
 fn is_agents_own(prefix: &str, household: &Id, topic_name: &str) -> bool {
     topic_name
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .and_then(|rest| rest.strip_prefix(household.as_str()))
-        .is_some_and(|rest| rest.starts_with("/agent/"))
+        .strip_prefix(&topic::agent_root(prefix, household.as_str()))
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Decodes one publish into what the engine understands.

@@ -148,7 +148,10 @@ pub struct LinkSettings {
 
 /// The agent's availability topic: `{prefix}/{household}/agent/availability`.
 pub fn availability_topic(prefix: &str, household: &str) -> String {
-    format!("{prefix}/{household}/agent/availability")
+    format!(
+        "{}/availability",
+        replenish_protocol::topic::agent_root(prefix, household)
+    )
 }
 
 /// Messages queued for the broker at most.

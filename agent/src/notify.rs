@@ -158,7 +158,10 @@ pub fn order_url(public_url: &str, order_id: &str) -> String {
 
 /// The MQTT topic of approval messages: `{prefix}/{household}/agent/approvals`.
 pub fn approvals_topic(prefix: &str, household: &str) -> String {
-    format!("{prefix}/{household}/agent/approvals")
+    format!(
+        "{}/approvals",
+        replenish_protocol::topic::agent_root(prefix, household)
+    )
 }
 
 /// The MQTT topic of the other announcements: `{prefix}/{household}/agent/notices`.

@@ -128,6 +128,14 @@ pub fn build(prefix: &str, household: &Id, device: &Id, channel: Channel) -> all
     alloc::format!("{prefix}/{household}/{device}/{channel}")
 }
 
+/// Where the agent publishes for a household (`{prefix}/{household}/agent`: availability,
+/// approvals, Home Assistant state); its topics have more or other segments than a device's, so
+/// they never parse as device topics.
+#[cfg(feature = "alloc")]
+pub fn agent_root(prefix: &str, household: &str) -> alloc::string::String {
+    alloc::format!("{prefix}/{household}/agent")
+}
+
 /// The filter matching every channel of every device in a household (`…/{household}/+/+`), in
 /// one subscription: a broker keeps the order of one client's messages within a subscription
 /// (rumqttd only within one filter), so a device's birth reaches the agent before the reports

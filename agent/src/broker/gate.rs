@@ -178,7 +178,7 @@ pub struct Gate {
     pub settings: Arc<GateSettings>,
     /// The devices' logins as the engine publishes them.
     pub devices: watch::Receiver<DeviceLogins>,
-    /// Turns true when the agent stops.
+    /// Turns true (or closes) when its [`super::EmbeddedBroker`] is dropped.
     pub shutdown: watch::Receiver<bool>,
 }
 
