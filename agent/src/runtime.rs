@@ -18,7 +18,8 @@ use crate::engine::household::{ExpiryDefault, PendingKind};
 use crate::engine::order::Order;
 use crate::engine::{Effect, Engine, EngineError, Event, Notice, Telemetry};
 use crate::mqtt::Outbox;
-use crate::store::{self, Store};
+use crate::store::journal::Journal;
+use crate::store::{self, Store, StoreError, Table};
 use replenish_commerce::{CommerceError, Shop};
 
 /// Acknowledges an MQTT message once what it caused is durable.
@@ -669,6 +670,7 @@ pub fn spawn(
         prefix: parts.prefix,
         refusals_logged: HashMap::new(),
         store_failed: false,
+        journal: Journal::new(),
         shop_news: false,
     };
     let ready = handle.ready.clone();
@@ -701,6 +703,24 @@ struct EngineTask {
     shop_news: bool,
     /// A save or flush failed since the last acknowledged batch.
     store_failed: bool,
+    /// Saves since the last flush, and records changed since the last checkpoint.
+    journal: Journal,
+}
+
+/// The engine's current encoding of a device or slot record (`None`: it is gone).
+fn current_record(engine: &Engine, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    match table {
+        Table::Devices => Id::new(key)
+            .ok()
+            .and_then(|id| engine.device_by_id(&id))
+            .map(|d| store::encode_json(table, key, d))
+            .transpose(),
+        Table::Slots => engine
+            .slot(key)
+            .map(|s| store::encode_json(table, key, s))
+            .transpose(),
+        _ => Ok(None),
+    }
 }
 
 /// Refusal log entries remembered at most (spoofed ids could otherwise grow the map).
@@ -774,13 +794,33 @@ impl EngineTask {
             }
             self.wake_settled();
         }
-        self.flush();
+        if let Err(error) = self.checkpoint() {
+            metrics::counter!("replenish_store_errors_total").increment(1);
+            tracing::error!(%error, "storing on the way down failed; what was acknowledged is in the journal or the broker keeps it");
+        }
         tracing::info!("engine stopped; state flushed");
+    }
+
+    /// Journals what the engine saved since the last time and makes it durable.
+    fn flush_store(&mut self) -> Result<(), StoreError> {
+        let engine = &self.engine;
+        self.journal.commit(&*self.store, &|table, key| {
+            current_record(engine, table, key)
+        })
+    }
+
+    /// Brings the tables up to date with the journal (before a backup, on the way down).
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.flush_store()?;
+        let engine = &self.engine;
+        self.journal.checkpoint(&*self.store, &|table, key| {
+            current_record(engine, table, key)
+        })
     }
 
     fn flush(&mut self) {
         let started = std::time::Instant::now();
-        let flushed = self.store.flush();
+        let flushed = self.flush_store();
         metrics::histogram!("replenish_store_flush_seconds")
             .record(started.elapsed().as_secs_f64());
         if let Err(error) = flushed {
@@ -843,8 +883,7 @@ impl EngineTask {
             Request::Settle(telemetry, reply) => self.settle_waiters.push((telemetry, reply)),
             Request::Backup(reply) => {
                 let copy = self
-                    .store
-                    .flush()
+                    .checkpoint()
                     .map_err(crate::store::backup::FormatError::from)
                     .and_then(|()| crate::store::backup::export(&*self.store))
                     .map_err(|e| e.to_string());
@@ -902,33 +941,33 @@ impl EngineTask {
     }
 
     fn run_effect(&mut self, effect: Effect) {
-        match store::save_effect(&*self.store, &effect) {
-            Ok(true) => {
-                self.changes.send_modify(|n| *n = n.wrapping_add(1));
-                if let Effect::SaveHousehold(household) = &effect {
-                    let logins = device_logins_of(household);
-                    self.device_logins.send_if_modified(|current| {
-                        let changed = **current != *logins;
-                        if changed {
-                            *current = logins;
-                        }
-                        changed
-                    });
+        if let Effect::SaveHousehold(household) = &effect {
+            let logins = device_logins_of(household);
+            self.device_logins.send_if_modified(|current| {
+                let changed = **current != *logins;
+                if changed {
+                    *current = logins;
                 }
+                changed
+            });
+        }
+        let effect = match self.journal.stage(effect) {
+            Ok(None) => {
+                self.changes.send_modify(|n| *n = n.wrapping_add(1));
                 return;
             }
-            Ok(false) => {}
+            Ok(Some(other)) => other,
             Err(error) => {
                 self.store_failed = true;
                 metrics::counter!("replenish_store_errors_total").increment(1);
                 tracing::error!(%error, "saving failed");
                 return;
             }
-        }
+        };
         match effect {
             Effect::PlaceOrder { order, request } => {
                 // Write before send: the order is saved as approved; make it durable first.
-                if let Err(error) = self.store.flush() {
+                if let Err(error) = self.flush_store() {
                     metrics::counter!("replenish_store_errors_total").increment(1);
                     tracing::error!(%error, order = %order.id, "cannot make the order durable; not sending it now");
                     let event = Event::PlacementFailed {

@@ -13,7 +13,33 @@ use replenish_agent::store::backup::{self, Backup, FORMAT};
 use replenish_agent::store::{self, SledStore, Store, Table};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-format-0.json")
+    fixture_of(0)
+}
+
+fn fixture_of(format: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/store-format-{format}.json"))
+}
+
+/// Format 1 (the format mark; before the journal of format 2) restores, is upgraded on open,
+/// and reads.
+#[test]
+fn a_format_1_store_restores_upgrades_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = agent(
+        dir.path(),
+        &data,
+        &["restore", "--from", fixture_of(1).to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let store = SledStore::open(&data, 1 << 20).unwrap();
+    assert_eq!(backup::format_of(&store).unwrap(), Some(1));
+    assert_eq!(backup::open(&store).unwrap(), 1);
+    assert_eq!(backup::format_of(&store).unwrap(), Some(FORMAT));
+    let snapshot = store::load_snapshot(&store).unwrap();
+    assert_eq!(snapshot.orders.len(), 1);
+    assert_eq!(snapshot.audit.len(), 1);
+    assert!(store.journal_entries().unwrap().is_empty());
 }
 
 /// Runs the agent's binary with a configuration whose store is `data`.

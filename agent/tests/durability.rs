@@ -35,10 +35,30 @@ impl Store for FlakyStore {
         self.inner.delete(table, key)
     }
     fn flush(&self) -> Result<(), StoreError> {
+        self.fail_if_told()?;
+        self.inner.flush()
+    }
+    fn journal_append(&self, entry: &[u8]) -> Result<(), StoreError> {
+        self.inner.journal_append(entry)
+    }
+    fn sync_journal(&self) -> Result<(), StoreError> {
+        self.fail_if_told()?;
+        self.inner.sync_journal()
+    }
+    fn journal_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner.journal_entries()
+    }
+    fn clear_journal(&self) -> Result<(), StoreError> {
+        self.inner.clear_journal()
+    }
+}
+
+impl FlakyStore {
+    fn fail_if_told(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             Err(StoreError::Backend("disk full".into()))
         } else {
-            self.inner.flush()
+            Ok(())
         }
     }
 }

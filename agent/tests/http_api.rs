@@ -347,7 +347,7 @@ async fn members_decide_orders_but_cannot_change_rules_members_or_devices() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, backup) = h.get("/api/v1/backup", &h.owner).await;
     assert_eq!(status, StatusCode::OK, "{backup}");
-    assert_eq!(backup["format"], 1);
+    assert_eq!(backup["format"], replenish_agent::store::backup::FORMAT);
     let household = &backup["tables"]["household"];
     assert_eq!(household.as_array().map(Vec::len), Some(1), "{backup}");
     assert!(

@@ -34,7 +34,7 @@ fn mosquitto_or_skip(dir: &Path) -> Option<Mosquitto> {
     Some(mosquitto::start(dir, free_port().unwrap(), mosquitto::RECOMMENDED).unwrap())
 }
 
-/// sled, with every flush made slow: an engine that falls behind a burst.
+/// sled, with every flush and journal sync made slow: an engine that falls behind a burst.
 struct SlowStore {
     inner: SledStore,
     flush_delay: Duration,
@@ -56,6 +56,19 @@ impl Store for SlowStore {
     fn flush(&self) -> Result<(), StoreError> {
         std::thread::sleep(self.flush_delay);
         self.inner.flush()
+    }
+    fn journal_append(&self, entry: &[u8]) -> Result<(), StoreError> {
+        self.inner.journal_append(entry)
+    }
+    fn sync_journal(&self) -> Result<(), StoreError> {
+        std::thread::sleep(self.flush_delay);
+        self.inner.sync_journal()
+    }
+    fn journal_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner.journal_entries()
+    }
+    fn clear_journal(&self) -> Result<(), StoreError> {
+        self.inner.clear_journal()
     }
 }
 

@@ -762,6 +762,11 @@ impl Engine {
         self.devices.values()
     }
 
+    /// One device by its id.
+    pub fn device_by_id(&self, id: &Id) -> Option<&DeviceState> {
+        self.devices.get(id)
+    }
+
     /// Devices after `after` in id order (from the first when `None`), for paging.
     pub fn devices_after(&self, after: Option<&Id>) -> impl Iterator<Item = &DeviceState> {
         use std::ops::Bound;

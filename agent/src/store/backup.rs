@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, Table};
 
-/// The format this version writes.
-pub const FORMAT: u32 = 1;
+/// The format this version writes. 1: the format mark; 2: the journal table
+/// ([`super::journal`]), whose entries a format-1 agent would not apply.
+pub const FORMAT: u32 = 2;
 
 /// The meta key holding the format.
 const FORMAT_KEY: &str = "format";
@@ -89,7 +90,8 @@ pub fn open(store: &dyn Store) -> Result<u32, FormatError> {
         });
     }
     if found < FORMAT {
-        // Format 0 → 1: records are read as they are; only the mark is new.
+        // Format 0 → 1 → 2: records are read as they are; only the mark is new (and a store
+        // of before 2 has no journal to apply).
         tracing::info!(from = found, to = FORMAT, "upgrading the store's format");
     }
     store.put(Table::Meta, FORMAT_KEY, FORMAT.to_string().into_bytes())?;
@@ -118,8 +120,9 @@ pub struct Backup {
     pub tables: BTreeMap<String, Vec<Record>>,
 }
 
-/// Reads every record of the store.
+/// Reads every record of the store, after applying what the last run left in the journal.
 pub fn export(store: &dyn Store) -> Result<Backup, FormatError> {
+    super::journal::recover(store)?;
     let format = format_of(store)?.unwrap_or(FORMAT);
     let mut tables = BTreeMap::new();
     for table in Table::ALL {

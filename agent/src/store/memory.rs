@@ -9,12 +9,19 @@ use super::{Store, StoreError, Table};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     tables: Mutex<BTreeMap<(Table, String), Vec<u8>>>,
+    journal: Mutex<Vec<Vec<u8>>>,
 }
 
 impl MemoryStore {
     fn tables(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Table, String), Vec<u8>>> {
         // A panic while holding the lock cannot leave a half-written map: inserts are atomic.
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl MemoryStore {
+    fn journal(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -43,6 +50,24 @@ impl Store for MemoryStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn journal_append(&self, entry: &[u8]) -> Result<(), StoreError> {
+        self.journal().push(entry.to_vec());
+        Ok(())
+    }
+
+    fn sync_journal(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn journal_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self.journal().clone())
+    }
+
+    fn clear_journal(&self) -> Result<(), StoreError> {
+        self.journal().clear();
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! skipped, never deleted, so a bug in one version cannot destroy data another can read.
 
 pub mod backup;
+pub mod journal;
 mod memory;
 mod sled_store;
 
@@ -56,6 +57,23 @@ impl Table {
             Table::Audit => "audit",
         }
     }
+
+    /// The table's number in journal entries.
+    pub fn code(self) -> u8 {
+        match self {
+            Table::Devices => 0,
+            Table::Slots => 1,
+            Table::Orders => 2,
+            Table::Meta => 3,
+            Table::Household => 4,
+            Table::Audit => 5,
+        }
+    }
+
+    /// The table numbered `code`.
+    pub fn from_code(code: u8) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.code() == code)
+    }
 }
 
 /// A storage failure.
@@ -88,40 +106,38 @@ pub trait Store: Send + Sync + 'static {
     fn delete(&self, table: Table, key: &str) -> Result<(), StoreError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Appends an entry to the write-ahead journal ([`journal`]), durable at the next
+    /// [`Store::sync_journal`].
+    fn journal_append(&self, entry: &[u8]) -> Result<(), StoreError>;
+    /// Makes every journal entry appended so far durable.
+    fn sync_journal(&self) -> Result<(), StoreError>;
+    /// The journal's entries in order. A torn last entry (a crash in the middle of appending
+    /// it, so never synced nor acknowledged) is left out; damage anywhere else is an error.
+    fn journal_entries(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Empties the journal, durably.
+    fn clear_journal(&self) -> Result<(), StoreError>;
 }
 
-fn put_json<T: Serialize>(
-    store: &dyn Store,
+/// A record as it is stored.
+pub(crate) fn encode_json<T: Serialize>(
     table: Table,
     key: &str,
     value: &T,
-) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
         table: table.name(),
         key: key.to_string(),
         source,
-    })?;
-    store.put(table, key, bytes)
+    })
 }
 
-/// Carries out a storage effect; other effects are ignored. Returns whether it was one.
+/// Carries out a storage effect straight into the tables (the command-line tools; the running
+/// agent goes through its [`journal::Journal`]); other effects are ignored. Returns whether it
+/// was one.
 pub fn save_effect(store: &dyn Store, effect: &Effect) -> Result<bool, StoreError> {
-    match effect {
-        Effect::SaveDevice(d) => put_json(store, Table::Devices, d.id.as_str(), d)?,
-        Effect::SaveSlot(s) => put_json(store, Table::Slots, &s.key(), s)?,
-        Effect::SaveOrder(o) => put_json(store, Table::Orders, &o.id, o)?,
-        Effect::SaveMeta(m) => put_json(store, Table::Meta, "engine", m)?,
-        Effect::SaveHousehold(h) => put_json(store, Table::Household, "household", h)?,
-        Effect::Audit(entry) => put_json(store, Table::Audit, &audit_key(entry.seq), entry)?,
-        Effect::DeleteDevice { device, slots } => {
-            store.delete(Table::Devices, device.as_str())?;
-            for key in slots {
-                store.delete(Table::Slots, key)?;
-            }
-        }
-        _ => return Ok(false),
-    }
-    Ok(true)
+    let ops = journal::record_ops(effect)?;
+    journal::apply(store, &ops)?;
+    Ok(!ops.is_empty())
 }
 
 fn audit_key(seq: u64) -> String {
@@ -143,8 +159,10 @@ fn load_table<T: DeserializeOwned>(store: &dyn Store, table: Table) -> Result<Ve
     Ok(out)
 }
 
-/// Reads everything the engine needs to resume.
+/// Reads everything the engine needs to resume, after applying what the last run left in the
+/// journal.
 pub fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StoreError> {
+    journal::recover(store)?;
     let meta = match store.get(Table::Meta, "engine")? {
         Some(bytes) => serde_json::from_slice::<Meta>(&bytes).unwrap_or_else(|error| {
             tracing::error!(%error, "engine counters unreadable; starting them afresh");

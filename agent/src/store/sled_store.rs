@@ -3,8 +3,15 @@
 //! sled buffers writes and syncs every 500 ms by default; the agent calls [`Store::flush`]
 //! wherever durability matters (before an order leaves the house, before acknowledging MQTT
 //! messages). Its page cache defaults to 1 GiB, so the size is always set explicitly.
+//!
+//! The write-ahead journal ([`super::journal`]) is a file of its own in the same directory,
+//! `journal.log`: frames of `length: u32, crc32: u32, bytes`, appended, synced with
+//! `fdatasync`, truncated at each checkpoint.
 
+use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use super::{Store, StoreError, Table};
 
@@ -14,6 +21,15 @@ pub struct SledStore {
     db: sled::Db,
     /// The trees, opened once (opening looks the name up on every call).
     trees: std::collections::HashMap<Table, sled::Tree>,
+    /// The journal file, opened for appending.
+    journal: Arc<Mutex<File>>,
+}
+
+/// The journal's file name in the data directory.
+pub const JOURNAL_FILE: &str = "journal.log";
+
+fn io_error(what: &str, error: std::io::Error) -> StoreError {
+    StoreError::Backend(format!("journal: {what}: {error}"))
 }
 
 /// How long opening waits for a lock this process's last database may still hold.
@@ -48,8 +64,24 @@ impl SledStore {
         for table in Table::ALL {
             trees.insert(table, db.open_tree(table.name()).map_err(backend)?);
         }
+        let journal = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path.join(JOURNAL_FILE))
+            .map_err(|e| io_error("cannot open", e))?;
         make_private_files(path)?;
-        Ok(Self { db, trees })
+        Ok(Self {
+            db,
+            trees,
+            journal: Arc::new(Mutex::new(journal)),
+        })
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, File> {
+        // Appends are whole frames written by one call; a panic mid-call cannot leave a half
+        // frame that a later append would hide (the reader stops at a torn frame either way).
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn tree(&self, table: Table) -> Result<&sled::Tree, StoreError> {
@@ -94,6 +126,84 @@ impl Store for SledStore {
         self.db.flush().map_err(backend)?;
         Ok(())
     }
+
+    fn journal_append(&self, entry: &[u8]) -> Result<(), StoreError> {
+        let length = u32::try_from(entry.len())
+            .map_err(|_| StoreError::Backend("journal: an entry over 4 GiB".into()))?;
+        let mut frame = Vec::with_capacity(entry.len() + 8);
+        frame.extend_from_slice(&length.to_le_bytes());
+        frame.extend_from_slice(&crc32fast::hash(entry).to_le_bytes());
+        frame.extend_from_slice(entry);
+        self.journal()
+            .write_all(&frame)
+            .map_err(|e| io_error("cannot append", e))
+    }
+
+    fn sync_journal(&self) -> Result<(), StoreError> {
+        self.journal()
+            .sync_data()
+            .map_err(|e| io_error("cannot sync", e))
+    }
+
+    fn journal_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut bytes = Vec::new();
+        {
+            let mut file = self.journal();
+            file.rewind().map_err(|e| io_error("cannot read", e))?;
+            file.read_to_end(&mut bytes)
+                .map_err(|e| io_error("cannot read", e))?;
+        }
+        read_frames(&bytes)
+    }
+
+    fn clear_journal(&self) -> Result<(), StoreError> {
+        let file = self.journal();
+        file.set_len(0).map_err(|e| io_error("cannot empty", e))?;
+        file.sync_all().map_err(|e| io_error("cannot sync", e))
+    }
+}
+
+/// The journal's entries. A last frame cut short or failing its checksum is a torn append
+/// (never synced, so never acknowledged) and is left out; a bad frame with more after it is
+/// damage, and an error.
+fn read_frames(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut entries = Vec::new();
+    while !bytes.is_empty() {
+        let header = bytes.get(..8);
+        let torn = |entries: &Vec<Vec<u8>>| {
+            tracing::warn!(
+                entries = entries.len(),
+                "the journal ends in a torn entry (a crash while appending it); it is left out"
+            );
+        };
+        let Some(header) = header else {
+            torn(&entries);
+            break;
+        };
+        let word = |at: usize| {
+            u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+        };
+        let (length, crc) = (word(0) as usize, word(4));
+        let Some(entry) = bytes.get(8..8 + length) else {
+            torn(&entries);
+            break;
+        };
+        let rest = &bytes[8 + length..];
+        if crc32fast::hash(entry) != crc {
+            if rest.is_empty() {
+                torn(&entries);
+                break;
+            }
+            return Err(StoreError::Backend(format!(
+                "journal entry {} fails its checksum and more follow: the journal is damaged; \
+                 it is kept as it is for recovery",
+                entries.len()
+            )));
+        }
+        entries.push(entry.to_vec());
+        bytes = rest;
+    }
+    Ok(entries)
 }
 
 /// The household's data is for the agent's user only: the directory is created (or set) 0700,
@@ -152,6 +262,57 @@ fn make_private_files(path: &Path) -> Result<(), StoreError> {
     #[cfg(not(unix))]
     let _ = path;
     Ok(())
+}
+
+#[cfg(test)]
+mod journal_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_journal_survives_reopening_and_a_torn_tail_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        store.journal_append(b"first").unwrap();
+        store.journal_append(b"second").unwrap();
+        store.sync_journal().unwrap();
+        drop(store);
+        // A crash in the middle of a third append.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL_FILE))
+            .unwrap();
+        file.write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
+        drop(file);
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            store.journal_entries().unwrap(),
+            [b"first".to_vec(), b"second".to_vec()]
+        );
+        store.clear_journal().unwrap();
+        assert!(store.journal_entries().unwrap().is_empty());
+        store.journal_append(b"third").unwrap();
+        assert_eq!(store.journal_entries().unwrap(), [b"third".to_vec()]);
+    }
+
+    #[test]
+    fn damage_before_the_last_entry_is_an_error() {
+        let mut bytes = Vec::new();
+        for entry in [&b"one"[..], b"two"] {
+            bytes.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&crc32fast::hash(entry).to_le_bytes());
+            bytes.extend_from_slice(entry);
+        }
+        assert_eq!(read_frames(&bytes).unwrap().len(), 2);
+        bytes[8] ^= 0xff;
+        assert!(read_frames(&bytes).is_err());
+        // The same damage in the last entry is a torn append.
+        let last = bytes.len() - 1;
+        bytes[8] ^= 0xff;
+        bytes[last] ^= 0xff;
+        assert_eq!(read_frames(&bytes).unwrap().len(), 1);
+    }
 }
 
 #[cfg(all(test, unix))]
