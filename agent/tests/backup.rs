@@ -20,18 +20,24 @@ fn fixture_of(format: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/store-format-{format}.json"))
 }
 
+/// Restores the fixture of `format` with the agent's binary into `dir/data`, which it returns.
+fn restored(dir: &Path, format: u32) -> PathBuf {
+    let data = dir.join("data");
+    let out = agent(
+        dir,
+        &data,
+        &["restore", "--from", fixture_of(format).to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    data
+}
+
 /// Format 1 (the format mark; before the journal of format 2) restores, is upgraded on open,
 /// and reads.
 #[test]
 fn a_format_1_store_restores_upgrades_and_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = agent(
-        dir.path(),
-        &data,
-        &["restore", "--from", fixture_of(1).to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    let data = restored(dir.path(), 1);
     let store = SledStore::open(&data, 1 << 20).unwrap();
     assert_eq!(backup::format_of(&store).unwrap(), Some(1));
     assert_eq!(backup::open(&store).unwrap(), 1);
@@ -70,13 +76,7 @@ fn text(output: &Output) -> String {
 #[test]
 fn a_format_0_store_restores_upgrades_reads_and_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = agent(
-        dir.path(),
-        &data,
-        &["restore", "--from", fixture().to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    let data = restored(dir.path(), 0);
 
     // Opened as the agent opens it: format 0 becomes the current one, and every record reads.
     {
