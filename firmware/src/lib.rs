@@ -15,14 +15,17 @@
 //!   ([`drivers::hx711`]), a pulse-counting flow meter ([`drivers::flow`]) and the VL53L0X
 //!   time-of-flight distance sensor ([`drivers::vl53l0x`]).
 //! * [`tank`]: tank geometry, from a distance to the liquid surface to millilitres.
-//! * [`persist`]: the boot counter and calibrations kept across reboots, as CRC-checked records
-//!   in a two-sector flash journal over `embedded-storage`.
+//! * [`persist`]: the boot counter, calibrations and MQTT login kept across reboots, as
+//!   CRC-checked records in a two-sector flash journal over `embedded-storage`.
+//! * [`console`]: the serial console's lines (`login PASSWORD`, `logout`), typed by a person
+//!   giving a device the login the agent issued for it.
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
 pub mod calibration;
+pub mod console;
 pub mod detect;
 pub mod drivers;
 pub mod persist;

@@ -1,5 +1,5 @@
-//! What a device keeps across reboots: its boot counter and its slots' calibrations, as small
-//! CRC-checked records in a journal of two flash sectors.
+//! What a device keeps across reboots: its boot counter, its slots' calibrations and its MQTT
+//! login, as small CRC-checked records in a journal of two flash sectors.
 //!
 //! # Format
 //!
@@ -14,15 +14,26 @@
 //! | 8..12 | boot counter |
 //! | 12..16 | origin: [`fingerprint`] of the build-time calibrations the record started from |
 //! | 16..24, 24..32 | per slot: offset (`i32`), scale (`f32` bits) |
-//! | 32..36 | CRC-32 (IEEE) of bytes 0..32 |
+//! | 32 | length of the MQTT password, 0 for none |
+//! | 33..36 | zero |
+//! | 36..100 | the MQTT password, zero-padded |
+//! | 100..104 | CRC-32 (IEEE) of bytes 0..100 |
+//!
+//! Format 1 (36 bytes: bytes 0..32 as above, then the CRC of 0..32) had no login. A journal
+//! holding only format 1 records is read, and its newest record is carried on (boot counter
+//! and calibrations kept) by the first save, which goes to the other sector, so the format 1
+//! record stands until its successor is written.
+//!
+//! The password is kept in plain text: flash encryption (the chip's, with an encrypted `nvs`
+//! partition) is what protects it from someone who takes the device apart.
 //!
 //! # Journal
 //!
 //! Records are appended one after the other in one sector; when it is full, the other sector is
 //! erased and the next record goes to its start. A sector is erased once every
-//! `sector size / RECORD_LEN` records (113 for 4 KiB sectors), so a device that writes a record
+//! `sector size / RECORD_LEN` records (39 for 4 KiB sectors), so a device that writes a record
 //! at every boot and calibration wears its flash (100 000 erase cycles per sector, typically)
-//! after tens of millions of boots. At start the newest valid record wins: a record torn by a
+//! after millions of boots. At start the newest valid record wins: a record torn by a
 //! power cut fails its CRC and the one before it stands.
 //!
 //! Encoding, decoding and the choice of the newest record are pure functions; [`Journal`] adds
@@ -34,13 +45,56 @@ use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use crate::calibration::Calibration;
 
 /// Length of an encoded record, a multiple of common flash write sizes (1, 4).
-pub const RECORD_LEN: usize = 36;
+pub const RECORD_LEN: usize = 104;
+/// Length of a format 1 record.
+pub const V1_RECORD_LEN: usize = 36;
 /// Calibrations a record holds (a load cell and a tank on the ESP32-C3 board).
 pub const SLOTS: usize = 2;
 /// Format version in byte 2.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// The longest MQTT password a record holds, in bytes.
+pub const LOGIN_MAX: usize = 64;
 const MAGIC: [u8; 2] = *b"RP";
 const CRC_AT: usize = RECORD_LEN - 4;
+const LOGIN_AT: usize = 36;
+
+/// A device's MQTT password, given to it at run time (the user name is the device id):
+/// 1 to [`LOGIN_MAX`] visible ASCII characters, as the agent's logins are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Login {
+    len: u8,
+    bytes: [u8; LOGIN_MAX],
+}
+
+impl Login {
+    /// The password, or `None` if it is empty, too long or holds anything but visible ASCII.
+    pub fn new(password: &[u8]) -> Option<Self> {
+        if password.is_empty()
+            || password.len() > LOGIN_MAX
+            || !password.iter().all(u8::is_ascii_graphic)
+        {
+            return None;
+        }
+        let mut bytes = [0u8; LOGIN_MAX];
+        bytes[..password.len()].copy_from_slice(password);
+        Some(Self {
+            len: password.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The password (visible ASCII).
+    pub fn password(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl core::fmt::Debug for Login {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never in a log.
+        f.write_str("Login(..)")
+    }
+}
 
 /// What a device keeps across reboots.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -54,6 +108,8 @@ pub struct Record {
     pub origin: u32,
     /// Calibration per slot, if one was made.
     pub calibrations: [Option<Calibration>; SLOTS],
+    /// The MQTT password given at run time, if any.
+    pub login: Option<Login>,
 }
 
 impl Record {
@@ -73,44 +129,74 @@ impl Record {
                 out[at + 4..at + 8].copy_from_slice(&c.scale.to_bits().to_le_bytes());
             }
         }
+        if let Some(login) = &self.login {
+            out[32] = login.len;
+            out[LOGIN_AT..LOGIN_AT + LOGIN_MAX].copy_from_slice(&login.bytes);
+        }
         let crc = crc32(&out[..CRC_AT]);
         out[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         out
     }
 
     /// A record from its flash form, or `None` if the bytes are not a valid record of this
-    /// version (erased, torn, corrupted, or a stored calibration that is not usable).
+    /// version (erased, torn, corrupted, or a stored value that is not usable).
     pub fn decode(bytes: &[u8; RECORD_LEN]) -> Option<Self> {
-        if bytes[0..2] != MAGIC || bytes[2] != VERSION || bytes[3] >> SLOTS != 0 {
-            return None;
-        }
-        if crc32(&bytes[..CRC_AT]) != u32_at(bytes, CRC_AT) {
-            return None;
-        }
-        let mut calibrations = [None; SLOTS];
-        for (i, calibration) in calibrations.iter_mut().enumerate() {
-            if bytes[3] & (1 << i) != 0 {
-                let at = 16 + 8 * i;
-                let c = Calibration::new(
-                    u32_at(bytes, at) as i32,
-                    f32::from_bits(u32_at(bytes, at + 4)),
-                );
-                if !c.is_valid() {
-                    return None;
-                }
-                *calibration = Some(c);
-            }
-        }
-        Some(Self {
-            generation: u32_at(bytes, 4),
-            boot: u32_at(bytes, 8),
-            origin: u32_at(bytes, 12),
-            calibrations,
-        })
+        decode(bytes)
+    }
+
+    /// A format 1 record (no login), or `None`.
+    pub fn decode_v1(bytes: &[u8; V1_RECORD_LEN]) -> Option<Self> {
+        decode(bytes)
     }
 }
 
-fn u32_at(bytes: &[u8; RECORD_LEN], at: usize) -> u32 {
+/// A record of either format, told apart by its length; its CRC is its last 4 bytes.
+fn decode(bytes: &[u8]) -> Option<Record> {
+    let version = match bytes.len() {
+        RECORD_LEN => VERSION,
+        V1_RECORD_LEN => 1,
+        _ => return None,
+    };
+    // Fixed-size views: no bounds checks (and their panic paths) in the image.
+    let (body, crc) = bytes.split_last_chunk::<4>()?;
+    let head = body.first_chunk::<32>()?;
+    if head[0..2] != MAGIC || head[2] != version || head[3] >> SLOTS != 0 {
+        return None;
+    }
+    if crc32(body) != u32::from_le_bytes(*crc) {
+        return None;
+    }
+    let mut calibrations = [None; SLOTS];
+    for (i, calibration) in calibrations.iter_mut().enumerate() {
+        if head[3] & (1 << i) != 0 {
+            let at = 16 + 8 * i;
+            let c = Calibration::new(
+                u32_at(head, at) as i32,
+                f32::from_bits(u32_at(head, at + 4)),
+            );
+            if !c.is_valid() {
+                return None;
+            }
+            *calibration = Some(c);
+        }
+    }
+    // Format 2: byte 32 is the password's length, the password starts at byte 36.
+    let mut login = None;
+    if let Some((&len, rest)) = body.get(32..).and_then(<[u8]>::split_first)
+        && len > 0
+    {
+        login = Some(Login::new(rest.get(3..3 + usize::from(len))?)?);
+    }
+    Some(Record {
+        generation: u32_at(head, 4),
+        boot: u32_at(head, 8),
+        origin: u32_at(head, 12),
+        calibrations,
+        login,
+    })
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
@@ -172,6 +258,41 @@ struct Slot {
     index: u32,
 }
 
+/// Reads both sectors as records of `len` bytes: the newest valid one with its
+/// sector, and each sector's first free index (`None`: full).
+#[allow(clippy::type_complexity)]
+fn scan<F: ReadNorFlash>(
+    flash: &mut F,
+    base: u32,
+    sector_size: u32,
+    len: usize,
+) -> Result<(Option<(Record, u32)>, [Option<u32>; 2]), Error<F::Error>> {
+    let per_sector = sector_size / len as u32;
+    let mut best: Option<(Record, u32)> = None;
+    let mut free = [Some(0u32); 2];
+    let mut buffer = [0u8; RECORD_LEN];
+    let Some(bytes) = buffer.get_mut(..len) else {
+        return Err(Error::Geometry);
+    };
+    for sector in 0..2 {
+        for index in 0..per_sector {
+            let at = base + sector * sector_size + index * len as u32;
+            flash.read(at, bytes).map_err(Error::Flash)?;
+            if bytes.iter().all(|&b| b == 0xFF) {
+                continue;
+            }
+            // Anything written, valid or torn, is not free.
+            free[sector as usize] = (index + 1 < per_sector).then_some(index + 1);
+            if let Some(record) = decode(bytes)
+                && best.is_none_or(|(b, _)| record.generation > b.generation)
+            {
+                best = Some((record, sector));
+            }
+        }
+    }
+    Ok((best, free))
+}
+
 /// A journal of [`Record`]s in two flash sectors starting at `base` (see the
 /// [module docs](self)).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,44 +305,36 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Reads both sectors and returns the journal with the newest valid record, if any.
+    /// Reads both sectors and returns the journal with the newest valid record, if any (a
+    /// format 1 record if there is no newer one; the next save goes to the other sector).
     pub fn open<F: ReadNorFlash>(
         flash: &mut F,
         base: u32,
         sector_size: u32,
     ) -> Result<(Self, Option<Record>), Error<F::Error>> {
-        let per_sector = sector_size / RECORD_LEN as u32;
-        if per_sector == 0
+        if sector_size < RECORD_LEN as u32
             || !RECORD_LEN.is_multiple_of(F::READ_SIZE)
+            || !V1_RECORD_LEN.is_multiple_of(F::READ_SIZE)
             || base
                 .checked_add(2 * sector_size)
                 .is_none_or(|end| end as usize > flash.capacity())
         {
             return Err(Error::Geometry);
         }
-        let mut best: Option<(Record, Slot)> = None;
-        let mut free = [Some(0u32); 2];
-        for sector in 0..2 {
-            for index in 0..per_sector {
-                let mut bytes = [0u8; RECORD_LEN];
-                let at = base + sector * sector_size + index * RECORD_LEN as u32;
-                flash.read(at, &mut bytes).map_err(Error::Flash)?;
-                if bytes.iter().all(|&b| b == 0xFF) {
-                    continue;
-                }
-                // Anything written, valid or torn, is not free.
-                free[sector as usize] = (index + 1 < per_sector).then_some(index + 1);
-                if let Some(record) = Record::decode(&bytes)
-                    && best.is_none_or(|(b, _)| record.generation > b.generation)
-                {
-                    best = Some((record, Slot { sector, index }));
-                }
+        let (best, free) = scan(flash, base, sector_size, RECORD_LEN)?;
+        let current = best.map(|(_, sector)| (sector, free[sector as usize]));
+        let (best, current) = match best {
+            Some(_) => (best, current),
+            None => {
+                let (v1, _) = scan(flash, base, sector_size, V1_RECORD_LEN)?;
+                // Treated as a full sector: its successor is written to the other one.
+                (v1, v1.map(|(_, sector)| (sector, None)))
             }
-        }
+        };
         let journal = Self {
             base,
             sector_size,
-            current: best.map(|(_, slot)| (slot.sector, free[slot.sector as usize])),
+            current,
             generation: best.map_or(0, |(r, _)| r.generation),
         };
         Ok((journal, best.map(|(r, _)| r)))
@@ -370,6 +483,7 @@ mod tests {
             boot,
             origin: 0xDEAD_BEEF,
             calibrations: [Some(Calibration::new(-8_400_123, 0.000_456)), None],
+            login: None,
         }
     }
 
@@ -393,6 +507,7 @@ mod tests {
             boot: 0x0102_0304,
             origin: 9,
             calibrations: [None, Some(Calibration::new(-2, 0.5))],
+            login: Login::new(b"pw-1"),
         };
         let bytes = r.encode();
         assert_eq!(&bytes[..4], &[b'R', b'P', VERSION, 0b10]);
@@ -401,7 +516,9 @@ mod tests {
         assert_eq!(&bytes[16..24], &[0; 8]);
         assert_eq!(&bytes[24..28], &(-2i32).to_le_bytes());
         assert_eq!(&bytes[28..32], &0.5f32.to_bits().to_le_bytes());
-        assert_eq!(&bytes[32..], &crc32(&bytes[..32]).to_le_bytes());
+        assert_eq!(&bytes[32..40], &[4, 0, 0, 0, b'p', b'w', b'-', b'1']);
+        assert!(bytes[40..100].iter().all(|&b| b == 0));
+        assert_eq!(&bytes[100..], &crc32(&bytes[..100]).to_le_bytes());
         assert_eq!(Record::decode(&bytes), Some(r));
     }
 
@@ -412,7 +529,7 @@ mod tests {
         assert_eq!(Record::decode(&[0xFF; RECORD_LEN]), None);
         assert_eq!(Record::decode(&[0; RECORD_LEN]), None);
         let mut other_version = good;
-        other_version[2] = 2;
+        other_version[2] = 3;
         assert_eq!(Record::decode(&other_version), None);
         // A calibration with scale 0 or NaN, even with a good CRC.
         for scale in [0.0, f32::NAN, f32::INFINITY] {
@@ -423,9 +540,35 @@ mod tests {
         // Unknown slot bits.
         let mut bits = good;
         bits[3] |= 0x80;
-        let crc = crc32(&bits[..32]);
-        bits[32..].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32(&bits[..CRC_AT]);
+        bits[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(Record::decode(&bits), None);
+        // A password that is longer than its field, or not visible ASCII, even with a good CRC.
+        for (len, byte) in [(65, b'a'), (3, b' '), (3, 0xC3)] {
+            let mut bad = record(3).encode();
+            bad[32] = len;
+            bad[LOGIN_AT..LOGIN_AT + 3].fill(byte);
+            let crc = crc32(&bad[..CRC_AT]);
+            bad[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(Record::decode(&bad), None, "{len} {byte}");
+        }
+    }
+
+    #[test]
+    fn logins_are_visible_ascii_of_1_to_64_bytes() {
+        let agents = b"Jd0_Qx-7a9vK2mW4pL8nB3cR6tY1uE5iO0sD2fG4hJ6";
+        assert_eq!(Login::new(agents).map(|l| l.password().len()), Some(43));
+        assert_eq!(Login::new(agents).unwrap().password(), agents);
+        assert!(Login::new(&[b'x'; LOGIN_MAX]).is_some());
+        let long = [b'x'; LOGIN_MAX + 1];
+        for bad in [&b""[..], b"with space", b"tab\t", "é".as_bytes(), &long] {
+            assert!(Login::new(bad).is_none(), "{bad:?}");
+        }
+        // Never printed.
+        assert_eq!(
+            std::format!("{:?}", Login::new(b"secret").unwrap()),
+            "Login(..)"
+        );
     }
 
     proptest! {
@@ -443,6 +586,7 @@ mod tests {
             origin in any::<u32>(),
             a in proptest::option::of((any::<i32>(), 1e-6f32..1e3)),
             b in proptest::option::of((any::<i32>(), -1e3f32..-1e-6)),
+            password in proptest::option::of("[!-~]{1,64}"),
         ) {
             let r = Record {
                 generation,
@@ -452,7 +596,9 @@ mod tests {
                     a.map(|(o, s)| Calibration::new(o, s)),
                     b.map(|(o, s)| Calibration::new(o, s)),
                 ],
+                login: password.as_deref().and_then(|p| Login::new(p.as_bytes())),
             };
+            prop_assert_eq!(r.login.is_some(), password.is_some());
             prop_assert_eq!(Record::decode(&r.encode()), Some(r));
         }
     }
@@ -550,5 +696,65 @@ mod tests {
             Journal::open(&mut flash, 0, 16).map(|_| ()),
             Err(Error::Geometry)
         );
+    }
+
+    /// A format 1 record as the firmware of 2026-12-04 wrote it.
+    fn v1_record(generation: u32, boot: u32) -> [u8; V1_RECORD_LEN] {
+        let mut out = [0u8; V1_RECORD_LEN];
+        out[0..2].copy_from_slice(b"RP");
+        out[2] = 1;
+        out[3] = 0b01;
+        out[4..8].copy_from_slice(&generation.to_le_bytes());
+        out[8..12].copy_from_slice(&boot.to_le_bytes());
+        out[12..16].copy_from_slice(&0xDEAD_BEEFu32.to_le_bytes());
+        out[16..20].copy_from_slice(&(-8_400_123i32).to_le_bytes());
+        out[20..24].copy_from_slice(&0.000_456f32.to_bits().to_le_bytes());
+        let crc = crc32(&out[..32]);
+        out[32..].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn a_format_1_journal_is_carried_on() {
+        let mut flash = RamFlash::new(2);
+        // Sector 1 holds format 1 records of boots 1..=5 (generations 11..=15).
+        for (i, boot) in (1..=5u32).enumerate() {
+            let at = SECTOR as usize + i * V1_RECORD_LEN;
+            flash.bytes[at..at + V1_RECORD_LEN].copy_from_slice(&v1_record(10 + boot, boot));
+        }
+        let (mut journal, stored) = Journal::open(&mut flash, 0, SECTOR).unwrap();
+        let mut stored = stored.unwrap();
+        assert_eq!((stored.boot, stored.generation), (5, 15));
+        assert_eq!(stored.calibrations, record(5).calibrations);
+        assert_eq!(stored.login, None);
+        // The next boot, with a login: written to sector 0, sector 1 left as it was.
+        let before = flash.bytes[SECTOR as usize..].to_vec();
+        stored.boot = 6;
+        stored.login = Login::new(b"given-at-pairing");
+        journal.save(&mut flash, &mut stored).unwrap();
+        assert_eq!(flash.bytes[SECTOR as usize..], before[..]);
+        assert_eq!(
+            Record::decode(flash.bytes[..RECORD_LEN].try_into().unwrap()),
+            Some(stored)
+        );
+        let (_, reopened) = Journal::open(&mut flash, 0, SECTOR).unwrap();
+        let reopened = reopened.unwrap();
+        assert_eq!((reopened.boot, reopened.generation), (6, 16));
+        assert_eq!(
+            reopened.login.map(|l| l.password() == b"given-at-pairing"),
+            Some(true)
+        );
+        assert_eq!(reopened.calibrations, record(5).calibrations);
+    }
+
+    #[test]
+    fn a_torn_format_1_record_leaves_the_one_before() {
+        let mut flash = RamFlash::new(2);
+        flash.bytes[..V1_RECORD_LEN].copy_from_slice(&v1_record(1, 1));
+        let mut torn = v1_record(2, 2);
+        torn[20..].fill(0xFF);
+        flash.bytes[V1_RECORD_LEN..2 * V1_RECORD_LEN].copy_from_slice(&torn);
+        let (_, stored) = Journal::open(&mut flash, 0, SECTOR).unwrap();
+        assert_eq!(stored.map(|r| r.boot), Some(1));
     }
 }

@@ -14,13 +14,16 @@ use esp_hal::delay::Delay;
 use esp_hal::gpio::{Input, Output};
 #[cfg(feature = "tank")]
 use esp_hal::i2c::master::I2c;
+use esp_hal::peripherals::USB_DEVICE;
 use esp_println::println;
 use heapless::String;
 #[cfg(feature = "tank")]
 use replenish_firmware::TankGeometry;
+use replenish_firmware::console::{ConsoleCommand, LineReader};
 use replenish_firmware::drivers::hx711::{self, Hx711};
 #[cfg(feature = "tank")]
 use replenish_firmware::drivers::vl53l0x::{self, Vl53l0x};
+use replenish_firmware::persist::Login;
 use replenish_firmware::{Calibration, CommandAction, DeviceRuntime, SlotMonitor};
 #[cfg(feature = "tank")]
 use replenish_protocol::message::Detail;
@@ -123,17 +126,77 @@ pub struct App {
     #[cfg(feature = "tank")]
     tank: Option<Tank>,
     storage: Option<Storage>,
+    /// The chip's own USB port, whose serial console is where a person gives the device its
+    /// MQTT login (`firmware/README.md`): held so that no driver takes it over; read here,
+    /// written by esp-println.
+    _console: USB_DEVICE<'static>,
+    line: LineReader,
 }
 
 impl App {
-    /// An appliance with a load cell; calibrations are saved in `storage` if there is one.
-    pub fn new(runtime: Runtime, scale: Scale, storage: Option<Storage>) -> Self {
+    /// An appliance with a load cell; calibrations and the login are saved in `storage` if
+    /// there is one.
+    pub fn new(
+        runtime: Runtime,
+        scale: Scale,
+        storage: Option<Storage>,
+        console: USB_DEVICE<'static>,
+    ) -> Self {
         Self {
             runtime,
             scale,
             #[cfg(feature = "tank")]
             tank: None,
             storage,
+            _console: console,
+            line: LineReader::new(),
+        }
+    }
+
+    /// The MQTT login given on the console, if any.
+    pub fn login(&self) -> Option<Login> {
+        self.storage.as_ref().and_then(Storage::login)
+    }
+
+    /// A byte typed on the console, if one is waiting. The RX FIFO is read as esp-hal's
+    /// `UsbSerialJtag::read_byte` does, without the driver: its set-up (clock, reset and
+    /// pull-up handling, about 0.5 KiB of flash) is for writing, which esp-println already
+    /// does on the peripheral as the boot ROM left it.
+    fn console_byte(&self) -> Option<u8> {
+        let registers = USB_DEVICE::regs();
+        let available = registers
+            .ep1_conf()
+            .read()
+            .serial_out_ep_data_avail()
+            .bit_is_set();
+        available.then(|| registers.ep1().read().rdwr_byte().bits())
+    }
+
+    /// Reads what was typed on the console since the last tick.
+    fn poll_console(&mut self) {
+        while let Some(byte) = self.console_byte() {
+            let command = match self.line.push(byte) {
+                None => continue,
+                Some(Err(refusal)) => {
+                    println!("{}", refusal.message());
+                    continue;
+                }
+                Some(Ok(command)) => command,
+            };
+            let login = match command {
+                ConsoleCommand::Login(login) => Some(login),
+                ConsoleCommand::Logout => None,
+            };
+            // Used from the next connection on: a session up now stays up.
+            let saved = self.storage.as_mut().is_some_and(|s| s.save_login(login));
+            println!(
+                "login {}",
+                match (saved, login.is_some()) {
+                    (false, _) => "not saved: the flash cannot be written",
+                    (true, true) => "saved",
+                    (true, false) => "forgotten",
+                }
+            );
         }
     }
 
@@ -146,6 +209,7 @@ impl App {
 
     /// Samples what is due, turns detections into reports and queues periodic level reports.
     pub fn tick(&mut self, now: u64) {
+        self.poll_console();
         self.poll_scale(now);
         #[cfg(feature = "tank")]
         self.poll_tank(now);

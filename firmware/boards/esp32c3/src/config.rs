@@ -1,6 +1,7 @@
 //! Build-time configuration: environment variables read with `option_env!` when the image is
-//! built (`REPLENISH_WIFI_SSID=… cargo build --release`). Nothing is stored in flash yet, so
-//! changing a value means building and flashing again. Numbers are parsed at boot; a value that
+//! built (`REPLENISH_WIFI_SSID=… cargo build --release`); changing one means building and
+//! flashing again. The MQTT login is not among them: it is given on the serial console and kept
+//! in flash (`storage.rs`), so no password is in the image. Numbers are parsed at boot; a value that
 //! does not parse stops the device with a message on the serial console.
 
 /// `option_env!` with a default.
@@ -22,10 +23,6 @@ pub const WIFI_PASSWORD: &str = env_or!("REPLENISH_WIFI_PASSWORD", "");
 pub const MQTT_HOST: &str = env_or!("REPLENISH_MQTT_HOST", "192.168.1.2");
 /// The broker's MQTT 5 port: the agent's embedded broker offers MQTT 5 on 1884.
 pub const MQTT_PORT: &str = env_or!("REPLENISH_MQTT_PORT", "1884");
-/// MQTT user name; empty for none.
-pub const MQTT_USER: &str = env_or!("REPLENISH_MQTT_USER", "");
-/// MQTT password; empty for none.
-pub const MQTT_PASSWORD: &str = env_or!("REPLENISH_MQTT_PASSWORD", "");
 /// Topic prefix.
 pub const PREFIX: &str = env_or!("REPLENISH_PREFIX", replenish_protocol::DEFAULT_PREFIX);
 

@@ -255,7 +255,7 @@ async fn main(spawner: Spawner) -> ! {
         }
     };
     static APP: StaticCell<App> = StaticCell::new();
-    let app = App::new(runtime, scale, boot.storage);
+    let app = App::new(runtime, scale, boot.storage, peripherals.USB_DEVICE);
     #[cfg(feature = "tank")]
     let app = match tank {
         Some(tank) => app.with_tank(tank),

@@ -106,7 +106,12 @@ fn client_failed<const P: usize, A>(what: &str, e: &MqttError<'_, P, A>) -> Sess
             ..
         } => {
             let text = reason_string.as_ref().map_or("", |s| s.as_str());
-            println!("MQTT: {what}: the broker disconnected: {reason:?} {text}");
+            // Reason codes as numbers (MQTT 5, section 2.4): their names would cost about
+            // 1 KiB of flash.
+            println!(
+                "MQTT: {what}: the broker disconnected: reason 0x{:02x} {text}",
+                reason.value()
+            );
             return SessionEnded;
         }
         MqttError::Server => "protocol error by the broker",
@@ -200,10 +205,13 @@ pub async fn session(
         .clean_start()
         .keep_alive(KeepAlive::Seconds(keep_alive))
         .will(will);
-    if !config::MQTT_USER.is_empty() {
-        let user = MqttString::from_str(config::MQTT_USER)
+    // The login given on the console; the user name is the device id (the agent's gate and
+    // the documented Mosquitto ACL require it).
+    let login = app.login();
+    if let Some(login) = &login {
+        let user = MqttString::from_str(client_id.as_str())
             .map_err(|_| ended_because("user", "invalid"))?;
-        let password = MqttBinary::from_slice(config::MQTT_PASSWORD.as_bytes())
+        let password = MqttBinary::from_slice(login.password())
             .map_err(|_| ended_because("password", "invalid"))?;
         options = options.user_name(user).password(password);
     }
@@ -291,16 +299,17 @@ pub async fn session(
                     in_flight.take_if(|(p, _, _)| *p == rejection.packet_identifier)
                 {
                     println!(
-                        "MQTT: broker rejected a {:?} message: {:?}",
-                        out.channel, rejection.reason_code
+                        "MQTT: broker rejected a {:?} message: reason 0x{:02x}",
+                        out.channel,
+                        rejection.reason_code.value()
                     );
                     app.runtime.confirm_sent(&out);
                 }
             }
             Event::Suback(suback) if suback.reason_code.is_erroneous() => {
                 println!(
-                    "MQTT: command subscription refused: {:?}",
-                    suback.reason_code
+                    "MQTT: command subscription refused: reason 0x{:02x}",
+                    suback.reason_code.value()
                 );
             }
             _ => {}

@@ -1,11 +1,11 @@
-//! The boot counter and calibrations in flash: `replenish-firmware`'s [`Journal`] in the first
+//! The boot counter, calibrations and MQTT login in flash: `replenish-firmware`'s [`Journal`] in the first
 //! two sectors of the `nvs` data partition (this image does not use ESP-IDF's NVS; espflash's
 //! default partition table has a 24 KiB one at 0x9000).
 //!
 //! At boot the newest record gives the boot counter (incremented and written back at once) and
 //! the calibrations, unless the image was built with other `REPLENISH_HX711_*` values than the
 //! record started from: a deliberate new build-time calibration wins. `tare` and `calibrate`
-//! write a new record. A flash that cannot be used (no `nvs` partition, a failing write) is
+//! write a new record, and so do `login` and `logout` on the serial console. A flash that cannot be used (no `nvs` partition, a failing write) is
 //! reported on the console and the device runs on without persistence.
 
 use esp_bootloader_esp_idf::partitions::{
@@ -15,7 +15,7 @@ use esp_hal::peripherals::FLASH;
 use esp_println::println;
 use esp_storage::FlashStorage;
 use replenish_firmware::Calibration;
-use replenish_firmware::persist::{self, Journal, Record, SLOTS};
+use replenish_firmware::persist::{self, Journal, Login, Record, SLOTS};
 use static_cell::StaticCell;
 
 /// Sector size of the ESP32-C3's flash (its erase unit).
@@ -77,10 +77,11 @@ pub fn boot(flash: FLASH<'static>, defaults: [Calibration; SLOTS], random: u32) 
     let origin = persist::fingerprint(&defaults);
     let mut record = match stored {
         Some(r) if r.origin == origin => r,
-        // Another build-time calibration: start from it, keep counting boots.
+        // Another build-time calibration: start from it, keep counting boots and the login.
         Some(r) => Record {
             boot: r.boot,
             origin,
+            login: r.login,
             ..Record::default()
         },
         None => Record {
@@ -118,6 +119,17 @@ impl Storage {
             return false;
         };
         *slot = Some(calibration);
+        self.write()
+    }
+
+    /// The MQTT login given on the console, if any.
+    pub fn login(&self) -> Option<Login> {
+        self.record.login
+    }
+
+    /// Keeps `login` (`None`: forgets it); false if it was not written.
+    pub fn save_login(&mut self, login: Option<Login>) -> bool {
+        self.record.login = login;
         self.write()
     }
 
