@@ -203,13 +203,14 @@ impl Appliance {
         Ok((birth("fridge", &slots, seed)?, slots, Encoding::Json))
     }
 
-    /// Connects an appliance to the broker and waits for the connection. With a `login` (its
-    /// password; the user name and client id are the device id, as the agent's gate requires).
+    /// Connects an appliance to the broker and waits for the connection. With a `login` (user
+    /// name, password), the client id is the device id, as the agent's gate requires (its
+    /// logins have the device id as user name).
     pub async fn connect(
         device: &str,
         parts: (Birth, Vec<SimSlot>, Encoding),
         link: &Link,
-        login: Option<&str>,
+        login: Option<(&str, &str)>,
         seed: u64,
         now: UnixMs,
     ) -> anyhow::Result<Self> {
@@ -231,8 +232,8 @@ impl Appliance {
             None => format!("sim-{}-{device}", link.household),
         };
         let mut options = MqttOptions::new(client_id, &link.host, link.port);
-        if let Some(password) = login {
-            options.set_credentials(device.as_str(), password);
+        if let Some((username, password)) = login {
+            options.set_credentials(username, password);
         }
         options
             .set_keep_alive(Duration::from_secs(30))
@@ -244,6 +245,7 @@ impl Appliance {
         let (cmd_tx, commands) = mpsc::channel(16);
         let sub_client = client.clone();
         let poller = tokio::spawn(async move {
+            let mut leaving = false;
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -261,7 +263,15 @@ impl Appliance {
                             Err(error) => tracing::warn!(%error, "device refused a command"),
                         }
                     }
+                    // Handled after everything queued before it. Polled on until the broker
+                    // closes the connection: dropped earlier, the DISCONNECT might not be
+                    // written, and the broker would publish the last will as well.
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                        conn_tx.send_modify(|(_, up)| *up = false);
+                        leaving = true;
+                    }
                     Ok(_) => {}
+                    Err(_) if leaving => break,
                     Err(error) => {
                         conn_tx.send_modify(|(_, up)| *up = false);
                         tracing::debug!(%error, "device connection lost");
@@ -423,10 +433,34 @@ impl Appliance {
             })
     }
 
+    /// Whether the MQTT connection is up now.
+    pub fn is_online(&self) -> bool {
+        self.connections.borrow().1
+    }
+
+    /// Says `offline` (the retained status its last will would have said), then disconnects:
+    /// how a device that is switched off properly leaves.
+    pub async fn go_offline(self) {
+        if self.is_online()
+            && let Ok(payload) = encode(&self.runtime.last_will(), self.encoding)
+        {
+            let topic = topic::build(&self.prefix, &self.household, &self.id, Channel::Status);
+            let _ = self
+                .client
+                .publish(topic, QoS::AtLeastOnce, true, payload)
+                .await;
+        }
+        self.disconnect().await;
+    }
+
     /// Disconnects cleanly.
     pub async fn disconnect(self) {
-        let _ = self.client.disconnect().await;
-        self.poller.abort();
+        let mut poller = self.poller;
+        // What was queued goes out first; the poller ends once the DISCONNECT is written.
+        if self.client.disconnect().await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut poller).await;
+        }
+        poller.abort();
     }
 }
 

@@ -5,6 +5,7 @@ pub mod appliance;
 pub mod bench;
 pub mod chaos;
 pub mod demo;
+pub mod devices;
 pub mod hardware;
 pub mod household;
 pub mod load;

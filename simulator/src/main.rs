@@ -78,6 +78,9 @@ enum Command {
     /// Publishes a fleet of virtual devices speaking the real protocol to a broker: births,
     /// reports, reboots, out-of-order flushes and duplicates, as fast as it takes or paced.
     Load(LoadArgs),
+    /// Runs virtual appliances (a coffee maker and a fridge per household, on the real firmware
+    /// runtime) against any MQTT broker, in real time or faster, until Ctrl-C or --days.
+    Devices(DevicesArgs),
     /// Kills the agent (SIGKILL) again and again while it orders from a faulty sandbox shop,
     /// then checks for double and lost orders.
     Chaos(ChaosArgs),
@@ -110,6 +113,44 @@ enum Command {
         #[arg(long, default_value_t = bench::scenario::DEFAULT_BUNDLE_DAYS)]
         bundle_days: f64,
     },
+}
+
+/// Options of `devices`.
+#[derive(Debug, clap::Args)]
+struct DevicesArgs {
+    /// The broker.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    broker: String,
+    /// User name every appliance presents (its client id stays its device id).
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    /// Its password.
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// The household the appliances belong to (`{household}-{n}` with several).
+    #[arg(long, default_value = "home")]
+    household: String,
+    /// Households, each with a coffee maker and a fridge.
+    #[arg(long, default_value_t = 1)]
+    households: usize,
+    /// Topic prefix.
+    #[arg(long, default_value = replenish_protocol::DEFAULT_PREFIX)]
+    prefix: String,
+    /// Simulated seconds per real second (3600: an hour a second).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Simulated days to run (default: until Ctrl-C).
+    #[arg(long)]
+    days: Option<f64>,
+    /// Seed of the habits and the sensors' noise.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Seconds of real time between two views of the devices.
+    #[arg(long, default_value_t = 5.0)]
+    every: f64,
+    /// One JSON object per view (the fleet at that moment) instead of lines of text.
+    #[arg(long)]
+    json_log: bool,
 }
 
 /// Options of `load`.
@@ -326,6 +367,7 @@ async fn main() -> anyhow::Result<()> {
         }) => run_bench_ingest(args).await?,
         Command::Bench(args) => run_bench(args)?,
         Command::Load(args) => run_load(args).await?,
+        Command::Devices(args) => run_devices(args).await?,
         Command::Chaos(args) => run_chaos(args).await?,
         Command::ServeAgent { config, tick_ms } => serve_agent(&config, tick_ms).await?,
         Command::Replay {
@@ -516,6 +558,50 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     if let Some(path) = args.json {
         write_json(&path, &serde_json::to_value(&outcome)?)?;
     }
+    Ok(())
+}
+
+async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
+    use replenish_sim::devices::{self, DeviceLogin, DevicesOptions};
+    let (host, port) = reqwest_free_url(&args.broker)?;
+    anyhow::ensure!(
+        args.every.is_finite() && args.every > 0.0,
+        "--every must be a positive number of seconds"
+    );
+    let options = DevicesOptions {
+        host,
+        port,
+        login: match (args.username, args.password) {
+            (Some(username), Some(password)) => DeviceLogin::Shared { username, password },
+            _ => DeviceLogin::None,
+        },
+        prefix: args.prefix,
+        household: args.household,
+        households: args.households,
+        speed: args.speed,
+        days: args.days,
+        seed: args.seed,
+        start: replenish_agent::clock::Clock::now_ms(&SystemClock),
+        view_every: std::time::Duration::from_secs_f64(args.every),
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
+    let json_log = args.json_log;
+    devices::run(&options, stop, |view| {
+        let text = if json_log {
+            serde_json::to_string(view).map(|line| line + "\n").unwrap_or_default()
+        } else {
+            devices::lines(view)
+        };
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`| head`) is not a reason to stop the appliances mid-step.
+        let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    })
+    .await?;
     Ok(())
 }
 

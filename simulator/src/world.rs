@@ -362,8 +362,15 @@ impl World {
         ];
         for (device, parts) in appliances {
             let login = world.device_login(device).await?;
-            let appliance =
-                Appliance::connect(device, parts, &link, login.as_deref(), seed, now).await?;
+            let appliance = Appliance::connect(
+                device,
+                parts,
+                &link,
+                login.as_deref().map(|p| (device, p)),
+                seed,
+                now,
+            )
+            .await?;
             world.appliances.push(appliance);
         }
         world.exchange().await?;

@@ -1,0 +1,348 @@
+//! `replenish-sim devices`: virtual appliances against any MQTT broker, with nothing else of
+//! replenish around them: the same coffee maker and fridge as the demo (the firmware's
+//! detection and device runtime on simulated sensors), used by a household that follows its
+//! habits, in real time or faster.
+//!
+//! Time is simulated and paced against the wall clock: `speed` simulated seconds per real
+//! second, in steps of at most five simulated minutes. Reports carry the simulated time, so an
+//! agent on the wall clock accepts an accelerated run only while it stays within the agent's
+//! allowed clock skew (`ingest.clock_skew_secs`); brokers, Home Assistant and other tools
+//! take any speed. With nobody ordering for it, the household refills a slot by hand when it
+//! falls below a fifth of its capacity (counted as a refill bought in a shop).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use replenish_agent::clock::{DAY_MS, UnixMs};
+use replenish_protocol::Id;
+use tokio::sync::watch;
+
+use crate::appliance::{Appliance, Link};
+use crate::household::{Action, Habits, Planned, Planner, midnight};
+use crate::world::STEP_MS;
+
+/// Simulated time per step at most (the demo's step).
+const MAX_STEP_MS: UnixMs = STEP_MS;
+/// Simulated time per step at least: at low speeds, a step a real second.
+const MIN_STEP_MS: UnixMs = 1_000;
+/// A slot below this share of its capacity is refilled by hand.
+const REFILL_BELOW: f64 = 0.2;
+
+/// How the appliances log in.
+#[derive(Debug, Clone)]
+pub enum DeviceLogin {
+    /// No login (an open broker).
+    None,
+    /// One account for every appliance (a test broker's).
+    Shared {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+    },
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DevicesOptions {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// How the appliances log in.
+    pub login: DeviceLogin,
+    /// Topic prefix.
+    pub prefix: String,
+    /// Household id; with more than one household, `{household}-{n}`.
+    pub household: String,
+    /// Households, each with a coffee maker and a fridge.
+    pub households: usize,
+    /// Simulated seconds per real second (1: real time).
+    pub speed: f64,
+    /// Simulated days to run; `None`: until stopped.
+    pub days: Option<f64>,
+    /// Seed of the habits and the sensors' noise.
+    pub seed: u64,
+    /// Simulated start (the wall clock, normally).
+    pub start: UnixMs,
+    /// Real time between two views of the devices.
+    pub view_every: Duration,
+}
+
+/// One appliance as the live view shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceView {
+    /// Household id.
+    pub household: String,
+    /// Device id.
+    pub device: String,
+    /// Connected to the broker now.
+    pub online: bool,
+    /// What each slot really holds: (slot, amount, unit).
+    pub slots: Vec<(String, f64, String)>,
+    /// Messages published so far.
+    pub published: u64,
+    /// Refills by hand so far.
+    pub refills: u64,
+}
+
+/// The whole fleet at one moment.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FleetView {
+    /// Simulated time (ms since the epoch).
+    pub at: UnixMs,
+    /// Every appliance.
+    pub devices: Vec<DeviceView>,
+}
+
+struct Home {
+    household: Id,
+    planner: Planner,
+    plan: std::collections::VecDeque<Planned>,
+    planned_until: UnixMs,
+    coffee_maker: Appliance,
+    fridge: Appliance,
+    published: [u64; 2],
+    refills: [u64; 2],
+}
+
+/// Runs the appliances until `days` have passed or `stop` turns true, calling `view` every
+/// `view_every` of real time and once at the end. Each appliance says `offline` (its retained
+/// status) before it disconnects.
+pub async fn run(
+    options: &DevicesOptions,
+    mut stop: watch::Receiver<bool>,
+    mut view: impl FnMut(&FleetView),
+) -> anyhow::Result<FleetView> {
+    anyhow::ensure!(
+        options.speed.is_finite() && options.speed > 0.0,
+        "--speed must be a positive number"
+    );
+    anyhow::ensure!(options.households > 0, "--households must be at least 1");
+    let mut homes = Vec::with_capacity(options.households);
+    for n in 0..options.households {
+        let household = if options.households == 1 {
+            options.household.clone()
+        } else {
+            format!("{}-{}", options.household, n + 1)
+        };
+        let household = Id::new(&household).with_context(|| format!("household {household:?}"))?;
+        let link = Link {
+            host: options.host.clone(),
+            port: options.port,
+            prefix: options.prefix.clone(),
+            household: household.clone(),
+        };
+        let login = match &options.login {
+            DeviceLogin::None => None,
+            DeviceLogin::Shared { username, password } => {
+                Some((username.as_str(), password.as_str()))
+            }
+        };
+        let seed = options.seed.wrapping_add(n as u64 * 7919);
+        let now = options.start;
+        let coffee_maker = Appliance::connect(
+            "coffee-maker",
+            Appliance::coffee_maker(600.0, seed)?,
+            &link,
+            login,
+            seed,
+            now,
+        )
+        .await
+        .with_context(|| format!("{household}/coffee-maker"))?;
+        let fridge = Appliance::connect(
+            "fridge",
+            Appliance::fridge(2000.0, 10.0, seed.wrapping_add(1))?,
+            &link,
+            login,
+            seed,
+            now,
+        )
+        .await
+        .with_context(|| format!("{household}/fridge"))?;
+        homes.push(Home {
+            household,
+            planner: Planner::new(Habits::default(), seed),
+            plan: Default::default(),
+            planned_until: now,
+            coffee_maker,
+            fridge,
+            published: [0; 2],
+            refills: [0; 2],
+        });
+    }
+    let step_ms = ((options.speed * 1000.0) as UnixMs).clamp(MIN_STEP_MS, MAX_STEP_MS);
+    let real_step = Duration::from_secs_f64(step_ms as f64 / 1000.0 / options.speed);
+    let end = options
+        .days
+        .map(|days| options.start + (days * DAY_MS as f64) as UnixMs);
+    let mut now = options.start;
+    let started = tokio::time::Instant::now();
+    let mut next_view = started + options.view_every;
+    let mut steps: u32 = 0;
+    for home in &mut homes {
+        home.exchange(now).await?;
+    }
+    loop {
+        if end.is_some_and(|end| now >= end) || *stop.borrow() {
+            break;
+        }
+        steps += 1;
+        // Paced from the start, so slow steps do not add up to drift.
+        let due = started + real_step * steps;
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = stop.changed() => break,
+        }
+        now += step_ms;
+        for home in &mut homes {
+            home.step(now).await?;
+        }
+        if tokio::time::Instant::now() >= next_view {
+            next_view += options.view_every;
+            view(&fleet_view(&homes, now));
+        }
+    }
+    let last = fleet_view(&homes, now);
+    view(&last);
+    for home in homes {
+        home.coffee_maker.go_offline().await;
+        home.fridge.go_offline().await;
+    }
+    Ok(last)
+}
+
+fn fleet_view(homes: &[Home], at: UnixMs) -> FleetView {
+    let mut devices = Vec::new();
+    for home in homes {
+        for (n, appliance) in [&home.coffee_maker, &home.fridge].into_iter().enumerate() {
+            devices.push(DeviceView {
+                household: home.household.to_string(),
+                device: appliance.id.to_string(),
+                online: appliance.is_online(),
+                slots: appliance
+                    .slots
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.spec.id.to_string(),
+                            s.amount,
+                            s.spec.unit.symbol().to_string(),
+                        )
+                    })
+                    .collect(),
+                published: home.published[n],
+                refills: home.refills[n],
+            });
+        }
+    }
+    FleetView { at, devices }
+}
+
+impl Home {
+    async fn step(&mut self, now: UnixMs) -> anyhow::Result<()> {
+        while self.planned_until <= now {
+            let day = midnight(self.planned_until);
+            self.plan.extend(self.planner.plan_day(day));
+            self.planned_until = day + DAY_MS;
+        }
+        while self.plan.front().is_some_and(|p| p.at <= now) {
+            if let Some(planned) = self.plan.pop_front() {
+                self.act(planned);
+            }
+        }
+        self.exchange(now).await
+    }
+
+    async fn exchange(&mut self, now: UnixMs) -> anyhow::Result<()> {
+        for (n, appliance) in [&mut self.coffee_maker, &mut self.fridge]
+            .into_iter()
+            .enumerate()
+        {
+            appliance.sample(now);
+            self.published[n] += appliance.flush(now).await?;
+        }
+        Ok(())
+    }
+
+    fn act(&mut self, planned: Planned) {
+        let at = planned.at;
+        match planned.action {
+            Action::Brew { beans, water } => {
+                // Tap water: the tank is topped up before it runs dry, not counted as a refill.
+                if let Some(tank) = self.coffee_maker.slot_mut("water")
+                    && tank.amount < water * 2.0
+                {
+                    tank.amount = f64::from(tank.spec.capacity);
+                }
+                if self.take(0, "beans", beans, at) {
+                    self.take(0, "water", water, at);
+                    self.coffee_maker.count_use("brews", at);
+                }
+            }
+            Action::PourMilk { ml } => {
+                self.take(1, "milk", ml, at);
+            }
+            Action::TakeEggs { count } => {
+                for _ in 0..count {
+                    self.take(1, "eggs", 1.0, at);
+                }
+            }
+        }
+    }
+
+    /// Takes `amount` from a slot of appliance `n` (0: coffee maker, 1: fridge), refilling it
+    /// by hand first if it is low; false if there was not enough.
+    fn take(&mut self, n: usize, slot: &str, amount: f64, at: UnixMs) -> bool {
+        let appliance = if n == 0 {
+            &mut self.coffee_maker
+        } else {
+            &mut self.fridge
+        };
+        let Some(s) = appliance.slot_mut(slot) else {
+            return false;
+        };
+        let capacity = f64::from(s.spec.capacity);
+        if s.amount < amount || s.amount < capacity * REFILL_BELOW {
+            s.amount = capacity;
+            self.refills[n] += 1;
+            // The sensor sees the refill before anything is taken.
+            appliance.sample(at);
+        }
+        let Some(s) = appliance.slot_mut(slot) else {
+            return false;
+        };
+        if s.amount + 1e-9 < amount {
+            return false;
+        }
+        s.amount -= amount;
+        appliance.sample(at);
+        true
+    }
+}
+
+/// One line per device, for a terminal.
+pub fn lines(view: &FleetView) -> String {
+    let mut out = String::new();
+    let at = jiff::Timestamp::from_millisecond(view.at as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default();
+    for d in &view.devices {
+        let slots: Vec<String> = d
+            .slots
+            .iter()
+            .map(|(slot, amount, unit)| format!("{slot} {amount:.0} {unit}"))
+            .collect();
+        out.push_str(&format!(
+            "{at}  {}/{:<13} {:<7}  {:<40}  sent {:>5}  refills {}\n",
+            d.household,
+            d.device,
+            if d.online { "online" } else { "offline" },
+            slots.join(", "),
+            d.published,
+            d.refills
+        ));
+    }
+    out
+}
