@@ -18,7 +18,7 @@ use replenish_protocol::Id;
 use tokio::sync::watch;
 
 use crate::appliance::{Appliance, Link};
-use crate::household::{Action, Habits, Planned, Planner, midnight};
+use crate::household::{Action, Habits, Planned, Planner, Schedule};
 use crate::world::STEP_MS;
 
 /// Simulated time per step at most (the demo's step).
@@ -95,15 +95,24 @@ pub struct FleetView {
     pub devices: Vec<DeviceView>,
 }
 
+/// An appliance with what it has done so far.
+struct Device {
+    /// Boxed: an appliance holds its offline buffer inline (tens of KiB), too much to move
+    /// around on a task's stack.
+    appliance: Box<Appliance>,
+    published: u64,
+    refills: u64,
+}
+
+/// Index of the coffee maker in [`Home::devices`].
+const COFFEE_MAKER: usize = 0;
+/// Index of the fridge in [`Home::devices`].
+const FRIDGE: usize = 1;
+
 struct Home {
     household: Id,
-    planner: Planner,
-    plan: std::collections::VecDeque<Planned>,
-    planned_until: UnixMs,
-    coffee_maker: Appliance,
-    fridge: Appliance,
-    published: [u64; 2],
-    refills: [u64; 2],
+    schedule: Schedule,
+    devices: [Device; 2],
 }
 
 /// Runs the appliances until `days` have passed or `stop` turns true, calling `view` every
@@ -161,15 +170,15 @@ pub async fn run(
         )
         .await
         .with_context(|| format!("{household}/fridge"))?;
+        let device = |appliance| Device {
+            appliance: Box::new(appliance),
+            published: 0,
+            refills: 0,
+        };
         homes.push(Home {
             household,
-            planner: Planner::new(Habits::default(), seed),
-            plan: Default::default(),
-            planned_until: now,
-            coffee_maker,
-            fridge,
-            published: [0; 2],
-            refills: [0; 2],
+            schedule: Schedule::new(Planner::new(Habits::default(), seed), now),
+            devices: [device(coffee_maker), device(fridge)],
         });
     }
     let step_ms = ((options.speed * 1000.0) as UnixMs).clamp(MIN_STEP_MS, MAX_STEP_MS);
@@ -206,9 +215,8 @@ pub async fn run(
     }
     let last = fleet_view(&homes, now);
     view(&last);
-    for home in homes {
-        home.coffee_maker.go_offline().await;
-        home.fridge.go_offline().await;
+    for device in homes.into_iter().flat_map(|home| home.devices) {
+        device.appliance.go_offline().await;
     }
     Ok(last)
 }
@@ -216,7 +224,12 @@ pub async fn run(
 fn fleet_view(homes: &[Home], at: UnixMs) -> FleetView {
     let mut devices = Vec::new();
     for home in homes {
-        for (n, appliance) in [&home.coffee_maker, &home.fridge].into_iter().enumerate() {
+        for Device {
+            appliance,
+            published,
+            refills,
+        } in &home.devices
+        {
             devices.push(DeviceView {
                 household: home.household.to_string(),
                 device: appliance.id.to_string(),
@@ -232,8 +245,8 @@ fn fleet_view(homes: &[Home], at: UnixMs) -> FleetView {
                         )
                     })
                     .collect(),
-                published: home.published[n],
-                refills: home.refills[n],
+                published: *published,
+                refills: *refills,
             });
         }
     }
@@ -242,26 +255,16 @@ fn fleet_view(homes: &[Home], at: UnixMs) -> FleetView {
 
 impl Home {
     async fn step(&mut self, now: UnixMs) -> anyhow::Result<()> {
-        while self.planned_until <= now {
-            let day = midnight(self.planned_until);
-            self.plan.extend(self.planner.plan_day(day));
-            self.planned_until = day + DAY_MS;
-        }
-        while self.plan.front().is_some_and(|p| p.at <= now) {
-            if let Some(planned) = self.plan.pop_front() {
-                self.act(planned);
-            }
+        for planned in self.schedule.due(now) {
+            self.act(planned);
         }
         self.exchange(now).await
     }
 
     async fn exchange(&mut self, now: UnixMs) -> anyhow::Result<()> {
-        for (n, appliance) in [&mut self.coffee_maker, &mut self.fridge]
-            .into_iter()
-            .enumerate()
-        {
-            appliance.sample(now);
-            self.published[n] += appliance.flush(now).await?;
+        for device in &mut self.devices {
+            device.appliance.sample(now);
+            device.published += device.appliance.flush(now).await?;
         }
         Ok(())
     }
@@ -271,42 +274,39 @@ impl Home {
         match planned.action {
             Action::Brew { beans, water } => {
                 // Tap water: the tank is topped up before it runs dry, not counted as a refill.
-                if let Some(tank) = self.coffee_maker.slot_mut("water")
+                if let Some(tank) = self.devices[COFFEE_MAKER].appliance.slot_mut("water")
                     && tank.amount < water * 2.0
                 {
                     tank.amount = f64::from(tank.spec.capacity);
                 }
-                if self.take(0, "beans", beans, at) {
-                    self.take(0, "water", water, at);
-                    self.coffee_maker.count_use("brews", at);
+                if self.take(COFFEE_MAKER, "beans", beans, at) {
+                    self.take(COFFEE_MAKER, "water", water, at);
+                    self.devices[COFFEE_MAKER].appliance.count_use("brews", at);
                 }
             }
             Action::PourMilk { ml } => {
-                self.take(1, "milk", ml, at);
+                self.take(FRIDGE, "milk", ml, at);
             }
             Action::TakeEggs { count } => {
                 for _ in 0..count {
-                    self.take(1, "eggs", 1.0, at);
+                    self.take(FRIDGE, "eggs", 1.0, at);
                 }
             }
         }
     }
 
-    /// Takes `amount` from a slot of appliance `n` (0: coffee maker, 1: fridge), refilling it
-    /// by hand first if it is low; false if there was not enough.
+    /// Takes `amount` from a slot of device `n` ([`COFFEE_MAKER`], [`FRIDGE`]), refilling it by
+    /// hand first if it is low; false if there was not enough.
     fn take(&mut self, n: usize, slot: &str, amount: f64, at: UnixMs) -> bool {
-        let appliance = if n == 0 {
-            &mut self.coffee_maker
-        } else {
-            &mut self.fridge
-        };
+        let device = &mut self.devices[n];
+        let appliance = &mut device.appliance;
         let Some(s) = appliance.slot_mut(slot) else {
             return false;
         };
         let capacity = f64::from(s.spec.capacity);
         if s.amount < amount || s.amount < capacity * REFILL_BELOW {
             s.amount = capacity;
-            self.refills[n] += 1;
+            device.refills += 1;
             // The sensor sees the refill before anything is taken.
             appliance.sample(at);
         }

@@ -2,6 +2,8 @@
 //!
 //! Every decision comes from one seeded random generator, so a seed gives the same month.
 
+use std::collections::VecDeque;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replenish_agent::clock::{DAY_MS, HOUR_MS, UnixMs};
@@ -71,6 +73,45 @@ impl Default for Habits {
             weekday_eggs: (0.5, 1),
             weekend_eggs: 4,
         }
+    }
+}
+
+/// A household's planned actions, planned a whole day at a time as time reaches it and handed
+/// out when due.
+pub struct Schedule {
+    planner: Planner,
+    plan: VecDeque<Planned>,
+    planned_until: UnixMs,
+    start: UnixMs,
+}
+
+impl Schedule {
+    /// The schedule of `planner`'s household from `start` on: what the first day planned
+    /// before `start` did not happen.
+    pub fn new(planner: Planner, start: UnixMs) -> Self {
+        Self {
+            planner,
+            plan: VecDeque::new(),
+            planned_until: start,
+            start,
+        }
+    }
+
+    /// The actions due by `now`, in time order; each is handed out once.
+    pub fn due(&mut self, now: UnixMs) -> Vec<Planned> {
+        while self.planned_until <= now {
+            let day = midnight(self.planned_until);
+            let start = self.start;
+            self.plan.extend(
+                self.planner
+                    .plan_day(day)
+                    .into_iter()
+                    .filter(|p| p.at >= start),
+            );
+            self.planned_until = day + DAY_MS;
+        }
+        let due = self.plan.iter().take_while(|p| p.at <= now).count();
+        self.plan.drain(..due).collect()
     }
 }
 
@@ -189,5 +230,33 @@ mod tests {
             weekend * 5 > weekday * 2,
             "weekend {weekend} vs weekdays {weekday}"
         );
+    }
+
+    #[test]
+    fn a_schedule_hands_out_each_planned_action_once_in_order() {
+        let start = 20_458 * DAY_MS + 13 * HOUR_MS; // a Monday afternoon
+        let mut planner = Planner::new(Habits::default(), 3);
+        // What the planner makes for those days, from midnight; the schedule starts mid-day,
+        // so the morning before its start never happens.
+        let days: Vec<Planned> = (0..3)
+            .flat_map(|d| planner.plan_day(midnight(start) + d * DAY_MS))
+            .collect();
+        let mut schedule = Schedule::new(Planner::new(Habits::default(), 3), start);
+        let mut handed = Vec::new();
+        // Uneven steps, across two midnights.
+        let mut now = start;
+        for step in [1, 7, 60, 180, 5, 600, 1440, 3] {
+            now += step * 60_000;
+            let due = schedule.due(now);
+            assert!(due.iter().all(|p| p.at <= now), "nothing from the future");
+            handed.extend(due);
+        }
+        let expected: Vec<Planned> = days
+            .into_iter()
+            .filter(|p| p.at >= start && p.at <= now)
+            .collect();
+        assert!(expected.len() > 5, "{} actions", expected.len());
+        assert_eq!(handed, expected);
+        assert!(schedule.due(now).is_empty(), "nothing twice");
     }
 }

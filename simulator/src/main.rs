@@ -115,27 +115,35 @@ enum Command {
     },
 }
 
-/// Options of `devices`.
+/// Where `load` and `devices` publish, and as whom.
 #[derive(Debug, clap::Args)]
-struct DevicesArgs {
+struct BrokerArgs {
     /// The broker.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     broker: String,
-    /// User name every appliance presents (its client id stays its device id).
+    /// User name every connection presents (the embedded broker lets in only logins: for
+    /// `load`, the agent's `mqtt.username`).
     #[arg(long, requires = "password")]
     username: Option<String>,
     /// Its password.
     #[arg(long, requires = "username")]
     password: Option<String>,
-    /// The household the appliances belong to (`{household}-{n}` with several).
+    /// The household the devices belong to (`devices`: `{household}-{n}` with several).
     #[arg(long, default_value = "home")]
     household: String,
-    /// Households, each with a coffee maker and a fridge.
-    #[arg(long, default_value_t = 1)]
-    households: usize,
     /// Topic prefix.
     #[arg(long, default_value = replenish_protocol::DEFAULT_PREFIX)]
     prefix: String,
+}
+
+/// Options of `devices`.
+#[derive(Debug, clap::Args)]
+struct DevicesArgs {
+    #[command(flatten)]
+    target: BrokerArgs,
+    /// Households, each with a coffee maker and a fridge.
+    #[arg(long, default_value_t = 1)]
+    households: usize,
     /// Simulated seconds per real second (3600: an hour a second).
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
@@ -156,22 +164,8 @@ struct DevicesArgs {
 /// Options of `load`.
 #[derive(Debug, clap::Args)]
 struct LoadArgs {
-    /// The broker.
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-    broker: String,
-    /// User name every connection presents (the embedded broker lets in only logins: use the
-    /// agent's, `mqtt.username`).
-    #[arg(long, requires = "password")]
-    username: Option<String>,
-    /// Its password.
-    #[arg(long, requires = "username")]
-    password: Option<String>,
-    /// The household the devices belong to.
-    #[arg(long, default_value = "home")]
-    household: String,
-    /// Topic prefix.
-    #[arg(long, default_value = replenish_protocol::DEFAULT_PREFIX)]
-    prefix: String,
+    #[command(flatten)]
+    target: BrokerArgs,
     /// Devices.
     #[arg(long, default_value_t = 1000)]
     devices: usize,
@@ -483,15 +477,15 @@ async fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
 
 async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     use replenish_sim::load::{self, FleetPlan, LoadProgress, LoadTarget};
-    let url = reqwest_free_url(&args.broker)?;
+    let url = reqwest_free_url(&args.target.broker)?;
     anyhow::ensure!(args.devices >= 1, "--devices must be at least 1");
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.duplicates),
         "--duplicates must be 0 to 1"
     );
     let plan = FleetPlan {
-        prefix: args.prefix,
-        household: args.household,
+        prefix: args.target.prefix,
+        household: args.target.household,
         devices: args.devices,
         per_connection: args.per_connection.max(1),
         reports_per_device: args.reports,
@@ -516,7 +510,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         port: url.1,
         rate: (args.rate > 0.0).then_some(args.rate),
         client_prefix: format!("replenish-load-{}", std::process::id()),
-        login: args.username.zip(args.password),
+        login: args.target.username.zip(args.target.password),
     };
     let progress = Arc::new(LoadProgress::default());
     let expected: u64 = {
@@ -563,7 +557,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
 
 async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
     use replenish_sim::devices::{self, DeviceLogin, DevicesOptions};
-    let (host, port) = reqwest_free_url(&args.broker)?;
+    let (host, port) = reqwest_free_url(&args.target.broker)?;
     anyhow::ensure!(
         args.every.is_finite() && args.every > 0.0,
         "--every must be a positive number of seconds"
@@ -571,12 +565,12 @@ async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
     let options = DevicesOptions {
         host,
         port,
-        login: match (args.username, args.password) {
+        login: match (args.target.username, args.target.password) {
             (Some(username), Some(password)) => DeviceLogin::Shared { username, password },
             _ => DeviceLogin::None,
         },
-        prefix: args.prefix,
-        household: args.household,
+        prefix: args.target.prefix,
+        household: args.target.household,
         households: args.households,
         speed: args.speed,
         days: args.days,
@@ -593,13 +587,17 @@ async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
     let json_log = args.json_log;
     devices::run(&options, stop, |view| {
         let text = if json_log {
-            serde_json::to_string(view).map(|line| line + "\n").unwrap_or_default()
+            serde_json::to_string(view)
+                .map(|line| line + "\n")
+                .unwrap_or_default()
         } else {
             devices::lines(view)
         };
         let mut stdout = std::io::stdout().lock();
         // A closed pipe (`| head`) is not a reason to stop the appliances mid-step.
-        let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+        let _ = stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush());
     })
     .await?;
     Ok(())

@@ -6,7 +6,7 @@
 //! and every shop call ([`AgentHandle::settle`]) before time moves on: fast, and the same run
 //! for the same seed.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use replenish_protocol::Id;
 use tokio::sync::broadcast;
 
 use crate::appliance::{Appliance, Link};
-use crate::household::{Action, Habits, Planned, Planner, midnight};
+use crate::household::{Action, Habits, Planned, Planner, Schedule};
 use crate::shop::{SandboxShop, ShopConfig, ShopServer};
 
 /// Simulated time per step.
@@ -185,9 +185,7 @@ pub struct World {
     agent_config: AgentConfig,
     /// The appliances.
     pub appliances: Vec<Appliance>,
-    planner: Planner,
-    plan: VecDeque<Planned>,
-    planned_until: UnixMs,
+    schedule: Schedule,
     cupboard: BTreeMap<String, f64>,
     unpacked: HashSet<String>,
     published: u64,
@@ -306,9 +304,7 @@ impl World {
             agent: None,
             agent_config,
             appliances: Vec::new(),
-            planner: Planner::new(Habits::default(), config.seed),
-            plan: VecDeque::new(),
-            planned_until: config.start,
+            schedule: Schedule::new(Planner::new(Habits::default(), config.seed), config.start),
             cupboard: BTreeMap::new(),
             unpacked: HashSet::new(),
             published: 0,
@@ -503,15 +499,8 @@ impl World {
     pub async fn step(&mut self) -> anyhow::Result<()> {
         let now = self.clock.now_ms() + STEP_MS;
         self.clock.set(now);
-        while self.planned_until <= now {
-            let day = midnight(self.planned_until);
-            self.plan.extend(self.planner.plan_day(day));
-            self.planned_until = day + DAY_MS;
-        }
-        while self.plan.front().is_some_and(|p| p.at <= now) {
-            if let Some(planned) = self.plan.pop_front() {
-                self.act(planned);
-            }
+        for planned in self.schedule.due(now) {
+            self.act(planned);
         }
         self.unpack_deliveries(now);
         // Chores: nobody lets the water tank run nearly dry.
