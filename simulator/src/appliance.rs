@@ -69,14 +69,23 @@ impl SimSlot {
     }
 }
 
-/// A virtual appliance.
-pub struct Appliance {
+/// A virtual appliance without a network: its slots, sensors and firmware runtime. Pure: time
+/// is passed in, and what it would send waits in its runtime until taken
+/// ([`VirtualDevice::next_outgoing`]). [`Appliance`] connects one to a broker; the headless
+/// benchmark runs it alone.
+pub struct VirtualDevice {
     /// Its id.
     pub id: Id,
     /// Its slots.
     pub slots: Vec<SimSlot>,
     runtime: DeviceRuntime<BUFFERED_REPORTS>,
     encoding: Encoding,
+    rng: ChaCha8Rng,
+}
+
+/// A virtual appliance connected to an MQTT broker, like a real device.
+pub struct Appliance {
+    device: VirtualDevice,
     client: AsyncClient,
     /// (connections so far, connected now), from the MQTT task.
     connections: watch::Receiver<(u64, bool)>,
@@ -84,7 +93,6 @@ pub struct Appliance {
     commands: mpsc::Receiver<Command>,
     prefix: String,
     household: Id,
-    rng: ChaCha8Rng,
     poller: tokio::task::JoinHandle<()>,
 }
 
@@ -214,19 +222,10 @@ impl Appliance {
         seed: u64,
         now: UnixMs,
     ) -> anyhow::Result<Self> {
-        let (birth, slots, encoding) = parts;
-        let device = id(device)?;
-        let mut runtime = DeviceRuntime::new(
-            birth,
-            RuntimeConfig {
-                report_interval_ms: 6 * 3_600_000,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("birth refused: {e}"))?;
-        runtime.set_time(now, now);
+        let virtual_device = VirtualDevice::new(device, parts, seed, now)?;
+        let device = virtual_device.id.clone();
         let status_topic = topic::build(&link.prefix, &link.household, &device, Channel::Status);
-        let will = encode(&runtime.last_will(), encoding)?;
+        let will = encode(&virtual_device.runtime.last_will(), virtual_device.encoding)?;
         let client_id = match login {
             Some(_) => device.to_string(),
             None => format!("sim-{}-{device}", link.household),
@@ -288,19 +287,179 @@ impl Appliance {
         .context("device could not connect to the broker within 10 s")?
         .context("device connection task ended")?;
         Ok(Self {
-            id: device,
-            slots,
-            runtime,
-            encoding,
+            device: virtual_device,
             client,
             connections,
             seen_connections: 0,
             commands,
             prefix: link.prefix.clone(),
             household: link.household.clone(),
-            rng: ChaCha8Rng::seed_from_u64(seed),
             poller,
         })
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &Id {
+        &self.device.id
+    }
+
+    /// The appliance itself.
+    pub fn device(&self) -> &VirtualDevice {
+        &self.device
+    }
+
+    /// The appliance itself, to use it.
+    pub fn device_mut(&mut self) -> &mut VirtualDevice {
+        &mut self.device
+    }
+
+    /// The slot with this id.
+    pub fn slot_mut(&mut self, slot: &str) -> Option<&mut SimSlot> {
+        self.device.slot_mut(slot)
+    }
+
+    /// Counts one use on a counter slot (a brew).
+    pub fn count_use(&mut self, slot: &str, now: UnixMs) {
+        self.device.count_use(slot, now);
+    }
+
+    /// Runs the sensors (see [`VirtualDevice::sample`]).
+    pub fn sample(&mut self, now: UnixMs) {
+        self.device.sample(now);
+    }
+
+    /// Handles commands from the agent and publishes everything queued. Returns how many
+    /// messages were published.
+    pub async fn flush(&mut self, now: UnixMs) -> anyhow::Result<u64> {
+        let (connections, up) = *self.connections.borrow();
+        let runtime = &mut self.device.runtime;
+        if !up && runtime.is_connected() {
+            // Keep reports in the runtime's buffer until the link is back.
+            runtime.disconnected();
+        }
+        if up && connections != self.seen_connections {
+            self.seen_connections = connections;
+            runtime.connected(now);
+        }
+        while let Ok(command) = self.commands.try_recv() {
+            self.device.handle_command(&command, now);
+        }
+        let mut published = 0;
+        while let Some((out, payload)) = self.device.next_outgoing()? {
+            let topic = topic::build(&self.prefix, &self.household, &self.device.id, out.channel);
+            self.client
+                .publish(topic, QoS::AtLeastOnce, out.retain, payload)
+                .await?;
+            self.device.confirm_sent(&out);
+            published += 1;
+        }
+        Ok(published)
+    }
+
+    /// Whether the MQTT connection is up now.
+    pub fn is_online(&self) -> bool {
+        self.connections.borrow().1
+    }
+
+    /// Says `offline` (the retained status its last will would have said), then disconnects:
+    /// how a device that is switched off properly leaves.
+    pub async fn go_offline(self) {
+        if self.is_online()
+            && let Ok(payload) = encode(&self.device.runtime.last_will(), self.device.encoding)
+        {
+            let topic = topic::build(
+                &self.prefix,
+                &self.household,
+                &self.device.id,
+                Channel::Status,
+            );
+            let _ = self
+                .client
+                .publish(topic, QoS::AtLeastOnce, true, payload)
+                .await;
+        }
+        self.disconnect().await;
+    }
+
+    /// Disconnects cleanly.
+    pub async fn disconnect(self) {
+        let mut poller = self.poller;
+        // What was queued goes out first; the poller ends once the DISCONNECT is written.
+        if self.client.disconnect().await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut poller).await;
+        }
+        poller.abort();
+    }
+}
+
+impl VirtualDevice {
+    /// The appliance `device` made of `parts` (see [`Appliance::coffee_maker`],
+    /// [`Appliance::fridge`]), its clock at `now`.
+    pub fn new(
+        device: &str,
+        parts: (Birth, Vec<SimSlot>, Encoding),
+        seed: u64,
+        now: UnixMs,
+    ) -> anyhow::Result<Self> {
+        let (birth, slots, encoding) = parts;
+        let mut runtime = DeviceRuntime::new(
+            birth,
+            RuntimeConfig {
+                report_interval_ms: 6 * 3_600_000,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("birth refused: {e}"))?;
+        runtime.set_time(now, now);
+        Ok(Self {
+            id: id(device)?,
+            slots,
+            runtime,
+            encoding,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
+    }
+
+    /// Tells the runtime it is connected (its birth goes first), as a transport would.
+    pub fn connected(&mut self, now: UnixMs) {
+        self.runtime.connected(now);
+    }
+
+    /// The next message to send, with its payload, until [`Self::confirm_sent`] takes it off.
+    pub fn next_outgoing(&self) -> anyhow::Result<Option<(Outgoing, Vec<u8>)>> {
+        match self.runtime.peek() {
+            Some(out) => {
+                let payload = encode(&out, self.encoding)?;
+                Ok(Some((out, payload)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// `out` was sent.
+    pub fn confirm_sent(&mut self, out: &Outgoing) {
+        self.runtime.confirm_sent(out);
+    }
+
+    /// Carries out a command from the agent (tare, calibrate; the runtime answers the rest).
+    pub fn handle_command(&mut self, command: &Command, now: UnixMs) {
+        match self.runtime.handle_command(command, now) {
+            CommandAction::Tare { id, slot } => {
+                let result = self
+                    .monitor(&slot)
+                    .map(|m| m.tare().map_err(|e| e.to_string()));
+                self.runtime
+                    .complete_command(id, result.unwrap_or_else(|| Err("no such slot".into())));
+            }
+            CommandAction::Calibrate { id, slot, known } => {
+                let result = self
+                    .monitor(&slot)
+                    .map(|m| m.calibrate(known).map_err(|e| e.to_string()));
+                self.runtime
+                    .complete_command(id, result.unwrap_or_else(|| Err("no such slot".into())));
+            }
+            _ => {}
+        }
     }
 
     /// The slot with this id.
@@ -379,50 +538,6 @@ impl Appliance {
         }
     }
 
-    /// Handles commands from the agent and publishes everything queued. Returns how many
-    /// messages were published.
-    pub async fn flush(&mut self, now: UnixMs) -> anyhow::Result<u64> {
-        let (connections, up) = *self.connections.borrow();
-        if !up && self.runtime.is_connected() {
-            // Keep reports in the runtime's buffer until the link is back.
-            self.runtime.disconnected();
-        }
-        if up && connections != self.seen_connections {
-            self.seen_connections = connections;
-            self.runtime.connected(now);
-        }
-        while let Ok(command) = self.commands.try_recv() {
-            match self.runtime.handle_command(&command, now) {
-                CommandAction::Tare { id, slot } => {
-                    let result = self
-                        .monitor(&slot)
-                        .map(|m| m.tare().map_err(|e| e.to_string()));
-                    self.runtime
-                        .complete_command(id, result.unwrap_or_else(|| Err("no such slot".into())));
-                }
-                CommandAction::Calibrate { id, slot, known } => {
-                    let result = self
-                        .monitor(&slot)
-                        .map(|m| m.calibrate(known).map_err(|e| e.to_string()));
-                    self.runtime
-                        .complete_command(id, result.unwrap_or_else(|| Err("no such slot".into())));
-                }
-                _ => {}
-            }
-        }
-        let mut published = 0;
-        while let Some(out) = self.runtime.peek() {
-            let topic = topic::build(&self.prefix, &self.household, &self.id, out.channel);
-            let payload = encode(&out, self.encoding)?;
-            self.client
-                .publish(topic, QoS::AtLeastOnce, out.retain, payload)
-                .await?;
-            self.runtime.confirm_sent(&out);
-            published += 1;
-        }
-        Ok(published)
-    }
-
     fn monitor(&mut self, slot: &Id) -> Option<&mut SlotMonitor> {
         self.slots
             .iter_mut()
@@ -431,36 +546,6 @@ impl Appliance {
                 Sensor::LoadCell { monitor, .. } | Sensor::Amount { monitor, .. } => Some(monitor),
                 Sensor::Counter(_) => None,
             })
-    }
-
-    /// Whether the MQTT connection is up now.
-    pub fn is_online(&self) -> bool {
-        self.connections.borrow().1
-    }
-
-    /// Says `offline` (the retained status its last will would have said), then disconnects:
-    /// how a device that is switched off properly leaves.
-    pub async fn go_offline(self) {
-        if self.is_online()
-            && let Ok(payload) = encode(&self.runtime.last_will(), self.encoding)
-        {
-            let topic = topic::build(&self.prefix, &self.household, &self.id, Channel::Status);
-            let _ = self
-                .client
-                .publish(topic, QoS::AtLeastOnce, true, payload)
-                .await;
-        }
-        self.disconnect().await;
-    }
-
-    /// Disconnects cleanly.
-    pub async fn disconnect(self) {
-        let mut poller = self.poller;
-        // What was queued goes out first; the poller ends once the DISCONNECT is written.
-        if self.client.disconnect().await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut poller).await;
-        }
-        poller.abort();
     }
 }
 

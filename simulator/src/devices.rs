@@ -17,7 +17,7 @@ use replenish_agent::clock::{DAY_MS, UnixMs};
 use replenish_protocol::Id;
 use tokio::sync::watch;
 
-use crate::appliance::{Appliance, Link};
+use crate::appliance::{Appliance, Link, VirtualDevice};
 use crate::household::{Action, Habits, Planned, Planner, Schedule};
 use crate::world::STEP_MS;
 
@@ -104,14 +104,10 @@ struct Device {
     refills: u64,
 }
 
-/// Index of the coffee maker in [`Home::devices`].
-const COFFEE_MAKER: usize = 0;
-/// Index of the fridge in [`Home::devices`].
-const FRIDGE: usize = 1;
-
 struct Home {
     household: Id,
     schedule: Schedule,
+    /// The coffee maker and the fridge.
     devices: [Device; 2],
 }
 
@@ -232,9 +228,10 @@ fn fleet_view(homes: &[Home], at: UnixMs) -> FleetView {
         {
             devices.push(DeviceView {
                 household: home.household.to_string(),
-                device: appliance.id.to_string(),
+                device: appliance.id().to_string(),
                 online: appliance.is_online(),
                 slots: appliance
+                    .device()
                     .slots
                     .iter()
                     .map(|s| {
@@ -270,56 +267,97 @@ impl Home {
     }
 
     fn act(&mut self, planned: Planned) {
-        let at = planned.at;
-        match planned.action {
-            Action::Brew { beans, water } => {
-                // Tap water: the tank is topped up before it runs dry, not counted as a refill.
-                if let Some(tank) = self.devices[COFFEE_MAKER].appliance.slot_mut("water")
-                    && tank.amount < water * 2.0
-                {
-                    tank.amount = f64::from(tank.spec.capacity);
-                }
-                if self.take(COFFEE_MAKER, "beans", beans, at) {
-                    self.take(COFFEE_MAKER, "water", water, at);
-                    self.devices[COFFEE_MAKER].appliance.count_use("brews", at);
-                }
-            }
-            Action::PourMilk { ml } => {
-                self.take(FRIDGE, "milk", ml, at);
-            }
-            Action::TakeEggs { count } => {
-                for _ in 0..count {
-                    self.take(FRIDGE, "eggs", 1.0, at);
-                }
-            }
-        }
+        let [coffee_maker, fridge] = &mut self.devices;
+        act(
+            planned,
+            Stocked {
+                device: coffee_maker.appliance.device_mut(),
+                refills: &mut coffee_maker.refills,
+            },
+            Stocked {
+                device: fridge.appliance.device_mut(),
+                refills: &mut fridge.refills,
+            },
+        );
     }
+}
 
-    /// Takes `amount` from a slot of device `n` ([`COFFEE_MAKER`], [`FRIDGE`]), refilling it by
-    /// hand first if it is low; false if there was not enough.
-    fn take(&mut self, n: usize, slot: &str, amount: f64, at: UnixMs) -> bool {
-        let device = &mut self.devices[n];
-        let appliance = &mut device.appliance;
-        let Some(s) = appliance.slot_mut(slot) else {
-            return false;
-        };
-        let capacity = f64::from(s.spec.capacity);
-        if s.amount < amount || s.amount < capacity * REFILL_BELOW {
-            s.amount = capacity;
-            device.refills += 1;
-            // The sensor sees the refill before anything is taken.
-            appliance.sample(at);
+/// An appliance a household keeps stocked by hand, and how often it has.
+pub struct Stocked<'a> {
+    /// The appliance.
+    pub device: &'a mut VirtualDevice,
+    /// Refills by hand so far.
+    pub refills: &'a mut u64,
+}
+
+/// Carries out one planned action on a household's coffee maker and fridge. With nobody
+/// ordering for it, the household refills a slot by hand when it is below a fifth of its
+/// capacity or short, and tops up the water tank from the tap (not counted).
+pub fn act(planned: Planned, coffee_maker: Stocked<'_>, fridge: Stocked<'_>) {
+    let at = planned.at;
+    match planned.action {
+        Action::Brew { beans, water } => {
+            if let Some(tank) = coffee_maker.device.slot_mut("water")
+                && tank.amount < water * 2.0
+            {
+                tank.amount = f64::from(tank.spec.capacity);
+            }
+            if take(
+                coffee_maker.device,
+                coffee_maker.refills,
+                "beans",
+                beans,
+                at,
+            ) {
+                take(
+                    coffee_maker.device,
+                    coffee_maker.refills,
+                    "water",
+                    water,
+                    at,
+                );
+                coffee_maker.device.count_use("brews", at);
+            }
         }
-        let Some(s) = appliance.slot_mut(slot) else {
-            return false;
-        };
-        if s.amount + 1e-9 < amount {
-            return false;
+        Action::PourMilk { ml } => {
+            take(fridge.device, fridge.refills, "milk", ml, at);
         }
-        s.amount -= amount;
-        appliance.sample(at);
-        true
+        Action::TakeEggs { count } => {
+            for _ in 0..count {
+                take(fridge.device, fridge.refills, "eggs", 1.0, at);
+            }
+        }
     }
+}
+
+/// Takes `amount` from a slot, refilling it by hand first if it is low; false if there was not
+/// enough. The sensors see each change as it happens.
+fn take(
+    device: &mut VirtualDevice,
+    refills: &mut u64,
+    slot: &str,
+    amount: f64,
+    at: UnixMs,
+) -> bool {
+    let Some(s) = device.slot_mut(slot) else {
+        return false;
+    };
+    let capacity = f64::from(s.spec.capacity);
+    if s.amount < amount || s.amount < capacity * REFILL_BELOW {
+        s.amount = capacity;
+        *refills += 1;
+        // The sensor sees the refill before anything is taken.
+        device.sample(at);
+    }
+    let Some(s) = device.slot_mut(slot) else {
+        return false;
+    };
+    if s.amount + 1e-9 < amount {
+        return false;
+    }
+    s.amount -= amount;
+    device.sample(at);
+    true
 }
 
 /// One line per device, for a terminal.

@@ -242,6 +242,26 @@ enum BenchWhat {
     /// The agent's MQTT ingest against Mosquitto, as a ratio to a null subscriber: rate, loss,
     /// stalls, latency at fixed rates and memory at fleet sizes.
     Ingest(IngestArgs),
+    /// The virtual appliances headless (firmware runtime, sensors, households; no broker), in
+    /// appliance-days per second on one core, against the households' schedules alone.
+    Appliances(AppliancesArgs),
+}
+
+/// Options of `bench appliances`.
+#[derive(Debug, clap::Args)]
+struct AppliancesArgs {
+    /// Households of two appliances.
+    #[arg(long, default_value_t = 20)]
+    households: usize,
+    /// Simulated days.
+    #[arg(long, default_value_t = 365)]
+    days: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Options of `bench`.
@@ -359,6 +379,22 @@ async fn main() -> anyhow::Result<()> {
             what: Some(BenchWhat::Ingest(args)),
             ..
         }) => run_bench_ingest(args).await?,
+        Command::Bench(BenchArgs {
+            what: Some(BenchWhat::Appliances(args)),
+            ..
+        }) => {
+            use replenish_sim::bench::appliances::{self, AppliancesOptions};
+            let report = appliances::run(&AppliancesOptions {
+                households: args.households,
+                days: args.days,
+                seed: args.seed,
+            })?;
+            let mut stdout = std::io::stdout();
+            write!(stdout, "{}", appliances::table(&report))?;
+            if let Some(path) = args.json {
+                write_json(&path, &serde_json::to_value(&report)?)?;
+            }
+        }
         Command::Bench(args) => run_bench(args)?,
         Command::Load(args) => run_load(args).await?,
         Command::Devices(args) => run_devices(args).await?,

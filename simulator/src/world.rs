@@ -553,7 +553,9 @@ impl World {
     }
 
     fn appliance(&mut self, device: &str) -> Option<&mut Appliance> {
-        self.appliances.iter_mut().find(|a| a.id.as_str() == device)
+        self.appliances
+            .iter_mut()
+            .find(|a| a.id().as_str() == device)
     }
 
     /// Takes `amount` from a slot, topping it up from the cupboard first if it is short.
@@ -713,7 +715,7 @@ impl World {
             let Some(s) = self
                 .appliances
                 .iter_mut()
-                .find(|a| a.id.as_str() == device)
+                .find(|a| a.id().as_str() == device)
                 .and_then(|a| a.slot_mut(slot))
             else {
                 continue;

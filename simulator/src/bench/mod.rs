@@ -8,7 +8,11 @@
 //! * [`metrics`]: the report, reduced in run order (the same for a seed, however threads run).
 //! * [`replay`]: scenarios from a CSV trace and a TOML slot list.
 //! * [`plot`]: the SVG picture.
+//! * [`ingest`]: the agent's MQTT ingest against Mosquitto (`bench ingest`).
+//! * [`appliances`]: the virtual appliances headless, in appliance-days per second
+//!   (`bench appliances`).
 
+pub mod appliances;
 pub mod harness;
 pub mod ingest;
 pub mod metrics;

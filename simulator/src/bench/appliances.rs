@@ -1,0 +1,205 @@
+//! `replenish-sim bench appliances`: how fast the virtual appliances run headless, in
+//! appliance-days per second on one core.
+//!
+//! The same households as `devices` (a coffee maker and a fridge each, stocked by hand, the
+//! same habits), on the real firmware runtime and simulated sensors, without a broker: what
+//! they would send is encoded (binary for the coffee maker, JSON for the fridge) and counted.
+//! Time is stepped five simulated minutes at a time, as in the demo. The baseline measured in
+//! the same run is the household alone (its schedule and the slot arithmetic, no sensors or
+//! firmware), so the report says what the firmware and sensor simulation cost over it.
+
+use std::time::Instant;
+
+use replenish_agent::clock::{DAY_MS, UnixMs};
+
+use crate::appliance::{Appliance, VirtualDevice};
+use crate::devices::{Stocked, act};
+use crate::household::{Action, Habits, Planner, Schedule};
+use crate::world::{DEFAULT_START, STEP_MS};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct AppliancesOptions {
+    /// Households of two appliances.
+    pub households: usize,
+    /// Simulated days.
+    pub days: u64,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// The figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppliancesReport {
+    /// Appliances simulated.
+    pub appliances: usize,
+    /// Simulated days each.
+    pub days: u64,
+    /// Appliance-days in all.
+    pub appliance_days: u64,
+    /// Wall-clock seconds of the appliances run.
+    pub seconds: f64,
+    /// Appliance-days per second (one core).
+    pub appliance_days_per_second: f64,
+    /// Messages the appliances encoded (births, reports).
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Planned actions carried out.
+    pub actions: u64,
+    /// The baseline: household-days per second of the schedule alone, the same run.
+    pub baseline_household_days_per_second: f64,
+    /// Appliance-days per second over the baseline's household-days per second.
+    pub ratio_to_baseline: f64,
+}
+
+/// Runs the appliances, then the baseline, on this thread.
+pub fn run(options: &AppliancesOptions) -> anyhow::Result<AppliancesReport> {
+    anyhow::ensure!(options.households > 0, "--households must be at least 1");
+    anyhow::ensure!(options.days > 0, "--days must be at least 1");
+    let start = DEFAULT_START;
+    let end = start + options.days * DAY_MS;
+
+    struct Home {
+        schedule: Schedule,
+        coffee_maker: VirtualDevice,
+        fridge: VirtualDevice,
+        refills: [u64; 2],
+    }
+    let mut homes = Vec::with_capacity(options.households);
+    for n in 0..options.households {
+        let seed = options.seed.wrapping_add(n as u64 * 7919);
+        let mut coffee_maker = VirtualDevice::new(
+            "coffee-maker",
+            Appliance::coffee_maker(600.0, seed)?,
+            seed,
+            start,
+        )?;
+        let mut fridge = VirtualDevice::new(
+            "fridge",
+            Appliance::fridge(2000.0, 10.0, seed.wrapping_add(1))?,
+            seed,
+            start,
+        )?;
+        coffee_maker.connected(start);
+        fridge.connected(start);
+        homes.push(Home {
+            schedule: Schedule::new(Planner::new(Habits::default(), seed), start),
+            coffee_maker,
+            fridge,
+            refills: [0; 2],
+        });
+    }
+    let (mut messages, mut bytes, mut actions) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    for home in &mut homes {
+        let mut now = start;
+        while now < end {
+            now += STEP_MS;
+            for planned in home.schedule.due(now) {
+                actions += 1;
+                let [coffee_refills, fridge_refills] = &mut home.refills;
+                act(
+                    planned,
+                    Stocked {
+                        device: &mut home.coffee_maker,
+                        refills: coffee_refills,
+                    },
+                    Stocked {
+                        device: &mut home.fridge,
+                        refills: fridge_refills,
+                    },
+                );
+            }
+            for device in [&mut home.coffee_maker, &mut home.fridge] {
+                device.sample(now);
+                while let Some((out, payload)) = device.next_outgoing()? {
+                    messages += 1;
+                    bytes += payload.len() as u64;
+                    device.confirm_sent(&out);
+                }
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let appliance_days = 2 * options.households as u64 * options.days;
+
+    // The baseline: the same schedules and amounts, without sensors or firmware.
+    let baseline_started = Instant::now();
+    let mut baseline_actions = 0u64;
+    for n in 0..options.households {
+        let seed = options.seed.wrapping_add(n as u64 * 7919);
+        let mut schedule = Schedule::new(Planner::new(Habits::default(), seed), start);
+        let mut beans = 600.0f64;
+        let mut now: UnixMs = start;
+        while now < end {
+            now += STEP_MS;
+            for planned in schedule.due(now) {
+                baseline_actions += 1;
+                if let Action::Brew { beans: dose, .. } = planned.action {
+                    beans = if beans < dose { 1000.0 } else { beans } - dose;
+                }
+            }
+        }
+        std::hint::black_box(beans);
+    }
+    let baseline_seconds = baseline_started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        baseline_actions == actions,
+        "the baseline planned {baseline_actions} actions, the appliances {actions}"
+    );
+    let per_second = appliance_days as f64 / seconds.max(1e-9);
+    let baseline = (options.households as u64 * options.days) as f64 / baseline_seconds.max(1e-9);
+    Ok(AppliancesReport {
+        appliances: 2 * options.households,
+        days: options.days,
+        appliance_days,
+        seconds,
+        appliance_days_per_second: per_second,
+        messages,
+        bytes,
+        actions,
+        baseline_household_days_per_second: baseline,
+        ratio_to_baseline: per_second / baseline,
+    })
+}
+
+/// The report as a table.
+pub fn table(report: &AppliancesReport) -> String {
+    format!(
+        "appliances  days  appliance-days  seconds  appliance-days/s  messages  bytes\n\
+         {:>10}  {:>4}  {:>14}  {:>7.2}  {:>16.0}  {:>8}  {:>5}\n\
+         baseline (the households' schedules alone): {:.0} household-days/s; appliances / baseline: {:.4}\n",
+        report.appliances,
+        report.days,
+        report.appliance_days,
+        report.seconds,
+        report.appliance_days_per_second,
+        report.messages,
+        report.bytes,
+        report.baseline_household_days_per_second,
+        report.ratio_to_baseline,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appliances_report_and_the_baseline_plans_the_same() {
+        let report = run(&AppliancesOptions {
+            households: 2,
+            days: 3,
+            seed: 1,
+        })
+        .unwrap();
+        assert_eq!(report.appliances, 4);
+        assert_eq!(report.appliance_days, 12);
+        // Three days of a household: brews, milk and eggs, each reported.
+        assert!(report.actions >= 2 * 3 * 3, "{} actions", report.actions);
+        assert!(report.messages >= report.actions, "{report:?}");
+        assert!(report.bytes > report.messages * 10);
+        assert!(report.appliance_days_per_second > 0.0);
+    }
+}
