@@ -1,6 +1,7 @@
 //! Virtual appliances: the firmware's detection and device runtime on simulated sensors,
 //! talking MQTT to a real broker like a real device.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -53,8 +54,12 @@ pub struct SimSlot {
     /// What it really holds, in its unit.
     pub amount: f64,
     sensor: Sensor,
-    /// The amount at the last sensor burst; a burst happens when it changes.
+    /// What the sensor saw at its last burst; a burst happens when it changes.
     sampled: Option<f64>,
+    /// What the sensor adds to the true amount (a drifting load cell), in the slot's unit.
+    pub bias: f64,
+    /// A stuck sensor takes no readings: the device keeps reporting what it saw last.
+    pub stuck: bool,
 }
 
 impl SimSlot {
@@ -65,6 +70,8 @@ impl SimSlot {
             amount,
             sensor,
             sampled: None,
+            bias: 0.0,
+            stuck: false,
         }
     }
 }
@@ -81,6 +88,10 @@ pub struct VirtualDevice {
     runtime: DeviceRuntime<BUFFERED_REPORTS>,
     encoding: Encoding,
     rng: ChaCha8Rng,
+    /// Its Wi-Fi reaches the broker (a scenario's `wifi_outage` turns it off).
+    wifi: bool,
+    /// It has power (a scenario's `power_loss` turns it off; it boots again when back).
+    powered: bool,
 }
 
 /// A virtual appliance connected to an MQTT broker, like a real device.
@@ -129,86 +140,213 @@ pub struct Link {
     pub household: Id,
 }
 
-impl Appliance {
-    /// A coffee maker: a bean hopper on a load cell, a water tank level sensor and a brew
-    /// counter. Speaks the binary encoding, as a small device would.
-    pub fn coffee_maker(beans: f64, seed: u64) -> anyhow::Result<(Birth, Vec<SimSlot>, Encoding)> {
-        let beans_spec = spec("beans", "coffee_beans", Unit::G, 1000.0, SensorKind::Level)?;
-        let water_spec = spec("water", "water", Unit::Ml, 1500.0, SensorKind::Level)?;
-        let brews_spec = spec(
-            "brews",
-            "coffee_brews",
-            Unit::Count,
-            100_000.0,
-            SensorKind::Usage,
-        )?;
-        let calibration = Calibration::new(84_000, 0.01);
-        let slots = vec![
-            SimSlot::new(
-                beans_spec.clone(),
-                beans,
-                Sensor::LoadCell {
-                    cell: Box::new(LoadCell::new(seed, 30.0)),
-                    monitor: SlotMonitor::for_spec(&beans_spec, calibration),
-                    container: 0.0,
-                },
-            ),
-            SimSlot::new(
-                water_spec.clone(),
-                1200.0,
-                Sensor::Amount {
-                    monitor: SlotMonitor::new(
-                        water_spec.id.clone(),
-                        Calibration::IDENTITY,
-                        DetectorConfig::scaled(5.0),
-                    ),
-                    noise: 1.0,
-                },
-            ),
-            SimSlot::new(
-                brews_spec.clone(),
-                0.0,
-                Sensor::Counter(UsageCounter::new(brews_spec.id.clone(), 1.0)),
-            ),
-        ];
-        Ok((
-            birth("coffee-maker", &slots, seed)?,
-            slots,
-            Encoding::Binary,
-        ))
+/// The kinds of appliance the simulator builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplianceKind {
+    /// A bean hopper on a load cell, a water tank level sensor and a brew counter. Speaks the
+    /// binary encoding, as a small device would.
+    CoffeeMaker,
+    /// A milk shelf on a load cell and an egg tray that counts eggs. Speaks JSON.
+    Fridge,
+}
+
+/// One slot an appliance kind has: what it holds and how much, by default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlotDefault {
+    /// Slot id.
+    pub slot: &'static str,
+    /// Consumable.
+    pub consumable: &'static str,
+    /// Unit.
+    pub unit: Unit,
+    /// Capacity.
+    pub capacity: f64,
+    /// What it holds at the start.
+    pub fill: f64,
+    /// What its sensor measures.
+    pub sensor: SensorKind,
+}
+
+const fn level(
+    slot: &'static str,
+    consumable: &'static str,
+    unit: Unit,
+    capacity: f64,
+    fill: f64,
+) -> SlotDefault {
+    SlotDefault {
+        slot,
+        consumable,
+        unit,
+        capacity,
+        fill,
+        sensor: SensorKind::Level,
+    }
+}
+
+const COFFEE_MAKER_SLOTS: [SlotDefault; 3] = [
+    level("beans", "coffee_beans", Unit::G, 1000.0, 600.0),
+    level("water", "water", Unit::Ml, 1500.0, 1200.0),
+    SlotDefault {
+        sensor: SensorKind::Usage,
+        ..level("brews", "coffee_brews", Unit::Count, 100_000.0, 0.0)
+    },
+];
+const FRIDGE_SLOTS: [SlotDefault; 2] = [
+    level("milk", "milk", Unit::Ml, 3000.0, 2000.0),
+    level("eggs", "eggs", Unit::Count, 12.0, 10.0),
+];
+
+/// What an appliance holds at the start and at most, per slot, where not the kind's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sizes {
+    /// Amount at the start, by slot id.
+    pub fill: BTreeMap<String, f64>,
+    /// Capacity, by slot id.
+    pub capacity: BTreeMap<String, f64>,
+}
+
+impl Sizes {
+    /// Starting with `fill` of each slot named.
+    pub fn filled(fill: &[(&str, f64)]) -> Self {
+        Self {
+            fill: fill.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            capacity: BTreeMap::new(),
+        }
+    }
+}
+
+impl ApplianceKind {
+    /// Its device id when a scenario names none.
+    pub fn default_id(self) -> &'static str {
+        match self {
+            Self::CoffeeMaker => "coffee-maker",
+            Self::Fridge => "fridge",
+        }
     }
 
-    /// A fridge: a milk shelf on a load cell and an egg tray that counts eggs. Speaks JSON.
+    /// Its slots with their defaults.
+    pub fn slots(self) -> &'static [SlotDefault] {
+        match self {
+            Self::CoffeeMaker => &COFFEE_MAKER_SLOTS,
+            Self::Fridge => &FRIDGE_SLOTS,
+        }
+    }
+
+    /// Its birth, slots and encoding, sized by `sizes`.
+    pub fn parts(
+        self,
+        sizes: &Sizes,
+        seed: u64,
+    ) -> anyhow::Result<(Birth, Vec<SimSlot>, Encoding)> {
+        let sized = |n: usize| -> anyhow::Result<(SlotSpec, f64)> {
+            let d = self.slots()[n];
+            let capacity = sizes.capacity.get(d.slot).copied().unwrap_or(d.capacity);
+            let fill = sizes.fill.get(d.slot).copied().unwrap_or(d.fill);
+            anyhow::ensure!(
+                capacity.is_finite() && capacity > 0.0,
+                "{}: the capacity of {} must be a positive number",
+                self.default_id(),
+                d.slot
+            );
+            anyhow::ensure!(
+                (0.0..=capacity).contains(&fill),
+                "{}: {} starts with {fill} {}, outside 0..={capacity}",
+                self.default_id(),
+                d.slot,
+                d.unit.symbol()
+            );
+            Ok((
+                spec(d.slot, d.consumable, d.unit, capacity as f32, d.sensor)?,
+                fill,
+            ))
+        };
+        match self {
+            Self::CoffeeMaker => {
+                let (beans_spec, beans) = sized(0)?;
+                let (water_spec, water) = sized(1)?;
+                let (brews_spec, _) = sized(2)?;
+                let calibration = Calibration::new(84_000, 0.01);
+                let slots = vec![
+                    SimSlot::new(
+                        beans_spec.clone(),
+                        beans,
+                        Sensor::LoadCell {
+                            cell: Box::new(LoadCell::new(seed, 30.0)),
+                            monitor: SlotMonitor::for_spec(&beans_spec, calibration),
+                            container: 0.0,
+                        },
+                    ),
+                    SimSlot::new(
+                        water_spec.clone(),
+                        water,
+                        Sensor::Amount {
+                            monitor: SlotMonitor::new(
+                                water_spec.id.clone(),
+                                Calibration::IDENTITY,
+                                DetectorConfig::scaled(5.0),
+                            ),
+                            noise: 1.0,
+                        },
+                    ),
+                    SimSlot::new(
+                        brews_spec.clone(),
+                        0.0,
+                        Sensor::Counter(UsageCounter::new(brews_spec.id.clone(), 1.0)),
+                    ),
+                ];
+                Ok((
+                    birth("coffee-maker", &slots, seed)?,
+                    slots,
+                    Encoding::Binary,
+                ))
+            }
+            Self::Fridge => {
+                let (milk_spec, milk) = sized(0)?;
+                let (eggs_spec, eggs) = sized(1)?;
+                // The shelf's load cell reads millilitres of milk directly: the firmware is
+                // calibrated with the milk's density folded into the scale.
+                let calibration = Calibration::new(-12_000, 0.05);
+                let slots = vec![
+                    SimSlot::new(
+                        milk_spec.clone(),
+                        milk,
+                        Sensor::LoadCell {
+                            cell: Box::new(LoadCell::new(seed ^ 0x5eed, 20.0)),
+                            monitor: SlotMonitor::for_spec(&milk_spec, calibration),
+                            container: 0.0,
+                        },
+                    ),
+                    SimSlot::new(
+                        eggs_spec.clone(),
+                        eggs,
+                        Sensor::Amount {
+                            monitor: SlotMonitor::for_spec(&eggs_spec, Calibration::IDENTITY),
+                            noise: 0.0,
+                        },
+                    ),
+                ];
+                Ok((birth("fridge", &slots, seed)?, slots, Encoding::Json))
+            }
+        }
+    }
+}
+
+impl Appliance {
+    /// A coffee maker holding `beans` grams, the rest as [`ApplianceKind::CoffeeMaker`]'s
+    /// defaults.
+    pub fn coffee_maker(beans: f64, seed: u64) -> anyhow::Result<(Birth, Vec<SimSlot>, Encoding)> {
+        ApplianceKind::CoffeeMaker.parts(&Sizes::filled(&[("beans", beans)]), seed)
+    }
+
+    /// A fridge holding `milk` millilitres and `eggs` eggs.
     pub fn fridge(
         milk: f64,
         eggs: f64,
         seed: u64,
     ) -> anyhow::Result<(Birth, Vec<SimSlot>, Encoding)> {
-        let milk_spec = spec("milk", "milk", Unit::Ml, 3000.0, SensorKind::Level)?;
-        let eggs_spec = spec("eggs", "eggs", Unit::Count, 12.0, SensorKind::Level)?;
-        // The shelf's load cell reads millilitres of milk directly: the firmware is calibrated
-        // with the milk's density folded into the scale.
-        let calibration = Calibration::new(-12_000, 0.05);
-        let slots = vec![
-            SimSlot::new(
-                milk_spec.clone(),
-                milk,
-                Sensor::LoadCell {
-                    cell: Box::new(LoadCell::new(seed ^ 0x5eed, 20.0)),
-                    monitor: SlotMonitor::for_spec(&milk_spec, calibration),
-                    container: 0.0,
-                },
-            ),
-            SimSlot::new(
-                eggs_spec.clone(),
-                eggs,
-                Sensor::Amount {
-                    monitor: SlotMonitor::for_spec(&eggs_spec, Calibration::IDENTITY),
-                    noise: 0.0,
-                },
-            ),
-        ];
-        Ok((birth("fridge", &slots, seed)?, slots, Encoding::Json))
+        ApplianceKind::Fridge.parts(&Sizes::filled(&[("milk", milk), ("eggs", eggs)]), seed)
     }
 
     /// Connects an appliance to the broker and waits for the connection. With a `login` (user
@@ -332,15 +470,11 @@ impl Appliance {
     /// messages were published.
     pub async fn flush(&mut self, now: UnixMs) -> anyhow::Result<u64> {
         let (connections, up) = *self.connections.borrow();
-        let runtime = &mut self.device.runtime;
-        if !up && runtime.is_connected() {
-            // Keep reports in the runtime's buffer until the link is back.
-            runtime.disconnected();
-        }
-        if up && connections != self.seen_connections {
+        let new_connection = up && connections != self.seen_connections;
+        if new_connection {
             self.seen_connections = connections;
-            runtime.connected(now);
         }
+        self.device.link(up, new_connection, now);
         while let Ok(command) = self.commands.try_recv() {
             self.device.handle_command(&command, now);
         }
@@ -402,22 +536,66 @@ impl VirtualDevice {
         now: UnixMs,
     ) -> anyhow::Result<Self> {
         let (birth, slots, encoding) = parts;
-        let mut runtime = DeviceRuntime::new(
-            birth,
-            RuntimeConfig {
-                report_interval_ms: 6 * 3_600_000,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("birth refused: {e}"))?;
-        runtime.set_time(now, now);
         Ok(Self {
             id: id(device)?,
             slots,
-            runtime,
+            runtime: boot(birth, now)?,
             encoding,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            wifi: true,
+            powered: true,
         })
+    }
+
+    /// Brings the runtime's link state in line with the transport (`transport_up`, and
+    /// `new_connection` after a reconnection) and the device's own Wi-Fi and power: a link
+    /// that goes down keeps reports in the runtime's buffer; one that comes back sends the
+    /// birth first, then what was buffered.
+    pub fn link(&mut self, transport_up: bool, new_connection: bool, now: UnixMs) {
+        let up = transport_up && self.wifi && self.powered;
+        if !up {
+            if self.runtime.is_connected() {
+                self.runtime.disconnected();
+            }
+        } else if new_connection || !self.runtime.is_connected() {
+            self.runtime.connected(now);
+        }
+    }
+
+    /// Turns its Wi-Fi on or off (see [`Self::link`]).
+    pub fn set_wifi(&mut self, on: bool) {
+        self.wifi = on;
+    }
+
+    /// Cuts or restores its power. Off, it neither measures nor sends; back on, it boots
+    /// again: a new boot number, and the reports in its RAM buffer are gone, as on a real one.
+    pub fn set_power(&mut self, on: bool, now: UnixMs) -> anyhow::Result<()> {
+        if on && !self.powered {
+            let mut birth = self.runtime.birth().clone();
+            birth.boot = birth.boot.wrapping_add(1);
+            self.runtime = boot(birth, now)?;
+            // Its sensors start from what they see now.
+            for slot in &mut self.slots {
+                slot.sampled = None;
+            }
+        }
+        self.powered = on;
+        Ok(())
+    }
+
+    /// Whether it has power.
+    pub fn is_powered(&self) -> bool {
+        self.powered
+    }
+
+    /// Its boot number.
+    pub fn boot(&self) -> u32 {
+        self.runtime.boot()
+    }
+
+    /// Reports waiting in its buffer.
+    pub fn pending_reports(&self) -> usize {
+        self.runtime.pending_reports()
     }
 
     /// Tells the runtime it is connected (its birth goes first), as a transport would.
@@ -467,8 +645,11 @@ impl VirtualDevice {
         self.slots.iter_mut().find(|s| s.spec.id.as_str() == slot)
     }
 
-    /// Counts one use on a counter slot (a brew).
+    /// Counts one use on a counter slot (a brew); an appliance without power counts nothing.
     pub fn count_use(&mut self, slot: &str, now: UnixMs) {
+        if !self.powered {
+            return;
+        }
         let Some(s) = self.slots.iter_mut().find(|s| s.spec.id.as_str() == slot) else {
             return;
         };
@@ -484,12 +665,15 @@ impl VirtualDevice {
     /// Runs the sensors: a burst of samples on every slot whose contents changed, and the
     /// periodic level heartbeat.
     pub fn sample(&mut self, now: UnixMs) {
+        if !self.powered {
+            return;
+        }
         for slot in &mut self.slots {
-            if slot.sampled == Some(slot.amount) {
+            let amount = slot.amount + slot.bias;
+            if slot.stuck || slot.sampled == Some(amount) {
                 continue;
             }
-            slot.sampled = Some(slot.amount);
-            let amount = slot.amount;
+            slot.sampled = Some(amount);
             let mut bodies = Vec::new();
             match &mut slot.sensor {
                 Sensor::LoadCell {
@@ -547,6 +731,20 @@ impl VirtualDevice {
                 Sensor::Counter(_) => None,
             })
     }
+}
+
+/// A device runtime starting at `now` for `birth` (its boot number new).
+fn boot(birth: Birth, now: UnixMs) -> anyhow::Result<DeviceRuntime<BUFFERED_REPORTS>> {
+    let mut runtime = DeviceRuntime::new(
+        birth,
+        RuntimeConfig {
+            report_interval_ms: 6 * 3_600_000,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("birth refused: {e}"))?;
+    runtime.set_time(now, now);
+    Ok(runtime)
 }
 
 fn birth(model: &str, slots: &[SimSlot], seed: u64) -> anyhow::Result<Birth> {

@@ -9,6 +9,7 @@ use replenish_agent::clock::{Clock, DAY_MS, HOUR_MS, UnixMs};
 use replenish_agent::engine::household::Mode;
 use serde::Serialize;
 
+use crate::scenario::{HouseholdScript, Scenario};
 use crate::world::{TimelineEntry, World, WorldConfig};
 
 /// Options of a demo run.
@@ -29,6 +30,8 @@ pub struct DemoOptions {
     pub serve: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// The household (the scenario's first), its appliances, events and shops.
+    pub scenario: Scenario,
 }
 
 /// The summary of one consumable.
@@ -98,16 +101,26 @@ pub async fn run(
             .context("creating a data directory")?
             .keep(),
     };
+    let scenario = &options.scenario;
+    let spec = scenario
+        .households
+        .first()
+        .context("the scenario has no household")?;
+    let start = scenario.start_ms()?;
     let mut config = WorldConfig::new(data_dir.clone(), options.seed);
-    config.approval = options.approval;
-    config.two_shops = true;
+    config.household = spec.id.clone();
+    config.start = start;
+    config.approval = spec.approval.unwrap_or(options.approval);
+    config.two_shops = scenario.shops.is_empty();
+    config.shops = scenario.shops.clone();
+    config.script = Some(HouseholdScript::new(&spec.id, spec, start));
     let started = std::time::Instant::now();
     let mut world = World::start(config).await?;
     let start = world.clock.now_ms();
     writeln!(
         out,
-        "replenish demo: household \"demo\", {} simulated days, seed {}",
-        options.days, options.seed
+        "replenish demo: scenario \"{}\", household \"{}\", {} simulated days, seed {}",
+        scenario.name, spec.id, options.days, options.seed
     )?;
     let login = match world.broker_login() {
         Some((user, password)) => format!("; log in as {user} / {password}"),
@@ -125,16 +138,14 @@ pub async fn run(
         "  api     {agent_url}/api/v1/status  (Authorization: Bearer <token>)"
     )?;
     writeln!(out, "  token   {}  (owner \"demo\")", world.owner_token())?;
-    writeln!(
-        out,
-        "  shops   Corner Shop {}/v1/catalog (delivery or click and collect; out of 500 g beans)",
-        world.shop_url()
-    )?;
-    if let Some(url) = world.second_shop_url() {
-        writeln!(
-            out,
-            "          BigBox {url}/v1/catalog (cheaper milk and eggs, slower, no beans)"
-        )?;
+    let shops = world.shop_descriptions();
+    for (n, (name, url, ways, out_of)) in shops.iter().enumerate() {
+        let out_of = match out_of.is_empty() {
+            true => String::new(),
+            false => format!("; out of {}", out_of.join(", ")),
+        };
+        let label = if n == 0 { "  shops  " } else { "         " };
+        writeln!(out, "{label} {name} {url}/v1/catalog ({ways}{out_of})")?;
     }
     writeln!(out, "  data    {}", data_dir.display())?;
     writeln!(out)?;
@@ -200,11 +211,33 @@ pub async fn run(
         .into_iter()
         .map(|(shop, (n, pickups))| (shop, n, pickups))
         .collect();
+    // Orders with a line of a consumable some shop is out of a pack of: the alternative.
+    let items: Vec<_> = world
+        .shops()
+        .iter()
+        .flat_map(|s| s.catalog().items)
+        .collect();
+    let consumable_of = |sku: &str| {
+        items
+            .iter()
+            .find(|i| i.sku == sku)
+            .map(|i| i.consumable.as_str())
+    };
+    let short: Vec<(&str, &str)> = items
+        .iter()
+        .filter(|i| i.stock == 0)
+        .map(|i| (i.consumable.as_str(), i.sku.as_str()))
+        .collect();
     let alternatives = status
         .orders
         .iter()
         .filter(|o| {
-            o.shop_order_id.is_some() && o.lines.iter().any(|l| l.sku == "coffee-beans-1kg")
+            o.shop_order_id.is_some()
+                && o.lines.iter().any(|l| {
+                    short.iter().any(|(consumable, sku)| {
+                        consumable_of(&l.sku) == Some(*consumable) && l.sku != *sku
+                    })
+                })
         })
         .count();
     let keys: std::collections::HashSet<_> = shop_orders
@@ -274,10 +307,17 @@ pub async fn run(
     for (shop, n, pickups) in &by_shop {
         writeln!(out, "    at {shop}: orders {n}, to collect {pickups}")?;
     }
-    writeln!(
-        out,
-        "  out of stock: 500 g beans at Corner Shop; orders that took the 1 kg bag instead: {alternatives}"
-    )?;
+    for (name, _, _, out_of) in &shops {
+        if !out_of.is_empty() {
+            writeln!(out, "  out of stock at {name}: {}", out_of.join(", "))?;
+        }
+    }
+    if !short.is_empty() {
+        writeln!(
+            out,
+            "  orders of another pack of what was out of stock: {alternatives}"
+        )?;
+    }
     writeln!(out, "  agent data (sled): {}", summary.data_dir)?;
     world.shutdown().await;
     Ok(summary)

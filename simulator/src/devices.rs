@@ -18,7 +18,8 @@ use replenish_protocol::Id;
 use tokio::sync::watch;
 
 use crate::appliance::{Appliance, Link, VirtualDevice};
-use crate::household::{Action, Habits, Planned, Planner, Schedule};
+use crate::household::{Action, Planned, Schedule};
+use crate::scenario::{self, HouseholdScript, Scenario};
 use crate::world::STEP_MS;
 
 /// Simulated time per step at most (the demo's step).
@@ -53,17 +54,19 @@ pub struct DevicesOptions {
     pub login: DeviceLogin,
     /// Topic prefix.
     pub prefix: String,
-    /// Household id; with more than one household, `{household}-{n}`.
-    pub household: String,
-    /// Households, each with a coffee maker and a fridge.
-    pub households: usize,
+    /// The households, their appliances and what happens to them.
+    pub scenario: Scenario,
+    /// Households to run, cycling through the scenario's (`None`: the scenario's own).
+    pub households: Option<usize>,
+    /// Their ids instead of the scenario's: `{household}`, or `{household}-{n}` for several.
+    pub household: Option<String>,
     /// Simulated seconds per real second (1: real time).
     pub speed: f64,
     /// Simulated days to run; `None`: until stopped.
     pub days: Option<f64>,
     /// Seed of the habits and the sensors' noise.
     pub seed: u64,
-    /// Simulated start (the wall clock, normally).
+    /// Simulated start (the wall clock, normally); the scenario's days count from it.
     pub start: UnixMs,
     /// Real time between two views of the devices.
     pub view_every: Duration,
@@ -107,8 +110,8 @@ struct Device {
 struct Home {
     household: Id,
     schedule: Schedule,
-    /// The coffee maker and the fridge.
-    devices: [Device; 2],
+    script: HouseholdScript,
+    devices: Vec<Device>,
 }
 
 /// Runs the appliances until `days` have passed or `stop` turns true, calling `view` every
@@ -123,58 +126,54 @@ pub async fn run(
         options.speed.is_finite() && options.speed > 0.0,
         "--speed must be a positive number"
     );
-    anyhow::ensure!(options.households > 0, "--households must be at least 1");
-    let mut homes = Vec::with_capacity(options.households);
-    for n in 0..options.households {
-        let household = if options.households == 1 {
-            options.household.clone()
-        } else {
-            format!("{}-{}", options.household, n + 1)
-        };
-        let household = Id::new(&household).with_context(|| format!("household {household:?}"))?;
+    let login = match &options.login {
+        DeviceLogin::None => None,
+        DeviceLogin::Shared { username, password } => Some((username.as_str(), password.as_str())),
+    };
+    let now = options.start;
+    let mut homes = Vec::new();
+    // The scenario's days count from this run's start, not from the file's date.
+    let fleet = scenario::fleet(
+        &options.scenario,
+        options.seed,
+        now,
+        options.households,
+        options.household.as_deref(),
+    );
+    anyhow::ensure!(!fleet.is_empty(), "--households must be at least 1");
+    for (script, seed) in fleet {
+        let household = Id::new(&script.household)
+            .with_context(|| format!("household {:?}", script.household))?;
         let link = Link {
             host: options.host.clone(),
             port: options.port,
             prefix: options.prefix.clone(),
             household: household.clone(),
         };
-        let login = match &options.login {
-            DeviceLogin::None => None,
-            DeviceLogin::Shared { username, password } => {
-                Some((username.as_str(), password.as_str()))
-            }
-        };
-        let seed = options.seed.wrapping_add(n as u64 * 7919);
-        let now = options.start;
-        let coffee_maker = Appliance::connect(
-            "coffee-maker",
-            Appliance::coffee_maker(600.0, seed)?,
-            &link,
-            login,
-            seed,
-            now,
-        )
-        .await
-        .with_context(|| format!("{household}/coffee-maker"))?;
-        let fridge = Appliance::connect(
-            "fridge",
-            Appliance::fridge(2000.0, 10.0, seed.wrapping_add(1))?,
-            &link,
-            login,
-            seed,
-            now,
-        )
-        .await
-        .with_context(|| format!("{household}/fridge"))?;
-        let device = |appliance| Device {
-            appliance: Box::new(appliance),
-            published: 0,
-            refills: 0,
-        };
+        let mut devices = Vec::new();
+        for (n, spec) in script.appliances.iter().enumerate() {
+            let appliance = Appliance::connect(
+                spec.device_id(),
+                spec.kind
+                    .parts(&spec.sizes(), seed.wrapping_add(n as u64))?,
+                &link,
+                login,
+                seed,
+                now,
+            )
+            .await
+            .with_context(|| format!("{household}/{}", spec.device_id()))?;
+            devices.push(Device {
+                appliance: Box::new(appliance),
+                published: 0,
+                refills: 0,
+            });
+        }
         homes.push(Home {
             household,
-            schedule: Schedule::new(Planner::new(Habits::default(), seed), now),
-            devices: [device(coffee_maker), device(fridge)],
+            schedule: script.schedule(seed, now),
+            script,
+            devices,
         });
     }
     let step_ms = ((options.speed * 1000.0) as UnixMs).clamp(MIN_STEP_MS, MAX_STEP_MS);
@@ -200,9 +199,10 @@ pub async fn run(
             _ = tokio::time::sleep_until(due) => {}
             _ = stop.changed() => break,
         }
+        let since = now;
         now += step_ms;
         for home in &mut homes {
-            home.step(now).await?;
+            home.step(since, now).await?;
         }
         if tokio::time::Instant::now() >= next_view {
             next_view += options.view_every;
@@ -251,9 +251,21 @@ fn fleet_view(homes: &[Home], at: UnixMs) -> FleetView {
 }
 
 impl Home {
-    async fn step(&mut self, now: UnixMs) -> anyhow::Result<()> {
+    async fn step(&mut self, since: UnixMs, now: UnixMs) -> anyhow::Result<()> {
+        let mut stocked: Vec<Stocked<'_>> = self
+            .devices
+            .iter_mut()
+            .map(|d| Stocked {
+                device: d.appliance.device_mut(),
+                refills: &mut d.refills,
+            })
+            .collect();
         for planned in self.schedule.due(now) {
-            self.act(planned);
+            act(planned, &mut stocked);
+        }
+        for device in &mut self.devices {
+            self.script
+                .apply(device.appliance.device_mut(), since, now)?;
         }
         self.exchange(now).await
     }
@@ -265,21 +277,6 @@ impl Home {
         }
         Ok(())
     }
-
-    fn act(&mut self, planned: Planned) {
-        let [coffee_maker, fridge] = &mut self.devices;
-        act(
-            planned,
-            Stocked {
-                device: coffee_maker.appliance.device_mut(),
-                refills: &mut coffee_maker.refills,
-            },
-            Stocked {
-                device: fridge.appliance.device_mut(),
-                refills: &mut fridge.refills,
-            },
-        );
-    }
 }
 
 /// An appliance a household keeps stocked by hand, and how often it has.
@@ -290,13 +287,24 @@ pub struct Stocked<'a> {
     pub refills: &'a mut u64,
 }
 
-/// Carries out one planned action on a household's coffee maker and fridge. With nobody
-/// ordering for it, the household refills a slot by hand when it is below a fifth of its
-/// capacity or short, and tops up the water tank from the tap (not counted).
-pub fn act(planned: Planned, coffee_maker: Stocked<'_>, fridge: Stocked<'_>) {
+/// The first of `devices` with a slot `slot`.
+fn holding<'s, 'a>(devices: &'s mut [Stocked<'a>], slot: &str) -> Option<&'s mut Stocked<'a>> {
+    devices
+        .iter_mut()
+        .find(|d| d.device.slots.iter().any(|s| s.spec.id.as_str() == slot))
+}
+
+/// Carries out one planned action on a household's appliances (an action for an appliance
+/// the household does not have is skipped). With nobody ordering for it, the household
+/// refills a slot by hand when it is below a fifth of its capacity or short, and tops up the
+/// water tank from the tap (not counted).
+pub fn act(planned: Planned, devices: &mut [Stocked<'_>]) {
     let at = planned.at;
     match planned.action {
         Action::Brew { beans, water } => {
+            let Some(coffee_maker) = holding(devices, "beans") else {
+                return;
+            };
             if let Some(tank) = coffee_maker.device.slot_mut("water")
                 && tank.amount < water * 2.0
             {
@@ -320,11 +328,29 @@ pub fn act(planned: Planned, coffee_maker: Stocked<'_>, fridge: Stocked<'_>) {
             }
         }
         Action::PourMilk { ml } => {
-            take(fridge.device, fridge.refills, "milk", ml, at);
+            if let Some(fridge) = holding(devices, "milk") {
+                take(fridge.device, fridge.refills, "milk", ml, at);
+            }
         }
         Action::TakeEggs { count } => {
-            for _ in 0..count {
-                take(fridge.device, fridge.refills, "eggs", 1.0, at);
+            if let Some(fridge) = holding(devices, "eggs") {
+                for _ in 0..count {
+                    take(fridge.device, fridge.refills, "eggs", 1.0, at);
+                }
+            }
+        }
+        Action::Refill {
+            device,
+            slot,
+            amount,
+        } => {
+            let Some(d) = devices.iter_mut().find(|d| d.device.id.as_str() == device) else {
+                return;
+            };
+            if let Some(s) = d.device.slot_mut(&slot) {
+                s.amount = (s.amount + amount).min(f64::from(s.spec.capacity));
+                *d.refills += 1;
+                d.device.sample(at);
             }
         }
     }

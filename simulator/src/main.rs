@@ -33,15 +33,19 @@ struct Args {
 enum Command {
     /// Runs the embedded broker, the agent, the sandbox shop and one household in this process.
     Demo {
-        /// Simulated days.
-        #[arg(long, default_value_t = 30)]
-        days: u64,
+        /// A scenario file (docs/scenarios.md): the household (its first), its appliances,
+        /// habits and events, and the shops. Default: simulator/scenarios/default.toml.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Simulated days (default: the scenario's).
+        #[arg(long)]
+        days: Option<u64>,
         /// At most this many simulated seconds per real second (0: as fast as possible).
         #[arg(long, default_value_t = 0.0)]
         speed: f64,
-        /// Seed of the household's habits and the sensors' noise.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+        /// Seed of the household's habits and the sensors' noise (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
         /// Approval mode of the agent (`manual` keeps the household running afterwards, for
         /// approving on the web page, until Ctrl-C).
         #[arg(long, value_enum, default_value = "auto")]
@@ -128,9 +132,10 @@ struct BrokerArgs {
     /// Its password.
     #[arg(long, requires = "username")]
     password: Option<String>,
-    /// The household the devices belong to (`devices`: `{household}-{n}` with several).
-    #[arg(long, default_value = "home")]
-    household: String,
+    /// The household the devices belong to (`load`: default `home`; `devices`: instead of
+    /// the scenario's ids, `{household}-{n}` with several).
+    #[arg(long)]
+    household: Option<String>,
     /// Topic prefix.
     #[arg(long, default_value = replenish_protocol::DEFAULT_PREFIX)]
     prefix: String,
@@ -141,18 +146,22 @@ struct BrokerArgs {
 struct DevicesArgs {
     #[command(flatten)]
     target: BrokerArgs,
-    /// Households, each with a coffee maker and a fridge.
-    #[arg(long, default_value_t = 1)]
-    households: usize,
+    /// A scenario file (docs/scenarios.md): households, appliances, habits, events. Default:
+    /// simulator/scenarios/default.toml (one household, a coffee maker and a fridge).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Households to run, cycling through the scenario's (default: the scenario's own).
+    #[arg(long)]
+    households: Option<usize>,
     /// Simulated seconds per real second (3600: an hour a second).
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// Simulated days to run (default: until Ctrl-C).
     #[arg(long)]
     days: Option<f64>,
-    /// Seed of the habits and the sensors' noise.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Seed of the habits and the sensors' noise (default: the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Seconds of real time between two views of the devices.
     #[arg(long, default_value_t = 5.0)]
     every: f64,
@@ -250,9 +259,13 @@ enum BenchWhat {
 /// Options of `bench appliances`.
 #[derive(Debug, clap::Args)]
 struct AppliancesArgs {
-    /// Households of two appliances.
-    #[arg(long, default_value_t = 20)]
-    households: usize,
+    /// A scenario file (docs/scenarios.md); default: simulator/scenarios/default.toml.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Households to run, cycling through the scenario's (default: 20 with the default
+    /// scenario, the scenario's own with a file).
+    #[arg(long)]
+    households: Option<usize>,
     /// Simulated days.
     #[arg(long, default_value_t = 365)]
     days: u64,
@@ -323,6 +336,7 @@ async fn main() -> anyhow::Result<()> {
     replenish_agent::telemetry::init_logging("warn,rumqttd=off");
     match args.command {
         Command::Demo {
+            scenario,
             days,
             speed,
             seed,
@@ -331,10 +345,12 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             json,
         } => {
+            let scenario = load_scenario(scenario.as_deref())?;
             let options = DemoOptions {
-                days,
+                days: days.unwrap_or(scenario.days.ceil() as u64),
                 speed,
-                seed,
+                seed: seed.unwrap_or(scenario.seed),
+                scenario,
                 approval: match approval {
                     Approval::Auto => Mode::Auto,
                     Approval::Manual => Mode::Approve,
@@ -384,8 +400,14 @@ async fn main() -> anyhow::Result<()> {
             ..
         }) => {
             use replenish_sim::bench::appliances::{self, AppliancesOptions};
+            let households = match (&args.scenario, args.households) {
+                (_, Some(n)) => Some(n),
+                (None, None) => Some(20),
+                (Some(_), None) => None,
+            };
             let report = appliances::run(&AppliancesOptions {
-                households: args.households,
+                scenario: load_scenario(args.scenario.as_deref())?,
+                households,
                 days: args.days,
                 seed: args.seed,
             })?;
@@ -521,7 +543,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     );
     let plan = FleetPlan {
         prefix: args.target.prefix,
-        household: args.target.household,
+        household: args.target.household.unwrap_or_else(|| "home".into()),
         devices: args.devices,
         per_connection: args.per_connection.max(1),
         reports_per_device: args.reports,
@@ -593,6 +615,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
 
 async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
     use replenish_sim::devices::{self, DeviceLogin, DevicesOptions};
+    let scenario = load_scenario(args.scenario.as_deref())?;
     let (host, port) = reqwest_free_url(&args.target.broker)?;
     anyhow::ensure!(
         args.every.is_finite() && args.every > 0.0,
@@ -610,7 +633,8 @@ async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
         households: args.households,
         speed: args.speed,
         days: args.days,
-        seed: args.seed,
+        seed: args.seed.unwrap_or(scenario.seed),
+        scenario,
         start: replenish_agent::clock::Clock::now_ms(&SystemClock),
         view_every: std::time::Duration::from_secs_f64(args.every),
     };
@@ -637,6 +661,16 @@ async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
     })
     .await?;
     Ok(())
+}
+
+/// The scenario file at `path`, or the built-in default.
+fn load_scenario(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<replenish_sim::scenario::Scenario> {
+    match path {
+        Some(path) => replenish_sim::scenario::Scenario::load(path),
+        None => replenish_sim::scenario::Scenario::default_scenario(),
+    }
 }
 
 /// `mqtt://host:port` → (host, port).

@@ -287,6 +287,11 @@ impl SandboxShop {
         *self.shared.received.borrow()
     }
 
+    /// From order to delivery, when no fulfilment option says otherwise.
+    pub fn lead_time_ms(&self) -> UnixMs {
+        self.shared.lead_time_ms
+    }
+
     /// Injects `faults` from now on (`None`: no more).
     pub fn set_faults(&self, faults: Option<Faults>) {
         *self

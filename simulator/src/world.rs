@@ -24,7 +24,8 @@ use replenish_protocol::Id;
 use tokio::sync::broadcast;
 
 use crate::appliance::{Appliance, Link};
-use crate::household::{Action, Habits, Planned, Planner, Schedule};
+use crate::household::{Action, Planned, Schedule};
+use crate::scenario::{HouseholdScript, Scenario, ShopSpec};
 use crate::shop::{SandboxShop, ShopConfig, ShopServer};
 
 /// Simulated time per step.
@@ -52,10 +53,15 @@ pub struct WorldConfig {
     /// Two shops instead of one ([`two_shops`]): the first also offers click and collect and
     /// is out of 500 g bags of beans; the second is cheaper for milk and eggs but slower.
     pub two_shops: bool,
+    /// The household's appliances, habits and events; the default scenario's household if
+    /// `None`. Its id is `household`.
+    pub script: Option<HouseholdScript>,
+    /// A scenario's shops (one or two), instead of `two_shops` and `lead_time_ms`.
+    pub shops: Vec<ShopSpec>,
 }
 
 /// The two shops of a [`WorldConfig::two_shops`] world: (id, name, configuration).
-pub fn two_shops(lead_time_ms: UnixMs) -> [(&'static str, &'static str, ShopConfig); 2] {
+pub fn two_shops(lead_time_ms: UnixMs) -> [(String, String, ShopConfig); 2] {
     use replenish_commerce::sandbox::wire::{FulfilmentOption, PickupPoint};
     let mut corner = ShopConfig {
         lead_time_ms,
@@ -118,8 +124,8 @@ pub fn two_shops(lead_time_ms: UnixMs) -> [(&'static str, &'static str, ShopConf
         lead_days_max: 3,
     }];
     [
-        ("corner", "Corner Shop", corner),
-        ("bigbox", "BigBox", bigbox),
+        ("corner".into(), "Corner Shop".into(), corner),
+        ("bigbox".into(), "BigBox".into(), bigbox),
     ]
 }
 
@@ -134,6 +140,8 @@ impl WorldConfig {
             lead_time_ms: 2 * DAY_MS,
             start: DEFAULT_START,
             two_shops: false,
+            script: None,
+            shops: Vec::new(),
         }
     }
 }
@@ -186,6 +194,11 @@ pub struct World {
     /// The appliances.
     pub appliances: Vec<Appliance>,
     schedule: Schedule,
+    script: HouseholdScript,
+    /// The shops' names, the first shop's first.
+    shop_names: Vec<String>,
+    /// The consumables the household restocks: (device, slot, consumable, one use).
+    tracked: Vec<(String, String, String, f64)>,
     cupboard: BTreeMap<String, f64>,
     unpacked: HashSet<String>,
     published: u64,
@@ -207,20 +220,45 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Consumables the household restocks, with the use size that counts as "out": (device, slot,
-/// consumable, one use).
-const TRACKED: [(&str, &str, &str, f64); 3] = [
-    ("coffee-maker", "beans", "coffee_beans", 9.0),
-    ("fridge", "milk", "milk", 30.0),
-    ("fridge", "eggs", "eggs", 1.0),
-];
+/// Slots whose consumable the household restocks, with the use size that counts as "out":
+/// (slot, one use).
+const TRACKED: [(&str, f64); 3] = [("beans", 9.0), ("milk", 30.0), ("eggs", 1.0)];
+
+/// The slot of the first appliance that has it: (device id, consumable).
+fn slot_owner(script: &HouseholdScript, slot: &str) -> Option<(String, String)> {
+    script.appliances.iter().find_map(|a| {
+        a.kind
+            .slots()
+            .iter()
+            .find(|d| d.slot == slot)
+            .map(|d| (a.device_id().to_string(), d.consumable.to_string()))
+    })
+}
 
 impl World {
     /// Starts the shop, the agent with its embedded broker, and the appliances.
     pub async fn start(config: WorldConfig) -> anyhow::Result<Self> {
         let clock = ManualClock::new(config.start);
-        let [first, second] = two_shops(config.lead_time_ms);
-        let shop_config = if config.two_shops {
+        let mut script = match config.script.clone() {
+            Some(script) => script,
+            None => {
+                let scenario = Scenario::default_scenario()?;
+                let spec = scenario
+                    .households
+                    .first()
+                    .context("the default scenario has a household")?;
+                HouseholdScript::new(&config.household, spec, config.start)
+            }
+        };
+        script.household = config.household.clone();
+        anyhow::ensure!(
+            config.shops.len() <= 2,
+            "the simulated household orders from one or two shops, not {}",
+            config.shops.len()
+        );
+        let [mut first, mut second] = two_shops(config.lead_time_ms);
+        let two = config.two_shops || config.shops.len() == 2;
+        let mut shop_config = if config.two_shops {
             first.2.clone()
         } else {
             ShopConfig {
@@ -228,13 +266,37 @@ impl World {
                 ..ShopConfig::default()
             }
         };
+        if let Some(spec) = config.shops.first() {
+            shop_config = spec.config();
+            first = (spec.id.clone(), spec.name.clone(), shop_config.clone());
+        }
+        if let Some(spec) = config.shops.get(1) {
+            second = (spec.id.clone(), spec.name.clone(), spec.config());
+        }
         let shop = SandboxShop::new(shop_config, clock.clone());
+        let faults = |n: usize| {
+            config
+                .shops
+                .get(n)
+                .and_then(|s| s.faults.as_deref())
+                .map(|f| {
+                    crate::shop_faults::FaultSpec::parse(f)
+                        .map(|spec| crate::shop_faults::Faults::new(spec, config.seed))
+                        .map_err(|e| anyhow::anyhow!("shop faults {f:?}: {e}"))
+                })
+        };
+        if let Some(f) = faults(0) {
+            shop.set_faults(Some(f?));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the shop")?;
         let shop_server = shop.spawn(listener).await.context("starting the shop")?;
-        let (second_shop, second_server) = if config.two_shops {
+        let (second_shop, second_server) = if two {
             let other = SandboxShop::new(second.2.clone(), clock.clone());
+            if let Some(f) = faults(1) {
+                other.set_faults(Some(f?));
+            }
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .context("binding the second shop")?;
@@ -243,7 +305,7 @@ impl World {
                 .await
                 .context("starting the second shop")?;
             (
-                Some((second.0.to_string(), second.1.to_string(), other)),
+                Some((second.0.clone(), second.1.clone(), other)),
                 Some(server),
             )
         } else {
@@ -261,25 +323,34 @@ impl World {
         agent_config.storage.path = config.data_dir.clone();
         agent_config.storage.cache_mb = 16;
         agent_config.commerce.url = shop_server.url();
-        if let Some(server) = &second_server {
-            agent_config.shops = [
+        let first_name = first.1.clone();
+        let named_shops: Vec<(String, String, String)> = match &second_server {
+            Some(server) => vec![
                 (first.0, first.1, shop_server.url()),
                 (second.0, second.1, server.url()),
-            ]
-            .into_iter()
-            .map(|(id, name, url)| replenish_agent::config::ShopConfig {
-                id: id.into(),
-                name: name.into(),
-                platform: replenish_agent::config::ShopPlatform::Sandbox,
-                url,
-                timeout_secs: 10,
-                vendure: None,
-            })
-            .collect();
+            ],
+            None if !config.shops.is_empty() => vec![(first.0, first.1, shop_server.url())],
+            None => Vec::new(),
+        };
+        if !named_shops.is_empty() {
+            agent_config.shops = named_shops
+                .into_iter()
+                .map(|(id, name, url)| replenish_agent::config::ShopConfig {
+                    id,
+                    name,
+                    platform: replenish_agent::config::ShopPlatform::Sandbox,
+                    url,
+                    timeout_secs: 10,
+                    vendure: None,
+                })
+                .collect();
             agent_config.policy.pickup =
                 replenish_agent::engine::shopping::PickupPreference::WhenSooner;
         }
-        agent_config.policy.lead_time_days = config.lead_time_ms as f64 / DAY_MS as f64;
+        agent_config.policy.lead_time_days = config
+            .shops
+            .first()
+            .map_or(config.lead_time_ms as f64 / DAY_MS as f64, |s| s.lead_days);
         // Milk keeps about a week and a half: this household keeps at most 2.5 litres at home.
         agent_config.consumables.insert(
             "milk".into(),
@@ -295,7 +366,20 @@ impl World {
                 .await
                 .context("starting the embedded broker")?,
         );
+        let tracked: Vec<(String, String, String, f64)> = TRACKED
+            .iter()
+            .filter_map(|(slot, one_use)| {
+                slot_owner(&script, slot)
+                    .map(|(device, consumable)| (device, slot.to_string(), consumable, *one_use))
+            })
+            .collect();
+        let schedule = script.schedule(config.seed, config.start);
+        let shop_names = std::iter::once(first_name)
+            .chain(second_shop.as_ref().map(|(_, name, _)| name.clone()))
+            .collect();
         let mut world = Self {
+            shop_names,
+            script,
             clock: clock.clone(),
             shop,
             shop_server: Some(shop_server),
@@ -304,13 +388,14 @@ impl World {
             agent: None,
             agent_config,
             appliances: Vec::new(),
-            schedule: Schedule::new(Planner::new(Habits::default(), config.seed), config.start),
+            schedule,
+            tracked: tracked.clone(),
             cupboard: BTreeMap::new(),
             unpacked: HashSet::new(),
             published: 0,
             notices: None,
             timeline: Vec::new(),
-            truth: TRACKED
+            truth: tracked
                 .iter()
                 .map(|(device, slot, _, _)| {
                     let truth = ConsumableTruth {
@@ -349,14 +434,20 @@ impl World {
         };
         let now = clock.now_ms();
         let seed = world.config.seed;
-        let appliances = [
-            ("coffee-maker", Appliance::coffee_maker(420.0, seed)?),
-            (
-                "fridge",
-                Appliance::fridge(1400.0, 7.0, seed.wrapping_add(1))?,
-            ),
-        ];
+        let appliances: Vec<(String, _)> = world
+            .script
+            .appliances
+            .iter()
+            .enumerate()
+            .map(|(n, a)| {
+                Ok((
+                    a.device_id().to_string(),
+                    a.kind.parts(&a.sizes(), seed.wrapping_add(n as u64))?,
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
         for (device, parts) in appliances {
+            let device = device.as_str();
             let login = world.device_login(device).await?;
             let appliance = Appliance::connect(
                 device,
@@ -428,6 +519,40 @@ impl World {
             .unwrap_or_default()
     }
 
+    /// Each shop as a household reads it: its name, where it listens, how it fulfils orders
+    /// and what it is out of (item names).
+    pub fn shop_descriptions(&self) -> Vec<(String, String, String, Vec<String>)> {
+        let urls = [Some(self.shop_url()), self.second_shop_url()];
+        self.shops()
+            .into_iter()
+            .zip(&self.shop_names)
+            .zip(urls.into_iter().flatten())
+            .map(|((shop, name), url)| {
+                let catalog = shop.catalog();
+                let ways = if catalog.fulfilment.is_empty() {
+                    format!(
+                        "delivery in {:.0} days",
+                        shop.lead_time_ms() as f64 / DAY_MS as f64
+                    )
+                } else {
+                    catalog
+                        .fulfilment
+                        .iter()
+                        .map(|f| f.name.to_lowercase())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                };
+                let out = catalog
+                    .items
+                    .iter()
+                    .filter(|i| i.stock == 0)
+                    .map(|i| i.name.clone())
+                    .collect();
+                (name.clone(), url, ways, out)
+            })
+            .collect()
+    }
+
     /// Where the second shop listens, in a two-shop world.
     pub fn second_shop_url(&self) -> Option<String> {
         self.second_server.as_ref().map(|s| s.url())
@@ -497,10 +622,14 @@ impl World {
 
     /// Advances time by one step.
     pub async fn step(&mut self) -> anyhow::Result<()> {
-        let now = self.clock.now_ms() + STEP_MS;
+        let since = self.clock.now_ms();
+        let now = since + STEP_MS;
         self.clock.set(now);
         for planned in self.schedule.due(now) {
             self.act(planned);
+        }
+        for appliance in &mut self.appliances {
+            self.script.apply(appliance.device_mut(), since, now)?;
         }
         self.unpack_deliveries(now);
         // Chores: nobody lets the water tank run nearly dry.
@@ -593,25 +722,62 @@ impl World {
         true
     }
 
+    /// The appliance holding `slot`, and the slot's consumable.
+    fn owner(&self, slot: &str) -> Option<(String, String)> {
+        slot_owner(&self.script, slot)
+    }
+
     fn act(&mut self, planned: Planned) {
         let at = planned.at;
         match planned.action {
             Action::Brew { beans, water } => {
+                let Some((device, consumable)) = self.owner("beans") else {
+                    return;
+                };
                 self.top_up_water(water);
-                if self.take("coffee-maker", "beans", "coffee_beans", beans, at) {
-                    self.take("coffee-maker", "water", "water", water, at);
-                    if let Some(a) = self.appliance("coffee-maker") {
+                if self.take(&device, "beans", &consumable, beans, at) {
+                    self.take(&device, "water", "water", water, at);
+                    if let Some(a) = self.appliance(&device) {
                         a.count_use("brews", at);
                     }
                 }
             }
             Action::PourMilk { ml } => {
-                self.take("fridge", "milk", "milk", ml, at);
+                if let Some((device, consumable)) = self.owner("milk") {
+                    self.take(&device, "milk", &consumable, ml, at);
+                }
             }
             Action::TakeEggs { count } => {
-                for _ in 0..count {
-                    self.take("fridge", "eggs", "eggs", 1.0, at);
+                if let Some((device, consumable)) = self.owner("eggs") {
+                    for _ in 0..count {
+                        self.take(&device, "eggs", &consumable, 1.0, at);
+                    }
                 }
+            }
+            Action::Refill {
+                device,
+                slot,
+                amount,
+            } => {
+                // Bought in a shop by hand: what fits goes in, the rest to the cupboard.
+                let Some(s) = self.appliance(&device).and_then(|a| a.slot_mut(&slot)) else {
+                    return;
+                };
+                let (consumable, unit) = (s.spec.consumable.to_string(), s.spec.unit.symbol());
+                let fits = amount.min((f64::from(s.spec.capacity) - s.amount).max(0.0));
+                s.amount += fits;
+                if let Some(appliance) = self.appliance(&device) {
+                    appliance.sample(at);
+                }
+                *self.cupboard.entry(consumable).or_default() += amount - fits;
+                if let Some(truth) = self.truth.get_mut(&format!("{device}/{slot}")) {
+                    truth.refills += 1;
+                }
+                self.note(
+                    at,
+                    "refill",
+                    format!("{device}/{slot}: {amount:.0} {unit} bought in a shop by hand"),
+                );
             }
         }
     }
@@ -686,13 +852,16 @@ impl World {
                         order.id, line.quantity, item.name
                     ),
                 );
-                if let Some((device, slot, consumable, _)) =
-                    TRACKED.iter().find(|t| t.2 == item.consumable)
+                if let Some((device, slot, consumable, _)) = self
+                    .tracked
+                    .iter()
+                    .find(|t| t.2 == item.consumable)
+                    .cloned()
                 {
                     if let Some(truth) = self.truth.get_mut(&format!("{device}/{slot}")) {
                         truth.deliveries += 1;
                     }
-                    self.load_from_cupboard(device, slot, consumable, now);
+                    self.load_from_cupboard(&device, &slot, &consumable, now);
                 }
             }
         }
@@ -700,9 +869,10 @@ impl World {
 
     /// The water tank is filled from the tap when it holds less than `needed`.
     fn top_up_water(&mut self, needed: f64) {
-        if let Some(tank) = self
-            .appliance("coffee-maker")
-            .and_then(|a| a.slot_mut("water"))
+        let Some((device, _)) = self.owner("water") else {
+            return;
+        };
+        if let Some(tank) = self.appliance(&device).and_then(|a| a.slot_mut("water"))
             && tank.amount < needed
         {
             tank.amount = f64::from(tank.spec.capacity);
@@ -710,7 +880,8 @@ impl World {
     }
 
     fn account(&mut self, now: UnixMs) {
-        for (device, slot, consumable, one_use) in TRACKED {
+        for (device, slot, consumable, one_use) in &self.tracked {
+            let one_use = *one_use;
             let stock = self.cupboard.get(consumable).copied().unwrap_or(0.0);
             let Some(s) = self
                 .appliances

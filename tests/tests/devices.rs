@@ -32,8 +32,9 @@ fn options(port: u16, households: usize, days: Option<f64>) -> DevicesOptions {
         port,
         login: DeviceLogin::None,
         prefix: replenish_protocol::DEFAULT_PREFIX.into(),
-        household: "sim".into(),
-        households,
+        scenario: replenish_sim::scenario::Scenario::default_scenario().unwrap(),
+        household: Some("sim".into()),
+        households: Some(households),
         // A day in well under a second: the test waits for the run, not for the clock.
         speed: 10_000_000.0,
         days,
@@ -196,4 +197,46 @@ async fn a_stop_request_ends_an_endless_run() {
     assert_eq!(views, 11, "ten views, then the last one");
     assert!(last.at > DEFAULT_START);
     assert!(last.at <= DEFAULT_START + 10 * replenish_sim::world::STEP_MS);
+}
+
+/// A scenario's power cut (day 8, 03:00 to 05:00) against Mosquitto: each appliance announces
+/// itself once per boot, the second time with the next boot number, and every message it
+/// counted arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_power_cut_shows_as_a_new_boot_at_the_broker() {
+    if mosquitto_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let _mosquitto = start_mosquitto(dir.path(), port).unwrap();
+    let (_listener, mut messages) = listen(port).await;
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../simulator/scenarios/faults.toml");
+    let mut options = options(port, 1, Some(9.0));
+    options.scenario = replenish_sim::scenario::Scenario::load(&path).unwrap();
+    options.households = None;
+    let (_stop_tx, stop) = watch::channel(false);
+    let last = devices::run(&options, stop, |_| {}).await.unwrap();
+    let expected: u64 = last.devices.iter().map(|d| d.published + 1).sum();
+    let mut births: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for received in 0..expected {
+        let (topic, payload) = tokio::time::timeout(Duration::from_secs(10), messages.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{received} of {expected} messages arrived"))
+            .unwrap();
+        if let Some(device) = topic.strip_suffix("/status")
+            && let Ok(Status::Online(birth)) = codec::decode::<Status>(&payload)
+        {
+            births
+                .entry(device.to_string())
+                .or_default()
+                .push(birth.boot);
+        }
+    }
+    assert_eq!(births.len(), 2, "{births:?}");
+    for (device, boots) in &births {
+        assert_eq!(boots.len(), 2, "{device}: a birth per boot: {boots:?}");
+        assert_eq!(boots[1], boots[0] + 1, "{device}: the next boot number");
+    }
 }

@@ -20,6 +20,7 @@ async fn sixty_days_keep_the_household_stocked_with_one_shop_order_per_key() {
         data_dir: Some(dir.path().join("agent")),
         serve: false,
         progress: false,
+        scenario: replenish_sim::scenario::Scenario::default_scenario().unwrap(),
     };
     let mut out = Vec::new();
     let summary = demo::run(options, &mut out).await.unwrap();

@@ -1,9 +1,10 @@
 //! `replenish-sim bench appliances`: how fast the virtual appliances run headless, in
 //! appliance-days per second on one core.
 //!
-//! The same households as `devices` (a coffee maker and a fridge each, stocked by hand, the
-//! same habits), on the real firmware runtime and simulated sensors, without a broker: what
-//! they would send is encoded (binary for the coffee maker, JSON for the fridge) and counted.
+//! The households of a scenario file (the default: a coffee maker and a fridge each), stocked by
+//! hand as `devices` stocks them, on the real firmware runtime and simulated sensors, without a
+//! broker: what they would send is encoded (binary for the coffee maker, JSON for the fridge)
+//! and counted. The scenario's events happen (Wi-Fi outages buffer reports, power cuts reboot).
 //! Time is stepped five simulated minutes at a time, as in the demo. The baseline measured in
 //! the same run is the household alone (its schedule and the slot arithmetic, no sensors or
 //! firmware), so the report says what the firmware and sensor simulation cost over it.
@@ -12,16 +13,18 @@ use std::time::Instant;
 
 use replenish_agent::clock::{DAY_MS, UnixMs};
 
-use crate::appliance::{Appliance, VirtualDevice};
-use crate::devices::{Stocked, act};
-use crate::household::{Action, Habits, Planner, Schedule};
-use crate::world::{DEFAULT_START, STEP_MS};
+use crate::headless::HeadlessHome;
+use crate::household::Action;
+use crate::scenario::{self, HouseholdScript, Scenario};
+use crate::world::STEP_MS;
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct AppliancesOptions {
-    /// Households of two appliances.
-    pub households: usize,
+    /// The households (cycled through, copies included, when `households` asks for more).
+    pub scenario: Scenario,
+    /// Households to run; `None`: the scenario's.
+    pub households: Option<usize>,
     /// Simulated days.
     pub days: u64,
     /// Seed.
@@ -31,6 +34,10 @@ pub struct AppliancesOptions {
 /// The figures.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AppliancesReport {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Households simulated.
+    pub households: usize,
     /// Appliances simulated.
     pub appliances: usize,
     /// Simulated days each.
@@ -55,81 +62,49 @@ pub struct AppliancesReport {
 
 /// Runs the appliances, then the baseline, on this thread.
 pub fn run(options: &AppliancesOptions) -> anyhow::Result<AppliancesReport> {
-    anyhow::ensure!(options.households > 0, "--households must be at least 1");
     anyhow::ensure!(options.days > 0, "--days must be at least 1");
-    let start = DEFAULT_START;
+    let start = options.scenario.start_ms()?;
     let end = start + options.days * DAY_MS;
+    let fleet = scenario::fleet(
+        &options.scenario,
+        options.seed,
+        start,
+        options.households,
+        None,
+    );
+    let households = fleet.len();
+    anyhow::ensure!(households > 0, "--households must be at least 1");
+    let plan = |n: usize| -> (&HouseholdScript, u64) { (&fleet[n].0, fleet[n].1) };
 
-    struct Home {
-        schedule: Schedule,
-        coffee_maker: VirtualDevice,
-        fridge: VirtualDevice,
-        refills: [u64; 2],
+    let mut homes = Vec::with_capacity(households);
+    for n in 0..households {
+        let (script, seed) = plan(n);
+        homes.push(HeadlessHome::new(script.clone(), seed, start)?);
     }
-    let mut homes = Vec::with_capacity(options.households);
-    for n in 0..options.households {
-        let seed = options.seed.wrapping_add(n as u64 * 7919);
-        let mut coffee_maker = VirtualDevice::new(
-            "coffee-maker",
-            Appliance::coffee_maker(600.0, seed)?,
-            seed,
-            start,
-        )?;
-        let mut fridge = VirtualDevice::new(
-            "fridge",
-            Appliance::fridge(2000.0, 10.0, seed.wrapping_add(1))?,
-            seed,
-            start,
-        )?;
-        coffee_maker.connected(start);
-        fridge.connected(start);
-        homes.push(Home {
-            schedule: Schedule::new(Planner::new(Habits::default(), seed), start),
-            coffee_maker,
-            fridge,
-            refills: [0; 2],
-        });
-    }
+    let appliances: usize = homes.iter().map(|h| h.devices.len()).sum();
     let (mut messages, mut bytes, mut actions) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     for home in &mut homes {
         let mut now = start;
         while now < end {
+            let since = now;
             now += STEP_MS;
-            for planned in home.schedule.due(now) {
-                actions += 1;
-                let [coffee_refills, fridge_refills] = &mut home.refills;
-                act(
-                    planned,
-                    Stocked {
-                        device: &mut home.coffee_maker,
-                        refills: coffee_refills,
-                    },
-                    Stocked {
-                        device: &mut home.fridge,
-                        refills: fridge_refills,
-                    },
-                );
-            }
-            for device in [&mut home.coffee_maker, &mut home.fridge] {
-                device.sample(now);
-                while let Some((out, payload)) = device.next_outgoing()? {
-                    messages += 1;
-                    bytes += payload.len() as u64;
-                    device.confirm_sent(&out);
-                }
-            }
+            let done = home.step(since, now, |_, _, payload| {
+                messages += 1;
+                bytes += payload.len() as u64;
+            })?;
+            actions += done.len() as u64;
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let appliance_days = 2 * options.households as u64 * options.days;
+    let appliance_days = appliances as u64 * options.days;
 
     // The baseline: the same schedules and amounts, without sensors or firmware.
     let baseline_started = Instant::now();
     let mut baseline_actions = 0u64;
-    for n in 0..options.households {
-        let seed = options.seed.wrapping_add(n as u64 * 7919);
-        let mut schedule = Schedule::new(Planner::new(Habits::default(), seed), start);
+    for n in 0..households {
+        let (script, seed) = plan(n);
+        let mut schedule = script.schedule(seed, start);
         let mut beans = 600.0f64;
         let mut now: UnixMs = start;
         while now < end {
@@ -149,9 +124,11 @@ pub fn run(options: &AppliancesOptions) -> anyhow::Result<AppliancesReport> {
         "the baseline planned {baseline_actions} actions, the appliances {actions}"
     );
     let per_second = appliance_days as f64 / seconds.max(1e-9);
-    let baseline = (options.households as u64 * options.days) as f64 / baseline_seconds.max(1e-9);
+    let baseline = (households as u64 * options.days) as f64 / baseline_seconds.max(1e-9);
     Ok(AppliancesReport {
-        appliances: 2 * options.households,
+        scenario: options.scenario.name.clone(),
+        households,
+        appliances,
         days: options.days,
         appliance_days,
         seconds,
@@ -189,7 +166,8 @@ mod tests {
     #[test]
     fn appliances_report_and_the_baseline_plans_the_same() {
         let report = run(&AppliancesOptions {
-            households: 2,
+            scenario: Scenario::default_scenario().unwrap(),
+            households: Some(2),
             days: 3,
             seed: 1,
         })
