@@ -17,7 +17,7 @@ use replenish_protocol::{
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
-use crate::loadcell::LoadCell;
+use crate::loadcell::{Fidelity, LoadCell};
 
 /// Samples a sensor takes per burst: enough for the detector to settle (30 in a row).
 const SAMPLES_PER_BURST: usize = 40;
@@ -234,11 +234,22 @@ impl ApplianceKind {
         }
     }
 
-    /// Its birth, slots and encoding, sized by `sizes`.
+    /// Its birth, slots and encoding, sized by `sizes`, its load cells read through the
+    /// firmware's driver.
     pub fn parts(
         self,
         sizes: &Sizes,
         seed: u64,
+    ) -> anyhow::Result<(Birth, Vec<SimSlot>, Encoding)> {
+        self.parts_with(sizes, seed, Fidelity::Driver)
+    }
+
+    /// The same, its load cells read as `fidelity` says.
+    pub fn parts_with(
+        self,
+        sizes: &Sizes,
+        seed: u64,
+        fidelity: Fidelity,
     ) -> anyhow::Result<(Birth, Vec<SimSlot>, Encoding)> {
         let sized = |n: usize| -> anyhow::Result<(SlotSpec, f64)> {
             let d = self.slots()[n];
@@ -273,7 +284,7 @@ impl ApplianceKind {
                         beans_spec.clone(),
                         beans,
                         Sensor::LoadCell {
-                            cell: Box::new(LoadCell::new(seed, 30.0)),
+                            cell: Box::new(LoadCell::with_fidelity(seed, 30.0, fidelity)),
                             monitor: SlotMonitor::for_spec(&beans_spec, calibration),
                             container: 0.0,
                         },
@@ -313,7 +324,7 @@ impl ApplianceKind {
                         milk_spec.clone(),
                         milk,
                         Sensor::LoadCell {
-                            cell: Box::new(LoadCell::new(seed ^ 0x5eed, 20.0)),
+                            cell: Box::new(LoadCell::with_fidelity(seed ^ 0x5eed, 20.0, fidelity)),
                             monitor: SlotMonitor::for_spec(&milk_spec, calibration),
                             container: 0.0,
                         },

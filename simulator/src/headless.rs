@@ -8,6 +8,7 @@ use replenish_firmware::runtime::Outgoing;
 use crate::appliance::VirtualDevice;
 use crate::devices::{Stocked, act};
 use crate::household::{Planned, Schedule};
+use crate::loadcell::Fidelity;
 use crate::scenario::HouseholdScript;
 
 /// One household's appliances, stepped by the caller.
@@ -22,9 +23,15 @@ pub struct HeadlessHome {
 }
 
 impl HeadlessHome {
-    /// The household of `script` with `seed`, its appliances connected at `start`.
-    pub fn new(script: HouseholdScript, seed: u64, start: UnixMs) -> anyhow::Result<Self> {
-        let mut devices = script.devices(seed, start)?;
+    /// The household of `script` with `seed`, its appliances connected at `start`, their load
+    /// cells read as `fidelity` says.
+    pub fn new(
+        script: HouseholdScript,
+        seed: u64,
+        start: UnixMs,
+        fidelity: Fidelity,
+    ) -> anyhow::Result<Self> {
+        let mut devices = script.devices(seed, start, fidelity)?;
         for device in &mut devices {
             device.link(true, true, start);
         }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::appliance::{ApplianceKind, Sizes, VirtualDevice};
 use crate::household::{Action, Habits, Planned, Planner, Schedule, UsePattern, UseSpan};
+use crate::loadcell::Fidelity;
 use crate::shop::ShopConfig;
 use crate::world::DEFAULT_START;
 
@@ -820,13 +821,19 @@ impl HouseholdScript {
         })
     }
 
-    /// What `device`'s sensor on `slot` adds to the true amount at `t`.
+    /// What `device`'s sensor on `slot` adds to the true amount at `t` (a drift moves in
+    /// hourly steps).
     pub fn sensor_bias(&self, device: &str, slot: &str, t: UnixMs) -> f64 {
         self.devices.get(device).map_or(0.0, |s| {
             s.drift
                 .iter()
                 .filter(|(sl, from, _)| sl == slot && t >= *from)
-                .map(|(_, from, per_day)| per_day * (t - from) as f64 / DAY_MS as f64)
+                // The drift moves once an hour: a sensor whose reading changes at every step
+                // would be sampled at every step.
+                .map(|(_, from, per_day)| {
+                    let hours = (t - from) / HOUR_MS;
+                    per_day * (hours * HOUR_MS) as f64 / DAY_MS as f64
+                })
                 .sum()
         })
     }
@@ -864,8 +871,13 @@ impl HouseholdScript {
     }
 
     /// Builds its appliances (each with a seed of its own from `seed`), their clocks at
-    /// `now`.
-    pub fn devices(&self, seed: u64, now: UnixMs) -> anyhow::Result<Vec<VirtualDevice>> {
+    /// `now`, their load cells read as `fidelity` says.
+    pub fn devices(
+        &self,
+        seed: u64,
+        now: UnixMs,
+        fidelity: Fidelity,
+    ) -> anyhow::Result<Vec<VirtualDevice>> {
         self.appliances
             .iter()
             .enumerate()
@@ -873,7 +885,7 @@ impl HouseholdScript {
                 let device_seed = seed.wrapping_add(n as u64);
                 VirtualDevice::new(
                     a.device_id(),
-                    a.kind.parts(&a.sizes(), device_seed)?,
+                    a.kind.parts_with(&a.sizes(), device_seed, fidelity)?,
                     seed,
                     now,
                 )
@@ -1063,7 +1075,7 @@ slot = "eggs"
         .unwrap();
         let start = s.start_ms().unwrap();
         let script = HouseholdScript::new("home", &s.households[0], start);
-        let mut devices = script.devices(1, start).unwrap();
+        let mut devices = script.devices(1, start, Fidelity::Driver).unwrap();
         let fridge = &mut devices[1];
         // Offline all morning: reports pile up in the buffer.
         fridge.slot_mut("milk").unwrap().amount -= 500.0;

@@ -11,6 +11,7 @@ use replenish_firmware::runtime::{Outgoing, OutgoingMessage};
 use replenish_protocol::{ReportBody, Status};
 use replenish_sim::headless::HeadlessHome;
 use replenish_sim::household::{Action, Planned};
+use replenish_sim::loadcell::Fidelity;
 use replenish_sim::scenario::{self, EventSpec, HouseholdScript, Scenario};
 use replenish_sim::world::STEP_MS;
 
@@ -32,7 +33,7 @@ type Sent = (usize, UnixMs, Outgoing);
 fn run(script: &HouseholdScript, seed: u64, days: f64) -> (HeadlessHome, Vec<Planned>, Vec<Sent>) {
     let start = script.start;
     let end = start + (days * DAY_MS as f64) as UnixMs;
-    let mut home = HeadlessHome::new(script.clone(), seed, start).unwrap();
+    let mut home = HeadlessHome::new(script.clone(), seed, start, Fidelity::Driver).unwrap();
     let (mut done, mut sent) = (Vec::new(), Vec::new());
     let mut now = start;
     while now < end {

@@ -15,6 +15,7 @@ use replenish_agent::clock::{DAY_MS, UnixMs};
 
 use crate::headless::HeadlessHome;
 use crate::household::Action;
+use crate::loadcell::Fidelity;
 use crate::scenario::{self, HouseholdScript, Scenario};
 use crate::world::STEP_MS;
 
@@ -46,8 +47,12 @@ pub struct AppliancesReport {
     pub appliance_days: u64,
     /// Wall-clock seconds of the appliances run.
     pub seconds: f64,
-    /// Appliance-days per second (one core).
+    /// Appliance-days per second (one core), load cells' readings handed to the firmware.
     pub appliance_days_per_second: f64,
+    /// Wall-clock seconds of the same run with every load cell read through the HX711 driver.
+    pub driver_seconds: f64,
+    /// Appliance-days per second of that run.
+    pub driver_appliance_days_per_second: f64,
     /// Messages the appliances encoded (births, reports).
     pub messages: u64,
     /// Their payload bytes.
@@ -76,27 +81,18 @@ pub fn run(options: &AppliancesOptions) -> anyhow::Result<AppliancesReport> {
     anyhow::ensure!(households > 0, "--households must be at least 1");
     let plan = |n: usize| -> (&HouseholdScript, u64) { (&fleet[n].0, fleet[n].1) };
 
-    let mut homes = Vec::with_capacity(households);
-    for n in 0..households {
-        let (script, seed) = plan(n);
-        homes.push(HeadlessHome::new(script.clone(), seed, start)?);
-    }
-    let appliances: usize = homes.iter().map(|h| h.devices.len()).sum();
-    let (mut messages, mut bytes, mut actions) = (0u64, 0u64, 0u64);
-    let started = Instant::now();
-    for home in &mut homes {
-        let mut now = start;
-        while now < end {
-            let since = now;
-            now += STEP_MS;
-            let done = home.step(since, now, |_, _, payload| {
-                messages += 1;
-                bytes += payload.len() as u64;
-            })?;
-            actions += done.len() as u64;
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    // Readings handed to the firmware's detection (the headless figure), then the same run
+    // with every load cell read bit by bit through the HX711 driver; both must send the same.
+    let fast = run_fleet(&fleet, start, end, Fidelity::Reading)?;
+    let driver = run_fleet(&fleet, start, end, Fidelity::Driver)?;
+    anyhow::ensure!(
+        (fast.messages, fast.bytes, fast.actions)
+            == (driver.messages, driver.bytes, driver.actions),
+        "the two fidelities differ: {fast:?} against {driver:?}"
+    );
+    let appliances = fast.appliances;
+    let (seconds, messages, bytes, actions) =
+        (fast.seconds, fast.messages, fast.bytes, fast.actions);
     let appliance_days = appliances as u64 * options.days;
 
     // The baseline: the same schedules and amounts, without sensors or firmware.
@@ -124,6 +120,7 @@ pub fn run(options: &AppliancesOptions) -> anyhow::Result<AppliancesReport> {
         "the baseline planned {baseline_actions} actions, the appliances {actions}"
     );
     let per_second = appliance_days as f64 / seconds.max(1e-9);
+    let driver_per_second = appliance_days as f64 / driver.seconds.max(1e-9);
     let baseline = (households as u64 * options.days) as f64 / baseline_seconds.max(1e-9);
     Ok(AppliancesReport {
         scenario: options.scenario.name.clone(),
@@ -133,6 +130,8 @@ pub fn run(options: &AppliancesOptions) -> anyhow::Result<AppliancesReport> {
         appliance_days,
         seconds,
         appliance_days_per_second: per_second,
+        driver_seconds: driver.seconds,
+        driver_appliance_days_per_second: driver_per_second,
         messages,
         bytes,
         actions,
@@ -141,12 +140,60 @@ pub fn run(options: &AppliancesOptions) -> anyhow::Result<AppliancesReport> {
     })
 }
 
+/// What one pass over the fleet did.
+#[derive(Debug)]
+struct Pass {
+    appliances: usize,
+    seconds: f64,
+    messages: u64,
+    bytes: u64,
+    actions: u64,
+}
+
+fn run_fleet(
+    fleet: &[(HouseholdScript, u64)],
+    start: UnixMs,
+    end: UnixMs,
+    fidelity: Fidelity,
+) -> anyhow::Result<Pass> {
+    let mut homes = Vec::with_capacity(fleet.len());
+    for (script, seed) in fleet {
+        homes.push(HeadlessHome::new(script.clone(), *seed, start, fidelity)?);
+    }
+    let appliances = homes.iter().map(|h| h.devices.len()).sum();
+    let (mut messages, mut bytes, mut actions) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    for home in &mut homes {
+        let mut now = start;
+        while now < end {
+            let since = now;
+            now += STEP_MS;
+            let done = home.step(since, now, |_, _, payload| {
+                messages += 1;
+                bytes += payload.len() as u64;
+            })?;
+            actions += done.len() as u64;
+        }
+    }
+    Ok(Pass {
+        appliances,
+        seconds: started.elapsed().as_secs_f64(),
+        messages,
+        bytes,
+        actions,
+    })
+}
+
 /// The report as a table.
 pub fn table(report: &AppliancesReport) -> String {
     format!(
-        "appliances  days  appliance-days  seconds  appliance-days/s  messages  bytes\n\
-         {:>10}  {:>4}  {:>14}  {:>7.2}  {:>16.0}  {:>8}  {:>5}\n\
-         baseline (the households' schedules alone): {:.0} household-days/s; appliances / baseline: {:.4}\n",
+        "scenario {}: {} households, {} appliances, {} days each\n\
+         load cells read      appliance-days  seconds  appliance-days/s  messages  bytes\n\
+         reading to firmware  {:>14}  {:>7.2}  {:>16.0}  {:>8}  {}\n\
+         HX711 driver, bits   {:>14}  {:>7.2}  {:>16.0}  (the same messages)\n\
+         baseline (the households' schedules alone): {:.0} household-days/s; appliances / baseline: {:.4}; driver / reading: {:.3}\n",
+        report.scenario,
+        report.households,
         report.appliances,
         report.days,
         report.appliance_days,
@@ -154,8 +201,12 @@ pub fn table(report: &AppliancesReport) -> String {
         report.appliance_days_per_second,
         report.messages,
         report.bytes,
+        report.appliance_days,
+        report.driver_seconds,
+        report.driver_appliance_days_per_second,
         report.baseline_household_days_per_second,
         report.ratio_to_baseline,
+        report.driver_appliance_days_per_second / report.appliance_days_per_second.max(1e-9),
     )
 }
 
