@@ -594,6 +594,11 @@ impl VirtualDevice {
         Ok(())
     }
 
+    /// Whether it could reach the broker: it has power and Wi-Fi.
+    pub fn reachable(&self) -> bool {
+        self.powered && self.wifi
+    }
+
     /// Whether it has power.
     pub fn is_powered(&self) -> bool {
         self.powered

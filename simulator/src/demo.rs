@@ -9,6 +9,7 @@ use replenish_agent::clock::{Clock, DAY_MS, HOUR_MS, UnixMs};
 use replenish_agent::engine::household::Mode;
 use serde::Serialize;
 
+use crate::report::{self, Recorder};
 use crate::scenario::{HouseholdScript, Scenario};
 use crate::world::{TimelineEntry, World, WorldConfig};
 
@@ -32,6 +33,8 @@ pub struct DemoOptions {
     pub progress: bool,
     /// The household (the scenario's first), its appliances, events and shops.
     pub scenario: Scenario,
+    /// Write an HTML report with charts into this directory (`index.html`).
+    pub report: Option<PathBuf>,
 }
 
 /// The summary of one consumable.
@@ -164,11 +167,16 @@ pub async fn run(
     let until = start + options.days * DAY_MS;
     let mut printed = 0;
     let mut lines: Vec<String> = Vec::new();
+    let mut recorder = options.report.as_ref().map(|_| Recorder::new());
     while world.clock.now_ms() < until {
         let hour_start = std::time::Instant::now();
         world
             .run_until(world.clock.now_ms() + HOUR_MS, |_| {})
             .await?;
+        if let Some(recorder) = &mut recorder {
+            let status = world.handle()?.status().await?;
+            recorder.record(&world, &status);
+        }
         for entry in world.timeline[printed..].iter().filter(|e| shown(e, start)) {
             lines.push(format!(
                 "{}  {:<9} {}",
@@ -319,6 +327,18 @@ pub async fn run(
         )?;
     }
     writeln!(out, "  agent data (sled): {}", summary.data_dir)?;
+    if let (Some(dir), Some(mut recorder)) = (&options.report, recorder) {
+        recorder.finish(&status);
+        let path = report::write(
+            dir,
+            &format!("replenish demo: {}", scenario.name),
+            &scenario.description,
+            &summary,
+            &recorder,
+            start,
+        )?;
+        writeln!(out, "  report: {}", path.display())?;
+    }
     world.shutdown().await;
     Ok(summary)
 }

@@ -79,7 +79,7 @@ pub struct DeviceView {
     pub household: String,
     /// Device id.
     pub device: String,
-    /// Connected to the broker now.
+    /// Connected to the broker now, with power and Wi-Fi (a scenario's outage shows here).
     pub online: bool,
     /// What each slot really holds: (slot, amount, unit).
     pub slots: Vec<(String, f64, String)>,
@@ -229,7 +229,7 @@ fn fleet_view(homes: &[Home], at: UnixMs) -> FleetView {
             devices.push(DeviceView {
                 household: home.household.to_string(),
                 device: appliance.id().to_string(),
-                online: appliance.is_online(),
+                online: appliance.is_online() && appliance.device().reachable(),
                 slots: appliance
                     .device()
                     .slots

@@ -59,6 +59,9 @@ enum Command {
         /// Also write the summary as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write an HTML report with a chart per consumable into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Runs only the sandbox shop, on the wall clock, for an agent of your own.
     Shop {
@@ -344,6 +347,7 @@ async fn main() -> anyhow::Result<()> {
             serve,
             data_dir,
             json,
+            report,
         } => {
             let scenario = load_scenario(scenario.as_deref())?;
             let options = DemoOptions {
@@ -351,6 +355,7 @@ async fn main() -> anyhow::Result<()> {
                 speed,
                 seed: seed.unwrap_or(scenario.seed),
                 scenario,
+                report,
                 approval: match approval {
                     Approval::Auto => Mode::Auto,
                     Approval::Manual => Mode::Approve,
@@ -645,6 +650,22 @@ async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
         }
     });
     let json_log = args.json_log;
+    // An accelerated run with an end shows how far it is (on stderr, kept below the views).
+    let bar = match options.days {
+        Some(days) if options.speed > 1.0 && !json_log => {
+            let bar = indicatif::ProgressBar::new((days * 24.0).ceil() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} simulated hour {pos}/{len} [{bar:30}] {percent}% ({elapsed}, {eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(250));
+            bar
+        }
+        _ => indicatif::ProgressBar::hidden(),
+    };
+    let start = options.start;
     devices::run(&options, stop, |view| {
         let text = if json_log {
             serde_json::to_string(view)
@@ -653,13 +674,17 @@ async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
         } else {
             devices::lines(view)
         };
-        let mut stdout = std::io::stdout().lock();
-        // A closed pipe (`| head`) is not a reason to stop the appliances mid-step.
-        let _ = stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush());
+        bar.set_position(view.at.saturating_sub(start) / replenish_agent::clock::HOUR_MS);
+        bar.suspend(|| {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not a reason to stop the appliances mid-step.
+            let _ = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush());
+        });
     })
     .await?;
+    bar.finish_and_clear();
     Ok(())
 }
 

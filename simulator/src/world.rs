@@ -908,6 +908,16 @@ impl World {
         }
     }
 
+    /// The consumables the household restocks: (device, slot, consumable, one use).
+    pub fn tracked(&self) -> &[(String, String, String, f64)] {
+        &self.tracked
+    }
+
+    /// What the cupboard holds of `consumable`, in its unit.
+    pub fn cupboard(&self, consumable: &str) -> f64 {
+        self.cupboard.get(consumable).copied().unwrap_or(0.0)
+    }
+
     /// Stockout time per consumable up to now, including a stretch still going on.
     pub fn stockout_ms(&self, key: &str) -> UnixMs {
         let now = self.clock.now_ms();

@@ -21,6 +21,7 @@ async fn sixty_days_keep_the_household_stocked_with_one_shop_order_per_key() {
         serve: false,
         progress: false,
         scenario: replenish_sim::scenario::Scenario::default_scenario().unwrap(),
+        report: None,
     };
     let mut out = Vec::new();
     let summary = demo::run(options, &mut out).await.unwrap();

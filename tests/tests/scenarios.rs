@@ -375,3 +375,86 @@ async fn a_scenario_runs_against_the_embedded_broker_without_losing_a_use() {
         .count();
     assert_eq!(ordered_while_away, 0, "orders for an empty house");
 }
+
+/// `demo --report`: one chart per consumable, each showing every order placed, every delivery
+/// and the stockouts the summary counts, and the true level hour by hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_charts_what_the_run_did() {
+    use replenish_agent::engine::household::Mode;
+    use replenish_sim::demo::{self, DemoOptions};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../simulator/scenarios/faults.toml");
+    let scenario = Scenario::load(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let days = 14;
+    let options = DemoOptions {
+        days,
+        speed: 0.0,
+        seed: scenario.seed,
+        approval: Mode::Auto,
+        data_dir: Some(dir.path().join("agent")),
+        serve: false,
+        progress: false,
+        scenario,
+        report: Some(dir.path().join("report")),
+    };
+    let mut out = Vec::new();
+    let summary = demo::run(options, &mut out).await.unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report/index.html")).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(!html.contains("<script"), "self-contained, no scripts");
+    let figures: Vec<&str> = html.split("<figure>").skip(1).collect();
+    assert_eq!(
+        figures.len(),
+        summary.consumables.len(),
+        "a chart per consumable"
+    );
+    let mut stockouts_seen = 0;
+    for c in &summary.consumables {
+        let key = format!("<b>{}/{}</b>", c.device, c.slot);
+        let figure = figures
+            .iter()
+            .find(|f| f.contains(&key))
+            .unwrap_or_else(|| panic!("no chart for {key}"));
+        assert!(figure.contains("<svg"), "{key}");
+        // Colours as replenish_sim::report draws them.
+        assert_eq!(
+            figure.matches("#E67E22").count() as u32,
+            c.orders_placed,
+            "{key}: a triangle per order"
+        );
+        assert_eq!(
+            figure.matches("#2CA02C").count() as u32,
+            c.orders_delivered,
+            "{key}: a line per delivery"
+        );
+        if c.stockout_hours > 0.0 {
+            assert!(figure.contains("#F4B6B6"), "{key}: its stockout is shaded");
+            stockouts_seen += 1;
+        } else {
+            assert!(!figure.contains("#F4B6B6"), "{key}: no stockout drawn");
+        }
+        // The true level: a line through every simulated hour.
+        let truth = figure
+            .split("<polyline")
+            .find(|p| p.contains("#1F77B4"))
+            .unwrap_or_else(|| panic!("{key}: no level line"));
+        let points = truth
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(
+            points.split_whitespace().count() as u64 >= days * 24 - 1,
+            "{key}: {} points",
+            points.split_whitespace().count()
+        );
+    }
+    assert!(
+        summary.consumables.iter().any(|c| c.orders_placed > 0),
+        "orders to draw"
+    );
+    // faults.toml's stuck egg tray in a busy week leaves the eggs out for a while.
+    assert!(stockouts_seen > 0, "a stockout to draw");
+}
