@@ -325,6 +325,10 @@ struct BenchArgs {
         default_values_t = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
     )]
     frontier_risks: Vec<f64>,
+    /// The households of a scenario file (docs/scenarios.md; each once, not its copies)
+    /// instead of the archetypes: their habits and events make the demand.
+    #[arg(long, conflicts_with = "archetypes")]
+    scenario: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -771,6 +775,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         risk,
         frontier,
         frontier_risks,
+        scenario,
     } = args;
     anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
     let valid_risk = |r: f64| r > 0.0 && r < 0.5;
@@ -800,10 +805,23 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<Vec<_>>>()?
     };
+    // A scenario file's households (each once, not its copies) instead of the archetypes.
+    let households = match &scenario {
+        Some(path) => {
+            let file = replenish_sim::scenario::Scenario::load(path)?;
+            let start = file.start_ms()?;
+            file.households
+                .iter()
+                .map(|h| replenish_sim::scenario::HouseholdScript::new(&h.id, h, start))
+                .collect()
+        }
+        None => Vec::new(),
+    };
     let options = BenchOptions {
         seeds,
         days,
         archetypes,
+        households,
         workers: jobs.max(1),
         progress: true,
         bundle_days: Some(bundle_days),
@@ -818,8 +836,16 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{} archetypes x {seeds} seeds x {} delivery settings x {days} days, {} runs in {runtime:.1} s",
-        options.archetypes.len(),
+        "{} x {seeds} seeds x {} delivery settings x {days} days, {} runs in {runtime:.1} s",
+        match options.households.len() {
+            0 => format!("{} archetypes", options.archetypes.len()),
+            n => format!(
+                "{n} households of {}",
+                scenario
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            ),
+        },
         options.leads.len(),
         runs.len()
     )?;

@@ -41,6 +41,8 @@ pub struct BenchOptions {
     pub days: usize,
     /// Archetypes.
     pub archetypes: Vec<Archetype>,
+    /// Households of a scenario file, run instead of the archetypes when there are any.
+    pub households: Vec<crate::scenario::HouseholdScript>,
     /// Delivery-time settings.
     pub leads: Vec<LeadSetting>,
     /// Worker threads.
@@ -61,6 +63,7 @@ impl Default for BenchOptions {
             seeds: 20,
             days: 365,
             archetypes: Archetype::ALL.to_vec(),
+            households: Vec::new(),
             leads: LeadSetting::ALL.to_vec(),
             workers: 2,
             progress: false,
@@ -73,11 +76,26 @@ impl Default for BenchOptions {
 
 /// Runs every archetype × seed × delivery setting under every policy; results in that order.
 pub fn run_bench(options: &BenchOptions) -> anyhow::Result<Vec<RunResult>> {
+    // What a job simulates: an archetype, or a household of a scenario file.
+    #[derive(Clone, Copy)]
+    enum Who {
+        Archetype(Archetype),
+        Household(usize),
+    }
+    let who: Vec<Who> = if options.households.is_empty() {
+        options
+            .archetypes
+            .iter()
+            .map(|&a| Who::Archetype(a))
+            .collect()
+    } else {
+        (0..options.households.len()).map(Who::Household).collect()
+    };
     let mut jobs = Vec::new();
-    for &archetype in &options.archetypes {
+    for &w in &who {
         for seed in 0..options.seeds {
             for &lead in &options.leads {
-                jobs.push((archetype, seed, lead));
+                jobs.push((w, seed, lead));
             }
         }
     }
@@ -87,8 +105,13 @@ pub fn run_bench(options: &BenchOptions) -> anyhow::Result<Vec<RunResult>> {
         "runs",
     );
     let results = run_jobs(jobs.len(), options.workers, |i| {
-        let (archetype, seed, lead) = jobs[i];
-        let mut scenario = archetype.scenario(seed, lead, options.days);
+        let (who, seed, lead) = jobs[i];
+        let mut scenario = match who {
+            Who::Archetype(archetype) => archetype.scenario(seed, lead, options.days),
+            Who::Household(n) => {
+                scenario::from_household(&options.households[n], seed, lead, options.days)
+            }
+        };
         if let Some(days) = options.bundle_days {
             scenario.bundle_days = days;
         }

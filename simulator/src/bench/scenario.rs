@@ -466,6 +466,99 @@ impl Archetype {
     }
 }
 
+/// The bench scenario of a scenario file's household (docs/scenarios.md): the uses its
+/// habits and events make over `days` from the file's first day, one per coffee (beans), pour
+/// (milk) and egg, on the slots its appliances have (sized as the file says; packs and prices
+/// as the sandbox shop's catalog), with the delivery times of `lead`. Refills bought by hand,
+/// Wi-Fi and sensor events are the appliances' business, not demand: left out.
+pub fn from_household(
+    script: &crate::scenario::HouseholdScript,
+    seed: u64,
+    lead: LeadSetting,
+    days: usize,
+) -> Scenario {
+    use crate::household::Action;
+    let start = script.start;
+    let base = seed_of(&[0xf11e, seed, lead.code()]);
+    let mut schedule = script.schedule(base, start);
+    // (slot, consumable, unit, pack size, price in cents, most kept at home at least).
+    let kinds: [(&str, &str, Unit, f64, u64, f64); 3] = [
+        ("beans", "coffee_beans", Unit::G, 500.0, 899, 1000.0),
+        ("milk", "milk", Unit::Ml, 1000.0, 129, 2500.0),
+        ("eggs", "eggs", Unit::Count, 6.0, 249, 24.0),
+    ];
+    let mut slots: Vec<SlotPlan> = Vec::new();
+    for (slot, consumable, unit, pack, price, max) in kinds {
+        let Some((appliance, default)) = script.appliances.iter().find_map(|a| {
+            a.kind
+                .slots()
+                .iter()
+                .find(|d| d.slot == slot)
+                .map(|d| (a, *d))
+        }) else {
+            continue;
+        };
+        let capacity = appliance
+            .capacity
+            .get(slot)
+            .copied()
+            .unwrap_or(default.capacity);
+        let fill = appliance.fill.get(slot).copied().unwrap_or(default.fill);
+        let plan = SlotPlan::template(appliance.device_id(), slot, consumable, unit).sized(
+            capacity,
+            fill.min(capacity),
+            pack,
+            price,
+            max.max(capacity),
+        );
+        slots.push(plan.with(vec![Vec::new(); days]));
+    }
+    let mut push = |slot: &str, at: UnixMs, amount: f64| {
+        let day = (at.saturating_sub(start) / DAY_MS) as usize;
+        if let Some(plan) = slots.iter_mut().find(|p| p.slot == slot)
+            && day < days
+            && amount > 0.0
+        {
+            plan.uses[day].push(Use { at, amount });
+        }
+    };
+    for planned in schedule.due(start + days as u64 * DAY_MS - 1) {
+        match planned.action {
+            Action::Brew { beans, .. } => push("beans", planned.at, beans),
+            Action::PourMilk { ml } => push("milk", planned.at, ml),
+            Action::TakeEggs { count } => push("eggs", planned.at, f64::from(count)),
+            Action::Refill { .. } => {}
+        }
+    }
+    for (i, slot) in slots.iter_mut().enumerate() {
+        // Room at home for at least a week of this household's mean use (a family of four
+        // keeps more milk than a couple), in whole packs.
+        let mean_per_day =
+            slot.uses.iter().flatten().map(|u| u.amount).sum::<f64>() / days.max(1) as f64;
+        let week = (7.0 * mean_per_day / slot.pack_size).ceil() * slot.pack_size;
+        slot.max_stock = slot.max_stock.max(week);
+        let mut leads = ChaCha8Rng::seed_from_u64(seed_of(&[base, 0x1ead, i as u64]));
+        slot.lead_times_ms = (0..LEAD_SAMPLES).map(|_| lead.sample(&mut leads)).collect();
+    }
+    let name = script
+        .household
+        .rsplit_once('-')
+        .filter(|(_, n)| n.parse::<u32>().is_ok())
+        .map_or(script.household.as_str(), |(id, _)| id)
+        .to_string();
+    Scenario {
+        name,
+        household: "home".into(),
+        start,
+        days,
+        warmup_days: WARMUP_DAYS,
+        bundle_days: DEFAULT_BUNDLE_DAYS,
+        risk: default_risk(),
+        prior_lead_ms: lead.prior_ms(),
+        slots,
+    }
+}
+
 /// (hour of the day, amount).
 type Dose = (f64, f64);
 
@@ -626,6 +719,47 @@ impl DemandLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scenario_files_household_becomes_its_uses_on_its_slots() {
+        let file = crate::scenario::Scenario::parse(
+            r#"
+name = "t"
+days = 28
+[[households]]
+id = "h"
+[[households.appliances]]
+kind = "coffee_maker"
+capacity = { beans = 400 }
+fill = { beans = 300 }
+[[households.events]]
+kind = "vacation"
+day = 8
+days = 7
+"#,
+        )
+        .unwrap();
+        let start = file.start_ms().unwrap();
+        let script = crate::scenario::HouseholdScript::new("h-3", &file.households[0], start);
+        let s = from_household(&script, 1, LeadSetting::Days(2), 28);
+        assert_eq!(s.name, "h", "copies are one household in the breakdown");
+        // A coffee maker only: beans, sized by the file.
+        assert_eq!(s.slots.len(), 1);
+        let beans = &s.slots[0];
+        assert_eq!((beans.slot.as_str(), beans.capacity), ("beans", 400.0));
+        assert_eq!(beans.uses.len(), 28);
+        assert!(
+            beans.uses[7..14].iter().all(Vec::is_empty),
+            "away on days 8 to 14"
+        );
+        let doses: Vec<f64> = beans.uses.iter().flatten().map(|u| u.amount).collect();
+        // Two to five coffees a day on 21 days, each 8.5 to 9.5 g.
+        assert!((42..=105).contains(&doses.len()), "{} coffees", doses.len());
+        assert!(doses.iter().all(|d| (8.5..=9.5).contains(d)));
+        assert!(beans.lead_times_ms.iter().all(|&l| l == 2 * DAY_MS));
+        // The same seed, the same year.
+        assert_eq!(s, from_household(&script, 1, LeadSetting::Days(2), 28));
+    }
 
     #[test]
     fn a_seed_gives_the_same_year_and_other_seeds_differ() {
