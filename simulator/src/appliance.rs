@@ -2,6 +2,7 @@
 //! talking MQTT to a real broker like a real device.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -138,6 +139,46 @@ pub struct Link {
     pub prefix: String,
     /// Household.
     pub household: Id,
+    /// TLS to the broker (`mqtts://`), with the roots it trusts; `None`: plain MQTT.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A TLS client configuration trusting the CA certificates in the PEM file `ca`, or the
+/// system's roots without one.
+pub fn tls_config(ca: Option<&std::path::Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading the CA file {}", path.display()))?
+            {
+                let cert = cert.with_context(|| format!("a certificate in {}", path.display()))?;
+                roots
+                    .add(cert)
+                    .with_context(|| format!("a CA certificate in {}", path.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                // A system root rustls cannot use is skipped, as browsers do.
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "no CA certificate to trust (give --ca FILE)"
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The kinds of appliance the simulator builds.
@@ -382,6 +423,11 @@ impl Appliance {
         let mut options = MqttOptions::new(client_id, &link.host, link.port);
         if let Some((username, password)) = login {
             options.set_credentials(username, password);
+        }
+        if let Some(tls) = &link.tls {
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls.clone()),
+            ));
         }
         options
             .set_keep_alive(Duration::from_secs(30))

@@ -41,6 +41,43 @@ pub enum DeviceLogin {
         /// Password.
         password: String,
     },
+    /// Each appliance its own login, as the agent's embedded broker and the documented
+    /// Mosquitto want: the user name is the device id, the password is looked up by
+    /// `household/device`, then by `device`.
+    PerDevice(std::collections::BTreeMap<String, String>),
+}
+
+impl DeviceLogin {
+    /// Reads a logins file: TOML, `"household/device" = "password"` or `device = "password"`.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the logins {}", path.display()))?;
+        let logins: std::collections::BTreeMap<String, String> = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("in the logins {}: {e}", path.display()))?;
+        anyhow::ensure!(!logins.is_empty(), "{}: no login in it", path.display());
+        Ok(Self::PerDevice(logins))
+    }
+
+    /// (user name, password) for `device` of `household`, if it logs in.
+    fn for_device(
+        &self,
+        household: &str,
+        device: &str,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        Ok(match self {
+            Self::None => None,
+            Self::Shared { username, password } => Some((username.clone(), password.clone())),
+            Self::PerDevice(logins) => {
+                let password = logins
+                    .get(&format!("{household}/{device}"))
+                    .or_else(|| logins.get(device))
+                    .with_context(|| {
+                        format!("no login for {household}/{device} in the logins file")
+                    })?;
+                Some((device.to_string(), password.clone()))
+            }
+        })
+    }
 }
 
 /// What to run.
@@ -52,6 +89,8 @@ pub struct DevicesOptions {
     pub port: u16,
     /// How the appliances log in.
     pub login: DeviceLogin,
+    /// TLS to the broker (`mqtts://`); `None`: plain MQTT.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Topic prefix.
     pub prefix: String,
     /// The households, their appliances and what happens to them.
@@ -126,10 +165,6 @@ pub async fn run(
         options.speed.is_finite() && options.speed > 0.0,
         "--speed must be a positive number"
     );
-    let login = match &options.login {
-        DeviceLogin::None => None,
-        DeviceLogin::Shared { username, password } => Some((username.as_str(), password.as_str())),
-    };
     let now = options.start;
     let mut homes = Vec::new();
     // The scenario's days count from this run's start, not from the file's date.
@@ -149,9 +184,14 @@ pub async fn run(
             port: options.port,
             prefix: options.prefix.clone(),
             household: household.clone(),
+            tls: options.tls.clone(),
         };
         let mut devices = Vec::new();
         for (n, spec) in script.appliances.iter().enumerate() {
+            let login = options
+                .login
+                .for_device(household.as_str(), spec.device_id())?;
+            let login = login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
             let appliance = Appliance::connect(
                 spec.device_id(),
                 spec.kind

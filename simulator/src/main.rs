@@ -125,7 +125,7 @@ enum Command {
 /// Where `load` and `devices` publish, and as whom.
 #[derive(Debug, clap::Args)]
 struct BrokerArgs {
-    /// The broker.
+    /// The broker: `mqtt://host:port` (`devices` also `mqtts://host:port`, TLS).
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     broker: String,
     /// User name every connection presents (the embedded broker lets in only logins: for
@@ -149,6 +149,13 @@ struct BrokerArgs {
 struct DevicesArgs {
     #[command(flatten)]
     target: BrokerArgs,
+    /// The CA certificates (PEM) to trust for `mqtts://` (default: the system's).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Each appliance's own login (user name: its device id), from a TOML file of
+    /// `"household/device" = "password"` (or `device = "password"`).
+    #[arg(long)]
+    logins: Option<PathBuf>,
     /// A scenario file (docs/scenarios.md): households, appliances, habits, events. Default:
     /// simulator/scenarios/default.toml (one household, a coffee maker and a fridge).
     #[arg(long)]
@@ -625,18 +632,32 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
 async fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
     use replenish_sim::devices::{self, DeviceLogin, DevicesOptions};
     let scenario = load_scenario(args.scenario.as_deref())?;
-    let (host, port) = reqwest_free_url(&args.target.broker)?;
+    let (host, port, tls) = broker_url(&args.target.broker)?;
     anyhow::ensure!(
         args.every.is_finite() && args.every > 0.0,
         "--every must be a positive number of seconds"
     );
+    anyhow::ensure!(
+        tls || args.ca.is_none(),
+        "--ca is for a TLS broker: give --broker mqtts://host:port"
+    );
+    let tls = match tls {
+        true => Some(replenish_sim::appliance::tls_config(args.ca.as_deref())?),
+        false => None,
+    };
+    let login = match (args.target.username, args.target.password, &args.logins) {
+        (Some(_), Some(_), Some(_)) => {
+            anyhow::bail!("--logins or --username/--password: one way for the appliances to log in")
+        }
+        (_, _, Some(path)) => DeviceLogin::from_file(path)?,
+        (Some(username), Some(password), None) => DeviceLogin::Shared { username, password },
+        _ => DeviceLogin::None,
+    };
     let options = DevicesOptions {
         host,
         port,
-        login: match (args.target.username, args.target.password) {
-            (Some(username), Some(password)) => DeviceLogin::Shared { username, password },
-            _ => DeviceLogin::None,
-        },
+        login,
+        tls,
         prefix: args.target.prefix,
         household: args.target.household,
         households: args.households,
@@ -704,16 +725,34 @@ fn load_scenario(
 
 /// `mqtt://host:port` → (host, port).
 fn reqwest_free_url(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .with_context(|| format!("--broker {url:?}: expected mqtt://host:port"))?;
-    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
+    let (host, port, tls) = broker_url(url)?;
+    anyhow::ensure!(
+        !tls,
+        "--broker {url:?}: this command speaks plain MQTT (mqtt://)"
+    );
+    Ok((host, port))
+}
+
+/// `mqtt://host[:1883]` or `mqtts://host[:8883]` → (host, port, TLS).
+fn broker_url(url: &str) -> anyhow::Result<(String, u16, bool)> {
+    let (rest, tls) = match url.strip_prefix("mqtts://") {
+        Some(rest) => (rest, true),
+        None => (
+            url.strip_prefix("mqtt://")
+                .or_else(|| url.strip_prefix("tcp://"))
+                .with_context(|| {
+                    format!("--broker {url:?}: expected mqtt://host:port or mqtts://host:port")
+                })?,
+            false,
+        ),
+    };
+    let default_port = if tls { "8883" } else { "1883" };
+    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, default_port));
     let port = port
         .trim_end_matches('/')
         .parse()
         .with_context(|| format!("--broker {url:?}: bad port"))?;
-    Ok((host.trim_matches(['[', ']']).to_string(), port))
+    Ok((host.trim_matches(['[', ']']).to_string(), port, tls))
 }
 
 async fn run_bench_ingest(args: IngestArgs) -> anyhow::Result<()> {

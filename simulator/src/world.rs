@@ -431,6 +431,7 @@ impl World {
             port: broker_port,
             prefix: world.agent_config.mqtt.prefix.clone(),
             household: Id::new(&world.config.household).context("household id")?,
+            tls: None,
         };
         let now = clock.now_ms();
         let seed = world.config.seed;

@@ -31,6 +31,7 @@ fn options(port: u16, households: usize, days: Option<f64>) -> DevicesOptions {
         host: "127.0.0.1".into(),
         port,
         login: DeviceLogin::None,
+        tls: None,
         prefix: replenish_protocol::DEFAULT_PREFIX.into(),
         scenario: replenish_sim::scenario::Scenario::default_scenario().unwrap(),
         household: Some("sim".into()),

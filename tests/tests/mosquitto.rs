@@ -69,6 +69,7 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
         port,
         prefix: config.mqtt.prefix.clone(),
         household: Id::new("demo").unwrap(),
+        tls: None,
     };
     let mut coffee = Appliance::connect(
         "coffee-maker",

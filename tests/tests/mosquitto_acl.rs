@@ -89,6 +89,11 @@ fn certificates(dir: &Path) {
 
 /// Mosquitto with the documented files, moved to `dir` and the given ports.
 fn start(dir: &Path, plain: u16, tls: u16) -> Mosquitto {
+    start_with_accounts(dir, plain, tls, &[])
+}
+
+/// The same, with more accounts (user, password) in its password file.
+fn start_with_accounts(dir: &Path, plain: u16, tls: u16, accounts: &[(&str, &str)]) -> Mosquitto {
     use std::os::unix::fs::PermissionsExt;
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/mosquitto");
     let conf = std::fs::read_to_string(docs.join("mosquitto.conf")).unwrap();
@@ -114,6 +119,12 @@ fn start(dir: &Path, plain: u16, tls: u16) -> Mosquitto {
         .arg("-b")
         .arg(&passwd)
         .args(["kettle", KETTLE_PASSWORD]));
+    for (user, password) in accounts {
+        run(Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(&passwd)
+            .args([user, password]));
+    }
     // Mosquitto started as root reads its files as the mosquitto user.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
@@ -434,4 +445,102 @@ async fn the_embedded_broker_speaks_tls_to_devices_with_a_login() {
     wrong_password_is_refused_over_tls(tls, dir.path());
     kettle_reports_over_tls(&agent, tls, dir.path()).await;
     agent.shutdown().await;
+}
+
+/// `replenish-sim devices` against the documented Mosquitto: the appliances connect over TLS
+/// (trusting the test CA), each with its own login from a logins file, and everything they
+/// count as sent reaches the agent's account, on their own topics only (the ACL would drop
+/// anything else).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_appliances_log_in_over_tls_with_their_own_accounts() {
+    use replenish_sim::devices::{self, DeviceLogin, DevicesOptions};
+    if !installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, tls) = (free_port().unwrap(), free_port().unwrap());
+    let _mosquitto = start_with_accounts(
+        dir.path(),
+        plain,
+        tls,
+        &[
+            ("coffee-maker", "coffee-maker-password-0123456789"),
+            ("fridge", "fridge-password-0123456789"),
+        ],
+    );
+    let logins = dir.path().join("logins.toml");
+    std::fs::write(
+        &logins,
+        "\"home/coffee-maker\" = \"coffee-maker-password-0123456789\"\nfridge = \"fridge-password-0123456789\"\n",
+    )
+    .unwrap();
+
+    let (agent, mut agent_loop) = client(plain, "agent", "replenish-agent", AGENT_PASSWORD);
+    agent
+        .subscribe("replenish/v1/home/+/+", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    until(&mut agent_loop, |p| matches!(p, Packet::SubAck(_)))
+        .await
+        .unwrap();
+    let received = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = received.clone();
+    let listener = tokio::spawn(async move {
+        while let Ok(event) = agent_loop.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = event {
+                sink.lock().unwrap().push(p.topic.clone());
+            }
+        }
+    });
+
+    let options = DevicesOptions {
+        host: "127.0.0.1".into(),
+        port: tls,
+        login: DeviceLogin::from_file(&logins).unwrap(),
+        tls: Some(replenish_sim::appliance::tls_config(Some(&dir.path().join("ca.crt"))).unwrap()),
+        prefix: replenish_protocol::DEFAULT_PREFIX.into(),
+        scenario: replenish_sim::scenario::Scenario::default_scenario().unwrap(),
+        households: Some(1),
+        household: Some("home".into()),
+        speed: 10_000_000.0,
+        days: Some(1.0),
+        seed: 5,
+        start: replenish_sim::world::DEFAULT_START,
+        view_every: Duration::ZERO,
+    };
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let last = devices::run(&options, stop, |_| {}).await.unwrap();
+    let expected: usize = last.devices.iter().map(|d| d.published as usize + 1).sum();
+    assert!(expected > 10, "{expected} messages");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while received.lock().unwrap().len() < expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    listener.abort();
+    let topics = received.lock().unwrap().clone();
+    assert_eq!(
+        topics.len(),
+        expected,
+        "every message through TLS and the ACL"
+    );
+    for device in ["coffee-maker", "fridge"] {
+        assert!(
+            topics
+                .iter()
+                .any(|t| t == &format!("replenish/v1/home/{device}/report")),
+            "{device} reported"
+        );
+    }
+    // A wrong CA is refused: the appliances cannot connect.
+    let other = tempfile::tempdir().unwrap();
+    certificates(other.path());
+    let mut wrong = options.clone();
+    wrong.tls =
+        Some(replenish_sim::appliance::tls_config(Some(&other.path().join("ca.crt"))).unwrap());
+    wrong.days = Some(0.01);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    assert!(
+        devices::run(&wrong, stop, |_| {}).await.is_err(),
+        "an untrusted server certificate is refused"
+    );
 }
