@@ -129,6 +129,30 @@ pub struct Scenario {
     pub slots: Vec<SlotPlan>,
 }
 
+impl Scenario {
+    /// A household `home` over `days` from `start` with the bench's warm-up, the agent's
+    /// default bundling window and risk, and the prior of `lead`.
+    fn with_defaults(
+        name: String,
+        start: UnixMs,
+        days: usize,
+        lead: LeadSetting,
+        slots: Vec<SlotPlan>,
+    ) -> Self {
+        Self {
+            name,
+            household: "home".into(),
+            start,
+            days,
+            warmup_days: WARMUP_DAYS,
+            bundle_days: DEFAULT_BUNDLE_DAYS,
+            risk: default_risk(),
+            prior_lead_ms: lead.prior_ms(),
+            slots,
+        }
+    }
+}
+
 /// How long the shop takes to deliver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeadSetting {
@@ -246,17 +270,7 @@ impl Archetype {
             let mut leads = ChaCha8Rng::seed_from_u64(seed_of(&[base, 0x1ead, i as u64]));
             slot.lead_times_ms = (0..LEAD_SAMPLES).map(|_| lead.sample(&mut leads)).collect();
         }
-        Scenario {
-            name: self.name().into(),
-            household: "home".into(),
-            start,
-            days,
-            warmup_days: WARMUP_DAYS,
-            bundle_days: DEFAULT_BUNDLE_DAYS,
-            risk: default_risk(),
-            prior_lead_ms: lead.prior_ms(),
-            slots,
-        }
+        Scenario::with_defaults(self.name().into(), start, days, lead, slots)
     }
 
     fn slots(self, rng: &mut ChaCha8Rng, start: UnixMs, days: usize) -> Vec<SlotPlan> {
@@ -546,17 +560,7 @@ pub fn from_household(
         .filter(|(_, n)| n.parse::<u32>().is_ok())
         .map_or(script.household.as_str(), |(id, _)| id)
         .to_string();
-    Scenario {
-        name,
-        household: "home".into(),
-        start,
-        days,
-        warmup_days: WARMUP_DAYS,
-        bundle_days: DEFAULT_BUNDLE_DAYS,
-        risk: default_risk(),
-        prior_lead_ms: lead.prior_ms(),
-        slots,
-    }
+    Scenario::with_defaults(name, start, days, lead, slots)
 }
 
 /// (hour of the day, amount).
