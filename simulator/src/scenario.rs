@@ -854,6 +854,15 @@ impl HouseholdScript {
         since: UnixMs,
         now: UnixMs,
     ) -> anyhow::Result<()> {
+        // An appliance no event names keeps its defaults (powered, Wi-Fi, true readings):
+        // nothing to look up at every step.
+        if self
+            .devices
+            .get(device.id.as_str())
+            .is_none_or(|s| *s == DeviceScript::default())
+        {
+            return Ok(());
+        }
         let id = device.id.to_string();
         let powered = self.powered(&id, now);
         if self.power_cut_between(&id, since, now) && device.is_powered() {

@@ -344,18 +344,13 @@ async fn a_scenario_runs_against_the_embedded_broker_without_losing_a_use() {
         .iter_mut()
         .find_map(|a| a.slot_mut("brews").map(|s| s.amount))
         .unwrap();
-    let agent = world.handle().unwrap();
-    let brews_counted: u64 = agent
-        .read(|engine, _| {
-            engine
-                .slots()
-                .filter(|s| s.spec.id.as_str() == "brews")
-                .map(|s| s.uses)
-                .sum()
-        })
-        .await
-        .unwrap();
-    let status = agent.status().await.unwrap();
+    let status = world.handle().unwrap().status().await.unwrap();
+    let brews_counted: u64 = status
+        .slots
+        .iter()
+        .filter(|s| s.slot == "brews")
+        .map(|s| s.uses)
+        .sum();
     world.shutdown().await;
     assert!(
         pending > 0,
