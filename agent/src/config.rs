@@ -59,6 +59,9 @@ pub struct ConsumableSection {
     pub target_days: Option<f64>,
     /// Most to keep at home, in the slot unit (milk keeps a week; a shelf holds so much).
     pub max_stock: Option<f64>,
+    /// Days between uses as the maker recommends (a descaler: 30), for a consumable used
+    /// rarely: the forecast starts from it and learns the household's own intervals.
+    pub use_every_days: Option<f64>,
     /// Products the household allows (SKUs, the usual one first); when none of them is in
     /// stock anywhere, another product is proposed for approval. Empty: any product.
     #[serde(default)]
@@ -810,11 +813,14 @@ impl AgentConfig {
                 || section
                     .max_stock
                     .is_some_and(|m| !(m > 0.0 && m.is_finite()))
+                || section
+                    .use_every_days
+                    .is_some_and(|d| !(1.0..=3650.0).contains(&d))
             {
                 return Err(invalid(
                     "consumables",
                     format!(
-                        "[consumables.{consumable}]: risk in (0, 0.5), target_days in 1..365, max_stock above 0"
+                        "[consumables.{consumable}]: risk in (0, 0.5), target_days in 1..365, max_stock above 0, use_every_days in 1..3650"
                     ),
                 ));
             }
@@ -919,6 +925,7 @@ impl AgentConfig {
                 risk: self.policy.risk,
                 target_days: self.policy.target_days,
                 max_stock: None,
+                use_every_days: None,
             },
             lead_time_ms: (self.policy.lead_time_days * DAY_MS as f64) as u64,
             review_ms: crate::clock::HOUR_MS,
@@ -937,6 +944,7 @@ impl AgentConfig {
                 risk: section.risk.unwrap_or(self.policy.risk),
                 target_days: section.target_days.unwrap_or(self.policy.target_days),
                 max_stock: section.max_stock,
+                use_every_days: section.use_every_days,
             };
             engine.consumables.insert(consumable.clone(), settings);
         }
@@ -1100,6 +1108,27 @@ mod tests {
         writeln!(bad, "[consumables.milk]\nrisk = 2.0").unwrap();
         let err = AgentConfig::load_from(Some(bad.path()), env(&[])).unwrap_err();
         assert!(err.to_string().contains("consumables.milk"), "{err}");
+    }
+
+    #[test]
+    fn a_declared_use_interval_reaches_the_engine_and_nonsense_is_refused() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "[consumables.descaler_tablets]\nuse_every_days = 30").unwrap();
+        let engine = AgentConfig::load_from(Some(file.path()), env(&[]))
+            .unwrap()
+            .engine_config("k".into())
+            .unwrap();
+        assert_eq!(
+            engine.consumables["descaler_tablets"].use_every_days,
+            Some(30.0)
+        );
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        writeln!(bad, "[consumables.descaler_tablets]\nuse_every_days = 0.25").unwrap();
+        let err = AgentConfig::load_from(Some(bad.path()), env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("use_every_days in 1..3650"),
+            "{err}"
+        );
     }
 
     #[test]

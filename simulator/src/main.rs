@@ -336,6 +336,11 @@ struct BenchArgs {
     /// instead of the archetypes: their habits and events make the demand.
     #[arg(long, conflicts_with = "archetypes")]
     scenario: Option<PathBuf>,
+    /// Multiplies the days between uses each product declares to the agent (the descaler's
+    /// "about monthly"): 1 as declared, 2 a maker's figure twice the household's rhythm, 0 no
+    /// priors (the agent learns from use alone).
+    #[arg(long, default_value_t = 1.0)]
+    prior_scale: f64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -815,7 +820,12 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         frontier,
         frontier_risks,
         scenario,
+        prior_scale,
     } = args;
+    anyhow::ensure!(
+        (0.0..=10.0).contains(&prior_scale),
+        "--prior-scale must be 0 to 10 (1: as declared; 0: no priors)"
+    );
     anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
     let valid_risk = |r: f64| r > 0.0 && r < 0.5;
     anyhow::ensure!(
@@ -865,6 +875,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         progress: true,
         bundle_days: Some(bundle_days),
         risk: Some(risk),
+        prior_scale,
         ..BenchOptions::default()
     };
     let started = std::time::Instant::now();

@@ -358,6 +358,7 @@ impl World {
                 risk: None,
                 target_days: None,
                 max_stock: Some(2500.0),
+                use_every_days: None,
                 products: Vec::new(),
             },
         );

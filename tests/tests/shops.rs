@@ -119,6 +119,7 @@ async fn a_substitution_within_the_household_rules_is_accepted_and_followed() {
             risk: None,
             target_days: None,
             max_stock: None,
+            use_every_days: None,
             products: vec!["coffee-beans-500g".into(), "coffee-beans-1kg".into()],
         },
     );
@@ -220,6 +221,7 @@ async fn with_the_usual_product_out_everywhere_a_person_picks_from_the_options_s
             risk: None,
             target_days: None,
             max_stock: None,
+            use_every_days: None,
             products: vec!["coffee-beans-500g".into()],
         },
     );

@@ -107,7 +107,7 @@ impl Engine {
 
     fn birth(&mut self, device_id: Id, birth: Birth, now: UnixMs, fx: &mut Vec<Effect>) {
         let known = self.devices.get(&device_id);
-        let was_online = known.is_some_and(DeviceState::online);
+        let was_online = known.is_some_and(|d| d.online());
         let is_new = known.is_none();
         let accepted = match known {
             Some(known) => known.accepted,
@@ -133,7 +133,7 @@ impl Engine {
         let device = self
             .devices
             .entry(device_id.clone())
-            .or_insert_with(|| DeviceState::new(device_id.clone(), birth.clone(), now));
+            .or_insert_with(|| Box::new(DeviceState::new(device_id.clone(), birth.clone(), now)));
         if device.dedup.birth(birth.boot) {
             tracing::warn!(device = %device_id, boot = birth.boot, "boot counter went back: the device's history starts over");
         }
@@ -156,7 +156,7 @@ impl Engine {
         if asks {
             device.pairing_asked_at = Some(now);
         }
-        fx.push(Effect::SaveDevice(Box::new(device.clone())));
+        fx.push(Effect::SaveDevice(device.clone()));
         if asks {
             let text = format!(
                 "{device_id} ({} firmware {}) asks to join; an owner must accept it",
@@ -217,7 +217,7 @@ impl Engine {
             let was_online = device.online();
             device.presence = Presence::Offline;
             device.last_seen = now;
-            fx.push(Effect::SaveDevice(Box::new(device.clone())));
+            fx.push(Effect::SaveDevice(device.clone()));
             if was_online {
                 let text = format!("{device_id} offline");
                 fx.push(notice(now, NoticeKind::DeviceOffline, &device_id, text));
@@ -325,7 +325,7 @@ impl Engine {
             current_boot = device.dedup.current_boot();
             device.last_seen = now;
             device.presence = Presence::Online;
-            fx.push(Effect::SaveDevice(Box::new(device.clone())));
+            fx.push(Effect::SaveDevice(device.clone()));
         }
         if needs_time {
             self.sync_clock(&device_id, now, fx);
@@ -442,7 +442,7 @@ impl Engine {
         // Stored with its new forecast (whether or not its level is known yet), before any
         // order the forecast leads to.
         if let Some(slot) = self.slots.get(changed) {
-            fx.push(Effect::SaveSlot(Box::new(slot.clone())));
+            fx.push(Effect::SaveSlot(slot.clone()));
         }
         for key in &keys {
             self.consider_reorder(key, now, fx);

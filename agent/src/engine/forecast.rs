@@ -12,7 +12,7 @@ use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 
 pub mod sparse;
 
-use sparse::{Intervals, SparseUse};
+use sparse::{Intervals, SparseUse, UsePrior};
 
 /// z-score of the 90th percentile of a normal distribution: P10/P90 bands.
 const Z90: f64 = 1.281_551_6;
@@ -331,6 +331,19 @@ pub trait ForecastModel: Send + Sync {
     fn name(&self) -> &'static str;
     /// The forecast for a slot holding `level` at `now`, or `None` while too little is known.
     fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast>;
+
+    /// [`forecast`](Self::forecast) knowing the days between uses the product declares; a
+    /// model with no use for that ignores it.
+    fn forecast_with_prior(
+        &self,
+        history: &UsageHistory,
+        level: f64,
+        now: UnixMs,
+        prior: Option<UsePrior>,
+    ) -> Option<Forecast> {
+        let _ = prior;
+        self.forecast(history, level, now)
+    }
 }
 
 /// The default model: recency-weighted daily rate with a weekday pattern and a normal spread.
@@ -600,6 +613,16 @@ impl ForecastModel for Intermittent {
     }
 
     fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast> {
+        self.forecast_with_prior(history, level, now, None)
+    }
+
+    fn forecast_with_prior(
+        &self,
+        history: &UsageHistory,
+        level: f64,
+        now: UnixMs,
+        prior: Option<UsePrior>,
+    ) -> Option<Forecast> {
         let record = history.use_record(day_of(now))?;
         if record.exposure < 1 || record.size <= 0.0 {
             return None;
@@ -609,18 +632,18 @@ impl ForecastModel for Intermittent {
             let (mean, sd) = mean_sd(record.intervals.iter().copied())?;
             // One interval shows no spread yet; the prior supplies it.
             let sd = if n >= 2 { sd } else { 0.0 };
+            let n = n as u32;
             Intervals::Renewal {
-                mean,
+                mean: prior.map_or(mean, |p| p.mean_interval(n, mean)),
                 sd,
-                n: n as u32,
+                n,
             }
         } else {
-            Intervals::Poisson {
-                // A use on the first, partial day is left out of `uses` but did happen: half a
-                // use keeps a slot that has only that one from reading as never used.
-                uses: (record.uses as f64).max(0.5),
-                exposure: record.exposure as f64,
-            }
+            // A use on the first, partial day is left out of `uses` but did happen: half a
+            // use keeps a slot that has only that one from reading as never used.
+            let (uses, exposure) = ((record.uses as f64).max(0.5), record.exposure as f64);
+            let (uses, exposure) = prior.map_or((uses, exposure), |p| p.poisson(uses, exposure));
+            Intervals::Poisson { uses, exposure }
         };
         let use_ = SparseUse {
             size: record.size,
@@ -659,10 +682,24 @@ impl Default for Auto {
 impl Auto {
     /// Whether the slot's history shows sparse use at `now`.
     pub fn is_sparse(&self, history: &UsageHistory, now: UnixMs) -> bool {
-        history.use_record(day_of(now)).is_some_and(|r| {
-            r.exposure >= self.sparse_min_days
-                && (r.uses as f64) < self.sparse_share * r.exposure as f64
-        })
+        self.is_sparse_with(history, now, None)
+    }
+
+    /// [`is_sparse`](Self::is_sparse) for a product that declares its days between uses:
+    /// until the slot's own week of observation says otherwise, a product used less than
+    /// one day in four by its declaration counts as sparse from the first use.
+    pub fn is_sparse_with(
+        &self,
+        history: &UsageHistory,
+        now: UnixMs,
+        prior: Option<UsePrior>,
+    ) -> bool {
+        match history.use_record(day_of(now)) {
+            Some(r) if r.exposure >= self.sparse_min_days => {
+                (r.uses as f64) < self.sparse_share * r.exposure as f64
+            }
+            _ => prior.is_some_and(|p| p.every_days * self.sparse_share >= 1.0),
+        }
     }
 }
 
@@ -672,8 +709,18 @@ impl ForecastModel for Auto {
     }
 
     fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast> {
-        if self.is_sparse(history, now)
-            && let Some(f) = Intermittent.forecast(history, level, now)
+        self.forecast_with_prior(history, level, now, None)
+    }
+
+    fn forecast_with_prior(
+        &self,
+        history: &UsageHistory,
+        level: f64,
+        now: UnixMs,
+        prior: Option<UsePrior>,
+    ) -> Option<Forecast> {
+        if self.is_sparse_with(history, now, prior)
+            && let Some(f) = Intermittent.forecast_with_prior(history, level, now, prior)
         {
             return Some(f);
         }
@@ -864,6 +911,85 @@ mod model_tests {
         assert!(f.empty_earliest.unwrap() < f.empty_at.unwrap());
         assert!(f.empty_at.unwrap() < f.empty_latest.unwrap());
         assert!(auto.forecast(&daily, 300.0, now).unwrap().sparse.is_none());
+    }
+
+    #[test]
+    fn a_declared_interval_is_worth_two_intervals_of_its_length() {
+        let prior = UsePrior { every_days: 30.0 };
+        // No interval yet: two pseudo-uses over two months of pseudo-exposure.
+        assert_eq!(prior.poisson(1.0, 3.0), (3.0, 63.0));
+        // One interval of 10 days: (2·30 + 10) / 3.
+        assert!((prior.mean_interval(1, 10.0) - 70.0 / 3.0).abs() < 1e-12);
+        // Ten intervals of 60 days: the household's rhythm dominates, (60 + 600) / 12 = 55.
+        assert!((prior.mean_interval(10, 60.0) - 55.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_product_declared_rare_is_forecast_as_rare_from_its_first_use() {
+        // A tablet on day 2 of observation, asked on day 4: too early for the slot's own
+        // history to say it is rare (a week is needed), and one use in three days reads as a
+        // daily habit or, by intervals alone, as "another within 5 days: 62%".
+        let h = history(3, |d| if d == 2 { 1.0 } else { 0.0 });
+        let now = T0 + 4 * DAY_MS;
+        let auto = Auto::default();
+        assert!(auto.forecast(&h, 2.0, now).unwrap().sparse.is_none());
+        let alone = Intermittent.forecast(&h, 2.0, now).unwrap().sparse.unwrap();
+        assert_eq!(
+            alone.intervals,
+            Intervals::Poisson {
+                uses: 1.0,
+                exposure: 3.0
+            }
+        );
+        let five_days = 5 * DAY_MS;
+        // Gamma(1, 3) rate: P(N ≥ 1 in 5 days) = 1 − (3/8)¹.
+        assert!((alone.prob_at_least(1, now, five_days) - 0.625).abs() < 1e-9);
+        let prior = Some(UsePrior { every_days: 30.0 });
+        let f = auto.forecast_with_prior(&h, 2.0, now, prior).unwrap();
+        let sparse = f.sparse.expect("declared rare: sparse at once");
+        assert_eq!(
+            sparse.intervals,
+            Intervals::Poisson {
+                uses: 3.0,
+                exposure: 63.0
+            }
+        );
+        // Gamma(3, 63): 1 − (63/68)³ = 0.2048.
+        let p = 1.0 - (63.0f64 / 68.0).powi(3);
+        assert!((sparse.prob_at_least(1, now, five_days) - p).abs() < 1e-9);
+        assert!((p - 0.2048).abs() < 1e-4);
+    }
+
+    #[test]
+    fn the_households_own_intervals_outweigh_the_declared_one() {
+        // Used every 60 days where the box says 30: five intervals seen.
+        let h = history(400, |d| if d % 60 == 0 { 1.0 } else { 0.0 });
+        let now = T0 + 401 * DAY_MS;
+        let prior = Some(UsePrior { every_days: 30.0 });
+        let f = Auto::default()
+            .forecast_with_prior(&h, 1.0, now, prior)
+            .unwrap();
+        let Some(SparseUse {
+            intervals: Intervals::Renewal { mean, n: 5, .. },
+            ..
+        }) = f.sparse
+        else {
+            panic!("{f:?}")
+        };
+        // (2·30 + 5·60) / 7.
+        assert!((mean - 360.0 / 7.0).abs() < 1e-9, "{mean}");
+    }
+
+    #[test]
+    fn a_wrong_declaration_gives_way_to_a_week_of_daily_use() {
+        let daily = history(10, |_| 1.0);
+        let now = T0 + 11 * DAY_MS;
+        let prior = Some(UsePrior { every_days: 30.0 });
+        let f = Auto::default()
+            .forecast_with_prior(&daily, 5.0, now, prior)
+            .unwrap();
+        assert!(f.sparse.is_none(), "{f:?}");
+        assert!((f.rate_per_day - 1.0).abs() < 1e-9);
     }
 
     #[test]

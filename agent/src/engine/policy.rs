@@ -58,6 +58,12 @@ pub struct ConsumableSettings {
     /// Most the household wants at home (space, shelf life), in the slot unit; `None`: the
     /// appliance's capacity plus one pack.
     pub max_stock: Option<f64>,
+    /// Days between uses as the product's maker or the household declares them (a descaler:
+    /// about 30), for a consumable used on fewer than one day in four: the forecast starts from
+    /// it and moves to the household's own intervals as they are seen
+    /// ([`UsePrior`](super::forecast::sparse::UsePrior)). `None`: learnt from use alone.
+    #[serde(default)]
+    pub use_every_days: Option<f64>,
 }
 
 impl Default for ConsumableSettings {
@@ -66,6 +72,7 @@ impl Default for ConsumableSettings {
             risk: 0.02,
             target_days: 14.0,
             max_stock: None,
+            use_every_days: None,
         }
     }
 }

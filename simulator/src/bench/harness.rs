@@ -291,6 +291,7 @@ impl<'a> Run<'a> {
                 ConsumableSettings {
                     max_stock: Some(slot.max_stock),
                     risk: scenario.risk,
+                    use_every_days: slot.use_every_days,
                     ..ConsumableSettings::default()
                 },
             );

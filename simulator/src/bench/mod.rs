@@ -55,6 +55,9 @@ pub struct BenchOptions {
     pub risk: Option<f64>,
     /// The policies to run (default: all four).
     pub policies: Vec<PolicyKind>,
+    /// Multiplies the days between uses every product declares to the agent (1: as
+    /// declared; 2: the maker's figure twice the household's; 0: no priors at all).
+    pub prior_scale: f64,
 }
 
 impl Default for BenchOptions {
@@ -70,6 +73,7 @@ impl Default for BenchOptions {
             bundle_days: None,
             risk: None,
             policies: PolicyKind::ALL.to_vec(),
+            prior_scale: 1.0,
         }
     }
 }
@@ -117,6 +121,12 @@ pub fn run_bench(options: &BenchOptions) -> anyhow::Result<Vec<RunResult>> {
         }
         if let Some(risk) = options.risk {
             scenario.risk = risk;
+        }
+        for slot in &mut scenario.slots {
+            slot.use_every_days = slot
+                .use_every_days
+                .map(|d| d * options.prior_scale)
+                .filter(|d| *d > 0.0);
         }
         run_policies(&scenario, &options.policies, &bar)
     });

@@ -217,6 +217,7 @@ pub fn parse(
             max_stock: entry.max_stock,
             uses: by_day,
             lead_times_ms: vec![lead],
+            use_every_days: None,
         };
         match groups
             .iter_mut()

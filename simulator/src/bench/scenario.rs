@@ -62,6 +62,9 @@ pub struct SlotPlan {
     /// How long the k-th order for this slot takes, in ms (cycled past the end; never empty
     /// for a scenario that is run).
     pub lead_times_ms: Vec<UnixMs>,
+    /// Days between uses the product declares (the maker's "descale monthly"), handed to
+    /// the agent as its prior (`use_every_days`); `None` for products used daily.
+    pub use_every_days: Option<f64>,
 }
 
 impl SlotPlan {
@@ -91,6 +94,7 @@ impl SlotPlan {
             max_stock: 0.0,
             uses: Vec::new(),
             lead_times_ms: Vec::new(),
+            use_every_days: None,
         }
     }
 
@@ -606,15 +610,18 @@ fn eggs(initial: f64) -> SlotPlan {
         .sized(12.0, initial, 10.0, 349, 30.0)
 }
 
-/// A dispenser of 6 descaler tablets refilled from boxes of 6.
+/// A dispenser of 6 descaler tablets refilled from boxes of 6; the box says "descale about
+/// monthly" (the household's own rhythm is 25-35 days, unknown to the agent).
 fn descaler(initial: f64) -> SlotPlan {
-    SlotPlan::template(
+    let mut plan = SlotPlan::template(
         "espresso-machine",
         "descaler",
         "descaler_tablets",
         Unit::Count,
     )
-    .sized(6.0, initial, 6.0, 599, 12.0)
+    .sized(6.0, initial, 6.0, 599, 12.0);
+    plan.use_every_days = Some(30.0);
+    plan
 }
 
 /// `n` coffees of about `dose` grams: the first in the morning, the rest during the day.

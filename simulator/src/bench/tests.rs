@@ -39,6 +39,7 @@ fn ten_days(initial: f64) -> Scenario {
             max_stock: 300.0,
             uses,
             lead_times_ms: vec![2 * DAY_MS],
+            use_every_days: None,
         }],
     }
 }

@@ -44,6 +44,35 @@ pub const PRIOR_INTERVALS: u32 = 3;
 /// dishwasher salt) are used on a schedule the appliance or the habit sets, give or take a
 /// week in a month; 0.3 leaves room for less regular ones.
 pub const PRIOR_CV: f64 = 0.3;
+/// Intervals' worth of belief in a declared [`UsePrior`]: the household's own intervals
+/// outweigh it from the third on.
+pub const PRIOR_USES: f64 = 2.0;
+
+/// Days between uses as a product's maker (or the household) declares them: "descale about
+/// monthly". Worth [`PRIOR_USES`] intervals of that length: before any interval is seen, the
+/// Poisson rate's Gamma posterior gains that many uses over that many intervals' exposure
+/// (Gamma(uses + K, exposure + K·every)); once `n` are seen, the mean interval is
+/// (K·every + n·mean) / (K + n). A tablet used on the third day then reads as "the next in
+/// about a month", not "two more may go within days".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UsePrior {
+    /// Expected days between uses.
+    pub every_days: f64,
+}
+
+impl UsePrior {
+    /// The Poisson stage's (uses, exposure) with the prior's pseudo-uses added.
+    pub fn poisson(&self, uses: f64, exposure: f64) -> (f64, f64) {
+        (uses + PRIOR_USES, exposure + PRIOR_USES * self.every_days)
+    }
+
+    /// The mean interval after `n` seen intervals of mean `mean`.
+    pub fn mean_interval(&self, n: u32, mean: f64) -> f64 {
+        let n = f64::from(n);
+        (PRIOR_USES * self.every_days + n * mean) / (PRIOR_USES + n)
+    }
+}
+
 /// Longest span searched for a quantile, in days.
 const MAX_DAYS: f64 = 365.0;
 
