@@ -371,7 +371,7 @@ impl ForecastModel for DayOfWeekRate {
 
     fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast> {
         let today = day_of(now);
-        let days = history.complete_days(today, WINDOW_DAYS);
+        let days = without_absences(&history.complete_days(today, WINDOW_DAYS));
         if days.is_empty() {
             return None;
         }
@@ -403,6 +403,55 @@ impl ForecastModel for DayOfWeekRate {
             now, level, rate, daily_sd, rate_sd, factors,
         ))
     }
+}
+
+/// Zero days in a row shorter than this are ordinary (a weekend without coffee).
+const MIN_ABSENCE_DAYS: usize = 3;
+/// An absence still going on counts as one for this long; past it, not using the slot is the
+/// new habit.
+const MAX_ONGOING_ABSENCE_DAYS: usize = 21;
+/// A run of zero days this unlikely under the slot's own share of zero days is an absence.
+const ABSENCE_CHANCE: f64 = 0.01;
+
+/// The days without the absences among them (the household away): a run of at least
+/// [`MIN_ABSENCE_DAYS`] zero days whose chance, at the window's share `p₀` of zero days, is
+/// below [`ABSENCE_CHANCE`] (`p₀ᴸ`), if use came back after it or it has lasted at most
+/// [`MAX_ONGOING_ABSENCE_DAYS`]. Two weeks away in four then teach nothing about the rate
+/// (`p₀ = ½`: seven days or more), where counted as days of no use they halved it just when
+/// the household came back; a product used only at weekends keeps its five-day gaps
+/// (`p₀ = 5/7`: fourteen or more).
+pub fn without_absences(days: &[(i64, f64)]) -> Vec<(i64, f64)> {
+    if days.is_empty() {
+        return Vec::new();
+    }
+    let zeros = days.iter().filter(|d| d.1 <= 0.0).count();
+    let share = zeros as f64 / days.len() as f64;
+    if zeros == days.len() || share <= 0.0 {
+        return days.to_vec();
+    }
+    let mut kept = Vec::with_capacity(days.len());
+    let mut i = 0;
+    while i < days.len() {
+        if days[i].1 > 0.0 {
+            kept.push(days[i]);
+            i += 1;
+            continue;
+        }
+        let end = days[i..]
+            .iter()
+            .position(|d| d.1 > 0.0)
+            .map_or(days.len(), |n| i + n);
+        let run = end - i;
+        let ongoing = end == days.len();
+        let absent = run >= MIN_ABSENCE_DAYS
+            && share.powi(run as i32) < ABSENCE_CHANCE
+            && (!ongoing || run <= MAX_ONGOING_ABSENCE_DAYS);
+        if !absent {
+            kept.extend_from_slice(&days[i..end]);
+        }
+        i = end;
+    }
+    kept
 }
 
 fn weekday_factors(days: &[(i64, f64)], min_days: usize) -> [f64; 7] {
@@ -911,6 +960,52 @@ mod model_tests {
         assert!(f.empty_earliest.unwrap() < f.empty_at.unwrap());
         assert!(f.empty_at.unwrap() < f.empty_latest.unwrap());
         assert!(auto.forecast(&daily, 300.0, now).unwrap().sparse.is_none());
+    }
+
+    #[test]
+    fn a_week_away_teaches_nothing_about_the_rate() {
+        // 14 days of 10 g, a week away, back for 3 days of 10 g.
+        let h = history(24, |d| if (15..=21).contains(&d) { 0.0 } else { 10.0 });
+        let now = T0 + 25 * DAY_MS;
+        let days = h.complete_days(day_of(now), WINDOW_DAYS);
+        assert_eq!(days.len(), 24);
+        let kept = without_absences(&days);
+        assert_eq!(kept.len(), 17, "the seven days away are left out");
+        assert!(kept.iter().all(|d| d.1 == 10.0));
+        let f = DayOfWeekRate::default().forecast(&h, 300.0, now).unwrap();
+        assert!((f.rate_per_day - 10.0).abs() < 1e-9, "{}", f.rate_per_day);
+    }
+
+    #[test]
+    fn gaps_that_are_the_habit_are_not_absences() {
+        // Used on weekends only (two days in seven): five zero days in a row are the habit.
+        let days: Vec<(i64, f64)> = (0..28)
+            .map(|d| (d, if d % 7 >= 5 { 50.0 } else { 0.0 }))
+            .collect();
+        assert_eq!(without_absences(&days), days);
+        // Every other day: a run of three zeros is not unlikely enough (0.5³ = 0.125).
+        let mut alternate: Vec<(i64, f64)> = (0..20)
+            .map(|d| (d, if d % 2 == 0 { 10.0 } else { 0.0 }))
+            .collect();
+        alternate[10].1 = 0.0;
+        assert_eq!(without_absences(&alternate), alternate);
+    }
+
+    #[test]
+    fn an_absence_under_way_counts_for_three_weeks_then_becomes_the_habit() {
+        let away = |since: i64| move |d: i64| if d >= since { 0.0 } else { 10.0 };
+        // Five days away so far: the rate is still the household's 10 g a day.
+        let now = T0 + 26 * DAY_MS;
+        let f = DayOfWeekRate::default()
+            .forecast(&history(25, away(21)), 300.0, now)
+            .unwrap();
+        assert!((f.rate_per_day - 10.0).abs() < 1e-9, "{}", f.rate_per_day);
+        // Twenty-two days without use: the slot is no longer used as it was.
+        let now = T0 + 30 * DAY_MS;
+        let f = DayOfWeekRate::default()
+            .forecast(&history(29, away(8)), 300.0, now)
+            .unwrap();
+        assert!(f.rate_per_day < 1.0, "{}", f.rate_per_day);
     }
 
     #[test]
