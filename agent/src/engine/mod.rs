@@ -1134,12 +1134,10 @@ impl Engine {
 
     /// Forecasts a slot again, with a notice once a day.
     fn refresh_forecast(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
-        let Some(consumable) = self.slots.get(key).map(|s| s.spec.consumable.clone()) else {
-            return;
-        };
         let prior = self
-            .settings_for(consumable.as_str())
-            .use_every_days
+            .slots
+            .get(key)
+            .and_then(|s| self.settings_for(s.spec.consumable.as_str()).use_every_days)
             .map(|every_days| forecast::sparse::UsePrior { every_days });
         let Some(slot) = self.slots.get_mut(key) else {
             return;
