@@ -11,6 +11,7 @@ use replenish_protocol::Id;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::DAY_MS;
+use crate::engine::forecast::linked::{DrivenBy, Measure};
 use crate::engine::household::Rules;
 use crate::engine::shopping::{PickupPreference, ShopInfo};
 use crate::engine::{ConsumableSettings, EngineConfig, IngestLimits, Pairing, PolicyConfig};
@@ -62,10 +63,59 @@ pub struct ConsumableSection {
     /// Days between uses as the maker recommends (a descaler: 30), for a consumable used
     /// rarely: the forecast starts from it and learns the household's own intervals.
     pub use_every_days: Option<f64>,
+    /// Used once per so much of another consumable on the same appliance: a descaler every
+    /// 200 brews (`{ consumable = "coffee_beans", every_uses = 200 }`), a water filter every
+    /// 150 litres (`{ consumable = "water", every_amount = 150000 }`, in the driver's unit).
+    pub driven_by: Option<DrivenBySection>,
     /// Products the household allows (SKUs, the usual one first); when none of them is in
     /// stock anywhere, another product is proposed for approval. Empty: any product.
     #[serde(default)]
     pub products: Vec<String>,
+}
+
+/// `driven_by` of `[consumables.<id>]`: exactly one of `every_uses` and `every_amount`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrivenBySection {
+    /// The driving consumable, on the same appliance.
+    pub consumable: String,
+    /// One use per this many uses of the driver (brews).
+    pub every_uses: Option<f64>,
+    /// One use per this much of the driver's amount, in its unit (millilitres of water).
+    pub every_amount: Option<f64>,
+}
+
+impl DrivenBySection {
+    /// The engine's form, or what to fix.
+    fn settings(&self, consumable: &str) -> Result<DrivenBy, String> {
+        let fix = |why: &str| {
+            format!(
+                "[consumables.{consumable}] driven_by: {why} (for example driven_by = {{ consumable = \"coffee_beans\", every_uses = 200 }})"
+            )
+        };
+        if Id::new(&self.consumable).is_err() {
+            return Err(fix(&format!(
+                "{:?} is not a consumable id (a-z0-9_-)",
+                self.consumable
+            )));
+        }
+        if self.consumable == consumable {
+            return Err(fix("a consumable cannot drive itself"));
+        }
+        let (every, measure) = match (self.every_uses, self.every_amount) {
+            (Some(every), None) => (every, Measure::Uses),
+            (None, Some(every)) => (every, Measure::Amount),
+            _ => return Err(fix("give exactly one of every_uses and every_amount")),
+        };
+        if !(every.is_finite() && every >= 1.0) {
+            return Err(fix("every_uses or every_amount must be at least 1"));
+        }
+        Ok(DrivenBy {
+            consumable: self.consumable.clone(),
+            every,
+            measure,
+        })
+    }
 }
 
 /// `[household]`
@@ -824,6 +874,10 @@ impl AgentConfig {
                     ),
                 ));
             }
+            if let Some(link) = &section.driven_by {
+                link.settings(consumable)
+                    .map_err(|why| invalid("consumables", why))?;
+            }
         }
         Ok(())
     }
@@ -926,6 +980,7 @@ impl AgentConfig {
                 target_days: self.policy.target_days,
                 max_stock: None,
                 use_every_days: None,
+                driven_by: None,
             },
             lead_time_ms: (self.policy.lead_time_days * DAY_MS as f64) as u64,
             review_ms: crate::clock::HOUR_MS,
@@ -945,6 +1000,12 @@ impl AgentConfig {
                 target_days: section.target_days.unwrap_or(self.policy.target_days),
                 max_stock: section.max_stock,
                 use_every_days: section.use_every_days,
+                driven_by: section
+                    .driven_by
+                    .as_ref()
+                    .map(|link| link.settings(consumable))
+                    .transpose()
+                    .map_err(|why| invalid("consumables", why))?,
             };
             engine.consumables.insert(consumable.clone(), settings);
         }
@@ -1129,6 +1190,68 @@ mod tests {
             err.to_string().contains("use_every_days in 1..3650"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_declared_driver_reaches_the_engine_and_nonsense_is_refused() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[consumables.descaler_tablets]\ndriven_by = {{ consumable = \"coffee_beans\", every_uses = 200 }}\n\
+             [consumables.water_filter.driven_by]\nconsumable = \"water\"\nevery_amount = 150000"
+        )
+        .unwrap();
+        let engine = AgentConfig::load_from(Some(file.path()), env(&[]))
+            .unwrap()
+            .engine_config("k".into())
+            .unwrap();
+        assert_eq!(
+            engine.consumables["descaler_tablets"].driven_by,
+            Some(DrivenBy {
+                consumable: "coffee_beans".into(),
+                every: 200.0,
+                measure: Measure::Uses,
+            })
+        );
+        assert_eq!(
+            engine.consumables["water_filter"]
+                .driven_by
+                .as_ref()
+                .map(|l| (l.every, l.measure)),
+            Some((150_000.0, Measure::Amount))
+        );
+        for (text, says) in [
+            ("consumable = \"coffee_beans\"", "exactly one of every_uses"),
+            (
+                "consumable = \"coffee_beans\", every_uses = 2, every_amount = 5",
+                "exactly one of every_uses",
+            ),
+            (
+                "consumable = \"coffee_beans\", every_uses = 0",
+                "at least 1",
+            ),
+            (
+                "consumable = \"descaler_tablets\", every_uses = 9",
+                "drive itself",
+            ),
+            (
+                "consumable = \"Coffee Beans\", every_uses = 9",
+                "not a consumable id",
+            ),
+            (
+                "consumable = \"coffee_beans\", every_brews = 9",
+                "unknown field",
+            ),
+        ] {
+            let mut bad = tempfile::NamedTempFile::new().unwrap();
+            writeln!(
+                bad,
+                "[consumables.descaler_tablets]\ndriven_by = {{ {text} }}"
+            )
+            .unwrap();
+            let err = AgentConfig::load_from(Some(bad.path()), env(&[])).unwrap_err();
+            assert!(err.to_string().contains(says), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -336,9 +336,9 @@ struct BenchArgs {
     /// instead of the archetypes: their habits and events make the demand.
     #[arg(long, conflicts_with = "archetypes")]
     scenario: Option<PathBuf>,
-    /// Multiplies the days between uses each product declares to the agent (the descaler's
-    /// "about monthly"): 1 as declared, 2 a maker's figure twice the household's rhythm, 0 no
-    /// priors (the agent learns from use alone).
+    /// Multiplies what each product declares to the agent (the descaler's "about monthly",
+    /// "every 200 brews", a filter's 150 litres): 1 as declared, 2 a maker's figure twice the
+    /// household's, 0 nothing declared (the agent learns from use alone).
     #[arg(long, default_value_t = 1.0)]
     prior_scale: f64,
 }
@@ -906,6 +906,8 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         "stockouts per 1000 item-days / mean days of supply, per archetype:"
     )?;
     metrics::write_breakdown(&mut out, &summary, "archetype")?;
+    writeln!(out, "per consumable:")?;
+    metrics::write_by_consumable(&mut out, &summary)?;
     let frontier_points = match &frontier {
         Some(_) => {
             let points = bench::risk_frontier(&options, &frontier_risks)?;

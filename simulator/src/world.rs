@@ -359,6 +359,7 @@ impl World {
                 target_days: None,
                 max_stock: Some(2500.0),
                 use_every_days: None,
+                driven_by: None,
                 products: Vec::new(),
             },
         );

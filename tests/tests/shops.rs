@@ -120,6 +120,7 @@ async fn a_substitution_within_the_household_rules_is_accepted_and_followed() {
             target_days: None,
             max_stock: None,
             use_every_days: None,
+            driven_by: None,
             products: vec!["coffee-beans-500g".into(), "coffee-beans-1kg".into()],
         },
     );
@@ -222,6 +223,7 @@ async fn with_the_usual_product_out_everywhere_a_person_picks_from_the_options_s
             target_days: None,
             max_stock: None,
             use_every_days: None,
+            driven_by: None,
             products: vec!["coffee-beans-500g".into()],
         },
     );

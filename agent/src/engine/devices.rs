@@ -341,17 +341,19 @@ impl Engine {
                         return Ok(());
                     }
                     let was_empty = slot.empty_since.is_some();
-                    slot.set_level(f64::from(remaining), at);
+                    let consumed = slot.set_level(f64::from(remaining), at);
                     if !was_empty && slot.empty_since.is_some() {
                         let text = format!("{key} is empty");
                         fx.push(notice(at, NoticeKind::Empty, &key, text));
                     }
+                    self.drive_linked(&device_id, &key, consumed, 0, at, now, fx);
                 }
                 self.after_slot_change(&device_id, &key, now, fx);
             }
             (Some(key), ReportBody::Usage { amount, uses, .. }) => {
                 if let Some(slot) = self.slots.get_mut(&key) {
-                    slot.record_usage(f64::from(amount), uses, at);
+                    let consumed = slot.record_usage(f64::from(amount), uses, at);
+                    self.drive_linked(&device_id, &key, consumed, uses, at, now, fx);
                 }
                 self.after_slot_change(&device_id, &key, now, fx);
             }
@@ -411,6 +413,58 @@ impl Engine {
                 now,
                 fx,
             );
+        }
+    }
+
+    /// The slot `driver` consumed `amount` in `uses` at `at`: the slots of the same device
+    /// whose consumable is declared driven by its consumable ([`DrivenBy`](super::forecast::linked::DrivenBy)) count it, are
+    /// forecast again and stored. Only this device's slots, and nothing at all while no
+    /// consumable is declared driven.
+    #[allow(clippy::too_many_arguments)]
+    fn drive_linked(
+        &mut self,
+        device_id: &Id,
+        driver: &str,
+        amount: f64,
+        uses: u16,
+        at: UnixMs,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) {
+        if !self.config.any_driven() || (amount <= 0.0 && uses == 0) {
+            return;
+        }
+        let (Some(device), Some(driver)) = (self.devices.get(device_id), self.slots.get(driver))
+        else {
+            return;
+        };
+        let driven: Vec<(String, f64)> = device
+            .birth
+            .slots
+            .iter()
+            .filter_map(|spec| {
+                let link = self
+                    .config
+                    .consumables
+                    .get(spec.consumable.as_str())?
+                    .driven_by
+                    .as_ref()?;
+                let measure = link.contribution(amount, uses);
+                (link.consumable == driver.spec.consumable.as_str()
+                    && spec.id != driver.spec.id
+                    && measure > 0.0)
+                    .then(|| (slot_key(device_id, &spec.id), measure))
+            })
+            .collect();
+        for (key, measure) in driven {
+            let Some(slot) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            slot.link.get_or_insert_default().driven(at, measure);
+            self.refresh_forecast(&key, now, fx);
+            if let Some(slot) = self.slots.get(&key) {
+                fx.push(Effect::SaveSlot(slot.clone()));
+            }
         }
     }
 
@@ -1084,5 +1138,104 @@ mod tests {
         assert_eq!(dedup.check(1, 40), Unseen::Duplicate);
         assert_eq!(dedup.check(1, 39), Unseen::New);
         assert_eq!(dedup.check(1, 41), Unseen::New);
+    }
+
+    /// A coffee maker whose descaler tablets are declared used every 200 brews.
+    fn descaling_maker() -> Engine {
+        use crate::engine::forecast::linked::{DrivenBy, Measure};
+        let mut config = EngineConfig::new(id("home"), "inst".into());
+        config.pairing = Pairing::Open;
+        config.rules.default_mode = Mode::Approve;
+        config.consumables.insert(
+            "descaler_tablets".into(),
+            crate::engine::ConsumableSettings {
+                driven_by: Some(DrivenBy {
+                    consumable: "coffee_beans".into(),
+                    every: 200.0,
+                    measure: Measure::Uses,
+                }),
+                ..Default::default()
+            },
+        );
+        let mut engine = Engine::new(config, Snapshot::default());
+        let mut slots = heapless::Vec::new();
+        for (slot, consumable, unit, capacity) in [
+            ("beans", "coffee_beans", Unit::G, 500.0),
+            ("descaler", "descaler_tablets", Unit::Count, 6.0),
+        ] {
+            let _ = slots.push(SlotSpec {
+                id: id(slot),
+                consumable: id(consumable),
+                unit,
+                capacity,
+                sensor: SensorKind::Level,
+            });
+        }
+        let birth = Birth {
+            model: id("coffee-maker"),
+            firmware: heapless::String::try_from("0.1.0").unwrap(),
+            boot: 1,
+            slots,
+            buffer: None,
+        };
+        let birth = Telemetry::Status(Box::new(Status::Online(birth)));
+        engine.handle(event("maker", birth), T0).unwrap();
+        engine
+    }
+
+    #[test]
+    fn a_descaler_driven_by_brews_is_forecast_from_the_brews() {
+        use crate::clock::DAY_MS;
+        let mut engine = descaling_maker();
+        let mut seq = 0;
+        let mut send = |engine: &mut Engine, at: UnixMs, body: ReportBody| {
+            seq += 1;
+            engine
+                .handle(event("maker", report(1, seq, at, body)), at)
+                .unwrap();
+        };
+        let brews = || ReportBody::Usage {
+            slot: id("beans"),
+            amount: 45.0,
+            uses: 5,
+        };
+        let descaler = |remaining| ReportBody::Level {
+            slot: id("descaler"),
+            remaining,
+        };
+        send(&mut engine, T0, descaler(6.0));
+        for day in 0..10 {
+            send(&mut engine, T0 + day * DAY_MS + 8 * HOUR_MS, brews());
+        }
+        // A tablet taken on day 10: from now on the phase is known.
+        send(&mut engine, T0 + 10 * DAY_MS + 9 * HOUR_MS, descaler(5.0));
+        for day in 10..30 {
+            send(&mut engine, T0 + day * DAY_MS + 8 * HOUR_MS, brews());
+        }
+        let slot = engine.slot("maker/descaler").unwrap();
+        let link = slot.link.as_ref().unwrap();
+        assert_eq!(
+            (link.since_use, link.phase_known, link.seen),
+            (100.0, true, 0)
+        );
+        let forecast = slot.forecast.as_ref().unwrap();
+        let sparse = forecast.sparse.unwrap();
+        let crate::engine::forecast::sparse::Intervals::Driven { to_next, rate, .. } =
+            sparse.intervals
+        else {
+            panic!("not driven by the brews: {sparse:?}");
+        };
+        assert_eq!(to_next, 100.0);
+        assert!((rate - 5.0).abs() < 0.5, "{rate}");
+        // Five tablets serve five uses; the sixth comes after 100 + 5 x 200 brews, at 5 a
+        // day about 220 days from now.
+        let days = forecast.days_left().unwrap();
+        assert!((210.0..230.0).contains(&days), "{days}");
+        // The beans slot, which nothing drives, keeps its own model.
+        assert!(engine.slot("maker/beans").unwrap().link.is_none());
+        // What the link knows is stored with the slot.
+        let text = serde_json::to_string(slot).unwrap();
+        let back: crate::engine::inventory::SlotState = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.link, slot.link);
     }
 }

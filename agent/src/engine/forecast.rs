@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 
+pub mod linked;
 pub mod sparse;
 
 use sparse::{Intervals, SparseUse, UsePrior};

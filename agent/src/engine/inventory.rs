@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::dedup::Dedup;
+use super::forecast::linked::LinkState;
 use super::forecast::{Forecast, UsageHistory, day_of};
 use crate::clock::UnixMs;
 
@@ -132,6 +133,10 @@ pub struct SlotState {
     /// The last level seen on each of the recent days (day number → level), for charts.
     #[serde(default)]
     pub daily_levels: BTreeMap<i64, f64>,
+    /// What a slot driven by another's consumption knows of its driver (a descaler's brews);
+    /// `None` for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkState>,
 }
 
 /// Recency-weighted first and second moments of the size of one use.
@@ -191,6 +196,7 @@ impl SlotState {
             unattributed_refill: 0.0,
             use_sizes: UseSizes::default(),
             daily_levels: BTreeMap::new(),
+            link: None,
         }
     }
 
@@ -223,6 +229,9 @@ impl SlotState {
                 let used = previous - level;
                 self.history.record(at, used);
                 self.use_sizes.record(used);
+                if let Some(link) = &mut self.link {
+                    link.used();
+                }
                 used
             }
             _ => {
@@ -238,17 +247,25 @@ impl SlotState {
     }
 
     /// Applies a usage report: counted always; for usage sensors it also lowers the level.
-    pub fn record_usage(&mut self, amount: f64, uses: u16, at: UnixMs) {
+    /// Returns the consumption recorded (none for level sensors: their levels tell it).
+    pub fn record_usage(&mut self, amount: f64, uses: u16, at: UnixMs) -> f64 {
         self.uses += u64::from(uses);
-        if self.spec.sensor != SensorKind::Level {
-            self.history.record(at, amount);
-            if let Some(level) = self.level {
-                self.level = Some((level - amount).max(0.0));
-                self.level_at = self.level_at.max(at);
-            }
-            self.track_empty(at);
-            self.remember_level(at);
+        if self.spec.sensor == SensorKind::Level {
+            return 0.0;
         }
+        self.history.record(at, amount);
+        if amount > 0.0
+            && let Some(link) = &mut self.link
+        {
+            link.used();
+        }
+        if let Some(level) = self.level {
+            self.level = Some((level - amount).max(0.0));
+            self.level_at = self.level_at.max(at);
+        }
+        self.track_empty(at);
+        self.remember_level(at);
+        amount
     }
 
     /// Applies a refill reported by the device: what was loaded comes out of the cupboard first;

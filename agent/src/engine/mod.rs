@@ -24,7 +24,7 @@ use replenish_protocol::{Ack, Birth, Command, CommandBody, FaultCode, Id, Report
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
-use forecast::{ForecastModel, day_of};
+use forecast::{Forecast, ForecastModel, day_of};
 use household::{Actor, AuditEntry, Denied, Household, InvalidRules, RejectReason, Role, Rules};
 use inventory::{DeviceState, SlotState, slot_key};
 use lead_time::LeadTime;
@@ -107,6 +107,12 @@ impl EngineConfig {
             pickup: shopping::PickupPreference::default(),
             names: words::Names::new(),
         }
+    }
+
+    /// Whether any consumable is declared driven by another (so reports look for slots to
+    /// drive; a scan of a few settings).
+    pub fn any_driven(&self) -> bool {
+        self.consumables.values().any(|c| c.driven_by.is_some())
     }
 }
 
@@ -1134,19 +1140,24 @@ impl Engine {
 
     /// Forecasts a slot again, with a notice once a day.
     fn refresh_forecast(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
-        let prior = self
+        let declared = self
             .slots
             .get(key)
-            .and_then(|s| self.settings_for(s.spec.consumable.as_str()).use_every_days)
+            .and_then(|s| self.config.consumables.get(s.spec.consumable.as_str()));
+        let prior = declared
+            .and_then(|c| c.use_every_days)
             .map(|every_days| forecast::sparse::UsePrior { every_days });
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
         let Some(level) = slot.level else { return };
-        slot.forecast = match self
-            .model
-            .forecast_with_prior(&slot.history, level, now, prior)
-        {
+        let linked = declared
+            .and_then(|c| c.driven_by.as_ref())
+            .and_then(|link| linked_forecast(self.model.as_ref(), link, slot, level, now));
+        slot.forecast = match linked.or_else(|| {
+            self.model
+                .forecast_with_prior(&slot.history, level, now, prior)
+        }) {
             Some(forecast) => Some(forecast),
             // Nothing new to learn from (a slot standing empty for weeks has no usable day):
             // keep the last known habit rather than forget it, or an empty slot would never be
@@ -1627,6 +1638,28 @@ impl Engine {
         }
         self.route_new_order(&id, ask, now, fx);
     }
+}
+
+/// The forecast of a slot driven by another's consumption, once the driver's measure has a
+/// forecast of its own and the size of one use is known (a whole item for counted ones).
+fn linked_forecast(
+    model: &dyn ForecastModel,
+    link: &forecast::linked::DrivenBy,
+    slot: &SlotState,
+    level: f64,
+    now: UnixMs,
+) -> Option<Forecast> {
+    let state = slot.link.as_ref()?;
+    let driver = model.forecast(&state.driver, 0.0, now)?;
+    let record = slot.history.use_record(day_of(now));
+    let size = match (&record, slot.spec.unit) {
+        (Some(r), _) if r.size > 0.0 => r.size,
+        (_, replenish_protocol::Unit::Count) => 1.0,
+        _ => return None,
+    };
+    let last_use_day = record.map_or(day_of(now), |r| r.last_use_day);
+    let use_ = forecast::linked::driven_use(link, state, &driver, size, last_use_day);
+    Some(Forecast::from_sparse(now, level, use_))
 }
 
 pub(super) fn notice(at: UnixMs, kind: NoticeKind, subject: &str, text: String) -> Effect {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::forecast::Forecast;
+use super::forecast::linked::DrivenBy;
 use super::inventory::SlotState;
 use super::lead_time::LeadTime;
 use crate::clock::{DAY_MS, UnixMs};
@@ -64,6 +65,10 @@ pub struct ConsumableSettings {
     /// ([`UsePrior`](super::forecast::sparse::UsePrior)). `None`: learnt from use alone.
     #[serde(default)]
     pub use_every_days: Option<f64>,
+    /// Used once per so much of another consumable on the same appliance (a descaler every
+    /// 200 brews): the forecast follows the driver ([`linked`](super::forecast::linked)).
+    #[serde(default)]
+    pub driven_by: Option<DrivenBy>,
 }
 
 impl Default for ConsumableSettings {
@@ -73,6 +78,7 @@ impl Default for ConsumableSettings {
             target_days: 14.0,
             max_stock: None,
             use_every_days: None,
+            driven_by: None,
         }
     }
 }

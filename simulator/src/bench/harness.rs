@@ -47,6 +47,8 @@ pub const HORIZONS: [i64; 3] = [1, 3, 7];
 /// What happened to one slot over a run, from the end of the warm-up.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SlotOutcome {
+    /// The consumable.
+    pub consumable: String,
     /// Days simulated.
     pub days: u64,
     /// Days with demand that went unmet.
@@ -177,6 +179,10 @@ struct SlotSim {
     demand: DemandLine,
     orders: usize,
     out: SlotOutcome,
+    /// A meter (water through a filter): reported as usage only, never scored.
+    metered: bool,
+    /// Another slot's uses follow this one's: its uses are counted to the agent too.
+    drives: bool,
 }
 
 impl SlotSim {
@@ -292,6 +298,7 @@ impl<'a> Run<'a> {
                     max_stock: Some(slot.max_stock),
                     risk: scenario.risk,
                     use_every_days: slot.use_every_days,
+                    driven_by: slot.driven_by.clone(),
                     ..ConsumableSettings::default()
                 },
             );
@@ -353,21 +360,27 @@ impl<'a> Run<'a> {
                 id: slot.clone(),
                 consumable: id(&s.consumable)?,
                 unit: s.unit,
-                capacity: s.capacity as f32,
-                sensor: SensorKind::Level,
+                capacity: s.capacity.min(f64::from(f32::MAX)) as f32,
+                sensor: if s.metered {
+                    SensorKind::Usage
+                } else {
+                    SensorKind::Level
+                },
             });
-            items.push(Offer {
-                sku: format!("{}-{}", s.consumable, s.pack_size),
-                name: format!("{} {} {}", s.consumable, s.pack_size, s.unit.symbol()),
-                consumable: s.consumable.clone(),
-                pack_size: s.pack_size,
-                unit: s.unit,
-                price: replenish_commerce::Money::new(
-                    s.price_cents,
-                    replenish_commerce::Currency::EUR,
-                ),
-                stock: u32::MAX,
-            });
+            if !s.metered {
+                items.push(Offer {
+                    sku: format!("{}-{}", s.consumable, s.pack_size),
+                    name: format!("{} {} {}", s.consumable, s.pack_size, s.unit.symbol()),
+                    consumable: s.consumable.clone(),
+                    pack_size: s.pack_size,
+                    unit: s.unit,
+                    price: replenish_commerce::Money::new(
+                        s.price_cents,
+                        replenish_commerce::Currency::EUR,
+                    ),
+                    stock: u32::MAX,
+                });
+            }
             sims.push(SlotSim {
                 key: s.key(),
                 device,
@@ -378,7 +391,18 @@ impl<'a> Run<'a> {
                 cupboard: 0.0,
                 demand: DemandLine::new(&s.uses),
                 orders: 0,
-                out: SlotOutcome::default(),
+                out: SlotOutcome {
+                    consumable: s.consumable.clone(),
+                    ..SlotOutcome::default()
+                },
+                metered: s.metered,
+                drives: scenario.slots.iter().any(|other| {
+                    other.device == s.device
+                        && other
+                            .driven_by
+                            .as_ref()
+                            .is_some_and(|link| link.consumable == s.consumable)
+                }),
             });
         }
         let mut run = Self {
@@ -430,6 +454,9 @@ impl<'a> Run<'a> {
         }
         // The starting levels, stamped just before the first day so that it counts as whole.
         for i in 0..run.sims.len() {
+            if run.sims[i].metered {
+                continue;
+            }
             let body = ReportBody::Level {
                 slot: run.sims[i].slot.clone(),
                 remaining: run.sims[i].level as f32,
@@ -574,6 +601,8 @@ impl<'a> Run<'a> {
         self.pending = pending;
         due.sort_by_key(|d| d.at);
         let mut reports = Vec::new();
+        // What each driving or metered slot served today, and in how many uses.
+        let mut counted_uses = Vec::new();
         for (i, sim) in self.sims.iter_mut().enumerate() {
             let mut arrivals = due
                 .iter()
@@ -598,7 +627,11 @@ impl<'a> Run<'a> {
             for (_, amount) in arrivals {
                 sim.cupboard += amount;
             }
-            if counted {
+            if sim.drives || sim.metered {
+                let n = self.scenario.slots[i].uses[day].len();
+                counted_uses.push((i, served, u16::try_from(n).unwrap_or(u16::MAX)));
+            }
+            if counted && !sim.metered {
                 let out = &mut sim.out;
                 out.days += 1;
                 out.demanded += demanded;
@@ -626,6 +659,19 @@ impl<'a> Run<'a> {
         for (i, ts, body) in reports {
             self.report(i, ts, body, review)?;
         }
+        // The appliance's counters (brews, litres): before the levels, so that a use of a
+        // driven slot seen in them counts today's driving use in the interval it ends.
+        for (i, amount, uses) in counted_uses {
+            if uses == 0 {
+                continue;
+            }
+            let body = ReportBody::Usage {
+                slot: self.sims[i].slot.clone(),
+                amount: amount as f32,
+                uses,
+            };
+            self.report(i, review - 2, body, review)?;
+        }
         if let Some(truth) = &self.truth
             && let Ok(mut truth) = truth.lock()
         {
@@ -636,6 +682,9 @@ impl<'a> Run<'a> {
             }
         }
         for i in 0..self.sims.len() {
+            if self.sims[i].metered {
+                continue;
+            }
             let body = ReportBody::Level {
                 slot: self.sims[i].slot.clone(),
                 remaining: self.sims[i].level as f32,
@@ -655,7 +704,7 @@ impl<'a> Run<'a> {
     /// Compares each slot's forecast with the truth: when would what is at home really run out
     /// (deliveries to come ignored)? Scored on days when that is 1, 3 or 7 days ahead.
     fn score_forecasts(&mut self, now: UnixMs) {
-        for sim in &self.sims {
+        for sim in self.sims.iter().filter(|s| !s.metered) {
             let on_hand = sim.level + sim.cupboard;
             if on_hand <= EPS {
                 continue;

@@ -105,6 +105,8 @@ pub struct Summary {
     pub forecast: ForecastMetrics,
     /// Per scenario name (archetype or household), per policy.
     pub breakdown: BTreeMap<String, Policies>,
+    /// Per consumable over every scenario, per policy.
+    pub by_consumable: BTreeMap<String, Policies>,
     /// Totals.
     pub counts: Counts,
     /// Forecast sample counts.
@@ -126,6 +128,12 @@ struct Tally {
 impl Tally {
     fn add(&mut self, run: &RunResult) {
         for s in &run.slots {
+            self.add_slot(s);
+        }
+    }
+
+    fn add_slot(&mut self, s: &super::harness::SlotOutcome) {
+        {
             self.item_days += s.days;
             self.stockout_days += s.stockout_days;
             if let Some(f) = s.fill_rate() {
@@ -170,12 +178,16 @@ fn index(kind: PolicyKind) -> usize {
 pub fn summarize(runs: &[RunResult]) -> Summary {
     let mut total: [Tally; 4] = Default::default();
     let mut by_name: BTreeMap<String, [Tally; 4]> = BTreeMap::new();
+    let mut by_consumable: BTreeMap<String, [Tally; 4]> = BTreeMap::new();
     let mut forecast = ForecastTally::default();
     let mut counts = Counts::default();
     for run in runs {
         let i = index(run.policy);
         total[i].add(run);
         by_name.entry(run.scenario.clone()).or_default()[i].add(run);
+        for slot in run.slots.iter().filter(|s| s.days > 0) {
+            by_consumable.entry(slot.consumable.clone()).or_default()[i].add_slot(slot);
+        }
         if run.policy == PolicyKind::Agent {
             for (sum, h) in forecast.horizons.iter_mut().zip(&run.forecast.horizons) {
                 sum.add(h);
@@ -211,6 +223,10 @@ pub fn summarize(runs: &[RunResult]) -> Summary {
             coverage_p10_p90: coverage(&all),
         },
         breakdown: by_name
+            .iter()
+            .map(|(name, t)| (name.clone(), policies(t)))
+            .collect(),
+        by_consumable: by_consumable
             .iter()
             .map(|(name, t)| (name.clone(), policies(t)))
             .collect(),
@@ -351,13 +367,26 @@ pub fn write_table(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
 
 /// Writes the per-scenario breakdown (stockouts and days of supply per policy).
 pub fn write_breakdown(out: &mut dyn Write, summary: &Summary, title: &str) -> io::Result<()> {
-    write!(out, "{title:<16}")?;
+    write_rows(out, &summary.breakdown, title)
+}
+
+/// Writes the breakdown per consumable, over every scenario.
+pub fn write_by_consumable(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
+    write_rows(out, &summary.by_consumable, "consumable")
+}
+
+fn write_rows(
+    out: &mut dyn Write,
+    rows: &BTreeMap<String, Policies>,
+    title: &str,
+) -> io::Result<()> {
+    write!(out, "{title:<18}")?;
     for kind in PolicyKind::ALL {
         write!(out, " {:>22}", format!("{} so/dos", kind.name()))?;
     }
     writeln!(out)?;
-    for (name, p) in &summary.breakdown {
-        write!(out, "{name:<16}")?;
+    for (name, p) in rows {
+        write!(out, "{name:<18}")?;
         for kind in PolicyKind::ALL {
             let m = p.get(kind);
             write!(
@@ -401,6 +430,10 @@ pub fn to_json(summary: &Summary, extra: &[(&str, serde_json::Value)]) -> serde_
     doc.insert(
         "breakdown".into(),
         serde_json::to_value(&summary.breakdown).unwrap_or_default(),
+    );
+    doc.insert(
+        "by_consumable".into(),
+        serde_json::to_value(&summary.by_consumable).unwrap_or_default(),
     );
     doc.insert(
         "counts".into(),

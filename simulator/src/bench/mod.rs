@@ -127,6 +127,12 @@ pub fn run_bench(options: &BenchOptions) -> anyhow::Result<Vec<RunResult>> {
                 .use_every_days
                 .map(|d| d * options.prior_scale)
                 .filter(|d| *d > 0.0);
+            if let Some(link) = &mut slot.driven_by {
+                link.every *= options.prior_scale;
+            }
+            if options.prior_scale <= 0.0 {
+                slot.driven_by = None;
+            }
         }
         run_policies(&scenario, &options.policies, &bar)
     });

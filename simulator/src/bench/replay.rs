@@ -218,6 +218,8 @@ pub fn parse(
             uses: by_day,
             lead_times_ms: vec![lead],
             use_every_days: None,
+            driven_by: None,
+            metered: false,
         };
         match groups
             .iter_mut()

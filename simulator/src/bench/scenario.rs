@@ -8,6 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replenish_agent::clock::{DAY_MS, HOUR_MS, UnixMs};
+use replenish_agent::engine::forecast::linked::{DrivenBy, Measure};
 use replenish_agent::engine::forecast::{day_of, weekday_of};
 use replenish_protocol::Unit;
 
@@ -65,6 +66,12 @@ pub struct SlotPlan {
     /// Days between uses the product declares (the maker's "descale monthly"), handed to
     /// the agent as its prior (`use_every_days`); `None` for products used daily.
     pub use_every_days: Option<f64>,
+    /// The consumable whose use drives this one's, as the agent is told (`driven_by`: a
+    /// descaler tablet every 200 brews); `None` for most.
+    pub driven_by: Option<DrivenBy>,
+    /// A meter, not a stock (the water through a fridge's filter): reported to the agent as
+    /// usage, never sold, left out of every metric.
+    pub metered: bool,
 }
 
 impl SlotPlan {
@@ -95,6 +102,8 @@ impl SlotPlan {
             uses: Vec::new(),
             lead_times_ms: Vec::new(),
             use_every_days: None,
+            driven_by: None,
+            metered: false,
         }
     }
 
@@ -230,11 +239,19 @@ pub enum Archetype {
     HabitChange,
     /// Descaler tablets: one every 25-35 days.
     SparseDescaler,
+    /// Coffee beans and descaler tablets: the machine asks for descaling after a number of
+    /// brews (its setting for the household's water: 170-230), the household descales within
+    /// three days; the agent is told "every 200 brews".
+    DescalerByBrews,
+    /// A fridge's water filter: replaced after the volume the fridge allows for the household's
+    /// water (130-170 litres) and within a week of its light; 1.5-4 litres a day, more in
+    /// summer; the agent is told "every 150 litres".
+    FilterByVolume,
 }
 
 impl Archetype {
     /// Every archetype, in report order.
-    pub const ALL: [Archetype; 8] = [
+    pub const ALL: [Archetype; 10] = [
         Archetype::SingleEspresso,
         Archetype::Family,
         Archetype::WeekendHeavy,
@@ -243,6 +260,8 @@ impl Archetype {
         Archetype::GuestSpike,
         Archetype::HabitChange,
         Archetype::SparseDescaler,
+        Archetype::DescalerByBrews,
+        Archetype::FilterByVolume,
     ];
 
     /// The name used on the command line and in reports.
@@ -256,6 +275,8 @@ impl Archetype {
             Self::GuestSpike => "guest_spike",
             Self::HabitChange => "habit_change",
             Self::SparseDescaler => "sparse_descaler",
+            Self::DescalerByBrews => "descaler_by_brews",
+            Self::FilterByVolume => "filter_by_volume",
         }
     }
 
@@ -479,6 +500,97 @@ impl Archetype {
                     vec![(r.random_range(8.0..20.0), 1.0)]
                 });
                 vec![descaler(3.0).with(uses)]
+            }
+            Self::DescalerByBrews => {
+                let setting = rng.random_range(170..=230u32);
+                let bean_uses = generate(rng, start, days, &mut |r, d| {
+                    let n = if d.weekend() {
+                        r.random_range(3..=6)
+                    } else {
+                        r.random_range(2..=5)
+                    };
+                    brews(r, n, 9.0 * scale)
+                });
+                // The machine counts brews from the last descaling; the light comes on at the
+                // setting, and the household descales 0-3 days later (brewing meanwhile).
+                let mut count = rng.random_range(0..setting);
+                let mut due_day = None;
+                let descaler_uses = (0..days)
+                    .map(|day| {
+                        let mut today = Vec::new();
+                        if due_day == Some(day) {
+                            let hour = rng.random_range(8.0..20.0);
+                            let at =
+                                start + day as u64 * DAY_MS + (hour * HOUR_MS as f64) as UnixMs;
+                            today.push(Use { at, amount: 1.0 });
+                            count = 0;
+                            due_day = None;
+                        }
+                        count += bean_uses[day].len() as u32;
+                        if due_day.is_none() && count >= setting {
+                            due_day = Some(day + 1 + rng.random_range(0..=3usize));
+                        }
+                        today
+                    })
+                    .collect();
+                let mut descaler = descaler(3.0).with(descaler_uses);
+                descaler.device = "grinder".into();
+                descaler.use_every_days = None;
+                descaler.driven_by = Some(DrivenBy {
+                    consumable: "coffee_beans".into(),
+                    every: 200.0,
+                    measure: Measure::Uses,
+                });
+                vec![beans(250.0).with(bean_uses), descaler]
+            }
+            Self::FilterByVolume => {
+                let life = rng.random_range(130_000.0..170_000.0);
+                let water_uses = generate(rng, start, days, &mut |r, d| {
+                    // Summer (days 150-240 of a year from January) doubles the thirst.
+                    let season = if (150..240).contains(&(d.index % 365)) {
+                        1.6
+                    } else {
+                        1.0
+                    };
+                    let glasses = (r.random_range(6.0..16.0) * season * scale) as u32;
+                    (0..glasses)
+                        .map(|_| (r.random_range(6.0..23.0), 250.0))
+                        .collect()
+                });
+                let mut through = rng.random_range(0.0..life);
+                let mut due_day = None;
+                let filter_uses = (0..days)
+                    .map(|day| {
+                        let mut today = Vec::new();
+                        if due_day == Some(day) {
+                            let hour = rng.random_range(8.0..20.0);
+                            let at =
+                                start + day as u64 * DAY_MS + (hour * HOUR_MS as f64) as UnixMs;
+                            today.push(Use { at, amount: 1.0 });
+                            through = 0.0;
+                            due_day = None;
+                        }
+                        through += water_uses[day].iter().map(|u| u.amount).sum::<f64>();
+                        if due_day.is_none() && through >= life {
+                            due_day = Some(day + 1 + rng.random_range(0..=6usize));
+                        }
+                        today
+                    })
+                    .collect();
+                let mut water = SlotPlan::template("fridge", "water", "water", Unit::Ml)
+                    .sized(f64::INFINITY, f64::INFINITY, 0.0, 0, f64::INFINITY)
+                    .with(water_uses);
+                water.metered = true;
+                let mut filter =
+                    SlotPlan::template("fridge", "filter", "water_filter", Unit::Count)
+                        .sized(1.0, 1.0, 1.0, 2999, 2.0)
+                        .with(filter_uses);
+                filter.driven_by = Some(DrivenBy {
+                    consumable: "water".into(),
+                    every: 150_000.0,
+                    measure: Measure::Amount,
+                });
+                vec![water, filter]
             }
         }
     }

@@ -40,6 +40,8 @@ fn ten_days(initial: f64) -> Scenario {
             uses,
             lead_times_ms: vec![2 * DAY_MS],
             use_every_days: None,
+            driven_by: None,
+            metered: false,
         }],
     }
 }
@@ -123,7 +125,7 @@ fn the_oracle_never_runs_out_when_delivery_times_are_known() {
                         lead.label(),
                         plan.slot
                     );
-                    assert!(slot.orders > 0 || plan.slot == "descaler");
+                    assert!(slot.orders > 0 || plan.slot == "descaler" || plan.metered);
                 }
             }
         }
@@ -318,4 +320,37 @@ fn the_risk_frontier_runs_the_agent_alone_and_draws_it() {
         svg.contains("risk 0.3") && svg.contains("threshold ("),
         "{svg}"
     );
+}
+
+#[test]
+fn declared_links_let_the_agent_hold_less_of_what_they_drive() {
+    use scenario::{Archetype, LeadSetting};
+    for archetype in [Archetype::DescalerByBrews, Archetype::FilterByVolume] {
+        let (mut linked, mut unlinked) = (0.0, 0.0);
+        for seed in 0..3 {
+            let with = archetype.scenario(seed, LeadSetting::Days(2), 365);
+            let mut without = with.clone();
+            for slot in &mut without.slots {
+                slot.driven_by = None;
+            }
+            // The meter is reported and never scored; the driven slot is the last.
+            assert!(with.slots.iter().any(|s| s.driven_by.is_some()));
+            for (scenario, total) in [(&with, &mut linked), (&without, &mut unlinked)] {
+                let run = run_scenario(scenario, PolicyKind::Agent).unwrap();
+                let driven = run.slots.last().unwrap();
+                assert_eq!(
+                    driven.stockouts,
+                    Vec::<usize>::new(),
+                    "{}",
+                    archetype.name()
+                );
+                *total += driven.days_of_supply().unwrap();
+            }
+        }
+        assert!(
+            linked < 0.9 * unlinked,
+            "{}: {linked:.1} days of supply with the link, {unlinked:.1} without",
+            archetype.name()
+        );
+    }
 }

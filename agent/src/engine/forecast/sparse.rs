@@ -97,6 +97,26 @@ pub enum Intervals {
         /// Intervals seen (at least 1).
         n: u32,
     },
+    /// Uses that follow another slot's consumption ([`linked`](super::linked)), counted in the
+    /// driver's measure.
+    Driven {
+        /// What the driver still has to consume before the next use (mean).
+        to_next: f64,
+        /// Its standard deviation.
+        to_next_sd: f64,
+        /// The driver's measure per use.
+        per_use: f64,
+        /// The spread of one use's amount.
+        per_use_sd: f64,
+        /// The standard error of `per_use`.
+        per_use_error: f64,
+        /// The driver's measure per day.
+        rate: f64,
+        /// Its day-to-day standard deviation.
+        daily_sd: f64,
+        /// The standard error of `rate`.
+        rate_sd: f64,
+    },
 }
 
 /// What is known of a sparsely used slot.
@@ -116,6 +136,9 @@ impl SparseUse {
         match self.intervals {
             Intervals::Poisson { uses, exposure } => self.size * (uses) / exposure.max(1.0),
             Intervals::Renewal { mean, .. } => self.size / mean.max(1.0),
+            Intervals::Driven { per_use, rate, .. } => {
+                self.size * rate / per_use.max(f64::MIN_POSITIVE)
+            }
         }
     }
 
@@ -150,7 +173,7 @@ impl SparseUse {
                     self.intervals
                 }
             }
-            poisson => poisson,
+            other => other,
         }
     }
 
@@ -172,6 +195,25 @@ impl SparseUse {
                 let e = self.elapsed(now).max(0.0);
                 renewal_at_least(j, e, days, mean, sd, n)
             }
+            Intervals::Driven {
+                to_next,
+                to_next_sd,
+                per_use,
+                per_use_sd,
+                per_use_error,
+                rate,
+                daily_sd,
+                rate_sd,
+            } => super::linked::at_least(
+                j,
+                days,
+                to_next,
+                to_next_sd,
+                per_use,
+                per_use_sd,
+                per_use_error,
+                (rate, daily_sd, rate_sd),
+            ),
         }
     }
 
