@@ -1270,8 +1270,7 @@ impl Engine {
         {
             return None;
         }
-        let settings = self.settings_for(consumable);
-        let settings = &settings;
+        let mut settings = self.settings_for(consumable);
         let candidates: Vec<shopping::Candidate> = shopping::candidates(
             &self.config.shops,
             &self.meta.catalogs,
@@ -1307,6 +1306,19 @@ impl Engine {
                 }
             }
         };
+        // Without a set maximum, the appliance and the smallest pack on offer: a pack of three
+        // filters must not raise the limit it is checked against.
+        let on_hand = slot.level.unwrap_or(0.0) + slot.cupboard;
+        if settings.max_stock.is_none()
+            && let Some(smallest) = candidates
+                .iter()
+                .map(|c| c.offer.pack_size)
+                .filter(|p| *p > 0.0)
+                .min_by(f64::total_cmp)
+        {
+            settings.max_stock = Some(f64::from(slot.spec.capacity) + smallest);
+        }
+        let settings = &settings;
         let mut candidates: Vec<(shopping::Candidate, Option<ReorderDecision>)> = candidates
             .into_iter()
             .map(|candidate| {
@@ -1330,6 +1342,19 @@ impl Engine {
                 (candidate, decision)
             })
             .collect();
+        // A pack that would take the stock past the maximum only when nothing else fits.
+        let max_stock = settings.max_stock.unwrap_or(f64::INFINITY);
+        let fits = |(c, d): &(shopping::Candidate, Option<ReorderDecision>)| {
+            d.as_ref().is_some_and(|d| {
+                on_hand + f64::from(d.packs) * c.offer.pack_size <= max_stock + 1e-9
+            })
+        };
+        if candidates.iter().any(fits) {
+            candidates.retain(|entry| entry.1.is_none() || fits(entry));
+        }
+        // What the household will use within a year beyond its stock: units past that earn
+        // nothing in the comparison of packs.
+        let usable = (forecast.demand(now, 365 * DAY_MS).p50 - on_hand).max(0.0);
         // What an order at each shop would bring along; only for an order wanted now, and
         // only where there is a shop to choose (a line's own choice never looks further).
         let bundles = if ahead.is_none()
@@ -1340,13 +1365,14 @@ impl Engine {
         } else {
             shopping::Bundles::new()
         };
-        let choice = shopping::choose(
+        let choice = shopping::choose_for_use(
             &candidates,
             &self.config.shops,
             self.config.pickup,
             now,
             forecast.empty_earliest,
             &bundles,
+            Some(usable),
         )?;
         let (candidate, _) = candidates.swap_remove(choice.index);
         let mut decision = choice.decision;
@@ -2613,5 +2639,98 @@ pub(super) mod tests {
             Err(EngineError::Duplicate { .. })
         ));
         assert_eq!(e.slots().next().unwrap().level, Some(500.0));
+    }
+
+    /// A fridge whose filter is used about every `every_days`, offered singly at 30.00 and in
+    /// threes at 75.00; after one use with no spare left, the SKU the agent orders.
+    fn filter_order(max_stock: Option<f64>, every_days: f64, risk: f64) -> Option<String> {
+        let mut config = EngineConfig::new(id("home"), "inst".into());
+        config.rules.default_mode = Mode::Auto;
+        config.pairing = Pairing::Open;
+        config.consumables.insert(
+            "water_filter".into(),
+            ConsumableSettings {
+                max_stock,
+                risk,
+                use_every_days: Some(every_days),
+                ..ConsumableSettings::default()
+            },
+        );
+        let mut e = Engine::new(config, Snapshot::default());
+        let offer = |sku: &str, pack: f64, cents: u64| Offer {
+            sku: sku.into(),
+            name: sku.into(),
+            consumable: "water_filter".into(),
+            pack_size: pack,
+            unit: Unit::Count,
+            price: replenish_commerce::Money::new(cents, replenish_commerce::Currency::EUR),
+            stock: 10,
+        };
+        let catalog = Catalog {
+            offers: vec![offer("filter-1", 1.0, 3000), offer("filter-3", 3.0, 7500)],
+            fulfilment: Vec::new(),
+        };
+        let shop = DEFAULT_SHOP.into();
+        e.handle(Event::Catalog { shop, catalog }, T0).unwrap();
+        let mut slots = heapless::Vec::new();
+        let _ = slots.push(SlotSpec {
+            id: id("filter"),
+            consumable: id("water_filter"),
+            unit: Unit::Count,
+            capacity: 1.0,
+            sensor: SensorKind::Level,
+        });
+        let birth = Birth {
+            model: id("fridge"),
+            firmware: heapless::String::try_from("0.1.0").unwrap(),
+            boot: 1,
+            slots,
+            buffer: None,
+        };
+        let telemetry = |message| Event::Telemetry {
+            device: id("fridge"),
+            message,
+        };
+        e.handle(
+            telemetry(Telemetry::Status(Box::new(Status::Online(birth)))),
+            T0,
+        )
+        .unwrap();
+        let level = |seq, ts, remaining| {
+            telemetry(Telemetry::Report(Report {
+                boot: 1,
+                seq,
+                ts,
+                body: ReportBody::Level {
+                    slot: id("filter"),
+                    remaining,
+                },
+            }))
+        };
+        e.handle(level(1, T0, 1.0), T0).unwrap();
+        let used = T0 + DAY_MS + 9 * HOUR_MS;
+        let mut fx = e.handle(level(2, used, 0.0), used).unwrap();
+        // The use's day complete: the next morning's tick decides.
+        fx.extend(e.handle(Event::Tick, T0 + 2 * DAY_MS + HOUR_MS).unwrap());
+        fx.iter().find_map(|effect| match effect {
+            Effect::SaveOrder(order) => Some(order.sku.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_rare_item_is_bought_singly_unless_the_pack_pays_and_fits() {
+        // The default maximum is the appliance and the smallest pack: three do not fit.
+        assert_eq!(filter_order(None, 60.0, 0.02).as_deref(), Some("filter-1"));
+        // Room for them and six filters a year: the pack is cheaper per filter used.
+        assert_eq!(
+            filter_order(Some(4.0), 60.0, 0.02).as_deref(),
+            Some("filter-3")
+        );
+        // Room, but about one filter a year: two of the three would lie unused.
+        assert_eq!(
+            filter_order(Some(4.0), 400.0, 0.005).as_deref(),
+            Some("filter-1")
+        );
     }
 }

@@ -192,6 +192,22 @@ pub fn choose(
     deadline: Option<UnixMs>,
     bundles: &Bundles,
 ) -> Option<Choice> {
+    choose_for_use(candidates, shops, pickup, now, deadline, bundles, None)
+}
+
+/// [`choose`] knowing how much of the consumable the household is expected to use within a
+/// year beyond what it has (`usable`, in its unit): units an order brings beyond that earn
+/// nothing, so a pack of three filters costs its price over the filters a year will use, and
+/// wins over a single one only when it is cheaper per filter actually used.
+pub fn choose_for_use(
+    candidates: &[(Candidate, Option<ReorderDecision>)],
+    shops: &[ShopInfo],
+    pickup: PickupPreference,
+    now: UnixMs,
+    deadline: Option<UnixMs>,
+    bundles: &Bundles,
+    usable: Option<f64>,
+) -> Option<Choice> {
     // The amount needed: the most any candidate that wants ordering asks for.
     let (wanted, trigger) = candidates
         .iter()
@@ -227,7 +243,11 @@ pub fn choose(
             .copied()
             .unwrap_or_default()
     };
-    let cost = |i: usize| candidates[i].0.cost_per_unit(packs_of(i));
+    let cost = |i: usize| {
+        let units = f64::from(packs_of(i).max(1)) * candidates[i].0.offer.pack_size;
+        let used = usable.map_or(units, |u| units.min(u.max(f64::MIN_POSITIVE)));
+        candidates[i].0.cost_per_unit(packs_of(i)) * units / used
+    };
     // What the order costs per unit of this slot once the lines it brings along have saved.
     let net_cost = |i: usize| {
         let units = f64::from(packs_of(i).max(1)) * candidates[i].0.offer.pack_size;
