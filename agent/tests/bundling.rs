@@ -47,6 +47,7 @@ fn birth(slot: &str, consumable: &str, unit: Unit) -> Telemetry {
         boot: 1,
         slots,
         buffer: None,
+        usage: None,
     })))
 }
 

@@ -81,6 +81,7 @@ fn birth(boot: u32) -> Incoming {
             boot,
             slots,
             buffer: None,
+            usage: None,
         }))),
     }
 }

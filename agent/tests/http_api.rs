@@ -132,6 +132,7 @@ impl Household {
             .into_iter()
             .collect(),
             buffer: None,
+            usage: None,
         })));
         agent
             .handle()
@@ -671,6 +672,7 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
         .into_iter()
         .collect(),
         buffer: None,
+        usage: None,
     })));
     h.agent
         .handle()
@@ -810,6 +812,7 @@ async fn the_status_pages_through_every_device_once_within_64_kb() {
             boot: 1,
             slots,
             buffer: None,
+            usage: None,
         })));
         h.agent
             .handle()

@@ -117,23 +117,28 @@ fn decode_postcard<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, Dec
     match postcard::take_from_bytes(body) {
         Ok((message, [])) => Ok(message),
         Ok(_) => Err(DecodeError::Binary(postcard::Error::DeserializeBadEncoding)),
-        // A message whose last field is an optional later addition, sent by a device that
-        // leaves it out (a birth without `buffer`): read it as absent, one `None` byte.
-        Err(postcard::Error::DeserializeUnexpectedEnd) if T::TRAILING_OPTION => {
-            let mut padded = heapless::Vec::<u8, { MAX_PAYLOAD + 1 }>::new();
+        // A message whose last fields are optional later additions, sent by a device that
+        // leaves them out (a birth without `buffer`, or without `usage`): read them as
+        // absent, one `None` byte each.
+        Err(postcard::Error::DeserializeUnexpectedEnd) if T::TRAILING_OPTIONS > 0 => {
+            let mut padded = heapless::Vec::<u8, { MAX_PAYLOAD + 8 }>::new();
             let too_large = DecodeError::TooLarge {
-                len: body.len() + 3,
+                len: body.len() + 2 + T::TRAILING_OPTIONS,
             };
             padded
                 .extend_from_slice(body)
                 .map_err(|_| too_large.clone())?;
-            padded.push(0).map_err(|_| too_large)?;
-            match postcard::take_from_bytes(&padded) {
-                Ok((message, [])) => Ok(message),
-                _ => Err(DecodeError::Binary(
-                    postcard::Error::DeserializeUnexpectedEnd,
-                )),
+            for _ in 0..T::TRAILING_OPTIONS {
+                padded.push(0).map_err(|_| too_large.clone())?;
+                match postcard::take_from_bytes(&padded) {
+                    Ok((message, [])) => return Ok(message),
+                    Err(postcard::Error::DeserializeUnexpectedEnd) => continue,
+                    _ => break,
+                }
             }
+            Err(DecodeError::Binary(
+                postcard::Error::DeserializeUnexpectedEnd,
+            ))
         }
         Err(e) => Err(DecodeError::Binary(e)),
     }
@@ -208,6 +213,7 @@ mod tests {
             boot: 7,
             slots,
             buffer: None,
+            usage: None,
         })
     }
 
@@ -246,6 +252,101 @@ mod tests {
         let mut bytes = encode(&report, Encoding::Binary).unwrap();
         bytes.pop();
         assert!(decode::<Report>(&bytes).is_err());
+    }
+
+    /// A coffee maker with a descaler dispenser declared used every 200 brews.
+    fn descaling_birth() -> Birth {
+        let Status::Online(mut birth) = birth() else {
+            unreachable!()
+        };
+        birth
+            .slots
+            .push(SlotSpec {
+                id: id("descaler"),
+                consumable: id("descaler_tablets"),
+                unit: Unit::Count,
+                capacity: 6.0,
+                sensor: SensorKind::Level,
+            })
+            .unwrap();
+        birth.buffer = Some(32);
+        let mut usage = heapless::Vec::new();
+        usage
+            .push(SlotUse {
+                slot: id("descaler"),
+                every_days: Some(60.0),
+                per: Some(SlotDriver {
+                    slot: id("beans"),
+                    every: 200.0,
+                    counts: DriverMeasure::Uses,
+                }),
+            })
+            .unwrap();
+        birth.usage = Some(usage);
+        birth
+    }
+
+    #[test]
+    fn declared_usage_trails_the_birth_in_both_encodings() {
+        let birth = descaling_birth();
+        for enc in [Encoding::Json, Encoding::Binary] {
+            let bytes = encode(&Status::Online(birth.clone()), enc).unwrap();
+            assert_eq!(
+                decode::<Status>(&bytes).unwrap(),
+                Status::Online(birth.clone())
+            );
+        }
+        // Without it, the binary form is the layout of a birth with a buffer: byte for byte.
+        let mut without = birth.clone();
+        without.usage = None;
+        let old = encode(&Status::Online(without.clone()), Encoding::Binary).unwrap();
+        let new = encode(&Status::Online(birth.clone()), Encoding::Binary).unwrap();
+        assert_eq!(&new[..old.len()], &old[..]);
+        assert_eq!(
+            decode::<Status>(&old).unwrap(),
+            Status::Online(without.clone())
+        );
+        // JSON leaves it out, so agents that do not know it still read such births.
+        let json = encode(&Status::Online(without), Encoding::Json).unwrap();
+        assert!(!String::from_utf8(json.to_vec()).unwrap().contains("usage"));
+    }
+
+    fn usage(b: &mut Birth) -> &mut SlotUse {
+        &mut b.usage.as_mut().unwrap()[0]
+    }
+
+    #[test]
+    fn declared_usage_must_name_real_slots_and_sane_amounts() {
+        let refuse = |change: &dyn Fn(&mut Birth), why: ValidationError| {
+            let mut birth = descaling_birth();
+            change(&mut birth);
+            assert_eq!(Status::Online(birth).validate(), Err(why));
+        };
+        refuse(&|b| b.buffer = None, ValidationError::UsageWithoutBuffer);
+        refuse(
+            &|b| usage(b).slot = id("milk"),
+            ValidationError::UnknownDeclaredSlot,
+        );
+        refuse(
+            &|b| usage(b).per.as_mut().unwrap().slot = id("descaler"),
+            ValidationError::UnknownDeclaredSlot,
+        );
+        refuse(
+            &|b| usage(b).per.as_mut().unwrap().every = 0.5,
+            ValidationError::OutOfRange("every"),
+        );
+        refuse(
+            &|b| usage(b).every_days = Some(f32::NAN),
+            ValidationError::OutOfRange("every_days"),
+        );
+        refuse(
+            &|b| {
+                let again = usage(b).clone();
+                b.usage.as_mut().unwrap().push(again).unwrap();
+            },
+            ValidationError::UnknownDeclaredSlot,
+        );
+        assert_eq!(Status::Online(descaling_birth()).validate(), Ok(()));
     }
 
     #[test]

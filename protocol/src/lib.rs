@@ -22,8 +22,8 @@ pub mod topic;
 pub use codec::{DecodeError, EncodeError, Encoding, MAX_PAYLOAD};
 pub use id::{Id, IdError};
 pub use message::{
-    Ack, Birth, Command, CommandBody, FaultCode, Report, ReportBody, SensorKind, SlotSpec, Status,
-    Unit, Validate, ValidationError,
+    Ack, Birth, Command, CommandBody, DriverMeasure, FaultCode, Report, ReportBody, SensorKind,
+    SlotDriver, SlotSpec, SlotUse, Status, Unit, Validate, ValidationError,
 };
 pub use topic::{Channel, TopicError, TopicRef};
 

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// Most slots a device may announce.
 pub const MAX_SLOTS: usize = 8;
+/// Most slots a birth may declare the use of ([`Birth::usage`]).
+pub const MAX_DECLARED: usize = 4;
 /// Longest free-text detail in a fault or an ack, in bytes.
 pub const MAX_DETAIL_LEN: usize = 64;
 
@@ -65,6 +67,44 @@ pub struct SlotSpec {
     pub sensor: SensorKind,
 }
 
+/// What one use of a driven slot is counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverMeasure {
+    /// The driving slot's amount, in its unit (millilitres through a filter).
+    Amount,
+    /// The driving slot's uses (brews).
+    Uses,
+}
+
+/// One use of a slot per so much of another slot of the same device (a descaler tablet every
+/// 200 brews).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotDriver {
+    /// The driving slot, on the same device.
+    pub slot: Id,
+    /// How much of it makes one use.
+    pub every: f32,
+    /// What `every` counts.
+    pub counts: DriverMeasure,
+}
+
+/// How a slot is used, as the appliance's maker knows it: the agent's forecast starts from it
+/// (the household's own settings override it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotUse {
+    /// The slot, one of the birth's.
+    pub slot: Id,
+    /// Days between uses the maker expects (a descaler: 30). Optional in JSON.
+    #[serde(default)]
+    pub every_days: Option<f32>,
+    /// One use per so much of another slot. Optional in JSON.
+    #[serde(default)]
+    pub per: Option<SlotDriver>,
+}
+
 /// A device's birth message: published retained on `status` when it connects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +121,10 @@ pub struct Birth {
     /// agent can recognise a late report from a long offline flush. Optional in JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffer: Option<u16>,
+    /// How some slots are used, as the maker knows it (a descaler every 200 brews). Optional
+    /// in JSON; comes after `buffer` and needs it (both trail the binary layout, in order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<heapless::Vec<SlotUse, MAX_DECLARED>>,
 }
 
 /// What a device publishes retained on its `status` topic.
@@ -252,6 +296,15 @@ pub enum ValidationError {
     /// A report interval of zero seconds.
     #[error("report interval must be at least one second")]
     ZeroInterval,
+    /// A birth declares `usage` without `buffer` (the binary layout needs both, in order).
+    #[error("a birth that declares usage must also state its buffer")]
+    UsageWithoutBuffer,
+    /// A declared use names a slot the birth does not announce, or a slot driving itself.
+    #[error("a declared use names an unknown slot, or a slot driving itself")]
+    UnknownDeclaredSlot,
+    /// A declared interval or amount per use outside its range.
+    #[error("{0} out of range")]
+    OutOfRange(&'static str),
     /// A failed ack without a reason, or a successful one with an error.
     #[error("an ack carries an error exactly when ok is false")]
     AckErrorMismatch,
@@ -259,9 +312,9 @@ pub enum ValidationError {
 
 /// Checks the rules serde cannot express. Every decoded message passes through it.
 pub trait Validate {
-    /// The message ends with an optional field added after its first binary layout: a binary
-    /// payload that stops just before it is read with the field absent.
-    const TRAILING_OPTION: bool = false;
+    /// How many optional fields, added after the message's first binary layout, end it: a
+    /// binary payload that stops before them is read with them absent.
+    const TRAILING_OPTIONS: usize = 0;
 
     /// `Ok` when the message keeps every rule of the protocol.
     fn validate(&self) -> Result<(), ValidationError>;
@@ -287,7 +340,7 @@ fn positive(field: &'static str, value: f32) -> Result<(), ValidationError> {
 }
 
 impl Validate for Status {
-    const TRAILING_OPTION: bool = true;
+    const TRAILING_OPTIONS: usize = 2;
     fn validate(&self) -> Result<(), ValidationError> {
         match self {
             Status::Offline => Ok(()),
@@ -299,6 +352,32 @@ impl Validate for Status {
                     positive("capacity", slot.capacity)?;
                     if birth.slots[..i].iter().any(|other| other.id == slot.id) {
                         return Err(ValidationError::DuplicateSlot);
+                    }
+                }
+                let Some(usage) = &birth.usage else {
+                    return Ok(());
+                };
+                if birth.buffer.is_none() {
+                    return Err(ValidationError::UsageWithoutBuffer);
+                }
+                let known = |id: &Id| birth.slots.iter().any(|s| &s.id == id);
+                for (i, declared) in usage.iter().enumerate() {
+                    if !known(&declared.slot) || usage[..i].iter().any(|d| d.slot == declared.slot)
+                    {
+                        return Err(ValidationError::UnknownDeclaredSlot);
+                    }
+                    if let Some(days) = declared.every_days
+                        && !(1.0..=3650.0).contains(&days)
+                    {
+                        return Err(ValidationError::OutOfRange("every_days"));
+                    }
+                    if let Some(per) = &declared.per {
+                        if !known(&per.slot) || per.slot == declared.slot {
+                            return Err(ValidationError::UnknownDeclaredSlot);
+                        }
+                        if !(per.every.is_finite() && per.every >= 1.0) {
+                            return Err(ValidationError::OutOfRange("every"));
+                        }
                     }
                 }
                 Ok(())

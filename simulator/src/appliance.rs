@@ -824,6 +824,7 @@ fn birth(model: &str, slots: &[SimSlot], seed: u64) -> anyhow::Result<Birth> {
         slots: specs,
         // Set by the firmware runtime to its buffer size.
         buffer: None,
+        usage: None,
     })
 }
 

@@ -145,6 +145,7 @@ fn birth(boot: u32) -> anyhow::Result<Status> {
         boot,
         slots,
         buffer: Some(DEVICE_BUFFER),
+        usage: None,
     }))
 }
 

@@ -84,6 +84,7 @@ impl FedAgent {
             .into_iter()
             .collect(),
             buffer: None,
+            usage: None,
         };
         agent
             .handle()

@@ -417,9 +417,9 @@ impl Engine {
     }
 
     /// The slot `driver` consumed `amount` in `uses` at `at`: the slots of the same device
-    /// whose consumable is declared driven by its consumable ([`DrivenBy`](super::forecast::linked::DrivenBy)) count it, are
-    /// forecast again and stored. Only this device's slots, and nothing at all while no
-    /// consumable is declared driven.
+    /// declared driven by it (by the household's config or the device's birth; `declared`)
+    /// count it, are forecast again and stored. Only this device's slots, and nothing at all
+    /// while nothing declares a link.
     #[allow(clippy::too_many_arguments)]
     fn drive_linked(
         &mut self,
@@ -431,7 +431,7 @@ impl Engine {
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) {
-        if !self.config.any_driven() || (amount <= 0.0 && uses == 0) {
+        if (amount <= 0.0 && uses == 0) || !self.may_drive(device_id) {
             return;
         }
         let (Some(device), Some(driver)) = (self.devices.get(device_id), self.slots.get(driver))
@@ -442,17 +442,11 @@ impl Engine {
             .birth
             .slots
             .iter()
+            .filter(|spec| spec.id != driver.spec.id)
             .filter_map(|spec| {
-                let link = self
-                    .config
-                    .consumables
-                    .get(spec.consumable.as_str())?
-                    .driven_by
-                    .as_ref()?;
-                let measure = link.contribution(amount, uses);
-                (link.consumable == driver.spec.consumable.as_str()
-                    && spec.id != driver.spec.id
-                    && measure > 0.0)
+                let link = self.link_of(Some(device), spec)?;
+                let measure = link.measure.of(amount, uses);
+                (link.driver.is(&driver.spec) && measure > 0.0)
                     .then(|| (slot_key(device_id, &spec.id), measure))
             })
             .collect();
@@ -716,6 +710,7 @@ mod tests {
             boot,
             slots,
             buffer: Some(500),
+            usage: None,
         })))
     }
 
@@ -1140,23 +1135,39 @@ mod tests {
         assert_eq!(dedup.check(1, 41), Unseen::New);
     }
 
-    /// A coffee maker whose descaler tablets are declared used every 200 brews.
-    fn descaling_maker() -> Engine {
+    /// A coffee maker whose descaler tablets are used every 200 brews, as the household's
+    /// config says (`config_every`) and as its birth declares (`device_every`).
+    fn descaling_maker(config_every: Option<f64>, device_every: Option<f32>) -> Engine {
         use crate::engine::forecast::linked::{DrivenBy, Measure};
         let mut config = EngineConfig::new(id("home"), "inst".into());
         config.pairing = Pairing::Open;
         config.rules.default_mode = Mode::Approve;
-        config.consumables.insert(
-            "descaler_tablets".into(),
-            crate::engine::ConsumableSettings {
-                driven_by: Some(DrivenBy {
-                    consumable: "coffee_beans".into(),
-                    every: 200.0,
-                    measure: Measure::Uses,
+        if let Some(every) = config_every {
+            config.consumables.insert(
+                "descaler_tablets".into(),
+                crate::engine::ConsumableSettings {
+                    driven_by: Some(DrivenBy {
+                        consumable: "coffee_beans".into(),
+                        every,
+                        measure: Measure::Uses,
+                    }),
+                    ..Default::default()
+                },
+            );
+        }
+        let usage = device_every.map(|every| {
+            let mut usage = heapless::Vec::new();
+            let _ = usage.push(replenish_protocol::SlotUse {
+                slot: id("descaler"),
+                every_days: None,
+                per: Some(replenish_protocol::SlotDriver {
+                    slot: id("beans"),
+                    every,
+                    counts: replenish_protocol::DriverMeasure::Uses,
                 }),
-                ..Default::default()
-            },
-        );
+            });
+            usage
+        });
         let mut engine = Engine::new(config, Snapshot::default());
         let mut slots = heapless::Vec::new();
         for (slot, consumable, unit, capacity) in [
@@ -1176,17 +1187,18 @@ mod tests {
             firmware: heapless::String::try_from("0.1.0").unwrap(),
             boot: 1,
             slots,
-            buffer: None,
+            buffer: Some(64),
+            usage,
         };
         let birth = Telemetry::Status(Box::new(Status::Online(birth)));
         engine.handle(event("maker", birth), T0).unwrap();
         engine
     }
 
-    #[test]
-    fn a_descaler_driven_by_brews_is_forecast_from_the_brews() {
+    /// Ten days of five brews, a tablet, twenty more days of five brews: the descaler's
+    /// forecast (what is left to its next use, days until it runs out).
+    fn descaler_after_a_month(mut engine: Engine) -> (Engine, f64, f64) {
         use crate::clock::DAY_MS;
-        let mut engine = descaling_maker();
         let mut seq = 0;
         let mut send = |engine: &mut Engine, at: UnixMs, body: ReportBody| {
             seq += 1;
@@ -1213,23 +1225,37 @@ mod tests {
             send(&mut engine, T0 + day * DAY_MS + 8 * HOUR_MS, brews());
         }
         let slot = engine.slot("maker/descaler").unwrap();
+        let forecast = slot.forecast.as_ref().unwrap();
+        let sparse = forecast.sparse.unwrap();
+        let crate::engine::forecast::sparse::Intervals::Driven { to_next, .. } = sparse.intervals
+        else {
+            panic!("not driven by the brews: {sparse:?}");
+        };
+        let days = forecast.days_left().unwrap();
+        (engine, to_next, days)
+    }
+
+    #[test]
+    fn a_descaler_driven_by_brews_is_forecast_from_the_brews() {
+        let (engine, to_next, days) = descaler_after_a_month(descaling_maker(Some(200.0), None));
+        let slot = engine.slot("maker/descaler").unwrap();
         let link = slot.link.as_ref().unwrap();
         assert_eq!(
             (link.since_use, link.phase_known, link.seen),
             (100.0, true, 0)
         );
-        let forecast = slot.forecast.as_ref().unwrap();
-        let sparse = forecast.sparse.unwrap();
-        let crate::engine::forecast::sparse::Intervals::Driven { to_next, rate, .. } =
-            sparse.intervals
-        else {
-            panic!("not driven by the brews: {sparse:?}");
-        };
         assert_eq!(to_next, 100.0);
+        let Some(crate::engine::forecast::sparse::Intervals::Driven { rate, .. }) = slot
+            .forecast
+            .as_ref()
+            .and_then(|f| f.sparse)
+            .map(|s| s.intervals)
+        else {
+            panic!("not driven");
+        };
         assert!((rate - 5.0).abs() < 0.5, "{rate}");
         // Five tablets serve five uses; the sixth comes after 100 + 5 x 200 brews, at 5 a
         // day about 220 days from now.
-        let days = forecast.days_left().unwrap();
         assert!((210.0..230.0).contains(&days), "{days}");
         // The beans slot, which nothing drives, keeps its own model.
         assert!(engine.slot("maker/beans").unwrap().link.is_none());
@@ -1237,5 +1263,34 @@ mod tests {
         let text = serde_json::to_string(slot).unwrap();
         let back: crate::engine::inventory::SlotState = serde_json::from_str(&text).unwrap();
         assert_eq!(back.link, slot.link);
+    }
+
+    #[test]
+    fn the_device_may_declare_the_link_and_the_household_overrides_it() {
+        let (_, by_config, config_days) =
+            descaler_after_a_month(descaling_maker(Some(200.0), None));
+        let (_, by_device, device_days) =
+            descaler_after_a_month(descaling_maker(None, Some(200.0)));
+        assert_eq!((by_device, device_days), (by_config, config_days));
+        // The household knows its water better than the maker: every 150 brews.
+        let (_, overridden, _) = descaler_after_a_month(descaling_maker(Some(150.0), Some(200.0)));
+        assert_eq!(overridden, 50.0);
+        // Nothing declared: the descaler is forecast from its own single use.
+        let engine = descaling_maker(None, None);
+        let mut seq = 0;
+        let mut engine = engine;
+        for day in 0..3 {
+            seq += 1;
+            let at = T0 + day * crate::clock::DAY_MS + 8 * HOUR_MS;
+            let body = ReportBody::Usage {
+                slot: id("beans"),
+                amount: 45.0,
+                uses: 5,
+            };
+            engine
+                .handle(event("maker", report(1, seq, at, body)), at)
+                .unwrap();
+        }
+        assert!(engine.slot("maker/descaler").unwrap().link.is_none());
     }
 }

@@ -4,6 +4,7 @@
 //! with the time, and carry the returned [`Effect`]s out (storage, the shop, MQTT, the log).
 
 mod decisions;
+mod declared;
 pub mod dedup;
 pub mod devices;
 pub mod forecast;
@@ -1140,20 +1141,22 @@ impl Engine {
 
     /// Forecasts a slot again, with a notice once a day.
     fn refresh_forecast(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
-        let declared = self
-            .slots
-            .get(key)
-            .and_then(|s| self.config.consumables.get(s.spec.consumable.as_str()));
-        let prior = declared
-            .and_then(|c| c.use_every_days)
-            .map(|every_days| forecast::sparse::UsePrior { every_days });
+        let (prior, every) = match self.slots.get(key) {
+            Some(s) => {
+                let device = self.devices.get(&s.device).map(|d| &**d);
+                (
+                    self.prior_of(device, &s.spec),
+                    self.link_of(device, &s.spec).map(|link| link.every),
+                )
+            }
+            None => return,
+        };
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
         let Some(level) = slot.level else { return };
-        let linked = declared
-            .and_then(|c| c.driven_by.as_ref())
-            .and_then(|link| linked_forecast(self.model.as_ref(), link, slot, level, now));
+        let linked =
+            every.and_then(|every| linked_forecast(self.model.as_ref(), every, slot, level, now));
         slot.forecast = match linked.or_else(|| {
             self.model
                 .forecast_with_prior(&slot.history, level, now, prior)
@@ -1670,7 +1673,7 @@ impl Engine {
 /// forecast of its own and the size of one use is known (a whole item for counted ones).
 fn linked_forecast(
     model: &dyn ForecastModel,
-    link: &forecast::linked::DrivenBy,
+    every: f64,
     slot: &SlotState,
     level: f64,
     now: UnixMs,
@@ -1684,7 +1687,7 @@ fn linked_forecast(
         _ => return None,
     };
     let last_use_day = record.map_or(day_of(now), |r| r.last_use_day);
-    let use_ = forecast::linked::driven_use(link, state, &driver, size, last_use_day);
+    let use_ = forecast::linked::driven_use(every, state, &driver, size, last_use_day);
     Some(Forecast::from_sparse(now, level, use_))
 }
 
@@ -1779,6 +1782,7 @@ pub(super) mod tests {
             boot: 1,
             slots,
             buffer: None,
+            usage: None,
         })))
     }
 
@@ -2686,6 +2690,7 @@ pub(super) mod tests {
             boot: 1,
             slots,
             buffer: None,
+            usage: None,
         };
         let telemetry = |message| Event::Telemetry {
             device: id("fridge"),

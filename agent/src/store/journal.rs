@@ -416,6 +416,7 @@ mod tests {
             boot: 1,
             slots: Default::default(),
             buffer: None,
+            usage: None,
         };
         crate::engine::inventory::DeviceState::new(Id::new("coffee").unwrap(), birth, last_seen)
     }

@@ -30,6 +30,7 @@ fn birth() -> Birth {
         boot: 42,
         slots,
         buffer: None,
+        usage: None,
     }
 }
 
@@ -89,6 +90,7 @@ fn birth_goes_first_retained_after_every_connection() {
     assert_eq!(sent.len(), 2);
     let announced = Birth {
         buffer: Some(8),
+        usage: None,
         ..birth()
     };
     assert_eq!(
@@ -118,6 +120,7 @@ fn last_will_is_offline_retained_on_status() {
     assert_eq!(will.channel, Channel::Status);
     let announced = Birth {
         buffer: Some(2),
+        usage: None,
         ..birth()
     };
     assert_eq!((rt.boot(), rt.birth()), (42, &announced));

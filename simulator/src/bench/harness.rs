@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow};
 use replenish_agent::clock::{DAY_MS, UnixMs};
+use replenish_agent::engine::forecast::linked::Measure;
 use replenish_agent::engine::forecast::{
     Forecast, ForecastModel, UsageHistory, day_of, default_model,
 };
@@ -32,7 +33,10 @@ use replenish_agent::engine::{
     Snapshot, Telemetry,
 };
 use replenish_commerce::{Catalog, Offer, OrderStatus, ShopOrder};
-use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status};
+use replenish_protocol::message::MAX_DECLARED;
+use replenish_protocol::{
+    Birth, DriverMeasure, Id, Report, ReportBody, SensorKind, SlotDriver, SlotSpec, SlotUse, Status,
+};
 
 use super::policies::{
     Gated, OraclePolicy, OracleSlot, PolicyKind, ReorderPointPolicy, Truth, agent, threshold,
@@ -234,6 +238,53 @@ impl SlotSim {
     }
 }
 
+/// What a device's birth declares of its slots' use: the days between uses and the driving
+/// slot the scenario's products declare (the appliance knows "descale every 200 brews"; the
+/// agent is told through the device, as real appliances would).
+fn declared_usage(
+    scenario: &Scenario,
+    device: &Id,
+    slots: &[SlotSpec],
+) -> anyhow::Result<Option<heapless::Vec<SlotUse, MAX_DECLARED>>> {
+    let mut usage = heapless::Vec::new();
+    for plan in scenario
+        .slots
+        .iter()
+        .filter(|p| p.device == device.as_str())
+    {
+        let per = match &plan.driven_by {
+            Some(link) => {
+                let driver = slots
+                    .iter()
+                    .find(|s| s.consumable.as_str() == link.consumable)
+                    .ok_or_else(|| {
+                        anyhow!("{}: no slot of {} drives it", plan.key(), link.consumable)
+                    })?;
+                Some(SlotDriver {
+                    slot: driver.id.clone(),
+                    every: link.every as f32,
+                    counts: match link.measure {
+                        Measure::Amount => DriverMeasure::Amount,
+                        Measure::Uses => DriverMeasure::Uses,
+                    },
+                })
+            }
+            None => None,
+        };
+        if plan.use_every_days.is_none() && per.is_none() {
+            continue;
+        }
+        usage
+            .push(SlotUse {
+                slot: id(&plan.slot)?,
+                every_days: plan.use_every_days.map(|d| d as f32),
+                per,
+            })
+            .map_err(|_| anyhow!("device {device} declares too many slots"))?;
+    }
+    Ok((!usage.is_empty()).then_some(usage))
+}
+
 /// The baselines' model. They never read a forecast, but the engine considers reordering a
 /// slot only while it has one, and the default model has none for a slot that stood empty and
 /// unused for its whole window (an empty descaler dispenser a month before the next descaling):
@@ -297,8 +348,6 @@ impl<'a> Run<'a> {
                 ConsumableSettings {
                     max_stock: Some(slot.max_stock),
                     risk: scenario.risk,
-                    use_every_days: slot.use_every_days,
-                    driven_by: slot.driven_by.clone(),
                     ..ConsumableSettings::default()
                 },
             );
@@ -437,13 +486,16 @@ impl<'a> Run<'a> {
                     .push(spec)
                     .map_err(|_| anyhow!("device {device} has too many slots"))?;
             }
+            let usage = declared_usage(scenario, &device, &slots)?;
             let birth = Birth {
                 model: device.clone(),
                 firmware: heapless::String::try_from("bench")
                     .map_err(|_| anyhow!("firmware name too long"))?,
                 boot: 1,
                 slots,
-                buffer: None,
+                // A birth that declares usage states its buffer (docs/protocol.md).
+                buffer: usage.as_ref().map(|_| 256),
+                usage,
             };
             run.seq.insert(device.clone(), 1);
             let event = Event::Telemetry {

@@ -60,10 +60,10 @@ pub struct DrivenBy {
     pub measure: Measure,
 }
 
-impl DrivenBy {
+impl Measure {
     /// What one report of the driver (`amount` consumed, `uses` counted) adds to the measure.
-    pub fn contribution(&self, amount: f64, uses: u16) -> f64 {
-        match self.measure {
+    pub fn of(self, amount: f64, uses: u16) -> f64 {
+        match self {
             Measure::Amount => amount.max(0.0),
             Measure::Uses => f64::from(uses),
         }
@@ -124,16 +124,17 @@ impl LinkState {
     }
 }
 
-/// The sparse-use description of a driven slot: uses of `size` (in the slot's unit) following
-/// `driver`, the forecast of the driver's measure per day. `last_use_day` is kept for display.
+/// The sparse-use description of a driven slot declared used once per `every` of its driver's
+/// measure: uses of `size` (in the slot's unit) following `driver`, the forecast of the
+/// driver's measure per day. `last_use_day` is kept for display.
 pub fn driven_use(
-    link: &DrivenBy,
+    every: f64,
     state: &LinkState,
     driver: &Forecast,
     size: f64,
     last_use_day: i64,
 ) -> SparseUse {
-    let (per_use, per_use_sd, per_use_error) = state.per_use(link.every);
+    let (per_use, per_use_sd, per_use_error) = state.per_use(every);
     let left = (per_use - state.since_use).max(0.0);
     let (to_next, to_next_var) = if state.phase_known {
         (left, per_use_sd * per_use_sd)
@@ -235,7 +236,7 @@ mod tests {
         let mut state = LinkState::default();
         state.used();
         state.driven(0, 150.0);
-        let use_ = driven_use(&brews(), &state, &driver(5.0, 1.0), 1.0, 0);
+        let use_ = driven_use(brews().every, &state, &driver(5.0, 1.0), 1.0, 0);
         let Intervals::Driven { to_next, .. } = use_.intervals else {
             panic!("not driven: {use_:?}");
         };
@@ -259,7 +260,7 @@ mod tests {
         // Watching began 50 brews ago: anything from now to 150 brews ahead.
         let mut state = LinkState::default();
         state.driven(0, 50.0);
-        let use_ = driven_use(&brews(), &state, &driver(5.0, 1.0), 1.0, 0);
+        let use_ = driven_use(brews().every, &state, &driver(5.0, 1.0), 1.0, 0);
         let Intervals::Driven {
             to_next,
             to_next_sd,
@@ -274,7 +275,7 @@ mod tests {
         let known = {
             let mut s = state.clone();
             s.phase_known = true;
-            driven_use(&brews(), &s, &driver(5.0, 1.0), 1.0, 0)
+            driven_use(brews().every, &s, &driver(5.0, 1.0), 1.0, 0)
         };
         // Unknown phase: more likely sooner than when the 150 left are known.
         let week = 7 * DAY_MS;
@@ -286,8 +287,8 @@ mod tests {
         let mut state = LinkState::default();
         state.used();
         state.driven(0, 100.0);
-        let light = driven_use(&brews(), &state, &driver(2.0, 0.5), 1.0, 0);
-        let heavy = driven_use(&brews(), &state, &driver(8.0, 2.0), 1.0, 0);
+        let light = driven_use(brews().every, &state, &driver(2.0, 0.5), 1.0, 0);
+        let heavy = driven_use(brews().every, &state, &driver(8.0, 2.0), 1.0, 0);
         let fortnight = 14 * DAY_MS;
         // 100 brews to go: 112 in a fortnight at 8 a day, 28 at 2.
         assert!(heavy.prob_at_least(1, 0, fortnight) > 0.6);
@@ -301,8 +302,8 @@ mod tests {
             every: 150_000.0,
             measure: Measure::Amount,
         };
-        assert_eq!(water.contribution(250.0, 1), 250.0);
-        assert_eq!(brews().contribution(18.0, 2), 2.0);
-        assert_eq!(water.contribution(-5.0, 0), 0.0);
+        assert_eq!(water.measure.of(250.0, 1), 250.0);
+        assert_eq!(brews().measure.of(18.0, 2), 2.0);
+        assert_eq!(water.measure.of(-5.0, 0), 0.0);
     }
 }

@@ -246,6 +246,7 @@ async fn main(spawner: Spawner) -> ! {
         slots,
         // Set by the runtime to its buffer size.
         buffer: None,
+        usage: None,
     };
     let runtime = match Runtime::new(birth, RuntimeConfig::default()) {
         Ok(runtime) => runtime,
