@@ -1,4 +1,6 @@
-//! What the agent knows of devices and their slots, and the de-duplication of reports.
+//! What the agent knows of devices and their slots: presence, levels, use history, the
+//! cupboard, use sizes and what a driven slot knows of its driver. De-duplication is in
+//! [`dedup`](super::dedup).
 
 use replenish_protocol::{Birth, Id, SensorKind, SlotSpec};
 use serde::{Deserialize, Serialize};
