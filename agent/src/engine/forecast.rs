@@ -407,12 +407,12 @@ impl ForecastModel for DayOfWeekRate {
 }
 
 /// Zero days in a row shorter than this are ordinary (a weekend without coffee).
-const MIN_ABSENCE_DAYS: usize = 3;
+pub const MIN_ABSENCE_DAYS: usize = 3;
 /// An absence still going on counts as one for this long; past it, not using the slot is the
 /// new habit.
-const MAX_ONGOING_ABSENCE_DAYS: usize = 21;
+pub const MAX_ONGOING_ABSENCE_DAYS: usize = 21;
 /// A run of zero days this unlikely under the slot's own share of zero days is an absence.
-const ABSENCE_CHANCE: f64 = 0.01;
+pub const ABSENCE_CHANCE: f64 = 0.01;
 
 /// The days without the absences among them (the household away): a run of at least
 /// [`MIN_ABSENCE_DAYS`] zero days whose chance, at the window's share `p₀` of zero days, is
@@ -1141,6 +1141,33 @@ mod model_tests {
             .unwrap();
         let slow = MovingAverage { days: 28 }.forecast(&h, 300.0, now).unwrap();
         assert!(ses.rate_per_day > 50.0 && slow.rate_per_day < 35.0);
+    }
+
+    #[test]
+    fn the_default_model_adopts_a_lasting_change_faster_than_noise() {
+        // Recent days weigh more (half-life a week, four weeks looked at): a new habit kept for
+        // a week moves the rate about half of the way (the last week carries 0.53 of the
+        // weight), two weeks 0.8; one big day alone moves it by its own weight, about a tenth.
+        let model = Auto::default();
+        let rate = |h: &UsageHistory, days: i64| {
+            let now = T0 + (days + 1) as UnixMs * DAY_MS;
+            model.forecast(h, 1000.0, now).unwrap().rate_per_day
+        };
+        let week = history(35, |d| if d > 28 { 60.0 } else { 20.0 });
+        let fortnight = history(42, |d| if d > 28 { 60.0 } else { 20.0 });
+        let spike = history(35, |d| if d == 35 { 60.0 } else { 20.0 });
+        let moved = |r: f64| (r - 20.0) / 40.0;
+        assert!(
+            (0.45..0.6).contains(&moved(rate(&week, 35))),
+            "{}",
+            rate(&week, 35)
+        );
+        assert!(
+            moved(rate(&fortnight, 42)) > 0.75,
+            "{}",
+            rate(&fortnight, 42)
+        );
+        assert!(moved(rate(&spike, 35)) < 0.12, "{}", rate(&spike, 35));
     }
 
     #[test]

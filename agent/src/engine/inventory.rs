@@ -144,7 +144,7 @@ pub struct SlotState {
 /// Recency-weighted first and second moments of the size of one use.
 ///
 /// Demand that comes in lumps jumps past any reorder point: by the time a check sees the
-/// stock below the point, it is below by, on average, E[X²] / 2E[X] (the renewal-theory
+/// stock below the point, it is below by, on average, `E[X²] / 2E[X]` (the renewal-theory
 /// undershoot), where X is the size of one use. A 200 ml breakfast pour matters; a 9 g brew
 /// hardly does.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -167,7 +167,7 @@ impl UseSizes {
         }
     }
 
-    /// The expected undershoot, E[X²] / 2E[X]; zero before any use.
+    /// The expected undershoot, `E[X²] / 2E[X]`; zero before any use.
     pub fn undershoot(&self) -> f64 {
         if self.sum > 0.0 {
             self.sum_sq / (2.0 * self.sum)
