@@ -513,26 +513,13 @@ impl Archetype {
                 });
                 // The machine counts brews from the last descaling; the light comes on at the
                 // setting, and the household descales 0-3 days later (brewing meanwhile).
-                let mut count = rng.random_range(0..setting);
-                let mut due_day = None;
-                let descaler_uses = (0..days)
-                    .map(|day| {
-                        let mut today = Vec::new();
-                        if due_day == Some(day) {
-                            let hour = rng.random_range(8.0..20.0);
-                            let at =
-                                start + day as u64 * DAY_MS + (hour * HOUR_MS as f64) as UnixMs;
-                            today.push(Use { at, amount: 1.0 });
-                            count = 0;
-                            due_day = None;
-                        }
-                        count += bean_uses[day].len() as u32;
-                        if due_day.is_none() && count >= setting {
-                            due_day = Some(day + 1 + rng.random_range(0..=3usize));
-                        }
-                        today
-                    })
-                    .collect();
+                let count = f64::from(rng.random_range(0..setting));
+                let brews_of = |day: usize| bean_uses[day].len() as f64;
+                let light = Light {
+                    limit: f64::from(setting),
+                    lag_days: 3,
+                };
+                let descaler_uses = light.uses(rng, start, days, count, brews_of);
                 let mut descaler = descaler(3.0).with(descaler_uses);
                 descaler.device = "grinder".into();
                 descaler.use_every_days = None;
@@ -546,7 +533,7 @@ impl Archetype {
             Self::FilterByVolume => {
                 let life = rng.random_range(130_000.0..170_000.0);
                 let water_uses = generate(rng, start, days, &mut |r, d| {
-                    // Summer (days 150-240 of a year from January) doubles the thirst.
+                    // Summer (days 150-240 of a year from January): 1.6 times the thirst.
                     let season = if (150..240).contains(&(d.index % 365)) {
                         1.6
                     } else {
@@ -557,26 +544,13 @@ impl Archetype {
                         .map(|_| (r.random_range(6.0..23.0), 250.0))
                         .collect()
                 });
-                let mut through = rng.random_range(0.0..life);
-                let mut due_day = None;
-                let filter_uses = (0..days)
-                    .map(|day| {
-                        let mut today = Vec::new();
-                        if due_day == Some(day) {
-                            let hour = rng.random_range(8.0..20.0);
-                            let at =
-                                start + day as u64 * DAY_MS + (hour * HOUR_MS as f64) as UnixMs;
-                            today.push(Use { at, amount: 1.0 });
-                            through = 0.0;
-                            due_day = None;
-                        }
-                        through += water_uses[day].iter().map(|u| u.amount).sum::<f64>();
-                        if due_day.is_none() && through >= life {
-                            due_day = Some(day + 1 + rng.random_range(0..=6usize));
-                        }
-                        today
-                    })
-                    .collect();
+                let through = rng.random_range(0.0..life);
+                let water_of = |day: usize| water_uses[day].iter().map(|u| u.amount).sum::<f64>();
+                let light = Light {
+                    limit: life,
+                    lag_days: 6,
+                };
+                let filter_uses = light.uses(rng, start, days, through, water_of);
                 let mut water = SlotPlan::template("fridge", "water", "water", Unit::Ml)
                     .sized(f64::INFINITY, f64::INFINITY, 0.0, 0, f64::INFINITY)
                     .with(water_uses);
@@ -734,6 +708,47 @@ fn descaler(initial: f64) -> SlotPlan {
     .sized(6.0, initial, 6.0, 599, 12.0);
     plan.use_every_days = Some(30.0);
     plan
+}
+
+/// An appliance's counter and its light: a descaling due after so many brews, a filter after so
+/// many litres.
+struct Light {
+    /// What the counter reaches when the light comes on.
+    limit: f64,
+    /// The household acts 0 to this many days after the light (using the appliance meanwhile).
+    lag_days: usize,
+}
+
+impl Light {
+    /// One use (of 1) on each day the household acts on the light, from a counter at `counter`
+    /// growing by `grow(day)` each day; acting starts the counter again.
+    fn uses(
+        &self,
+        rng: &mut ChaCha8Rng,
+        start: UnixMs,
+        days: usize,
+        mut counter: f64,
+        grow: impl Fn(usize) -> f64,
+    ) -> Vec<Vec<Use>> {
+        let mut due_day = None;
+        (0..days)
+            .map(|day| {
+                let mut today = Vec::new();
+                if due_day == Some(day) {
+                    let hour = rng.random_range(8.0..20.0);
+                    let at = start + day as u64 * DAY_MS + (hour * HOUR_MS as f64) as UnixMs;
+                    today.push(Use { at, amount: 1.0 });
+                    counter = 0.0;
+                    due_day = None;
+                }
+                counter += grow(day);
+                if due_day.is_none() && counter >= self.limit {
+                    due_day = Some(day + 1 + rng.random_range(0..=self.lag_days));
+                }
+                today
+            })
+            .collect()
+    }
 }
 
 /// `n` coffees of about `dose` grams: the first in the morning, the rest during the day.
