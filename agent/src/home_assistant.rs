@@ -618,7 +618,7 @@ impl Announcer {
                     match notice {
                         Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            metrics::counter!("replenish_ha_notices_lagged_total").increment(missed);
+                            metrics::counter!(crate::metric::HA_NOTICES_LAGGED.name).increment(missed);
                             tracing::warn!(missed, "Home Assistant states fell behind the engine's notices; resyncing");
                         }
                         Err(broadcast::error::RecvError::Closed) => break,
@@ -665,7 +665,7 @@ impl Announcer {
         let command = match parse_command(&self.settings, &message.topic, &message.payload) {
             Ok(command) => command,
             Err(error) => {
-                metrics::counter!("replenish_ha_commands_total", "command" => "unknown", "outcome" => error.label()).increment(1);
+                metrics::counter!(crate::metric::HA_COMMANDS.name, "command" => "unknown", "outcome" => error.label()).increment(1);
                 if matches!(error, CommandError::Ignored(_)) {
                     tracing::info!(%error, "Home Assistant status");
                 } else {
@@ -676,7 +676,7 @@ impl Announcer {
         };
         let name = match &command {
             Command::Announce => {
-                metrics::counter!("replenish_ha_commands_total", "command" => "announce", "outcome" => "applied").increment(1);
+                metrics::counter!(crate::metric::HA_COMMANDS.name, "command" => "announce", "outcome" => "applied").increment(1);
                 tracing::info!("Home Assistant is online; announcing every appliance again");
                 return Some(true);
             }
@@ -684,7 +684,7 @@ impl Announcer {
             Command::SetMode { .. } => "mode",
         };
         let count = |outcome: &'static str| {
-            metrics::counter!("replenish_ha_commands_total", "command" => name, "outcome" => outcome)
+            metrics::counter!(crate::metric::HA_COMMANDS.name, "command" => name, "outcome" => outcome)
                 .increment(1);
         };
         if message.retain {
@@ -876,7 +876,7 @@ impl Announcer {
         };
         match self.publisher.publish(message) {
             Ok(()) => {
-                metrics::counter!("replenish_ha_publishes_total", "outcome" => "queued")
+                metrics::counter!(crate::metric::HA_PUBLISHES.name, "outcome" => "queued")
                     .increment(1);
                 if payload.is_empty() {
                     self.published.remove(&topic);
@@ -886,7 +886,7 @@ impl Announcer {
                 true
             }
             Err(error) => {
-                metrics::counter!("replenish_ha_publishes_total", "outcome" => "dropped")
+                metrics::counter!(crate::metric::HA_PUBLISHES.name, "outcome" => "dropped")
                     .increment(1);
                 tracing::warn!(%topic, %error, "cannot publish to Home Assistant; will retry at the next sync");
                 self.published.remove(&topic);

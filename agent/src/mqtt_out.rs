@@ -219,7 +219,7 @@ async fn run(
         settings
             .connected
             .store(up, std::sync::atomic::Ordering::SeqCst);
-        metrics::gauge!("replenish_mqtt_out_connected").set(if up { 1.0 } else { 0.0 });
+        metrics::gauge!(crate::metric::MQTT_OUT_CONNECTED.name).set(if up { 1.0 } else { 0.0 });
     };
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -258,14 +258,14 @@ async fn run(
                         retain: publish.retain,
                     };
                     if inbound.try_send(message).is_err() {
-                        metrics::counter!("replenish_mqtt_out_inbound_dropped_total").increment(1);
+                        metrics::counter!(crate::metric::MQTT_OUT_INBOUND_DROPPED.name).increment(1);
                         tracing::warn!(topic = %publish.topic, "inbound queue full; message dropped");
                     }
                 }
                 Ok(_) => {}
                 Err(error) => {
                     set_connected(false);
-                    metrics::counter!("replenish_mqtt_out_errors_total").increment(1);
+                    metrics::counter!(crate::metric::MQTT_OUT_ERRORS.name).increment(1);
                     let delay = backoff.failed(std::time::Instant::now());
                     tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "MQTT connection lost");
                     tokio::select! {
@@ -279,7 +279,7 @@ async fn run(
             message = outgoing.recv() => match message {
                 Some(message) => {
                     if let Err(error) = client.try_publish(message.topic.clone(), QoS::AtLeastOnce, message.retain, message.payload) {
-                        metrics::counter!("replenish_mqtt_out_dropped_total").increment(1);
+                        metrics::counter!(crate::metric::MQTT_OUT_DROPPED.name).increment(1);
                         tracing::warn!(topic = %message.topic, %error, "cannot queue a publish; dropped");
                     }
                 }

@@ -397,7 +397,7 @@ pub async fn deliver(channel: &dyn Channel, message: &Announcement, retry: Retry
         attempt += 1;
         let error = match channel.send(message).await {
             Ok(()) => {
-                metrics::counter!("replenish_notifications_total", "channel" => channel.name(), "outcome" => "delivered").increment(1);
+                metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => channel.name(), "outcome" => "delivered").increment(1);
                 tracing::info!(channel = channel.name(), kind = ?message.kind, order_id = ?message.order_id, attempt, "notification delivered");
                 return Outcome::Delivered(attempt);
             }
@@ -405,11 +405,11 @@ pub async fn deliver(channel: &dyn Channel, message: &Announcement, retry: Retry
         };
         let retryable = matches!(error, SendError::Retryable(_));
         if !retryable || attempt >= retry.attempts.max(1) {
-            metrics::counter!("replenish_notifications_total", "channel" => channel.name(), "outcome" => "failed").increment(1);
+            metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => channel.name(), "outcome" => "failed").increment(1);
             tracing::warn!(channel = channel.name(), kind = ?message.kind, order_id = ?message.order_id, attempt, %error, "notification failed");
             return Outcome::Failed(attempt, error);
         }
-        metrics::counter!("replenish_notifications_total", "channel" => channel.name(), "outcome" => "retried").increment(1);
+        metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => channel.name(), "outcome" => "retried").increment(1);
         tracing::debug!(channel = channel.name(), kind = ?message.kind, order_id = ?message.order_id, attempt, %error, retry_in_ms = backoff.as_millis() as u64, "notification attempt failed");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(retry.max_backoff);
@@ -437,7 +437,7 @@ impl Queue {
                 let message = match &error {
                     mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
                 };
-                metrics::counter!("replenish_notifications_total", "channel" => "queue", "outcome" => "dropped").increment(1);
+                metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => "queue", "outcome" => "dropped").increment(1);
                 tracing::warn!(kind = ?message.kind, order_id = ?message.order_id, "notification queue full; dropped");
                 false
             }
@@ -501,7 +501,7 @@ async fn run(
         let notice = match notice {
             Ok(notice) => notice,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                metrics::counter!("replenish_notifications_lagged_total").increment(missed);
+                metrics::counter!(crate::metric::NOTIFICATIONS_LAGGED.name).increment(missed);
                 tracing::warn!(missed, "notifications fell behind the engine's notices");
                 continue;
             }
@@ -548,7 +548,7 @@ async fn run(
         .is_err()
     {
         worker.abort();
-        metrics::counter!("replenish_notifications_total", "channel" => "queue", "outcome" => "abandoned").increment(1);
+        metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => "queue", "outcome" => "abandoned").increment(1);
         tracing::warn!("notifications still in flight at shutdown were abandoned");
     }
     tracing::info!("notifications stopped");

@@ -795,7 +795,7 @@ impl EngineTask {
             self.wake_settled();
         }
         if let Err(error) = self.checkpoint() {
-            metrics::counter!("replenish_store_errors_total").increment(1);
+            metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
             tracing::error!(%error, "storing on the way down failed; what was acknowledged is in the journal or the broker keeps it");
         }
         tracing::info!("engine stopped; state flushed");
@@ -821,11 +821,11 @@ impl EngineTask {
     fn flush(&mut self) {
         let started = std::time::Instant::now();
         let flushed = self.flush_store();
-        metrics::histogram!("replenish_store_flush_seconds")
+        metrics::histogram!(crate::metric::STORE_FLUSH_SECONDS.name)
             .record(started.elapsed().as_secs_f64());
         if let Err(error) = flushed {
             self.store_failed = true;
-            metrics::counter!("replenish_store_errors_total").increment(1);
+            metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
             tracing::error!(%error, "flushing the store failed");
         }
     }
@@ -837,13 +837,13 @@ impl EngineTask {
                     Incoming::Own => {}
                     Incoming::Telemetry { device, message } => {
                         self.telemetry_seen += 1;
-                        metrics::counter!("replenish_telemetry_received_total").increment(1);
+                        metrics::counter!(crate::metric::TELEMETRY_RECEIVED.name).increment(1);
                         self.handle_event(Event::Telemetry { device, message });
                     }
                     Incoming::Refused { topic, reason } => {
                         self.telemetry_seen += 1;
                         let label = reason.label();
-                        metrics::counter!("replenish_telemetry_refused_total", "reason" => label)
+                        metrics::counter!(crate::metric::TELEMETRY_REFUSED.name, "reason" => label)
                             .increment(1);
                         if self.log_refusal_now(&topic, label) {
                             tracing::warn!(%topic, %reason, "refused an MQTT message (logged once a minute per topic and reason)");
@@ -910,7 +910,7 @@ impl EngineTask {
     fn handle_event(&mut self, event: Event) {
         if let Err(error) = self.try_event(event) {
             let label = error.label();
-            metrics::counter!("replenish_events_refused_total", "reason" => label).increment(1);
+            metrics::counter!(crate::metric::EVENTS_REFUSED.name, "reason" => label).increment(1);
             let device = error.device().cloned();
             match &error {
                 // Expected in normal operation (redeliveries, a device waiting to be accepted):
@@ -959,7 +959,7 @@ impl EngineTask {
             Ok(Some(other)) => other,
             Err(error) => {
                 self.store_failed = true;
-                metrics::counter!("replenish_store_errors_total").increment(1);
+                metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
                 tracing::error!(%error, "saving failed");
                 return;
             }
@@ -968,7 +968,7 @@ impl EngineTask {
             Effect::PlaceOrder { order, request } => {
                 // Write before send: the order is saved as approved; make it durable first.
                 if let Err(error) = self.flush_store() {
-                    metrics::counter!("replenish_store_errors_total").increment(1);
+                    metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
                     tracing::error!(%error, order = %order.id, "cannot make the order durable; not sending it now");
                     let event = Event::PlacementFailed {
                         order_id: order.id,
@@ -978,7 +978,7 @@ impl EngineTask {
                     self.handle_event(event);
                     return;
                 }
-                metrics::counter!("replenish_order_attempts_total").increment(1);
+                metrics::counter!(crate::metric::ORDER_ATTEMPTS.name).increment(1);
                 tracing::info!(order = %order.id, key = %order.idempotency_key, attempt = order.attempts, "placing order");
                 let Some(commerce) = self.shop(&order.shop) else {
                     let event = Event::PlacementFailed {
@@ -1040,14 +1040,14 @@ impl EngineTask {
             }
             Effect::SendCommand { device, command } => {
                 let Some(outbox) = &self.outbox else {
-                    metrics::counter!("replenish_commands_unsent_total").increment(1);
+                    metrics::counter!(crate::metric::COMMANDS_UNSENT.name).increment(1);
                     return;
                 };
                 let household = &self.engine.config().household;
                 let topic = topic::build(&self.prefix, household, &device, Channel::Cmd);
                 match codec::encode(&command, Encoding::Json) {
                     Ok(payload) => {
-                        metrics::counter!("replenish_commands_sent_total").increment(1);
+                        metrics::counter!(crate::metric::COMMANDS_SENT.name).increment(1);
                         tracing::debug!(%device, id = command.id, "sending a command");
                         outbox.command(topic, payload);
                     }
@@ -1055,11 +1055,11 @@ impl EngineTask {
                 }
             }
             Effect::PairingDropped { device } => {
-                metrics::counter!("replenish_pairing_dropped_total").increment(1);
+                metrics::counter!(crate::metric::PAIRING_DROPPED.name).increment(1);
                 tracing::warn!(%device, "dropped a device waiting to join: the waiting list is full");
             }
             Effect::Notice(notice) => {
-                metrics::counter!("replenish_notices_total", "kind" => format!("{:?}", notice.kind)).increment(1);
+                metrics::counter!(crate::metric::NOTICES.name, "kind" => format!("{:?}", notice.kind)).increment(1);
                 tracing::info!(kind = ?notice.kind, subject = %notice.subject, "{}", notice.text);
                 let _ = self.notices.send(notice);
             }
@@ -1115,7 +1115,7 @@ impl EngineTask {
 }
 
 fn placement_failed(order_id: String, error: &CommerceError) -> Event {
-    metrics::counter!("replenish_order_failures_total", "retryable" => error.retryable().to_string())
+    metrics::counter!(crate::metric::ORDER_FAILURES.name, "retryable" => error.retryable().to_string())
         .increment(1);
     tracing::warn!(%order_id, %error, "placing the order failed");
     Event::PlacementFailed {

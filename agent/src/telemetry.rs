@@ -16,14 +16,14 @@ pub fn prometheus() -> PrometheusHandle {
             // Prometheus can aggregate them.
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    Matcher::Full("replenish_store_flush_seconds".into()),
+                    Matcher::Full(crate::metric::STORE_FLUSH_SECONDS.name.into()),
                     &[
                         0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
                     ],
                 )
                 .and_then(|b| {
                     b.set_buckets_for_metric(
-                        Matcher::Full("replenish_mqtt_acks_per_write".into()),
+                        Matcher::Full(crate::metric::MQTT_ACKS_PER_WRITE.name.into()),
                         &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
                     )
                 });
@@ -35,6 +35,7 @@ pub fn prometheus() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder is installed; metrics then go there instead.
             let _ = metrics::set_global_recorder(recorder);
+            crate::metric::describe();
             handle
         })
         .clone()

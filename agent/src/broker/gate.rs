@@ -151,7 +151,7 @@ struct RefusalLog(Mutex<HashMap<(String, &'static str), Instant>>);
 
 impl RefusalLog {
     fn refuse(&self, peer: SocketAddr, client: &str, reason: Refusal, detail: &str) {
-        metrics::counter!("replenish_broker_refused_total", "reason" => reason.label())
+        metrics::counter!(crate::metric::BROKER_REFUSED.name, "reason" => reason.label())
             .increment(1);
         let key = (client.to_string(), reason.label());
         let now = Instant::now();

@@ -215,7 +215,7 @@ pub(crate) fn refusal_status(error: &EngineError) -> StatusCode {
 pub(crate) fn ask_problem(error: AskError) -> Response {
     match error {
         AskError::Engine(error) => {
-            metrics::counter!("replenish_http_refused_total", "reason" => error.label())
+            metrics::counter!(crate::metric::HTTP_REFUSED.name, "reason" => error.label())
                 .increment(1);
             tracing::info!(%error, "request refused");
             problem(refusal_status(&error), error.to_string())
@@ -310,7 +310,7 @@ impl FailedLogins {
 
 /// `429` with `Retry-After` for a client address with too many failed authentications.
 pub(crate) fn too_many_failures(wait: std::time::Duration) -> Response {
-    metrics::counter!("replenish_http_auth_throttled_total").increment(1);
+    metrics::counter!(crate::metric::HTTP_AUTH_THROTTLED.name).increment(1);
     let seconds = wait.as_secs().max(1);
     let mut response = problem(
         StatusCode::TOO_MANY_REQUESTS,
@@ -330,7 +330,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 fn unauthorized(detail: &str) -> Response {
-    metrics::counter!("replenish_http_unauthorized_total").increment(1);
+    metrics::counter!(crate::metric::HTTP_UNAUTHORIZED.name).increment(1);
     let mut response = problem(StatusCode::UNAUTHORIZED, detail);
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,

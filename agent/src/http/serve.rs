@@ -56,7 +56,7 @@ pub async fn serve(
             }
         };
         if open.load(Ordering::Relaxed) >= limits.max_connections {
-            metrics::counter!("replenish_http_connections_refused_total").increment(1);
+            metrics::counter!(crate::metric::HTTP_CONNECTIONS_REFUSED.name).increment(1);
             drop(stream);
             continue;
         }
@@ -83,7 +83,7 @@ pub async fn serve(
                 }
             };
             if let Err(error) = finished {
-                metrics::counter!("replenish_http_connections_closed_total", "reason" => reason(&error))
+                metrics::counter!(crate::metric::HTTP_CONNECTIONS_CLOSED.name, "reason" => reason(&error))
                     .increment(1);
                 tracing::debug!(%peer, %error, "HTTP connection ended");
             }

@@ -100,7 +100,7 @@ impl Visitor {
         if same_secret(csrf, &self.csrf) {
             Ok(())
         } else {
-            metrics::counter!("replenish_http_csrf_refused_total").increment(1);
+            metrics::counter!(crate::metric::HTTP_CSRF_REFUSED.name).increment(1);
             tracing::warn!(member = %self.member.id, "form without a valid CSRF token refused");
             Err(message_page(
                 StatusCode::FORBIDDEN,
@@ -494,7 +494,7 @@ async fn login(
         && let Err(wait) = state.failed_logins.check(peer, now)
     {
         let seconds = wait.as_secs().max(1);
-        metrics::counter!("replenish_http_auth_throttled_total").increment(1);
+        metrics::counter!(crate::metric::HTTP_AUTH_THROTTLED.name).increment(1);
         let mut response = login_form(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
@@ -509,7 +509,7 @@ async fn login(
     }
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(&form.csrf, expected) {
-        metrics::counter!("replenish_http_csrf_refused_total").increment(1);
+        metrics::counter!(crate::metric::HTTP_CSRF_REFUSED.name).increment(1);
         return login_form(
             &state,
             StatusCode::FORBIDDEN,
@@ -524,7 +524,7 @@ async fn login(
         .ok()
         .flatten();
     let Some(member) = member else {
-        metrics::counter!("replenish_http_unauthorized_total").increment(1);
+        metrics::counter!(crate::metric::HTTP_UNAUTHORIZED.name).increment(1);
         tracing::warn!("web login with an unknown token");
         if let Some(peer) = peer {
             state.failed_logins.failed(peer, now);
@@ -829,7 +829,7 @@ async fn act(state: &AppState, visitor: &Visitor, event: Event, to: &str) -> Res
     match state.agent.ask(event).await {
         Ok(()) => Redirect::to(to).into_response(),
         Err(AskError::Engine(error)) => {
-            metrics::counter!("replenish_http_refused_total", "reason" => error.label())
+            metrics::counter!(crate::metric::HTTP_REFUSED.name, "reason" => error.label())
                 .increment(1);
             page(
                 super::refusal_status(&error),

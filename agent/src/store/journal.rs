@@ -349,7 +349,7 @@ impl Journal {
             bytes = self.bytes,
             "checkpoint"
         );
-        metrics::counter!("replenish_store_checkpoints_total").increment(1);
+        metrics::counter!(crate::metric::STORE_CHECKPOINTS.name).increment(1);
         self.entries = 0;
         self.bytes = 0;
         Ok(())

@@ -150,7 +150,7 @@ fn load_table<T: DeserializeOwned>(store: &dyn Store, table: Table) -> Result<Ve
         match serde_json::from_slice(&bytes) {
             Ok(value) => out.push(value),
             Err(error) => {
-                metrics::counter!("replenish_store_unreadable_records_total", "table" => table.name())
+                metrics::counter!(crate::metric::STORE_UNREADABLE_RECORDS.name, "table" => table.name())
                     .increment(1);
                 tracing::error!(table = table.name(), %key, %error, "skipping unreadable record; it is kept as is");
             }
