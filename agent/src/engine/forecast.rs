@@ -12,6 +12,7 @@ use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 
 pub mod linked;
 pub mod sparse;
+pub mod stats;
 
 use sparse::{Intervals, SparseUse, UsePrior};
 

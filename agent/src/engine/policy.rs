@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::forecast::Forecast;
 use super::forecast::linked::DrivenBy;
+use super::forecast::stats::normal_cdf;
 use super::inventory::SlotState;
 use super::lead_time::LeadTime;
 use crate::clock::{DAY_MS, UnixMs};
@@ -196,21 +197,6 @@ pub fn trim_to_budget(
         trimmed = true;
     }
     trimmed
-}
-
-/// Standard normal cumulative distribution (Abramowitz–Stegun 7.1.26, error < 1.5e-7).
-pub fn normal_cdf(z: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.327_591_1 * z.abs() / std::f64::consts::SQRT_2);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erf = 1.0 - poly * (-(z * z) / 2.0).exp();
-    if z >= 0.0 {
-        0.5 * (1.0 + erf)
-    } else {
-        0.5 * (1.0 - erf)
-    }
 }
 
 /// The chance that demand over a delivery time drawn from `lead`, plus `review`, exceeds
@@ -470,13 +456,6 @@ mod tests {
             now,
         };
         policy.decide(&input)
-    }
-
-    #[test]
-    fn normal_cdf_matches_known_values() {
-        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
-        assert!((normal_cdf(1.959_964) - 0.975).abs() < 1e-6);
-        assert!((normal_cdf(-2.053_749) - 0.02).abs() < 1e-6);
     }
 
     #[test]

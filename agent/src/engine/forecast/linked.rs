@@ -185,7 +185,7 @@ pub(super) fn at_least(
     if sd <= 0.0 {
         return if margin >= 0.0 { 1.0 } else { 0.0 };
     }
-    crate::engine::policy::normal_cdf(margin / sd)
+    super::stats::normal_cdf(margin / sd)
 }
 
 #[cfg(test)]

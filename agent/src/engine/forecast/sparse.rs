@@ -28,6 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::stats::student_t_cdf;
 use crate::clock::{DAY_MS, UnixMs};
 
 /// Standard deviation of the difference of two uniform times of day, in days: the spread of an
@@ -301,7 +302,7 @@ fn renewal_at_least(j: u32, e: f64, days: f64, mean: f64, sd: f64, n: u32) -> f6
 /// Mean and variance of X − e for X ~ N(mean, sd²) conditioned on X > e.
 fn truncated_normal_rest(mean: f64, sd: f64, e: f64) -> (f64, f64) {
     let a = (e - mean) / sd;
-    let tail = 1.0 - super::super::policy::normal_cdf(a);
+    let tail = 1.0 - super::stats::normal_cdf(a);
     if tail <= 1e-12 {
         return (0.0, sd * sd * 1e-3);
     }
@@ -312,65 +313,10 @@ fn truncated_normal_rest(mean: f64, sd: f64, e: f64) -> (f64, f64) {
     ((mean_x - e).max(0.0), var)
 }
 
-/// CDF of Student's t with `nu` (≥ 1) degrees of freedom, by the finite series for whole
-/// degrees of freedom (Abramowitz–Stegun 26.7.3 and 26.7.4).
-pub fn student_t_cdf(t: f64, nu: u32) -> f64 {
-    if !t.is_finite() {
-        return if t > 0.0 { 1.0 } else { 0.0 };
-    }
-    let nu = nu.max(1);
-    let theta = (t.abs() / f64::from(nu).sqrt()).atan();
-    let (s, c) = theta.sin_cos();
-    let c2 = c * c;
-    // A(t|ν) = P(|T| <= |t|).
-    let a = if nu % 2 == 1 {
-        let mut sum = 0.0;
-        if nu > 1 {
-            let mut term = 1.0;
-            sum = 1.0;
-            let mut k = 2;
-            while k + 1 < nu {
-                term *= f64::from(k) / f64::from(k + 1) * c2;
-                sum += term;
-                k += 2;
-            }
-        }
-        2.0 / std::f64::consts::PI * (theta + s * c * sum)
-    } else {
-        let mut term = 1.0;
-        let mut sum = 1.0;
-        let mut k = 1;
-        while k + 1 < nu {
-            term *= f64::from(k) / f64::from(k + 1) * c2;
-            sum += term;
-            k += 2;
-        }
-        s * sum
-    };
-    let a = a.clamp(0.0, 1.0);
-    if t >= 0.0 {
-        0.5 + 0.5 * a
-    } else {
-        0.5 - 0.5 * a
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn student_t_matches_known_values() {
-        // Cauchy: P(T <= 1) = 3/4.
-        assert!((student_t_cdf(1.0, 1) - 0.75).abs() < 1e-12);
-        // Tables: t(0.975; 2) = 4.303, t(0.975; 5) = 2.571, t(0.975; 30) = 2.042.
-        assert!((student_t_cdf(4.303, 2) - 0.975).abs() < 1e-4);
-        assert!((student_t_cdf(2.571, 5) - 0.975).abs() < 1e-4);
-        assert!((student_t_cdf(2.042, 30) - 0.975).abs() < 1e-4);
-        assert!((student_t_cdf(-2.571, 5) - 0.025).abs() < 1e-4);
-        assert_eq!(student_t_cdf(0.0, 7), 0.5);
-    }
 
     #[test]
     fn negative_binomial_sums_to_one_and_matches_poisson_when_certain() {
