@@ -580,9 +580,7 @@ mod tests {
     use replenish_protocol::{Id, Unit};
 
     fn order() -> Order {
-        Order {
-            id: "o-000007".into(),
-            idempotency_key: "k".into(),
+        let first = crate::engine::order::OrderItem {
             device: Id::new("coffee").unwrap(),
             slot: Id::new("beans").unwrap(),
             consumable: Id::new("coffee_beans").unwrap(),
@@ -591,22 +589,21 @@ mod tests {
             pack_size: 1000.0,
             unit: Unit::G,
             total_cents: 2598,
-            state: OrderState::Proposed,
             reason: "low".into(),
-            created_at: 1_000,
-            updated_at: 1_000,
-            shop_order_id: None,
-            expected_delivery_at: None,
-            placed_at: None,
-            delivered_at: None,
-            attempts: 0,
-            retry_at: None,
-            last_error: None,
-            bundled: Vec::new(),
-            currency: replenish_commerce::Currency::EUR,
             outlook: None,
-            shop: "shop".into(),
-            fulfilment: None,
+        };
+        let currency = replenish_commerce::Currency::EUR;
+        let key = "k".into();
+        let order = Order::proposed(
+            "o-000007".into(),
+            key,
+            first,
+            Vec::new(),
+            "shop".into(),
+            currency,
+            1_000,
+        );
+        Order {
             pending: Some(Pending {
                 kind: PendingKind::Approval,
                 why: "mode approve".into(),
@@ -615,7 +612,7 @@ mod tests {
                 expires_at: Some(86_401_000),
                 on_expiry: ExpiryDefault::Skip,
             }),
-            decided_by: None,
+            ..order
         }
     }
 

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use replenish_agent::clock::{Clock, SystemClock, UnixMs};
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::household::Mode;
-use replenish_agent::engine::order::{Order, OrderState};
+use replenish_agent::engine::order::{Order, OrderItem, OrderState};
 use replenish_agent::engine::{DEFAULT_SHOP, Effect, Meta, Pairing};
 use replenish_agent::store::{self, SledStore, Store};
 use replenish_protocol::{Id, Unit};
@@ -91,8 +91,7 @@ impl Drop for Killed {
 
 fn approved_order(n: u64, key_prefix: &str, now: UnixMs) -> anyhow::Result<Order> {
     let id = format!("o-{n:06}");
-    Ok(Order {
-        idempotency_key: format!("{key_prefix}-{id}"),
+    let first = OrderItem {
         device: Id::new("coffee")?,
         slot: Id::new("beans")?,
         consumable: Id::new("coffee_beans")?,
@@ -101,26 +100,23 @@ fn approved_order(n: u64, key_prefix: &str, now: UnixMs) -> anyhow::Result<Order
         pack_size: 500.0,
         unit: Unit::G,
         total_cents: 0,
-        state: OrderState::Approved,
         reason: "chaos: approved by the household".into(),
-        created_at: now,
-        updated_at: now,
-        shop_order_id: None,
-        expected_delivery_at: None,
-        placed_at: None,
-        delivered_at: None,
-        attempts: 0,
-        retry_at: None,
-        last_error: None,
-        pending: None,
-        decided_by: Some("chaos".into()),
-        bundled: Vec::new(),
-        currency: replenish_commerce::Currency::EUR,
         outlook: None,
-        shop: DEFAULT_SHOP.into(),
-        fulfilment: None,
+    };
+    let key = format!("{key_prefix}-{id}");
+    let currency = replenish_commerce::Currency::EUR;
+    let mut order = Order::proposed(
         id,
-    })
+        key,
+        first,
+        Vec::new(),
+        DEFAULT_SHOP.into(),
+        currency,
+        now,
+    );
+    order.state = OrderState::Approved;
+    order.decided_by = Some("chaos".into());
+    Ok(order)
 }
 
 /// Writes `count` more approved orders into the (stopped) agent's store.

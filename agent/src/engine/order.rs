@@ -172,6 +172,51 @@ fn euro() -> Currency {
 }
 
 impl Order {
+    /// A new order, proposed at `now`: `first` is the line whose slot triggered it, `bundled`
+    /// the lines that join it; the total covers every line. Not yet decided on, sent or
+    /// fulfilled by any particular way (`fulfilment` is set by whoever chose one).
+    pub fn proposed(
+        id: String,
+        idempotency_key: String,
+        first: OrderItem,
+        bundled: Vec<OrderItem>,
+        shop: String,
+        currency: Currency,
+        now: UnixMs,
+    ) -> Self {
+        let total_cents = first.total_cents + bundled.iter().map(|l| l.total_cents).sum::<u64>();
+        Self {
+            id,
+            idempotency_key,
+            device: first.device,
+            slot: first.slot,
+            consumable: first.consumable,
+            sku: first.sku,
+            packs: first.packs,
+            pack_size: first.pack_size,
+            unit: first.unit,
+            total_cents,
+            state: OrderState::Proposed,
+            reason: first.reason,
+            created_at: now,
+            updated_at: now,
+            shop_order_id: None,
+            expected_delivery_at: None,
+            placed_at: None,
+            delivered_at: None,
+            shop,
+            fulfilment: None,
+            attempts: 0,
+            retry_at: None,
+            last_error: None,
+            pending: None,
+            decided_by: None,
+            bundled,
+            currency,
+            outlook: first.outlook,
+        }
+    }
+
     /// Every line, the triggering one first.
     pub fn lines(&self) -> Vec<OrderItem> {
         let first = OrderItem {
@@ -323,9 +368,7 @@ mod tests {
     use super::*;
 
     fn order() -> Order {
-        Order {
-            id: "o-000001".into(),
-            idempotency_key: "k-o-000001".into(),
+        let first = OrderItem {
             device: Id::new("coffee").unwrap(),
             slot: Id::new("beans").unwrap(),
             consumable: Id::new("coffee_beans").unwrap(),
@@ -334,25 +377,19 @@ mod tests {
             pack_size: 500.0,
             unit: Unit::G,
             total_cents: 899,
-            state: OrderState::Proposed,
             reason: String::new(),
-            created_at: 0,
-            updated_at: 0,
-            shop_order_id: None,
-            expected_delivery_at: None,
-            placed_at: None,
-            delivered_at: None,
-            attempts: 0,
-            retry_at: None,
-            last_error: None,
-            pending: None,
-            decided_by: None,
-            bundled: Vec::new(),
-            shop: "shop".into(),
-            fulfilment: None,
-            currency: Currency::EUR,
             outlook: None,
-        }
+        };
+        let key = "k-o-000001".into();
+        Order::proposed(
+            "o-000001".into(),
+            key,
+            first,
+            Vec::new(),
+            "shop".into(),
+            Currency::EUR,
+            0,
+        )
     }
 
     #[test]

@@ -7,7 +7,7 @@ use replenish_commerce::{FulfilmentOption, Offer};
 use super::forecast::{self, Forecast, ForecastModel, day_of};
 use super::inventory::SlotState;
 use super::lead_time::LeadTime;
-use super::order::{Order, OrderItem, OrderState};
+use super::order::{Order, OrderItem};
 use super::policy::{PolicyInput, ReorderDecision, StockPosition};
 use super::{
     ConsumableSettings, Effect, Engine, NoticeKind, days_from, household, notice, policy,
@@ -500,9 +500,7 @@ impl Engine {
         }
         self.meta.next_order_no += 1;
         let id = format!("o-{:06}", self.meta.next_order_no);
-        let order = Order {
-            idempotency_key: format!("{}-{id}", self.config.key_prefix),
-            id: id.clone(),
+        let first = OrderItem {
             device: slot.device.clone(),
             slot: slot.spec.id.clone(),
             consumable: slot.spec.consumable.clone(),
@@ -510,30 +508,25 @@ impl Engine {
             packs,
             pack_size: item.pack_size,
             unit: item.unit,
-            total_cents: item.price.minor * u64::from(packs)
-                + bundled.iter().map(|l| l.total_cents).sum::<u64>(),
-            state: OrderState::Proposed,
+            total_cents: item.price.minor * u64::from(packs),
             reason,
-            created_at: now,
-            updated_at: now,
-            shop_order_id: None,
-            expected_delivery_at: None,
-            placed_at: None,
-            delivered_at: None,
-            attempts: 0,
-            retry_at: None,
-            last_error: None,
-            pending: None,
-            decided_by: None,
-            bundled,
-            currency: item.price.currency,
             outlook: slot
                 .forecast
                 .as_ref()
                 .map(|f| words::Outlook::of(f, &candidate.lead)),
-            shop: candidate.shop,
-            fulfilment: candidate.fulfilment,
         };
+        let key = format!("{}-{id}", self.config.key_prefix);
+        let shop = candidate.shop;
+        let mut order = Order::proposed(
+            id.clone(),
+            key,
+            first,
+            bundled,
+            shop,
+            item.price.currency,
+            now,
+        );
+        order.fulfilment = candidate.fulfilment;
         fx.push(Effect::SaveMeta(self.meta.clone()));
         fx.push(Effect::SaveOrder(order.clone()));
         fx.push(notice(

@@ -1090,9 +1090,7 @@ mod tests {
 
         /// Two bags of beans from BigBox, in `state`.
         pub fn beans(state: OrderState) -> Order {
-            Order {
-                id: "o-000007".into(),
-                idempotency_key: "k-o-000007".into(),
+            let first = OrderItem {
                 device: id("coffee-maker"),
                 slot: id("coffee_beans"),
                 consumable: id("coffee_beans"),
@@ -1101,26 +1099,25 @@ mod tests {
                 pack_size: 500.0,
                 unit: Unit::G,
                 total_cents: 1798,
-                state,
                 reason: String::new(),
-                created_at: NOW - HOUR_MS,
-                updated_at: NOW - HOUR_MS,
-                shop_order_id: None,
-                expected_delivery_at: matches!(state, OrderState::Placed | OrderState::Shipped)
-                    .then_some(NOW + 2 * DAY_MS),
-                placed_at: None,
-                delivered_at: (state == OrderState::Delivered).then_some(NOW - 3 * HOUR_MS),
-                shop: "bigbox".into(),
-                fulfilment: None,
-                attempts: 0,
-                retry_at: None,
-                last_error: None,
-                pending: None,
-                decided_by: None,
-                bundled: Vec::new(),
-                currency: Currency::EUR,
                 outlook: Some(outlook(3.0, (1.0, 2.0))),
-            }
+            };
+            let (key, shop) = ("k-o-000007".into(), "bigbox".into());
+            let at = NOW - HOUR_MS;
+            let mut order = Order::proposed(
+                "o-000007".into(),
+                key,
+                first,
+                Vec::new(),
+                shop,
+                Currency::EUR,
+                at,
+            );
+            order.state = state;
+            order.expected_delivery_at = matches!(state, OrderState::Placed | OrderState::Shipped)
+                .then_some(NOW + 2 * DAY_MS);
+            order.delivered_at = (state == OrderState::Delivered).then_some(NOW - 3 * HOUR_MS);
+            order
         }
 
         /// A litre of milk to collect at the Corner Shop, in `state`.
