@@ -688,30 +688,20 @@ pub fn command_name(body: &CommandBody) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{T0, engine, id};
+    use super::super::tests::{T0, birth_with, engine, id};
     use super::super::{Engine, EngineConfig, Event, Snapshot};
     use super::*;
     use crate::engine::household::{Actor, Mode};
     use crate::store::{self, MemoryStore};
-    use replenish_protocol::{SensorKind, SlotSpec, Unit};
+    use replenish_protocol::{SensorKind, Unit};
 
     fn birth_of(boot: u32, sensor: SensorKind) -> Telemetry {
-        let mut slots = heapless::Vec::new();
-        let _ = slots.push(SlotSpec {
-            id: id("brews"),
-            consumable: id("coffee_brews"),
-            unit: Unit::Count,
-            capacity: 1000.0,
-            sensor,
-        });
-        Telemetry::Status(Box::new(Status::Online(Birth {
-            model: id("coffee-maker"),
-            firmware: heapless::String::try_from("0.1.0").unwrap(),
-            boot,
-            slots,
-            buffer: Some(500),
-            usage: None,
-        })))
+        let slots = [("brews", "coffee_brews", Unit::Count, 1000.0)];
+        let mut birth = birth_with("coffee-maker", &slots);
+        birth.slots[0].sensor = sensor;
+        birth.boot = boot;
+        birth.buffer = Some(500);
+        Telemetry::Status(Box::new(Status::Online(birth)))
     }
 
     fn event(device: &str, message: Telemetry) -> Event {
@@ -1169,27 +1159,15 @@ mod tests {
             usage
         });
         let mut engine = Engine::new(config, Snapshot::default());
-        let mut slots = heapless::Vec::new();
-        for (slot, consumable, unit, capacity) in [
-            ("beans", "coffee_beans", Unit::G, 500.0),
-            ("descaler", "descaler_tablets", Unit::Count, 6.0),
-        ] {
-            let _ = slots.push(SlotSpec {
-                id: id(slot),
-                consumable: id(consumable),
-                unit,
-                capacity,
-                sensor: SensorKind::Level,
-            });
-        }
-        let birth = Birth {
-            model: id("coffee-maker"),
-            firmware: heapless::String::try_from("0.1.0").unwrap(),
-            boot: 1,
-            slots,
-            buffer: Some(64),
-            usage,
-        };
+        let mut birth = birth_with(
+            "coffee-maker",
+            &[
+                ("beans", "coffee_beans", Unit::G, 500.0),
+                ("descaler", "descaler_tablets", Unit::Count, 6.0),
+            ],
+        );
+        birth.buffer = Some(64);
+        birth.usage = usage;
         let birth = Telemetry::Status(Box::new(Status::Online(birth)));
         engine.handle(event("maker", birth), T0).unwrap();
         engine

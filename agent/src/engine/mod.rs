@@ -712,23 +712,35 @@ pub(super) mod tests {
         }
     }
 
-    pub(super) fn birth() -> Telemetry {
-        let mut slots = heapless::Vec::new();
-        let _ = slots.push(SlotSpec {
-            id: id("beans"),
-            consumable: id("coffee_beans"),
-            unit: Unit::G,
-            capacity: 1000.0,
-            sensor: SensorKind::Level,
-        });
-        Telemetry::Status(Box::new(Status::Online(Birth {
-            model: id("coffee-maker"),
+    /// The birth of a `model` (boot 1, firmware 0.1.0) with level-sensed `slots`: (id,
+    /// consumable, unit, capacity).
+    pub(super) fn birth_with(model: &str, slots: &[(&str, &str, Unit, f32)]) -> Birth {
+        let mut specs = heapless::Vec::new();
+        for &(slot, consumable, unit, capacity) in slots {
+            let _ = specs.push(SlotSpec {
+                id: id(slot),
+                consumable: id(consumable),
+                unit,
+                capacity,
+                sensor: SensorKind::Level,
+            });
+        }
+        Birth {
+            model: id(model),
             firmware: heapless::String::try_from("0.1.0").unwrap(),
             boot: 1,
-            slots,
+            slots: specs,
             buffer: None,
             usage: None,
-        })))
+        }
+    }
+
+    pub(super) fn birth() -> Telemetry {
+        let birth = birth_with(
+            "coffee-maker",
+            &[("beans", "coffee_beans", Unit::G, 1000.0)],
+        );
+        Telemetry::Status(Box::new(Status::Online(birth)))
     }
 
     pub(super) fn level(seq: u32, ts: UnixMs, remaining: f32) -> Event {
@@ -1621,22 +1633,7 @@ pub(super) mod tests {
         };
         let shop = DEFAULT_SHOP.into();
         e.handle(Event::Catalog { shop, catalog }, T0).unwrap();
-        let mut slots = heapless::Vec::new();
-        let _ = slots.push(SlotSpec {
-            id: id("filter"),
-            consumable: id("water_filter"),
-            unit: Unit::Count,
-            capacity: 1.0,
-            sensor: SensorKind::Level,
-        });
-        let birth = Birth {
-            model: id("fridge"),
-            firmware: heapless::String::try_from("0.1.0").unwrap(),
-            boot: 1,
-            slots,
-            buffer: None,
-            usage: None,
-        };
+        let birth = birth_with("fridge", &[("filter", "water_filter", Unit::Count, 1.0)]);
         let telemetry = |message| Event::Telemetry {
             device: id("fridge"),
             message,
