@@ -245,7 +245,7 @@ impl Engine {
         } else {
             shopping::Bundles::new()
         };
-        let choice = shopping::choose_for_use(
+        let choice = shopping::choose(
             &candidates,
             &self.config.shops,
             self.config.pickup,

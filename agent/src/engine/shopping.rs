@@ -184,22 +184,12 @@ pub struct Choice {
 /// for the same amount. `None`: nothing wants ordering yet, or the best candidate that still
 /// arrives in time does not yet (wait for it: ordering later holds less stock). `bundles`: what
 /// an order at each shop would bring along.
-pub fn choose(
-    candidates: &[(Candidate, Option<ReorderDecision>)],
-    shops: &[ShopInfo],
-    pickup: PickupPreference,
-    now: UnixMs,
-    deadline: Option<UnixMs>,
-    bundles: &Bundles,
-) -> Option<Choice> {
-    choose_for_use(candidates, shops, pickup, now, deadline, bundles, None)
-}
-
-/// [`choose`] knowing how much of the consumable the household is expected to use within a
-/// year beyond what it has (`usable`, in its unit): units an order brings beyond that earn
+///
+/// `usable`: how much of the consumable the household is expected to use within a year beyond
+/// what it has, in its unit (`None`: no limit). Units an order brings beyond that earn
 /// nothing, so a pack of three filters costs its price over the filters a year will use, and
 /// wins over a single one only when it is cheaper per filter actually used.
-pub fn choose_for_use(
+pub fn choose(
     candidates: &[(Candidate, Option<ReorderDecision>)],
     shops: &[ShopInfo],
     pickup: PickupPreference,
@@ -421,7 +411,16 @@ mod tests {
         let b = candidate("b", offer("b-500", 500.0, 950), None, 1.0);
         let list = vec![decided(a.clone(), 2), decided(b.clone(), 2)];
         let choose_with = |bundles: &Bundles| {
-            choose(&list, &shops(), PickupPreference::Never, 0, None, bundles).unwrap()
+            choose(
+                &list,
+                &shops(),
+                PickupPreference::Never,
+                0,
+                None,
+                bundles,
+                None,
+            )
+            .unwrap()
         };
         // B costs 100 more for two packs; lines saving 99 there are not enough, 101 are.
         let at_b = |lines, saving| Bundles::from([("b".to_string(), Bundling { lines, saving })]);
@@ -479,6 +478,7 @@ mod tests {
             0,
             Some(5 * DAY_MS),
             &Bundles::new(),
+            None,
         )
         .unwrap();
         assert_eq!((choice.index, choice.decision.packs), (1, 2));
@@ -497,7 +497,8 @@ mod tests {
                 PickupPreference::WhenSooner,
                 0,
                 Some(5 * DAY_MS),
-                &Bundles::new()
+                &Bundles::new(),
+                None
             ),
             None
         );
@@ -509,7 +510,8 @@ mod tests {
                 PickupPreference::WhenSooner,
                 0,
                 None,
-                &Bundles::new()
+                &Bundles::new(),
+                None
             ),
             None
         );
@@ -530,6 +532,7 @@ mod tests {
             0,
             Some(3 * DAY_MS),
             &Bundles::new(),
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -545,7 +548,8 @@ mod tests {
                 PickupPreference::WhenSooner,
                 0,
                 Some(3 * DAY_MS),
-                &Bundles::new()
+                &Bundles::new(),
+                None
             ),
             None
         );
@@ -557,6 +561,7 @@ mod tests {
             0,
             Some(DAY_MS / 2),
             &Bundles::new(),
+            None,
         )
         .unwrap();
         assert_eq!((late.index, late.decision.packs), (1, 1));
@@ -574,6 +579,7 @@ mod tests {
             0,
             Some(DAY_MS),
             &Bundles::new(),
+            None,
         )
         .unwrap();
         assert_eq!((late.index, late.in_time), (1, false));
@@ -586,7 +592,8 @@ mod tests {
                 PickupPreference::WhenSooner,
                 0,
                 None,
-                &Bundles::new()
+                &Bundles::new(),
+                None
             )
             .unwrap()
             .index,
@@ -623,7 +630,8 @@ mod tests {
                 PickupPreference::WhenSooner,
                 0,
                 None,
-                &Bundles::new()
+                &Bundles::new(),
+                None
             )
             .unwrap()
             .index,
@@ -636,7 +644,8 @@ mod tests {
                 PickupPreference::Prefer,
                 0,
                 None,
-                &Bundles::new()
+                &Bundles::new(),
+                None
             )
             .unwrap()
             .index,
@@ -659,7 +668,8 @@ mod tests {
                 PickupPreference::WhenSooner,
                 0,
                 Some(5 * DAY_MS),
-                &Bundles::new()
+                &Bundles::new(),
+                None
             ),
             None
         );
