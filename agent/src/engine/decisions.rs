@@ -11,6 +11,7 @@ use super::household::{
     Actor, AuditEntry, ExpiryDefault, Member, Pending, PendingKind, Permission, RejectReason, Role,
     Route, Rules, money,
 };
+use super::inventory::SlotKey;
 use super::order::{Order, OrderState};
 use super::{
     AUDIT_IN_MEMORY, Effect, Engine, EngineError, NoticeKind, OrderEdit, days_from, notice,
@@ -690,7 +691,7 @@ impl Engine {
         ));
         self.record(by, "rules", "rules", detail, now, fx);
         // A consumable switched on again may need ordering now.
-        let keys: Vec<String> = self.slots.keys().cloned().collect();
+        let keys: Vec<SlotKey> = self.slots.keys().cloned().collect();
         for key in keys {
             self.consider_reorder(&key, now, fx);
         }
@@ -796,7 +797,7 @@ impl Engine {
         }
         self.devices.remove(device_id);
         let prefix = format!("{device_id}/");
-        let slots: Vec<String> = self
+        let slots: Vec<SlotKey> = self
             .slots
             .keys()
             .filter(|k| k.starts_with(&prefix))
@@ -1557,7 +1558,7 @@ mod tests {
             .unwrap();
         assert!(fx.iter().any(|x| matches!(
             x,
-            Effect::DeleteDevice { slots, .. } if slots == &["coffee/beans".to_string()]
+            Effect::DeleteDevice { slots, .. } if slots.len() == 1 && slots[0] == *"coffee/beans"
         )));
         assert_eq!((e.devices().count(), e.slots().count()), (0, 0));
     }

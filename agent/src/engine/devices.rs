@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use replenish_protocol::{Ack, Birth, Command, CommandBody, Id, Report, ReportBody, Status};
 
 use super::dedup::Unseen;
-use super::inventory::{DeviceState, Presence, slot_key};
+use super::inventory::{DeviceState, Presence, SlotKey, slot_key};
 use super::{Effect, Engine, EngineError, NoticeKind, Pairing, Telemetry, fault_name, notice};
 use crate::clock::{HOUR_MS, MINUTE_MS, UnixMs};
 
@@ -373,7 +373,7 @@ impl Engine {
                 self.after_slot_change(&device_id, &key, now, fx);
             }
             (slot_key, ReportBody::Fault { code, detail, .. }) => {
-                let subject = slot_key.unwrap_or_else(|| device_id.to_string());
+                let subject = slot_key.map_or_else(|| device_id.to_string(), String::from);
                 let text = format!("{subject} fault {}: {detail}", fault_name(code));
                 fx.push(notice(at, NoticeKind::DeviceFault, &subject, text));
             }
@@ -438,7 +438,7 @@ impl Engine {
         else {
             return;
         };
-        let driven: Vec<(String, f64)> = device
+        let driven: Vec<(SlotKey, f64)> = device
             .birth
             .slots
             .iter()
@@ -473,7 +473,7 @@ impl Engine {
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) {
-        let keys: Vec<String> = self
+        let keys: Vec<SlotKey> = self
             .devices
             .get(device_id)
             .map(|d| {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Meta;
 use super::household::{Actor, AuditEntry, Household, RejectReason, Role, Rules};
-use super::inventory::{DeviceState, SlotState};
+use super::inventory::{DeviceState, SlotKey, SlotState};
 use super::order::Order;
 use super::whole;
 use crate::clock::UnixMs;
@@ -243,7 +243,7 @@ pub enum Effect {
         /// The device.
         device: Id,
         /// Keys of its slots.
-        slots: Vec<String>,
+        slots: Vec<SlotKey>,
     },
 }
 

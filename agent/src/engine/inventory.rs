@@ -219,7 +219,7 @@ impl SlotState {
     }
 
     /// The storage key and API name: `device/slot`.
-    pub fn key(&self) -> String {
+    pub fn key(&self) -> SlotKey {
         slot_key(&self.device, &self.spec.id)
     }
 
@@ -320,9 +320,81 @@ impl SlotState {
     }
 }
 
+/// A slot's key, `device/slot`, as the API, storage and notices name it. Made from a device
+/// id and a slot id (or parsed into them), so it is always two ids and one slash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SlotKey(String);
+
+impl SlotKey {
+    /// The key of `slot` on `device`.
+    pub fn new(device: &Id, slot: &Id) -> Self {
+        Self(format!("{device}/{slot}"))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The device and slot ids of `text`, if it is a key.
+    pub fn parse(text: &str) -> Option<(Id, Id)> {
+        let (device, slot) = text.split_once('/')?;
+        Some((Id::new(device).ok()?, Id::new(slot).ok()?))
+    }
+}
+
+impl TryFrom<String> for SlotKey {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match Self::parse(&text) {
+            Some(_) => Ok(Self(text)),
+            None => Err(format!("{text:?} is not a slot key (device/slot)")),
+        }
+    }
+}
+
+impl From<SlotKey> for String {
+    fn from(key: SlotKey) -> String {
+        key.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SlotKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Reads as its text wherever text is expected (notices, logs, lookups by `&str`).
+impl std::ops::Deref for SlotKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SlotKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SlotKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for SlotKey {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
 /// The key of a slot: `device/slot`.
-pub fn slot_key(device: &Id, slot: &Id) -> String {
-    format!("{device}/{slot}")
+pub fn slot_key(device: &Id, slot: &Id) -> SlotKey {
+    SlotKey::new(device, slot)
 }
 
 #[cfg(test)]
@@ -347,6 +419,23 @@ mod tests {
         assert_eq!(slot.empty_since, Some(10));
         slot.refill(5.0, 500.0, 40);
         assert_eq!((slot.empty_since, slot.empty_ms), (None, 30));
+    }
+
+    #[test]
+    fn a_slot_key_is_two_ids_and_one_slash() {
+        let key = slot_key(&Id::new("coffee").unwrap(), &Id::new("beans").unwrap());
+        assert_eq!((key.as_str(), &*key), ("coffee/beans", "coffee/beans"));
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(json, "\"coffee/beans\"");
+        assert_eq!(serde_json::from_str::<SlotKey>(&json).unwrap(), key);
+        for bad in [
+            "\"coffee\"",
+            "\"coffee/beans/x\"",
+            "\"Coffee/beans\"",
+            "\"/beans\"",
+        ] {
+            assert!(serde_json::from_str::<SlotKey>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 use forecast::ForecastModel;
 use household::{AuditEntry, Household, Rules};
-use inventory::{DeviceState, SlotState, slot_key};
+use inventory::{DeviceState, SlotKey, SlotState, slot_key};
 use order::{Order, OrderState};
 use policy::{ReorderPolicy, RiskPolicy};
 use replenish_commerce::{Catalog, Offer, OrderLine, OrderRequest};
@@ -136,7 +136,7 @@ pub struct Engine {
     /// full or not (1,000 devices: 1.7 MiB inline, 1.0 boxed).
     devices: BTreeMap<Id, Box<DeviceState>>,
     /// Boxed for the same reason (3,000 slots: 2.9 MiB inline, 1.7 boxed).
-    slots: BTreeMap<String, Box<SlotState>>,
+    slots: BTreeMap<SlotKey, Box<SlotState>>,
     orders: BTreeMap<String, Order>,
     meta: Meta,
     /// Orders with a placement request under way (not stored: after a restart, none is).
@@ -398,7 +398,7 @@ impl Engine {
                 }
                 self.meta.catalogs.insert(shop, catalog);
                 fx.push(Effect::SaveMeta(self.meta.clone()));
-                let keys: Vec<String> = self.slots.keys().cloned().collect();
+                let keys: Vec<SlotKey> = self.slots.keys().cloned().collect();
                 for key in keys {
                     self.consider_reorder(&key, now, fx);
                 }
@@ -588,7 +588,7 @@ impl Engine {
             }
         }
         self.remind_pickups(now, fx);
-        let keys: Vec<String> = self.slots.keys().cloned().collect();
+        let keys: Vec<SlotKey> = self.slots.keys().cloned().collect();
         for key in keys {
             self.refresh_forecast(&key, now, fx);
             self.consider_reorder(&key, now, fx);

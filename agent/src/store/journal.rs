@@ -62,7 +62,7 @@ pub fn record_ops(effect: &Effect) -> Result<Vec<RecordOp>, StoreError> {
         Effect::SaveSlot(s) => {
             let key = s.key();
             let value = encode_json(Table::Slots, &key, s)?;
-            vec![put(Table::Slots, key, value)]
+            vec![put(Table::Slots, key.into(), value)]
         }
         Effect::SaveOrder(o) => vec![put(
             Table::Orders,
@@ -92,7 +92,7 @@ pub fn record_ops(effect: &Effect) -> Result<Vec<RecordOp>, StoreError> {
             }];
             ops.extend(slots.iter().map(|key| RecordOp {
                 table: Table::Slots,
-                key: key.clone(),
+                key: key.to_string(),
                 value: None,
             }));
             ops
@@ -229,7 +229,7 @@ impl Journal {
     pub fn stage(&mut self, effect: Effect) -> Result<Option<Effect>, StoreError> {
         let key = match &effect {
             Effect::SaveDevice(device) => Some((Table::Devices, device.id.to_string())),
-            Effect::SaveSlot(slot) => Some((Table::Slots, slot.key())),
+            Effect::SaveSlot(slot) => Some((Table::Slots, slot.key().into())),
             _ => None,
         };
         if let Some(key) = key {

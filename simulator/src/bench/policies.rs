@@ -134,7 +134,7 @@ impl Default for ReorderPointPolicy {
 impl ReorderPointPolicy {
     /// The parameters of a slot, frozen on the first call after the warm-up.
     fn params(&self, input: &PolicyInput<'_>) -> Option<ReorderPoint> {
-        let key = input.slot.key();
+        let key = input.slot.key().to_string();
         let mut frozen = self.frozen.lock().ok()?;
         if let Some(p) = frozen.get(&key) {
             return Some(*p);
@@ -249,7 +249,7 @@ impl ReorderPolicy for OraclePolicy {
             return None;
         }
         let truth = self.truth.lock().ok()?;
-        let slot = truth.get(&input.slot.key())?;
+        let slot = truth.get(input.slot.key().as_str())?;
         let now = input.now;
         let lead = slot.next_lead();
         // Ordered at the next review instead, it would come at `later`: is that too late?
