@@ -13,7 +13,7 @@ use super::{
     ConsumableSettings, Effect, Engine, NoticeKind, days_from, household, notice, policy,
     shop_turns, shopping, words,
 };
-use crate::clock::{DAY_MS, UnixMs};
+use crate::clock::UnixMs;
 
 impl Engine {
     /// Forecasts a slot again, with a notice once a day.
@@ -233,8 +233,10 @@ impl Engine {
             candidates.retain(|entry| entry.1.is_none() || fits(entry));
         }
         // What the household will use within a year beyond its stock: units past that earn
-        // nothing in the comparison of packs.
-        let usable = (forecast.demand(now, 365 * DAY_MS).p50 - on_hand).max(0.0);
+        // nothing in the comparison of packs. Only a choice needs it (this runs on every
+        // report); the mean rate times a year is the year's demand, weekdays averaging out.
+        let usable =
+            (candidates.len() > 1).then(|| (forecast.rate_per_day * 365.0 - on_hand).max(0.0));
         // What an order at each shop would bring along; only for an order wanted now, and
         // only where there is a shop to choose (a line's own choice never looks further).
         let bundles = if ahead.is_none()
@@ -252,7 +254,7 @@ impl Engine {
             now,
             forecast.empty_earliest,
             &bundles,
-            Some(usable),
+            usable,
         )?;
         let (candidate, _) = candidates.swap_remove(choice.index);
         let mut decision = choice.decision;
