@@ -331,7 +331,8 @@ fn household(config_file: Option<PathBuf>, command: HouseholdCommand) -> anyhow:
 fn apply(engine: &mut Engine, store: &dyn Store, event: Event, now: u64) -> anyhow::Result<()> {
     let effects = engine.handle(event, now)?;
     for effect in &effects {
-        store::save_effect(store, effect).context("saving")?;
+        store::save_effect(store, &|t, k| store::engine_record(engine, t, k), effect)
+            .context("saving")?;
     }
     store.flush().context("flushing the store")?;
     Ok(())

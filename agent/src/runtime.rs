@@ -19,7 +19,7 @@ use crate::engine::order::Order;
 use crate::engine::{Effect, Engine, EngineError, Event, Notice, Telemetry};
 use crate::mqtt::Outbox;
 use crate::store::journal::Journal;
-use crate::store::{self, Store, StoreError, Table};
+use crate::store::{self, Store, StoreError};
 use replenish_commerce::{CommerceError, Shop};
 
 /// Acknowledges an MQTT message once what it caused is durable.
@@ -707,22 +707,6 @@ struct EngineTask {
     journal: Journal,
 }
 
-/// The engine's current encoding of a device or slot record (`None`: it is gone).
-fn current_record(engine: &Engine, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    match table {
-        Table::Devices => Id::new(key)
-            .ok()
-            .and_then(|id| engine.device_by_id(&id))
-            .map(|d| store::encode_json(table, key, d))
-            .transpose(),
-        Table::Slots => engine
-            .slot(key)
-            .map(|s| store::encode_json(table, key, s))
-            .transpose(),
-        _ => Ok(None),
-    }
-}
-
 /// Refusal log entries remembered at most (spoofed ids could otherwise grow the map).
 const REFUSAL_LOG_KEYS: usize = 4096;
 
@@ -805,7 +789,7 @@ impl EngineTask {
     fn flush_store(&mut self) -> Result<(), StoreError> {
         let engine = &self.engine;
         self.journal.commit(&*self.store, &|table, key| {
-            current_record(engine, table, key)
+            store::engine_record(engine, table, key)
         })
     }
 
@@ -814,7 +798,7 @@ impl EngineTask {
         self.flush_store()?;
         let engine = &self.engine;
         self.journal.checkpoint(&*self.store, &|table, key| {
-            current_record(engine, table, key)
+            store::engine_record(engine, table, key)
         })
     }
 

@@ -125,16 +125,18 @@ fn approve_more(path: &Path, next: &mut u64, count: u32) -> anyhow::Result<()> {
     let prefix = store::installation_id(&store)?;
     let snapshot = store::load_snapshot(&store)?;
     let now = SystemClock.now_ms();
+    // Orders and the engine's counters only: no device or slot record to read from an engine.
+    let no_engine = |_: store::Table, _: &str| Ok(None);
     for _ in 0..count {
         *next += 1;
         let order = approved_order(*next, &prefix, now)?;
-        store::save_effect(&store, &Effect::SaveOrder(order))?;
+        store::save_effect(&store, &no_engine, &Effect::SaveOrder(order))?;
     }
     let meta = Meta {
         next_order_no: snapshot.meta.next_order_no.max(*next),
         ..snapshot.meta
     };
-    store::save_effect(&store, &Effect::SaveMeta(meta))?;
+    store::save_effect(&store, &no_engine, &Effect::SaveMeta(meta))?;
     store.flush()?;
     Ok(())
 }

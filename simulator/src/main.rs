@@ -247,6 +247,10 @@ struct IngestArgs {
     /// Run Mosquitto with its defaults instead of the settings docs/operations.md recommends.
     #[arg(long)]
     mosquitto_defaults: bool,
+    /// Mosquitto's in-flight window per subscriber (`max_inflight_messages`; 0: no limit),
+    /// instead of the recommended one.
+    #[arg(long, conflicts_with = "mosquitto_defaults")]
+    inflight: Option<u32>,
     /// Bursts per consumer (alternating); the median rate is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
@@ -770,10 +774,12 @@ async fn run_bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
         rss_devices: args.rss_devices,
         rss_secs: args.rss_secs,
         rss_rate: args.rss_rate,
-        mosquitto_conf: if args.mosquitto_defaults {
-            String::new()
-        } else {
-            replenish_sim::mosquitto::RECOMMENDED.into()
+        mosquitto_conf: match (args.mosquitto_defaults, args.inflight) {
+            (true, _) => String::new(),
+            (false, Some(window)) => {
+                format!("max_queued_messages 0\nmax_inflight_messages {window}\n")
+            }
+            (false, None) => replenish_sim::mosquitto::RECOMMENDED.into(),
         },
         repeat: args.repeat,
     };

@@ -719,7 +719,7 @@ impl Engine {
         self.create_slots(device_id, &birth, fx);
         if let Some(device) = self.devices.get_mut(device_id) {
             device.accepted = true;
-            fx.push(Effect::SaveDevice(device.clone()));
+            fx.push(Effect::SaveDevice(device.id.clone()));
         }
         let detail = format!(
             "accepted {device_id} ({} firmware {}, {} slots)",

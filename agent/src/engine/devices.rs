@@ -156,7 +156,7 @@ impl Engine {
         if asks {
             device.pairing_asked_at = Some(now);
         }
-        fx.push(Effect::SaveDevice(device.clone()));
+        fx.push(Effect::SaveDevice(device.id.clone()));
         if asks {
             let text = format!(
                 "{device_id} ({} firmware {}) asks to join; an owner must accept it",
@@ -217,7 +217,7 @@ impl Engine {
             let was_online = device.online();
             device.presence = Presence::Offline;
             device.last_seen = now;
-            fx.push(Effect::SaveDevice(device.clone()));
+            fx.push(Effect::SaveDevice(device.id.clone()));
             if was_online {
                 let text = format!("{device_id} offline");
                 fx.push(notice(now, NoticeKind::DeviceOffline, &device_id, text));
@@ -325,7 +325,7 @@ impl Engine {
             current_boot = device.dedup.current_boot();
             device.last_seen = now;
             device.presence = Presence::Online;
-            fx.push(Effect::SaveDevice(device.clone()));
+            fx.push(Effect::SaveDevice(device.id.clone()));
         }
         if needs_time {
             self.sync_clock(&device_id, now, fx);
@@ -456,9 +456,7 @@ impl Engine {
             };
             slot.link.get_or_insert_default().driven(at, measure);
             self.refresh_forecast(&key, now, fx);
-            if let Some(slot) = self.slots.get(&key) {
-                fx.push(Effect::SaveSlot(slot.clone()));
-            }
+            fx.push(Effect::SaveSlot(key));
         }
     }
 
@@ -489,8 +487,8 @@ impl Engine {
         self.refresh_forecast(changed, now, fx);
         // Stored with its new forecast (whether or not its level is known yet), before any
         // order the forecast leads to.
-        if let Some(slot) = self.slots.get(changed) {
-            fx.push(Effect::SaveSlot(slot.clone()));
+        if let Some((key, _)) = self.slots.get_key_value(changed) {
+            fx.push(Effect::SaveSlot(key.clone()));
         }
         for key in &keys {
             self.consider_reorder(key, now, fx);
@@ -799,23 +797,26 @@ mod tests {
         for seq in 1..=3 {
             saved.extend(engine.handle(event("brewer", usage(1, seq)), T0).unwrap());
         }
-        assert!(
-            saved
-                .iter()
-                .any(|e| matches!(e, Effect::SaveSlot(s) if s.uses == 3)),
+        let saved_slot = saved.iter().find_map(|e| match e {
+            Effect::SaveSlot(key) => engine.slot(key),
+            _ => None,
+        });
+        assert_eq!(
+            saved_slot.map(|s| s.uses),
+            Some(3),
             "the slot is saved though its level is unknown"
         );
-        // What the store holds after the engine's effects (the birth's too).
-        let mut all = Vec::new();
+        // What the store holds after the engine's effects (the birth's too, which `brewer`
+        // did not keep: a fresh engine's).
         let mut fresh = Engine::new(engine.config().clone(), Snapshot::default());
-        all.extend(
-            fresh
-                .handle(event("brewer", birth_of(1, SensorKind::Usage)), T0)
-                .unwrap(),
-        );
-        all.extend(saved);
-        for effect in &all {
-            store::save_effect(&store, effect).unwrap();
+        let birth = fresh
+            .handle(event("brewer", birth_of(1, SensorKind::Usage)), T0)
+            .unwrap();
+        for (source, effects) in [(&fresh, &birth), (&engine, &saved)] {
+            for effect in effects {
+                store::save_effect(&store, &|t, k| store::engine_record(source, t, k), effect)
+                    .unwrap();
+            }
         }
         let restarted = Engine::new(
             engine.config().clone(),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Meta;
 use super::household::{Actor, AuditEntry, Household, RejectReason, Role, Rules};
-use super::inventory::{DeviceState, SlotKey, SlotState};
+use super::inventory::SlotKey;
 use super::order::Order;
 use super::whole;
 use crate::clock::UnixMs;
@@ -187,10 +187,11 @@ pub enum Event {
 /// Something the engine wants done, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Store a device.
-    SaveDevice(Box<DeviceState>),
-    /// Store a slot.
-    SaveSlot(Box<SlotState>),
+    /// Store the device's record as the engine holds it when storage next commits (a batch
+    /// that changes it many times writes it once, and the effect copies nothing).
+    SaveDevice(Id),
+    /// Store the slot's record as the engine holds it when storage next commits.
+    SaveSlot(SlotKey),
     /// Store an order.
     SaveOrder(Order),
     /// Store the engine's own counters and the last catalog.

@@ -530,9 +530,10 @@ impl Engine {
     fn on_delivered(&mut self, order: &Order, fx: &mut Vec<Effect>) {
         let lines = order.lines();
         for line in &lines {
-            if let Some(slot) = self.slots.get_mut(&slot_key(&line.device, &line.slot)) {
+            let key = slot_key(&line.device, &line.slot);
+            if let Some(slot) = self.slots.get_mut(&key) {
                 slot.delivered(f64::from(line.packs) * line.pack_size);
-                fx.push(Effect::SaveSlot(slot.clone()));
+                fx.push(Effect::SaveSlot(key));
             }
         }
         if let (Some(placed), Some(delivered)) = (order.placed_at, order.delivered_at) {
@@ -637,7 +638,7 @@ impl Engine {
             } else {
                 Box::new(SlotState::new(device_id.clone(), spec.clone()))
             };
-            fx.push(Effect::SaveSlot(slot.clone()));
+            fx.push(Effect::SaveSlot(key.clone()));
             self.slots.insert(key, slot);
         }
     }

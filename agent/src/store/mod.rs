@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::engine::household::{AuditEntry, Household};
-use crate::engine::{AUDIT_IN_MEMORY, Effect, Meta, Snapshot};
+use crate::engine::{AUDIT_IN_MEMORY, Effect, Engine, Meta, Snapshot};
+use replenish_protocol::Id;
 
 /// The tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,11 +134,37 @@ pub(crate) fn encode_json<T: Serialize>(
 
 /// Carries out a storage effect straight into the tables (the command-line tools; the running
 /// agent goes through its [`journal::Journal`]); other effects are ignored. Returns whether it
-/// was one.
-pub fn save_effect(store: &dyn Store, effect: &Effect) -> Result<bool, StoreError> {
-    let ops = journal::record_ops(effect)?;
+/// was one. The device and slot records an effect names are as `current` encodes them (see
+/// [`engine_record`]).
+pub fn save_effect(
+    store: &dyn Store,
+    current: &journal::CurrentRecord<'_>,
+    effect: &Effect,
+) -> Result<bool, StoreError> {
+    let ops = journal::record_ops(effect, current)?;
     journal::apply(store, &ops)?;
     Ok(!ops.is_empty())
+}
+
+/// The engine's current encoding of a device or slot record (`None`: it is gone, or another
+/// table).
+pub fn engine_record(
+    engine: &Engine,
+    table: Table,
+    key: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match table {
+        Table::Devices => Id::new(key)
+            .ok()
+            .and_then(|id| engine.device_by_id(&id))
+            .map(|d| encode_json(table, key, d))
+            .transpose(),
+        Table::Slots => engine
+            .slot(key)
+            .map(|s| encode_json(table, key, s))
+            .transpose(),
+        _ => Ok(None),
+    }
 }
 
 fn audit_key(seq: u64) -> String {
