@@ -126,7 +126,7 @@ fn approve_more(path: &Path, next: &mut u64, count: u32) -> anyhow::Result<()> {
     let snapshot = store::load_snapshot(&store)?;
     let now = SystemClock.now_ms();
     // Orders and the engine's counters only: no device or slot record to read from an engine.
-    let no_engine = |_: store::Table, _: &str| Ok(None);
+    let no_engine = |_: store::Table, _: &str| None;
     for _ in 0..count {
         *next += 1;
         let order = approved_order(*next, &prefix, now)?;

@@ -1215,6 +1215,40 @@ mod tests {
     }
 
     #[test]
+    fn the_journal_gives_back_every_device_and_slot_record_as_the_tables_hold_it() {
+        use crate::store::journal::Journal;
+        use crate::store::{Store, Table};
+        // Records with everything in them: a birth declaring usage, de-dup windows, slots with
+        // history, a link and forecasts.
+        let (engine, _, _) = descaler_after_a_month(descaling_maker(None, Some(200.0)));
+        let store = MemoryStore::default();
+        let mut journal = Journal::new();
+        let mut keys = Vec::new();
+        for device in engine.devices() {
+            journal
+                .stage(Effect::SaveDevice(device.id.clone()))
+                .unwrap();
+            keys.push((Table::Devices, device.id.to_string()));
+        }
+        for slot in engine.slots() {
+            journal.stage(Effect::SaveSlot(slot.key())).unwrap();
+            keys.push((Table::Slots, slot.key().to_string()));
+        }
+        let current = |table, key: &str| store::engine_record(&engine, table, key);
+        journal.commit(&store, &current).unwrap();
+        assert_eq!(keys.len(), 3, "a device and its two slots");
+        // A crash now: the next start applies the journal's compact records to the tables.
+        let restarted = store::load_snapshot(&store).unwrap();
+        assert_eq!(restarted.slots.len(), 2);
+        for (table, key) in keys {
+            let stored = store.get(table, &key).unwrap();
+            let expected = current(table, &key).map(|r| r.json(table, &key).unwrap());
+            assert!(expected.is_some());
+            assert_eq!(stored, expected, "{key}");
+        }
+    }
+
+    #[test]
     fn a_descaler_driven_by_brews_is_forecast_from_the_brews() {
         let (engine, to_next, days) = descaler_after_a_month(descaling_maker(Some(200.0), None));
         let slot = engine.slot("maker/descaler").unwrap();

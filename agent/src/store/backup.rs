@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::{Store, StoreError, Table};
 
 /// The format this version writes. 1: the format mark; 2: the journal table
-/// ([`super::journal`]), whose entries a format-1 agent would not apply.
-pub const FORMAT: u32 = 2;
+/// ([`super::journal`]), whose entries a format-1 agent would not apply; 3: device and slot
+/// records in the journal in MessagePack, which a format-2 agent cannot read.
+pub const FORMAT: u32 = 3;
 
 /// The meta key holding the format.
 const FORMAT_KEY: &str = "format";
@@ -90,8 +91,9 @@ pub fn open(store: &dyn Store) -> Result<u32, FormatError> {
         });
     }
     if found < FORMAT {
-        // Format 0 → 1 → 2: records are read as they are; only the mark is new (and a store
-        // of before 2 has no journal to apply).
+        // Format 0 → 1 → 2 → 3: records are read as they are; only the mark is new (a store
+        // of before 2 has no journal to apply, and a format-2 journal's JSON records are read
+        // as they were).
         tracing::info!(from = found, to = FORMAT, "upgrading the store's format");
     }
     store.put(Table::Meta, FORMAT_KEY, FORMAT.to_string().into_bytes())?;

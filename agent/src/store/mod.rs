@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::engine::household::{AuditEntry, Household};
+use crate::engine::inventory::{DeviceState, SlotState};
 use crate::engine::{AUDIT_IN_MEMORY, Effect, Engine, Meta, Snapshot};
 use replenish_protocol::Id;
 
@@ -93,6 +94,16 @@ pub enum StoreError {
         /// The encoder's error.
         source: serde_json::Error,
     },
+    /// A record could not be encoded for the journal.
+    #[error("cannot encode record {key} in {table} for the journal: {source}")]
+    EncodeCompact {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: String,
+        /// The encoder's error.
+        source: rmp_serde::encode::Error,
+    },
 }
 
 /// A key-value store with tables. Writes may be buffered until [`Store::flush`].
@@ -146,24 +157,69 @@ pub fn save_effect(
     Ok(!ops.is_empty())
 }
 
-/// The engine's current encoding of a device or slot record (`None`: it is gone, or another
-/// table).
-pub fn engine_record(
-    engine: &Engine,
-    table: Table,
-    key: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
+/// A device or slot record as the engine holds it, for storage to encode: as JSON for the
+/// tables, compactly for the journal.
+#[derive(Debug, Clone, Copy)]
+pub enum EngineRecord<'a> {
+    /// A device.
+    Device(&'a DeviceState),
+    /// A slot.
+    Slot(&'a SlotState),
+}
+
+impl EngineRecord<'_> {
+    /// As the tables store it: JSON.
+    pub fn json(self, table: Table, key: &str) -> Result<Vec<u8>, StoreError> {
+        match self {
+            EngineRecord::Device(device) => encode_json(table, key, device),
+            EngineRecord::Slot(slot) => encode_json(table, key, slot),
+        }
+    }
+
+    /// As the journal stores it, appended to `out`: MessagePack with field names, which reads
+    /// back like JSON (defaults, skipped fields, tagged enums) at a fraction of the cost (no
+    /// float formatting, no string escaping).
+    pub fn compact_into(
+        self,
+        table: Table,
+        key: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let written = match self {
+            EngineRecord::Device(device) => rmp_serde::encode::write_named(out, device),
+            EngineRecord::Slot(slot) => rmp_serde::encode::write_named(out, slot),
+        };
+        written.map_err(|source| StoreError::EncodeCompact {
+            table: table.name(),
+            key: key.to_string(),
+            source,
+        })
+    }
+}
+
+/// The JSON of a device or slot record the journal holds compactly.
+pub(crate) fn compact_to_json(table: Table, compact: &[u8]) -> Result<Vec<u8>, String> {
+    let json = match table {
+        Table::Devices => rmp_serde::from_slice::<DeviceState>(compact)
+            .map_err(|e| e.to_string())
+            .and_then(|d| serde_json::to_vec(&d).map_err(|e| e.to_string())),
+        Table::Slots => rmp_serde::from_slice::<SlotState>(compact)
+            .map_err(|e| e.to_string())
+            .and_then(|s| serde_json::to_vec(&s).map_err(|e| e.to_string())),
+        other => return Err(format!("no compact records in {}", other.name())),
+    };
+    json.map_err(|why| format!("a compact {} record: {why}", table.name()))
+}
+
+/// The engine's device or slot record under `key` (`None`: it is gone, or another table).
+pub fn engine_record<'a>(engine: &'a Engine, table: Table, key: &str) -> Option<EngineRecord<'a>> {
     match table {
         Table::Devices => Id::new(key)
             .ok()
             .and_then(|id| engine.device_by_id(&id))
-            .map(|d| encode_json(table, key, d))
-            .transpose(),
-        Table::Slots => engine
-            .slot(key)
-            .map(|s| encode_json(table, key, s))
-            .transpose(),
-        _ => Ok(None),
+            .map(EngineRecord::Device),
+        Table::Slots => engine.slot(key).map(EngineRecord::Slot),
+        _ => None,
     }
 }
 
