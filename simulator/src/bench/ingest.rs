@@ -150,6 +150,8 @@ pub struct IngestReport {
     pub burst_rates: Vec<(f64, f64)>,
     /// Mean time of one storage flush (group commit) in the agent, ms.
     pub mean_flush_ms: f64,
+    /// Messages the agent stored per flush (group commit) in its bursts: live, backlog.
+    pub messages_per_flush: [f64; 2],
     /// Latency at fixed rates.
     pub latency: Vec<LatencyRun>,
     /// Memory at fleet sizes.
@@ -242,6 +244,8 @@ pub async fn run(options: &IngestOptions, agent: &AgentProgram) -> anyhow::Resul
     // Alternate the consumers, so neither gains from going first; report the medians.
     let mut runs: [(Vec<BurstRun>, Vec<BurstRun>); 2] = Default::default();
     let (mut uses_missing, mut stalls, mut lost) = (0i64, 0u64, 0u64);
+    // Messages and storage flushes of the agent's bursts, live and backlog.
+    let mut batching = [FlushStats::default(); 2];
     for round in 0..options.repeat.max(1) {
         for (i, mode) in [Burst::Live, Burst::Backlog].into_iter().enumerate() {
             let name = format!("{mode:?}-{round}").to_lowercase();
@@ -252,6 +256,7 @@ pub async fn run(options: &IngestOptions, agent: &AgentProgram) -> anyhow::Resul
             );
             bar.finish_and_clear();
             let bar = spinner(format!("{mode:?} burst {} → agent", round + 1));
+            let before = FlushStats::now();
             let (run, missing, stalled) = agent_burst(
                 &burst(&format!("bench-agent-{name}")),
                 broker.port(),
@@ -260,6 +265,7 @@ pub async fn run(options: &IngestOptions, agent: &AgentProgram) -> anyhow::Resul
             )
             .await?;
             bar.finish_and_clear();
+            batching[i] = batching[i].plus(FlushStats::now().minus(before));
             uses_missing += missing;
             stalls += stalled;
             // Loss is counted in uses: each usage report carries one, counted once by the
@@ -326,6 +332,10 @@ pub async fn run(options: &IngestOptions, agent: &AgentProgram) -> anyhow::Resul
         stalls,
         burst_rates,
         mean_flush_ms: mean_flush_ms(),
+        messages_per_flush: [
+            batching[0].messages_per_flush(),
+            batching[1].messages_per_flush(),
+        ],
         null_subscriber: null_run,
         agent: agent_run,
         latency,
@@ -752,15 +762,53 @@ async fn latency_run(rate: f64, secs: f64, port: u16, dir: &Path) -> anyhow::Res
     })
 }
 
+/// A value of this process's metrics (the in-process agents'), 0 if absent.
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// Messages received and storage flushes of this process's agents so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct FlushStats {
+    messages: f64,
+    flushes: f64,
+}
+
+impl FlushStats {
+    fn now() -> Self {
+        let text = replenish_agent::telemetry::prometheus().render();
+        Self {
+            messages: metric_value(&text, replenish_agent::metric::TELEMETRY_RECEIVED.name),
+            flushes: metric_value(&text, "replenish_store_flush_seconds_count"),
+        }
+    }
+
+    fn minus(self, earlier: Self) -> Self {
+        Self {
+            messages: self.messages - earlier.messages,
+            flushes: self.flushes - earlier.flushes,
+        }
+    }
+
+    fn plus(self, other: Self) -> Self {
+        Self {
+            messages: self.messages + other.messages,
+            flushes: self.flushes + other.flushes,
+        }
+    }
+
+    fn messages_per_flush(self) -> f64 {
+        self.messages / self.flushes.max(1.0)
+    }
+}
+
 /// The mean of `replenish_store_flush_seconds` in this process's metrics, in ms.
 fn mean_flush_ms() -> f64 {
     let text = replenish_agent::telemetry::prometheus().render();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let value = |name: &str| metric_value(&text, name);
     let count = value("replenish_store_flush_seconds_count");
     if count > 0.0 {
         value("replenish_store_flush_seconds_sum") / count * 1000.0
@@ -927,6 +975,10 @@ pub fn table(report: &IngestReport) -> String {
     out.push_str(&format!(
         "lost (usage reports published and not counted, all bursts): {}; uses counted minus published: {}; stalls: {}; mean storage flush: {:.2} ms\n",
         report.lost, -report.uses_missing, report.stalls, report.mean_flush_ms
+    ));
+    out.push_str(&format!(
+        "messages per storage flush (group commit) in the agent's bursts: live {:.1}, backlog {:.1}\n",
+        report.messages_per_flush[0], report.messages_per_flush[1]
     ));
     out.push_str("publish -> stored (agent) and publish -> received (null subscriber), ms\n");
     out.push_str(
