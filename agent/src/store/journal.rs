@@ -123,17 +123,22 @@ pub fn apply(store: &dyn Store, ops: &[RecordOp]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// An operation's table, key and presence byte.
+fn encode_op_head(table: Table, key: &str, present: u8, out: &mut Vec<u8>) {
+    out.push(table.code());
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out.push(present);
+}
+
 fn encode_op(op: &RecordOp, out: &mut Vec<u8>) {
-    out.push(op.table.code());
-    out.extend_from_slice(&(op.key.len() as u32).to_le_bytes());
-    out.extend_from_slice(op.key.as_bytes());
     match &op.value {
         Some(value) => {
-            out.push(1);
+            encode_op_head(op.table, &op.key, 1, out);
             out.extend_from_slice(&(value.len() as u32).to_le_bytes());
             out.extend_from_slice(value);
         }
-        None => out.push(0),
+        None => encode_op_head(op.table, &op.key, 0, out),
     }
 }
 
@@ -145,10 +150,7 @@ fn encode_compact_op(
     out: &mut Vec<u8>,
 ) -> Result<(), StoreError> {
     let start = out.len();
-    out.push(table.code());
-    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    out.extend_from_slice(key.as_bytes());
-    out.push(2);
+    encode_op_head(table, key, 2, out);
     let length_at = out.len();
     out.extend_from_slice(&[0; 4]);
     if let Err(error) = record.compact_into(table, key, out) {
