@@ -39,6 +39,52 @@ pub enum MosquittoError {
     /// It did not listen in time.
     #[error("mosquitto did not listen on port {0} within 5 s")]
     NotListening(u16),
+    /// It stopped before listening (its port taken, its configuration refused).
+    #[error("mosquitto exited before listening on port {port}: {status}")]
+    Exited {
+        /// The port it was to listen on.
+        port: u16,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+}
+
+/// Whether an MQTT broker answers on loopback `port`: a CONNECT gets a CONNACK (accepted or
+/// not). A bare TCP connect is not enough: whatever took the port would pass for Mosquitto.
+fn answers_mqtt(port: u16) -> bool {
+    use std::io::{Read, Write};
+    // MQTT 3.1.1 CONNECT: clean session, keep-alive 10 s, an empty client id.
+    const CONNECT: [u8; 14] = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 0];
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let mut connack = [0u8; 4];
+    stream
+        .set_read_timeout(Some(Duration::from_millis(250)))
+        .is_ok()
+        && stream.write_all(&CONNECT).is_ok()
+        && stream.read_exact(&mut connack).is_ok()
+        && connack[..2] == [0x20, 2]
+}
+
+/// Attempts [`start_on_free_port`] makes.
+const FREE_PORT_ATTEMPTS: usize = 5;
+
+/// Starts Mosquitto (with `extra` configuration lines) on a free loopback port and waits until
+/// it listens. A port is free when picked, but Mosquitto binds it a moment later and another
+/// socket may take it meanwhile: Mosquitto then exits, and another port is tried (up to five).
+pub fn start_on_free_port(dir: &Path, extra: &str) -> Result<Mosquitto, MosquittoError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+            .local_addr()?
+            .port();
+        match start(dir, port, extra) {
+            Err(MosquittoError::Exited { .. }) if attempt < FREE_PORT_ATTEMPTS => continue,
+            started => return started,
+        }
+    }
 }
 
 /// The settings docs/operations.md recommends for the agent's broker: no broker-side drop of
@@ -64,9 +110,12 @@ pub fn start_with(dir: &Path, port: u16, conf: &str) -> Result<Mosquitto, Mosqui
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let mosquitto = Mosquitto { child, port };
+    let mut mosquitto = Mosquitto { child, port };
     for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if let Some(status) = mosquitto.child.try_wait()? {
+            return Err(MosquittoError::Exited { port, status });
+        }
+        if answers_mqtt(port) {
             return Ok(mosquitto);
         }
         std::thread::sleep(Duration::from_millis(50));

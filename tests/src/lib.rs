@@ -14,6 +14,12 @@ pub fn start_mosquitto(dir: &Path, port: u16) -> Result<Mosquitto, MosquittoErro
     replenish_sim::mosquitto::start(dir, port, "")
 }
 
+/// Starts Mosquitto on a free loopback port (tried again on another if the port is taken
+/// before Mosquitto binds it); [`Mosquitto::port`] tells which.
+pub fn start_mosquitto_on_free_port(dir: &Path) -> Result<Mosquitto, MosquittoError> {
+    replenish_sim::mosquitto::start_on_free_port(dir, "")
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

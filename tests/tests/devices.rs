@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use replenish_protocol::{Status, codec};
 use replenish_sim::devices::{self, DeviceLogin, DevicesOptions};
-use replenish_sim::world::{DEFAULT_START, free_port};
-use replenish_tests::{in_ci, on_path, start_mosquitto};
+use replenish_sim::world::DEFAULT_START;
+use replenish_tests::{in_ci, on_path, start_mosquitto_on_free_port};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
 
@@ -90,8 +90,8 @@ async fn every_published_message_arrives_births_first_offline_last() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port().unwrap();
-    let _mosquitto = start_mosquitto(dir.path(), port).unwrap();
+    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let port = mosquitto.port();
     let (_listener, mut messages) = listen(port).await;
 
     let (_stop_tx, stop) = watch::channel(false);
@@ -178,8 +178,8 @@ async fn a_stop_request_ends_an_endless_run() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port().unwrap();
-    let _mosquitto = start_mosquitto(dir.path(), port).unwrap();
+    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let port = mosquitto.port();
     let (stop_tx, stop) = watch::channel(false);
     let mut views = 0;
     // No --days: it runs until stopped, here after the tenth view (a step each).
@@ -209,8 +209,8 @@ async fn a_scenario_power_cut_shows_as_a_new_boot_at_the_broker() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port().unwrap();
-    let _mosquitto = start_mosquitto(dir.path(), port).unwrap();
+    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let port = mosquitto.port();
     let (_listener, mut messages) = listen(port).await;
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../simulator/scenarios/faults.toml");

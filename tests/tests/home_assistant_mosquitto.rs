@@ -19,8 +19,8 @@ use replenish_agent::store::MemoryStore;
 use replenish_agent::{Agent, AgentOptions};
 use replenish_commerce::Catalog;
 use replenish_commerce::MemoryShop;
-use replenish_sim::world::{DEFAULT_START, free_port};
-use replenish_tests::{in_ci, on_path, start_mosquitto};
+use replenish_sim::world::DEFAULT_START;
+use replenish_tests::{in_ci, on_path, start_mosquitto, start_mosquitto_on_free_port};
 
 /// The first message on `topic` (a retained one arrives at once), or `None` after `secs`.
 async fn first_message(port: u16, topic: &str, secs: u32) -> Option<String> {
@@ -61,8 +61,8 @@ async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_age
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port().unwrap();
-    let mosquitto = start_mosquitto(dir.path(), port).unwrap();
+    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let port = mosquitto.port();
 
     let mut agent_config = AgentConfig::default();
     agent_config.household.pairing = Pairing::Open;

@@ -22,7 +22,7 @@ use replenish_commerce::MemoryShop;
 use replenish_protocol::{Encoding, ReportBody};
 use replenish_sim::load::{self, FleetPlan, LoadProgress, LoadTarget};
 use replenish_sim::mosquitto::{self, Mosquitto};
-use replenish_sim::world::{DEFAULT_START, free_port};
+use replenish_sim::world::DEFAULT_START;
 use replenish_tests::{in_ci, on_path};
 
 fn mosquitto_or_skip(dir: &Path) -> Option<Mosquitto> {
@@ -31,7 +31,7 @@ fn mosquitto_or_skip(dir: &Path) -> Option<Mosquitto> {
         println!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
         return None;
     }
-    Some(mosquitto::start(dir, free_port().unwrap(), mosquitto::RECOMMENDED).unwrap())
+    Some(mosquitto::start_on_free_port(dir, mosquitto::RECOMMENDED).unwrap())
 }
 
 /// sled, with every flush and journal sync made slow: an engine that falls behind a burst.

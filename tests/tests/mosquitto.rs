@@ -17,8 +17,10 @@ use replenish_agent::{Agent, AgentOptions};
 use replenish_protocol::Id;
 use replenish_sim::appliance::{Appliance, Link};
 use replenish_sim::shop::{SandboxShop, ShopConfig};
-use replenish_sim::world::{DEFAULT_START, free_port};
-use replenish_tests::{doc_mosquitto_pub_lines, in_ci, on_path, shell_words, start_mosquitto};
+use replenish_sim::world::DEFAULT_START;
+use replenish_tests::{
+    doc_mosquitto_pub_lines, in_ci, on_path, shell_words, start_mosquitto_on_free_port,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive() {
@@ -33,8 +35,8 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port().unwrap();
-    let _mosquitto = start_mosquitto(dir.path(), port).unwrap();
+    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let port = mosquitto.port();
 
     let clock = ManualClock::new(DEFAULT_START);
     let shop = SandboxShop::new(ShopConfig::default(), clock.clone());
@@ -155,4 +157,25 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
     agent.shutdown().await;
     let _ = Arc::strong_count(&clock);
     shop_server.shutdown().await.unwrap();
+}
+
+/// A port taken between picking and binding: Mosquitto exits, and that is reported as such
+/// rather than taken for Mosquitto listening (the socket that took it does accept).
+#[test]
+fn mosquitto_on_a_taken_port_is_an_error_not_a_broker() {
+    if !on_path("mosquitto") {
+        assert!(!in_ci(), "CI=true but mosquitto is not installed");
+        println!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    match replenish_sim::mosquitto::start(dir.path(), port, "") {
+        Err(replenish_tests::MosquittoError::Exited { port: p, .. }) => assert_eq!(p, port),
+        other => panic!("expected Mosquitto to exit, got {other:?}"),
+    }
+    // On a free port it starts, wherever that is.
+    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    assert_ne!(mosquitto.port(), port);
 }

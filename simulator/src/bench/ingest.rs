@@ -216,7 +216,7 @@ impl AgentProgram {
 /// Runs every part; the memory runs start `agent`.
 pub async fn run(options: &IngestOptions, agent: &AgentProgram) -> anyhow::Result<IngestReport> {
     let dir = tempfile::tempdir().context("a temporary directory")?;
-    let broker = mosquitto::start(dir.path(), free_port()?, &options.mosquitto_conf)
+    let broker = mosquitto::start_on_free_port(dir.path(), &options.mosquitto_conf)
         .context("starting mosquitto (apt-get install mosquitto)")?;
     let version = std::process::Command::new("mosquitto")
         .arg("-h")
