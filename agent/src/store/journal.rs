@@ -61,20 +61,8 @@ pub fn record_ops(
         value: Some(value),
     };
     Ok(match effect {
-        Effect::SaveDevice(id) => vec![RecordOp {
-            table: Table::Devices,
-            key: id.to_string(),
-            value: current(Table::Devices, id.as_str())
-                .map(|record| record.json(Table::Devices, id.as_str()))
-                .transpose()?,
-        }],
-        Effect::SaveSlot(key) => vec![RecordOp {
-            table: Table::Slots,
-            key: key.to_string(),
-            value: current(Table::Slots, key)
-                .map(|record| record.json(Table::Slots, key))
-                .transpose()?,
-        }],
+        Effect::SaveDevice(id) => vec![engine_op(Table::Devices, id.as_str(), current)?],
+        Effect::SaveSlot(key) => vec![engine_op(Table::Slots, key, current)?],
         Effect::SaveOrder(o) => vec![put(
             Table::Orders,
             o.id.clone(),
@@ -109,6 +97,17 @@ pub fn record_ops(
             ops
         }
         _ => Vec::new(),
+    })
+}
+
+/// Writes the engine's record under `key` as JSON, or deletes it when the engine has none.
+fn engine_op(table: Table, key: &str, current: &CurrentRecord<'_>) -> Result<RecordOp, StoreError> {
+    Ok(RecordOp {
+        table,
+        key: key.to_string(),
+        value: current(table, key)
+            .map(|record| record.json(table, key))
+            .transpose()?,
     })
 }
 
@@ -381,9 +380,7 @@ impl Journal {
         order.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for ((table, key), dirty) in order {
             let value = match dirty {
-                Dirty::FromEngine => current(*table, key)
-                    .map(|record| record.json(*table, key))
-                    .transpose()?,
+                Dirty::FromEngine => engine_op(*table, key, current)?.value,
                 Dirty::Value(value) => value.clone(),
             };
             match value {

@@ -199,13 +199,13 @@ impl EngineRecord<'_> {
 
 /// The JSON of a device or slot record the journal holds compactly.
 pub(crate) fn compact_to_json(table: Table, compact: &[u8]) -> Result<Vec<u8>, String> {
+    fn as_json<T: DeserializeOwned + Serialize>(compact: &[u8]) -> Result<Vec<u8>, String> {
+        let record: T = rmp_serde::from_slice(compact).map_err(|e| e.to_string())?;
+        serde_json::to_vec(&record).map_err(|e| e.to_string())
+    }
     let json = match table {
-        Table::Devices => rmp_serde::from_slice::<DeviceState>(compact)
-            .map_err(|e| e.to_string())
-            .and_then(|d| serde_json::to_vec(&d).map_err(|e| e.to_string())),
-        Table::Slots => rmp_serde::from_slice::<SlotState>(compact)
-            .map_err(|e| e.to_string())
-            .and_then(|s| serde_json::to_vec(&s).map_err(|e| e.to_string())),
+        Table::Devices => as_json::<DeviceState>(compact),
+        Table::Slots => as_json::<SlotState>(compact),
         other => return Err(format!("no compact records in {}", other.name())),
     };
     json.map_err(|why| format!("a compact {} record: {why}", table.name()))
