@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use replenish_protocol::{Ack, Birth, Command, CommandBody, Id, Report, ReportBody, Status};
 
 use super::dedup::Unseen;
-use super::inventory::{DeviceState, Presence, SlotKey, slot_key};
+use super::inventory::{Announcement, DeviceState, Presence, SlotKey, slot_key};
 use super::{Effect, Engine, EngineError, NoticeKind, Pairing, Telemetry, fault_name, notice};
 use crate::clock::{HOUR_MS, MINUTE_MS, UnixMs};
 
@@ -106,6 +106,7 @@ impl Engine {
     }
 
     fn birth(&mut self, device_id: Id, birth: Birth, now: UnixMs, fx: &mut Vec<Effect>) {
+        let birth = Announcement::from(birth);
         let known = self.devices.get(&device_id);
         let was_online = known.is_some_and(|d| d.online());
         let is_new = known.is_none();

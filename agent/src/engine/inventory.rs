@@ -2,7 +2,7 @@
 //! cupboard, use sizes and what a driven slot knows of its driver. De-duplication is in
 //! [`dedup`](super::dedup).
 
-use replenish_protocol::{Birth, Id, SensorKind, SlotSpec};
+use replenish_protocol::{Birth, Id, SensorKind, SlotSpec, SlotUse};
 use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
@@ -36,13 +36,50 @@ pub enum Presence {
     Offline,
 }
 
+/// What a device announced in its latest birth, as the engine keeps it.
+///
+/// The same fields and the same serialized form as the wire's [`Birth`], whose lists and
+/// strings have the fixed capacity a device without a heap needs: 1,200 bytes whatever they
+/// hold, against about 120 here plus the slots announced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Announcement {
+    /// The appliance model (`coffee-maker`).
+    pub model: Id,
+    /// The firmware version (`0.1.0`).
+    pub firmware: String,
+    /// The boot it was announced in.
+    pub boot: u32,
+    /// The slots the device measures.
+    pub slots: Vec<SlotSpec>,
+    /// How many reports the device keeps while offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<u16>,
+    /// How some slots are used, as the maker declares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Vec<SlotUse>>,
+}
+
+impl From<Birth> for Announcement {
+    fn from(birth: Birth) -> Self {
+        Self {
+            model: birth.model,
+            firmware: birth.firmware.as_str().to_owned(),
+            boot: birth.boot,
+            slots: birth.slots.into_iter().collect(),
+            buffer: birth.buffer,
+            usage: birth.usage.map(|usage| usage.into_iter().collect()),
+        }
+    }
+}
+
 /// A device as the agent knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceState {
     /// Its id (the topic segment).
     pub id: Id,
     /// Its latest birth.
-    pub birth: Birth,
+    pub birth: Announcement,
     /// Whether it is connected. Not stored: after a restart it is unknown until the device
     /// speaks or its retained status is read again.
     #[serde(skip)]
@@ -70,7 +107,7 @@ fn accepted_by_default() -> bool {
 
 impl DeviceState {
     /// A device first heard of now.
-    pub fn new(id: Id, birth: Birth, now: UnixMs) -> Self {
+    pub fn new(id: Id, birth: Announcement, now: UnixMs) -> Self {
         Self {
             id,
             birth,
@@ -475,5 +512,58 @@ mod tests {
         assert_eq!((slot.cupboard, slot.unattributed_refill), (0.0, 500.0));
         slot.delivered(1000.0);
         assert_eq!((slot.cupboard, slot.unattributed_refill), (500.0, 0.0));
+    }
+
+    #[test]
+    fn an_announcement_reads_and_writes_as_the_birth_it_came_from() {
+        use replenish_protocol::{DriverMeasure, SlotDriver};
+        let spec = |slot: &str, consumable: &str| SlotSpec {
+            id: Id::new(slot).unwrap(),
+            consumable: Id::new(consumable).unwrap(),
+            unit: Unit::Count,
+            capacity: 10.0,
+            sensor: SensorKind::Usage,
+        };
+        let bare = Birth {
+            model: Id::new("coffee-maker").unwrap(),
+            firmware: "0.3.1".try_into().unwrap(),
+            boot: 7,
+            slots: [spec("pods", "coffee_pods")].into_iter().collect(),
+            buffer: None,
+            usage: None,
+        };
+        let mut declared = bare.clone();
+        declared.slots.push(spec("descaler", "descaler")).unwrap();
+        declared.buffer = Some(500);
+        declared.usage = Some(
+            [SlotUse {
+                slot: Id::new("descaler").unwrap(),
+                every_days: Some(30.0),
+                per: Some(SlotDriver {
+                    slot: Id::new("pods").unwrap(),
+                    every: 200.0,
+                    counts: DriverMeasure::Uses,
+                }),
+            }]
+            .into_iter()
+            .collect(),
+        );
+        for birth in [bare, declared] {
+            let kept = Announcement::from(birth.clone());
+            let json = serde_json::to_string(&birth).unwrap();
+            assert_eq!(serde_json::to_string(&kept).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Announcement>(&json).unwrap(), kept);
+            assert_eq!(
+                rmp_serde::to_vec_named(&kept).unwrap(),
+                rmp_serde::to_vec_named(&birth).unwrap()
+            );
+        }
+        // A field no birth has is refused, as the wire type refuses it.
+        assert!(
+            serde_json::from_str::<Announcement>(
+                r#"{"model":"m","firmware":"1","boot":1,"slots":[],"colour":"red"}"#
+            )
+            .is_err()
+        );
     }
 }

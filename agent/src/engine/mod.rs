@@ -29,13 +29,13 @@ pub mod words;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use replenish_protocol::{Birth, FaultCode, Id};
+use replenish_protocol::{FaultCode, Id};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 use forecast::ForecastModel;
 use household::{AuditEntry, Household, Rules};
-use inventory::{DeviceState, SlotKey, SlotState, slot_key};
+use inventory::{Announcement, DeviceState, SlotKey, SlotState, slot_key};
 use order::{Order, OrderState};
 use policy::{ReorderPolicy, RiskPolicy};
 use replenish_commerce::{Catalog, Offer, OrderLine, OrderRequest};
@@ -624,7 +624,12 @@ impl Engine {
         fx.push(Effect::PlaceOrder { order, request });
     }
 
-    pub(super) fn create_slots(&mut self, device_id: &Id, birth: &Birth, fx: &mut Vec<Effect>) {
+    pub(super) fn create_slots(
+        &mut self,
+        device_id: &Id,
+        birth: &Announcement,
+        fx: &mut Vec<Effect>,
+    ) {
         for spec in &birth.slots {
             let key = slot_key(device_id, &spec.id);
             let keep = self

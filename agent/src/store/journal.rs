@@ -484,7 +484,11 @@ mod tests {
             buffer: None,
             usage: None,
         };
-        crate::engine::inventory::DeviceState::new(Id::new("coffee").unwrap(), birth, last_seen)
+        crate::engine::inventory::DeviceState::new(
+            Id::new("coffee").unwrap(),
+            birth.into(),
+            last_seen,
+        )
     }
 
     fn stored_last_seen(store: &dyn Store) -> Option<u64> {
