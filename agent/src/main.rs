@@ -25,9 +25,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 // every message. A thread's cache is trimmed only when that thread allocates, so the caches of
 // sled's eight I/O and flusher threads, idle most of the time, kept what they once held: about
 // 5 MiB of a 1,000-device agent's 29 (bench ingest, 2026-12-06). CPU per message measured the
-// same as with caches on every thread, within noise; with none at all, a tenth more. jemalloc reads this
-// before its first allocation, after the settings compiled in (.cargo/config.toml) and before
-// `_RJEM_MALLOC_CONF` from the environment.
+// same as with caches on every thread, within noise; with none at all, a tenth more. jemalloc
+// reads this before its first allocation, after the settings compiled in (.cargo/config.toml)
+// and before `_RJEM_MALLOC_CONF` from the environment.
 #[allow(unsafe_code, non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static malloc_conf: &u8 = &b"tcache:false\0"[0];
