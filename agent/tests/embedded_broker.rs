@@ -173,3 +173,58 @@ async fn a_packet_over_the_limit_closes_only_its_sender() {
     );
     sub_task.abort();
 }
+
+/// MQTT 3.1.1 CONNECT with a clean session for `client_id`, no login.
+fn bare_connect(client_id: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60];
+    body.extend_from_slice(&u16::try_from(client_id.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(client_id.as_bytes());
+    let mut packet = vec![0x10, u8::try_from(body.len()).unwrap()];
+    packet.extend_from_slice(&body);
+    packet
+}
+
+/// Whether `id` gets a CONNACK from the broker on `port` within five seconds.
+async fn connack(port: u16, id: &str) -> bool {
+    let (_client, mut event_loop) = AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 4);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match event_loop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A device that vanishes between its CONNECT and the broker's CONNACK (Wi-Fi gone) and
+/// comes back under the same client id; then any other client. rumqttd 0.20 leaves a stale
+/// will handler behind the first and panics on the second while holding a lock every later
+/// connection needs (rumqtt issue 1062).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_gone_before_its_connack_can_come_back() {
+    let port = free_port();
+    replenish_agent::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), None, 4096, None)
+        .unwrap();
+    assert!(connack(port, "first").await, "the broker is up");
+    for round in 0..50 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        use tokio::io::AsyncWriteExt;
+        stream.write_all(&bare_connect("flaky")).await.unwrap();
+        if round % 2 == 1 {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        stream.set_zero_linger().unwrap();
+        drop(stream);
+    }
+    assert!(connack(port, "flaky").await, "the device comes back");
+    assert!(
+        connack(port, "another").await,
+        "another device still gets in"
+    );
+}
