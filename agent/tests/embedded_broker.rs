@@ -18,6 +18,40 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The probe that says the broker has started: it takes a CONNACK on either version for a
+/// broker, and neither a server of another protocol nor a silent listener for one.
+#[test]
+fn the_probe_tells_a_broker_from_whatever_else_holds_the_port() {
+    use replenish_agent::broker::{packet::Version, probe_mqtt};
+    let (v4, v5) = (loopback(free_port()), loopback(free_port()));
+    replenish_agent::broker::start(v4, Some(v5), 64 * 1024, None).unwrap();
+    assert_eq!(probe_mqtt(v4, Version::V4, None), Some(true));
+    assert_eq!(probe_mqtt(v5, Version::V5, None), Some(true));
+
+    // A web server: it answers, but not in MQTT.
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_addr = web.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in web.incoming() {
+            let _ = std::io::Write::write_all(
+                &mut stream.unwrap(),
+                b"HTTP/1.1 400 Bad Request\r\n\r\n",
+            );
+        }
+    });
+    assert_eq!(probe_mqtt(web_addr, Version::V4, None), None);
+    // A listener that never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert_eq!(
+        probe_mqtt(silent.local_addr().unwrap(), Version::V4, None),
+        None
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v5_publish_reaches_a_v4_subscriber() {
     let (v4, v5) = (free_port(), free_port());

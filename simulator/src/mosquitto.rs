@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use replenish_agent::broker::packet::Version;
+
 /// A Mosquitto process, killed when dropped.
 #[derive(Debug)]
 pub struct Mosquitto {
@@ -52,19 +54,8 @@ pub enum MosquittoError {
 /// Whether an MQTT broker answers on loopback `port`: a CONNECT gets a CONNACK (accepted or
 /// not). A bare TCP connect is not enough: whatever took the port would pass for Mosquitto.
 fn answers_mqtt(port: u16) -> bool {
-    use std::io::{Read, Write};
-    // MQTT 3.1.1 CONNECT: clean session, keep-alive 10 s, an empty client id.
-    const CONNECT: [u8; 14] = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 0];
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let mut connack = [0u8; 4];
-    stream
-        .set_read_timeout(Some(Duration::from_millis(250)))
-        .is_ok()
-        && stream.write_all(&CONNECT).is_ok()
-        && stream.read_exact(&mut connack).is_ok()
-        && connack[..2] == [0x20, 2]
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    replenish_agent::broker::probe_mqtt(addr, Version::V4, None).is_some()
 }
 
 /// Attempts [`start_on_free_port`] makes.

@@ -147,6 +147,27 @@ pub struct Listening {
     pub v5: Option<SocketAddr>,
 }
 
+/// What an MQTT broker on `addr` answers a CONNECT of `version` (with `login`, if given):
+/// `Some(true)` if it accepts it, `Some(false)` if it refuses it, `None` if no CONNACK comes
+/// within a quarter of a second. A bare TCP connect would take whatever listens there for the
+/// broker.
+pub fn probe_mqtt(
+    addr: SocketAddr,
+    version: packet::Version,
+    login: Option<(&str, &str)>,
+) -> Option<bool> {
+    use std::io::{Read, Write};
+    let patience = Duration::from_millis(250);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, patience).ok()?;
+    stream.set_read_timeout(Some(patience)).ok()?;
+    stream
+        .write_all(&packet::probe_connect(version, "replenish-probe", login))
+        .ok()?;
+    let mut connack = [0u8; 4];
+    stream.read_exact(&mut connack).ok()?;
+    packet::connack_code(&connack).map(|code| code == 0)
+}
+
 /// A free port on loopback for the broker behind the gate (rumqttd takes an address, not a
 /// listener, so the port is found first and bound again by rumqttd a moment later).
 fn loopback_port() -> Result<SocketAddr, BrokerError> {
@@ -183,6 +204,7 @@ pub fn start(
     } else {
         (addr, v5)
     };
+    let probe_login = gate_login.clone();
     let auth = gate_login.map(|(user, password)| HashMap::from([(user, password)]));
 
     // rumqttd reports a taken port only in its own thread's log: check it here first.
@@ -232,15 +254,22 @@ pub fn start(
             }
         })
         .map_err(BrokerError::Thread)?;
-    // Return once it accepts connections, so clients do not start with a refusal. (rumqttd
-    // logs an error for this bare TCP probe; its log is off by default.)
-    for listen in std::iter::once(addr).chain(v5) {
+    // Return once it answers MQTT, so clients do not start with a refusal, and so a program
+    // that took the port between the check above and rumqttd's bind is an error, not a broker.
+    let probe_login = probe_login
+        .as_ref()
+        .map(|(user, password)| (user.as_str(), password.as_str()));
+    let listeners = std::iter::once((addr, packet::Version::V4))
+        .chain(v5.map(|listen| (listen, packet::Version::V5)));
+    for (listen, version) in listeners {
         let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(listen).is_err() {
+        while probe_mqtt(listen, version, probe_login) != Some(true) {
             if started.elapsed() > std::time::Duration::from_secs(5) {
                 return Err(BrokerError::Bind {
                     addr: listen,
-                    source: std::io::Error::other("the broker did not start listening within 5 s"),
+                    source: std::io::Error::other(
+                        "no MQTT broker answered there within 5 s: is another program listening on it?",
+                    ),
                 });
             }
             std::thread::sleep(std::time::Duration::from_millis(5));

@@ -265,6 +265,40 @@ pub fn subscribe_filters(packet: &[u8], version: Version) -> Result<Vec<&str>, P
     Ok(filters)
 }
 
+/// A CONNECT for a probe: a clean session, keep-alive 10 s, `client_id`, and `login` if given.
+pub fn probe_connect(version: Version, client_id: &str, login: Option<(&str, &str)>) -> Vec<u8> {
+    let level = match version {
+        Version::V4 => 4,
+        Version::V5 => 5,
+    };
+    // Clean session (clean start in MQTT 5), plus user name and password with a login.
+    let flags = if login.is_some() { 0xc2 } else { 0x02 };
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', level, flags, 0, 10];
+    if version == Version::V5 {
+        // No properties.
+        body.push(0);
+    }
+    let login = login
+        .into_iter()
+        .flat_map(|(user, password)| [user, password]);
+    for field in std::iter::once(client_id).chain(login) {
+        let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
+        body.extend_from_slice(&len.to_be_bytes());
+        body.extend_from_slice(&field.as_bytes()[..usize::from(len)]);
+    }
+    let mut out = vec![CONNECT << 4];
+    remaining_length(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The return code (MQTT 5: reason code) of a CONNACK from its first four bytes (type 2, the
+/// remaining length, the session-present flag, the code), in either version; `None` if they
+/// are not a CONNACK. 0 accepts the connection.
+pub fn connack_code(connack: &[u8; 4]) -> Option<u8> {
+    (connack[0] == 0x20).then_some(connack[3])
+}
+
 /// The CONNACK refusing a client: bad user name or password.
 pub fn connack_refused(version: Version) -> &'static [u8] {
     match version {
@@ -310,6 +344,44 @@ mod tests {
         let mut buf = BytesMut::new();
         connect.write(&mut buf).unwrap();
         buf.to_vec()
+    }
+
+    #[test]
+    fn a_probes_connect_reads_back_in_both_versions_with_and_without_a_login() {
+        for version in [Version::V4, Version::V5] {
+            for login in [None, Some(("gate", "s3cret"))] {
+                let packet = probe_connect(version, "probe", login);
+                assert_eq!(frame(&packet, 1024).unwrap(), Some(packet.len()));
+                let c = parse_connect(&packet).unwrap();
+                assert_eq!(c.version, version);
+                assert_eq!(c.client_id, "probe");
+                assert_eq!(c.username, login.map(|l| l.0));
+                assert_eq!(c.password, login.map(|l| l.1.as_bytes()));
+                assert_eq!(c.will_topic, None);
+            }
+        }
+        // The same bytes as rumqttc's encoder.
+        assert_eq!(
+            probe_connect(Version::V4, "probe", Some(("gate", "s3cret"))),
+            {
+                let mut connect = v4::Connect::new("probe");
+                connect.keep_alive = 10;
+                connect.set_login("gate", "s3cret");
+                let mut buf = BytesMut::new();
+                connect.write(&mut buf).unwrap();
+                buf.to_vec()
+            }
+        );
+        assert_eq!(connack_code(&[0x20, 2, 0, 0]), Some(0));
+        assert_eq!(
+            connack_code(connack_refused(Version::V4)[..4].try_into().unwrap()),
+            Some(4)
+        );
+        assert_eq!(
+            connack_code(connack_refused(Version::V5)[..4].try_into().unwrap()),
+            Some(0x86)
+        );
+        assert_eq!(connack_code(b"HTTP"), None);
     }
 
     #[test]

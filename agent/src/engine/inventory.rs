@@ -1,6 +1,7 @@
-//! What the agent knows of devices and their slots: presence, levels, use history, the
-//! cupboard, use sizes and what a driven slot knows of its driver. De-duplication is in
-//! [`dedup`](super::dedup).
+//! What the agent knows of devices and their slots: what a device announced (kept in the
+//! engine's own [`Announcement`], not the wire's fixed-size `Birth`), presence, levels, use
+//! history, the cupboard, use sizes and what a driven slot knows of its driver.
+//! De-duplication is in [`dedup`](super::dedup).
 
 use replenish_protocol::{Birth, Id, SensorKind, SlotSpec, SlotUse};
 use serde::{Deserialize, Serialize};
