@@ -157,11 +157,21 @@ pub fn probe_mqtt(
     login: Option<(&str, &str)>,
 ) -> Option<bool> {
     use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // A client id of its own each time: rumqttd 0.20's MQTT 5 server panics (and poisons a
+    // lock every later connection needs) when a client id comes back while the will handler
+    // of its previous connection is gone, as after a probe that gave up waiting (CI, 2026-12-06).
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let client_id = format!(
+        "replenish-probe-{}-{}",
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    );
     let patience = Duration::from_millis(250);
     let mut stream = std::net::TcpStream::connect_timeout(&addr, patience).ok()?;
     stream.set_read_timeout(Some(patience)).ok()?;
     stream
-        .write_all(&packet::probe_connect(version, "replenish-probe", login))
+        .write_all(&packet::probe_connect(version, &client_id, login))
         .ok()?;
     let mut connack = [0u8; 4];
     stream.read_exact(&mut connack).ok()?;
