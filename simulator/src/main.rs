@@ -316,6 +316,10 @@ struct BenchArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
+    /// Only these delivery settings (comma-separated days, a range for a random one: `2,1-5`;
+    /// default: 1, 2, 5 and 1-5).
+    #[arg(long, value_delimiter = ',')]
+    leads: Vec<String>,
     /// The agent's bundling window in days (0: one line per order).
     #[arg(long, default_value_t = bench::scenario::DEFAULT_BUNDLE_DAYS)]
     bundle_days: f64,
@@ -821,6 +825,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         plot,
         archetypes,
         jobs,
+        leads,
         bundle_days,
         risk,
         frontier,
@@ -860,6 +865,18 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<Vec<_>>>()?
     };
+    let leads = if leads.is_empty() {
+        bench::LeadSetting::ALL.to_vec()
+    } else {
+        leads
+            .iter()
+            .map(|text| {
+                bench::LeadSetting::parse(text).with_context(|| {
+                    format!("--leads: {text:?} is not a delivery time in days (2) or a range (1-5), 1 to 60")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
     // A scenario file's households (each once, not its copies) instead of the archetypes.
     let households = match &scenario {
         Some(path) => {
@@ -877,6 +894,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         days,
         archetypes,
         households,
+        leads,
         workers: jobs.max(1),
         progress: true,
         bundle_days: Some(bundle_days),

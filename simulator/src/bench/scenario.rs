@@ -197,6 +197,25 @@ impl LeadSetting {
         }
     }
 
+    /// Reads a [`LeadSetting::label`] back (`2`, `2d`, `1-5`, `1-5d`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let text = text.strip_suffix('d').unwrap_or(text);
+        let days = |s: &str| {
+            s.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=60).contains(d))
+        };
+        match text.split_once('-') {
+            Some((min, max)) => {
+                let (min, max) = (days(min)?, days(max)?);
+                (min <= max).then_some(Self::Random { min, max })
+            }
+            None => days(text).map(Self::Days),
+        }
+    }
+
     /// The engine's prior: the setting's mean, in whole days.
     pub fn prior_ms(self) -> UnixMs {
         match self {
@@ -916,6 +935,21 @@ days = 7
         assert!(leads.iter().all(|&l| (DAY_MS..=5 * DAY_MS).contains(&l)));
         assert!(leads.iter().any(|&l| l != leads[0]));
         assert_eq!(s.prior_lead_ms, 3 * DAY_MS);
+    }
+
+    #[test]
+    fn delivery_settings_read_back_from_their_labels() {
+        for lead in LeadSetting::ALL {
+            assert_eq!(LeadSetting::parse(&lead.label()), Some(lead));
+        }
+        assert_eq!(LeadSetting::parse("3"), Some(LeadSetting::Days(3)));
+        assert_eq!(
+            LeadSetting::parse(" 2-4 "),
+            Some(LeadSetting::Random { min: 2, max: 4 })
+        );
+        for bad in ["", "0", "5-1", "x", "1-", "-2", "61", "2.5"] {
+            assert_eq!(LeadSetting::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
