@@ -10,10 +10,17 @@
 //! driver's measure (its amount, or its count of uses). The driven slot keeps ([`LinkState`])
 //! the driver's measure per day and what has gone through since its own last use. Then:
 //!
-//! * *Amount per use* `P`: the declared one is worth [`PRIOR_USES`] uses; each amount seen
-//!   between two uses adds one: `P = (K·every + n·mean) / (K + n)`. The spread of one use's
-//!   amount has a prior of [`LINKED_CV`] of the declared amount, worth `K` uses too:
-//!   `σ² = (K·(cv·every)² + Σ(x − mean)²) / (K + n)`. The mean's own error is `σ/√(K + n)`.
+//! * *Amount per use*: two things differ between households and the declaration, and they
+//!   are learnt at different speeds. The household's own mean amount `μ` (its water is harder,
+//!   it brews stronger) differs from the declared `every` by [`LINKED_MEAN_CV`] a priori
+//!   (normal); around its own mean, one household's amounts spread by `σ` (it acts on the
+//!   light within days), with a scaled inverse-χ² prior of [`LINKED_SPREAD_CV`] of `every`
+//!   worth [`PRIOR_USES`] uses: `σ² = (K·(cv·every)² + Σ(x − x̄)²) / (K + n − 1)` from `n`
+//!   amounts seen. Given `σ`, `μ`'s posterior is the precision-weighted mean of the
+//!   declaration and the amounts seen: precision `1/τ² + n/σ²` (`τ` the mean's prior spread),
+//!   so a household as regular as its light has its own mean from the first amount seen,
+//!   while an irregular one leans on the declaration longer. (One spread for both, as before,
+//!   kept a filter's range at ±15% for a year whatever the household did.)
 //! * *Left to the next use* `R`: `P − since` once a use has been seen; before that the phase is
 //!   unknown (the agent began watching part way through), so `R` is taken uniform on
 //!   `[0, P − since]`: mean half of it, variance its square over 12.
@@ -22,7 +29,8 @@
 //!   standard error): absences and weekly habits are the driver model's business.
 //! * The `j`-th use from now comes once the driver has consumed `T_j = R + (j − 1)·P`, so
 //!   `P(at least j uses within h) = Φ((r·h − E[T_j]) / √(Var D(h) + Var T_j))` with
-//!   `Var T_j = Var R + (j − 1)·σ² + ((j − 1)·σ/√(K + n))²`.
+//!   `Var T_j = Var R + (j − 1)·σ² + (j·ε)²`, `ε` the error of `μ` (shared by every use,
+//!   the current one included).
 //!
 //! The policy reads this through the same questions it asks of any sparse slot
 //! ([`SparseUse::prob_at_least`](super::sparse::SparseUse::prob_at_least)), so the reorder rule
@@ -34,10 +42,15 @@ use super::sparse::{Intervals, PRIOR_USES, SparseUse};
 use super::{Forecast, UsageHistory};
 use crate::clock::UnixMs;
 
-/// Coefficient of variation of the driver's amount between two uses a priori. The appliance
-/// says when (a light at 200 brews), the household acts on it within days: tighter than
-/// calendar intervals ([`PRIOR_CV`](super::sparse::PRIOR_CV)).
-pub const LINKED_CV: f64 = 0.15;
+/// How far a household's mean amount between two uses may be from the declared one, as a
+/// share of it a priori (its water, its settings): the maker's figure is a middle, not a
+/// measurement of this household.
+pub const LINKED_MEAN_CV: f64 = 0.15;
+/// The spread of one household's amounts between two uses around its own mean, as a share of
+/// the declared amount a priori: the appliance says when (a light at 200 brews) and the
+/// household acts on it within days; tighter than calendar intervals
+/// ([`PRIOR_CV`](super::sparse::PRIOR_CV)).
+pub const LINKED_SPREAD_CV: f64 = 0.08;
 
 /// What a driven slot's use is counted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,15 +125,20 @@ impl LinkState {
         self.phase_known = true;
     }
 
-    /// Amount per use (posterior mean), the spread of one, and the error of the mean.
+    /// The household's mean amount per use (posterior mean), the spread of one use around
+    /// it, and the error of that mean (see the module's model).
     pub fn per_use(&self, declared: f64) -> (f64, f64, f64) {
         let n = f64::from(self.seen);
-        let weight = PRIOR_USES + n;
-        let mean = (PRIOR_USES * declared + n * self.mean) / weight;
-        let prior_sd = LINKED_CV * declared;
-        let var = (PRIOR_USES * prior_sd * prior_sd + self.m2) / weight;
-        let sd = var.sqrt();
-        (mean, sd, sd / weight.sqrt())
+        let spread_prior = LINKED_SPREAD_CV * declared;
+        let spread_var = (PRIOR_USES * spread_prior * spread_prior + self.m2)
+            / (PRIOR_USES + (n - 1.0).max(0.0));
+        let mean_prior_var = (LINKED_MEAN_CV * declared).powi(2);
+        if self.seen == 0 || spread_var <= 0.0 || mean_prior_var <= 0.0 {
+            return (declared, spread_var.sqrt(), mean_prior_var.sqrt());
+        }
+        let precision = 1.0 / mean_prior_var + n / spread_var;
+        let mean = (declared / mean_prior_var + n * self.mean / spread_var) / precision;
+        (mean, spread_var.sqrt(), precision.sqrt().recip())
     }
 }
 
@@ -136,10 +154,12 @@ pub fn driven_use(
 ) -> SparseUse {
     let (per_use, per_use_sd, per_use_error) = state.per_use(every);
     let left = (per_use - state.since_use).max(0.0);
+    // The current use's amount: its own spread and the error of the household's mean.
+    let current_var = per_use_sd * per_use_sd + per_use_error * per_use_error;
     let (to_next, to_next_var) = if state.phase_known {
-        (left, per_use_sd * per_use_sd)
+        (left, current_var)
     } else {
-        (left / 2.0, left * left / 12.0 + per_use_sd * per_use_sd)
+        (left / 2.0, left * left / 12.0 + current_var)
     };
     SparseUse {
         size,
@@ -177,8 +197,11 @@ pub(super) fn at_least(
     }
     let k = f64::from(j - 1);
     let threshold = to_next + k * per_use;
-    let var_threshold =
-        to_next_sd * to_next_sd + k * per_use_sd * per_use_sd + (k * per_use_error).powi(2);
+    // The error of the household's mean is in `to_next` once and is shared by every later
+    // use: (k + 1)·ε in all, of which `to_next_sd` carries ε independently.
+    let var_threshold = to_next_sd * to_next_sd
+        + k * per_use_sd * per_use_sd
+        + ((k + 1.0).powi(2) - 1.0) * per_use_error * per_use_error;
     let var_demand = daily_sd * daily_sd * days + (rate_sd * days).powi(2);
     let sd = (var_threshold + var_demand).sqrt();
     let margin = rate * days - threshold;
@@ -208,13 +231,14 @@ mod tests {
     }
 
     #[test]
-    fn the_declared_amount_is_worth_two_uses_and_seen_ones_add_up() {
+    fn the_households_mean_and_its_spread_are_learnt_apart() {
         let mut state = LinkState::default();
-        // Before anything is seen: the declaration, with its prior spread.
+        // Before anything is seen: the declaration; one use spreads by 8% of it (16) around
+        // a household mean that may be 15% (30) off the declaration.
         let (mean, sd, error) = state.per_use(200.0);
         assert_eq!(mean, 200.0);
-        assert!((sd - 30.0).abs() < 1e-9);
-        assert!((error - 30.0 / 2f64.sqrt()).abs() < 1e-9);
+        assert!((sd - 16.0).abs() < 1e-9);
+        assert!((error - 30.0).abs() < 1e-9);
         // The first use only fixes the phase; two intervals of 240 and 260 follow.
         state.driven(0, 50.0);
         state.used();
@@ -224,10 +248,22 @@ mod tests {
             state.used();
         }
         assert_eq!((state.seen, state.mean, state.m2), (2, 250.0, 200.0));
-        // (2·200 + 2·250) / 4 = 225; σ² = (2·30² + 200) / 4 = 500.
-        let (mean, sd, _) = state.per_use(200.0);
-        assert_eq!(mean, 225.0);
-        assert!((sd - 500f64.sqrt()).abs() < 1e-9);
+        // σ² = (2·16² + 200) / (2 + 1) = 237.3; the mean's precision 1/30² + 2/237.3, so
+        // μ = (200/900 + 2·250/237.3) / 0.009538 = 244.2: two regular amounts outweigh the
+        // declaration four to one; its error 1/√0.009538 = 10.2.
+        let (mean, sd, error) = state.per_use(200.0);
+        assert!((mean - 244.175).abs() < 1e-3, "{mean}");
+        assert!((sd - 15.406).abs() < 1e-3, "{sd}");
+        assert!((error - 10.239).abs() < 1e-3, "{error}");
+        // A household as irregular as 200 and 300 keeps more of the declaration.
+        let mut irregular = LinkState::default();
+        irregular.used();
+        for amount in [200.0, 300.0] {
+            irregular.driven(DAY_MS, amount);
+            irregular.used();
+        }
+        let (irregular_mean, irregular_sd, irregular_error) = irregular.per_use(200.0);
+        assert!(irregular_mean < mean && irregular_sd > sd && irregular_error > error);
     }
 
     #[test]
@@ -244,12 +280,13 @@ mod tests {
         let p = |days: f64, j: u32| use_.prob_at_least(j, 0, (days * DAY_MS as f64) as UnixMs);
         // Median about ten days out; a second tablet needs 50 more days.
         assert!((p(10.0, 1) - 0.5).abs() < 0.01, "{}", p(10.0, 1));
-        // Spread: one use's 30 brews (the prior's 15%), √(30² + 5·1²): Φ(∓25 / 30.08).
-        assert!((p(5.0, 1) - 0.203).abs() < 0.005, "{}", p(5.0, 1));
-        assert!((p(15.0, 1) - 0.797).abs() < 0.005, "{}", p(15.0, 1));
-        // Two tablets need 250 brews: by day 30 (150 brews) Φ(−100 / √(30² + 30² + 21.2² +
-        // 30·1²)) = 0.018.
-        assert!((p(30.0, 2) - 0.018).abs() < 0.002, "{}", p(30.0, 2));
+        // Spread: one use's 16 brews and the household mean's 30, √(16² + 30² + 5·1²):
+        // Φ(∓25 / 34.07).
+        assert!((p(5.0, 1) - 0.2316).abs() < 0.002, "{}", p(5.0, 1));
+        assert!((p(15.0, 1) - 0.7684).abs() < 0.002, "{}", p(15.0, 1));
+        // Two tablets need 250 brews: by day 30 (150 brews) Φ(−100 / √(2·16² + 2²·30² +
+        // 30·1²)) = 0.060: the household's mean counts twice, once per tablet.
+        assert!((p(30.0, 2) - 0.0601).abs() < 0.002, "{}", p(30.0, 2));
         assert!((p(50.0, 2) - 0.5).abs() < 0.05, "{}", p(50.0, 2));
         // The rate in the slot's unit: one tablet per 200 brews at 5 a day.
         assert!((use_.rate_per_day() - 0.025).abs() < 1e-12);
@@ -270,8 +307,8 @@ mod tests {
             panic!("not driven");
         };
         assert_eq!(to_next, 75.0);
-        // √(150²/12 + 30²) ≈ 51.
-        assert!((to_next_sd - (150f64.powi(2) / 12.0 + 900.0).sqrt()).abs() < 1e-9);
+        // √(150²/12 + 16² + 30²) ≈ 55.
+        assert!((to_next_sd - (150f64.powi(2) / 12.0 + 256.0 + 900.0).sqrt()).abs() < 1e-9);
         let known = {
             let mut s = state.clone();
             s.phase_known = true;
@@ -290,9 +327,10 @@ mod tests {
         let light = driven_use(brews().every, &state, &driver(2.0, 0.5), 1.0, 0);
         let heavy = driven_use(brews().every, &state, &driver(8.0, 2.0), 1.0, 0);
         let fortnight = 14 * DAY_MS;
-        // 100 brews to go: 112 in a fortnight at 8 a day, 28 at 2.
+        // 100 brews to go: 112 in a fortnight at 8 a day, 28 at 2 (72 short: Φ(−72 / 34.1),
+        // with no amount of this household's seen yet).
         assert!(heavy.prob_at_least(1, 0, fortnight) > 0.6);
-        assert!(light.prob_at_least(1, 0, fortnight) < 0.01);
+        assert!(light.prob_at_least(1, 0, fortnight) < 0.02);
     }
 
     #[test]
