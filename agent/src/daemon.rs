@@ -87,7 +87,7 @@ pub struct Agent {
     engine_task: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     /// Held for as long as the agent runs: the gate stops when its last holder drops it.
-    _broker: Option<Arc<EmbeddedBroker>>,
+    broker: Option<Arc<EmbeddedBroker>>,
 }
 
 impl Agent {
@@ -99,15 +99,24 @@ impl Agent {
             None if config.mqtt.embedded => Some(Arc::new(EmbeddedBroker::start(config).await?)),
             None => None,
         };
-        // Behind the gate the agent's clients present the broker's login for the agent.
-        let with_login;
-        let config = match broker.as_deref().and_then(EmbeddedBroker::agent_login) {
-            Some((user, password)) => {
+        // The agent's clients connect where the embedded broker listens (a port 0 in the
+        // config is the port the system gave) and, behind the gate, present its login for
+        // the agent.
+        let with_broker;
+        let config = match broker.as_deref() {
+            Some(broker) => {
                 let mut edited = config.clone();
-                edited.mqtt.username = Some(user.clone());
-                edited.mqtt.password = Some(password.clone());
-                with_login = edited;
-                &with_login
+                let listening = broker.listening();
+                edited.mqtt.embedded_listen = listening.v4;
+                if let Some(v5) = listening.v5 {
+                    edited.mqtt.embedded_listen_v5 = v5;
+                }
+                if let Some((user, password)) = broker.agent_login() {
+                    edited.mqtt.username = Some(user.clone());
+                    edited.mqtt.password = Some(password.clone());
+                }
+                with_broker = edited;
+                &with_broker
             }
             None => config,
         };
@@ -268,8 +277,14 @@ impl Agent {
             ingest,
             engine_task: Some(engine_task),
             tasks,
-            _broker: broker,
+            broker,
         })
+    }
+
+    /// Where the embedded broker listens, if the agent runs one (with a port 0 configured,
+    /// the port the system gave).
+    pub fn broker_listening(&self) -> Option<crate::broker::Listening> {
+        self.broker.as_deref().map(EmbeddedBroker::listening)
     }
 
     /// A handle to the engine.

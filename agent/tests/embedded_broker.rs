@@ -10,25 +10,17 @@ use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::v5::{AsyncClient as Client5, MqttOptions as Options5};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+/// Any free port on loopback: the broker says which it got.
+const ANY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// The probe that says the broker has started: it takes a CONNACK on either version for a
 /// broker, and neither a server of another protocol nor a silent listener for one.
 #[test]
 fn the_probe_tells_a_broker_from_whatever_else_holds_the_port() {
     use replenish_agent::broker::{packet::Version, probe_mqtt};
-    let (v4, v5) = (loopback(free_port()), loopback(free_port()));
-    replenish_agent::broker::start(v4, Some(v5), 64 * 1024, None).unwrap();
+    let listening = replenish_agent::broker::start(ANY, Some(ANY), 64 * 1024, None).unwrap();
+    let (v4, v5) = (listening.v4, listening.v5.unwrap());
+    assert!(v4.port() != 0 && v5.port() != 0 && v4 != v5);
     assert_eq!(probe_mqtt(v4, Version::V4, None), Some(true));
     assert_eq!(probe_mqtt(v5, Version::V5, None), Some(true));
 
@@ -54,14 +46,8 @@ fn the_probe_tells_a_broker_from_whatever_else_holds_the_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v5_publish_reaches_a_v4_subscriber() {
-    let (v4, v5) = (free_port(), free_port());
-    replenish_agent::broker::start(
-        SocketAddr::from(([127, 0, 0, 1], v4)),
-        Some(SocketAddr::from(([127, 0, 0, 1], v5))),
-        64 * 1024,
-        None,
-    )
-    .unwrap();
+    let listening = replenish_agent::broker::start(ANY, Some(ANY), 64 * 1024, None).unwrap();
+    let (v4, v5) = (listening.v4.port(), listening.v5.unwrap().port());
 
     let (subscriber, mut sub_loop) = AsyncClient::new(MqttOptions::new("sub", "127.0.0.1", v4), 16);
     subscriber
@@ -115,9 +101,10 @@ async fn a_v5_publish_reaches_a_v4_subscriber() {
 /// client's messages keep flowing to the subscriber.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_packet_over_the_limit_closes_only_its_sender() {
-    let port = free_port();
-    replenish_agent::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), None, 4096, None)
-        .unwrap();
+    let port = replenish_agent::broker::start(ANY, None, 4096, None)
+        .unwrap()
+        .v4
+        .port();
     let connect = |id: &str| {
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_max_packet_size(64 * 1024, 64 * 1024);
@@ -240,9 +227,10 @@ async fn connack(port: u16, id: &str) -> bool {
 /// connection needs (rumqtt issue 1062).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_gone_before_its_connack_can_come_back() {
-    let port = free_port();
-    replenish_agent::broker::start(SocketAddr::from(([127, 0, 0, 1], port)), None, 4096, None)
-        .unwrap();
+    let port = replenish_agent::broker::start(ANY, None, 4096, None)
+        .unwrap()
+        .v4
+        .port();
     assert!(connack(port, "first").await, "the broker is up");
     for round in 0..50 {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -26,14 +26,6 @@ use tokio::sync::mpsc;
 const T0: UnixMs = 20_458 * DAY_MS;
 const WAIT: Duration = Duration::from_secs(10);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn catalog() -> Catalog {
     let item = |sku: &str, consumable: &str, unit, pack_size, price_cents| Offer {
         sku: sku.into(),
@@ -172,9 +164,9 @@ impl Rig {
     }
 
     async fn selling(catalog: Catalog, edit: impl FnOnce(&mut AgentConfig)) -> Rig {
-        let port = free_port();
         let mut config = AgentConfig::default();
-        config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], port));
+        // Any free port: the broker says which it got.
+        config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.mqtt.embedded_v5 = false;
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.http.public_url = Some("https://home.example/".into());
@@ -186,6 +178,7 @@ impl Rig {
         let clock = ManualClock::new(T0);
         let shop = Arc::new(MemoryShop::new(catalog));
         let broker = Arc::new(EmbeddedBroker::start(&config).await.unwrap());
+        let port = broker.listening().v4.port();
         let options = AgentOptions {
             clock: clock.clone(),
             store: Some(Arc::new(MemoryStore::default())),

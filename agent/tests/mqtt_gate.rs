@@ -314,13 +314,9 @@ async fn agent_with_logins(
     use replenish_agent::store::MemoryStore;
     use replenish_agent::{Agent, AgentOptions};
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut config = AgentConfig::default();
-    config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], port));
+    // Any free port: the agent's broker says which it got.
+    config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.mqtt.embedded_v5 = false;
     config.mqtt.embedded_auth = true;
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -342,6 +338,7 @@ async fn agent_with_logins(
         agent.wait_subscribed(Duration::from_secs(20)).await,
         "the agent's own clients logged in through the gate"
     );
+    let port = agent.broker_listening().unwrap().v4.port();
     (agent, port)
 }
 

@@ -311,14 +311,14 @@ impl World {
         } else {
             (None, None)
         };
-        let broker_port = free_port()?;
         let mut agent_config = AgentConfig::default();
         agent_config.household.id = config.household.clone();
         agent_config.rules.default_mode = config.approval;
         agent_config.household.pairing = Pairing::Open;
         agent_config.mqtt.embedded = true;
-        agent_config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], broker_port));
-        agent_config.mqtt.embedded_listen_v5 = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        // Any free ports: the broker says which it got.
+        agent_config.mqtt.embedded_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        agent_config.mqtt.embedded_listen_v5 = SocketAddr::from(([127, 0, 0, 1], 0));
         agent_config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         agent_config.storage.path = config.data_dir.clone();
         agent_config.storage.cache_mb = 16;
@@ -368,6 +368,12 @@ impl World {
                 .await
                 .context("starting the embedded broker")?,
         );
+        let listening = broker.listening();
+        agent_config.mqtt.embedded_listen = listening.v4;
+        if let Some(v5) = listening.v5 {
+            agent_config.mqtt.embedded_listen_v5 = v5;
+        }
+        let broker_port = listening.v4.port();
         let tracked: Vec<(String, String, String, f64)> = TRACKED
             .iter()
             .filter_map(|(slot, one_use)| {

@@ -50,6 +50,9 @@ pub struct EmbeddedBroker {
     device_logins: Arc<watch::Sender<DeviceLogins>>,
     /// Stops the gate (its listeners and connections watch it) when the broker is dropped.
     stop: watch::Sender<bool>,
+    /// Where clients connect: the gate's listeners, or rumqttd's without the gate (a port 0
+    /// in the config is the port the system gave).
+    listening: Listening,
 }
 
 impl EmbeddedBroker {
@@ -62,11 +65,12 @@ impl EmbeddedBroker {
         let (stop, stopped) = watch::channel(false);
         let device_logins = Arc::new(watch::Sender::new(DeviceLogins::default()));
         if !mqtt.embedded_auth {
-            start(mqtt.embedded_listen, public_v5, mqtt.max_packet_bytes, None)?;
+            let listening = start(mqtt.embedded_listen, public_v5, mqtt.max_packet_bytes, None)?;
             return Ok(Self {
                 agent_login: None,
                 device_logins,
                 stop,
+                listening,
             });
         }
         let agent_login = match config.mqtt_login() {
@@ -103,9 +107,20 @@ impl EmbeddedBroker {
                 .await
                 .map_err(|source| BrokerError::Bind { addr, source })
         };
+        let mut bound = Vec::new();
         for addr in std::iter::once(mqtt.embedded_listen).chain(public_v5) {
-            gate.spawn(bind(addr).await?, |stream| std::future::ready(Ok(stream)));
+            let listener = bind(addr).await?;
+            bound.push(
+                listener
+                    .local_addr()
+                    .map_err(|source| BrokerError::Bind { addr, source })?,
+            );
+            gate.spawn(listener, |stream| std::future::ready(Ok(stream)));
         }
+        let listening = Listening {
+            v4: bound[0],
+            v5: bound.get(1).copied(),
+        };
         if let (Some(addr), Some(cert), Some(key)) =
             (mqtt.tls_listen, &mqtt.tls_cert, &mqtt.tls_key)
         {
@@ -113,12 +128,18 @@ impl EmbeddedBroker {
             gate.spawn(bind(addr).await?, move |stream| acceptor.accept(stream));
             tracing::info!(%addr, "MQTT over TLS listening");
         }
-        tracing::info!(listen = %mqtt.embedded_listen, v5 = ?public_v5, "MQTT gate: logins and topic rights enforced");
+        tracing::info!(listen = %listening.v4, v5 = ?listening.v5, "MQTT gate: logins and topic rights enforced");
         Ok(Self {
             agent_login: Some(agent_login),
             device_logins,
             stop,
+            listening,
         })
+    }
+
+    /// Where clients connect (with a port 0 configured, the port the system gave).
+    pub fn listening(&self) -> Listening {
+        self.listening
     }
 
     /// The login the agent's own clients present; `None` when the broker takes anyone.
@@ -178,10 +199,11 @@ pub fn probe_mqtt(
     packet::connack_code(&connack).map(|code| code == 0)
 }
 
-/// A free port on loopback for the broker behind the gate (rumqttd takes an address, not a
-/// listener, so the port is found first and bound again by rumqttd a moment later).
-fn loopback_port() -> Result<SocketAddr, BrokerError> {
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+/// A free port on `ip` (rumqttd takes an address, not a listener, so the port is found first
+/// and bound again by rumqttd a moment later: [`start`] tries again if another program took
+/// it in between).
+fn free_port_on(ip: std::net::IpAddr) -> Result<SocketAddr, BrokerError> {
+    let any = SocketAddr::new(ip, 0);
     let listener = std::net::TcpListener::bind(any)
         .map_err(|source| BrokerError::Bind { addr: any, source })?;
     listener
@@ -205,25 +227,23 @@ pub fn start(
 
     use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 
-    let (addr, v5) = if gate_login.is_some() {
-        let v5 = match v5 {
-            Some(_) => Some(loopback_port()?),
-            None => None,
-        };
-        (loopback_port()?, v5)
-    } else {
-        (addr, v5)
+    // Behind the gate rumqttd gets loopback ports of its own; a port 0 asks for any port.
+    // Ports this function picks may be taken by another program before rumqttd binds them,
+    // which the MQTT probe below notices: then it tries again with others.
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let choose = |wanted: SocketAddr| -> Result<(SocketAddr, bool), BrokerError> {
+        if gate_login.is_some() {
+            Ok((free_port_on(loopback)?, true))
+        } else if wanted.port() == 0 {
+            Ok((free_port_on(wanted.ip())?, true))
+        } else {
+            Ok((wanted, false))
+        }
     };
     let probe_login = gate_login.clone();
-    let auth = gate_login.map(|(user, password)| HashMap::from([(user, password)]));
-
-    // rumqttd reports a taken port only in its own thread's log: check it here first.
-    for addr in std::iter::once(addr).chain(v5) {
-        drop(
-            std::net::TcpListener::bind(addr)
-                .map_err(|source| BrokerError::Bind { addr, source })?,
-        );
-    }
+    let auth = gate_login
+        .clone()
+        .map(|(user, password)| HashMap::from([(user, password)]));
     let connections = || ConnectionSettings {
         connection_timeout_ms: 60_000,
         // A larger packet closes the sender's connection (rumqttd's rule), never another's.
@@ -240,41 +260,87 @@ pub fn start(
         next_connection_delay_ms: 1,
         connections: connections(),
     };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 1_000,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 10 * 1024 * 1024,
-            max_segment_count: 10,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        },
-        v4: Some(HashMap::from([("1".to_string(), server("v4", addr))])),
-        v5: v5.map(|listen| HashMap::from([("1".to_string(), server("v5", listen))])),
-        ..Default::default()
-    };
-    let mut broker = rumqttd::Broker::new(config);
-    std::thread::Builder::new()
-        .name("mqtt-broker".into())
-        .spawn(move || {
-            if let Err(error) = broker.start() {
-                tracing::error!(%error, "embedded MQTT broker stopped");
-            }
-        })
-        .map_err(BrokerError::Thread)?;
-    // Return once it answers MQTT, so clients do not start with a refusal, and so a program
-    // that took the port between the check above and rumqttd's bind is an error, not a broker.
     let probe_login = probe_login
         .as_ref()
         .map(|(user, password)| (user.as_str(), password.as_str()));
-    let listeners = std::iter::once((addr, packet::Version::V4))
-        .chain(v5.map(|listen| (listen, packet::Version::V5)));
-    for (listen, version) in listeners {
-        let started = std::time::Instant::now();
-        while probe_mqtt(listen, version, probe_login) != Some(true) {
-            if started.elapsed() > std::time::Duration::from_secs(5) {
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (v4_listen, v4_picked) = choose(addr)?;
+        let (v5_listen, v5_picked) = match v5 {
+            Some(wanted) => {
+                let (listen, picked) = choose(wanted)?;
+                (Some(listen), picked)
+            }
+            None => (None, false),
+        };
+        let picked = v4_picked || v5_picked;
+        // rumqttd reports a taken port only in its own thread's log: check it here first.
+        for listen in std::iter::once(v4_listen).chain(v5_listen) {
+            drop(
+                std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Bind {
+                    addr: listen,
+                    source,
+                })?,
+            );
+        }
+        let config = Config {
+            id: 0,
+            router: RouterConfig {
+                max_connections: 1_000,
+                max_outgoing_packet_count: 200,
+                max_segment_size: 10 * 1024 * 1024,
+                max_segment_count: 10,
+                custom_segment: None,
+                initialized_filters: None,
+                shared_subscriptions_strategy: Default::default(),
+            },
+            v4: Some(HashMap::from([("1".to_string(), server("v4", v4_listen))])),
+            v5: v5_listen.map(|listen| HashMap::from([("1".to_string(), server("v5", listen))])),
+            ..Default::default()
+        };
+        let mut broker = rumqttd::Broker::new(config);
+        std::thread::Builder::new()
+            .name("mqtt-broker".into())
+            .spawn(move || {
+                if let Err(error) = broker.start() {
+                    tracing::error!(%error, "embedded MQTT broker stopped");
+                }
+            })
+            .map_err(BrokerError::Thread)?;
+        // Return once it answers MQTT, so clients do not start with a refusal, and so a
+        // program that took the port between the check above and rumqttd's bind is an error
+        // (or, on a port picked here, another try), not a broker.
+        let listeners = std::iter::once((v4_listen, packet::Version::V4))
+            .chain(v5_listen.map(|listen| (listen, packet::Version::V5)));
+        let mut silent = None;
+        for (listen, version) in listeners {
+            let started = std::time::Instant::now();
+            while probe_mqtt(listen, version, probe_login) != Some(true) {
+                if started.elapsed() > std::time::Duration::from_secs(5) {
+                    silent = Some(listen);
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if silent.is_some() {
+                break;
+            }
+        }
+        match silent {
+            None => {
+                tracing::info!(v4 = %v4_listen, v5 = ?v5_listen, "embedded MQTT broker started");
+                return Ok(Listening {
+                    v4: v4_listen,
+                    v5: v5_listen,
+                });
+            }
+            Some(listen) if picked && attempt < ATTEMPTS => {
+                // The rumqttd that lost its port keeps its thread (it cannot be stopped).
+                tracing::warn!(%listen, attempt, "embedded MQTT broker: a port it picked was taken before it bound it; trying others");
+            }
+            Some(listen) => {
                 return Err(BrokerError::Bind {
                     addr: listen,
                     source: std::io::Error::other(
@@ -282,11 +348,8 @@ pub fn start(
                     ),
                 });
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
-    tracing::info!(%addr, v5 = ?v5, "embedded MQTT broker started");
-    Ok(Listening { v4: addr, v5 })
 }
 
 /// Without the `embedded-broker` feature, asking for the broker is a configuration error.
