@@ -13,7 +13,7 @@ use replenish_agent::clock::{DAY_MS, HOUR_MS, ManualClock, UnixMs};
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::household::{Actor, Mode};
 use replenish_agent::engine::order::OrderState;
-use replenish_agent::engine::{Event, Pairing};
+use replenish_agent::engine::{Event, NoticeKind, Pairing};
 use replenish_agent::store::MemoryStore;
 use replenish_agent::{Agent, AgentOptions};
 use replenish_commerce::MemoryShop;
@@ -21,7 +21,7 @@ use replenish_commerce::{Catalog, Offer};
 use replenish_protocol::{Id, Unit};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 const T0: UnixMs = 20_458 * DAY_MS;
 const WAIT: Duration = Duration::from_secs(10);
@@ -245,12 +245,31 @@ impl Rig {
         done: impl Fn(&Seen) -> bool,
     ) -> Seen {
         let mut remaining = 600.0;
+        // The engine's own notices say on which day an order is proposed (or none can be):
+        // only then is a message due, and it is awaited without a guess at how long
+        // publishing takes.
+        let mut notices = self.agent.handle().notices();
         for day in 0..14 {
             self.clock.set(T0 + day * DAY_MS + 8 * HOUR_MS);
             self.level("coffee", "beans", remaining).await;
             remaining -= 50.0;
-            // The notice follows the settled report; give the tasks a moment to publish.
-            let found = tokio::time::timeout(Duration::from_millis(300), async {
+            let mut due = false;
+            loop {
+                match notices.try_recv() {
+                    Ok(notice) => {
+                        due |= matches!(
+                            notice.kind,
+                            NoticeKind::OrderProposed | NoticeKind::NothingInStock
+                        )
+                    }
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+            if !due {
+                continue;
+            }
+            return tokio::time::timeout(WAIT, async {
                 loop {
                     let seen = client.rx.recv().await.expect("client running");
                     client.log.push(seen.clone());
@@ -259,10 +278,8 @@ impl Rig {
                     }
                 }
             })
-            .await;
-            if let Ok(seen) = found {
-                return seen;
-            }
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within {WAIT:?} of day {day}'s notice"));
         }
         panic!("no {what} within 14 days");
     }
