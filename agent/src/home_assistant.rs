@@ -200,7 +200,7 @@ pub fn snapshot(engine: &Engine, now: UnixMs) -> Vec<DeviceSnapshot> {
                     level: s.level,
                     empty_at: s.forecast.as_ref().and_then(|f| f.empty_at),
                     mode: rules.mode_of(s.spec.consumable.as_str()),
-                    pending_order: pending.map(|o| o.id.clone()),
+                    pending_order: pending.map(|o| o.id.to_string()),
                     pending_text: pending.map(|o| format!("{}.", words.order(o))),
                 })
                 .collect(),

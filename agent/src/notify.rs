@@ -104,7 +104,7 @@ pub fn attention_message(
     }
     Some(Announcement {
         kind: notice.kind,
-        order_id: order.map(|o| o.id.clone()),
+        order_id: order.map(|o| o.id.to_string()),
         device: order.map(|o| o.device.to_string()),
         slot: order.map(|o| o.slot.to_string()),
         consumable: order.map(|o| o.consumable.to_string()),
@@ -139,7 +139,7 @@ pub fn approval_message(notice: &Notice, order: &Order, public_url: &str) -> Opt
     }
     Some(Announcement {
         kind: notice.kind,
-        order_id: Some(order.id.clone()),
+        order_id: Some(order.id.to_string()),
         device: Some(order.device.to_string()),
         slot: Some(order.slot.to_string()),
         consumable: Some(order.consumable.to_string()),
@@ -595,7 +595,7 @@ mod tests {
         let currency = replenish_commerce::Currency::EUR;
         let key = "k".into();
         let order = Order::proposed(
-            "o-000007".into(),
+            crate::engine::order::OrderId::numbered(7),
             key,
             first,
             Vec::new(),

@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::clock::{Clock, HOUR_MS, MINUTE_MS, UnixMs};
 use crate::engine::household::{ExpiryDefault, PendingKind};
-use crate::engine::order::Order;
+use crate::engine::order::{Order, OrderId};
 use crate::engine::{Effect, Engine, EngineError, Event, Notice, Telemetry};
 use crate::mqtt::Outbox;
 use crate::store::journal::Journal;
@@ -425,7 +425,7 @@ pub struct OrderLineView {
 impl From<&Order> for OrderView {
     fn from(o: &Order) -> Self {
         Self {
-            id: o.id.clone(),
+            id: o.id.to_string(),
             device: o.device.to_string(),
             slot: o.slot.to_string(),
             consumable: o.consumable.to_string(),
@@ -1098,7 +1098,7 @@ impl EngineTask {
     }
 }
 
-fn placement_failed(order_id: String, error: &CommerceError) -> Event {
+fn placement_failed(order_id: OrderId, error: &CommerceError) -> Event {
     metrics::counter!(crate::metric::ORDER_FAILURES.name, "retryable" => error.retryable().to_string())
         .increment(1);
     tracing::warn!(%order_id, %error, "placing the order failed");

@@ -217,7 +217,7 @@ fn a_consumable_due_within_the_window_joins_the_order() {
     let shop_order = ShopOrder {
         id: "so-1".into(),
         idempotency_key: order.idempotency_key.clone(),
-        reference: order.id.clone(),
+        reference: order.id.to_string(),
         status: OrderStatus::Delivered,
         lines: vec![],
         total: replenish_commerce::Money::new(order.total_cents, replenish_commerce::Currency::EUR),

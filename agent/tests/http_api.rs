@@ -184,7 +184,7 @@ impl Household {
             let order = self
                 .agent
                 .handle()
-                .read(|e, _| e.orders().last().map(|o| o.id.clone()))
+                .read(|e, _| e.orders().last().map(|o| o.id.to_string()))
                 .await
                 .unwrap();
             if let Some(order) = order {

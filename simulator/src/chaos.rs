@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use replenish_agent::clock::{Clock, SystemClock, UnixMs};
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::household::Mode;
-use replenish_agent::engine::order::{Order, OrderItem, OrderState};
+use replenish_agent::engine::order::{Order, OrderId, OrderItem, OrderState};
 use replenish_agent::engine::{DEFAULT_SHOP, Effect, Meta, Pairing};
 use replenish_agent::store::{self, SledStore, Store};
 use replenish_protocol::{Id, Unit};
@@ -90,7 +90,7 @@ impl Drop for Killed {
 }
 
 fn approved_order(n: u64, key_prefix: &str, now: UnixMs) -> anyhow::Result<Order> {
-    let id = format!("o-{n:06}");
+    let id = OrderId::numbered(n);
     let first = OrderItem {
         device: Id::new("coffee")?,
         slot: Id::new("beans")?,

@@ -322,7 +322,7 @@ async fn a_member_cancels_an_unsent_order_at_the_shop_and_a_shipped_one_is_refus
         .unwrap();
     assert_eq!(order.state, OrderState::Placed);
     let cancel = |id: &str| Event::Cancel {
-        order_id: id.to_string(),
+        order_id: replenish_agent::engine::order::OrderId::parse(id).unwrap(),
         by: Actor::Console,
     };
     household.handle().ask(cancel(&order.id)).await.unwrap();
@@ -358,7 +358,7 @@ async fn a_member_cancels_an_unsent_order_at_the_shop_and_a_shipped_one_is_refus
         .handle()
         .read(move |e, _| {
             e.audit()
-                .filter(|a| a.action == "cancel refused" && a.subject == id)
+                .filter(|a| a.action == "cancel refused" && a.subject == id.as_str())
                 .map(|a| a.detail.clone())
                 .collect()
         })

@@ -441,7 +441,7 @@ async fn the_agent_orders_an_in_stock_alternative_from_vendure_when_the_usual_pa
         .expect("the shop holds the agent's order under its key");
     assert_eq!(Some(&at_shop.id), order.shop_order_id.as_ref());
     assert_eq!(at_shop.status, OrderStatus::Paid);
-    assert_eq!(at_shop.reference, order.id);
+    assert_eq!(at_shop.reference, order.id.as_str());
     assert_eq!(at_shop.lines[0].sku, "dishwasher-tabs-40");
     assert_eq!(at_shop.lines[0].quantity, order.packs);
     household.agent.shutdown().await;

@@ -12,7 +12,7 @@ use super::household::{
     Route, Rules, money,
 };
 use super::inventory::SlotKey;
-use super::order::{Order, OrderState};
+use super::order::{Order, OrderId, OrderState};
 use super::{
     AUDIT_IN_MEMORY, Effect, Engine, EngineError, NoticeKind, OrderEdit, days_from, notice,
 };
@@ -185,7 +185,7 @@ impl Engine {
                 money(changed.total_cents)
             )
         };
-        self.orders.insert(order_id.to_string(), changed);
+        self.orders.insert(changed.id.clone(), changed);
         fx.push(notice(
             now,
             NoticeKind::OrderApproved,
@@ -341,7 +341,7 @@ impl Engine {
             .collect();
         consumables.dedup();
         fx.push(Effect::SaveOrder(changed.clone()));
-        self.orders.insert(order_id.to_string(), changed);
+        self.orders.insert(changed.id.clone(), changed);
         let until = now + reason.pause_ms(&self.household.rules);
         for consumable in &consumables {
             let paused = self
@@ -418,11 +418,12 @@ impl Engine {
             }
         };
         let shop = order.shop.clone();
+        let id = order.id.clone();
         let detail = format!("asked {} to cancel it", self.shop_name(&shop));
         self.record(by, "cancel", order_id, detail, now, fx);
         fx.push(Effect::CancelAtShop {
             shop,
-            order_id: order_id.to_string(),
+            order_id: id,
             shop_order_id,
         });
         Ok(())
@@ -520,7 +521,7 @@ impl Engine {
         changed.shop_status(replenish_commerce::OrderStatus::Collected, Some(now), now)?;
         self.on_delivered(&changed, fx);
         fx.push(Effect::SaveOrder(changed.clone()));
-        self.orders.insert(order_id.to_string(), changed);
+        self.orders.insert(changed.id.clone(), changed);
         fx.push(notice(
             now,
             NoticeKind::OrderDelivered,
@@ -563,7 +564,7 @@ impl Engine {
         });
         changed.updated_at = now;
         fx.push(Effect::SaveOrder(changed.clone()));
-        self.orders.insert(order_id.to_string(), changed);
+        self.orders.insert(changed.id.clone(), changed);
         self.record(
             by,
             "snooze",
@@ -956,7 +957,7 @@ impl Engine {
 
     /// Prompts that came due, approvals that expired, cancel windows that closed.
     pub(super) fn pending_tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
-        let waiting: Vec<(String, Pending)> = self
+        let waiting: Vec<(OrderId, Pending)> = self
             .open_orders
             .iter()
             .filter_map(|id| self.orders.get(id))

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::Meta;
 use super::household::{Actor, AuditEntry, Household, RejectReason, Role, Rules};
 use super::inventory::SlotKey;
-use super::order::Order;
+use super::order::{Order, OrderId};
 use super::whole;
 use crate::clock::UnixMs;
 
@@ -48,7 +48,7 @@ pub enum Event {
     /// A person approves a proposed order, perhaps changing it first.
     Approve {
         /// The order.
-        order_id: String,
+        order_id: OrderId,
         /// Who.
         by: Actor,
         /// Another quantity or product, if any.
@@ -57,7 +57,7 @@ pub enum Event {
     /// A person rejects (or, in `notify` mode, cancels) a proposed order.
     Reject {
         /// The order.
-        order_id: String,
+        order_id: OrderId,
         /// Who.
         by: Actor,
         /// Why; it decides when the next proposal may come.
@@ -68,7 +68,7 @@ pub enum Event {
     /// A person asks to be prompted again later.
     Snooze {
         /// The order.
-        order_id: String,
+        order_id: OrderId,
         /// Who.
         by: Actor,
         /// For how long.
@@ -95,21 +95,21 @@ pub enum Event {
     /// A member asks to cancel an order the shop has taken and not yet sent.
     Cancel {
         /// The order.
-        order_id: String,
+        order_id: OrderId,
         /// Who.
         by: Actor,
     },
     /// The shop answered a cancellation: the order as it stands, or why not.
     CancelAnswered {
         /// The agent's order id.
-        order_id: String,
+        order_id: OrderId,
         /// The shop's order, or what it said.
         answer: Result<ShopOrder, String>,
     },
     /// A member says a click-and-collect order was collected.
     Collected {
         /// The order.
-        order_id: String,
+        order_id: OrderId,
         /// Who.
         by: Actor,
     },
@@ -162,14 +162,14 @@ pub enum Event {
     /// The shop accepted an order (or had already, for its key).
     PlacementSucceeded {
         /// The agent's order id.
-        order_id: String,
+        order_id: OrderId,
         /// The shop's view of it.
         shop_order: ShopOrder,
     },
     /// Sending an order failed.
     PlacementFailed {
         /// The agent's order id.
-        order_id: String,
+        order_id: OrderId,
         /// What went wrong.
         error: String,
         /// Whether trying again with the same key may succeed (timeouts, 5xx).
@@ -178,7 +178,7 @@ pub enum Event {
     /// The shop reported an order's status.
     ShopStatus {
         /// The agent's order id.
-        order_id: String,
+        order_id: OrderId,
         /// The shop's view of it.
         shop_order: ShopOrder,
     },
@@ -208,7 +208,7 @@ pub enum Effect {
         /// The shop holding it.
         shop: String,
         /// The agent's order id.
-        order_id: String,
+        order_id: OrderId,
         /// The shop's order id.
         shop_order_id: String,
     },
@@ -217,7 +217,7 @@ pub enum Effect {
         /// The shop holding it.
         shop: String,
         /// The agent's order id.
-        order_id: String,
+        order_id: OrderId,
         /// The shop's order id.
         shop_order_id: String,
     },

@@ -36,7 +36,7 @@ use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
 use forecast::ForecastModel;
 use household::{AuditEntry, Household, Rules};
 use inventory::{Announcement, DeviceState, SlotKey, SlotState, slot_key};
-use order::{Order, OrderState};
+use order::{Order, OrderId, OrderState};
 use policy::{ReorderPolicy, RiskPolicy};
 use replenish_commerce::{Catalog, Offer, OrderLine, OrderRequest};
 
@@ -137,26 +137,26 @@ pub struct Engine {
     devices: BTreeMap<Id, Box<DeviceState>>,
     /// Boxed for the same reason (3,000 slots: 2.9 MiB inline, 1.7 boxed).
     slots: BTreeMap<SlotKey, Box<SlotState>>,
-    orders: BTreeMap<String, Order>,
+    orders: BTreeMap<OrderId, Order>,
     meta: Meta,
     /// Orders with a placement request under way (not stored: after a restart, none is).
-    placing: HashSet<String>,
+    placing: HashSet<OrderId>,
     /// When each open order was last asked about.
-    polled_at: HashMap<String, UnixMs>,
+    polled_at: HashMap<OrderId, UnixMs>,
     /// Day of the last forecast notice per slot.
     forecast_noticed: HashMap<String, i64>,
     /// The day each slot was last said to have nothing in stock anywhere.
     nothing_in_stock_noticed: HashMap<String, i64>,
     /// The day each order ready for pickup was last recalled.
-    pickup_reminded: HashMap<String, i64>,
+    pickup_reminded: HashMap<OrderId, i64>,
     /// Orders whose substitution by the shop was already said.
-    substitutions_told: HashSet<String>,
+    substitutions_told: HashSet<OrderId>,
     /// Commands under way.
     commands: devices::Commands,
     /// Ids of orders not yet delivered, cancelled or failed: what the per-report checks scan,
     /// so their cost does not grow with the order history. A closed order may linger in it
     /// until the end of the event that closed it; readers check the state.
-    open_orders: BTreeSet<String>,
+    open_orders: BTreeSet<OrderId>,
     household: Household,
     /// The most recent audit entries (all are stored).
     audit: VecDeque<AuditEntry>,
@@ -557,7 +557,7 @@ impl Engine {
     fn tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
         self.pending_tick(now, fx);
         self.command_tick(now, fx);
-        let due: Vec<String> = self
+        let due: Vec<OrderId> = self
             .open_orders
             .iter()
             .filter_map(|id| self.orders.get(id))
@@ -609,7 +609,7 @@ impl Engine {
         self.placing.insert(order.id.clone());
         let request = OrderRequest {
             household: self.config.household.to_string(),
-            reference: order.id.clone(),
+            reference: order.id.to_string(),
             fulfilment: order.fulfilment.as_ref().map(|f| f.id.clone()),
             lines: order
                 .lines()
@@ -1424,7 +1424,7 @@ pub(super) mod tests {
         assert!(matches!(
             e.handle(
                 Event::Approve {
-                    order_id: "o-999".into(),
+                    order_id: OrderId::numbered(999),
                     by: Actor::Console,
                     edit: None,
                 },

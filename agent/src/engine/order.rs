@@ -13,6 +13,102 @@ use crate::clock::UnixMs;
 use crate::engine::words::Outlook;
 use replenish_commerce::{Currency, OrderStatus};
 
+/// The agent's id of an order (`o-000001`): letters, digits, `-`, `_` and `.`, 1 to 64 of
+/// them, so it fits a URL path, a storage key and a log line as it is. Reads as its text
+/// wherever text is expected.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// The id of the `number`-th order the agent proposes.
+    pub fn numbered(number: u64) -> Self {
+        Self(format!("o-{number:06}"))
+    }
+
+    /// `text` as an order id, if it is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        valid.then(|| Self(text.to_string()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for OrderId {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match Self::parse(&text) {
+            Some(id) => Ok(id),
+            None => Err(format!(
+                "{text:?} is not an order id (1 to 64 letters, digits, '-', '_', '.')"
+            )),
+        }
+    }
+}
+
+impl From<OrderId> for String {
+    fn from(id: OrderId) -> String {
+        id.0
+    }
+}
+
+impl std::borrow::Borrow<str> for OrderId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for OrderId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for OrderId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for OrderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for OrderId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for OrderId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<OrderId> for String {
+    fn eq(&self, other: &OrderId) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialEq<OrderId> for &str {
+    fn eq(&self, other: &OrderId) -> bool {
+        *self == other.0
+    }
+}
+
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,7 +157,7 @@ impl OrderState {
 #[error("order {order} is {from}; cannot {action}")]
 pub struct InvalidTransition {
     /// The order.
-    pub order: String,
+    pub order: OrderId,
     /// Its state.
     pub from: &'static str,
     /// What was asked.
@@ -101,7 +197,7 @@ pub struct OrderItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     /// The agent's id (`o-000001`).
-    pub id: String,
+    pub id: OrderId,
     /// Sent as the `Idempotency-Key`: unique per store, the same on every retry.
     pub idempotency_key: String,
     /// The device whose slot ran low.
@@ -176,7 +272,7 @@ impl Order {
     /// the lines that join it; the total covers every line. Not yet decided on, sent or
     /// fulfilled by any particular way (`fulfilment` is set by whoever chose one).
     pub fn proposed(
-        id: String,
+        id: OrderId,
         idempotency_key: String,
         first: OrderItem,
         bundled: Vec<OrderItem>,
@@ -382,7 +478,7 @@ mod tests {
         };
         let key = "k-o-000001".into();
         Order::proposed(
-            "o-000001".into(),
+            OrderId::numbered(1),
             key,
             first,
             Vec::new(),
@@ -390,6 +486,27 @@ mod tests {
             Currency::EUR,
             0,
         )
+    }
+
+    #[test]
+    fn order_ids_are_checked_where_they_come_in_and_read_as_text() {
+        let id = OrderId::numbered(42);
+        assert_eq!(id.as_str(), "o-000042");
+        assert_eq!(OrderId::parse("o-000042"), Some(id.clone()));
+        assert!(id == "o-000042");
+        assert!("o-000041" != id);
+        let text = format!("o-{:06}", 42);
+        assert!(text == id);
+        for bad in ["", "o 1", "o/1", "../x", "ö-1", &"x".repeat(65)] {
+            assert_eq!(OrderId::parse(bad), None, "{bad:?}");
+        }
+        // Stored and sent as its text; text that is no order id does not load.
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""o-000042""#);
+        assert_eq!(
+            serde_json::from_str::<OrderId>(r#""o-000042""#).unwrap(),
+            id
+        );
+        assert!(serde_json::from_str::<OrderId>(r#""o/42""#).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use replenish_commerce::{FulfilmentOption, Offer};
 use super::forecast::{self, Forecast, ForecastModel, day_of};
 use super::inventory::SlotState;
 use super::lead_time::LeadTime;
-use super::order::{Order, OrderItem};
+use super::order::{Order, OrderId, OrderItem};
 use super::policy::{PolicyInput, ReorderDecision, StockPosition};
 use super::{
     ConsumableSettings, Effect, Engine, NoticeKind, days_from, household, notice, policy,
@@ -501,7 +501,7 @@ impl Engine {
             reason = format!("{reason}; {cut}");
         }
         self.meta.next_order_no += 1;
-        let id = format!("o-{:06}", self.meta.next_order_no);
+        let id = OrderId::numbered(self.meta.next_order_no);
         let first = OrderItem {
             device: slot.device.clone(),
             slot: slot.spec.id.clone(),

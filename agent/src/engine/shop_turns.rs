@@ -4,7 +4,7 @@
 
 use replenish_commerce::OrderLine;
 
-use super::order::{Order, OrderState};
+use super::order::{Order, OrderId, OrderState};
 use super::policy::{PolicyInput, StockPosition};
 use super::{Effect, Engine, NoticeKind, Offer, SlotState, household, notice};
 use crate::clock::{DAY_MS, UnixMs};
@@ -31,7 +31,7 @@ impl Engine {
         &self,
         slot: &SlotState,
         now: UnixMs,
-    ) -> Option<(String, String)> {
+    ) -> Option<(OrderId, String)> {
         self.open_orders
             .iter()
             .filter_map(|id| self.orders.get(id))
@@ -118,11 +118,11 @@ impl Engine {
         if accepted.is_empty() && refused.is_empty() {
             return;
         }
-        self.substitutions_told.insert(order_id.to_string());
+        self.substitutions_told.insert(order.id.clone());
         let text = self.words(now).substituted(order, &accepted, &refused);
         if !accepted.is_empty() {
             fx.push(Effect::SaveOrder(changed.clone()));
-            self.orders.insert(order_id.to_string(), changed);
+            self.orders.insert(changed.id.clone(), changed);
         }
         self.record_as(shop.clone(), "substituted", order_id, text.clone(), now, fx);
         fx.push(notice(now, NoticeKind::SubstitutedByShop, order_id, text));
@@ -132,7 +132,7 @@ impl Engine {
     /// pickup point.
     pub(super) fn remind_pickups(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
         let today = (now / DAY_MS) as i64;
-        let waiting: Vec<(String, String, UnixMs)> = self
+        let waiting: Vec<(OrderId, String, UnixMs)> = self
             .open_orders
             .iter()
             .filter_map(|id| self.orders.get(id))

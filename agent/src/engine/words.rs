@@ -1105,7 +1105,7 @@ mod tests {
             let (key, shop) = ("k-o-000007".into(), "bigbox".into());
             let at = NOW - HOUR_MS;
             let mut order = Order::proposed(
-                "o-000007".into(),
+                crate::engine::order::OrderId::numbered(7),
                 key,
                 first,
                 Vec::new(),

@@ -18,6 +18,7 @@ use crate::clock::UnixMs;
 use crate::engine::household::{
     AuditEntry, ConsumableRules, ExpiryDefault, Member, Mode, Permission, RejectReason, Role, Rules,
 };
+use crate::engine::order::OrderId;
 use crate::engine::{Engine, Event, OrderEdit};
 use crate::runtime::{
     DeviceLoginError, DeviceView, OrderView, SlotView, StatusPage, StatusTotals, status_page,
@@ -206,11 +207,9 @@ pub struct SnoozeBody {
     pub hours: u32,
 }
 
-fn order_id_or_404(id: &str) -> Result<(), Response> {
-    if id.len() > 64 {
-        return Err(problem(StatusCode::NOT_FOUND, format!("no order {id:.64}")));
-    }
-    Ok(())
+/// The order id in a path: one that cannot be an order id is no order (404).
+fn order_id_or_404(id: &str) -> Result<OrderId, Response> {
+    OrderId::parse(id).ok_or_else(|| problem(StatusCode::NOT_FOUND, format!("no order {id:.64}")))
 }
 
 fn device_id(id: &str) -> Result<Id, Response> {
@@ -321,7 +320,7 @@ async fn paged<T: Serialize + Send + 'static>(
     }
 }
 
-async fn order_view(state: &AppState, id: String) -> Response {
+async fn order_view(state: &AppState, id: OrderId) -> Response {
     let found = state
         .agent
         .read(move |engine, _| engine.order(&id).map(OrderView::from).ok_or(id))
@@ -342,9 +341,10 @@ async fn get_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(response) = order_id_or_404(&id) {
-        return response;
-    }
+    let id = match order_id_or_404(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     order_view(&state, id).await
 }
 
@@ -441,9 +441,10 @@ async fn order_options(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(response) = order_id_or_404(&id) {
-        return response;
-    }
+    let id = match order_id_or_404(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let found = state
         .agent
         .read(move |engine, now| engine.order_options(&id, now))
@@ -476,9 +477,10 @@ async fn approve(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(response) = order_id_or_404(&id) {
-        return response;
-    }
+    let id = match order_id_or_404(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     // The body is optional, so it is parsed by hand rather than by the Json extractor.
     let edit = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -515,9 +517,10 @@ async fn reject(
     Path(id): Path<String>,
     Body(body): Body<RejectBody>,
 ) -> Response {
-    if let Err(response) = order_id_or_404(&id) {
-        return response;
-    }
+    let id = match order_id_or_404(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let event = Event::Reject {
         order_id: id.clone(),
         by: caller.actor(),
@@ -539,9 +542,10 @@ async fn collected(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(response) = order_id_or_404(&id) {
-        return response;
-    }
+    let id = match order_id_or_404(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let event = Event::Collected {
         order_id: id.clone(),
         by: caller.actor(),
@@ -551,7 +555,7 @@ async fn collected(
 
 /// Hands a person's decision on order `id` to the engine; answers with the order as it then
 /// stands, or the engine's refusal.
-async fn decide_order(state: &AppState, id: String, event: Event) -> Response {
+async fn decide_order(state: &AppState, id: OrderId, event: Event) -> Response {
     match state.agent.ask(event).await {
         Ok(()) => order_view(state, id).await,
         Err(error) => ask_problem(error),
@@ -569,9 +573,10 @@ async fn decide_order(state: &AppState, id: String, event: Event) -> Response {
         (status = 404, body = Problem),
         (status = 422, body = Problem, description = "Not an order the shop holds unsent")))]
 async fn cancel(caller: Caller, State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    if let Err(response) = order_id_or_404(&id) {
-        return response;
-    }
+    let id = match order_id_or_404(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let event = Event::Cancel {
         order_id: id.clone(),
         by: caller.actor(),
@@ -595,9 +600,10 @@ async fn snooze(
     Path(id): Path<String>,
     Body(body): Body<SnoozeBody>,
 ) -> Response {
-    if let Err(response) = order_id_or_404(&id) {
-        return response;
-    }
+    let id = match order_id_or_404(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let event = Event::Snooze {
         order_id: id.clone(),
         by: caller.actor(),

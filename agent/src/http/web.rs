@@ -25,7 +25,7 @@ use crate::engine::household::{
     ConsumableRules, ExpiryDefault, Member, Mode, QuietHours, RejectReason, Role, Rules,
 };
 use crate::engine::inventory::SlotState;
-use crate::engine::order::{Order, OrderState};
+use crate::engine::order::{Order, OrderId, OrderState};
 use crate::engine::shopping::ShopInfo;
 use crate::engine::words::Locale;
 use crate::engine::words::{Names, Words, audit_action, cap};
@@ -624,7 +624,7 @@ async fn order_page(
         Ok(view) => view,
         Err(response) => return response,
     };
-    let Some(order) = view.orders.iter().find(|o| o.id == id) else {
+    let Some(order) = view.orders.iter().find(|o| o.id == id.as_str()) else {
         return message_page(
             StatusCode::NOT_FOUND,
             "No such order",
@@ -874,6 +874,10 @@ async fn approve_form(
         edit.packs = parts.next().and_then(|p| p.parse().ok()).or(edit.packs);
     }
     let edit = (edit != OrderEdit::default()).then_some(edit);
+    let id = match order_id_or_not_found(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let to = format!("/orders/{id}");
     let event = Event::Approve {
         order_id: id,
@@ -899,6 +903,10 @@ async fn reject_form(
     if let Err(response) = visitor.check(&form.csrf) {
         return response;
     }
+    let id = match order_id_or_not_found(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let to = format!("/orders/{id}");
     let event = Event::Reject {
         order_id: id,
@@ -924,6 +932,10 @@ async fn snooze_form(
     if let Err(response) = visitor.check(&form.csrf) {
         return response;
     }
+    let id = match order_id_or_not_found(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let event = Event::Snooze {
         order_id: id,
         by: visitor.actor(),
@@ -958,16 +970,31 @@ async fn collected_form(
 }
 
 /// A button on an order's page: checks the form, carries out the event, back to the page.
+/// The order id in a path: one that cannot be an order id is no order.
+fn order_id_or_not_found(id: &str) -> Result<OrderId, Response> {
+    OrderId::parse(id).ok_or_else(|| {
+        message_page(
+            StatusCode::NOT_FOUND,
+            "No such order",
+            "It may have been removed.",
+        )
+    })
+}
+
 async fn order_button(
     state: &AppState,
     visitor: &Visitor,
     form: &CsrfOnly,
     order_id: String,
-    event: impl FnOnce(String, crate::engine::household::Actor) -> Event,
+    event: impl FnOnce(OrderId, crate::engine::household::Actor) -> Event,
 ) -> Response {
     if let Err(response) = visitor.check(&form.csrf) {
         return response;
     }
+    let order_id = match order_id_or_not_found(&order_id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let to = format!("/orders/{order_id}");
     act(state, visitor, event(order_id, visitor.actor()), &to).await
 }
@@ -1457,7 +1484,7 @@ async fn audit_page(
                         words.when(e.at),
                         e.who.clone(),
                         format!("{} {subject}", audit_action(&e.action)),
-                        order.map(|o| o.id.clone()),
+                        order.map(|o| o.id.to_string()),
                         e.detail.clone(),
                     )
                 })

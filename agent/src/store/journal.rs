@@ -65,7 +65,7 @@ pub fn record_ops(
         Effect::SaveSlot(key) => vec![engine_op(Table::Slots, key, current)?],
         Effect::SaveOrder(o) => vec![put(
             Table::Orders,
-            o.id.clone(),
+            o.id.to_string(),
             encode_json(Table::Orders, &o.id, o)?,
         )],
         Effect::SaveMeta(m) => vec![put(

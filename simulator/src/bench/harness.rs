@@ -27,6 +27,7 @@ use replenish_agent::engine::forecast::linked::Measure;
 use replenish_agent::engine::forecast::{
     Forecast, ForecastModel, UsageHistory, day_of, default_model,
 };
+use replenish_agent::engine::order::OrderId;
 use replenish_agent::engine::policy::ReorderPolicy;
 use replenish_agent::engine::{
     ConsumableSettings, Effect, Engine, EngineConfig, Event, NoticeKind, Pairing, PolicyConfig,
@@ -305,7 +306,7 @@ impl ForecastModel for Blind {
 struct Delivery {
     /// (slot index, amount) per line.
     lines: Vec<(usize, f64)>,
-    order_id: String,
+    order_id: OrderId,
     at: UnixMs,
     shop_order: ShopOrder,
 }
@@ -596,7 +597,7 @@ impl<'a> Run<'a> {
                     let shop_order = ShopOrder {
                         id: format!("so-{}", self.shop_orders),
                         idempotency_key: order.idempotency_key.clone(),
-                        reference: order.id.clone(),
+                        reference: order.id.to_string(),
                         status: OrderStatus::Accepted,
                         lines: request.lines.clone(),
                         total: replenish_commerce::Money::new(
