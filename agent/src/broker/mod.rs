@@ -179,9 +179,8 @@ pub fn probe_mqtt(
 ) -> Option<bool> {
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicU64, Ordering};
-    // A client id of its own each time: rumqttd 0.20's MQTT 5 server panics (and poisons a
-    // lock every later connection needs) when a client id comes back while the will handler
-    // of its previous connection is gone, as after a probe that gave up waiting (CI, 2026-12-06).
+    // A client id of its own each time, so a probe never takes over another client's session.
+    // (The first version reused one and, in CI, met rumqtt issue 1062: see vendor/README.md.)
     static PROBES: AtomicU64 = AtomicU64::new(0);
     let client_id = format!(
         "replenish-probe-{}-{}",
@@ -276,14 +275,21 @@ pub fn start(
             None => (None, false),
         };
         let picked = v4_picked || v5_picked;
-        // rumqttd reports a taken port only in its own thread's log: check it here first.
-        for listen in std::iter::once(v4_listen).chain(v5_listen) {
-            drop(
-                std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Bind {
+        // rumqttd reports a taken port only in its own thread's log: check it here first (a
+        // port picked here and taken since is another try).
+        let taken = std::iter::once(v4_listen)
+            .chain(v5_listen)
+            .find_map(|listen| match std::net::TcpListener::bind(listen) {
+                Ok(_) => None,
+                Err(source) => Some(BrokerError::Bind {
                     addr: listen,
                     source,
-                })?,
-            );
+                }),
+            });
+        match taken {
+            Some(_) if picked && attempt < ATTEMPTS => continue,
+            Some(error) => return Err(error),
+            None => {}
         }
         let config = Config {
             id: 0,

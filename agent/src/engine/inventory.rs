@@ -392,43 +392,7 @@ impl TryFrom<String> for SlotKey {
     }
 }
 
-impl From<SlotKey> for String {
-    fn from(key: SlotKey) -> String {
-        key.0
-    }
-}
-
-impl std::borrow::Borrow<str> for SlotKey {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Reads as its text wherever text is expected (notices, logs, lookups by `&str`).
-impl std::ops::Deref for SlotKey {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for SlotKey {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for SlotKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl PartialEq<str> for SlotKey {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
+text_id!(SlotKey);
 
 /// The key of a slot: `device/slot`.
 pub fn slot_key(device: &Id, slot: &Id) -> SlotKey {

@@ -7,6 +7,8 @@
 //! access, and the dispatch of each event: devices go to `devices`, a person's decisions to
 //! `decisions`, the reorder pass to `reorder`; ticks, shop answers and placement are here.
 
+#[macro_use]
+mod text_id;
 mod decisions;
 mod declared;
 pub mod dedup;

@@ -54,60 +54,7 @@ impl TryFrom<String> for OrderId {
     }
 }
 
-impl From<OrderId> for String {
-    fn from(id: OrderId) -> String {
-        id.0
-    }
-}
-
-impl std::borrow::Borrow<str> for OrderId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for OrderId {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for OrderId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for OrderId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl PartialEq<str> for OrderId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for OrderId {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
-
-impl PartialEq<OrderId> for String {
-    fn eq(&self, other: &OrderId) -> bool {
-        *self == other.0
-    }
-}
-
-impl PartialEq<OrderId> for &str {
-    fn eq(&self, other: &OrderId) -> bool {
-        *self == other.0
-    }
-}
+text_id!(OrderId);
 
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
