@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use replenish_agent::broker::packet::{Version, probe_connect};
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::v5::{AsyncClient as Client5, MqttOptions as Options5};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -17,7 +18,7 @@ const ANY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr:
 /// broker, and neither a server of another protocol nor a silent listener for one.
 #[test]
 fn the_probe_tells_a_broker_from_whatever_else_holds_the_port() {
-    use replenish_agent::broker::{packet::Version, probe_mqtt};
+    use replenish_agent::broker::probe_mqtt;
     let listening = replenish_agent::broker::start(ANY, Some(ANY), 64 * 1024, None).unwrap();
     let (v4, v5) = (listening.v4, listening.v5.unwrap());
     assert!(v4.port() != 0 && v5.port() != 0 && v4 != v5);
@@ -195,16 +196,6 @@ async fn a_packet_over_the_limit_closes_only_its_sender() {
     sub_task.abort();
 }
 
-/// MQTT 3.1.1 CONNECT with a clean session for `client_id`, no login.
-fn bare_connect(client_id: &str) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60];
-    body.extend_from_slice(&u16::try_from(client_id.len()).unwrap().to_be_bytes());
-    body.extend_from_slice(client_id.as_bytes());
-    let mut packet = vec![0x10, u8::try_from(body.len()).unwrap()];
-    packet.extend_from_slice(&body);
-    packet
-}
-
 /// Whether `id` gets a CONNACK from the broker on `port` within five seconds.
 async fn connack(port: u16, id: &str) -> bool {
     let (_client, mut event_loop) = AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 4);
@@ -237,7 +228,10 @@ async fn a_device_gone_before_its_connack_can_come_back() {
             .await
             .unwrap();
         use tokio::io::AsyncWriteExt;
-        stream.write_all(&bare_connect("flaky")).await.unwrap();
+        stream
+            .write_all(&probe_connect(Version::V4, "flaky", None))
+            .await
+            .unwrap();
         if round % 2 == 1 {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }

@@ -491,18 +491,6 @@ async fn reports_sent_right_after_a_birth_all_count() {
     agent.shutdown().await;
 }
 
-/// MQTT 3.1.1 CONNECT with a clean session for `client_id` with a login.
-fn connect_with_login(client_id: &str, user: &str, password: &str) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60];
-    for field in [client_id, user, password] {
-        body.extend_from_slice(&u16::try_from(field.len()).unwrap().to_be_bytes());
-        body.extend_from_slice(field.as_bytes());
-    }
-    let mut packet = vec![0x10, u8::try_from(body.len()).unwrap()];
-    packet.extend_from_slice(&body);
-    packet
-}
-
 /// A device whose Wi-Fi drops right after its CONNECT, again and again, then comes back; the
 /// agent and the device both still get in. Straight to rumqttd this used to lock everyone out
 /// (rumqtt issue 1062, see vendor/README.md); the gate closes its side to rumqttd with a FIN, so
@@ -512,7 +500,11 @@ fn connect_with_login(client_id: &str, user: &str, password: &str) -> Vec<u8> {
 async fn a_device_gone_before_its_connack_can_come_back() {
     use tokio::io::AsyncWriteExt;
     let gate = gate().await;
-    let connect = connect_with_login("kettle", "kettle", KETTLE_PASSWORD);
+    let connect = replenish_agent::broker::packet::probe_connect(
+        replenish_agent::broker::packet::Version::V4,
+        "kettle",
+        Some(("kettle", KETTLE_PASSWORD)),
+    );
     for round in 0..50 {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", gate.port))
             .await

@@ -26,6 +26,11 @@ impl OrderId {
         Self(format!("o-{number:06}"))
     }
 
+    /// The number of an id made by [`OrderId::numbered`].
+    pub fn number(&self) -> Option<u64> {
+        self.0.strip_prefix("o-")?.parse().ok()
+    }
+
     /// `text` as an order id, if it is one.
     pub fn parse(text: &str) -> Option<Self> {
         let valid = !text.is_empty()
@@ -439,6 +444,7 @@ mod tests {
     fn order_ids_are_checked_where_they_come_in_and_read_as_text() {
         let id = OrderId::numbered(42);
         assert_eq!(id.as_str(), "o-000042");
+        assert_eq!(id.number(), Some(42));
         assert_eq!(OrderId::parse("o-000042"), Some(id.clone()));
         assert!(id == "o-000042");
         assert!("o-000041" != id);

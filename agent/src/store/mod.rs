@@ -257,7 +257,7 @@ pub fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StoreError> {
     // Never reuse an order number, even if the counters were unreadable.
     let highest = orders
         .iter()
-        .filter_map(|o| o.id.strip_prefix("o-").and_then(|n| n.parse::<u64>().ok()))
+        .filter_map(|o| o.id.number())
         .max()
         .unwrap_or(0);
     let meta = Meta {
