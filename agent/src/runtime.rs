@@ -707,6 +707,27 @@ struct EngineTask {
     journal: Journal,
 }
 
+/// A journal sync running off the engine task, and the acknowledgements waiting for it.
+struct Syncing {
+    done: tokio::task::JoinHandle<Result<(), StoreError>>,
+    /// The journal's entries it covers ([`Journal::appended`] when it started).
+    through: u64,
+    acks: Vec<Acker>,
+    started: std::time::Instant,
+}
+
+/// The result of the sync in flight; never ready without one.
+async fn sync_done(syncing: &mut Option<Syncing>) -> Result<(), StoreError> {
+    match syncing {
+        Some(syncing) => (&mut syncing.done).await.unwrap_or_else(|stopped| {
+            Err(StoreError::Backend(format!(
+                "the journal's sync stopped: {stopped}"
+            )))
+        }),
+        None => std::future::pending().await,
+    }
+}
+
 /// Refusal log entries remembered at most (spoofed ids could otherwise grow the map).
 const REFUSAL_LOG_KEYS: usize = 4096;
 
@@ -737,14 +758,24 @@ impl EngineTask {
         self.refresh_catalog();
         ready.store(true, Ordering::SeqCst);
         let mut acks: Vec<Acker> = Vec::new();
+        let mut syncing: Option<Syncing> = None;
         loop {
             let request = tokio::select! {
                 request = rx.recv() => request,
+                synced = sync_done(&mut syncing) => {
+                    if let Some(done) = syncing.take() {
+                        self.finish_sync(done, synced);
+                    }
+                    self.wake_settled(&syncing);
+                    continue;
+                }
                 _ = stopped(&mut shutdown) => None,
             };
             let Some(request) = request else { break };
             self.serve(request, &mut acks);
-            // Group commit: take whatever else is queued, then flush once and acknowledge.
+            // Group commit: take whatever else is queued, then journal it once and acknowledge
+            // it once that is durable. The engine handles these while the previous batch's
+            // sync runs.
             while acks.len() < 256 {
                 match rx.try_recv() {
                     Ok(request) => self.serve(request, &mut acks),
@@ -754,35 +785,82 @@ impl EngineTask {
             // What a shop said (placed, refused, shipped) is stored now too: a crash must not
             // send again an order the shop refused for good, nor forget one it took.
             let shop_news = std::mem::take(&mut self.shop_news);
-            if acks.is_empty() && shop_news {
-                self.flush();
-                // Logged and counted by now; it holds back no acknowledgement (there are none
-                // in this batch), and later batches are judged on their own saves.
-                self.store_failed = false;
+            if acks.is_empty() && !shop_news {
+                self.wake_settled(&syncing);
+                continue;
             }
-            if !acks.is_empty() {
-                self.flush();
-                if std::mem::take(&mut self.store_failed) {
-                    // Not durable: no ack. The broker keeps the messages (and redelivers them
-                    // on the next connection); the health check shows the ingest stalled.
-                    tracing::error!(
-                        messages = acks.len(),
-                        "storing failed: these messages stay unacknowledged"
-                    );
-                    acks.clear();
-                } else {
-                    for ack in acks.drain(..) {
-                        ack();
-                    }
-                }
-            }
-            self.wake_settled();
+            // The previous entry is durable before this one follows it.
+            self.end_sync(&mut syncing).await;
+            syncing = self.write(std::mem::take(&mut acks));
+            self.wake_settled(&syncing);
         }
+        // Acks of what was synced on the way down go out before the goodbye.
+        self.end_sync(&mut syncing).await;
         if let Err(error) = self.checkpoint() {
             metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
             tracing::error!(%error, "storing on the way down failed; what was acknowledged is in the journal or the broker keeps it");
         }
         tracing::info!("engine stopped; state flushed");
+    }
+
+    /// Journals the batch and starts its sync off the engine task: `acks` go out once it is
+    /// durable, at once if nothing was written, and never if storing failed (the broker keeps
+    /// those messages and delivers them again on the next connection).
+    fn write(&mut self, acks: Vec<Acker>) -> Option<Syncing> {
+        let started = std::time::Instant::now();
+        let engine = &self.engine;
+        let written = self.journal.write(&*self.store, &|table, key| {
+            store::engine_record(engine, table, key)
+        });
+        if let Err(error) = written {
+            self.store_failed = true;
+            metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
+            tracing::error!(%error, "writing the journal failed");
+        }
+        if std::mem::take(&mut self.store_failed) {
+            if !acks.is_empty() {
+                tracing::error!(
+                    messages = acks.len(),
+                    "storing failed: these messages stay unacknowledged"
+                );
+            }
+            return None;
+        }
+        if !self.journal.unsynced() {
+            acks.into_iter().for_each(|ack| ack());
+            return None;
+        }
+        let store = Arc::clone(&self.store);
+        Some(Syncing {
+            done: tokio::task::spawn_blocking(move || store.sync_journal()),
+            through: self.journal.appended(),
+            acks,
+            started,
+        })
+    }
+
+    /// Waits for the sync in flight, if any, and acknowledges what it made durable.
+    async fn end_sync(&mut self, syncing: &mut Option<Syncing>) {
+        if syncing.is_none() {
+            return;
+        }
+        let synced = sync_done(syncing).await;
+        if let Some(done) = syncing.take() {
+            self.finish_sync(done, synced);
+        }
+    }
+
+    fn finish_sync(&mut self, done: Syncing, synced: Result<(), StoreError>) {
+        metrics::histogram!(crate::metric::STORE_FLUSH_SECONDS.name)
+            .record(done.started.elapsed().as_secs_f64());
+        self.journal.synced(done.through, &synced);
+        match synced {
+            Ok(()) => done.acks.into_iter().for_each(|ack| ack()),
+            Err(error) => {
+                metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
+                tracing::error!(%error, messages = done.acks.len(), "syncing the journal failed: these messages stay unacknowledged");
+            }
+        }
     }
 
     /// Journals what the engine saved since the last time and makes it durable.
@@ -877,8 +955,10 @@ impl EngineTask {
         }
     }
 
-    fn wake_settled(&mut self) {
-        if self.shop_calls > 0 {
+    /// Answers those waiting for the engine to have handled (and durably stored) their
+    /// telemetry, with no shop call and no sync in flight.
+    fn wake_settled(&mut self, syncing: &Option<Syncing>) {
+        if self.shop_calls > 0 || syncing.is_some() {
             return;
         }
         let seen = self.telemetry_seen;

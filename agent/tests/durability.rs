@@ -1,10 +1,12 @@
 //! Nothing is acknowledged before it is durable: when storing fails, the engine task withholds
 //! the batch's acknowledgements (the broker keeps the messages); when it works, it sends them.
+//! The journal's sync runs off the engine task, which meanwhile handles the next batch but
+//! appends it only once that sync is done.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use replenish_agent::clock::{DAY_MS, ManualClock};
 use replenish_agent::engine::{Engine, EngineConfig, Pairing, Snapshot, Telemetry};
@@ -14,11 +16,16 @@ use replenish_commerce::Catalog;
 use replenish_commerce::MemoryShop;
 use replenish_protocol::{Birth, Id, SensorKind, SlotSpec, Status, Unit};
 
-/// Memory that can be told to fail its flushes, as a full disk would.
+/// Memory that can be told to fail its flushes, as a full disk would, or to hold its journal
+/// syncs, as a slow disk would.
 #[derive(Default)]
 struct FlakyStore {
     inner: MemoryStore,
     failing: AtomicBool,
+    /// Tells those waiting when a journal sync starts.
+    sync_started: tokio::sync::Notify,
+    /// While set, a journal sync waits for a message on it (or for its sender to go).
+    sync_gate: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 impl Store for FlakyStore {
@@ -42,6 +49,10 @@ impl Store for FlakyStore {
         self.inner.journal_append(entry)
     }
     fn sync_journal(&self) -> Result<(), StoreError> {
+        self.sync_started.notify_waiters();
+        if let Some(gate) = self.sync_gate.lock().unwrap().as_ref() {
+            let _ = gate.recv();
+        }
         self.fail_if_told()?;
         self.inner.sync_journal()
     }
@@ -86,15 +97,20 @@ fn birth(boot: u32) -> Incoming {
     }
 }
 
-#[tokio::test]
-async fn acks_wait_for_a_successful_flush() {
-    let store = Arc::new(FlakyStore::default());
+/// The engine task on `store`, and a count of the acknowledgements it sent.
+fn start(
+    store: Arc<FlakyStore>,
+) -> (
+    runtime::AgentHandle,
+    Arc<AtomicUsize>,
+    tokio::sync::watch::Sender<bool>,
+) {
     let mut config = EngineConfig::new(Id::new("home").unwrap(), "key".into());
     config.pairing = Pairing::Open;
-    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
     let parts = RuntimeParts {
         engine: Engine::new(config, Snapshot::default()),
-        store: store.clone(),
+        store,
         shops: vec![("shop".into(), Arc::new(MemoryShop::new(Catalog::default())))],
         clock: ManualClock::new(20_458 * DAY_MS),
         outbox: None,
@@ -102,16 +118,23 @@ async fn acks_wait_for_a_successful_flush() {
         device_logins: None,
     };
     let (handle, _task) = runtime::spawn(parts, shutdown);
-    let acks = Arc::new(AtomicUsize::new(0));
-    let acker = || {
-        let acks = acks.clone();
-        Some(Box::new(move || {
-            acks.fetch_add(1, Ordering::SeqCst);
-        }) as runtime::Acker)
-    };
+    (handle, Arc::new(AtomicUsize::new(0)), stop)
+}
+
+fn acker(acks: &Arc<AtomicUsize>) -> Option<runtime::Acker> {
+    let acks = acks.clone();
+    Some(Box::new(move || {
+        acks.fetch_add(1, Ordering::SeqCst);
+    }))
+}
+
+#[tokio::test]
+async fn acks_wait_for_a_successful_flush() {
+    let store = Arc::new(FlakyStore::default());
+    let (handle, acks, _stop) = start(store.clone());
 
     store.failing.store(true, Ordering::SeqCst);
-    handle.incoming(birth(1), acker()).await.unwrap();
+    handle.incoming(birth(1), acker(&acks)).await.unwrap();
     handle.settle(1).await.unwrap();
     assert_eq!(
         acks.load(Ordering::SeqCst),
@@ -120,7 +143,46 @@ async fn acks_wait_for_a_successful_flush() {
     );
 
     store.failing.store(false, Ordering::SeqCst);
-    handle.incoming(birth(2), acker()).await.unwrap();
+    handle.incoming(birth(2), acker(&acks)).await.unwrap();
     handle.settle(2).await.unwrap();
     assert_eq!(acks.load(Ordering::SeqCst), 1, "durable: acknowledged");
+}
+
+// Two workers: an engine that synced on its own task would then block one, not the test's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_batch_is_handled_during_a_sync_and_appended_after_it() {
+    let store = Arc::new(FlakyStore::default());
+    let (handle, acks, _stop) = start(store.clone());
+    // The catalog's fetch at start is journalled too: past that, the only sync is the test's.
+    handle.settle(0).await.unwrap();
+    let before = store.inner.journal_entries().unwrap().len();
+    let (release, gate) = mpsc::channel();
+    *store.sync_gate.lock().unwrap() = Some(gate);
+    let mut changes = handle.changes();
+
+    let sync_started = store.sync_started.notified();
+    handle.incoming(birth(1), acker(&acks)).await.unwrap();
+    sync_started.await;
+    changes.borrow_and_update();
+    handle.incoming(birth(2), acker(&acks)).await.unwrap();
+    // The engine took in the second birth while the first one's sync is held.
+    tokio::time::timeout(std::time::Duration::from_secs(10), changes.changed())
+        .await
+        .expect("the engine handles the next batch while a sync runs")
+        .unwrap();
+    assert_eq!(acks.load(Ordering::SeqCst), 0, "nothing is durable yet");
+    assert_eq!(
+        store.inner.journal_entries().unwrap().len(),
+        before + 1,
+        "the second entry waits for the first one's sync"
+    );
+
+    drop(release);
+    handle.settle(2).await.unwrap();
+    assert_eq!(
+        acks.load(Ordering::SeqCst),
+        2,
+        "both synced: both acknowledged"
+    );
+    assert_eq!(store.inner.journal_entries().unwrap().len(), before + 2);
 }
