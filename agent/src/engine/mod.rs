@@ -3,12 +3,14 @@
 //! No tokio, sled, reqwest or wall clock in here: the daemon and the simulator feed [`Event`]s
 //! with the time, and carry the returned [`Effect`]s out (storage, the shop, MQTT, the log).
 //!
-//! This file owns the engine's settings ([`EngineConfig`]), the [`Engine`] with its read
-//! access, and the dispatch of each event: devices go to `devices`, a person's decisions to
-//! `decisions`, the reorder pass to `reorder`; ticks, shop answers and placement are here.
+//! This file owns the [`Engine`] with its read access, and the dispatch of each event: devices
+//! go to `devices`, a person's decisions to `decisions`, the shop's answers and placement to
+//! `placement`, the reorder pass to `reorder`; a tick runs each of them in turn. The settings
+//! are `config`'s.
 
 #[macro_use]
 mod text_id;
+mod config;
 mod decisions;
 mod declared;
 pub mod dedup;
@@ -21,6 +23,7 @@ pub mod inventory;
 pub mod lead_time;
 pub mod options;
 pub mod order;
+mod placement;
 pub mod policy;
 mod reorder;
 mod shop_turns;
@@ -32,102 +35,21 @@ pub mod words;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use replenish_protocol::{FaultCode, Id};
-use serde::{Deserialize, Serialize};
 
-use crate::clock::{DAY_MS, HOUR_MS, UnixMs};
+use crate::clock::{DAY_MS, UnixMs};
 use forecast::ForecastModel;
-use household::{AuditEntry, Household, Rules};
+use household::{AuditEntry, Household};
 use inventory::{Announcement, DeviceState, SlotKey, SlotState, slot_key};
-use order::{Order, OrderId, OrderState};
+use order::{Order, OrderId};
 use policy::{ReorderPolicy, RiskPolicy};
-use replenish_commerce::{Catalog, Offer, OrderLine, OrderRequest};
+use replenish_commerce::{Catalog, Offer};
 
+pub use config::{DEFAULT_SHOP, EngineConfig, Pairing};
 pub use devices::{IngestLimits, PendingCommand};
 pub use errors::EngineError;
 pub use events::{Effect, Event, Notice, NoticeKind, OrderEdit, Telemetry};
 pub use policy::{ConsumableSettings, PolicyConfig};
 pub use snapshot::{Meta, Snapshot};
-
-/// What happens when a device the household has not seen before says hello.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pairing {
-    /// It waits until an owner accepts it; its reports are refused meanwhile.
-    Owner,
-    /// It is accepted at once (the simulator, a lab).
-    Open,
-}
-
-/// Settings of the engine.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EngineConfig {
-    /// The household this agent serves; devices of other households are refused.
-    pub household: Id,
-    /// The household's rules before any owner changed them (stored rules win once they exist).
-    pub rules: Rules,
-    /// Whether new devices need an owner's acceptance.
-    pub pairing: Pairing,
-    /// Reorder settings.
-    pub policy: PolicyConfig,
-    /// Settings of particular consumables, by consumable id; others use `policy.defaults`.
-    pub consumables: BTreeMap<String, ConsumableSettings>,
-    /// Prefix of idempotency keys, unique to this agent's storage, so that two installations
-    /// (or a wiped store) never reuse a key at the shop.
-    pub key_prefix: String,
-    /// How often to ask the shop about placed orders.
-    pub status_poll_ms: UnixMs,
-    /// Limits on what devices send; command retries.
-    pub ingest: IngestLimits,
-    /// First wait before placing a failed order again (doubling, jittered).
-    pub retry_base_ms: UnixMs,
-    /// Products the household allows per consumable (SKUs, the usual one first); a consumable
-    /// not listed takes any product of it.
-    pub products: BTreeMap<String, Vec<String>>,
-    /// An order costing more than this multiple of the usual price per unit waits for a
-    /// person, whatever the mode.
-    pub price_guard: f64,
-    /// The shops to buy from, in order of preference on a tie; orders of older agents (no
-    /// shop on them) belong to the first.
-    pub shops: Vec<shopping::ShopInfo>,
-    /// When the household collects orders itself.
-    pub pickup: shopping::PickupPreference,
-    /// Display names of consumables and devices by id; others are derived from the id.
-    pub names: words::Names,
-}
-
-/// The id of the one shop of an agent configured with `[commerce]` alone.
-pub const DEFAULT_SHOP: &str = "shop";
-
-impl EngineConfig {
-    /// Defaults for a household.
-    pub fn new(household: Id, key_prefix: String) -> Self {
-        Self {
-            household,
-            rules: Rules::default(),
-            pairing: Pairing::Owner,
-            policy: PolicyConfig::default(),
-            consumables: BTreeMap::new(),
-            key_prefix,
-            status_poll_ms: HOUR_MS,
-            ingest: IngestLimits::default(),
-            retry_base_ms: 60_000,
-            products: BTreeMap::new(),
-            price_guard: 1.25,
-            shops: vec![shopping::ShopInfo {
-                id: DEFAULT_SHOP.into(),
-                name: "the shop".into(),
-            }],
-            pickup: shopping::PickupPreference::default(),
-            names: words::Names::new(),
-        }
-    }
-
-    /// Whether any consumable is declared driven by another (so reports look for slots to
-    /// drive; a scan of a few settings).
-    pub fn any_driven(&self) -> bool {
-        self.consumables.values().any(|c| c.driven_by.is_some())
-    }
-}
 
 /// The decision core. See the module docs.
 pub struct Engine {
@@ -337,6 +259,13 @@ impl Engine {
         self.orders.get(id)
     }
 
+    /// One order, to change.
+    pub(super) fn order_mut(&mut self, id: &str) -> Result<&mut Order, EngineError> {
+        self.orders
+            .get_mut(id)
+            .ok_or_else(|| EngineError::UnknownOrder(id.to_string()))
+    }
+
     /// The last catalog fetched from each shop, by shop id.
     pub fn catalogs(&self) -> &BTreeMap<String, Catalog> {
         &self.meta.catalogs
@@ -446,184 +375,31 @@ impl Engine {
             Event::PlacementSucceeded {
                 order_id,
                 shop_order,
-            } => {
-                self.placing.remove(&order_id);
-                // A product the agent did not order is a substitution, whatever the status.
-                self.judge_substitution(&order_id, &shop_order.lines, now, fx);
-                // A shop that states no arrival: the lead time this SKU usually takes.
-                let expected_at = shop_order.estimated_arrival_ms.unwrap_or_else(|| {
-                    let lead = self
-                        .orders
-                        .get(&order_id)
-                        .map(|o| self.lead_of(&o.shop, o.fulfilment.as_ref()).p50())
-                        .unwrap_or(self.config.policy.lead_time_ms);
-                    now.saturating_add(lead)
-                });
-                let order = self.order_mut(&order_id)?;
-                order.placed(
-                    shop_order.id.clone(),
-                    shop_order.status,
-                    expected_at,
-                    shop_order.delivered_at_ms,
-                    now,
-                )?;
-                let order = order.clone();
-                self.polled_at.insert(order_id.clone(), now);
-                if order.state == OrderState::Delivered {
-                    self.on_delivered(&order, fx);
-                }
-                let (text, _) = self.order_story(&order, now);
-                fx.push(Effect::SaveOrder(order));
-                fx.push(notice(now, NoticeKind::OrderPlaced, &order_id, text));
-            }
+            } => self.placement_succeeded(&order_id, &shop_order, now, fx)?,
             Event::PlacementFailed {
                 order_id,
                 error,
                 retryable,
-            } => {
-                self.placing.remove(&order_id);
-                let base = self.config.retry_base_ms;
-                let order = self.order_mut(&order_id)?;
-                let retry_at =
-                    retryable.then(|| now + retry_backoff(base, order.attempts, &order.id));
-                order.placement_failed(error.clone(), retry_at, now)?;
-                let order = order.clone();
-                fx.push(Effect::SaveOrder(order.clone()));
-                if order.state == OrderState::Failed {
-                    let (story, _) = self.order_story(&order, now);
-                    let text = self.words(now).failed(&story, &error);
-                    fx.push(notice(now, NoticeKind::OrderFailed, &order_id, text));
-                }
-            }
+            } => self.placement_failed(&order_id, &error, retryable, now, fx)?,
             Event::ShopStatus {
                 order_id,
                 shop_order,
-            } => {
-                // A product the agent did not order is a substitution, whatever the status.
-                self.judge_substitution(&order_id, &shop_order.lines, now, fx);
-                let order = self.order_mut(&order_id)?;
-                let before = order.state;
-                order.shop_status(shop_order.status, shop_order.delivered_at_ms, now)?;
-                if order.state != before {
-                    let order = order.clone();
-                    let pickup = words::is_pickup(order.fulfilment.as_ref());
-                    let (story, _) = self.order_story(&order, now);
-                    let (kind, text) = match (order.state, pickup) {
-                        (OrderState::Shipped, true) => (NoticeKind::PickupReady, story),
-                        (OrderState::Shipped, false) => (NoticeKind::OrderShipped, story),
-                        (OrderState::Delivered, _) => (NoticeKind::OrderDelivered, story),
-                        _ => (
-                            NoticeKind::CancelledByShop,
-                            self.words(now).cancelled_by_shop(&order),
-                        ),
-                    };
-                    if order.state == OrderState::Delivered {
-                        self.on_delivered(&order, fx);
-                    }
-                    fx.push(Effect::SaveOrder(order));
-                    fx.push(notice(now, kind, &order_id, text));
-                }
-            }
+            } => self.shop_status(&order_id, &shop_order, now, fx)?,
         }
         Ok(())
-    }
-
-    /// A delivery: the packs go to the slot's cupboard stock and the delivery time is learned.
-    fn on_delivered(&mut self, order: &Order, fx: &mut Vec<Effect>) {
-        let lines = order.lines();
-        for line in &lines {
-            let key = slot_key(&line.device, &line.slot);
-            if let Some(slot) = self.slots.get_mut(&key) {
-                slot.delivered(f64::from(line.packs) * line.pack_size);
-                fx.push(Effect::SaveSlot(key));
-            }
-        }
-        if let (Some(placed), Some(delivered)) = (order.placed_at, order.delivered_at) {
-            // Learned per shop and way of fulfilment: one order, one observation.
-            let mut lead = self.lead_of(&order.shop, order.fulfilment.as_ref());
-            lead.observe(delivered.saturating_sub(placed));
-            self.meta.lead_times.insert(
-                shopping::lead_key(&order.shop, order.fulfilment.as_ref()),
-                lead,
-            );
-            fx.push(Effect::SaveMeta(self.meta.clone()));
-        }
-    }
-
-    fn order_mut(&mut self, id: &str) -> Result<&mut Order, EngineError> {
-        self.orders
-            .get_mut(id)
-            .ok_or_else(|| EngineError::UnknownOrder(id.to_string()))
     }
 
     fn tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
         self.pending_tick(now, fx);
         self.command_tick(now, fx);
-        let due: Vec<OrderId> = self
-            .open_orders
-            .iter()
-            .filter_map(|id| self.orders.get(id))
-            .filter(|o| {
-                o.state == OrderState::Approved
-                    && !self.placing.contains(&o.id)
-                    && o.retry_at.is_none_or(|at| at <= now)
-            })
-            .map(|o| o.id.clone())
-            .collect();
-        for id in due {
-            self.send(&id, now, fx);
-        }
-        for order in self.open_orders.iter().filter_map(|id| self.orders.get(id)) {
-            if !matches!(order.state, OrderState::Placed | OrderState::Shipped) {
-                continue;
-            }
-            let Some(shop_order_id) = &order.shop_order_id else {
-                continue;
-            };
-            let last = self.polled_at.get(&order.id).copied().unwrap_or(0);
-            if now >= last + self.config.status_poll_ms {
-                self.polled_at.insert(order.id.clone(), now);
-                fx.push(Effect::FetchOrder {
-                    shop: order.shop.clone(),
-                    order_id: order.id.clone(),
-                    shop_order_id: shop_order_id.clone(),
-                });
-            }
-        }
+        self.place_due(now, fx);
+        self.poll_placed(now, fx);
         self.remind_pickups(now, fx);
         let keys: Vec<SlotKey> = self.slots.keys().cloned().collect();
         for key in keys {
             self.refresh_forecast(&key, now, fx);
             self.consider_reorder(&key, now, fx);
         }
-    }
-
-    /// Begins a placement attempt: the order is saved (write before send), then sent.
-    fn send(&mut self, order_id: &str, now: UnixMs, fx: &mut Vec<Effect>) {
-        let Some(order) = self.orders.get_mut(order_id) else {
-            return;
-        };
-        if order.begin_attempt().is_err() {
-            return;
-        }
-        order.updated_at = now;
-        let order = order.clone();
-        self.placing.insert(order.id.clone());
-        let request = OrderRequest {
-            household: self.config.household.to_string(),
-            reference: order.id.to_string(),
-            fulfilment: order.fulfilment.as_ref().map(|f| f.id.clone()),
-            lines: order
-                .lines()
-                .into_iter()
-                .map(|line| OrderLine {
-                    sku: line.sku,
-                    quantity: line.packs,
-                })
-                .collect(),
-        };
-        fx.push(Effect::SaveOrder(order.clone()));
-        fx.push(Effect::PlaceOrder { order, request });
     }
 
     pub(super) fn create_slots(
@@ -670,20 +446,6 @@ pub(super) fn fault_name(code: FaultCode) -> &'static str {
     }
 }
 
-/// Delay before the next placement attempt: `base` (1 min by default), doubling, at most an
-/// hour, with "equal jitter" (between half and all of it) so that orders that failed together
-/// do not all come back together. The jitter is drawn from the order id and attempt: the
-/// engine stays deterministic.
-fn retry_backoff(base: UnixMs, attempts: u32, order_id: &str) -> UnixMs {
-    let delay = base.saturating_mul(1 << attempts.min(6)).clamp(2, HOUR_MS);
-    // FNV-1a over the id and the attempt.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in order_id.bytes().chain(attempts.to_le_bytes()) {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    delay / 2 + hash % (delay / 2 + 1)
-}
-
 fn days_from(now: UnixMs, t: UnixMs) -> String {
     format!("{:.1} days", t.saturating_sub(now) as f64 / DAY_MS as f64)
 }
@@ -691,10 +453,12 @@ fn days_from(now: UnixMs, t: UnixMs) -> String {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::clock::HOUR_MS;
     use household::Mode;
     use household::{Actor, RejectReason};
-    use replenish_commerce::OrderStatus;
+    use order::OrderState;
     use replenish_commerce::{FulfilmentOption, ShopOrder};
+    use replenish_commerce::{OrderLine, OrderStatus};
     use replenish_protocol::ReportBody;
     use replenish_protocol::{Birth, SensorKind, SlotSpec, Unit};
     use replenish_protocol::{Report, Status};
@@ -813,21 +577,6 @@ pub(super) mod tests {
             Effect::PlaceOrder { order, .. } => Some(order),
             _ => None,
         })
-    }
-
-    #[test]
-    fn placement_retries_back_off_with_jitter_that_differs_per_order() {
-        for attempts in 0..10 {
-            let full = (60_000u64 << attempts.min(6)).min(HOUR_MS);
-            let wait = retry_backoff(60_000, attempts, "o-000001");
-            assert!((full / 2..=full).contains(&wait), "{attempts}: {wait}");
-            assert_eq!(wait, retry_backoff(60_000, attempts, "o-000001"));
-        }
-        let spread: std::collections::HashSet<UnixMs> = (0..20)
-            .map(|n| retry_backoff(60_000, 3, &format!("o-{n:06}")))
-            .collect();
-        assert!(spread.len() > 10, "orders failing together come back apart");
-        assert!(retry_backoff(1_000, 0, "o-1") <= 1_000);
     }
 
     #[test]
