@@ -20,6 +20,7 @@ use crate::clock::{DAY_MS, UnixMs};
 use crate::engine::household::{Actor, Mode};
 use crate::engine::order::OrderState;
 use crate::engine::{Engine, Event, Notice};
+use crate::internal_events::{HaCommand, HaNoticesLagged, HaOutcome, HaPublished, emit};
 use crate::mqtt_out::{Inbound, LinkInput, Outgoing, Publish};
 use crate::runtime::{AgentHandle, AskError};
 use replenish_protocol::topic::agent_root;
@@ -618,8 +619,7 @@ impl Announcer {
                     match notice {
                         Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            metrics::counter!(crate::metric::HA_NOTICES_LAGGED.name).increment(missed);
-                            tracing::warn!(missed, "Home Assistant states fell behind the engine's notices; resyncing");
+                            emit(HaNoticesLagged { missed });
                         }
                         Err(broadcast::error::RecvError::Closed) => break,
                     }
@@ -665,36 +665,43 @@ impl Announcer {
         let command = match parse_command(&self.settings, &message.topic, &message.payload) {
             Ok(command) => command,
             Err(error) => {
-                metrics::counter!(crate::metric::HA_COMMANDS.name, "command" => "unknown", "outcome" => error.label()).increment(1);
-                if matches!(error, CommandError::Ignored(_)) {
-                    tracing::info!(%error, "Home Assistant status");
-                } else {
-                    tracing::warn!(topic = %message.topic, %error, "ignored a Home Assistant message");
-                }
+                emit(HaCommand {
+                    command: "unknown",
+                    topic: &message.topic,
+                    outcome: HaOutcome::Unreadable {
+                        label: error.label(),
+                        error: &error,
+                        status: matches!(error, CommandError::Ignored(_)),
+                    },
+                });
                 return None;
             }
         };
         let name = match &command {
             Command::Announce => {
-                metrics::counter!(crate::metric::HA_COMMANDS.name, "command" => "announce", "outcome" => "applied").increment(1);
-                tracing::info!("Home Assistant is online; announcing every appliance again");
+                emit(HaCommand {
+                    command: "announce",
+                    topic: &message.topic,
+                    outcome: HaOutcome::Announce,
+                });
                 return Some(true);
             }
             Command::Approve { .. } => "approve",
             Command::SetMode { .. } => "mode",
         };
-        let count = |outcome: &'static str| {
-            metrics::counter!(crate::metric::HA_COMMANDS.name, "command" => name, "outcome" => outcome)
-                .increment(1);
+        let report = |outcome: HaOutcome<'_>| {
+            emit(HaCommand {
+                command: name,
+                topic: &message.topic,
+                outcome,
+            });
         };
         if message.retain {
-            count("retained");
-            tracing::warn!(topic = %message.topic, "ignored a retained command: commands must not be retained");
+            report(HaOutcome::Retained);
             return None;
         }
         if !self.settings.control {
-            count("disabled");
-            tracing::warn!(topic = %message.topic, "Home Assistant control is off (home_assistant.control = false); command ignored");
+            report(HaOutcome::ControlOff);
             return None;
         }
         let result = match command {
@@ -705,18 +712,9 @@ impl Announcer {
             Command::Announce => return Some(true),
         };
         match result {
-            Ok(detail) => {
-                count("applied");
-                tracing::info!(topic = %message.topic, %detail, "Home Assistant command carried out");
-            }
-            Err(CommandFailed::Nothing(detail)) => {
-                count("nothing_to_do");
-                tracing::warn!(topic = %message.topic, %detail, "Home Assistant command had nothing to act on");
-            }
-            Err(CommandFailed::Refused(error)) => {
-                count("refused");
-                tracing::warn!(topic = %message.topic, %error, "Home Assistant command refused");
-            }
+            Ok(detail) => report(HaOutcome::Applied(&detail)),
+            Err(CommandFailed::Nothing(detail)) => report(HaOutcome::NothingToDo(&detail)),
+            Err(CommandFailed::Refused(error)) => report(HaOutcome::Refused(&error)),
         }
         Some(false)
     }
@@ -876,8 +874,10 @@ impl Announcer {
         };
         match self.publisher.publish(message) {
             Ok(()) => {
-                metrics::counter!(crate::metric::HA_PUBLISHES.name, "outcome" => "queued")
-                    .increment(1);
+                emit(HaPublished {
+                    topic: &topic,
+                    error: None,
+                });
                 if payload.is_empty() {
                     self.published.remove(&topic);
                 } else {
@@ -886,9 +886,10 @@ impl Announcer {
                 true
             }
             Err(error) => {
-                metrics::counter!(crate::metric::HA_PUBLISHES.name, "outcome" => "dropped")
-                    .increment(1);
-                tracing::warn!(%topic, %error, "cannot publish to Home Assistant; will retry at the next sync");
+                emit(HaPublished {
+                    topic: &topic,
+                    error: Some(&error),
+                });
                 self.published.remove(&topic);
                 false
             }

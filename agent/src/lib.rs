@@ -17,6 +17,7 @@ pub mod engine;
 pub mod home_assistant;
 pub mod http;
 pub mod integrations;
+pub mod internal_events;
 pub mod metric;
 pub mod mqtt;
 pub mod mqtt_out;

@@ -1,7 +1,8 @@
-//! Every metric the agent exports, defined once: its name, kind, labels and meaning. Call
-//! sites name metrics through these constants (`counter!(metric::ORDER_ATTEMPTS.name)`), the
-//! Prometheus exporter gives each its help text, and docs/operations.md's table is this list
-//! rendered ([`markdown_table`]; `agent/tests/docs_match_code.rs` checks both).
+//! Every metric the agent exports, defined once: its name, kind, labels and meaning. Only the
+//! [internal events](crate::internal_events) move them, through these constants
+//! (`counter!(metric::ORDER_ATTEMPTS.name)`); the Prometheus exporter gives each its help text,
+//! and docs/operations.md's table is this list rendered ([`markdown_table`];
+//! `agent/tests/docs_match_code.rs` checks all three).
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::backoff::Backoff;
 use crate::engine::Telemetry;
+use crate::internal_events::{
+    AcksWritten, CommandDropped, IngestDepth, IngestResumed, IngestStalled, MqttConnected,
+    MqttConnectionLost, MqttSubscribed, OutboxClosed, StaleAck, emit,
+};
 use crate::runtime::{AgentHandle, Incoming, RefusedReason};
 
 /// Where and how to connect.
@@ -176,7 +180,7 @@ impl Outbox {
     pub fn command(&self, topic: String, payload: Vec<u8>) {
         if self.health.outbox_commands.fetch_add(1, Ordering::Relaxed) >= OUTBOX_COMMANDS {
             self.health.outbox_commands.fetch_sub(1, Ordering::Relaxed);
-            metrics::counter!(crate::metric::COMMANDS_DROPPED.name).increment(1);
+            emit(CommandDropped);
             return;
         }
         self.health.outbox_depth.fetch_add(1, Ordering::Relaxed);
@@ -193,7 +197,7 @@ impl Outbox {
         // Only after the MQTT task stopped (shutdown): the broker redelivers what was not
         // acknowledged.
         self.health.outbox_depth.fetch_sub(1, Ordering::Relaxed);
-        metrics::counter!(crate::metric::MQTT_OUTBOX_CLOSED.name).increment(1);
+        emit(OutboxClosed);
     }
 }
 
@@ -293,11 +297,9 @@ pub async fn run(
         match polled {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
                 backoff.connected(Instant::now());
-                metrics::counter!(crate::metric::MQTT_CONNECTIONS.name).increment(1);
-                tracing::info!(
-                    session_present = ack.session_present,
-                    "connected to the broker"
-                );
+                emit(MqttConnected {
+                    session_present: ack.session_present,
+                });
                 // Earlier builds subscribed once per channel; a session an external broker
                 // kept for them would deliver every message twice.
                 if ack.session_present {
@@ -319,7 +321,7 @@ pub async fn run(
                 pending_subacks = pending_subacks.saturating_sub(1);
                 if pending_subacks == 0 {
                     health.connected.store(true, Ordering::SeqCst);
-                    metrics::gauge!(crate::metric::MQTT_CONNECTED.name).set(1.0);
+                    emit(MqttSubscribed);
                     subscribed.send_replace(true);
                 }
             }
@@ -364,11 +366,12 @@ pub async fn run(
                 // next connection, where a packet id may name another message.
                 health.connection.fetch_add(1, Ordering::SeqCst);
                 health.connected.store(false, Ordering::SeqCst);
-                metrics::gauge!(crate::metric::MQTT_CONNECTED.name).set(0.0);
                 subscribed.send_replace(false);
-                metrics::counter!(crate::metric::MQTT_ERRORS.name).increment(1);
                 let delay = backoff.failed(Instant::now());
-                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "MQTT connection lost");
+                emit(MqttConnectionLost {
+                    error: &error,
+                    retry_in: delay,
+                });
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = crate::runtime::stopped(&mut shutdown) => break,
@@ -439,7 +442,7 @@ async fn send_acks(
         settled += 1;
         counted_settled += u64::from(counted);
         if connection != current {
-            metrics::counter!(crate::metric::MQTT_STALE_ACKS.name).increment(1);
+            emit(StaleAck);
         } else if publish.qos != QoS::AtMostOnce
             && let Some(network) = eventloop.network.as_mut()
         {
@@ -467,7 +470,7 @@ async fn send_acks(
             Err(_) => tracing::debug!("acks not flushed in time"),
         }
     }
-    metrics::histogram!(crate::metric::MQTT_ACKS_PER_WRITE.name).record(written as f64);
+    emit(AcksWritten { written });
     health.outbox_depth.fetch_sub(settled, Ordering::Relaxed);
     health.acked.fetch_add(counted_settled, Ordering::Relaxed);
 }
@@ -509,24 +512,18 @@ async fn watch_stalls(
         }
         let acked = health.acked.load(Ordering::Relaxed);
         let pending = health.pending();
-        metrics::gauge!(crate::metric::INGEST_PENDING.name).set(pending as f64);
-        metrics::gauge!(crate::metric::MQTT_OUTBOX_DEPTH.name)
-            .set(health.outbox_depth.load(Ordering::Relaxed) as f64);
+        emit(IngestDepth {
+            pending,
+            outbox: health.outbox_depth.load(Ordering::Relaxed),
+        });
         if acked != last_acked || pending == 0 {
             last_acked = acked;
             since = Instant::now();
             if health.stalled.swap(false, Ordering::SeqCst) {
-                tracing::info!("ingest moves again");
-                metrics::gauge!(crate::metric::INGEST_STALLED.name).set(0.0);
+                emit(IngestResumed);
             }
         } else if since.elapsed() >= after && !health.stalled.swap(true, Ordering::SeqCst) {
-            metrics::counter!(crate::metric::INGEST_STALLS.name).increment(1);
-            metrics::gauge!(crate::metric::INGEST_STALLED.name).set(1.0);
-            tracing::error!(
-                pending,
-                seconds = after.as_secs(),
-                "ingest stalled: messages pending and none acknowledged"
-            );
+            emit(IngestStalled { pending, after });
         }
     }
 }

@@ -16,6 +16,10 @@ use rumqttc::{Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::internal_events::{
+    OutConnected, OutConnectionLost, OutInboundDropped, OutPublishDropped, emit,
+};
+
 /// A message to publish with QoS 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
@@ -219,7 +223,6 @@ async fn run(
         settings
             .connected
             .store(up, std::sync::atomic::Ordering::SeqCst);
-        metrics::gauge!(crate::metric::MQTT_OUT_CONNECTED.name).set(if up { 1.0 } else { 0.0 });
     };
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -235,7 +238,7 @@ async fn run(
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
                     backoff.connected(std::time::Instant::now());
                     set_connected(true);
-                    tracing::info!("connected to the broker");
+                    emit(OutConnected);
                     for filter in &settings.subscriptions {
                         if let Err(error) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
                             tracing::error!(%filter, %error, "cannot subscribe");
@@ -258,16 +261,14 @@ async fn run(
                         retain: publish.retain,
                     };
                     if inbound.try_send(message).is_err() {
-                        metrics::counter!(crate::metric::MQTT_OUT_INBOUND_DROPPED.name).increment(1);
-                        tracing::warn!(topic = %publish.topic, "inbound queue full; message dropped");
+                        emit(OutInboundDropped { topic: &publish.topic });
                     }
                 }
                 Ok(_) => {}
                 Err(error) => {
                     set_connected(false);
-                    metrics::counter!(crate::metric::MQTT_OUT_ERRORS.name).increment(1);
                     let delay = backoff.failed(std::time::Instant::now());
-                    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "MQTT connection lost");
+                    emit(OutConnectionLost { error: &error, retry_in: delay });
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = crate::runtime::stopped(&mut shutdown), if deadline.is_none() => {
@@ -279,8 +280,7 @@ async fn run(
             message = outgoing.recv() => match message {
                 Some(message) => {
                     if let Err(error) = client.try_publish(message.topic.clone(), QoS::AtLeastOnce, message.retain, message.payload) {
-                        metrics::counter!(crate::metric::MQTT_OUT_DROPPED.name).increment(1);
-                        tracing::warn!(topic = %message.topic, %error, "cannot queue a publish; dropped");
+                        emit(OutPublishDropped { topic: &message.topic, error: &error });
                     }
                 }
                 None => break,

@@ -23,6 +23,10 @@ use crate::clock::UnixMs;
 use crate::engine::household::PendingKind;
 use crate::engine::order::{Order, OrderState};
 use crate::engine::{Notice, NoticeKind};
+use crate::internal_events::{
+    Delivery, NotificationAttempt, NotificationDropped, NotificationsAbandoned,
+    NotificationsLagged, emit,
+};
 use crate::mqtt_out::{Outgoing, Publish};
 use crate::runtime::AgentHandle;
 
@@ -397,20 +401,35 @@ pub async fn deliver(channel: &dyn Channel, message: &Announcement, retry: Retry
         attempt += 1;
         let error = match channel.send(message).await {
             Ok(()) => {
-                metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => channel.name(), "outcome" => "delivered").increment(1);
-                tracing::info!(channel = channel.name(), kind = ?message.kind, order_id = ?message.order_id, attempt, "notification delivered");
+                emit(NotificationAttempt {
+                    channel: channel.name(),
+                    message,
+                    attempt,
+                    delivery: Delivery::Delivered,
+                });
                 return Outcome::Delivered(attempt);
             }
             Err(error) => error,
         };
         let retryable = matches!(error, SendError::Retryable(_));
         if !retryable || attempt >= retry.attempts.max(1) {
-            metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => channel.name(), "outcome" => "failed").increment(1);
-            tracing::warn!(channel = channel.name(), kind = ?message.kind, order_id = ?message.order_id, attempt, %error, "notification failed");
+            emit(NotificationAttempt {
+                channel: channel.name(),
+                message,
+                attempt,
+                delivery: Delivery::Failed(&error),
+            });
             return Outcome::Failed(attempt, error);
         }
-        metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => channel.name(), "outcome" => "retried").increment(1);
-        tracing::debug!(channel = channel.name(), kind = ?message.kind, order_id = ?message.order_id, attempt, %error, retry_in_ms = backoff.as_millis() as u64, "notification attempt failed");
+        emit(NotificationAttempt {
+            channel: channel.name(),
+            message,
+            attempt,
+            delivery: Delivery::Retried {
+                error: &error,
+                retry_in: backoff,
+            },
+        });
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(retry.max_backoff);
     }
@@ -437,8 +456,7 @@ impl Queue {
                 let message = match &error {
                     mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
                 };
-                metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => "queue", "outcome" => "dropped").increment(1);
-                tracing::warn!(kind = ?message.kind, order_id = ?message.order_id, "notification queue full; dropped");
+                emit(NotificationDropped { message });
                 false
             }
         }
@@ -501,8 +519,7 @@ async fn run(
         let notice = match notice {
             Ok(notice) => notice,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                metrics::counter!(crate::metric::NOTIFICATIONS_LAGGED.name).increment(missed);
-                tracing::warn!(missed, "notifications fell behind the engine's notices");
+                emit(NotificationsLagged { missed });
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => break,
@@ -548,8 +565,7 @@ async fn run(
         .is_err()
     {
         worker.abort();
-        metrics::counter!(crate::metric::NOTIFICATIONS.name, "channel" => "queue", "outcome" => "abandoned").increment(1);
-        tracing::warn!("notifications still in flight at shutdown were abandoned");
+        emit(NotificationsAbandoned);
     }
     tracing::info!("notifications stopped");
 }

@@ -17,6 +17,11 @@ use crate::clock::{Clock, HOUR_MS, MINUTE_MS, UnixMs};
 use crate::engine::household::{ExpiryDefault, PendingKind};
 use crate::engine::order::{Order, OrderId};
 use crate::engine::{Effect, Engine, EngineError, Event, Notice, Telemetry};
+use crate::internal_events::{
+    CommandSent, CommandUnsent, EventRefused, NoticeRaised, OrderPlacementFailed, OrderPlacing,
+    PairingDropped, StoreFailed, StoreFlushed, StoreStep, TelemetryReceived, TelemetryRefused,
+    emit,
+};
 use crate::mqtt::Outbox;
 use crate::store::journal::Journal;
 use crate::store::{self, Store, StoreError};
@@ -797,8 +802,7 @@ impl EngineTask {
         // Acks of what was synced on the way down go out before the goodbye.
         self.end_sync(&mut syncing).await;
         if let Err(error) = self.checkpoint() {
-            metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
-            tracing::error!(%error, "storing on the way down failed; what was acknowledged is in the journal or the broker keeps it");
+            emit(StoreFailed::at(StoreStep::Shutdown, &error));
         }
         tracing::info!("engine stopped; state flushed");
     }
@@ -814,8 +818,7 @@ impl EngineTask {
         });
         if let Err(error) = written {
             self.store_failed = true;
-            metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
-            tracing::error!(%error, "writing the journal failed");
+            emit(StoreFailed::at(StoreStep::Write, &error));
         }
         if std::mem::take(&mut self.store_failed) {
             if !acks.is_empty() {
@@ -851,14 +854,17 @@ impl EngineTask {
     }
 
     fn finish_sync(&mut self, done: Syncing, synced: Result<(), StoreError>) {
-        metrics::histogram!(crate::metric::STORE_FLUSH_SECONDS.name)
-            .record(done.started.elapsed().as_secs_f64());
+        emit(StoreFlushed {
+            seconds: done.started.elapsed().as_secs_f64(),
+        });
         self.journal.synced(done.through, &synced);
         match synced {
             Ok(()) => done.acks.into_iter().for_each(|ack| ack()),
             Err(error) => {
-                metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
-                tracing::error!(%error, messages = done.acks.len(), "syncing the journal failed: these messages stay unacknowledged");
+                emit(StoreFailed {
+                    messages: done.acks.len(),
+                    ..StoreFailed::at(StoreStep::Sync, &error)
+                });
             }
         }
     }
@@ -883,12 +889,12 @@ impl EngineTask {
     fn flush(&mut self) {
         let started = std::time::Instant::now();
         let flushed = self.flush_store();
-        metrics::histogram!(crate::metric::STORE_FLUSH_SECONDS.name)
-            .record(started.elapsed().as_secs_f64());
+        emit(StoreFlushed {
+            seconds: started.elapsed().as_secs_f64(),
+        });
         if let Err(error) = flushed {
             self.store_failed = true;
-            metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
-            tracing::error!(%error, "flushing the store failed");
+            emit(StoreFailed::at(StoreStep::Flush, &error));
         }
     }
 
@@ -899,17 +905,18 @@ impl EngineTask {
                     Incoming::Own => {}
                     Incoming::Telemetry { device, message } => {
                         self.telemetry_seen += 1;
-                        metrics::counter!(crate::metric::TELEMETRY_RECEIVED.name).increment(1);
+                        emit(TelemetryReceived);
                         self.handle_event(Event::Telemetry { device, message });
                     }
                     Incoming::Refused { topic, reason } => {
                         self.telemetry_seen += 1;
                         let label = reason.label();
-                        metrics::counter!(crate::metric::TELEMETRY_REFUSED.name, "reason" => label)
-                            .increment(1);
-                        if self.log_refusal_now(&topic, label) {
-                            tracing::warn!(%topic, %reason, "refused an MQTT message (logged once a minute per topic and reason)");
-                        }
+                        emit(TelemetryRefused {
+                            topic: &topic,
+                            reason: &reason,
+                            label,
+                            log: self.log_refusal_now(&topic, label),
+                        });
                     }
                 }
                 acks.extend(ack);
@@ -973,22 +980,10 @@ impl EngineTask {
 
     fn handle_event(&mut self, event: Event) {
         if let Err(error) = self.try_event(event) {
-            let label = error.label();
-            metrics::counter!(crate::metric::EVENTS_REFUSED.name, "reason" => label).increment(1);
             let device = error.device().cloned();
-            match &error {
-                // Expected in normal operation (redeliveries, a device waiting to be accepted):
-                // counted, not shouted about on every report.
-                EngineError::Duplicate { .. } | EngineError::NotAccepted(_) => {
-                    tracing::debug!(%error, "dropped a duplicate or a waiting device's report");
-                }
-                _ => {
-                    let subject = device.as_ref().map_or("", Id::as_str);
-                    if self.log_refusal_now(subject, label) {
-                        tracing::warn!(%error, "event refused (logged once a minute per device and reason)");
-                    }
-                }
-            }
+            let log = !EventRefused::expected(&error)
+                && self.log_refusal_now(device.as_ref().map_or("", Id::as_str), error.label());
+            emit(EventRefused { error: &error, log });
             if let (EngineError::TimestampOutOfRange { .. }, Some(device)) = (&error, device) {
                 self.handle_event(Event::ClockOff { device });
             }
@@ -1023,8 +1018,7 @@ impl EngineTask {
             Ok(Some(other)) => other,
             Err(error) => {
                 self.store_failed = true;
-                metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
-                tracing::error!(%error, "saving failed");
+                emit(StoreFailed::at(StoreStep::Save, &error));
                 return;
             }
         };
@@ -1032,8 +1026,10 @@ impl EngineTask {
             Effect::PlaceOrder { order, request } => {
                 // Write before send: the order is saved as approved; make it durable first.
                 if let Err(error) = self.flush_store() {
-                    metrics::counter!(crate::metric::STORE_ERRORS.name).increment(1);
-                    tracing::error!(%error, order = %order.id, "cannot make the order durable; not sending it now");
+                    emit(StoreFailed {
+                        order: Some(&order.id),
+                        ..StoreFailed::at(StoreStep::OrderDurable, &error)
+                    });
                     let event = Event::PlacementFailed {
                         order_id: order.id,
                         error: error.to_string(),
@@ -1042,8 +1038,11 @@ impl EngineTask {
                     self.handle_event(event);
                     return;
                 }
-                metrics::counter!(crate::metric::ORDER_ATTEMPTS.name).increment(1);
-                tracing::info!(order = %order.id, key = %order.idempotency_key, attempt = order.attempts, "placing order");
+                emit(OrderPlacing {
+                    order: &order.id,
+                    key: &order.idempotency_key,
+                    attempt: order.attempts,
+                });
                 let Some(commerce) = self.shop(&order.shop) else {
                     let event = Event::PlacementFailed {
                         error: format!("no shop {:?} is configured any more", order.shop),
@@ -1104,27 +1103,27 @@ impl EngineTask {
             }
             Effect::SendCommand { device, command } => {
                 let Some(outbox) = &self.outbox else {
-                    metrics::counter!(crate::metric::COMMANDS_UNSENT.name).increment(1);
+                    emit(CommandUnsent { device: &device });
                     return;
                 };
                 let household = &self.engine.config().household;
                 let topic = topic::build(&self.prefix, household, &device, Channel::Cmd);
                 match codec::encode(&command, Encoding::Json) {
                     Ok(payload) => {
-                        metrics::counter!(crate::metric::COMMANDS_SENT.name).increment(1);
-                        tracing::debug!(%device, id = command.id, "sending a command");
+                        emit(CommandSent {
+                            device: &device,
+                            id: command.id,
+                        });
                         outbox.command(topic, payload);
                     }
                     Err(error) => tracing::error!(%device, %error, "cannot encode a command"),
                 }
             }
             Effect::PairingDropped { device } => {
-                metrics::counter!(crate::metric::PAIRING_DROPPED.name).increment(1);
-                tracing::warn!(%device, "dropped a device waiting to join: the waiting list is full");
+                emit(PairingDropped { device: &device });
             }
             Effect::Notice(notice) => {
-                metrics::counter!(crate::metric::NOTICES.name, "kind" => format!("{:?}", notice.kind)).increment(1);
-                tracing::info!(kind = ?notice.kind, subject = %notice.subject, "{}", notice.text);
+                emit(NoticeRaised { notice: &notice });
                 let _ = self.notices.send(notice);
             }
             Effect::SaveDevice(_)
@@ -1179,9 +1178,11 @@ impl EngineTask {
 }
 
 fn placement_failed(order_id: OrderId, error: &CommerceError) -> Event {
-    metrics::counter!(crate::metric::ORDER_FAILURES.name, "retryable" => error.retryable().to_string())
-        .increment(1);
-    tracing::warn!(%order_id, %error, "placing the order failed");
+    emit(OrderPlacementFailed {
+        order: &order_id,
+        error,
+        retryable: error.retryable(),
+    });
     Event::PlacementFailed {
         order_id,
         error: error.to_string(),

@@ -1,5 +1,6 @@
 //! docs/operations.md against the code, both ways: the metrics table is the catalog of
-//! `agent/src/metric.rs` rendered, and no metric is named anywhere else; the settings table
+//! `agent/src/metric.rs` rendered, no metric is named anywhere else and only internal events
+//! (`agent/src/internal_events/`) move one; the settings table
 //! names every key of the config's sections (as the config's own unknown-key error lists them)
 //! and no other.
 
@@ -76,6 +77,23 @@ fn the_metrics_table_is_the_catalog_and_every_metric_is_named_from_it() {
         .map(|m| m.name)
         .collect();
     assert!(unused.is_empty(), "defined, never recorded: {unused:?}");
+    // Metrics move only through internal events, each with its log line.
+    let events = root.join("src/internal_events");
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|f| !f.starts_with(&events) && !f.ends_with("metric.rs"))
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            ["counter!(", "gauge!(", "histogram!("]
+                .iter()
+                .any(|m| text.contains(m))
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "metrics moved outside agent/src/internal_events/: {outside:?}"
+    );
 
     let docs = std::fs::read_to_string(root.join("../docs/operations.md")).unwrap();
     let table = replenish_agent::metric::markdown_table();

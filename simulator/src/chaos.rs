@@ -181,7 +181,7 @@ pub async fn run(plan: &ChaosPlan, progress: impl Fn(&str)) -> anyhow::Result<Ch
         let child = command
             .arg("--config")
             .arg(&config_path)
-            .env("RUST_LOG", "info,rumqttc=off,replenish_agent::mqtt=off")
+            .env("RUST_LOG", "info,rumqttc=off,replenish_agent::mqtt=off,replenish_agent::internal_events::ingest=error")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

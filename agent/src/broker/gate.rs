@@ -24,6 +24,7 @@ use super::packet::{self, PacketError, Version};
 /// Device id → SHA-256 of its password (hex), as the engine keeps them.
 pub type DeviceLogins = Arc<BTreeMap<String, String>>;
 use crate::auth::{hash_token, same_secret};
+use crate::internal_events::{BrokerRefused, emit};
 
 /// Who a logged-in client is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,12 +152,21 @@ struct RefusalLog(Mutex<HashMap<(String, &'static str), Instant>>);
 
 impl RefusalLog {
     fn refuse(&self, peer: SocketAddr, client: &str, reason: Refusal, detail: &str) {
-        metrics::counter!(crate::metric::BROKER_REFUSED.name, "reason" => reason.label())
-            .increment(1);
+        emit(BrokerRefused {
+            peer,
+            client,
+            reason: reason.label(),
+            detail,
+            log: self.due(client, reason),
+        });
+    }
+
+    /// Whether a refusal of `client` for `reason` is due to be logged (and marks it logged).
+    fn due(&self, client: &str, reason: Refusal) -> bool {
         let key = (client.to_string(), reason.label());
         let now = Instant::now();
         let Ok(mut logged) = self.0.lock() else {
-            return;
+            return false;
         };
         if logged.len() > 10_000 {
             logged.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
@@ -166,8 +176,8 @@ impl RefusalLog {
             .is_none_or(|at| now.duration_since(*at) >= Duration::from_secs(60));
         if due {
             logged.insert(key, now);
-            tracing::warn!(%peer, client, reason = reason.label(), detail, "MQTT client refused (logged once a minute per client and reason)");
         }
+        due
     }
 }
 

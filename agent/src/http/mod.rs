@@ -30,6 +30,7 @@ pub use sessions::Sessions;
 use crate::auth::hash_token;
 use crate::engine::EngineError;
 use crate::engine::household::{Actor, Member};
+use crate::internal_events::{AuthThrottled, RequestRefused, Unauthorized, emit};
 use crate::runtime::{AgentHandle, AskError};
 use replenish_commerce::sandbox::wire::Problem;
 
@@ -215,9 +216,7 @@ pub(crate) fn refusal_status(error: &EngineError) -> StatusCode {
 pub(crate) fn ask_problem(error: AskError) -> Response {
     match error {
         AskError::Engine(error) => {
-            metrics::counter!(crate::metric::HTTP_REFUSED.name, "reason" => error.label())
-                .increment(1);
-            tracing::info!(%error, "request refused");
+            emit(RequestRefused { error: &error });
             problem(refusal_status(&error), error.to_string())
         }
         AskError::Stopped(_) => unavailable(),
@@ -310,7 +309,7 @@ impl FailedLogins {
 
 /// `429` with `Retry-After` for a client address with too many failed authentications.
 pub(crate) fn too_many_failures(wait: std::time::Duration) -> Response {
-    metrics::counter!(crate::metric::HTTP_AUTH_THROTTLED.name).increment(1);
+    emit(AuthThrottled { wait });
     let seconds = wait.as_secs().max(1);
     let mut response = problem(
         StatusCode::TOO_MANY_REQUESTS,
@@ -330,7 +329,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 fn unauthorized(detail: &str) -> Response {
-    metrics::counter!(crate::metric::HTTP_UNAUTHORIZED.name).increment(1);
+    emit(Unauthorized::Api(detail));
     let mut response = problem(StatusCode::UNAUTHORIZED, detail);
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,

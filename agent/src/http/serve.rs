@@ -19,6 +19,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use crate::internal_events::{ConnectionClosed, ConnectionRefused, emit};
+
 /// Limits of the server loop.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
@@ -56,7 +58,7 @@ pub async fn serve(
             }
         };
         if open.load(Ordering::Relaxed) >= limits.max_connections {
-            metrics::counter!(crate::metric::HTTP_CONNECTIONS_REFUSED.name).increment(1);
+            emit(ConnectionRefused { peer });
             drop(stream);
             continue;
         }
@@ -65,10 +67,11 @@ pub async fn serve(
         let app = app.clone();
         let mut closing = closing_rx.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(request)
-            });
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    app.clone().oneshot(request)
+                });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.client_timeout)
@@ -83,9 +86,11 @@ pub async fn serve(
                 }
             };
             if let Err(error) = finished {
-                metrics::counter!(crate::metric::HTTP_CONNECTIONS_CLOSED.name, "reason" => reason(&error))
-                    .increment(1);
-                tracing::debug!(%peer, %error, "HTTP connection ended");
+                emit(ConnectionClosed {
+                    peer,
+                    error: &error,
+                    reason: reason(&error),
+                });
             }
             open.fetch_sub(1, Ordering::Relaxed);
         });

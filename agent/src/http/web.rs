@@ -30,6 +30,7 @@ use crate::engine::shopping::ShopInfo;
 use crate::engine::words::Locale;
 use crate::engine::words::{Names, Words, audit_action, cap};
 use crate::engine::{Engine, Event, OrderEdit};
+use crate::internal_events::{AuthThrottled, CsrfRefused, RequestRefused, Unauthorized, emit};
 use crate::runtime::AskError;
 use replenish_commerce::{Currency, Offer};
 
@@ -100,8 +101,9 @@ impl Visitor {
         if same_secret(csrf, &self.csrf) {
             Ok(())
         } else {
-            metrics::counter!(crate::metric::HTTP_CSRF_REFUSED.name).increment(1);
-            tracing::warn!(member = %self.member.id, "form without a valid CSRF token refused");
+            emit(CsrfRefused {
+                member: Some(&self.member.id),
+            });
             Err(message_page(
                 StatusCode::FORBIDDEN,
                 "This form has expired",
@@ -494,7 +496,7 @@ async fn login(
         && let Err(wait) = state.failed_logins.check(peer, now)
     {
         let seconds = wait.as_secs().max(1);
-        metrics::counter!(crate::metric::HTTP_AUTH_THROTTLED.name).increment(1);
+        emit(AuthThrottled { wait });
         let mut response = login_form(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
@@ -509,7 +511,7 @@ async fn login(
     }
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(&form.csrf, expected) {
-        metrics::counter!(crate::metric::HTTP_CSRF_REFUSED.name).increment(1);
+        emit(CsrfRefused { member: None });
         return login_form(
             &state,
             StatusCode::FORBIDDEN,
@@ -524,8 +526,7 @@ async fn login(
         .ok()
         .flatten();
     let Some(member) = member else {
-        metrics::counter!(crate::metric::HTTP_UNAUTHORIZED.name).increment(1);
-        tracing::warn!("web login with an unknown token");
+        emit(Unauthorized::WebLogin);
         if let Some(peer) = peer {
             state.failed_logins.failed(peer, now);
         }
@@ -829,8 +830,7 @@ async fn act(state: &AppState, visitor: &Visitor, event: Event, to: &str) -> Res
     match state.agent.ask(event).await {
         Ok(()) => Redirect::to(to).into_response(),
         Err(AskError::Engine(error)) => {
-            metrics::counter!(crate::metric::HTTP_REFUSED.name, "reason" => error.label())
-                .increment(1);
+            emit(RequestRefused { error: &error });
             page(
                 super::refusal_status(&error),
                 "Not done",

@@ -33,6 +33,7 @@ use std::collections::HashMap;
 
 use super::{EngineRecord, Store, StoreError, Table, audit_key, compact_to_json, encode_json};
 use crate::engine::Effect;
+use crate::internal_events::{Checkpointed, emit};
 
 /// Journal bytes after which the tables are brought up to date.
 pub const CHECKPOINT_BYTES: usize = 16 << 20;
@@ -447,13 +448,11 @@ impl Journal {
         // What the entries held is in the flushed tables now.
         self.synced_through = self.appended;
         self.dirty.clear();
-        tracing::debug!(
+        emit(Checkpointed {
             records,
-            entries = self.entries,
-            bytes = self.bytes,
-            "checkpoint"
-        );
-        metrics::counter!(crate::metric::STORE_CHECKPOINTS.name).increment(1);
+            entries: self.entries,
+            bytes: self.bytes,
+        });
         self.entries = 0;
         self.bytes = 0;
         Ok(())

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::engine::household::{AuditEntry, Household};
 use crate::engine::inventory::{DeviceState, SlotState};
 use crate::engine::{AUDIT_IN_MEMORY, Effect, Engine, Meta, Snapshot};
+use crate::internal_events::{UnreadableRecord, emit};
 use replenish_protocol::Id;
 
 /// The tables.
@@ -233,9 +234,11 @@ fn load_table<T: DeserializeOwned>(store: &dyn Store, table: Table) -> Result<Ve
         match serde_json::from_slice(&bytes) {
             Ok(value) => out.push(value),
             Err(error) => {
-                metrics::counter!(crate::metric::STORE_UNREADABLE_RECORDS.name, "table" => table.name())
-                    .increment(1);
-                tracing::error!(table = table.name(), %key, %error, "skipping unreadable record; it is kept as is");
+                emit(UnreadableRecord {
+                    table: table.name(),
+                    key: &key,
+                    error: &error,
+                });
             }
         }
     }
