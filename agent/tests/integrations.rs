@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use replenish_agent::broker::EmbeddedBroker;
 use replenish_agent::clock::{DAY_MS, HOUR_MS, ManualClock, UnixMs};
 use replenish_agent::config::AgentConfig;
@@ -295,11 +296,32 @@ impl ClockExt for ManualClock {
     }
 }
 
-/// Waits until the process's Prometheus output contains `series`.
-async fn wait_for_metric(series: &str) {
+/// Runs `test` on a runtime whose every thread records metrics into the test's own recorder
+/// (handed to it), not the process's: tests running side by side cannot see each other's.
+fn with_own_metrics<F, Fut>(test: F)
+where
+    F: FnOnce(PrometheusHandle) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    // Leaked: the runtime's threads hold it until they end, and a test process is short.
+    let recorder: &'static PrometheusRecorder =
+        Box::leak(Box::new(PrometheusBuilder::new().build_recorder()));
+    let handle = recorder.handle();
+    let _this_thread = metrics::set_default_local_recorder(recorder);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || std::mem::forget(metrics::set_default_local_recorder(recorder)))
+        .build()
+        .unwrap();
+    runtime.block_on(test(handle));
+}
+
+/// Waits until this test's Prometheus output contains `series`.
+async fn wait_for_metric(handle: &PrometheusHandle, series: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let metrics = replenish_agent::telemetry::prometheus().render();
+        let metrics = handle.render();
         if metrics.contains(series) {
             return;
         }
@@ -332,8 +354,14 @@ async fn webhook_server() -> (String, Recorded) {
     (format!("http://{addr}/ntfy/replenish"), seen)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook() {
+#[test]
+fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook() {
+    with_own_metrics(a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook_body);
+}
+
+async fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook_body(
+    metrics: PrometheusHandle,
+) {
     let (url, requests) = webhook_server().await;
     let mut rig = Rig::start(|c| {
         c.notifications.webhooks = vec![url];
@@ -388,8 +416,11 @@ async fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook() {
             .starts_with("view, Approve, https://")
     );
     // Counted once the answer is read, just after the server recorded the request.
-    wait_for_metric(r#"replenish_notifications_total{channel="webhook",outcome="delivered"}"#)
-        .await;
+    wait_for_metric(
+        &metrics,
+        r#"replenish_notifications_total{channel="webhook",outcome="delivered"}"#,
+    )
+    .await;
     rig.agent.shutdown().await;
 }
 
@@ -442,8 +473,14 @@ fn state_topic(device: &str) -> String {
     format!("replenish/v1/home/agent/ha/{device}/state")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_order() {
+#[test]
+fn home_assistant_sees_appliances_and_its_button_approves_the_pending_order() {
+    with_own_metrics(home_assistant_sees_appliances_and_its_button_approves_the_pending_order_body);
+}
+
+async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_order_body(
+    metrics: PrometheusHandle,
+) {
     let mut rig = Rig::start(|c| {
         c.household.pairing = Pairing::Owner;
         c.notifications.mqtt = false;
@@ -605,7 +642,11 @@ async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_orde
         "the removed device's config or state is still retained"
     );
 
-    wait_for_metric(r#"replenish_ha_commands_total{command="approve",outcome="applied"}"#).await;
+    wait_for_metric(
+        &metrics,
+        r#"replenish_ha_commands_total{command="approve",outcome="applied"}"#,
+    )
+    .await;
     rig.agent.shutdown().await;
     ha.wait_for("offline on shutdown", |s| {
         s.topic == "replenish/v1/home/agent/availability" && s.payload == b"offline"
@@ -613,8 +654,12 @@ async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_orde
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_control_home_assistant_cannot_approve() {
+#[test]
+fn without_control_home_assistant_cannot_approve() {
+    with_own_metrics(without_control_home_assistant_cannot_approve_body);
+}
+
+async fn without_control_home_assistant_cannot_approve_body(metrics: PrometheusHandle) {
     let mut rig = Rig::start(|c| {
         c.home_assistant.control = false;
         c.notifications.mqtt = false;
@@ -644,9 +689,21 @@ async fn without_control_home_assistant_cannot_approve() {
     )
     .await;
     // The refusal is counted; wait for the counter rather than for time.
-    wait_for_metric(r#"replenish_ha_commands_total{command="approve",outcome="disabled"}"#).await;
+    wait_for_metric(
+        &metrics,
+        r#"replenish_ha_commands_total{command="approve",outcome="disabled"}"#,
+    )
+    .await;
     let order = rig.agent.handle().order(&order_id).await.unwrap().unwrap();
     assert_eq!(order.state, OrderState::Proposed);
+    // This test's own counters: the other tests' approvals (run alongside) are not in them.
+    assert!(
+        !metrics
+            .render()
+            .contains(r#"replenish_ha_commands_total{command="approve",outcome="applied"}"#),
+        "{}",
+        metrics.render()
+    );
     rig.agent.shutdown().await;
 }
 
