@@ -473,7 +473,7 @@ async fn main() -> anyhow::Result<()> {
             metrics::write_table(&mut out, &summary)?;
             writeln!(
                 out,
-                "stockouts per 1000 item-days / mean days of supply, per household:"
+                "stockouts per 1000 item-days / mean days of supply / orders that came late (%), per household:"
             )?;
             metrics::write_breakdown(&mut out, &summary, "household")?;
             if let Some(path) = json {
@@ -927,7 +927,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     metrics::write_targets(&mut out, &targets)?;
     writeln!(
         out,
-        "stockouts per 1000 item-days / mean days of supply, per archetype:"
+        "stockouts per 1000 item-days / mean days of supply / orders that came late (%), per archetype:"
     )?;
     metrics::write_breakdown(&mut out, &summary, "archetype")?;
     writeln!(out, "per consumable:")?;

@@ -37,6 +37,8 @@ fn the_example_replays_to_known_numbers_for_the_baselines() {
             mean_days_of_supply: 4.63732341688958,
             orders_per_item_year: 69.52380952380952,
             prompts_per_item_year: 69.52380952380952,
+            // 4 of its 7 orders arrived after a use had gone short.
+            late_order_share: 4.0 / 7.0,
         }
     );
     assert_eq!(
@@ -47,6 +49,7 @@ fn the_example_replays_to_known_numbers_for_the_baselines() {
             mean_days_of_supply: 6.002927921016246,
             orders_per_item_year: 52.142857142857146,
             prompts_per_item_year: 52.142857142857146,
+            late_order_share: 0.5,
         }
     );
     assert_eq!(
@@ -57,6 +60,7 @@ fn the_example_replays_to_known_numbers_for_the_baselines() {
             mean_days_of_supply: 6.13397630811302,
             orders_per_item_year: 43.452380952380956,
             prompts_per_item_year: 43.452380952380956,
+            late_order_share: 0.0,
         }
     );
 }
@@ -75,6 +79,7 @@ fn the_example_replays_to_known_numbers_for_the_agent() {
             mean_days_of_supply: 7.995174226111626,
             orders_per_item_year: 52.142857142857146,
             prompts_per_item_year: 52.142857142857146,
+            late_order_share: 0.0,
         }
     );
     assert_eq!(s.forecast_counts.samples, [0, 3, 2]);

@@ -75,6 +75,11 @@ pub struct SlotOutcome {
     /// Lines for this slot that joined another slot's order (bundling): they are not orders
     /// of their own.
     pub bundled_lines: u64,
+    /// Orders (lines) for this slot that arrived.
+    pub arrived: u64,
+    /// Of those, the ones that came after its stock had run out: the risk each order was
+    /// placed to keep, as it turned out.
+    pub arrived_late: u64,
 }
 
 impl SlotOutcome {
@@ -188,6 +193,20 @@ struct SlotSim {
     metered: bool,
     /// Another slot's uses follow this one's: its uses are counted to the agent too.
     drives: bool,
+    /// While an order for this slot is on its way: whether a use went short meanwhile.
+    short_before_arrival: Option<bool>,
+}
+
+impl SlotSim {
+    /// A line for this slot arrived.
+    fn arrived(&mut self, counted: bool) {
+        if let Some(short) = self.short_before_arrival.take()
+            && counted
+        {
+            self.out.arrived += 1;
+            self.out.arrived_late += u64::from(short);
+        }
+    }
 }
 
 impl SlotSim {
@@ -453,6 +472,7 @@ impl<'a> Run<'a> {
                             .as_ref()
                             .is_some_and(|link| link.consumable == s.consumable)
                 }),
+                short_before_arrival: None,
             });
         }
         let mut run = Self {
@@ -584,6 +604,7 @@ impl<'a> Run<'a> {
                         if n > 0 && counted {
                             sim.out.bundled_lines += 1;
                         }
+                        sim.short_before_arrival = Some(false);
                         self.orders.push(OrderRecord {
                             slot: j,
                             day: self.today,
@@ -671,14 +692,20 @@ impl<'a> Run<'a> {
             for u in &self.scenario.slots[i].uses[day] {
                 while let Some((_, amount)) = arrivals.next_if(|d| d.0 <= u.at) {
                     sim.cupboard += amount;
+                    sim.arrived(counted);
                 }
                 let got = sim.serve(u.at, u.amount, &mut reports, i);
-                met &= u.amount - got <= EPS;
+                let short = u.amount - got > EPS;
+                if let Some(late) = &mut sim.short_before_arrival {
+                    *late |= short;
+                }
+                met &= !short;
                 demanded += u.amount;
                 served += got;
             }
             for (_, amount) in arrivals {
                 sim.cupboard += amount;
+                sim.arrived(counted);
             }
             if sim.drives || sim.metered {
                 let n = self.scenario.slots[i].uses[day].len();

@@ -62,6 +62,8 @@ fn threshold_orders_when_a_fifth_of_capacity_remains() {
         }]
     );
     assert_eq!(run.slots[0].stockout_days, 0);
+    // It came with 10 still at home: in time.
+    assert_eq!((run.slots[0].arrived, run.slots[0].arrived_late), (1, 0));
 }
 
 #[test]
@@ -74,6 +76,8 @@ fn a_hand_computed_run_gives_the_hand_computed_metrics() {
     assert_eq!(s.stockouts, [4]);
     assert_eq!((s.days, s.orders, s.prompts, s.refills), (10, 1, 1, 1));
     assert_eq!((s.demanded, s.served), (100.0, 95.0));
+    // The one order came after day 4's use went short: late.
+    assert_eq!((s.arrived, s.arrived_late), (1, 1));
     assert_eq!(
         s.on_hand_sum,
         35.0 + 25.0 + 15.0 + 5.0 + 100.0 + 90.0 + 80.0 + 70.0 + 60.0 + 50.0
@@ -84,6 +88,7 @@ fn a_hand_computed_run_gives_the_hand_computed_metrics() {
     assert!((m.mean_days_of_supply - 5.3).abs() < 1e-12);
     assert!((m.orders_per_item_year - 36.5).abs() < 1e-12);
     assert!((m.prompts_per_item_year - 36.5).abs() < 1e-12);
+    assert_eq!(m.late_order_share, 1.0);
 }
 
 #[test]
@@ -94,6 +99,7 @@ fn the_warm_up_is_left_out_of_the_metrics() {
     let s = &run.slots[0];
     // The stockout (day 4) and the order (day 2) fall in the warm-up.
     assert_eq!((s.days, s.stockout_days, s.orders), (5, 0, 0));
+    assert_eq!((s.arrived, s.arrived_late), (0, 0));
     assert_eq!(s.on_hand_sum, 90.0 + 80.0 + 70.0 + 60.0 + 50.0);
 }
 
@@ -214,10 +220,11 @@ fn json_has_the_issue_shape() {
             "mean_days_of_supply",
             "orders_per_item_year",
             "prompts_per_item_year",
+            "late_order_share",
         ] {
             assert!(p[key].is_number(), "{name}.{key}");
         }
-        assert_eq!(p.len(), 5);
+        assert_eq!(p.len(), 6);
     }
     for key in [
         "mae_days_at_1",
