@@ -401,6 +401,10 @@ impl ForecastModel for DayOfWeekRate {
             rate * 0.5
         };
         let rate_sd = daily_sd.max(rate * 0.1) / n_eff.sqrt();
+        // What the rate's error proved to be in this window, when more than the formula says
+        // (a habit that moves week to week: a shift rota, a change of job).
+        let rate_sd = backtest_rate_sd(&days, self.half_life_days, &factors, daily_sd)
+            .map_or(rate_sd, |proved| proved.max(rate_sd));
         Some(Forecast::with_rate_error(
             now, level, rate, daily_sd, rate_sd, factors,
         ))
@@ -454,6 +458,51 @@ pub fn without_absences(days: &[(i64, f64)]) -> Vec<(i64, f64)> {
         i = end;
     }
     kept
+}
+
+/// Days ahead the rate is checked over in [`backtest_rate_sd`]: a delivery time and a review.
+const BACKTEST_DAYS: usize = 3;
+/// Backtests needed before their errors count.
+const BACKTEST_MIN: usize = 7;
+
+/// The rate's error as it proved out in `days`: from each day after the first week, the rate
+/// known then (recency-weighted as the model weighs it, times today's weekday factors) predicts
+/// the next [`BACKTEST_DAYS`] days; their mean squared error, less what the days' own spread
+/// (`daily_sd`) explains, is the rate's error over that span. `None` with too few backtests.
+/// A stable habit leaves about nothing over; a rate that moves from week to week leaves the
+/// moves, which the formula's error (a stable rate's) does not know of.
+fn backtest_rate_sd(
+    days: &[(i64, f64)],
+    half_life_days: f64,
+    factors: &[f64; 7],
+    daily_sd: f64,
+) -> Option<f64> {
+    let h = BACKTEST_DAYS;
+    let (mut sum_sq, mut n) = (0.0, 0usize);
+    for k in 7..days.len().saturating_sub(h - 1) {
+        let origin = days[k].0;
+        let (mut weighted, mut weights) = (0.0, 0.0);
+        for &(day, amount) in &days[..k] {
+            let w = 0.5f64.powf((origin - day) as f64 / half_life_days);
+            weighted += w * amount;
+            weights += w;
+        }
+        let rate = weighted / weights;
+        let ahead = &days[k..k + h];
+        let predicted: f64 = ahead
+            .iter()
+            .map(|&(d, _)| rate * factors[weekday_of(d)])
+            .sum();
+        let actual: f64 = ahead.iter().map(|d| d.1).sum();
+        sum_sq += (actual - predicted).powi(2);
+        n += 1;
+    }
+    if n < BACKTEST_MIN {
+        return None;
+    }
+    let h = h as f64;
+    let excess = sum_sq / n as f64 - h * daily_sd * daily_sd;
+    Some((excess.max(0.0)).sqrt() / h)
 }
 
 fn weekday_factors(days: &[(i64, f64)], min_days: usize) -> [f64; 7] {
@@ -1169,6 +1218,54 @@ mod model_tests {
             rate(&fortnight, 42)
         );
         assert!(moved(rate(&spike, 35)) < 0.12, "{}", rate(&spike, 35));
+    }
+
+    #[test]
+    fn a_steady_habit_proves_no_rate_error_and_a_short_history_none() {
+        let flat: Vec<(i64, f64)> = (0..16).map(|d| (d, 10.0)).collect();
+        // Sixteen days: backtests from day 7 to day 13, seven, all exact.
+        let proved = backtest_rate_sd(&flat, 7.0, &[1.0; 7], 0.0).unwrap();
+        assert!(proved < 1e-12, "{proved}");
+        assert_eq!(backtest_rate_sd(&flat[..15], 7.0, &[1.0; 7], 0.0), None);
+    }
+
+    #[test]
+    fn a_step_in_the_rate_is_measured_by_its_backtest_errors() {
+        // Ten days of 10, then 20. A half-life of a hundredth of a day makes the rate known on
+        // a day the day before's amount, so each backtest is worked by hand: from days 7-13
+        // the next three days are predicted 30, 30, 30, 30, 60, 60, 60 against 30, 40, 50, 60,
+        // 60, 60, 60: squared errors 0, 100, 400, 900, 0, 0, 0, a mean of 200 over 3 days.
+        let step: Vec<(i64, f64)> = (0..16)
+            .map(|d| (d, if d < 10 { 10.0 } else { 20.0 }))
+            .collect();
+        let proved = |daily_sd| backtest_rate_sd(&step, 0.01, &[1.0; 7], daily_sd).unwrap();
+        assert!((proved(0.0) - 200f64.sqrt() / 3.0).abs() < 1e-9);
+        // What the days' own spread explains (3 · 5²) is not the rate's.
+        assert!((proved(5.0) - 125f64.sqrt() / 3.0).abs() < 1e-9);
+        assert_eq!(proved(10.0), 0.0);
+    }
+
+    #[test]
+    fn a_habit_that_moves_week_to_week_widens_the_range_and_daily_noise_does_not() {
+        // The same amounts, 10 and 40 a day: a week of each in turn (a shift rota), or every
+        // other day. Both spread as much from day to day; only the rota moves the rate.
+        let model = DayOfWeekRate::default();
+        let now = T0 + 43 * DAY_MS;
+        let rota = history(42, |d| if (d / 7) % 2 == 0 { 10.0 } else { 40.0 });
+        let noise = history(42, |d| if d % 2 == 0 { 10.0 } else { 40.0 });
+        let rota = model.forecast(&rota, 1000.0, now).unwrap();
+        let noise = model.forecast(&noise, 1000.0, now).unwrap();
+        assert!(
+            rota.rate_sd > 2.0 * noise.rate_sd,
+            "rota {} noise {}",
+            rota.rate_sd,
+            noise.rate_sd
+        );
+        let three_days = |f: &Forecast| {
+            let d = f.demand(now, 3 * DAY_MS);
+            d.p90 - d.p10
+        };
+        assert!(three_days(&rota) > three_days(&noise));
     }
 
     #[test]
