@@ -326,6 +326,9 @@ pub struct ShopConfig {
     pub vendure: Option<replenish_commerce::vendure::VendureAccount>,
 }
 
+/// What a shop id must be ([`crate::engine::ShopId::parse`]).
+const SHOP_ID_RULE: &str = "must be 1 to 64 letters, digits, - and _ (such as shop-a)";
+
 fn default_shop_timeout_secs() -> u64 {
     10
 }
@@ -763,16 +766,8 @@ impl AgentConfig {
                     format!("shops[{n}].{field}")
                 }
             };
-            if shop.id.is_empty()
-                || !shop
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(invalid(
-                    key("id"),
-                    "must be letters, digits, - and _ (such as shop-a)",
-                ));
+            if crate::engine::ShopId::parse(&shop.id).is_none() {
+                return Err(invalid(key("id"), SHOP_ID_RULE));
             }
             if !ids.insert(shop.id.clone()) {
                 return Err(invalid(key("id"), format!("{:?} is used twice", shop.id)));
@@ -957,11 +952,14 @@ impl AgentConfig {
         engine.shops = self
             .shop_list()
             .into_iter()
-            .map(|s| ShopInfo {
-                id: s.id,
-                name: s.name,
+            .map(|s| {
+                Ok(ShopInfo {
+                    id: crate::engine::ShopId::parse(&s.id)
+                        .ok_or_else(|| invalid("shops.id", SHOP_ID_RULE))?,
+                    name: s.name,
+                })
             })
-            .collect();
+            .collect::<Result<_, ConfigError>>()?;
         engine.pickup = self.policy.pickup;
         engine.names = self.names.clone();
         engine.retry_base_ms = self.commerce.retry_secs * 1000;

@@ -12,7 +12,7 @@ use crate::broker::{BrokerError, EmbeddedBroker};
 use crate::clock::Clock;
 use crate::config::ShopPlatform;
 use crate::config::{AgentConfig, ConfigError};
-use crate::engine::Engine;
+use crate::engine::{Engine, ShopId};
 use crate::mqtt::{self, MqttSettings};
 use crate::runtime::{self, AgentHandle, RuntimeParts};
 use crate::store::{self, SledStore, Store, StoreError};
@@ -152,8 +152,10 @@ impl Agent {
             "state loaded"
         );
         let engine = Engine::new(config.engine_config(installation)?, snapshot);
-        let mut shops: Vec<(String, Arc<dyn Shop>)> = Vec::new();
-        for shop in config.shop_list() {
+        let mut shops: Vec<(ShopId, Arc<dyn Shop>)> = Vec::new();
+        // The engine's shops are the configured ones, in order, their ids checked.
+        let ids: Vec<ShopId> = engine.config().shops.iter().map(|s| s.id.clone()).collect();
+        for (shop, id) in config.shop_list().into_iter().zip(ids) {
             let timeout = Duration::from_secs(shop.timeout_secs);
             let adapter: Arc<dyn Shop> = match (shop.platform, &shop.vendure) {
                 (ShopPlatform::Vendure, Some(account)) => {
@@ -162,7 +164,7 @@ impl Agent {
                 // Validation refuses vendure without an account.
                 _ => Arc::new(SandboxShop::new(&shop.url, timeout)?),
             };
-            shops.push((shop.id, adapter));
+            shops.push((id, adapter));
         }
         // A shop given by the caller (tests, the simulator) stands in for the first one.
         if let (Some(commerce), Some(first)) = (options.commerce, shops.first_mut()) {

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::clock::{Clock, HOUR_MS, MINUTE_MS, UnixMs};
 use crate::engine::household::{ExpiryDefault, PendingKind};
 use crate::engine::order::{Order, OrderId};
-use crate::engine::{Effect, Engine, EngineError, Event, Notice, Telemetry};
+use crate::engine::{Effect, Engine, EngineError, Event, Notice, ShopId, Telemetry};
 use crate::internal_events::{
     CommandSent, CommandUnsent, EventRefused, NoticeRaised, OrderPlacementFailed, OrderPlacing,
     PairingDropped, StoreFailed, StoreFlushed, StoreStep, TelemetryReceived, TelemetryRefused,
@@ -78,7 +78,7 @@ enum ShopOutcome {
     /// An event for the engine (boxed: it is large, the other outcomes are empty).
     Event(Box<Event>),
     /// A shop's catalog could not be fetched: try again at the next tick.
-    CatalogFailed(String),
+    CatalogFailed(ShopId),
     /// Nothing to do (a status poll failed; the next poll will ask again).
     Nothing,
 }
@@ -442,7 +442,7 @@ impl From<&Order> for OrderView {
             reason: o.reason.clone(),
             total_cents: o.total_cents,
             shop_order_id: o.shop_order_id.clone(),
-            shop: o.shop.clone(),
+            shop: o.shop.to_string(),
             fulfilment: o.fulfilment.as_ref().map(|f| f.name.clone()),
             pickup: o.fulfilment.as_ref().and_then(|f| match &f.method {
                 replenish_commerce::Fulfilment::Pickup(point) => Some(format!(
@@ -615,7 +615,7 @@ pub struct RuntimeParts {
     /// The store.
     pub store: Arc<dyn Store>,
     /// The shops by id, in configuration order.
-    pub shops: Vec<(String, Arc<dyn Shop>)>,
+    pub shops: Vec<(ShopId, Arc<dyn Shop>)>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Where acks and commands go to the broker; `None` without MQTT (tests, benches).
@@ -686,7 +686,7 @@ pub fn spawn(
 struct EngineTask {
     engine: Engine,
     store: Arc<dyn Store>,
-    shops: Vec<(String, Arc<dyn Shop>)>,
+    shops: Vec<(ShopId, Arc<dyn Shop>)>,
     clock: Arc<dyn Clock>,
     tx: mpsc::WeakSender<Request>,
     notices: broadcast::Sender<Notice>,
@@ -698,7 +698,7 @@ struct EngineTask {
     telemetry_seen: u64,
     settle_waiters: Vec<(u64, oneshot::Sender<()>)>,
     /// When each shop's catalog was last asked for.
-    catalog_fetched_at: HashMap<String, UnixMs>,
+    catalog_fetched_at: HashMap<ShopId, UnixMs>,
     outbox: Option<Outbox>,
     prefix: String,
     /// When a refusal was last logged, per device (or topic) and reason: a flood of bad input

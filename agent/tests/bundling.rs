@@ -7,7 +7,7 @@ use replenish_agent::clock::{DAY_MS, HOUR_MS, UnixMs};
 use replenish_agent::engine::OrderEdit;
 use replenish_agent::engine::household::{Actor, ConsumableRules, Mode, RejectReason, Rules};
 use replenish_agent::engine::order::{Order, OrderState};
-use replenish_agent::engine::shopping::ShopInfo;
+use replenish_agent::engine::shopping::{ShopId, ShopInfo};
 use replenish_agent::engine::{Effect, Engine, EngineConfig, Event, Pairing, Snapshot, Telemetry};
 use replenish_commerce::{Catalog, Offer, OrderStatus, ShopOrder};
 use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
@@ -119,14 +119,14 @@ impl Home {
         config.shops = catalogs
             .iter()
             .map(|(shop, _)| ShopInfo {
-                id: (*shop).into(),
+                id: ShopId::parse(shop).unwrap(),
                 name: format!("Shop {}", shop.to_uppercase()),
             })
             .collect();
         let mut engine = Engine::new(config, Snapshot::default());
         for (shop, catalog) in catalogs {
             let event = Event::Catalog {
-                shop: shop.into(),
+                shop: ShopId::parse(shop).unwrap(),
                 catalog,
             };
             engine.handle(event, T0).unwrap();

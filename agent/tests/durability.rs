@@ -111,7 +111,10 @@ fn start(
     let parts = RuntimeParts {
         engine: Engine::new(config, Snapshot::default()),
         store,
-        shops: vec![("shop".into(), Arc::new(MemoryShop::new(Catalog::default())))],
+        shops: vec![(
+            replenish_agent::engine::ShopId::default_shop(),
+            Arc::new(MemoryShop::new(Catalog::default())),
+        )],
         clock: ManualClock::new(20_458 * DAY_MS),
         outbox: None,
         prefix: "replenish/v1".into(),

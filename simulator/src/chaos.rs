@@ -27,7 +27,7 @@ use replenish_agent::clock::{Clock, SystemClock, UnixMs};
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::household::Mode;
 use replenish_agent::engine::order::{Order, OrderId, OrderItem, OrderState};
-use replenish_agent::engine::{DEFAULT_SHOP, Effect, Meta, Pairing};
+use replenish_agent::engine::{Effect, Meta, Pairing, ShopId};
 use replenish_agent::store::{self, SledStore, Store};
 use replenish_protocol::{Id, Unit};
 use serde::Serialize;
@@ -110,7 +110,7 @@ fn approved_order(n: u64, key_prefix: &str, now: UnixMs) -> anyhow::Result<Order
         key,
         first,
         Vec::new(),
-        DEFAULT_SHOP.into(),
+        ShopId::default_shop(),
         currency,
         now,
     );

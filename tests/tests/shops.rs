@@ -275,7 +275,7 @@ async fn with_the_usual_product_out_everywhere_a_person_picks_from_the_options_s
             order_id: order.id.clone(),
             by: replenish_agent::engine::household::Actor::Console,
             edit: Some(replenish_agent::engine::OrderEdit {
-                shop: Some(chosen.shop.clone()),
+                shop: Some(chosen.shop.to_string()),
                 sku: Some(chosen.sku.clone()),
                 fulfilment: chosen.fulfilment.as_ref().map(|f| f.id.clone()),
                 packs: Some(chosen.packs),

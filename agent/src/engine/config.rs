@@ -76,7 +76,7 @@ impl EngineConfig {
             products: BTreeMap::new(),
             price_guard: 1.25,
             shops: vec![shopping::ShopInfo {
-                id: DEFAULT_SHOP.into(),
+                id: shopping::ShopId::default_shop(),
                 name: "the shop".into(),
             }],
             pickup: shopping::PickupPreference::default(),

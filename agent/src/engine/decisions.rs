@@ -207,9 +207,15 @@ impl Engine {
         shop: &str,
         sku: Option<&str>,
     ) -> Result<Vec<String>, EngineError> {
-        if !self.config.shops.iter().any(|s| s.id == shop) {
+        let Some(shop_id) = self
+            .config
+            .shops
+            .iter()
+            .find(|s| s.id == shop)
+            .map(|s| s.id.clone())
+        else {
             return Err(EngineError::Invalid(format!("no shop {shop}")));
-        }
+        };
         let catalog = self.meta.catalogs.get(shop).ok_or_else(|| {
             EngineError::Invalid(format!("{} has sent no catalog yet", self.shop_name(shop)))
         })?;
@@ -258,7 +264,7 @@ impl Engine {
         }
         order.bundled = kept;
         order.total_cents = first + bundled_cents(order);
-        order.shop = shop.to_string();
+        order.shop = shop_id;
         order.fulfilment = catalog
             .fulfilment
             .iter()

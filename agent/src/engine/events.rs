@@ -10,6 +10,7 @@ use super::Meta;
 use super::household::{Actor, AuditEntry, Household, RejectReason, Role, Rules};
 use super::inventory::SlotKey;
 use super::order::{Order, OrderId};
+use super::shopping::ShopId;
 use super::whole;
 use crate::clock::UnixMs;
 
@@ -41,7 +42,7 @@ pub enum Event {
     /// A shop's catalog was fetched.
     Catalog {
         /// The shop's id.
-        shop: String,
+        shop: ShopId,
         /// What it offers.
         catalog: Catalog,
     },
@@ -206,7 +207,7 @@ pub enum Effect {
     /// Ask the shop where an order stands.
     FetchOrder {
         /// The shop holding it.
-        shop: String,
+        shop: ShopId,
         /// The agent's order id.
         order_id: OrderId,
         /// The shop's order id.
@@ -215,7 +216,7 @@ pub enum Effect {
     /// Ask the shop to cancel an order.
     CancelAtShop {
         /// The shop holding it.
-        shop: String,
+        shop: ShopId,
         /// The agent's order id.
         order_id: OrderId,
         /// The shop's order id.

@@ -49,6 +49,7 @@ pub use devices::{IngestLimits, PendingCommand};
 pub use errors::EngineError;
 pub use events::{Effect, Event, Notice, NoticeKind, OrderEdit, Telemetry};
 pub use policy::{ConsumableSettings, PolicyConfig};
+pub use shopping::ShopId;
 pub use snapshot::{Meta, Snapshot};
 
 /// The decision core. See the module docs.
@@ -120,7 +121,7 @@ impl Engine {
         let first_shop = config
             .shops
             .first()
-            .map_or(DEFAULT_SHOP.to_string(), |s| s.id.clone());
+            .map_or_else(ShopId::default_shop, |s| s.id.clone());
         let mut meta = snapshot.meta;
         if let Some(catalog) = meta.catalog.take() {
             meta.catalogs.entry(first_shop.clone()).or_insert(catalog);
@@ -267,7 +268,7 @@ impl Engine {
     }
 
     /// The last catalog fetched from each shop, by shop id.
-    pub fn catalogs(&self) -> &BTreeMap<String, Catalog> {
+    pub fn catalogs(&self) -> &BTreeMap<ShopId, Catalog> {
         &self.meta.catalogs
     }
 
@@ -1123,7 +1124,7 @@ pub(super) mod tests {
         let mut e = engine(Mode::Auto);
         let (_, fx) = run_until_order(&mut e);
         let mut stored = place_order(&fx).unwrap().clone();
-        stored.shop = String::new();
+        stored.shop = ShopId::default();
         let json = serde_json::to_string(&stored)
             .unwrap()
             .replace(",\"shop\":\"\"", "");

@@ -4,6 +4,8 @@
 //! person can pick one when the agent could not ([`super::OrderEdit`] takes the choice).
 
 use replenish_commerce::{Currency, FulfilmentOption};
+
+use super::shopping::ShopId;
 use serde::Serialize;
 
 use super::{Engine, EngineError, shopping};
@@ -13,7 +15,7 @@ use crate::clock::UnixMs;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderOption {
     /// The shop's id (for [`super::OrderEdit::shop`]).
-    pub shop: String,
+    pub shop: ShopId,
     /// The shop's name.
     pub shop_name: String,
     /// The product (for [`super::OrderEdit::sku`]).

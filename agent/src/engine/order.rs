@@ -10,6 +10,7 @@ use replenish_protocol::{Id, Unit};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixMs;
+use crate::engine::shopping::ShopId;
 use crate::engine::words::Outlook;
 use replenish_commerce::{Currency, OrderStatus};
 
@@ -188,7 +189,7 @@ pub struct Order {
     /// The shop it goes to (its id in configuration; orders of agents before several shops:
     /// the first shop).
     #[serde(default)]
-    pub shop: String,
+    pub shop: ShopId,
     /// How it comes (home delivery, or pickup and where), when the shop offers a choice.
     #[serde(default)]
     pub fulfilment: Option<replenish_commerce::FulfilmentOption>,
@@ -228,7 +229,7 @@ impl Order {
         idempotency_key: String,
         first: OrderItem,
         bundled: Vec<OrderItem>,
-        shop: String,
+        shop: ShopId,
         currency: Currency,
         now: UnixMs,
     ) -> Self {

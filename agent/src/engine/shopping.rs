@@ -24,6 +24,63 @@ use super::lead_time::LeadTime;
 use super::policy::ReorderDecision;
 use crate::clock::{DAY_MS, UnixMs};
 
+/// A shop's id in configuration and on orders (`corner`, `shop-a`): letters, digits, `-` and
+/// `_`, 1 to 64 of them. Reads as its text wherever text is expected. The empty id (the
+/// `Default`) is what orders stored before agents had several shops read as: the engine gives
+/// them its first shop when it starts; [`ShopId::parse`] never makes one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ShopId(String);
+
+impl ShopId {
+    /// `text` as a shop id, if it is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+        valid.then(|| Self(text.to_string()))
+    }
+
+    /// The id of the one shop of an agent configured with `[commerce]` alone
+    /// ([`DEFAULT_SHOP`](super::DEFAULT_SHOP)).
+    pub fn default_shop() -> Self {
+        Self(super::DEFAULT_SHOP.to_string())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ShopId {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if text.is_empty() {
+            return Ok(Self::default());
+        }
+        match Self::parse(&text) {
+            Some(id) => Ok(id),
+            None => Err(format!(
+                "{text:?} is not a shop id (1 to 64 letters, digits, '-' and '_')"
+            )),
+        }
+    }
+}
+
+text_id!(ShopId);
+
+/// Test shorthand: `"corner".into()`, which panics on a malformed id.
+#[cfg(test)]
+impl From<&str> for ShopId {
+    #[allow(clippy::expect_used)] // tests: a malformed id is the test's own mistake
+    fn from(text: &str) -> Self {
+        Self::parse(text).expect("a valid shop id")
+    }
+}
+
 /// When the household collects orders itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,7 +99,7 @@ pub enum PickupPreference {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShopInfo {
     /// Its id in configuration and on orders.
-    pub id: String,
+    pub id: ShopId,
     /// Its name as the household knows it.
     pub name: String,
 }
@@ -51,7 +108,7 @@ pub struct ShopInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     /// The shop's id.
-    pub shop: String,
+    pub shop: ShopId,
     /// The product.
     pub offer: Offer,
     /// How it comes; `None` where the shop states no options (it delivers).
@@ -111,7 +168,7 @@ pub fn stated_lead_ms(fulfilment: &FulfilmentOption) -> Option<UnixMs> {
 /// offers in stock, times each fulfilment option `pickup` allows.
 pub fn candidates(
     shops: &[ShopInfo],
-    catalogs: &BTreeMap<String, Catalog>,
+    catalogs: &BTreeMap<ShopId, Catalog>,
     consumable: &str,
     unit: replenish_protocol::Unit,
     pickup: PickupPreference,
@@ -161,7 +218,7 @@ pub struct Bundling {
 }
 
 /// [`Bundling`] per shop id; a shop not in it brings nothing along.
-pub type Bundles = BTreeMap<String, Bundling>;
+pub type Bundles = BTreeMap<ShopId, Bundling>;
 
 /// What [`choose`] picked, and why in words.
 #[derive(Debug, Clone, PartialEq)]
@@ -326,6 +383,23 @@ fn cmp_money(a: f64, b: f64) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shop_ids_are_checked_and_old_orders_without_one_still_read() {
+        for good in ["shop", "shop-a", "Big_Box2"] {
+            let id = ShopId::parse(good).unwrap();
+            assert_eq!(id, good);
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(serde_json::from_str::<ShopId>(&json).unwrap(), id);
+        }
+        for bad in ["", "shop a", "shop/a", "ä", &"x".repeat(65)] {
+            assert!(ShopId::parse(bad).is_none(), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<ShopId>("\"shop a\"").is_err());
+        // Orders stored before agents had several shops: the engine gives them its first.
+        let legacy: ShopId = serde_json::from_str("\"\"").unwrap();
+        assert!(legacy.is_empty());
+    }
     use replenish_commerce::{Currency, Money, PickupPoint};
     use replenish_protocol::Unit;
 
@@ -423,7 +497,7 @@ mod tests {
             .unwrap()
         };
         // B costs 100 more for two packs; lines saving 99 there are not enough, 101 are.
-        let at_b = |lines, saving| Bundles::from([("b".to_string(), Bundling { lines, saving })]);
+        let at_b = |lines, saving| Bundles::from([("b".into(), Bundling { lines, saving })]);
         assert_eq!(choose_with(&at_b(1, 99.0)).index, 0);
         let choice = choose_with(&at_b(1, 101.0));
         assert_eq!(choice.index, 1);
@@ -681,7 +755,7 @@ mod tests {
         let mut out = offer("a-1kg", 1000.0, 1500);
         out.stock = 0;
         catalogs.insert(
-            "a".to_string(),
+            "a".into(),
             Catalog {
                 offers: vec![offer("a-500", 500.0, 899), out],
                 fulfilment: vec![
@@ -691,7 +765,7 @@ mod tests {
             },
         );
         catalogs.insert(
-            "b".to_string(),
+            "b".into(),
             Catalog {
                 offers: vec![offer("b-500", 500.0, 949)],
                 fulfilment: vec![],

@@ -10,6 +10,7 @@ use super::household::{AuditEntry, Household};
 use super::inventory::{DeviceState, SlotState};
 use super::lead_time::LeadTime;
 use super::order::Order;
+use super::shopping::ShopId;
 
 /// Engine counters and cached data that are stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -22,7 +23,7 @@ pub struct Meta {
     pub catalog: Option<Catalog>,
     /// The last catalog fetched from each shop, by shop id.
     #[serde(default)]
-    pub catalogs: BTreeMap<String, Catalog>,
+    pub catalogs: BTreeMap<ShopId, Catalog>,
     /// Delivery times observed per product (SKU).
     #[serde(default)]
     pub lead_times: BTreeMap<String, LeadTime>,

@@ -160,7 +160,7 @@ pub struct Words<'a> {
     /// The shops, for their names.
     pub shops: &'a [ShopInfo],
     /// The shops' catalogs, for product names.
-    pub catalogs: &'a BTreeMap<String, Catalog>,
+    pub catalogs: &'a BTreeMap<super::shopping::ShopId, Catalog>,
 }
 
 impl Words<'_> {
@@ -816,7 +816,7 @@ mod tests {
 
     fn words<'a>(locale: Locale, zone: &TimeZone, names: &'a Names) -> Words<'a> {
         static SHOPS: [ShopInfo; 0] = [];
-        static CATALOGS: BTreeMap<String, Catalog> = BTreeMap::new();
+        static CATALOGS: BTreeMap<crate::engine::ShopId, Catalog> = BTreeMap::new();
         Words {
             locale,
             zone: zone.clone(),
@@ -984,10 +984,10 @@ mod tests {
             }
         }
 
-        pub fn catalogs() -> BTreeMap<String, Catalog> {
+        pub fn catalogs() -> BTreeMap<crate::engine::ShopId, Catalog> {
             BTreeMap::from([
                 (
-                    "bigbox".to_string(),
+                    "bigbox".into(),
                     Catalog {
                         offers: vec![
                             offer(
@@ -1011,7 +1011,7 @@ mod tests {
                     },
                 ),
                 (
-                    "corner".to_string(),
+                    "corner".into(),
                     Catalog {
                         offers: vec![offer(
                             "milk-1l",

@@ -403,7 +403,7 @@ impl From<crate::engine::options::OrderOption> for OrderOptionView {
             replenish_commerce::Fulfilment::Delivery => None,
         });
         Self {
-            shop: o.shop,
+            shop: o.shop.into(),
             shop_name: o.shop_name,
             sku: o.sku,
             product: o.product,

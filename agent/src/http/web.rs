@@ -226,7 +226,7 @@ struct View {
     slots: Vec<SlotState>,
     orders: Vec<Order>,
     devices: Vec<crate::engine::inventory::DeviceState>,
-    catalogs: std::collections::BTreeMap<String, replenish_commerce::Catalog>,
+    catalogs: std::collections::BTreeMap<crate::engine::ShopId, replenish_commerce::Catalog>,
     shops: Vec<ShopInfo>,
     names: Names,
 }

@@ -492,7 +492,7 @@ impl<'a> Run<'a> {
         };
         run.feed(
             Event::Catalog {
-                shop: replenish_agent::engine::DEFAULT_SHOP.into(),
+                shop: replenish_agent::engine::ShopId::default_shop(),
                 catalog: Catalog {
                     offers: items,
                     fulfilment: Vec::new(),
