@@ -25,6 +25,7 @@ pub mod notify;
 pub mod runtime;
 pub mod store;
 pub mod telemetry;
+pub mod wire;
 
 pub use daemon::{Agent, AgentOptions, StartError};
 pub use runtime::AgentHandle;

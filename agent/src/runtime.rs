@@ -298,7 +298,7 @@ pub struct DeviceView {
     /// Connected now, as far as the agent knows (false while `presence` is unknown).
     pub online: bool,
     /// `online`, `offline`, or `unknown` (not heard from since the agent started).
-    pub presence: crate::engine::inventory::Presence,
+    pub presence: crate::wire::Presence,
     /// Last heard from.
     pub last_seen_ms: UnixMs,
     /// Part of the household; false while it waits for an owner to accept it.
@@ -314,7 +314,7 @@ impl From<&crate::engine::inventory::DeviceState> for DeviceView {
             model: d.birth.model.to_string(),
             firmware: d.birth.firmware.to_string(),
             online: d.online(),
-            presence: d.presence,
+            presence: d.presence.into(),
             last_seen_ms: d.last_seen,
             accepted: d.accepted,
             slots: d.birth.slots.iter().map(|s| s.id.to_string()).collect(),

@@ -251,12 +251,11 @@ pub enum Effect {
 
 /// A change to a proposed order made while approving it; it applies to the order's first line
 /// (the consumable that triggered it), bundled lines stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderEdit {
     /// Another number of packs (1 to 99).
     #[serde(default, deserialize_with = "whole::option_u32")]
-    #[schema(minimum = 1, maximum = 99)]
     pub packs: Option<u32>,
     /// Another product of the same consumable from the (chosen) shop's catalog.
     pub sku: Option<String>,

@@ -14,9 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{HOUR_MS, UnixMs};
 
 /// What a member may do.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Approves, rejects, edits and snoozes orders.
@@ -78,7 +76,7 @@ pub enum Actor {
 }
 
 /// How orders of a consumable are handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Ordered at once (unless it breaks the monthly budget).
@@ -129,7 +127,7 @@ impl std::str::FromStr for Mode {
 }
 
 /// What a pending approval turns into when nobody answers in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpiryDefault {
     /// Place the order.
@@ -210,13 +208,12 @@ impl std::fmt::Display for QuietHours {
 
 /// Settings of one consumable that override the household's. Read from a JSON object only
 /// (serde's derive would also take a list of the fields in order).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumableRules {
     /// Its mode; the household's default when unset.
     pub mode: Option<Mode>,
     /// Its acceptable chance of running out, above 0 and below 0.5; the policy's when unset.
-    #[schema(exclusive_minimum = 0.0, exclusive_maximum = 0.5)]
     pub risk: Option<f64>,
 }
 
@@ -244,7 +241,7 @@ impl<'de> Deserialize<'de> for ConsumableRules {
 pub const MAX_MONEY_MINOR: u64 = 1_000_000_000_000;
 
 /// The household's rules. Owners change them; every change is audited.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rules {
     /// Mode of consumables without their own.
@@ -252,39 +249,29 @@ pub struct Rules {
     /// Per consumable id.
     pub consumables: BTreeMap<String, ConsumableRules>,
     /// In `approve` mode, orders cheaper than this are placed without asking (0: always ask).
-    #[schema(maximum = 1_000_000_000_000_u64)]
     #[serde(deserialize_with = "super::whole::u64")]
     pub auto_approve_below_cents: u64,
     /// Spending limit per calendar month (household time); an order that would exceed it waits
     /// for approval whatever the mode, and never places itself on expiry.
-    #[schema(maximum = 1_000_000_000_000_u64)]
     #[serde(deserialize_with = "super::whole::option_u64")]
     pub monthly_budget_cents: Option<u64>,
     /// Nobody is prompted in these hours (`"22:00-07:00"`, household time); prompts wait
     /// until they end.
-    #[schema(
-        value_type = Option<String>,
-        example = "22:00-07:00",
-        pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
-    )]
     pub quiet_hours: Option<QuietHours>,
     /// Time zone of the household (IANA name), for quiet hours and budget months.
     pub timezone: String,
     /// How numbers, money and dates are written for the household.
     pub locale: super::words::Locale,
     /// How long a prompt waits for an answer, 1 to 336 hours.
-    #[schema(minimum = 1, maximum = 336)]
     #[serde(deserialize_with = "super::whole::u32")]
     pub approval_timeout_hours: u32,
     /// What an unanswered prompt turns into.
     pub on_expiry: ExpiryDefault,
     /// In `notify` mode, how long the household may cancel before the order is placed.
-    #[schema(maximum = 72)]
     #[serde(deserialize_with = "super::whole::u32")]
     pub cancel_window_hours: u32,
     /// After a rejection because "we still have some", how long before the next proposal (0
     /// to 720 hours).
-    #[schema(maximum = 720)]
     #[serde(deserialize_with = "super::whole::u32")]
     pub still_have_some_delay_hours: u32,
 }
@@ -441,7 +428,7 @@ fn local_date(at: UnixMs, zone: &TimeZone) -> civil::Date {
 }
 
 /// Why a person rejected a proposal; it shapes the next one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     /// The sensor misses some stock: wait `still_have_some_delay_hours` before proposing again.
@@ -547,7 +534,7 @@ pub struct Pending {
 }
 
 /// One line of the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Sequence number, from 1.
     pub seq: u64,

@@ -25,7 +25,7 @@ pub struct LegacySeqWindow {
 }
 
 /// Whether a device is connected, as far as the agent knows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     /// Not heard from since the agent started: neither a birth nor a last will read yet.

@@ -20,7 +20,7 @@ use super::shopping::ShopInfo;
 use crate::clock::{DAY_MS, UnixMs};
 
 /// How numbers, money and dates are written for the household.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Locale {
     /// English: `€1,234.50`, `1.5 kg`.

@@ -15,13 +15,15 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use super::{AppState, Caller, ask_problem, problem, unavailable};
 use crate::auth::{hash_token, new_token};
 use crate::clock::UnixMs;
-use crate::engine::household::{
-    AuditEntry, ConsumableRules, ExpiryDefault, Member, Mode, Permission, RejectReason, Role, Rules,
-};
+use crate::engine::household::{self, Member, Permission};
 use crate::engine::order::OrderId;
-use crate::engine::{Engine, Event, OrderEdit};
+use crate::engine::{Engine, Event};
 use crate::runtime::{
     DeviceLoginError, DeviceView, OrderView, SlotView, StatusPage, StatusTotals, status_page,
+};
+use crate::wire::{
+    AuditEntry, ConsumableRules, ExpiryDefault, Locale, Mode, OrderEdit, Presence, RejectReason,
+    Role, Rules,
 };
 use replenish_commerce::sandbox::wire::Problem;
 
@@ -148,7 +150,7 @@ impl From<&Member> for MemberView {
         Self {
             id: m.id.clone(),
             name: m.name.clone(),
-            role: m.role,
+            role: m.role.into(),
             created_at_ms: m.created_at,
         }
     }
@@ -500,7 +502,7 @@ async fn approve(
     let event = Event::Approve {
         order_id: id.clone(),
         by: caller.actor(),
-        edit,
+        edit: edit.map(Into::into),
     };
     decide_order(&state, id, event).await
 }
@@ -524,7 +526,7 @@ async fn reject(
     let event = Event::Reject {
         order_id: id.clone(),
         by: caller.actor(),
-        reason: body.reason,
+        reason: body.reason.into(),
         note: body.note,
     };
     decide_order(&state, id, event).await
@@ -621,7 +623,7 @@ async fn get_rules(_caller: Caller, State(state): State<AppState>) -> Response {
         .read(|engine, _| engine.household().rules.clone())
         .await
     {
-        Ok(rules) => Json(rules).into_response(),
+        Ok(rules) => Json(Rules::from(rules)).into_response(),
         Err(_) => unavailable(),
     }
 }
@@ -636,7 +638,7 @@ async fn put_rules(
     Body(rules): Body<Rules>,
 ) -> Response {
     let event = Event::SetRules {
-        rules,
+        rules: rules.into(),
         by: caller.actor(),
     };
     match state.agent.ask(event).await {
@@ -712,7 +714,7 @@ pub(super) async fn create_member(
     state: &AppState,
     caller: &Caller,
     name: String,
-    role: Role,
+    role: household::Role,
 ) -> Result<CreatedMember, Response> {
     let token =
         new_token().map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -747,7 +749,7 @@ async fn add_member(
     State(state): State<AppState>,
     Body(body): Body<NewMember>,
 ) -> Response {
-    match create_member(&state, &caller, body.name, body.role).await {
+    match create_member(&state, &caller, body.name, body.role.into()).await {
         Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
         Err(response) => response,
     }
@@ -1020,7 +1022,12 @@ async fn list_audit(
     Query(query): Query<PageQuery>,
 ) -> Response {
     paged(&state, query, |engine| {
-        engine.audit().rev().cloned().collect()
+        engine
+            .audit()
+            .rev()
+            .cloned()
+            .map(AuditEntry::from)
+            .collect()
     })
     .await
 }
@@ -1048,9 +1055,9 @@ async fn openapi(_caller: Caller) -> Response {
         list_members, add_member, remove_member, list_devices, accept_device, issue_device_login, remove_device,
         send_command, list_commands, list_audit, backup, openapi),
     components(schemas(StatusPage, StatusTotals, DeviceView, DeviceLoginView, SlotView, OrderView, OrderOptionView,
-        CommandRequest, PendingCommandView, crate::engine::inventory::Presence,
+        CommandRequest, PendingCommandView, Presence,
         AuditEntry, MemberView, NewMember, CreatedMember, RejectBody, SnoozeBody, OrderEdit,
-        Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Problem,
+        Rules, ConsumableRules, Mode, ExpiryDefault, RejectReason, Role, Locale, Problem,
         crate::store::backup::Backup, crate::store::backup::Record)),
     modifiers(&BearerAuth, &CommonAnswers, &SerdeShapes),
     security(("bearer" = [])),
