@@ -580,24 +580,6 @@ pub(super) mod tests {
         })
     }
 
-    #[test]
-    fn meta_stored_with_the_sandbox_wire_catalog_still_loads() {
-        let legacy = r#"{"next_order_no":7,"catalog":{"items":[{"sku":"beans-500","name":"Beans",
-            "consumable":"coffee_beans","pack_size":500.0,"unit":"g","price_cents":899,
-            "currency":"EUR","stock":3}]},"lead_times":{}}"#;
-        let meta: Meta = serde_json::from_str(legacy).unwrap();
-        assert_eq!(meta.next_order_no, 7);
-        let offer = &meta.catalog.unwrap().offers[0];
-        assert_eq!(
-            offer.price,
-            replenish_commerce::Money::new(899, replenish_commerce::Currency::EUR)
-        );
-        assert_eq!(offer.stock, 3);
-        let garbled: Meta =
-            serde_json::from_str(r#"{"next_order_no":7,"catalog":{"items":"?"}}"#).unwrap();
-        assert_eq!((garbled.next_order_no, garbled.catalog), (7, None));
-    }
-
     fn shop_order(key: &str, status: OrderStatus) -> ShopOrder {
         ShopOrder {
             id: "so-1".into(),

@@ -18,8 +18,9 @@ pub struct Meta {
     /// Number of the next order.
     pub next_order_no: u64,
     /// The one catalog agents before several shops stored; moved to `catalogs` (under the
-    /// first shop) when the engine starts.
-    #[serde(default, deserialize_with = "stored_catalog", skip_serializing)]
+    /// first shop) when the engine starts. (Older ones, in the sandbox shop's wire form, are
+    /// converted when the store reads them: `store::read_meta`.)
+    #[serde(default, skip_serializing)]
     pub catalog: Option<Catalog>,
     /// The last catalog fetched from each shop, by shop id.
     #[serde(default)]
@@ -27,25 +28,6 @@ pub struct Meta {
     /// Delivery times observed per product (SKU).
     #[serde(default)]
     pub lead_times: BTreeMap<String, LeadTime>,
-}
-
-/// A stored catalog: the contract's, or the sandbox shop's wire catalog that agents before
-/// replenish-commerce stored (converted). One that reads as neither is dropped (the next
-/// fetch replaces it) rather than making the counters beside it unreadable.
-fn stored_catalog<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Catalog>, D::Error> {
-    let Some(value) = Option::<serde_json::Value>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    if let Ok(catalog) = serde_json::from_value::<Catalog>(value.clone()) {
-        return Ok(Some(catalog));
-    }
-    Ok(
-        serde_json::from_value::<replenish_commerce::sandbox::wire::Catalog>(value)
-            .ok()
-            .map(replenish_commerce::sandbox::catalog_from_wire),
-    )
 }
 
 /// Everything stored, to rebuild an engine after a restart.

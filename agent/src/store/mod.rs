@@ -245,12 +245,35 @@ fn load_table<T: DeserializeOwned>(store: &dyn Store, table: Table) -> Result<Ve
     Ok(out)
 }
 
+/// The engine's counters as stored. Agents before replenish-commerce stored the sandbox shop's
+/// wire catalog under `catalog`: it becomes the contract's catalog here, at the storage edge;
+/// one that reads as neither is dropped (the next fetch replaces it) rather than making the
+/// counters beside it unreadable.
+pub fn read_meta(bytes: &[u8]) -> Result<Meta, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
+    if let Some(object) = value.as_object_mut()
+        && let Some(stored) = object.remove("catalog")
+    {
+        let catalog = serde_json::from_value::<replenish_commerce::Catalog>(stored.clone())
+            .ok()
+            .or_else(|| {
+                serde_json::from_value::<replenish_commerce::sandbox::wire::Catalog>(stored)
+                    .ok()
+                    .map(replenish_commerce::sandbox::catalog_from_wire)
+            });
+        if let Some(catalog) = catalog {
+            object.insert("catalog".into(), serde_json::to_value(catalog)?);
+        }
+    }
+    serde_json::from_value(value)
+}
+
 /// Reads everything the engine needs to resume, after applying what the last run left in the
 /// journal.
 pub fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StoreError> {
     journal::recover(store)?;
     let meta = match store.get(Table::Meta, "engine")? {
-        Some(bytes) => serde_json::from_slice::<Meta>(&bytes).unwrap_or_else(|error| {
+        Some(bytes) => read_meta(&bytes).unwrap_or_else(|error| {
             tracing::error!(%error, "engine counters unreadable; starting them afresh");
             Meta::default()
         }),
@@ -310,6 +333,23 @@ pub fn installation_id(store: &dyn Store) -> Result<String, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meta_stored_with_the_sandbox_wire_catalog_still_loads() {
+        let legacy = r#"{"next_order_no":7,"catalog":{"items":[{"sku":"beans-500","name":"Beans",
+            "consumable":"coffee_beans","pack_size":500.0,"unit":"g","price_cents":899,
+            "currency":"EUR","stock":3}]},"lead_times":{}}"#;
+        let meta = read_meta(legacy.as_bytes()).unwrap();
+        assert_eq!(meta.next_order_no, 7);
+        let offer = &meta.catalog.unwrap().offers[0];
+        assert_eq!(
+            offer.price,
+            replenish_commerce::Money::new(899, replenish_commerce::Currency::EUR)
+        );
+        assert_eq!(offer.stock, 3);
+        let garbled = read_meta(br#"{"next_order_no":7,"catalog":{"items":"?"}}"#).unwrap();
+        assert_eq!((garbled.next_order_no, garbled.catalog), (7, None));
+    }
 
     fn round_trip(store: &dyn Store) {
         store.put(Table::Orders, "b", b"2".to_vec()).unwrap();
