@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::internal_events::{
-    OutConnected, OutConnectionLost, OutInboundDropped, OutPublishDropped, emit,
+    OutClosed, OutConnected, OutConnectionLost, OutInboundDropped, OutPublishDropped, emit,
 };
 
 /// A message to publish with QoS 1.
@@ -312,5 +312,5 @@ async fn run(
     })
     .await;
     set_connected(false);
-    tracing::info!("outgoing MQTT connection closed");
+    emit(OutClosed);
 }

@@ -479,13 +479,15 @@ fn backtest_rate_sd(
 ) -> Option<f64> {
     let h = BACKTEST_DAYS;
     let (mut sum_sq, mut n) = (0.0, 0usize);
-    for k in 7..days.len().saturating_sub(h - 1) {
-        let origin = days[k].0;
-        let (mut weighted, mut weights) = (0.0, 0.0);
-        for &(day, amount) in &days[..k] {
-            let w = 0.5f64.powf((origin - day) as f64 / half_life_days);
-            weighted += w * amount;
-            weights += w;
+    // The weighted sums before day k, carried from day to day: a forecast runs at every
+    // report, so this stays one pass over the window.
+    let (mut weighted, mut weights) = (0.0, 0.0);
+    for k in 1..days.len() {
+        let decay = 0.5f64.powf((days[k].0 - days[k - 1].0) as f64 / half_life_days);
+        weighted = decay * (weighted + days[k - 1].1);
+        weights = decay * (weights + 1.0);
+        if k < 7 || k + h > days.len() {
+            continue;
         }
         let rate = weighted / weights;
         let ahead = &days[k..k + h];

@@ -36,6 +36,16 @@ impl InternalEvent for OutConnectionLost<'_> {
     }
 }
 
+/// The agent's own connection was closed on the way down (`replenish_mqtt_out_connected`).
+pub struct OutClosed;
+
+impl InternalEvent for OutClosed {
+    fn emit(self) {
+        gauge!(metric::MQTT_OUT_CONNECTED.name).set(0.0);
+        tracing::info!("outgoing MQTT connection closed");
+    }
+}
+
 /// A message for the agent's integrations was dropped: their queue is full
 /// (`replenish_mqtt_out_inbound_dropped_total`).
 pub struct OutInboundDropped<'a> {
