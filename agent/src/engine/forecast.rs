@@ -482,8 +482,10 @@ fn backtest_rate_sd(
     // The weighted sums before day k, carried from day to day: a forecast runs at every
     // report, so this stays one pass over the window.
     let (mut weighted, mut weights) = (0.0, 0.0);
+    let day_decay = 0.5f64.powf(1.0 / half_life_days);
     for k in 1..days.len() {
-        let decay = 0.5f64.powf((days[k].0 - days[k - 1].0) as f64 / half_life_days);
+        let gap = i32::try_from(days[k].0 - days[k - 1].0).unwrap_or(i32::MAX);
+        let decay = day_decay.powi(gap);
         weighted = decay * (weighted + days[k - 1].1);
         weights = decay * (weights + 1.0);
         if k < 7 || k + h > days.len() {
