@@ -109,10 +109,10 @@ pub fn attention_message(
     Some(Announcement {
         kind: notice.kind,
         order_id: order.map(|o| o.id.to_string()),
-        device: order.map(|o| o.device.to_string()),
-        slot: order.map(|o| o.slot.to_string()),
-        consumable: order.map(|o| o.consumable.to_string()),
-        total_cents: order.map(|o| o.total_cents),
+        device: order.map(|o| o.first_line().device.to_string()),
+        slot: order.map(|o| o.first_line().slot.to_string()),
+        consumable: order.map(|o| o.first_line().consumable.to_string()),
+        total_cents: order.map(|o| o.total().minor),
         text: notice.text.clone(),
         url: match order {
             Some(order) => order_url(public_url, &order.id),
@@ -144,10 +144,10 @@ pub fn approval_message(notice: &Notice, order: &Order, public_url: &str) -> Opt
     Some(Announcement {
         kind: notice.kind,
         order_id: Some(order.id.to_string()),
-        device: Some(order.device.to_string()),
-        slot: Some(order.slot.to_string()),
-        consumable: Some(order.consumable.to_string()),
-        total_cents: Some(order.total_cents),
+        device: Some(order.first_line().device.to_string()),
+        slot: Some(order.first_line().slot.to_string()),
+        consumable: Some(order.first_line().consumable.to_string()),
+        total_cents: Some(order.total().minor),
         text: notice.text.clone(),
         url: order_url(public_url, &order.id),
         expires_at_ms: pending.and_then(|p| p.expires_at),
@@ -604,32 +604,28 @@ mod tests {
             packs: 2,
             pack_size: 1000.0,
             unit: Unit::G,
-            total_cents: 2598,
+            total: replenish_commerce::Money::new(2598, replenish_commerce::Currency::EUR),
             reason: "low".into(),
             outlook: None,
         };
-        let currency = replenish_commerce::Currency::EUR;
         let key = "k".into();
-        let order = Order::proposed(
+        let mut order = Order::proposed(
             crate::engine::order::OrderId::numbered(7),
             key,
             first,
             Vec::new(),
             "shop".into(),
-            currency,
             1_000,
         );
-        Order {
-            pending: Some(Pending {
-                kind: PendingKind::Approval,
-                why: "mode approve".into(),
-                prompt_at: 1_000,
-                prompted_at: Some(1_000),
-                expires_at: Some(86_401_000),
-                on_expiry: ExpiryDefault::Skip,
-            }),
-            ..order
-        }
+        order.pending = Some(Pending {
+            kind: PendingKind::Approval,
+            why: "mode approve".into(),
+            prompt_at: 1_000,
+            prompted_at: Some(1_000),
+            expires_at: Some(86_401_000),
+            on_expiry: ExpiryDefault::Skip,
+        });
+        order
     }
 
     fn notice(kind: NoticeKind) -> Notice {

@@ -429,18 +429,19 @@ pub struct OrderLineView {
 
 impl From<&Order> for OrderView {
     fn from(o: &Order) -> Self {
+        let first = o.first_line();
         Self {
             id: o.id.to_string(),
-            device: o.device.to_string(),
-            slot: o.slot.to_string(),
-            consumable: o.consumable.to_string(),
-            sku: o.sku.clone(),
-            packs: o.packs,
-            pack_size: o.pack_size,
-            unit: o.unit.symbol().to_string(),
+            device: first.device.to_string(),
+            slot: first.slot.to_string(),
+            consumable: first.consumable.to_string(),
+            sku: first.sku.clone(),
+            packs: first.packs,
+            pack_size: first.pack_size,
+            unit: first.unit.symbol().to_string(),
             state: o.state.as_str().to_string(),
-            reason: o.reason.clone(),
-            total_cents: o.total_cents,
+            reason: first.reason.clone(),
+            total_cents: o.total().minor,
             shop_order_id: o.shop_order_id.clone(),
             shop: o.shop.to_string(),
             fulfilment: o.fulfilment.as_ref().map(|f| f.name.clone()),
@@ -472,14 +473,14 @@ impl From<&Order> for OrderView {
             decided_by: o.decided_by.clone(),
             lines: o
                 .lines()
-                .into_iter()
+                .iter()
                 .map(|l| OrderLineView {
                     device: l.device.to_string(),
                     slot: l.slot.to_string(),
-                    sku: l.sku,
+                    sku: l.sku.clone(),
                     packs: l.packs,
-                    total_cents: l.total_cents,
-                    reason: l.reason,
+                    total_cents: l.total.minor,
+                    reason: l.reason.clone(),
                 })
                 .collect(),
         }

@@ -87,13 +87,13 @@ fn a_format_0_store_restores_upgrades_reads_and_round_trips() {
         let snapshot = store::load_snapshot(&store).unwrap();
         assert_eq!(snapshot.orders.len(), 1);
         let order = &snapshot.orders[0];
-        assert_eq!(order.packs, 2);
+        assert_eq!(order.first_line().packs, 2);
         assert_eq!(
-            order.currency.code(),
+            order.total().currency.code(),
             "EUR",
             "orders before currencies were euro"
         );
-        assert!(order.outlook.is_none() && order.bundled.is_empty());
+        assert!(order.first_line().outlook.is_none() && order.bundled().is_empty());
         assert_eq!(snapshot.meta.next_order_no, 2);
         assert!(
             snapshot.meta.catalog.is_some(),

@@ -190,21 +190,25 @@ fn a_consumable_due_within_the_window_joins_the_order() {
     let mut home = Home::new(3.0);
     // The oats hold about a day and a half more than the beans.
     let (_, order, lines) = home.run_until_order(75.0);
-    assert_eq!(order.sku, "beans-500");
-    assert_eq!(order.bundled.len(), 1, "{order:?}");
-    let oats = &order.bundled[0];
+    assert_eq!(order.first_line().sku, "beans-500");
+    assert_eq!(order.bundled().len(), 1, "{order:?}");
+    let oats = &order.bundled()[0];
     assert_eq!(
         (oats.sku.as_str(), oats.slot.as_str()),
         ("oats-500", "oats")
     );
     assert!(oats.reason.contains("joins this order"), "{}", oats.reason);
-    assert!(order.reason.starts_with("beans:"), "{}", order.reason);
+    assert!(
+        order.first_line().reason.starts_with("beans:"),
+        "{}",
+        order.first_line().reason
+    );
     // One request, one key, every line in it; the total covers both lines.
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0].0, "beans-500");
     assert_eq!(lines[1].0, "oats-500");
-    let line_total: u64 = order.lines().iter().map(|l| l.total_cents).sum();
-    assert_eq!(order.total_cents, line_total);
+    let line_total: u64 = order.lines().iter().map(|l| l.total.minor).sum();
+    assert_eq!(order.total().minor, line_total);
     assert_eq!(order.idempotency_key, format!("inst-{}", order.id));
 
     // While the order is open, the oats are not ordered again.
@@ -220,7 +224,10 @@ fn a_consumable_due_within_the_window_joins_the_order() {
         reference: order.id.to_string(),
         status: OrderStatus::Delivered,
         lines: vec![],
-        total: replenish_commerce::Money::new(order.total_cents, replenish_commerce::Currency::EUR),
+        total: replenish_commerce::Money::new(
+            order.total().minor,
+            replenish_commerce::Currency::EUR,
+        ),
         created_at_ms: now,
         estimated_arrival_ms: Some(now),
         shipped_at_ms: Some(now),
@@ -264,20 +271,21 @@ fn across_shops_the_order_goes_where_the_lines_it_brings_along_save_more_than_it
     // order save their own 3.95 delivery.
     let mut home = Home::across_shops(false);
     let (_, order, lines) = home.run_until_order(75.0);
-    assert_eq!(order.shop, "b", "{}", order.reason);
+    assert_eq!(order.shop, "b", "{}", order.first_line().reason);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
         order
+            .first_line()
             .reason
             .contains("1 other item joins this order, saving 3.95"),
         "{}",
-        order.reason
+        order.first_line().reason
     );
 
     // Shop A sells oats too: its cheaper beans win, and the oats join there.
     let mut home = Home::across_shops(true);
     let (_, order, lines) = home.run_until_order(75.0);
-    assert_eq!(order.shop, "a", "{}", order.reason);
+    assert_eq!(order.shop, "a", "{}", order.first_line().reason);
     assert_eq!(
         lines
             .iter()
@@ -289,18 +297,18 @@ fn across_shops_the_order_goes_where_the_lines_it_brings_along_save_more_than_it
     // Oats far from due bring nothing along: the cheaper beans at A, alone.
     let mut home = Home::across_shops(false);
     let (_, order, lines) = home.run_until_order(600.0);
-    assert_eq!(order.shop, "a", "{}", order.reason);
+    assert_eq!(order.shop, "a", "{}", order.first_line().reason);
     assert_eq!(lines.len(), 1);
 }
 
 #[test]
 fn nothing_joins_without_a_window_or_when_far_from_due() {
     let (_, order, lines) = Home::new(0.0).run_until_order(75.0);
-    assert!(order.bundled.is_empty());
+    assert!(order.bundled().is_empty());
     assert_eq!(lines.len(), 1);
     // Ten days of oats more than beans: not due within three days.
     let (_, order, _) = Home::new(3.0).run_until_order(500.0);
-    assert!(order.bundled.is_empty(), "{order:?}");
+    assert!(order.bundled().is_empty(), "{order:?}");
 }
 
 /// Beans are on `auto`, oats on `approve`: a bundle of both must wait for a person; editing it
@@ -339,9 +347,9 @@ fn a_bundle_follows_its_strictest_line_and_a_rejection_teaches_every_line() {
 
     let mut home = Home::with_rules(3.0, oats_approve);
     let (t, order) = proposed(&mut home);
-    assert_eq!(order.bundled.len(), 1, "{order:?}");
+    assert_eq!(order.bundled().len(), 1, "{order:?}");
     assert!(order.pending.is_some());
-    let oats_cents = order.bundled[0].total_cents;
+    let oats_cents = order.bundled()[0].total.minor;
     let fx = home
         .engine
         .handle(
@@ -349,7 +357,7 @@ fn a_bundle_follows_its_strictest_line_and_a_rejection_teaches_every_line() {
                 order_id: order.id.clone(),
                 by: Actor::Console,
                 edit: Some(OrderEdit {
-                    packs: Some(order.packs + 1),
+                    packs: Some(order.first_line().packs + 1),
                     ..OrderEdit::default()
                 }),
             },
@@ -358,10 +366,10 @@ fn a_bundle_follows_its_strictest_line_and_a_rejection_teaches_every_line() {
         .unwrap();
     assert!(fx.iter().any(|e| matches!(e, Effect::PlaceOrder { .. })));
     let approved = home.engine.order(&order.id).unwrap();
-    assert_eq!(approved.bundled[0].total_cents, oats_cents);
+    assert_eq!(approved.bundled()[0].total.minor, oats_cents);
     assert_eq!(
-        approved.total_cents,
-        u64::from(order.packs + 1) * 500 + oats_cents
+        approved.total().minor,
+        u64::from(order.first_line().packs + 1) * 500 + oats_cents
     );
 
     let mut home = Home::with_rules(3.0, oats_approve);
@@ -387,15 +395,16 @@ fn a_tight_budget_leaves_the_joining_line_out_before_it_cuts_the_needed_one() {
     // One 500 g pack costs 5.00: the budget pays for exactly one.
     let mut home = Home::with_rules(3.0, |r| r.monthly_budget_cents = Some(500));
     let (_, order, lines) = home.run_until_order(75.0);
-    assert_eq!(order.sku, "beans-500");
-    assert!(order.bundled.is_empty(), "{order:?}");
-    assert_eq!((order.packs, order.total_cents), (1, 500));
+    assert_eq!(order.first_line().sku, "beans-500");
+    assert!(order.bundled().is_empty(), "{order:?}");
+    assert_eq!((order.first_line().packs, order.total().minor), (1, 500));
     assert_eq!(lines, [("beans-500".to_string(), 1)]);
     assert!(
         order
+            .first_line()
             .reason
             .ends_with("oats left out to stay within the monthly budget (EUR 5.00 left)"),
         "{}",
-        order.reason
+        order.first_line().reason
     );
 }

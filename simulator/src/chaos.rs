@@ -99,21 +99,12 @@ fn approved_order(n: u64, key_prefix: &str, now: UnixMs) -> anyhow::Result<Order
         packs: 1 + (n % 3) as u32,
         pack_size: 500.0,
         unit: Unit::G,
-        total_cents: 0,
+        total: replenish_commerce::Money::new(0, replenish_commerce::Currency::EUR),
         reason: "chaos: approved by the household".into(),
         outlook: None,
     };
     let key = format!("{key_prefix}-{id}");
-    let currency = replenish_commerce::Currency::EUR;
-    let mut order = Order::proposed(
-        id,
-        key,
-        first,
-        Vec::new(),
-        ShopId::default_shop(),
-        currency,
-        now,
-    );
+    let mut order = Order::proposed(id, key, first, Vec::new(), ShopId::default_shop(), now);
     order.state = OrderState::Approved;
     order.decided_by = Some("chaos".into());
     Ok(order)

@@ -204,7 +204,7 @@ async fn approve_in_chromium(mode: &'static str, screen: Screen) {
         let parts: Vec<&str> = chosen.split('|').collect();
         assert_eq!(parts.len(), 4, "{chosen}");
         assert_eq!(
-            (decided.shop.as_str(), decided.sku.as_str()),
+            (decided.shop.as_str(), decided.first_line().sku.as_str()),
             (parts[0], parts[1]),
             "the order follows the chosen option"
         );
@@ -212,7 +212,7 @@ async fn approve_in_chromium(mode: &'static str, screen: Screen) {
             decided.fulfilment.as_ref().map_or("", |f| f.id.as_str()),
             parts[2]
         );
-        assert_eq!(decided.packs.to_string(), parts[3]);
+        assert_eq!(decided.first_line().packs.to_string(), parts[3]);
     }
     let at_shop: Vec<_> = world
         .shops()

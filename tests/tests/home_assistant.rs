@@ -146,7 +146,8 @@ async fn home_assistant_shows_the_household_follows_it_and_acts_on_it() {
     .unwrap();
 
     // The approve button of the waiting order's slot approves it.
-    let label = replenish_agent::engine::words::name_from_id(order.consumable.as_str());
+    let label =
+        replenish_agent::engine::words::name_from_id(order.first_line().consumable.as_str());
     let button = ha
         .wait_for("the approve button", LIMIT, |s| {
             entity_id(s).starts_with("button.")

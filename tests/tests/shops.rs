@@ -63,8 +63,12 @@ async fn the_agent_orders_at_the_cheaper_of_two_shops_and_follows_the_order_ther
         .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
         .await
         .unwrap();
-    assert_eq!(order.shop, "cheap", "{}", order.reason);
-    assert!(order.reason.contains("Shop Cheap"), "{}", order.reason);
+    assert_eq!(order.shop, "cheap", "{}", order.first_line().reason);
+    assert!(
+        order.first_line().reason.contains("Shop Cheap"),
+        "{}",
+        order.first_line().reason
+    );
     assert_eq!(cheap.orders().len(), 1);
     assert!(
         dear.orders().is_empty(),
@@ -138,10 +142,11 @@ async fn a_substitution_within_the_household_rules_is_accepted_and_followed() {
     // what comes.
     let sent = shop.orders()[0].items[0].clone();
     assert_eq!(
-        placed.sku, sent.sku,
+        placed.first_line().sku,
+        sent.sku,
         "the order follows the shop's substitution"
     );
-    assert_eq!(placed.packs, sent.quantity);
+    assert_eq!(placed.first_line().packs, sent.quantity);
     let substituted: Vec<String> = household
         .handle()
         .read(|e, _| {
@@ -236,7 +241,12 @@ async fn with_the_usual_product_out_everywhere_a_person_picks_from_the_options_s
         .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
         .await
         .unwrap();
-    assert_eq!(order.state, OrderState::Proposed, "{}", order.reason);
+    assert_eq!(
+        order.state,
+        OrderState::Proposed,
+        "{}",
+        order.first_line().reason
+    );
     assert!(
         servers.iter().all(|(shop, _)| shop.orders().is_empty()),
         "nothing the household did not choose is ordered by itself"
@@ -253,7 +263,7 @@ async fn with_the_usual_product_out_everywhere_a_person_picks_from_the_options_s
         .map(|o| (o.shop.as_str(), o.sku.as_str(), o.packs, o.total_minor))
         .collect();
     // The same amount each (the order's), cheapest per gram first; neither is on the list.
-    let wanted = f64::from(order.packs) * order.pack_size;
+    let wanted = f64::from(order.first_line().packs) * order.first_line().pack_size;
     assert!(
         options
             .iter()
@@ -287,7 +297,7 @@ async fn with_the_usual_product_out_everywhere_a_person_picks_from_the_options_s
     let placed = household.order(&order.id).await.unwrap().unwrap();
     assert_eq!(placed.state, OrderState::Placed, "{:?}", placed.last_error);
     assert_eq!(
-        (placed.shop.as_str(), placed.sku.as_str()),
+        (placed.shop.as_str(), placed.first_line().sku.as_str()),
         (chosen.shop.as_str(), chosen.sku.as_str())
     );
     for ((shop, _), config) in servers.iter().zip(["corner", "bigbox"]) {

@@ -4,7 +4,7 @@
 //! Every handler validates before it changes anything, so a refused request leaves no trace
 //! but its error.
 
-use replenish_commerce::{OrderStatus, ShopOrder};
+use replenish_commerce::{Money, OrderStatus, ShopOrder};
 use replenish_protocol::Id;
 
 use super::household::{
@@ -12,7 +12,7 @@ use super::household::{
     Route, Rules, money,
 };
 use super::inventory::SlotKey;
-use super::order::{Order, OrderId, OrderState};
+use super::order::{Order, OrderId, OrderState, line_total};
 use super::{
     AUDIT_IN_MEMORY, Effect, Engine, EngineError, NoticeKind, OrderEdit, days_from, notice,
 };
@@ -99,7 +99,7 @@ impl Engine {
                         .is_some_and(|p| p.kind == PendingKind::CancelWindow))
             })
             .filter(|o| rules.month_of(o.placed_at.unwrap_or(o.updated_at)) == month)
-            .map(|o| o.total_cents)
+            .map(|o| o.total().minor)
             .sum()
     }
 
@@ -125,47 +125,54 @@ impl Engine {
                 what.push(change);
             }
             // Another shop or way to get it takes its own time.
-            if let Some(outlook) = changed.outlook.as_mut() {
-                let lead = self.lead_of(&changed.shop, changed.fulfilment.as_ref());
+            let lead = self.lead_of(&changed.shop, changed.fulfilment.as_ref());
+            if let Some(outlook) = changed.first_line_mut().outlook.as_mut() {
                 outlook.lead_min_ms = lead.p10();
                 outlook.lead_max_ms = lead.p90().max(lead.p10());
             }
-            if let Some(sku) = edit.sku.filter(|s| *s != changed.sku) {
+            if let Some(sku) = edit.sku.filter(|s| *s != changed.first_line().sku) {
                 let item = self
                     .meta
                     .catalogs
                     .get(&changed.shop)
                     .and_then(|c| c.offers.iter().find(|i| i.sku == sku))
                     .filter(|i| {
-                        i.consumable == changed.consumable.as_str()
-                            && i.unit == changed.unit
+                        i.consumable == changed.first_line().consumable.as_str()
+                            && i.unit == changed.first_line().unit
                             && i.pack_size > 0.0
                     })
                     .ok_or_else(|| {
                         EngineError::Invalid(format!(
                             "{sku} is not a product of {} in the catalog of {}",
-                            changed.consumable,
+                            changed.first_line().consumable,
                             self.shop_name(&changed.shop)
                         ))
                     })?;
-                what.push(format!("product {} -> {}", changed.sku, item.sku));
-                let others = bundled_cents(&changed);
-                changed.sku = item.sku.clone();
-                changed.pack_size = item.pack_size;
-                changed.total_cents = item.price.minor * u64::from(changed.packs) + others;
+                what.push(format!(
+                    "product {} -> {}",
+                    changed.first_line().sku,
+                    item.sku
+                ));
+                let first = changed.first_line_mut();
+                first.sku = item.sku.clone();
+                first.pack_size = item.pack_size;
+                first.total = line_total(item.price, first.packs);
             }
-            if let Some(packs) = edit.packs.filter(|p| *p != changed.packs) {
+            if let Some(packs) = edit.packs.filter(|p| *p != changed.first_line().packs) {
                 if !(1..=MAX_EDITED_PACKS).contains(&packs) {
                     return Err(EngineError::Invalid(format!(
                         "packs must be 1 to {MAX_EDITED_PACKS}, not {packs}"
                     )));
                 }
                 // The edit changes the first line; bundled lines keep their price.
-                let others = bundled_cents(&changed);
-                let unit_price = (changed.total_cents - others) / u64::from(changed.packs.max(1));
-                what.push(format!("packs {} -> {packs}", changed.packs));
-                changed.packs = packs;
-                changed.total_cents = unit_price * u64::from(packs) + others;
+                let first = changed.first_line_mut();
+                let unit_price = Money::new(
+                    first.total.minor / u64::from(first.packs.max(1)),
+                    first.total.currency,
+                );
+                what.push(format!("packs {} -> {packs}", first.packs));
+                first.packs = packs;
+                first.total = line_total(unit_price, packs);
             }
         }
         changed.approve(now)?;
@@ -175,14 +182,14 @@ impl Engine {
             format!(
                 "approved {} ({})",
                 describe(&changed),
-                money(changed.total_cents)
+                money(changed.total().minor)
             )
         } else {
             format!(
                 "approved with {}: {} ({})",
                 what.join(", "),
                 describe(&changed),
-                money(changed.total_cents)
+                money(changed.total().minor)
             )
         };
         self.orders.insert(changed.id.clone(), changed);
@@ -219,20 +226,20 @@ impl Engine {
         let catalog = self.meta.catalogs.get(shop).ok_or_else(|| {
             EngineError::Invalid(format!("{} has sent no catalog yet", self.shop_name(shop)))
         })?;
-        let sku = sku.unwrap_or(&order.sku);
+        let sku = sku.unwrap_or(&order.first_line().sku);
         let item = catalog
             .offers
             .iter()
             .find(|i| {
                 i.sku == sku
-                    && i.consumable == order.consumable.as_str()
-                    && i.unit == order.unit
+                    && i.consumable == order.first_line().consumable.as_str()
+                    && i.unit == order.first_line().unit
                     && i.pack_size > 0.0
             })
             .ok_or_else(|| {
                 EngineError::Invalid(format!(
                     "{sku} is not a product of {} at {}: choose one of its products",
-                    order.consumable,
+                    order.first_line().consumable,
                     self.shop_name(shop)
                 ))
             })?;
@@ -241,29 +248,33 @@ impl Engine {
             self.shop_name(&order.shop),
             self.shop_name(shop)
         )];
-        if item.sku != order.sku {
-            what.push(format!("product {} -> {}", order.sku, item.sku));
+        if item.sku != order.first_line().sku {
+            what.push(format!(
+                "product {} -> {}",
+                order.first_line().sku,
+                item.sku
+            ));
         }
-        order.sku = item.sku.clone();
-        order.pack_size = item.pack_size;
-        order.currency = item.price.currency;
-        let first = item.price.minor * u64::from(order.packs);
-        let mut kept = Vec::new();
-        for mut line in std::mem::take(&mut order.bundled) {
-            match catalog.offers.iter().find(|i| i.sku == line.sku) {
+        let first = order.first_line_mut();
+        first.sku = item.sku.clone();
+        first.pack_size = item.pack_size;
+        first.total = line_total(item.price, first.packs);
+        order.retain_bundled(
+            |line| match catalog.offers.iter().find(|i| i.sku == line.sku) {
                 Some(offer) => {
-                    line.total_cents = offer.price.minor * u64::from(line.packs);
-                    kept.push(line);
+                    line.total = line_total(offer.price, line.packs);
+                    true
                 }
-                None => what.push(format!(
-                    "{} left out (not sold at {})",
-                    line.consumable,
-                    self.shop_name(shop)
-                )),
-            }
-        }
-        order.bundled = kept;
-        order.total_cents = first + bundled_cents(order);
+                None => {
+                    what.push(format!(
+                        "{} left out (not sold at {})",
+                        line.consumable,
+                        self.shop_name(shop)
+                    ));
+                    false
+                }
+            },
+        );
         order.shop = shop_id;
         order.fulfilment = catalog
             .fulfilment
@@ -847,7 +858,7 @@ impl Engine {
         let consumables: Vec<&str> = lines.iter().map(|l| l.consumable.as_str()).collect();
         let route = match (
             self.household
-                .route(&consumables, order.total_cents, spent, now),
+                .route(&consumables, order.total().minor, spent, now),
             ask,
         ) {
             (Route::Skip, _) => Route::Skip,
@@ -865,7 +876,8 @@ impl Engine {
                 kind: PendingKind::CancelWindow,
                 why: format!(
                     "{} is set to order and tell; cancel within {} h",
-                    order.consumable, rules.cancel_window_hours
+                    order.first_line().consumable,
+                    rules.cancel_window_hours
                 ),
                 prompt_at: now,
                 prompted_at: Some(now),
@@ -1000,19 +1012,14 @@ impl Engine {
     }
 }
 
-/// What the lines after the first cost.
-fn bundled_cents(order: &Order) -> u64 {
-    order.bundled.iter().map(|l| l.total_cents).sum()
-}
-
 fn describe(order: &Order) -> String {
     format!(
         "{} x {} ({:.0} {} {})",
-        order.packs,
-        order.sku,
-        order.pack_size,
-        order.unit.symbol(),
-        order.consumable
+        order.first_line().packs,
+        order.first_line().sku,
+        order.first_line().pack_size,
+        order.first_line().unit.symbol(),
+        order.first_line().consumable
     )
 }
 
@@ -1178,8 +1185,8 @@ mod tests {
             )
             .unwrap();
         let sent = place_order(&fx).expect("sent after approval");
-        assert_eq!(sent.packs, 3);
-        assert_eq!(sent.total_cents, 3 * 899);
+        assert_eq!(sent.first_line().packs, 3);
+        assert_eq!(sent.total().minor, 3 * 899);
         assert_eq!(sent.decided_by.as_deref(), Some("bob (member)"));
         let last = e.audit().last().unwrap();
         assert_eq!(
@@ -1369,8 +1376,12 @@ mod tests {
         // Nothing is cut when not even one pack fits: the household decides on the order the
         // policy wants.
         let order = proposed(&e);
-        assert_eq!(order.packs, 2);
-        assert!(!order.reason.contains("cut to"), "{}", order.reason);
+        assert_eq!(order.first_line().packs, 2);
+        assert!(
+            !order.first_line().reason.contains("cut to"),
+            "{}",
+            order.first_line().reason
+        );
         let prompt = notices(&fx, NoticeKind::ApprovalRequested);
         assert!(prompt[0].contains("monthly budget"), "{}", prompt[0]);
         let fx = e.handle(Event::Tick, t + 25 * HOUR_MS).unwrap();
@@ -1384,7 +1395,7 @@ mod tests {
         let mut unbounded = household(|_| {});
         run_until_order(&mut unbounded);
         assert_eq!(
-            only_order(&unbounded).packs,
+            only_order(&unbounded).first_line().packs,
             2,
             "the policy wants two packs"
         );
@@ -1393,13 +1404,14 @@ mod tests {
         let (_, fx) = run_until_order(&mut e);
         assert!(place_order(&fx).is_some(), "one pack, 8.99, fits 10.00");
         let order = only_order(&e);
-        assert_eq!((order.packs, order.total_cents), (1, 899));
+        assert_eq!((order.first_line().packs, order.total().minor), (1, 899));
         assert!(
             order
+                .first_line()
                 .reason
                 .ends_with("cut to 1 x 500 g to stay within the monthly budget (EUR 10.00 left)"),
             "{}",
-            order.reason
+            order.first_line().reason
         );
     }
 
@@ -1448,8 +1460,8 @@ mod tests {
         let mut e = household(|r| r.default_mode = Mode::Notify);
         let (t, _) = run_until_order(&mut e);
         let held = proposed(&e);
-        assert!(held.total_cents > 0);
-        assert_eq!(e.spent_this_month(t), held.total_cents);
+        assert!(held.total().minor > 0);
+        assert_eq!(e.spent_this_month(t), held.total().minor);
         // Asked-for orders do not count until someone approves them.
         let mut e = household(|r| r.default_mode = Mode::Approve);
         let (t, _) = run_until_order(&mut e);

@@ -187,7 +187,10 @@ impl Engine {
     /// slot lasts, when the order arrives, whether that is in time).
     pub fn order_story(&self, order: &Order, now: UnixMs) -> (String, String) {
         let words = self.words(now);
-        let slot = self.slot(&slot_key(&order.device, &order.slot));
+        let slot = self.slot(&slot_key(
+            &order.first_line().device,
+            &order.first_line().slot,
+        ));
         (
             format!("{}.", words.order(order)),
             words.order_why(order, slot),
@@ -610,7 +613,7 @@ pub(super) mod tests {
         let order = place_order(&fx).unwrap();
         assert_eq!(order.idempotency_key, "inst-o-000001");
         // Two weeks at 50 g/day: two 500 g packs.
-        assert_eq!(order.packs, 2);
+        assert_eq!(order.first_line().packs, 2);
         // Nothing more is ordered while it is in flight, however low the slot goes.
         let fx = e
             .handle(level(100, t + HOUR_MS, 10.0), t + HOUR_MS)
@@ -706,19 +709,27 @@ pub(super) mod tests {
         // B is cheapest and, ordered early enough for its 6 days, arrives in time.
         let mut e = two_shops(shopping::PickupPreference::WhenSooner, 6);
         let (order, _) = run_until_placed(&mut e);
-        assert_eq!(order.shop, "b", "{}", order.reason);
-        assert!(order.reason.contains("Shop B"), "{}", order.reason);
+        assert_eq!(order.shop, "b", "{}", order.first_line().reason);
+        assert!(
+            order.first_line().reason.contains("Shop B"),
+            "{}",
+            order.first_line().reason
+        );
 
         // At 20 days B cannot be in time: the agent waits for A, whose free pickup beats its
         // paid delivery.
         let mut e = two_shops(shopping::PickupPreference::WhenSooner, 20);
         let (order, fx) = run_until_placed(&mut e);
-        assert_eq!(order.shop, "a", "{}", order.reason);
+        assert_eq!(order.shop, "a", "{}", order.first_line().reason);
         assert_eq!(order.fulfilment.as_ref().unwrap().id, "pickup");
         assert!(
-            order.reason.contains("Shop A") && order.reason.contains("to collect at Shop A Mitte"),
+            order.first_line().reason.contains("Shop A")
+                && order
+                    .first_line()
+                    .reason
+                    .contains("to collect at Shop A Mitte"),
             "{}",
-            order.reason
+            order.first_line().reason
         );
         let request = fx
             .iter()
@@ -796,7 +807,7 @@ pub(super) mod tests {
         // In stock: the usual product is ordered as usual.
         let mut e = engine_with(&[("usual-500", 899, 10), ("other-500", 949, 10)], allow);
         let (_, fx) = run_until_order(&mut e);
-        assert_eq!(place_order(&fx).unwrap().sku, "usual-500");
+        assert_eq!(place_order(&fx).unwrap().first_line().sku, "usual-500");
 
         // Out of stock: the other product, waiting for a person even in auto mode.
         let mut e = engine_with(&[("usual-500", 899, 0), ("other-500", 949, 10)], allow);
@@ -804,20 +815,24 @@ pub(super) mod tests {
         assert!(place_order(&fx).is_none(), "not ordered without asking");
         let order = e.orders().next().unwrap();
         assert_eq!(
-            (order.sku.as_str(), order.state),
+            (order.first_line().sku.as_str(), order.state),
             ("other-500", OrderState::Proposed)
         );
         assert!(
             order
+                .first_line()
                 .reason
                 .contains("None of your chosen products for Coffee beans"),
             "{}",
-            order.reason
+            order.first_line().reason
         );
         assert!(
-            order.reason.contains("the usual usual-500 is out of stock"),
+            order
+                .first_line()
+                .reason
+                .contains("the usual usual-500 is out of stock"),
             "{}",
-            order.reason
+            order.first_line().reason
         );
         let actions: Vec<&str> = e.audit().map(|a| a.action.as_str()).collect();
         assert!(
@@ -865,9 +880,12 @@ pub(super) mod tests {
         let order = e.orders().next().unwrap();
         assert_eq!(order.state, OrderState::Proposed);
         assert!(
-            order.reason.contains("It costs 67% more than usual"),
+            order
+                .first_line()
+                .reason
+                .contains("It costs 67% more than usual"),
             "{}",
-            order.reason
+            order.first_line().reason
         );
 
         // Within the guard (a tolerance of 2x): ordered at once.
@@ -875,7 +893,7 @@ pub(super) mod tests {
             c.price_guard = 2.0
         });
         let (_, fx) = run_until_order(&mut e);
-        assert_eq!(place_order(&fx).unwrap().sku, "dear-500");
+        assert_eq!(place_order(&fx).unwrap().first_line().sku, "dear-500");
     }
 
     #[test]
@@ -1013,10 +1031,11 @@ pub(super) mod tests {
         assert_eq!(again.state, OrderState::Proposed);
         assert!(
             again
+                .first_line()
                 .reason
                 .contains("has waited at Shop A Mitte for 3 days without being collected"),
             "{}",
-            again.reason
+            again.first_line().reason
         );
     }
 
@@ -1034,11 +1053,11 @@ pub(super) mod tests {
             });
             let (t, fx) = run_until_order(&mut e);
             let order = place_order(&fx).unwrap().clone();
-            assert_eq!(order.sku, "usual-500");
+            assert_eq!(order.first_line().sku, "usual-500");
             let mut at_shop = shop_order(&order.idempotency_key, OrderStatus::SubstitutedByShop);
             at_shop.lines = vec![OrderLine {
                 sku: "other-500".into(),
-                quantity: order.packs,
+                quantity: order.first_line().packs,
             }];
             let told = |fx: &[Effect]| {
                 fx.iter()
@@ -1068,10 +1087,14 @@ pub(super) mod tests {
                     "{}",
                     text[0]
                 );
-                assert_eq!(now.sku, "other-500", "the lines follow the shop's");
+                assert_eq!(
+                    now.first_line().sku,
+                    "other-500",
+                    "the lines follow the shop's"
+                );
             } else {
                 assert!(text[0].contains("Not as your rules allow"), "{}", text[0]);
-                assert_eq!(now.sku, "usual-500");
+                assert_eq!(now.first_line().sku, "usual-500");
             }
             // Said once, however often the shop says it.
             let fx = e
@@ -1400,7 +1423,7 @@ pub(super) mod tests {
         // The use's day complete: the next morning's tick decides.
         fx.extend(e.handle(Event::Tick, T0 + 2 * DAY_MS + HOUR_MS).unwrap());
         fx.iter().find_map(|effect| match effect {
-            Effect::SaveOrder(order) => Some(order.sku.clone()),
+            Effect::SaveOrder(order) => Some(order.first_line().sku.clone()),
             _ => None,
         })
     }

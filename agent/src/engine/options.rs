@@ -60,11 +60,12 @@ impl Engine {
         now: UnixMs,
     ) -> Result<Vec<OrderOption>, EngineError> {
         let order = self.proposed(order_id)?;
-        let consumable = order.consumable.as_str();
-        let wanted = f64::from(order.packs) * order.pack_size;
+        let line = order.first_line();
+        let consumable = line.consumable.as_str();
+        let wanted = f64::from(line.packs) * line.pack_size;
         let deadline = self
             .slots
-            .get(&super::slot_key(&order.device, &order.slot))
+            .get(&super::slot_key(&line.device, &line.slot))
             .and_then(|slot| slot.forecast.as_ref())
             .and_then(|forecast| forecast.empty_earliest);
         let allowed = self
@@ -76,7 +77,7 @@ impl Engine {
             &self.config.shops,
             &self.meta.catalogs,
             consumable,
-            order.unit,
+            line.unit,
             self.config.pickup,
             |shop, fulfilment| self.lead_of(shop, fulfilment),
         )
@@ -92,7 +93,7 @@ impl Engine {
                 .map_or(0, |p| p.minor);
             let latest = now.saturating_add(candidate.lead.p90());
             let current = candidate.shop == order.shop
-                && offer.sku == order.sku
+                && offer.sku == line.sku
                 && candidate.fulfilment.as_ref().map(|f| &f.id)
                     == order.fulfilment.as_ref().map(|f| &f.id);
             let option = OrderOption {
@@ -112,7 +113,7 @@ impl Engine {
                 arrives_latest_ms: latest,
                 in_time: deadline.is_none_or(|d| latest <= d),
                 allowed: allowed.is_none_or(|list| list.contains(&offer.sku)),
-                within_price_guard: self.price_guard(consumable, order.unit, offer).is_none(),
+                within_price_guard: self.price_guard(consumable, line.unit, offer).is_none(),
                 current,
             };
             (candidate.cost_per_unit(packs), option)

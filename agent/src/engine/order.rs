@@ -1,4 +1,5 @@
-//! The order lifecycle: an explicit state machine, tested transition by transition.
+//! An order (one shop order of one or more lines, with one idempotency key) and its
+//! lifecycle: an explicit state machine, tested transition by transition.
 //!
 //! ```text
 //! proposed ──approve──► approved ──shop accepted──► placed ──► shipped ──► delivered
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::UnixMs;
 use crate::engine::shopping::ShopId;
 use crate::engine::words::Outlook;
-use replenish_commerce::{Currency, OrderStatus};
+use replenish_commerce::{Money, OrderStatus};
 
 /// The agent's id of an order (`o-000001`): letters, digits, `-`, `_` and `.`, 1 to 64 of
 /// them, so it fits a URL path, a storage key and a log line as it is. Reads as its text
@@ -117,8 +118,7 @@ pub struct InvalidTransition {
     pub action: &'static str,
 }
 
-/// One more line of a bundled order: another slot's consumable that would need ordering within
-/// the bundling window, shipped with the order that triggered it.
+/// One line of an order: a slot's consumable, the product bought for it and how much.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderItem {
     /// The device of the slot.
@@ -135,8 +135,8 @@ pub struct OrderItem {
     pub pack_size: f64,
     /// Unit of `pack_size`.
     pub unit: Unit,
-    /// Price of the line in cents.
-    pub total_cents: u64,
+    /// Price of the line, in the shop's currency.
+    pub total: Money,
     /// Why this line was ordered.
     pub reason: String,
     /// What it was decided on, for telling people in words (none on orders of older agents).
@@ -144,35 +144,26 @@ pub struct OrderItem {
     pub outlook: Option<Outlook>,
 }
 
-/// A reorder: one shop order with one idempotency key and one state. Its first line is the
-/// slot whose risk triggered it (the fields `device` to `unit`, and `reason`); `bundled` holds
-/// the lines that joined it. `total_cents` covers every line.
+/// `packs` packs at `price` each (saturating: a catalog's price cannot overflow an order).
+pub fn line_total(price: Money, packs: u32) -> Money {
+    Money::new(price.minor.saturating_mul(u64::from(packs)), price.currency)
+}
+
+/// A reorder: one shop order with one idempotency key and one state, of one or more lines.
+/// The first line is the slot whose risk triggered it; the others joined it (bundling). Its
+/// total is the sum of its lines, all in the currency of the shop it goes to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     /// The agent's id (`o-000001`).
     pub id: OrderId,
     /// Sent as the `Idempotency-Key`: unique per store, the same on every retry.
     pub idempotency_key: String,
-    /// The device whose slot ran low.
-    pub device: Id,
-    /// The slot.
-    pub slot: Id,
-    /// The consumable.
-    pub consumable: Id,
-    /// The product ordered.
-    pub sku: String,
-    /// Packs ordered.
-    pub packs: u32,
-    /// Amount in one pack.
-    pub pack_size: f64,
-    /// Unit of `pack_size`.
-    pub unit: Unit,
-    /// Total price in cents.
-    pub total_cents: u64,
+    /// Every line, the triggering one first; never empty (the constructor and reading a
+    /// stored order both refuse an empty list).
+    #[serde(deserialize_with = "non_empty_lines")]
+    lines: Vec<OrderItem>,
     /// Where it stands.
     pub state: OrderState,
-    /// Why it was ordered, in a sentence.
-    pub reason: String,
     /// When it was proposed.
     pub created_at: UnixMs,
     /// When its state last changed.
@@ -205,48 +196,35 @@ pub struct Order {
     /// Who approved, rejected or cancelled it.
     #[serde(default)]
     pub decided_by: Option<String>,
-    /// Further lines shipped with this order (bundling); empty for a single-line order.
-    #[serde(default)]
-    pub bundled: Vec<OrderItem>,
-    /// The currency of every amount on the order (the shop's; orders of older agents: euro).
-    #[serde(default = "euro")]
-    pub currency: Currency,
-    /// What the first line was decided on, for telling people in words.
-    #[serde(default)]
-    pub outlook: Option<Outlook>,
 }
 
-fn euro() -> Currency {
-    Currency::EUR
+fn non_empty_lines<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<OrderItem>, D::Error> {
+    let lines = Vec::<OrderItem>::deserialize(deserializer)?;
+    if lines.is_empty() {
+        return Err(serde::de::Error::custom("an order has at least one line"));
+    }
+    Ok(lines)
 }
 
 impl Order {
     /// A new order, proposed at `now`: `first` is the line whose slot triggered it, `bundled`
-    /// the lines that join it; the total covers every line. Not yet decided on, sent or
-    /// fulfilled by any particular way (`fulfilment` is set by whoever chose one).
+    /// the lines that join it. Not yet decided on, sent or fulfilled by any particular way
+    /// (`fulfilment` is set by whoever chose one).
     pub fn proposed(
         id: OrderId,
         idempotency_key: String,
         first: OrderItem,
         bundled: Vec<OrderItem>,
         shop: ShopId,
-        currency: Currency,
         now: UnixMs,
     ) -> Self {
-        let total_cents = first.total_cents + bundled.iter().map(|l| l.total_cents).sum::<u64>();
         Self {
             id,
             idempotency_key,
-            device: first.device,
-            slot: first.slot,
-            consumable: first.consumable,
-            sku: first.sku,
-            packs: first.packs,
-            pack_size: first.pack_size,
-            unit: first.unit,
-            total_cents,
+            lines: std::iter::once(first).chain(bundled).collect(),
             state: OrderState::Proposed,
-            reason: first.reason,
             created_at: now,
             updated_at: now,
             shop_order_id: None,
@@ -260,38 +238,64 @@ impl Order {
             last_error: None,
             pending: None,
             decided_by: None,
-            bundled,
-            currency,
-            outlook: first.outlook,
         }
     }
 
     /// Every line, the triggering one first.
-    pub fn lines(&self) -> Vec<OrderItem> {
-        let first = OrderItem {
-            device: self.device.clone(),
-            slot: self.slot.clone(),
-            consumable: self.consumable.clone(),
-            sku: self.sku.clone(),
-            packs: self.packs,
-            pack_size: self.pack_size,
-            unit: self.unit,
-            total_cents: self.total_cents - self.bundled.iter().map(|l| l.total_cents).sum::<u64>(),
-            reason: self.reason.clone(),
-            outlook: self.outlook,
-        };
-        std::iter::once(first)
-            .chain(self.bundled.iter().cloned())
-            .collect()
+    pub fn lines(&self) -> &[OrderItem] {
+        &self.lines
+    }
+
+    /// Every line, to change in place (products, packs, prices; not how many there are).
+    pub fn lines_mut(&mut self) -> &mut [OrderItem] {
+        &mut self.lines
+    }
+
+    /// The line whose slot triggered the order.
+    pub fn first_line(&self) -> &OrderItem {
+        // Never empty: see `lines`.
+        &self.lines[0]
+    }
+
+    /// The triggering line, to change in place.
+    pub fn first_line_mut(&mut self) -> &mut OrderItem {
+        &mut self.lines[0]
+    }
+
+    /// The lines that joined the triggering one (bundling); empty for a single-line order.
+    pub fn bundled(&self) -> &[OrderItem] {
+        &self.lines[1..]
+    }
+
+    /// Keeps the bundled lines for which `keep` says so; the triggering line always stays.
+    pub fn retain_bundled(&mut self, mut keep: impl FnMut(&mut OrderItem) -> bool) {
+        let mut index = 0;
+        self.lines.retain_mut(|line| {
+            index += 1;
+            index == 1 || keep(line)
+        });
+    }
+
+    /// Adds a line that joins the order.
+    pub fn bundle(&mut self, line: OrderItem) {
+        self.lines.push(line);
+    }
+
+    /// What the whole order costs: the sum of its lines, in the first line's currency.
+    pub fn total(&self) -> Money {
+        let first = self.first_line().total;
+        let minor = self
+            .lines
+            .iter()
+            .fold(0u64, |sum, line| sum.saturating_add(line.total.minor));
+        Money::new(minor, first.currency)
     }
 
     /// Whether any line of the order is for the slot.
     pub fn covers(&self, device: &Id, slot: &Id) -> bool {
-        (&self.device == device && &self.slot == slot)
-            || self
-                .bundled
-                .iter()
-                .any(|l| &l.device == device && &l.slot == slot)
+        self.lines
+            .iter()
+            .any(|l| &l.device == device && &l.slot == slot)
     }
 
     fn invalid(&self, action: &'static str) -> InvalidTransition {
@@ -425,7 +429,7 @@ mod tests {
             packs: 1,
             pack_size: 500.0,
             unit: Unit::G,
-            total_cents: 899,
+            total: Money::new(899, replenish_commerce::Currency::EUR),
             reason: String::new(),
             outlook: None,
         };
@@ -436,7 +440,6 @@ mod tests {
             first,
             Vec::new(),
             "shop".into(),
-            Currency::EUR,
             0,
         )
     }
@@ -466,7 +469,7 @@ mod tests {
     #[test]
     fn a_bundled_order_lists_and_covers_every_line() {
         let mut o = order();
-        o.bundled.push(OrderItem {
+        o.bundle(OrderItem {
             device: Id::new("fridge").unwrap(),
             slot: Id::new("milk").unwrap(),
             consumable: Id::new("milk").unwrap(),
@@ -474,21 +477,28 @@ mod tests {
             packs: 2,
             pack_size: 1000.0,
             unit: Unit::Ml,
-            total_cents: 238,
+            total: Money::new(238, replenish_commerce::Currency::EUR),
             reason: "milk joins".into(),
             outlook: None,
         });
-        o.total_cents += 238;
         let lines = o.lines();
         assert_eq!(lines.len(), 2);
         assert_eq!(
-            (lines[0].sku.as_str(), lines[0].total_cents),
+            (lines[0].sku.as_str(), lines[0].total.minor),
             ("beans-500", 899)
         );
         assert_eq!((lines[1].sku.as_str(), lines[1].packs), ("milk-1l", 2));
+        assert_eq!(
+            (o.first_line().sku.as_str(), o.bundled().len()),
+            ("beans-500", 1)
+        );
+        assert_eq!(o.total().minor, 899 + 238);
         assert!(o.covers(&Id::new("fridge").unwrap(), &Id::new("milk").unwrap()));
         assert!(o.covers(&Id::new("coffee").unwrap(), &Id::new("beans").unwrap()));
         assert!(!o.covers(&Id::new("fridge").unwrap(), &Id::new("beans").unwrap()));
+        o.retain_bundled(|line| line.sku != "milk-1l");
+        assert_eq!((o.lines().len(), o.total().minor), (1, 899));
+        assert!(!o.covers(&Id::new("fridge").unwrap(), &Id::new("milk").unwrap()));
     }
 
     #[test]

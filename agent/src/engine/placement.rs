@@ -112,8 +112,7 @@ impl Engine {
 
     /// A delivery: the packs go to the slot's cupboard stock and the delivery time is learned.
     pub(super) fn on_delivered(&mut self, order: &Order, fx: &mut Vec<Effect>) {
-        let lines = order.lines();
-        for line in &lines {
+        for line in order.lines() {
             let key = slot_key(&line.device, &line.slot);
             if let Some(slot) = self.slots.get_mut(&key) {
                 slot.delivered(f64::from(line.packs) * line.pack_size);
@@ -188,9 +187,9 @@ impl Engine {
             fulfilment: order.fulfilment.as_ref().map(|f| f.id.clone()),
             lines: order
                 .lines()
-                .into_iter()
+                .iter()
                 .map(|line| OrderLine {
-                    sku: line.sku,
+                    sku: line.sku.clone(),
                     quantity: line.packs,
                 })
                 .collect(),

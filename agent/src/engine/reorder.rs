@@ -7,7 +7,7 @@ use replenish_commerce::{FulfilmentOption, Offer};
 use super::forecast::{self, Forecast, ForecastModel, day_of};
 use super::inventory::SlotState;
 use super::lead_time::LeadTime;
-use super::order::{Order, OrderId, OrderItem};
+use super::order::{Order, OrderId, OrderItem, line_total};
 use super::policy::{PolicyInput, ReorderDecision, StockPosition};
 use super::{
     ConsumableSettings, Effect, Engine, NoticeKind, days_from, household, notice, policy,
@@ -376,7 +376,7 @@ impl Engine {
                     packs: decision.packs,
                     pack_size: item.pack_size,
                     unit: item.unit,
-                    total_cents: item.price.minor * u64::from(decision.packs),
+                    total: line_total(item.price, decision.packs),
                     reason: decision.reason,
                     outlook: slot
                         .forecast
@@ -402,7 +402,7 @@ impl Engine {
         let wanted = *packs;
         let mut sizes: Vec<(u32, u64)> = bundled
             .iter()
-            .map(|l| (l.packs, l.total_cents / u64::from(l.packs.max(1))))
+            .map(|l| (l.packs, l.total.minor / u64::from(l.packs.max(1))))
             .collect();
         if !policy::trim_to_budget(packs, item.price.minor, &mut sizes, left) {
             return None;
@@ -424,7 +424,7 @@ impl Engine {
                     line.unit.symbol()
                 );
                 line.packs = n;
-                line.total_cents = price * u64::from(n);
+                line.total.minor = price * u64::from(n);
             }
         }
         let mut cuts = Vec::new();
@@ -510,7 +510,7 @@ impl Engine {
             packs,
             pack_size: item.pack_size,
             unit: item.unit,
-            total_cents: item.price.minor * u64::from(packs),
+            total: line_total(item.price, packs),
             reason,
             outlook: slot
                 .forecast
@@ -519,15 +519,7 @@ impl Engine {
         };
         let key = format!("{}-{id}", self.config.key_prefix);
         let shop = candidate.shop;
-        let mut order = Order::proposed(
-            id.clone(),
-            key,
-            first,
-            bundled,
-            shop,
-            item.price.currency,
-            now,
-        );
+        let mut order = Order::proposed(id.clone(), key, first, bundled, shop, now);
         order.fulfilment = candidate.fulfilment;
         fx.push(Effect::SaveMeta(self.meta.clone()));
         fx.push(Effect::SaveOrder(order.clone()));
@@ -570,8 +562,8 @@ pub(super) fn linked_forecast(
 
 /// "order o-000007 proposed: <reason>", then "; with <reason>" for each bundled line.
 pub(super) fn proposal_text(id: &str, order: &Order) -> String {
-    let mut text = format!("order {id} proposed: {}", order.reason);
-    for line in &order.bundled {
+    let mut text = format!("order {id} proposed: {}", order.first_line().reason);
+    for line in order.bundled() {
         text.push_str("; with ");
         text.push_str(&line.reason);
     }

@@ -59,7 +59,7 @@ impl Engine {
         let mut changed = order.clone();
         let shop = self.shop_name(&order.shop).to_string();
         let catalog = self.meta.catalogs.get(&order.shop);
-        let ours: Vec<String> = order.lines().into_iter().map(|l| l.sku).collect();
+        let ours: Vec<String> = order.lines().iter().map(|l| l.sku.clone()).collect();
         let mut accepted = Vec::new();
         let mut refused = Vec::new();
         for line in shop_lines.iter().filter(|l| !ours.contains(&l.sku)) {
@@ -76,7 +76,7 @@ impl Engine {
                 .get(&offer.consumable)
                 .filter(|l| !l.is_empty())
                 .is_none_or(|l| l.contains(&offer.sku));
-            let replaced = changed.lines().into_iter().position(|l| {
+            let replaced = changed.lines().iter().position(|l| {
                 l.consumable.as_str() == offer.consumable
                     && l.unit == offer.unit
                     && !shop_lines.iter().any(|s| s.sku == l.sku)
@@ -93,14 +93,10 @@ impl Engine {
                     let was = self
                         .words(now)
                         .product(&order.shop, &changed.lines()[index].sku);
-                    if index == 0 {
-                        changed.sku = offer.sku.clone();
-                        changed.packs = line.quantity;
-                        changed.pack_size = offer.pack_size;
-                    } else if let Some(bundled) = changed.bundled.get_mut(index - 1) {
-                        bundled.sku = offer.sku.clone();
-                        bundled.packs = line.quantity;
-                        bundled.pack_size = offer.pack_size;
+                    if let Some(ours) = changed.lines_mut().get_mut(index) {
+                        ours.sku = offer.sku.clone();
+                        ours.packs = line.quantity;
+                        ours.pack_size = offer.pack_size;
                     }
                     accepted.push(format!(
                         "{} × {} instead of {was}",

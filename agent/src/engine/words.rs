@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use jiff::tz::TimeZone;
-use replenish_commerce::{Catalog, Currency, Fulfilment, FulfilmentOption};
+use replenish_commerce::{Catalog, Currency, Fulfilment, FulfilmentOption, Money};
 use replenish_protocol::Unit;
 use serde::{Deserialize, Serialize};
 
@@ -187,6 +187,11 @@ impl Words<'_> {
             .and_then(|c| c.offer(sku))
             .or_else(|| self.catalogs.values().find_map(|c| c.offer(sku)))
             .map_or_else(|| sku.to_string(), |o| o.name.clone())
+    }
+
+    /// An amount of money in its currency, as [`Words::money`] writes it.
+    pub fn price(&self, amount: Money) -> String {
+        self.money(amount.minor, amount.currency)
     }
 
     /// Money: `€12.40` (en), `12,40 €` (de); currencies without a common symbol by code
@@ -421,7 +426,7 @@ impl Words<'_> {
             return format!("{verb} {}", self.day(at));
         }
         let from = self.now.max(order.created_at);
-        let outlook = order.outlook.unwrap_or_default();
+        let outlook = order.first_line().outlook.unwrap_or_default();
         format!(
             "{verb} {}",
             self.days_between(
@@ -451,7 +456,7 @@ impl Words<'_> {
     pub fn order(&self, order: &Order) -> String {
         let what = self.lines(order);
         let shop = self.shop(&order.shop);
-        let money = self.money(order.total_cents, order.currency);
+        let money = self.price(order.total());
         let pickup = is_pickup(order.fulfilment.as_ref());
         let done = if pickup { "collected" } else { "delivered" };
         match order.state {
@@ -587,8 +592,8 @@ impl Words<'_> {
     /// line's slot if it is still there.
     pub fn order_why(&self, order: &Order, slot: Option<&SlotState>) -> String {
         self.why_of(
-            order.consumable.as_str(),
-            order.outlook,
+            order.first_line().consumable.as_str(),
+            order.first_line().outlook,
             slot,
             is_pickup(order.fulfilment.as_ref()),
         )
@@ -654,7 +659,7 @@ impl Words<'_> {
         format!(
             "your order of {} for {}",
             self.lines(order),
-            self.money(order.total_cents, order.currency)
+            self.price(order.total())
         )
     }
 
@@ -935,7 +940,7 @@ mod tests {
         use super::*;
         use crate::clock::HOUR_MS;
         use crate::engine::forecast::Forecast;
-        use replenish_commerce::{Money, Offer, PickupPoint};
+        use replenish_commerce::{Offer, PickupPoint};
         use replenish_protocol::{Id, SensorKind, SlotSpec};
 
         /// 2026-12-03T09:00:00Z.
@@ -1098,7 +1103,7 @@ mod tests {
                 packs: 2,
                 pack_size: 500.0,
                 unit: Unit::G,
-                total_cents: 1798,
+                total: Money::new(1798, Currency::EUR),
                 reason: String::new(),
                 outlook: Some(outlook(3.0, (1.0, 2.0))),
             };
@@ -1110,7 +1115,6 @@ mod tests {
                 first,
                 Vec::new(),
                 shop,
-                Currency::EUR,
                 at,
             );
             order.state = state;
@@ -1123,25 +1127,26 @@ mod tests {
         /// A litre of milk to collect at the Corner Shop, in `state`.
         pub fn milk(state: OrderState) -> Order {
             let mut order = beans(state);
-            order.device = id("fridge");
-            order.slot = id("milk");
-            order.consumable = id("milk");
-            order.sku = "milk-1l".into();
-            order.packs = 1;
-            order.pack_size = 1000.0;
-            order.unit = Unit::Ml;
-            order.total_cents = 129;
+            let line = order.first_line_mut();
+            line.device = id("fridge");
+            line.slot = id("milk");
+            line.consumable = id("milk");
+            line.sku = "milk-1l".into();
+            line.packs = 1;
+            line.pack_size = 1000.0;
+            line.unit = Unit::Ml;
+            line.total.minor = 129;
+            line.outlook = Some(outlook(0.8, (0.0, 1.0)));
             order.shop = "corner".into();
             order.fulfilment = Some(pickup());
             order.expected_delivery_at = None;
-            order.outlook = Some(outlook(0.8, (0.0, 1.0)));
             order
         }
 
         /// Beans with a box of dishwasher tablets joining.
         pub fn bundle() -> Order {
             let mut order = beans(OrderState::Proposed);
-            order.bundled.push(OrderItem {
+            order.bundle(OrderItem {
                 device: id("dishwasher"),
                 slot: id("tablets"),
                 consumable: id("dishwasher_tablets"),
@@ -1149,11 +1154,10 @@ mod tests {
                 packs: 1,
                 pack_size: 30.0,
                 unit: Unit::Count,
-                total_cents: 499,
+                total: Money::new(499, Currency::EUR),
                 reason: String::new(),
                 outlook: Some(outlook(9.0, (1.0, 2.0))),
             });
-            order.total_cents += 499;
             order
         }
     }

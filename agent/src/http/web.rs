@@ -252,8 +252,10 @@ impl View {
 
     /// Why the order's first line was ordered, in words.
     fn why(&self, order: &Order) -> String {
-        self.words()
-            .order_why(order, self.slot_of(&order.device, &order.slot))
+        self.words().order_why(
+            order,
+            self.slot_of(&order.first_line().device, &order.first_line().slot),
+        )
     }
 }
 
@@ -639,7 +641,10 @@ async fn order_page(
         .map(|c| c.offers.as_slice())
         .unwrap_or_default()
         .iter()
-        .filter(|i| i.consumable == order.consumable.as_str() && i.unit == order.unit)
+        .filter(|i| {
+            i.consumable == order.first_line().consumable.as_str()
+                && i.unit == order.first_line().unit
+        })
         .collect();
     let proposed = order.state == OrderState::Proposed;
     let is_pickup = order
@@ -697,13 +702,13 @@ async fn order_page(
             form.card method="post" action=(format!("/orders/{}/approve", order.id)) {
                 h2 { "Approve" }
                 (csrf_field(&visitor))
-                label { "Packs " input type="number" name="packs" min="1" max="99" value=(order.packs); }
+                label { "Packs " input type="number" name="packs" min="1" max="99" value=(order.first_line().packs); }
                 @if choices.len() > 1 {
                     label { "Product "
                         select name="sku" {
                             @for item in &choices {
-                                option value=(item.sku) selected[item.sku == order.sku] {
-                                    (item.name) " – " (words.money(item.price.minor, item.price.currency)) }
+                                option value=(item.sku) selected[item.sku == order.first_line().sku] {
+                                    (item.name) " – " (words.price(item.price)) }
                             }
                         }
                     }

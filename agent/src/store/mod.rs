@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::engine::household::{AuditEntry, Household};
 use crate::engine::inventory::{DeviceState, SlotState};
+use crate::engine::order::Order;
 use crate::engine::{AUDIT_IN_MEMORY, Effect, Engine, Meta, Snapshot};
 use crate::internal_events::{UnreadableRecord, emit};
 use replenish_protocol::Id;
@@ -229,9 +230,19 @@ fn audit_key(seq: u64) -> String {
 }
 
 fn load_table<T: DeserializeOwned>(store: &dyn Store, table: Table) -> Result<Vec<T>, StoreError> {
+    load_table_with(store, table, |bytes| serde_json::from_slice(bytes))
+}
+
+/// Every record of `table` that `read` reads; one that it cannot is logged, counted and left
+/// in place (a fixed version may read it), not loaded.
+fn load_table_with<T>(
+    store: &dyn Store,
+    table: Table,
+    read: impl Fn(&[u8]) -> Result<T, serde_json::Error>,
+) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
     for (key, bytes) in store.scan(table)? {
-        match serde_json::from_slice(&bytes) {
+        match read(&bytes) {
             Ok(value) => out.push(value),
             Err(error) => {
                 emit(UnreadableRecord {
@@ -268,6 +279,61 @@ pub fn read_meta(bytes: &[u8]) -> Result<Meta, serde_json::Error> {
     serde_json::from_value(value)
 }
 
+/// An order as stored. Agents before orders held a list of lines kept the first line's fields
+/// on the order itself, the other lines under `bundled`, every price in cents (`total_cents`,
+/// the order's covering every line) and one `currency` (none: euro); such an order becomes
+/// lines here, at the storage edge, and is written in the new shape when it next changes.
+pub fn read_order(bytes: &[u8]) -> Result<Order, serde_json::Error> {
+    use serde_json::{Map, Value, json};
+    const FIRST_LINE: [&str; 9] = [
+        "device",
+        "slot",
+        "consumable",
+        "sku",
+        "packs",
+        "pack_size",
+        "unit",
+        "reason",
+        "outlook",
+    ];
+    let mut value: Value = serde_json::from_slice(bytes)?;
+    if let Some(order) = value.as_object_mut()
+        && !order.contains_key("lines")
+    {
+        let currency = order.remove("currency").unwrap_or_else(|| json!("EUR"));
+        let cents = |line: &Value| line.get("total_cents").and_then(Value::as_u64);
+        let bundled = match order.remove("bundled") {
+            Some(Value::Array(lines)) => lines,
+            _ => Vec::new(),
+        };
+        let bundled_cents: u64 = bundled.iter().filter_map(cents).sum();
+        let mut first = Map::new();
+        for field in FIRST_LINE {
+            if let Some(value) = order.remove(field) {
+                first.insert(field.into(), value);
+            }
+        }
+        let order_cents = order.remove("total_cents").and_then(|v| v.as_u64());
+        let first_cents = order_cents.unwrap_or(0).saturating_sub(bundled_cents);
+        first.insert("total_cents".into(), json!(first_cents));
+        let lines: Vec<Value> = std::iter::once(Value::Object(first))
+            .chain(bundled)
+            .map(|mut line| {
+                if let Some(line) = line.as_object_mut() {
+                    let minor = line.remove("total_cents").unwrap_or_else(|| json!(0));
+                    line.insert(
+                        "total".into(),
+                        json!({ "minor": minor, "currency": currency }),
+                    );
+                }
+                line
+            })
+            .collect();
+        order.insert("lines".into(), Value::Array(lines));
+    }
+    serde_json::from_value(value)
+}
+
 /// Reads everything the engine needs to resume, after applying what the last run left in the
 /// journal.
 pub fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StoreError> {
@@ -279,7 +345,7 @@ pub fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StoreError> {
         }),
         None => Meta::default(),
     };
-    let orders: Vec<crate::engine::order::Order> = load_table(store, Table::Orders)?;
+    let orders = load_table_with(store, Table::Orders, read_order)?;
     // Never reuse an order number, even if the counters were unreadable.
     let highest = orders
         .iter()
@@ -349,6 +415,38 @@ mod tests {
         assert_eq!(offer.stock, 3);
         let garbled = read_meta(br#"{"next_order_no":7,"catalog":{"items":"?"}}"#).unwrap();
         assert_eq!((garbled.next_order_no, garbled.catalog), (7, None));
+    }
+
+    #[test]
+    fn orders_stored_as_a_first_line_and_a_bundle_load_as_lines() {
+        let legacy = r#"{"id":"o-000003","idempotency_key":"k","device":"coffee","slot":"beans",
+            "consumable":"coffee_beans","sku":"beans-500","packs":2,"pack_size":500.0,"unit":"g",
+            "total_cents":2036,"state":"placed","reason":"beans run low","created_at":1,
+            "updated_at":2,"shop_order_id":"so-1","expected_delivery_at":3,"delivered_at":null,
+            "attempts":1,"retry_at":null,"last_error":null,"currency":"GBP",
+            "bundled":[{"device":"fridge","slot":"milk","consumable":"milk","sku":"milk-1l",
+            "packs":2,"pack_size":1000.0,"unit":"ml","total_cents":238,"reason":"milk joins"}]}"#;
+        let order = read_order(legacy.as_bytes()).unwrap();
+        let gbp = replenish_commerce::Currency::new("GBP").unwrap();
+        let lines: Vec<(&str, u32, u64)> = order
+            .lines()
+            .iter()
+            .map(|l| (l.sku.as_str(), l.packs, l.total.minor))
+            .collect();
+        assert_eq!(lines, [("beans-500", 2, 1798), ("milk-1l", 2, 238)]);
+        assert!(order.lines().iter().all(|l| l.total.currency == gbp));
+        assert_eq!(order.total(), replenish_commerce::Money::new(2036, gbp));
+        assert_eq!(order.first_line().reason, "beans run low");
+        // Written back in the new shape, it reads the same.
+        let again = read_order(&serde_json::to_vec(&order).unwrap()).unwrap();
+        assert_eq!(again, order);
+        // No currency stored: euro, as every order was before currencies.
+        let euro = read_order(legacy.replace(r#""currency":"GBP","#, "").as_bytes()).unwrap();
+        assert_eq!(euro.total().currency.code(), "EUR");
+        // An order of no lines is no order.
+        let mut empty = serde_json::to_value(&order).unwrap();
+        empty["lines"] = serde_json::json!([]);
+        assert!(read_order(&serde_json::to_vec(&empty).unwrap()).is_err());
     }
 
     fn round_trip(store: &dyn Store) {

@@ -622,7 +622,7 @@ impl<'a> Run<'a> {
                         status: OrderStatus::Accepted,
                         lines: request.lines.clone(),
                         total: replenish_commerce::Money::new(
-                            order.total_cents,
+                            order.total().minor,
                             replenish_commerce::Currency::EUR,
                         ),
                         created_at_ms: now,
@@ -652,8 +652,10 @@ impl<'a> Run<'a> {
                 }
                 Effect::Notice(notice) if notice.kind == NoticeKind::OrderProposed => {
                     if let Some(order) = self.engine.order(&notice.subject)
-                        && let Some(&i) =
-                            self.by_key.get(&(order.device.clone(), order.slot.clone()))
+                        && let Some(&i) = self.by_key.get(&(
+                            order.first_line().device.clone(),
+                            order.first_line().slot.clone(),
+                        ))
                         && self.today >= self.scenario.warmup_days
                     {
                         self.sims[i].out.prompts += 1;
