@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use replenish_protocol::Id;
+use replenish_protocol::{HouseholdId, Id};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::DAY_MS;
@@ -926,8 +926,8 @@ impl AgentConfig {
     }
 
     /// The household id, validated.
-    pub fn household_id(&self) -> Result<Id, ConfigError> {
-        Id::new(&self.household.id).map_err(|e| invalid("household.id", e.to_string()))
+    pub fn household_id(&self) -> Result<HouseholdId, ConfigError> {
+        HouseholdId::new(&self.household.id).map_err(|e| invalid("household.id", e.to_string()))
     }
 
     /// The engine's settings.

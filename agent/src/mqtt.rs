@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use replenish_protocol::{Ack, Channel, Id, Report, Status, codec, topic};
+use replenish_protocol::{Ack, Channel, DeviceId, HouseholdId, Report, Status, codec, topic};
 use rumqttc::{
     AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Packet, PubAck, Publish, QoS, Request,
 };
@@ -52,7 +52,7 @@ pub struct MqttSettings {
     /// Topic prefix.
     pub prefix: String,
     /// The household whose devices to listen to.
-    pub household: Id,
+    pub household: HouseholdId,
     /// Keep-alive.
     pub keep_alive: Duration,
     /// Largest MQTT packet sent or accepted.
@@ -65,14 +65,14 @@ pub struct MqttSettings {
 
 /// Whether `topic_name` is one the agent publishes on for the household (availability,
 /// approvals, Home Assistant state).
-fn is_agents_own(prefix: &str, household: &Id, topic_name: &str) -> bool {
+fn is_agents_own(prefix: &str, household: &HouseholdId, topic_name: &str) -> bool {
     topic_name
         .strip_prefix(&topic::agent_root(prefix, household.as_str()))
         .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Decodes one publish into what the engine understands.
-pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) -> Incoming {
+pub fn decode(prefix: &str, household: &HouseholdId, topic_name: &str, payload: &[u8]) -> Incoming {
     let refused = |reason| Incoming::Refused {
         topic: topic_name.to_string(),
         reason,
@@ -89,7 +89,7 @@ pub fn decode(prefix: &str, household: &Id, topic_name: &str, payload: &[u8]) ->
             parsed.household
         )));
     }
-    let Ok(device) = Id::new(parsed.device) else {
+    let Ok(device) = DeviceId::new(parsed.device) else {
         return refused(RefusedReason::Topic("bad device id".into()));
     };
     let message = match parsed.channel {
@@ -532,8 +532,8 @@ async fn watch_stalls(
 mod tests {
     use super::*;
 
-    fn household() -> Id {
-        Id::new("home").unwrap()
+    fn household() -> HouseholdId {
+        HouseholdId::new("home").unwrap()
     }
 
     #[test]

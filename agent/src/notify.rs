@@ -597,7 +597,7 @@ mod tests {
 
     fn order() -> Order {
         let first = crate::engine::order::OrderItem {
-            device: Id::new("coffee").unwrap(),
+            device: replenish_protocol::DeviceId::new("coffee").unwrap(),
             slot: Id::new("beans").unwrap(),
             consumable: Id::new("coffee_beans").unwrap(),
             sku: "BEANS-1KG".into(),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::collections::HashMap;
 
-use replenish_protocol::{Channel, DecodeError, Encoding, Id, codec, topic};
+use replenish_protocol::{Channel, DecodeError, DeviceId, Encoding, codec, topic};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -35,7 +35,7 @@ pub enum Incoming {
     /// A valid message from a device.
     Telemetry {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// The message.
         message: Telemetry,
     },
@@ -198,7 +198,7 @@ impl AgentHandle {
     /// kept nowhere: the household record holds only its SHA-256.
     pub async fn issue_device_login(
         &self,
-        device: Id,
+        device: DeviceId,
         by: crate::engine::household::Actor,
     ) -> Result<String, DeviceLoginError> {
         let password = crate::auth::random_secret()?;
@@ -524,7 +524,12 @@ pub const STATUS_PAGE_BYTES: usize = 48 * 1024;
 
 /// A page of the state: up to `limit` devices after `cursor` (a device id), fewer if their
 /// JSON would pass [`STATUS_PAGE_BYTES`]; at least one.
-pub fn status_page(engine: &Engine, now: UnixMs, cursor: Option<&Id>, limit: usize) -> StatusPage {
+pub fn status_page(
+    engine: &Engine,
+    now: UnixMs,
+    cursor: Option<&DeviceId>,
+    limit: usize,
+) -> StatusPage {
     let mut devices = Vec::new();
     let mut slots = Vec::new();
     let mut orders: Vec<OrderView> = Vec::new();
@@ -983,7 +988,8 @@ impl EngineTask {
         if let Err(error) = self.try_event(event) {
             let device = error.device().cloned();
             let log = !EventRefused::expected(&error)
-                && self.log_refusal_now(device.as_ref().map_or("", Id::as_str), error.label());
+                && self
+                    .log_refusal_now(device.as_ref().map_or("", DeviceId::as_str), error.label());
             emit(EventRefused { error: &error, log });
             if let (EngineError::TimestampOutOfRange { .. }, Some(device)) = (&error, device) {
                 self.handle_event(Event::ClockOff { device });

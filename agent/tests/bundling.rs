@@ -14,8 +14,8 @@ use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, St
 
 const T0: UnixMs = 20_458 * DAY_MS;
 
-fn id(s: &str) -> Id {
-    Id::new(s).unwrap()
+fn id<T: From<Id>>(s: &str) -> T {
+    Id::new(s).unwrap().into()
 }
 
 fn item(sku: &str, consumable: &str, unit: Unit) -> Offer {

@@ -14,7 +14,7 @@ use replenish_agent::runtime::{self, Incoming, RuntimeParts};
 use replenish_agent::store::{MemoryStore, Store, StoreError, Table};
 use replenish_commerce::Catalog;
 use replenish_commerce::MemoryShop;
-use replenish_protocol::{Birth, Id, SensorKind, SlotSpec, Status, Unit};
+use replenish_protocol::{Birth, DeviceId, HouseholdId, Id, SensorKind, SlotSpec, Status, Unit};
 
 /// Memory that can be told to fail its flushes, as a full disk would, or to hold its journal
 /// syncs, as a slow disk would.
@@ -85,7 +85,7 @@ fn birth(boot: u32) -> Incoming {
     .into_iter()
     .collect();
     Incoming::Telemetry {
-        device: Id::new("coffee").unwrap(),
+        device: DeviceId::new("coffee").unwrap(),
         message: Telemetry::Status(Box::new(Status::Online(Birth {
             model: Id::new("coffee-maker").unwrap(),
             firmware: "0.1.0".try_into().unwrap(),
@@ -105,7 +105,7 @@ fn start(
     Arc<AtomicUsize>,
     tokio::sync::watch::Sender<bool>,
 ) {
-    let mut config = EngineConfig::new(Id::new("home").unwrap(), "key".into());
+    let mut config = EngineConfig::new(HouseholdId::new("home").unwrap(), "key".into());
     config.pairing = Pairing::Open;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let parts = RuntimeParts {

@@ -34,8 +34,8 @@ struct Household {
     seq: u32,
 }
 
-fn id(s: &str) -> Id {
-    Id::new(s).unwrap()
+fn id<T: From<Id>>(s: &str) -> T {
+    Id::new(s).unwrap().into()
 }
 
 fn catalog() -> Catalog {

@@ -19,7 +19,7 @@ use replenish_agent::store::MemoryStore;
 use replenish_agent::{Agent, AgentOptions};
 use replenish_commerce::MemoryShop;
 use replenish_commerce::{Catalog, Offer};
-use replenish_protocol::{Id, Unit};
+use replenish_protocol::{DeviceId, Unit};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
@@ -506,7 +506,7 @@ async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_orde
     rig.birth("fridge", "milk", "milk", "ml").await;
     handle
         .ask(Event::AcceptDevice {
-            device: Id::new("fridge").unwrap(),
+            device: DeviceId::new("fridge").unwrap(),
             by: Actor::Console,
         })
         .await
@@ -539,7 +539,7 @@ async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_orde
     );
     handle
         .ask(Event::AcceptDevice {
-            device: Id::new("coffee").unwrap(),
+            device: DeviceId::new("coffee").unwrap(),
             by: Actor::Console,
         })
         .await
@@ -605,7 +605,7 @@ async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_orde
     // Removing the device removes its entities.
     handle
         .ask(Event::RemoveDevice {
-            device: Id::new("coffee").unwrap(),
+            device: DeviceId::new("coffee").unwrap(),
             by: Actor::Console,
         })
         .await

@@ -349,7 +349,7 @@ async fn agent_with_logins(
 async fn the_agent_lets_in_devices_an_owner_gave_a_login() {
     use replenish_agent::engine::Event;
     use replenish_agent::engine::household::Actor;
-    use replenish_protocol::Id;
+    use replenish_protocol::DeviceId;
 
     let (agent, port) = agent_with_logins(|config| {
         config.mqtt.username = Some("replenish-agent".into());
@@ -359,7 +359,7 @@ async fn the_agent_lets_in_devices_an_owner_gave_a_login() {
     agent
         .handle()
         .ask(Event::IssueDeviceLogin {
-            device: Id::new("kettle").unwrap(),
+            device: DeviceId::new("kettle").unwrap(),
             password_hash: hash_token(KETTLE_PASSWORD),
             by: Actor::Console,
         })

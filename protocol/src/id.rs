@@ -124,9 +124,121 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+/// An [`Id`] that names one kind of thing, so one kind cannot be passed where another is
+/// meant; it reads, prints, compares with text and is stored exactly as its [`Id`].
+macro_rules! kind_of_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Id);
+
+        impl $name {
+            /// Checks and wraps `s`, as [`Id::new`] does.
+            pub fn new(s: &str) -> Result<Self, IdError> {
+                Id::new(s).map(Self)
+            }
+
+            /// The identifier as a string slice.
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+
+            /// The identifier without its kind.
+            pub fn as_id(&self) -> &Id {
+                &self.0
+            }
+        }
+
+        impl From<Id> for $name {
+            fn from(id: Id) -> Self {
+                Self(id)
+            }
+        }
+
+        impl Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = IdError;
+            fn try_from(s: &str) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+
+        impl core::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+kind_of_id!(
+    /// A household: the second segment of every topic (`replenish/v1/{household}/…`).
+    HouseholdId
+);
+
+kind_of_id!(
+    /// A device (an appliance) within its household: the third segment of its topics.
+    DeviceId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_of_id_check_print_and_store_as_their_id() {
+        let device = DeviceId::new("coffee-maker").unwrap();
+        assert_eq!(device, "coffee-maker");
+        assert_eq!(device.as_id(), &Id::new("coffee-maker").unwrap());
+        assert!(matches!(
+            DeviceId::new("Coffee"),
+            Err(IdError::BadChar('C'))
+        ));
+        assert!(matches!(HouseholdId::new(""), Err(IdError::Empty)));
+        assert_eq!(
+            serde_json::to_string(&device).unwrap(),
+            serde_json::to_string(device.as_id()).unwrap()
+        );
+        assert!(serde_json::from_str::<HouseholdId>(r#""a/b""#).is_err());
+    }
 
     #[test]
     fn accepts_the_documented_alphabet() {

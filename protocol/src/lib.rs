@@ -20,7 +20,7 @@ pub mod message;
 pub mod topic;
 
 pub use codec::{DecodeError, EncodeError, Encoding, MAX_PAYLOAD};
-pub use id::{Id, IdError};
+pub use id::{DeviceId, HouseholdId, Id, IdError};
 pub use message::{
     Ack, Birth, Command, CommandBody, DriverMeasure, FaultCode, Report, ReportBody, SensorKind,
     SlotDriver, SlotSpec, SlotUse, Status, Unit, Validate, ValidationError,

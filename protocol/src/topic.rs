@@ -5,7 +5,7 @@
 
 use core::fmt;
 
-use crate::id::Id;
+use crate::id::{DeviceId, HouseholdId, Id};
 
 /// The last segment of a topic: what kind of message travels on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,8 +115,8 @@ pub fn parse<'a>(prefix: &str, topic: &'a str) -> Result<TopicRef<'a>, TopicErro
 pub fn write<W: fmt::Write>(
     out: &mut W,
     prefix: &str,
-    household: &Id,
-    device: &Id,
+    household: &HouseholdId,
+    device: &DeviceId,
     channel: Channel,
 ) -> fmt::Result {
     write!(out, "{prefix}/{household}/{device}/{channel}")
@@ -124,7 +124,12 @@ pub fn write<W: fmt::Write>(
 
 /// The topic of one device's channel.
 #[cfg(feature = "alloc")]
-pub fn build(prefix: &str, household: &Id, device: &Id, channel: Channel) -> alloc::string::String {
+pub fn build(
+    prefix: &str,
+    household: &HouseholdId,
+    device: &DeviceId,
+    channel: Channel,
+) -> alloc::string::String {
     alloc::format!("{prefix}/{household}/{device}/{channel}")
 }
 
@@ -141,13 +146,13 @@ pub fn agent_root(prefix: &str, household: &str) -> alloc::string::String {
 /// (rumqttd only within one filter), so a device's birth reaches the agent before the reports
 /// it sent after it.
 #[cfg(feature = "alloc")]
-pub fn household_filter(prefix: &str, household: &Id) -> alloc::string::String {
+pub fn household_filter(prefix: &str, household: &HouseholdId) -> alloc::string::String {
     alloc::format!("{prefix}/{household}/+/+")
 }
 
 /// The filter matching one channel of every device in a household (`…/{household}/+/report`).
 #[cfg(feature = "alloc")]
-pub fn filter(prefix: &str, household: &Id, channel: Channel) -> alloc::string::String {
+pub fn filter(prefix: &str, household: &HouseholdId, channel: Channel) -> alloc::string::String {
     alloc::format!("{prefix}/{household}/+/{channel}")
 }
 
@@ -155,8 +160,8 @@ pub fn filter(prefix: &str, household: &Id, channel: Channel) -> alloc::string::
 mod tests {
     use super::*;
 
-    fn id(s: &str) -> Id {
-        Id::new(s).unwrap()
+    fn id<T: From<Id>>(s: &str) -> T {
+        Id::new(s).unwrap().into()
     }
 
     #[test]

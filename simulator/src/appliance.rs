@@ -13,7 +13,8 @@ use replenish_firmware::calibration::Calibration;
 use replenish_firmware::detect::{DetectorConfig, SlotMonitor, UsageCounter};
 use replenish_firmware::runtime::{CommandAction, DeviceRuntime, Outgoing, RuntimeConfig};
 use replenish_protocol::{
-    Birth, Channel, Command, Encoding, Id, SensorKind, SlotSpec, Unit, codec, topic,
+    Birth, Channel, Command, DeviceId, Encoding, HouseholdId, Id, SensorKind, SlotSpec, Unit,
+    codec, topic,
 };
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
@@ -83,7 +84,7 @@ impl SimSlot {
 /// benchmark runs it alone.
 pub struct VirtualDevice {
     /// Its id.
-    pub id: Id,
+    pub id: DeviceId,
     /// Its slots.
     pub slots: Vec<SimSlot>,
     runtime: DeviceRuntime<BUFFERED_REPORTS>,
@@ -104,12 +105,14 @@ pub struct Appliance {
     seen_connections: u64,
     commands: mpsc::Receiver<Command>,
     prefix: String,
-    household: Id,
+    household: HouseholdId,
     poller: tokio::task::JoinHandle<()>,
 }
 
-fn id(s: &str) -> anyhow::Result<Id> {
-    Id::new(s).with_context(|| format!("bad id {s:?}"))
+fn id<T: From<Id>>(s: &str) -> anyhow::Result<T> {
+    Id::new(s)
+        .map(T::from)
+        .with_context(|| format!("bad id {s:?}"))
 }
 
 fn spec(
@@ -138,7 +141,7 @@ pub struct Link {
     /// Topic prefix.
     pub prefix: String,
     /// Household.
-    pub household: Id,
+    pub household: HouseholdId,
     /// TLS to the broker (`mqtts://`), with the roots it trusts; `None`: plain MQTT.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -494,7 +497,7 @@ impl Appliance {
     }
 
     /// Its id.
-    pub fn id(&self) -> &Id {
+    pub fn id(&self) -> &DeviceId {
         &self.device.id
     }
 

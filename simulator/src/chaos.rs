@@ -29,7 +29,7 @@ use replenish_agent::engine::household::Mode;
 use replenish_agent::engine::order::{Order, OrderId, OrderItem, OrderState};
 use replenish_agent::engine::{Effect, Meta, Pairing, ShopId};
 use replenish_agent::store::{self, SledStore, Store};
-use replenish_protocol::{Id, Unit};
+use replenish_protocol::{DeviceId, Id, Unit};
 use serde::Serialize;
 
 use crate::shop::{SandboxShop, ShopConfig};
@@ -92,7 +92,7 @@ impl Drop for Killed {
 fn approved_order(n: u64, key_prefix: &str, now: UnixMs) -> anyhow::Result<Order> {
     let id = OrderId::numbered(n);
     let first = OrderItem {
-        device: Id::new("coffee")?,
+        device: DeviceId::new("coffee")?,
         slot: Id::new("beans")?,
         consumable: Id::new("coffee_beans")?,
         sku: "coffee-beans-500g".into(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use replenish_agent::clock::{DAY_MS, UnixMs};
-use replenish_protocol::Id;
+use replenish_protocol::HouseholdId;
 use tokio::sync::watch;
 
 use crate::appliance::{Appliance, Link, VirtualDevice};
@@ -147,7 +147,7 @@ struct Device {
 }
 
 struct Home {
-    household: Id,
+    household: HouseholdId,
     schedule: Schedule,
     script: HouseholdScript,
     devices: Vec<Device>,
@@ -177,7 +177,7 @@ pub async fn run(
     );
     anyhow::ensure!(!fleet.is_empty(), "--households must be at least 1");
     for (script, seed) in fleet {
-        let household = Id::new(&script.household)
+        let household = HouseholdId::new(&script.household)
             .with_context(|| format!("household {:?}", script.household))?;
         let link = Link {
             host: options.host.clone(),

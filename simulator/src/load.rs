@@ -20,8 +20,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replenish_protocol::{
-    Birth, Channel, Encoding, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit, codec,
-    topic,
+    Birth, Channel, DeviceId, Encoding, HouseholdId, Id, Report, ReportBody, SensorKind, SlotSpec,
+    Status, Unit, codec, topic,
 };
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 
@@ -157,7 +157,7 @@ impl FleetPlan {
         first: usize,
         count: usize,
     ) -> anyhow::Result<(Vec<Message>, FleetTotals)> {
-        let household = Id::new(&self.household)?;
+        let household = HouseholdId::new(&self.household)?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ (first as u64).wrapping_mul(0x9e37));
         let mut totals = FleetTotals::default();
         let encode = |bytes: Result<Vec<u8>, replenish_protocol::EncodeError>| {
@@ -166,7 +166,7 @@ impl FleetPlan {
         // Per device: its reports grouped by boot, each boot led by its birth.
         let mut per_device: Vec<Vec<Message>> = Vec::with_capacity(count);
         for i in first..first + count {
-            let device = Id::new(&format!("{}-{i:05}", self.device_prefix))?;
+            let device = DeviceId::new(&format!("{}-{i:05}", self.device_prefix))?;
             let status_topic = topic::build(&self.prefix, &household, &device, Channel::Status);
             let report_topic = topic::build(&self.prefix, &household, &device, Channel::Report);
             let mut out = Vec::new();

@@ -20,7 +20,7 @@ use replenish_agent::engine::Notice;
 use replenish_agent::engine::Pairing;
 use replenish_agent::engine::household::Mode;
 use replenish_agent::{Agent, AgentHandle, AgentOptions};
-use replenish_protocol::Id;
+use replenish_protocol::{DeviceId, HouseholdId};
 use tokio::sync::broadcast;
 
 use crate::appliance::{Appliance, Link};
@@ -438,7 +438,7 @@ impl World {
             host: "127.0.0.1".into(),
             port: broker_port,
             prefix: world.agent_config.mqtt.prefix.clone(),
-            household: Id::new(&world.config.household).context("household id")?,
+            household: HouseholdId::new(&world.config.household).context("household id")?,
             tls: None,
         };
         let now = clock.now_ms();
@@ -587,7 +587,7 @@ impl World {
         let password = self
             .handle()?
             .issue_device_login(
-                Id::new(device)?,
+                DeviceId::new(device)?,
                 replenish_agent::engine::household::Actor::Console,
             )
             .await

@@ -13,7 +13,9 @@ use replenish_agent::runtime::AgentHandle;
 use replenish_agent::store::MemoryStore;
 use replenish_agent::{Agent, AgentOptions};
 use replenish_commerce::Shop;
-use replenish_protocol::{Birth, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit};
+use replenish_protocol::{
+    Birth, DeviceId, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit,
+};
 
 /// A running agent with one single-slot device.
 pub struct FedAgent {
@@ -21,7 +23,7 @@ pub struct FedAgent {
     pub agent: Agent,
     /// Its clock.
     pub clock: Arc<ManualClock>,
-    device: Id,
+    device: DeviceId,
     slot: Id,
     seq: u32,
 }
@@ -67,7 +69,7 @@ impl FedAgent {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (device, slot) = (Id::new(device)?, Id::new(slot)?);
+        let (device, slot) = (DeviceId::new(device)?, Id::new(slot)?);
         let birth = Birth {
             model: Id::new("test-appliance")?,
             firmware: "0.1.0"

@@ -268,7 +268,7 @@ async fn an_agent_killed_mid_burst_counts_every_use_exactly_once_after_restart()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_report_survives_a_crash_after_its_ack() {
-    use replenish_protocol::{Channel, Id, Report, codec, topic};
+    use replenish_protocol::{Channel, DeviceId, HouseholdId, Id, Report, codec, topic};
     use rumqttc_client::{Device, publish};
 
     let dir = tempfile::tempdir().unwrap();
@@ -277,8 +277,8 @@ async fn every_kind_of_report_survives_a_crash_after_its_ack() {
     };
     let config = agent_config(dir.path(), broker.port());
     let clock = ManualClock::new(DEFAULT_START);
-    let household = Id::new(&config.household.id).unwrap();
-    let device = Id::new(&load::device_id(0)).unwrap();
+    let household = HouseholdId::new(&config.household.id).unwrap();
+    let device = DeviceId::new(&load::device_id(0)).unwrap();
     let report_topic = topic::build(&config.mqtt.prefix, &household, &device, Channel::Report);
 
     // The device's birth: the first message of the load plan.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use replenish_agent::clock::ManualClock;
 use replenish_agent::config::AgentConfig;
 use replenish_agent::{Agent, AgentOptions};
-use replenish_protocol::Id;
+use replenish_protocol::HouseholdId;
 use replenish_sim::appliance::{Appliance, Link};
 use replenish_sim::shop::{SandboxShop, ShopConfig};
 use replenish_sim::world::DEFAULT_START;
@@ -70,7 +70,7 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
         host: "127.0.0.1".into(),
         port,
         prefix: config.mqtt.prefix.clone(),
-        household: Id::new("demo").unwrap(),
+        household: HouseholdId::new("demo").unwrap(),
         tls: None,
     };
     let mut coffee = Appliance::connect(

@@ -417,7 +417,7 @@ async fn the_embedded_broker_speaks_tls_to_devices_with_a_login() {
     use replenish_agent::auth::hash_token;
     use replenish_agent::engine::Event;
     use replenish_agent::engine::household::Actor;
-    use replenish_protocol::Id;
+    use replenish_protocol::DeviceId;
     if !installed() {
         return;
     }
@@ -436,7 +436,7 @@ async fn the_embedded_broker_speaks_tls_to_devices_with_a_login() {
     agent
         .handle()
         .ask(Event::IssueDeviceLogin {
-            device: Id::new("kettle").unwrap(),
+            device: DeviceId::new("kettle").unwrap(),
             password_hash: hash_token(KETTLE_PASSWORD),
             by: Actor::Console,
         })

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use replenish_protocol::Id;
+use replenish_protocol::HouseholdId;
 use serde::{Deserialize, Serialize};
 
 use super::household::Rules;
@@ -24,7 +24,7 @@ pub enum Pairing {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     /// The household this agent serves; devices of other households are refused.
-    pub household: Id,
+    pub household: HouseholdId,
     /// The household's rules before any owner changed them (stored rules win once they exist).
     pub rules: Rules,
     /// Whether new devices need an owner's acceptance.
@@ -62,7 +62,7 @@ pub const DEFAULT_SHOP: &str = "shop";
 
 impl EngineConfig {
     /// Defaults for a household.
-    pub fn new(household: Id, key_prefix: String) -> Self {
+    pub fn new(household: HouseholdId, key_prefix: String) -> Self {
         Self {
             household,
             rules: Rules::default(),

@@ -5,7 +5,7 @@
 //! but its error.
 
 use replenish_commerce::{Money, OrderStatus, ShopOrder};
-use replenish_protocol::Id;
+use replenish_protocol::DeviceId;
 
 use super::household::{
     Actor, AuditEntry, ExpiryDefault, Member, Pending, PendingKind, Permission, RejectReason, Role,
@@ -718,7 +718,7 @@ impl Engine {
 
     pub(super) fn accept_device(
         &mut self,
-        device_id: &Id,
+        device_id: &DeviceId,
         by: &Actor,
         now: UnixMs,
         fx: &mut Vec<Effect>,
@@ -757,7 +757,7 @@ impl Engine {
 
     pub(super) fn issue_device_login(
         &mut self,
-        device_id: &Id,
+        device_id: &DeviceId,
         password_hash: String,
         by: &Actor,
         now: UnixMs,
@@ -791,7 +791,7 @@ impl Engine {
 
     pub(super) fn remove_device(
         &mut self,
-        device_id: &Id,
+        device_id: &DeviceId,
         by: &Actor,
         now: UnixMs,
         fx: &mut Vec<Effect>,

@@ -3,7 +3,7 @@
 //! consumable comes first; otherwise what the device's birth declares for the slot
 //! (`usage`, docs/protocol.md).
 
-use replenish_protocol::{DriverMeasure, Id, SlotSpec, SlotUse};
+use replenish_protocol::{DeviceId, DriverMeasure, Id, SlotSpec, SlotUse};
 
 use super::Engine;
 use super::forecast::linked::Measure;
@@ -87,7 +87,7 @@ impl Engine {
 
     /// Whether anything at all declares a link, in config or in `device`'s birth: reports
     /// need not look for slots to drive otherwise.
-    pub(super) fn may_drive(&self, device: &Id) -> bool {
+    pub(super) fn may_drive(&self, device: &DeviceId) -> bool {
         self.config.any_driven()
             || self.devices.get(device).is_some_and(|d| {
                 d.birth

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use replenish_protocol::{Ack, Birth, Command, CommandBody, Id, Report, ReportBody, Status};
+use replenish_protocol::{Ack, Birth, Command, CommandBody, DeviceId, Report, ReportBody, Status};
 
 use super::dedup::Unseen;
 use super::inventory::{Announcement, DeviceState, Presence, SlotKey, slot_key};
@@ -65,10 +65,10 @@ pub struct PendingCommand {
 /// needs again).
 #[derive(Debug, Default)]
 pub(super) struct Commands {
-    pending: HashMap<Id, Vec<PendingCommand>>,
+    pending: HashMap<DeviceId, Vec<PendingCommand>>,
     next_id: Option<u32>,
     /// When `time_sync` was last sent to each device.
-    synced_at: HashMap<Id, UnixMs>,
+    synced_at: HashMap<DeviceId, UnixMs>,
 }
 
 impl Commands {
@@ -81,7 +81,7 @@ impl Commands {
     }
 
     /// Commands waiting for an ack, for the API.
-    pub(super) fn pending(&self, device: &Id) -> &[PendingCommand] {
+    pub(super) fn pending(&self, device: &DeviceId) -> &[PendingCommand] {
         self.pending.get(device).map_or(&[], Vec::as_slice)
     }
 }
@@ -89,7 +89,7 @@ impl Commands {
 impl Engine {
     pub(super) fn telemetry(
         &mut self,
-        device_id: Id,
+        device_id: DeviceId,
         message: Telemetry,
         now: UnixMs,
         fx: &mut Vec<Effect>,
@@ -105,7 +105,7 @@ impl Engine {
         Ok(())
     }
 
-    fn birth(&mut self, device_id: Id, birth: Birth, now: UnixMs, fx: &mut Vec<Effect>) {
+    fn birth(&mut self, device_id: DeviceId, birth: Birth, now: UnixMs, fx: &mut Vec<Effect>) {
         let birth = Announcement::from(birth);
         let known = self.devices.get(&device_id);
         let was_online = known.is_some_and(|d| d.online());
@@ -206,7 +206,7 @@ impl Engine {
 
     fn offline(
         &mut self,
-        device_id: Id,
+        device_id: DeviceId,
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
@@ -230,7 +230,7 @@ impl Engine {
     /// Checks a report against what its slot can physically hold and the time it may carry.
     fn check_bounds(
         &self,
-        device: &Id,
+        device: &DeviceId,
         report: &Report,
         capacity: Option<f32>,
         now: UnixMs,
@@ -270,7 +270,7 @@ impl Engine {
 
     fn report(
         &mut self,
-        device_id: Id,
+        device_id: DeviceId,
         report: Report,
         now: UnixMs,
         fx: &mut Vec<Effect>,
@@ -424,7 +424,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn drive_linked(
         &mut self,
-        device_id: &Id,
+        device_id: &DeviceId,
         driver: &str,
         amount: f64,
         uses: u16,
@@ -467,7 +467,7 @@ impl Engine {
     /// household.
     fn after_slot_change(
         &mut self,
-        device_id: &Id,
+        device_id: &DeviceId,
         changed: &str,
         now: UnixMs,
         fx: &mut Vec<Effect>,
@@ -498,7 +498,7 @@ impl Engine {
 
     /// A device's clock is wrong or unset: send it the time, unless a sync is under way or was
     /// sent within the hour.
-    pub(super) fn sync_clock(&mut self, device_id: &Id, now: UnixMs, fx: &mut Vec<Effect>) {
+    pub(super) fn sync_clock(&mut self, device_id: &DeviceId, now: UnixMs, fx: &mut Vec<Effect>) {
         if !self.devices.contains_key(device_id) {
             return;
         }
@@ -523,7 +523,7 @@ impl Engine {
     /// Sends a command and waits for its ack (see [`Engine::command_tick`]).
     pub(super) fn send_command(
         &mut self,
-        device_id: &Id,
+        device_id: &DeviceId,
         body: CommandBody,
         asked_by: Option<String>,
         now: UnixMs,
@@ -550,7 +550,7 @@ impl Engine {
 
     fn ack(
         &mut self,
-        device_id: Id,
+        device_id: DeviceId,
         ack: Ack,
         now: UnixMs,
         fx: &mut Vec<Effect>,
@@ -630,7 +630,7 @@ impl Engine {
     /// An owner asks a device to do something (tare or calibrate a scale, report more often).
     pub(super) fn command_from_person(
         &mut self,
-        device_id: &Id,
+        device_id: &DeviceId,
         body: CommandBody,
         by: &super::household::Actor,
         now: UnixMs,

@@ -1,7 +1,7 @@
 //! Why an event was refused ([`EngineError`]): nothing changed, and the caller gets a label
 //! for its counter and the device to blame, if any.
 
-use replenish_protocol::Id;
+use replenish_protocol::{DeviceId, Id};
 
 use super::household::{Denied, InvalidRules};
 use super::order::InvalidTransition;
@@ -11,12 +11,12 @@ use super::order::InvalidTransition;
 pub enum EngineError {
     /// A report from a device that never sent a birth.
     #[error("device {0} is unknown: no birth received")]
-    UnknownDevice(Id),
+    UnknownDevice(DeviceId),
     /// A report about a slot the device did not announce.
     #[error("device {device} has no slot {slot}")]
     UnknownSlot {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// The slot.
         slot: Id,
     },
@@ -24,7 +24,7 @@ pub enum EngineError {
     #[error("duplicate report boot {boot} seq {seq} from {device}")]
     Duplicate {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// Its boot.
         boot: u32,
         /// The sequence number.
@@ -35,7 +35,7 @@ pub enum EngineError {
     #[error("report boot {boot} seq {seq} from {device} is older than its de-dup state")]
     TooOld {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// Its boot.
         boot: u32,
         /// The sequence number.
@@ -45,7 +45,7 @@ pub enum EngineError {
     #[error("report from {device} stamped {ts} ms: outside 2020-01-01 .. now + skew")]
     TimestampOutOfRange {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// The timestamp.
         ts: u64,
     },
@@ -53,7 +53,7 @@ pub enum EngineError {
     #[error("report from {device}: {field} {value} is outside 0..={most}")]
     ValueOutOfRange {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// The field.
         field: &'static str,
         /// The value.
@@ -65,7 +65,7 @@ pub enum EngineError {
     #[error("ack {id} from {device} matches no command under way")]
     UnmatchedAck {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// The ack's id.
         id: u32,
     },
@@ -92,7 +92,7 @@ pub enum EngineError {
     UnknownMember(String),
     /// A device that waits for an owner's acceptance.
     #[error("device {0} waits for an owner to accept it")]
-    NotAccepted(Id),
+    NotAccepted(DeviceId),
 }
 
 impl EngineError {
@@ -119,7 +119,7 @@ impl EngineError {
 
 impl EngineError {
     /// The device a refused message came from, if it is about one.
-    pub fn device(&self) -> Option<&Id> {
+    pub fn device(&self) -> Option<&DeviceId> {
         match self {
             Self::UnknownDevice(device)
             | Self::NotAccepted(device)

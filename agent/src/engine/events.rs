@@ -3,7 +3,7 @@
 //! Plain data; the engine's decisions live in the other files.
 
 use replenish_commerce::{Catalog, OrderRequest, ShopOrder};
-use replenish_protocol::{Ack, Command, CommandBody, Id, Report, Status};
+use replenish_protocol::{Ack, Command, CommandBody, DeviceId, Report, Status};
 use serde::{Deserialize, Serialize};
 
 use super::Meta;
@@ -35,7 +35,7 @@ pub enum Event {
     /// A device said something.
     Telemetry {
         /// The device, from the topic.
-        device: Id,
+        device: DeviceId,
         /// What it said.
         message: Telemetry,
     },
@@ -124,7 +124,7 @@ pub enum Event {
     /// An owner accepts a device that is waiting to be paired.
     AcceptDevice {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// Who.
         by: Actor,
     },
@@ -133,7 +133,7 @@ pub enum Event {
     /// only its hash comes in.
     IssueDeviceLogin {
         /// The device (the login's user name and the client id it must use).
-        device: Id,
+        device: DeviceId,
         /// SHA-256 of the password, lower-case hex.
         password_hash: String,
         /// Who.
@@ -142,12 +142,12 @@ pub enum Event {
     /// A device stamped a report with a clock that is wrong: send it the time.
     ClockOff {
         /// The device.
-        device: Id,
+        device: DeviceId,
     },
     /// An owner asks a device to carry out a command.
     Command {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// What to do.
         body: CommandBody,
         /// Who.
@@ -156,7 +156,7 @@ pub enum Event {
     /// An owner removes a device and its slots (its orders stay).
     RemoveDevice {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// Who.
         by: Actor,
     },
@@ -190,7 +190,7 @@ pub enum Event {
 pub enum Effect {
     /// Store the device's record as the engine holds it when storage next commits (a batch
     /// that changes it many times writes it once, and the effect copies nothing).
-    SaveDevice(Id),
+    SaveDevice(DeviceId),
     /// Store the slot's record as the engine holds it when storage next commits.
     SaveSlot(SlotKey),
     /// Store an order.
@@ -225,14 +225,14 @@ pub enum Effect {
     /// Publish a command on the device's `cmd` topic.
     SendCommand {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// The command.
         command: Command,
     },
     /// A device waiting to join was dropped to keep the waiting list bounded (counted).
     PairingDropped {
         /// The device.
-        device: Id,
+        device: DeviceId,
     },
     /// Tell the people: the timeline, logs and notifications.
     Notice(Notice),
@@ -243,7 +243,7 @@ pub enum Effect {
     /// Forget a device and its slots.
     DeleteDevice {
         /// The device.
-        device: Id,
+        device: DeviceId,
         /// Keys of its slots.
         slots: Vec<SlotKey>,
     },

@@ -3,7 +3,7 @@
 //! history, the cupboard, use sizes and what a driven slot knows of its driver.
 //! De-duplication is in [`dedup`](super::dedup).
 
-use replenish_protocol::{Birth, Id, SensorKind, SlotSpec, SlotUse};
+use replenish_protocol::{Birth, DeviceId, Id, SensorKind, SlotSpec, SlotUse};
 use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
@@ -78,7 +78,7 @@ impl From<Birth> for Announcement {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceState {
     /// Its id (the topic segment).
-    pub id: Id,
+    pub id: DeviceId,
     /// Its latest birth.
     pub birth: Announcement,
     /// Whether it is connected. Not stored: after a restart it is unknown until the device
@@ -108,7 +108,7 @@ fn accepted_by_default() -> bool {
 
 impl DeviceState {
     /// A device first heard of now.
-    pub fn new(id: Id, birth: Announcement, now: UnixMs) -> Self {
+    pub fn new(id: DeviceId, birth: Announcement, now: UnixMs) -> Self {
         Self {
             id,
             birth,
@@ -141,7 +141,7 @@ impl DeviceState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlotState {
     /// The device.
-    pub device: Id,
+    pub device: DeviceId,
     /// The slot as the device announced it.
     pub spec: SlotSpec,
     /// Latest known level, in the slot unit.
@@ -220,7 +220,7 @@ pub const EMPTY_SHARE: f64 = 0.02;
 
 impl SlotState {
     /// A slot first seen in a birth.
-    pub fn new(device: Id, spec: SlotSpec) -> Self {
+    pub fn new(device: DeviceId, spec: SlotSpec) -> Self {
         Self {
             device,
             spec,
@@ -366,7 +366,7 @@ pub struct SlotKey(String);
 
 impl SlotKey {
     /// The key of `slot` on `device`.
-    pub fn new(device: &Id, slot: &Id) -> Self {
+    pub fn new(device: &DeviceId, slot: &Id) -> Self {
         Self(format!("{device}/{slot}"))
     }
 
@@ -395,7 +395,7 @@ impl TryFrom<String> for SlotKey {
 text_id!(SlotKey);
 
 /// The key of a slot: `device/slot`.
-pub fn slot_key(device: &Id, slot: &Id) -> SlotKey {
+pub fn slot_key(device: &DeviceId, slot: &Id) -> SlotKey {
     SlotKey::new(device, slot)
 }
 
@@ -413,7 +413,7 @@ mod tests {
             capacity: 500.0,
             sensor: SensorKind::Level,
         };
-        let mut slot = SlotState::new(Id::new("coffee").unwrap(), spec);
+        let mut slot = SlotState::new(DeviceId::new("coffee").unwrap(), spec);
         assert_eq!(slot.set_level(400.0, 1), 0.0);
         assert_eq!(slot.set_level(391.0, 2), 9.0);
         assert_eq!(slot.set_level(450.0, 3), 0.0);
@@ -425,7 +425,10 @@ mod tests {
 
     #[test]
     fn a_slot_key_is_two_ids_and_one_slash() {
-        let key = slot_key(&Id::new("coffee").unwrap(), &Id::new("beans").unwrap());
+        let key = slot_key(
+            &DeviceId::new("coffee").unwrap(),
+            &Id::new("beans").unwrap(),
+        );
         assert_eq!((key.as_str(), &*key), ("coffee/beans", "coffee/beans"));
         let json = serde_json::to_string(&key).unwrap();
         assert_eq!(json, "\"coffee/beans\"");
@@ -467,7 +470,7 @@ mod tests {
             capacity: 3000.0,
             sensor: SensorKind::Level,
         };
-        let mut slot = SlotState::new(Id::new("fridge").unwrap(), spec);
+        let mut slot = SlotState::new(DeviceId::new("fridge").unwrap(), spec);
         slot.delivered(2000.0);
         slot.refill(500.0, 1500.0, 1);
         assert_eq!((slot.cupboard, slot.unattributed_refill), (1000.0, 0.0));

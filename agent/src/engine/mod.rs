@@ -34,7 +34,7 @@ pub mod words;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use replenish_protocol::{FaultCode, Id};
+use replenish_protocol::{DeviceId, FaultCode};
 
 use crate::clock::{DAY_MS, UnixMs};
 use forecast::ForecastModel;
@@ -59,7 +59,7 @@ pub struct Engine {
     policy: Box<dyn ReorderPolicy>,
     /// Boxed: a device (its birth) is large, and a map node holds eleven of them whether
     /// full or not (1,000 devices: 1.7 MiB inline, 1.0 boxed).
-    devices: BTreeMap<Id, Box<DeviceState>>,
+    devices: BTreeMap<DeviceId, Box<DeviceState>>,
     /// Boxed for the same reason (3,000 slots: 2.9 MiB inline, 1.7 boxed).
     slots: BTreeMap<SlotKey, Box<SlotState>>,
     orders: BTreeMap<OrderId, Order>,
@@ -208,12 +208,12 @@ impl Engine {
     }
 
     /// One device by its id.
-    pub fn device_by_id(&self, id: &Id) -> Option<&DeviceState> {
+    pub fn device_by_id(&self, id: &DeviceId) -> Option<&DeviceState> {
         self.devices.get(id).map(|d| &**d)
     }
 
     /// Devices after `after` in id order (from the first when `None`), for paging.
-    pub fn devices_after(&self, after: Option<&Id>) -> impl Iterator<Item = &DeviceState> {
+    pub fn devices_after(&self, after: Option<&DeviceId>) -> impl Iterator<Item = &DeviceState> {
         use std::ops::Bound;
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.devices
@@ -236,7 +236,7 @@ impl Engine {
     }
 
     /// Commands sent to a device and not yet acknowledged.
-    pub fn pending_commands(&self, device: &Id) -> &[PendingCommand] {
+    pub fn pending_commands(&self, device: &DeviceId) -> &[PendingCommand] {
         self.commands.pending(device)
     }
 
@@ -408,7 +408,7 @@ impl Engine {
 
     pub(super) fn create_slots(
         &mut self,
-        device_id: &Id,
+        device_id: &DeviceId,
         birth: &Announcement,
         fx: &mut Vec<Effect>,
     ) {
@@ -469,8 +469,8 @@ pub(super) mod tests {
 
     pub(super) const T0: UnixMs = 20_458 * DAY_MS;
 
-    pub(super) fn id(s: &str) -> Id {
-        Id::new(s).unwrap()
+    pub(super) fn id<T: From<replenish_protocol::Id>>(s: &str) -> T {
+        replenish_protocol::Id::new(s).unwrap().into()
     }
 
     pub(super) fn catalog() -> Catalog {

@@ -7,7 +7,7 @@
 //!     └──reject──► cancelled   └──refused by the shop──► failed
 //! ```
 
-use replenish_protocol::{Id, Unit};
+use replenish_protocol::{DeviceId, Id, Unit};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixMs;
@@ -122,7 +122,7 @@ pub struct InvalidTransition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderItem {
     /// The device of the slot.
-    pub device: Id,
+    pub device: DeviceId,
     /// The slot.
     pub slot: Id,
     /// The consumable.
@@ -292,7 +292,7 @@ impl Order {
     }
 
     /// Whether any line of the order is for the slot.
-    pub fn covers(&self, device: &Id, slot: &Id) -> bool {
+    pub fn covers(&self, device: &DeviceId, slot: &Id) -> bool {
         self.lines
             .iter()
             .any(|l| &l.device == device && &l.slot == slot)
@@ -422,7 +422,7 @@ mod tests {
 
     fn order() -> Order {
         let first = OrderItem {
-            device: Id::new("coffee").unwrap(),
+            device: DeviceId::new("coffee").unwrap(),
             slot: Id::new("beans").unwrap(),
             consumable: Id::new("coffee_beans").unwrap(),
             sku: "beans-500".into(),
@@ -470,7 +470,7 @@ mod tests {
     fn a_bundled_order_lists_and_covers_every_line() {
         let mut o = order();
         o.bundle(OrderItem {
-            device: Id::new("fridge").unwrap(),
+            device: DeviceId::new("fridge").unwrap(),
             slot: Id::new("milk").unwrap(),
             consumable: Id::new("milk").unwrap(),
             sku: "milk-1l".into(),
@@ -493,12 +493,18 @@ mod tests {
             ("beans-500", 1)
         );
         assert_eq!(o.total().minor, 899 + 238);
-        assert!(o.covers(&Id::new("fridge").unwrap(), &Id::new("milk").unwrap()));
-        assert!(o.covers(&Id::new("coffee").unwrap(), &Id::new("beans").unwrap()));
-        assert!(!o.covers(&Id::new("fridge").unwrap(), &Id::new("beans").unwrap()));
+        assert!(o.covers(&DeviceId::new("fridge").unwrap(), &Id::new("milk").unwrap()));
+        assert!(o.covers(
+            &DeviceId::new("coffee").unwrap(),
+            &Id::new("beans").unwrap()
+        ));
+        assert!(!o.covers(
+            &DeviceId::new("fridge").unwrap(),
+            &Id::new("beans").unwrap()
+        ));
         o.retain_bundled(|line| line.sku != "milk-1l");
         assert_eq!((o.lines().len(), o.total().minor), (1, 899));
-        assert!(!o.covers(&Id::new("fridge").unwrap(), &Id::new("milk").unwrap()));
+        assert!(!o.covers(&DeviceId::new("fridge").unwrap(), &Id::new("milk").unwrap()));
     }
 
     #[test]

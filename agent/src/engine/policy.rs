@@ -394,7 +394,7 @@ impl ReorderPolicy for ThresholdPolicy {
 mod tests {
     use super::*;
     use crate::engine::forecast::{DayOfWeekRate, ForecastModel};
-    use replenish_protocol::{Id, SensorKind, SlotSpec, Unit};
+    use replenish_protocol::{DeviceId, Id, SensorKind, SlotSpec, Unit};
 
     fn item() -> Offer {
         Offer {
@@ -416,7 +416,7 @@ mod tests {
             capacity: 1000.0,
             sensor: SensorKind::Level,
         };
-        let mut slot = SlotState::new(Id::new("coffee").unwrap(), spec);
+        let mut slot = SlotState::new(DeviceId::new("coffee").unwrap(), spec);
         let t0 = 20_000 * DAY_MS;
         slot.history.observe(t0);
         for d in 1..=7 {

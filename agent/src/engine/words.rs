@@ -946,8 +946,8 @@ mod tests {
         /// 2026-12-03T09:00:00Z.
         pub const NOW: UnixMs = 1_796_288_400_000;
 
-        fn id(text: &str) -> Id {
-            Id::new(text).unwrap()
+        fn id<T: From<Id>>(text: &str) -> T {
+            Id::new(text).unwrap().into()
         }
 
         pub fn names() -> Names {

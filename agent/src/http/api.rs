@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use replenish_protocol::Id;
+use replenish_protocol::{DeviceId, Id};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -214,8 +214,9 @@ fn order_id_or_404(id: &str) -> Result<OrderId, Response> {
     OrderId::parse(id).ok_or_else(|| problem(StatusCode::NOT_FOUND, format!("no order {id:.64}")))
 }
 
-fn device_id(id: &str) -> Result<Id, Response> {
-    Id::new(id).map_err(|e| problem(StatusCode::NOT_FOUND, format!("no device {id:.64}: {e}")))
+fn device_id(id: &str) -> Result<DeviceId, Response> {
+    DeviceId::new(id)
+        .map_err(|e| problem(StatusCode::NOT_FOUND, format!("no device {id:.64}: {e}")))
 }
 
 /// Page through the state: `?cursor=<device id>&limit=50`.
@@ -244,7 +245,7 @@ async fn status(
     if !(1..=200).contains(&limit) {
         return problem(StatusCode::BAD_REQUEST, "limit is 1 to 200");
     }
-    let cursor = match query.cursor.as_deref().map(Id::new).transpose() {
+    let cursor = match query.cursor.as_deref().map(DeviceId::new).transpose() {
         Ok(cursor) => cursor,
         Err(e) => return problem(StatusCode::BAD_REQUEST, format!("bad cursor: {e}")),
     };
@@ -1002,7 +1003,11 @@ async fn list_commands(
 }
 
 /// Asks the engine for a change to device `id`: `204` when done.
-async fn device_event(state: &AppState, id: &str, event: impl FnOnce(Id) -> Event) -> Response {
+async fn device_event(
+    state: &AppState,
+    id: &str,
+    event: impl FnOnce(DeviceId) -> Event,
+) -> Response {
     let device = match device_id(id) {
         Ok(device) => device,
         Err(response) => return response,

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use jiff::tz::TimeZone;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use replenish_protocol::Id;
+use replenish_protocol::{DeviceId, Id};
 use serde::Deserialize;
 
 use super::AppState;
@@ -244,7 +244,7 @@ impl View {
         }
     }
 
-    fn slot_of(&self, device: &Id, slot: &Id) -> Option<&SlotState> {
+    fn slot_of(&self, device: &DeviceId, slot: &Id) -> Option<&SlotState> {
         self.slots
             .iter()
             .find(|s| &s.device == device && &s.spec.id == slot)
@@ -1057,7 +1057,7 @@ async fn device_action(
     if let Err(response) = visitor.check(csrf) {
         return response;
     }
-    let Ok(device) = Id::new(&id) else {
+    let Ok(device) = DeviceId::new(&id) else {
         return message_page(StatusCode::NOT_FOUND, "No such device", "Check the link.");
     };
     let by = visitor.actor();

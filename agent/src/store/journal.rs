@@ -530,7 +530,7 @@ mod tests {
     }
 
     fn device(last_seen: u64) -> crate::engine::inventory::DeviceState {
-        use replenish_protocol::{Birth, Id};
+        use replenish_protocol::{Birth, DeviceId, Id};
         let birth = Birth {
             model: Id::new("coffee-maker").unwrap(),
             firmware: "0.1.0".try_into().unwrap(),
@@ -540,7 +540,7 @@ mod tests {
             usage: None,
         };
         crate::engine::inventory::DeviceState::new(
-            Id::new("coffee").unwrap(),
+            DeviceId::new("coffee").unwrap(),
             birth.into(),
             last_seen,
         )
@@ -556,7 +556,7 @@ mod tests {
     fn a_commit_is_in_the_journal_only_and_a_crash_then_recovers_it() {
         let store = MemoryStore::default();
         let mut journal = Journal::new();
-        let coffee = || Effect::SaveDevice(replenish_protocol::Id::new("coffee").unwrap());
+        let coffee = || Effect::SaveDevice(replenish_protocol::DeviceId::new("coffee").unwrap());
         for _ in 0..2 {
             assert!(journal.stage(coffee()).unwrap().is_none());
         }
@@ -601,7 +601,7 @@ mod tests {
         let mut journal = Journal::new();
         journal
             .stage(Effect::SaveDevice(
-                replenish_protocol::Id::new("coffee").unwrap(),
+                replenish_protocol::DeviceId::new("coffee").unwrap(),
             ))
             .unwrap();
         let third = device(3);
@@ -620,7 +620,7 @@ mod tests {
         // A deletion journaled later wins over the record.
         journal
             .stage(Effect::DeleteDevice {
-                device: replenish_protocol::Id::new("coffee").unwrap(),
+                device: replenish_protocol::DeviceId::new("coffee").unwrap(),
                 slots: Vec::new(),
             })
             .unwrap();

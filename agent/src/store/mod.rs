@@ -20,7 +20,7 @@ use crate::engine::inventory::{DeviceState, SlotState};
 use crate::engine::order::Order;
 use crate::engine::{AUDIT_IN_MEMORY, Effect, Engine, Meta, Snapshot};
 use crate::internal_events::{UnreadableRecord, emit};
-use replenish_protocol::Id;
+use replenish_protocol::DeviceId;
 
 /// The tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -216,7 +216,7 @@ pub(crate) fn compact_to_json(table: Table, compact: &[u8]) -> Result<Vec<u8>, S
 /// The engine's device or slot record under `key` (`None`: it is gone, or another table).
 pub fn engine_record<'a>(engine: &'a Engine, table: Table, key: &str) -> Option<EngineRecord<'a>> {
     match table {
-        Table::Devices => Id::new(key)
+        Table::Devices => DeviceId::new(key)
             .ok()
             .and_then(|id| engine.device_by_id(&id))
             .map(EngineRecord::Device),

@@ -36,7 +36,8 @@ use replenish_agent::engine::{
 use replenish_commerce::{Catalog, Offer, OrderStatus, ShopOrder};
 use replenish_protocol::message::MAX_DECLARED;
 use replenish_protocol::{
-    Birth, DriverMeasure, Id, Report, ReportBody, SensorKind, SlotDriver, SlotSpec, SlotUse, Status,
+    Birth, DeviceId, DriverMeasure, Id, Report, ReportBody, SensorKind, SlotDriver, SlotSpec,
+    SlotUse, Status,
 };
 
 use super::policies::{
@@ -179,7 +180,7 @@ pub fn run_scenario(scenario: &Scenario, policy: PolicyKind) -> anyhow::Result<R
 
 /// The household's side of one slot.
 struct SlotSim {
-    device: Id,
+    device: DeviceId,
     slot: Id,
     key: String,
     capacity: f64,
@@ -263,7 +264,7 @@ impl SlotSim {
 /// agent is told through the device, as real appliances would).
 fn declared_usage(
     scenario: &Scenario,
-    device: &Id,
+    device: &DeviceId,
     slots: &[SlotSpec],
 ) -> anyhow::Result<Option<heapless::Vec<SlotUse, MAX_DECLARED>>> {
     let mut usage = heapless::Vec::new();
@@ -338,8 +339,8 @@ struct Run<'a> {
     truth: Option<Truth>,
     sims: Vec<SlotSim>,
     /// Next sequence number per device.
-    seq: BTreeMap<Id, u32>,
-    by_key: HashMap<(Id, Id), usize>,
+    seq: BTreeMap<DeviceId, u32>,
+    by_key: HashMap<(DeviceId, Id), usize>,
     pending: Vec<Delivery>,
     orders: Vec<OrderRecord>,
     forecast: ForecastTally,
@@ -347,8 +348,10 @@ struct Run<'a> {
     today: usize,
 }
 
-fn id(s: &str) -> anyhow::Result<Id> {
-    Id::new(s).map_err(|e| anyhow!("{s:?} is not a valid id: {e}"))
+fn id<T: From<Id>>(s: &str) -> anyhow::Result<T> {
+    Id::new(s)
+        .map(T::from)
+        .map_err(|e| anyhow!("{s:?} is not a valid id: {e}"))
 }
 
 impl<'a> Run<'a> {
@@ -409,11 +412,11 @@ impl<'a> Run<'a> {
         let engine = Engine::with_models(config, Snapshot::default(), model, gated);
         let mut sims = Vec::new();
         let mut by_key = HashMap::new();
-        let mut devices: BTreeMap<Id, Vec<SlotSpec>> = BTreeMap::new();
+        let mut devices: BTreeMap<DeviceId, Vec<SlotSpec>> = BTreeMap::new();
         let mut items = Vec::new();
         for (i, s) in scenario.slots.iter().enumerate() {
-            let device = id(&s.device)?;
-            let slot = id(&s.slot)?;
+            let device: DeviceId = id(&s.device)?;
+            let slot: Id = id(&s.slot)?;
             if s.uses.len() != scenario.days {
                 return Err(anyhow!(
                     "slot {} has {} days of uses, the scenario {}",
@@ -509,7 +512,7 @@ impl<'a> Run<'a> {
             }
             let usage = declared_usage(scenario, &device, &slots)?;
             let birth = Birth {
-                model: device.clone(),
+                model: device.as_id().clone(),
                 firmware: heapless::String::try_from("bench")
                     .map_err(|_| anyhow!("firmware name too long"))?,
                 boot: 1,

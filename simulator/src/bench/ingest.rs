@@ -26,7 +26,7 @@ use replenish_agent::engine::Pairing;
 use replenish_agent::{Agent, AgentOptions};
 use replenish_commerce::Catalog;
 use replenish_commerce::MemoryShop;
-use replenish_protocol::{Encoding, Id, topic};
+use replenish_protocol::{Encoding, HouseholdId, topic};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
 
@@ -371,7 +371,7 @@ impl NullSubscriber {
             .set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(64 * 1024, 64 * 1024);
         let (client, mut eventloop) = AsyncClient::new(options, 256);
-        let household = Id::new(&plan.household)?;
+        let household = HouseholdId::new(&plan.household)?;
         for channel in [
             replenish_protocol::Channel::Status,
             replenish_protocol::Channel::Report,

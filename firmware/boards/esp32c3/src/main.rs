@@ -47,7 +47,7 @@ use replenish_firmware::drivers::vl53l0x::Vl53l0x;
 use replenish_firmware::{Calibration, RuntimeConfig, SlotMonitor};
 #[cfg(feature = "tank")]
 use replenish_firmware::{DetectorConfig, TankGeometry};
-use replenish_protocol::{Birth, Id, SensorKind, SlotSpec, Unit};
+use replenish_protocol::{Birth, DeviceId, HouseholdId, Id, SensorKind, SlotSpec, Unit};
 use static_cell::StaticCell;
 
 use crate::app::{App, Runtime, Scale, TICK_MS, now_ms};
@@ -84,9 +84,9 @@ fn not_a_number(value: &str, name: &str) -> ! {
 }
 
 /// Parses a build-time identifier, or stops naming the variable.
-fn id(value: &str, name: &str) -> Id {
+fn id<T: From<Id>>(value: &str, name: &str) -> T {
     match Id::new(value) {
-        Ok(id) => id,
+        Ok(id) => id.into(),
         Err(e) => {
             println!("REPLENISH_{name} = \"{value}\": {e}");
             fatal("bad build-time configuration")
@@ -155,7 +155,7 @@ async fn main(spawner: Spawner) -> ! {
     }
 
     // Identity and birth.
-    let household = id(config::HOUSEHOLD, "HOUSEHOLD");
+    let household: HouseholdId = id(config::HOUSEHOLD, "HOUSEHOLD");
     let device = if config::DEVICE.is_empty() {
         let mut s: String<16> = String::new();
         let _ = write!(s, "c3-");
@@ -277,7 +277,7 @@ async fn main(spawner: Spawner) -> ! {
 async fn run(
     stack: Stack<'static>,
     app: &mut App,
-    device: &Id,
+    device: &DeviceId,
     topics: &mqtt::Topics,
     port: u16,
 ) -> ! {

@@ -18,7 +18,7 @@ use embassy_time::{Duration, Timer};
 use esp_println::println;
 use heapless::String;
 use replenish_firmware::Outgoing;
-use replenish_protocol::{Channel, Id, MAX_PAYLOAD, Status, codec, topic};
+use replenish_protocol::{Channel, DeviceId, HouseholdId, MAX_PAYLOAD, Status, codec, topic};
 use rust_mqtt::Bytes;
 use rust_mqtt::buffer::AllocBuffer;
 use rust_mqtt::client::event::Event;
@@ -58,7 +58,7 @@ pub struct Topics {
 
 impl Topics {
     /// `{prefix}/{household}/{device}/{channel}` for every channel, or `None` if too long.
-    pub fn new(household: &Id, device: &Id) -> Option<Self> {
+    pub fn new(household: &HouseholdId, device: &DeviceId) -> Option<Self> {
         let one = |channel| {
             let mut s = Topic::new();
             topic::write(&mut s, config::PREFIX, household, device, channel).ok()?;
@@ -169,7 +169,7 @@ pub async fn session(
     stack: Stack<'static>,
     broker: IpEndpoint,
     app: &mut App,
-    client_id: &Id,
+    client_id: &DeviceId,
     topics: &Topics,
 ) -> Result<(), SessionEnded> {
     let mut rx = [0u8; SOCKET_BUFFER];
