@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use plotters::prelude::*;
 use replenish_agent::clock::{DAY_MS, HOUR_MS, UnixMs};
-use replenish_agent::runtime::StatusView;
+use replenish_agent::wire::StatusView;
 
 use crate::demo::DemoSummary;
 use crate::world::World;

@@ -18,12 +18,10 @@ use crate::clock::UnixMs;
 use crate::engine::household::{self, Member, Permission};
 use crate::engine::order::OrderId;
 use crate::engine::{Engine, Event};
-use crate::runtime::{
-    DeviceLoginError, DeviceView, OrderView, SlotView, StatusPage, StatusTotals, status_page,
-};
+use crate::runtime::DeviceLoginError;
 use crate::wire::{
-    AuditEntry, ConsumableRules, ExpiryDefault, Locale, Mode, OrderEdit, Presence, RejectReason,
-    Role, Rules,
+    AuditEntry, ConsumableRules, DeviceView, ExpiryDefault, Locale, Mode, OrderEdit, OrderView,
+    Presence, RejectReason, Role, Rules, SlotView, StatusPage, StatusTotals, status_page,
 };
 use replenish_commerce::sandbox::wire::Problem;
 

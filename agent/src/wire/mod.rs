@@ -5,6 +5,13 @@
 //! conversions match every variant both ways: a variant added on one side and not the other
 //! does not compile.
 
+mod status;
+
+pub use status::{
+    DeviceView, OrderLineView, OrderView, SlotView, StatusPage, StatusTotals, StatusView,
+    status_page, status_view,
+};
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
