@@ -26,6 +26,7 @@ pub mod order;
 mod placement;
 pub mod policy;
 mod reorder;
+mod settings;
 mod shop_turns;
 pub mod shopping;
 mod snapshot;

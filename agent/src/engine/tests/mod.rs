@@ -4,7 +4,7 @@
 use super::*;
 use crate::clock::HOUR_MS;
 use household::Mode;
-use household::{Actor, RejectReason};
+use household::{Actor, RejectReason, Role, Rules};
 use order::OrderState;
 use replenish_commerce::{FulfilmentOption, ShopOrder};
 use replenish_commerce::{OrderLine, OrderStatus};
@@ -264,6 +264,55 @@ fn engine_with(offers: &[(&str, u64, u32)], configure: impl FnOnce(&mut EngineCo
     )
     .unwrap();
     e
+}
+
+pub(super) const OWNER: &str = "m-000001";
+pub(super) const MEMBER: &str = "m-000002";
+
+pub(super) fn owner() -> Actor {
+    Actor::Member(OWNER.into())
+}
+
+pub(super) fn member() -> Actor {
+    Actor::Member(MEMBER.into())
+}
+
+/// An engine with an owner and a member, whose rules are changed by `edit`.
+pub(super) fn household(edit: impl FnOnce(&mut Rules)) -> Engine {
+    let mut e = engine(Mode::Auto);
+    for (name, role, hash) in [("ann", Role::Owner, "a"), ("bob", Role::Member, "b")] {
+        e.handle(
+            Event::AddMember {
+                name: name.into(),
+                role,
+                token_hash: hash.repeat(64),
+                by: Actor::Console,
+            },
+            T0,
+        )
+        .unwrap();
+    }
+    let mut rules = e.household().rules.clone();
+    edit(&mut rules);
+    e.handle(Event::SetRules { rules, by: owner() }, T0)
+        .unwrap();
+    e
+}
+
+pub(super) fn notices(fx: &[Effect], kind: NoticeKind) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Notice(n) if n.kind == kind => Some(n.text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(super) fn proposed(e: &Engine) -> Order {
+    e.orders()
+        .find(|o| o.state == OrderState::Proposed)
+        .cloned()
+        .expect("a proposed order")
 }
 
 mod ingest;
