@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::DAY_MS;
 use crate::engine::forecast::linked::{DrivenBy, Measure};
-use crate::engine::household::Rules;
+use crate::engine::household;
 use crate::engine::shopping::{PickupPreference, ShopInfo};
 use crate::engine::{ConsumableSettings, EngineConfig, IngestLimits, Pairing, PolicyConfig};
+use crate::wire::Rules;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -22,7 +23,8 @@ use crate::engine::{ConsumableSettings, EngineConfig, IngestLimits, Pairing, Pol
 pub struct AgentConfig {
     /// The household.
     pub household: HouseholdConfig,
-    /// The household's rules until an owner changes them (then the stored ones apply).
+    /// The household's rules until an owner changes them (then the stored ones apply), read
+    /// as the API reads them.
     pub rules: Rules,
     /// Where pending approvals are announced.
     pub notifications: NotificationsConfig,
@@ -676,7 +678,7 @@ impl AgentConfig {
                 "must be at least 1; the default is 256".to_string(),
             ));
         }
-        self.rules
+        household::Rules::from(self.rules.clone())
             .validate()
             .map_err(|e| invalid("rules", e.to_string()))?;
         for url in self
@@ -970,7 +972,7 @@ impl AgentConfig {
             .filter(|(_, c)| !c.products.is_empty())
             .map(|(id, c)| (id.clone(), c.products.clone()))
             .collect();
-        engine.rules = self.rules.clone();
+        engine.rules = self.rules.clone().into();
         engine.pairing = self.household.pairing;
         engine.policy = PolicyConfig {
             defaults: ConsumableSettings {
@@ -1062,7 +1064,7 @@ mod tests {
         }
     }
 
-    use crate::engine::household::Mode;
+    use crate::wire::Mode;
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

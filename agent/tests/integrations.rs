@@ -171,7 +171,7 @@ impl Rig {
         config.mqtt.embedded_v5 = false;
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.http.public_url = Some("https://home.example/".into());
-        config.rules.default_mode = Mode::Approve;
+        config.rules.default_mode = Mode::Approve.into();
         config.household.pairing = Pairing::Open;
         config.mqtt.username = Some(TOOLS_LOGIN.0.into());
         config.mqtt.password = Some(TOOLS_LOGIN.1.into());

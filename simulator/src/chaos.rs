@@ -145,7 +145,7 @@ pub async fn run(plan: &ChaosPlan, progress: impl Fn(&str)) -> anyhow::Result<Ch
     let store_path = dir.path().join("agent");
     let mut config = AgentConfig::default();
     config.household.pairing = Pairing::Open;
-    config.rules.default_mode = Mode::Auto;
+    config.rules.default_mode = Mode::Auto.into();
     config.mqtt.embedded = false;
     // No broker: orders are what this is about, not telemetry.
     config.mqtt.url = "mqtt://127.0.0.1:9".into();

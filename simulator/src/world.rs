@@ -313,7 +313,7 @@ impl World {
         };
         let mut agent_config = AgentConfig::default();
         agent_config.household.id = config.household.clone();
-        agent_config.rules.default_mode = config.approval;
+        agent_config.rules.default_mode = config.approval.into();
         agent_config.household.pairing = Pairing::Open;
         agent_config.mqtt.embedded = true;
         // Any free ports: the broker says which it got.

@@ -43,7 +43,7 @@ impl FedAgent {
         (device, slot, consumable, unit, capacity): SlotOf<'_>,
     ) -> anyhow::Result<Self> {
         config.household.pairing = Pairing::Open;
-        config.rules.default_mode = Mode::Auto;
+        config.rules.default_mode = Mode::Auto.into();
         config.mqtt.embedded = false;
         // Nothing listens there: telemetry is fed directly.
         config.mqtt.url = "mqtt://127.0.0.1:9".into();

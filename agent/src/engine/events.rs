@@ -11,7 +11,6 @@ use super::household::{Actor, AuditEntry, Household, RejectReason, Role, Rules};
 use super::inventory::SlotKey;
 use super::order::{Order, OrderId};
 use super::shopping::ShopId;
-use super::whole;
 use crate::clock::UnixMs;
 
 /// A message from a device, decoded and validated.
@@ -251,11 +250,9 @@ pub enum Effect {
 
 /// A change to a proposed order made while approving it; it applies to the order's first line
 /// (the consumable that triggered it), bundled lines stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderEdit {
     /// Another number of packs (1 to 99).
-    #[serde(default, deserialize_with = "whole::option_u32")]
     pub packs: Option<u32>,
     /// Another product of the same consumable from the (chosen) shop's catalog.
     pub sku: Option<String>,

@@ -249,11 +249,9 @@ pub struct Rules {
     /// Per consumable id.
     pub consumables: BTreeMap<String, ConsumableRules>,
     /// In `approve` mode, orders cheaper than this are placed without asking (0: always ask).
-    #[serde(deserialize_with = "super::whole::u64")]
     pub auto_approve_below_cents: u64,
     /// Spending limit per calendar month (household time); an order that would exceed it waits
     /// for approval whatever the mode, and never places itself on expiry.
-    #[serde(deserialize_with = "super::whole::option_u64")]
     pub monthly_budget_cents: Option<u64>,
     /// Nobody is prompted in these hours (`"22:00-07:00"`, household time); prompts wait
     /// until they end.
@@ -263,16 +261,13 @@ pub struct Rules {
     /// How numbers, money and dates are written for the household.
     pub locale: super::words::Locale,
     /// How long a prompt waits for an answer, 1 to 336 hours.
-    #[serde(deserialize_with = "super::whole::u32")]
     pub approval_timeout_hours: u32,
     /// What an unanswered prompt turns into.
     pub on_expiry: ExpiryDefault,
     /// In `notify` mode, how long the household may cancel before the order is placed.
-    #[serde(deserialize_with = "super::whole::u32")]
     pub cancel_window_hours: u32,
     /// After a rejection because "we still have some", how long before the next proposal (0
     /// to 720 hours).
-    #[serde(deserialize_with = "super::whole::u32")]
     pub still_have_some_delay_hours: u32,
 }
 

@@ -30,7 +30,6 @@ mod settings;
 mod shop_turns;
 pub mod shopping;
 mod snapshot;
-pub mod whole;
 pub mod words;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};

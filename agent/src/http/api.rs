@@ -203,7 +203,7 @@ pub struct RejectBody {
 pub struct SnoozeBody {
     /// Hours, 1 to 168.
     #[schema(minimum = 1, maximum = 168)]
-    #[serde(deserialize_with = "crate::engine::whole::u32")]
+    #[serde(deserialize_with = "crate::wire::whole::u32")]
     pub hours: u32,
 }
 
@@ -884,7 +884,7 @@ pub enum CommandRequest {
     ReportInterval {
         /// Seconds, 1 to 86,400 (a day).
         #[schema(minimum = 1, maximum = 86_400)]
-        #[serde(deserialize_with = "crate::engine::whole::u32")]
+        #[serde(deserialize_with = "crate::wire::whole::u32")]
         seconds: u32,
     },
 }

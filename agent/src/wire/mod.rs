@@ -6,6 +6,7 @@
 //! does not compile.
 
 mod status;
+pub mod whole;
 
 pub use status::{
     DeviceView, OrderLineView, OrderView, SlotView, StatusPage, StatusTotals, StatusView,
@@ -19,7 +20,7 @@ use utoipa::ToSchema;
 
 use crate::clock::UnixMs;
 use crate::engine::household::{self, QuietHours};
-use crate::engine::{inventory, whole, words};
+use crate::engine::{inventory, words};
 
 /// An enum of the API and its engine twin, with conversions both ways.
 macro_rules! wire_enum {
