@@ -10,6 +10,7 @@
 
 #[macro_use]
 mod text_id;
+mod commands;
 mod config;
 mod decisions;
 mod declared;
@@ -44,8 +45,9 @@ use order::{Order, OrderId};
 use policy::{ReorderPolicy, RiskPolicy};
 use replenish_commerce::{Catalog, Offer};
 
+pub use commands::{PendingCommand, command_name};
 pub use config::{DEFAULT_SHOP, EngineConfig, Pairing};
-pub use devices::{IngestLimits, PendingCommand};
+pub use devices::IngestLimits;
 pub use errors::EngineError;
 pub use events::{Effect, Event, Notice, NoticeKind, OrderEdit, Telemetry};
 pub use policy::{ConsumableSettings, PolicyConfig};
@@ -77,7 +79,7 @@ pub struct Engine {
     /// Orders whose substitution by the shop was already said.
     substitutions_told: HashSet<OrderId>,
     /// Commands under way.
-    commands: devices::Commands,
+    commands: commands::Commands,
     /// Ids of orders not yet delivered, cancelled or failed: what the per-report checks scan,
     /// so their cost does not grow with the order history. A closed order may linger in it
     /// until the end of the event that closed it; readers check the state.
@@ -166,7 +168,7 @@ impl Engine {
             nothing_in_stock_noticed: HashMap::new(),
             pickup_reminded: HashMap::new(),
             substitutions_told: HashSet::new(),
-            commands: devices::Commands::default(),
+            commands: commands::Commands::default(),
             open_orders,
         }
     }

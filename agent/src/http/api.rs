@@ -985,7 +985,7 @@ async fn list_commands(
                     .iter()
                     .map(|p| PendingCommandView {
                         id: p.command.id,
-                        command: crate::engine::devices::command_name(&p.command.body).into(),
+                        command: crate::engine::command_name(&p.command.body).into(),
                         sent_at_ms: p.sent_at,
                         attempts: p.attempts,
                     })
