@@ -1116,6 +1116,30 @@ mod tests {
     }
 
     #[test]
+    fn rules_take_whole_amounts_written_either_way_and_refuse_fractions() {
+        let load = |rules: &str| {
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            writeln!(file, "[rules]\n{rules}").unwrap();
+            AgentConfig::load_from(Some(file.path()), env(&[]))
+        };
+        let loaded = load("auto_approve_below_cents = 500.0\nmonthly_budget_cents = 8000").unwrap();
+        let engine = loaded.engine_config("k".into()).unwrap();
+        assert_eq!(
+            (
+                engine.rules.auto_approve_below_cents,
+                engine.rules.monthly_budget_cents
+            ),
+            (500, Some(8000))
+        );
+        let err = load("auto_approve_below_cents = 1.5")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auto_approve_below_cents"), "{err}");
+        let err = load("approval_timeout_hours = -3").unwrap_err().to_string();
+        assert!(err.contains("approval_timeout_hours"), "{err}");
+    }
+
+    #[test]
     fn file_then_environment_override_defaults() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "[household]\nid = \"flat-12\"\n[mqtt]\nembedded = false\nurl = \"mqtt://broker.lan:1884\"").unwrap();
