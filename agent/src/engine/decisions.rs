@@ -10,7 +10,7 @@
 use replenish_commerce::{Money, OrderStatus, ShopOrder};
 
 use super::household::{
-    Actor, AuditEntry, ExpiryDefault, Pending, PendingKind, Permission, RejectReason, Route, money,
+    Actor, AuditEntry, ExpiryDefault, Pending, PendingKind, Permission, RejectReason, Route, amount,
 };
 use super::order::{Order, OrderId, OrderState, line_total};
 use super::{
@@ -182,14 +182,14 @@ impl Engine {
             format!(
                 "approved {} ({})",
                 describe(&changed),
-                money(changed.total().minor)
+                amount(changed.total())
             )
         } else {
             format!(
                 "approved with {}: {} ({})",
                 what.join(", "),
                 describe(&changed),
-                money(changed.total().minor)
+                amount(changed.total())
             )
         };
         self.orders.insert(changed.id.clone(), changed);

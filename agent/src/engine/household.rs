@@ -695,12 +695,42 @@ impl Household {
 
 /// Cents as `EUR 12.34` (the sandbox shop prices in euros).
 pub fn money(cents: u64) -> String {
-    format!("EUR {}.{:02}", cents / 100, cents % 100)
+    amount(replenish_commerce::Money::new(
+        cents,
+        replenish_commerce::Currency::EUR,
+    ))
+}
+
+/// An amount as the audit trail writes it: `EUR 12.34`, `CHF 5.00`, `JPY 1240`.
+pub fn amount(money: replenish_commerce::Money) -> String {
+    let digits = money.currency.minor_digits();
+    let scale = 10u64.pow(digits);
+    let code = money.currency.code();
+    let major = money.minor / scale;
+    match digits {
+        0 => format!("{code} {major}"),
+        _ => format!(
+            "{code} {major}.{:0width$}",
+            money.minor % scale,
+            width = digits as usize
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audit_writes_amounts_in_their_currency() {
+        use replenish_commerce::{Currency, Money};
+        assert_eq!(money(1234), "EUR 12.34");
+        assert_eq!(money(5), "EUR 0.05");
+        let chf = Currency::new("CHF").unwrap();
+        assert_eq!(amount(Money::new(500, chf)), "CHF 5.00");
+        let jpy = Currency::new("JPY").unwrap();
+        assert_eq!(amount(Money::new(1240, jpy)), "JPY 1240");
+    }
 
     fn at(text: &str) -> UnixMs {
         let ts: Timestamp = text.parse().unwrap();
