@@ -153,10 +153,7 @@ impl Engine {
                     changed.first_line().sku,
                     item.sku
                 ));
-                let first = changed.first_line_mut();
-                first.sku = item.sku.clone();
-                first.pack_size = item.pack_size;
-                first.total = line_total(item.price, first.packs);
+                changed.first_line_mut().switch_to(item);
             }
             if let Some(packs) = edit.packs.filter(|p| *p != changed.first_line().packs) {
                 if !(1..=MAX_EDITED_PACKS).contains(&packs) {
@@ -255,10 +252,7 @@ impl Engine {
                 item.sku
             ));
         }
-        let first = order.first_line_mut();
-        first.sku = item.sku.clone();
-        first.pack_size = item.pack_size;
-        first.total = line_total(item.price, first.packs);
+        order.first_line_mut().switch_to(item);
         order.retain_bundled(
             |line| match catalog.offers.iter().find(|i| i.sku == line.sku) {
                 Some(offer) => {

@@ -144,6 +144,16 @@ pub struct OrderItem {
     pub outlook: Option<Outlook>,
 }
 
+impl OrderItem {
+    /// The line now buys `offer` (another product, or the same at another shop): its product,
+    /// pack size and price follow the offer; the number of packs stays.
+    pub fn switch_to(&mut self, offer: &replenish_commerce::Offer) {
+        self.sku = offer.sku.clone();
+        self.pack_size = offer.pack_size;
+        self.total = line_total(offer.price, self.packs);
+    }
+}
+
 /// `packs` packs at `price` each (saturating: a catalog's price cannot overflow an order).
 pub fn line_total(price: Money, packs: u32) -> Money {
     Money::new(price.minor.saturating_mul(u64::from(packs)), price.currency)
