@@ -207,6 +207,8 @@ impl Outbox {
 pub struct IngestHealth {
     /// Messages received from the broker.
     pub received: AtomicU64,
+    /// When the first of them came (a benchmark's start of the clock).
+    pub first_received: std::sync::OnceLock<std::time::Instant>,
     /// Messages settled: acknowledged to the broker, or left for it to redeliver (an ack of a
     /// connection that has since dropped).
     pub acked: AtomicU64,
@@ -337,6 +339,7 @@ pub async fn run(
                 let counted = !matches!(incoming, Incoming::Own);
                 if counted {
                     health.received.fetch_add(1, Ordering::Relaxed);
+                    health.first_received.get_or_init(std::time::Instant::now);
                 }
                 let connection = health.connection.load(Ordering::SeqCst);
                 let outbox = outbox.clone();

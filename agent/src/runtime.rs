@@ -395,6 +395,9 @@ async fn sync_done(syncing: &mut Option<Syncing>) -> Result<(), StoreError> {
     }
 }
 
+/// Messages one journal entry (a group commit) covers at most: acks held while a sync runs.
+const GROUP_COMMIT_MAX: usize = 4096;
+
 /// Refusal log entries remembered at most (spoofed ids could otherwise grow the map).
 const REFUSAL_LOG_KEYS: usize = 4096;
 
@@ -427,12 +430,16 @@ impl EngineTask {
         let mut acks: Vec<Acker> = Vec::new();
         let mut syncing: Option<Syncing> = None;
         loop {
+            // A full batch waits for the sync in flight; the engine's queue then fills and
+            // the MQTT task stops reading (backpressure).
+            let taking = acks.len() < GROUP_COMMIT_MAX;
             let request = tokio::select! {
-                request = rx.recv() => request,
+                request = rx.recv(), if taking => request,
                 synced = sync_done(&mut syncing) => {
                     if let Some(done) = syncing.take() {
                         self.finish_sync(done, synced);
                     }
+                    self.write_pending(&mut syncing, &mut acks);
                     self.wake_settled(&syncing);
                     continue;
                 }
@@ -441,32 +448,40 @@ impl EngineTask {
             let Some(request) = request else { break };
             self.serve(request, &mut acks);
             // Group commit: take whatever else is queued, then journal it once and acknowledge
-            // it once that is durable. The engine handles these while the previous batch's
-            // sync runs.
-            while acks.len() < 256 {
+            // it once that is durable. While a sync runs the engine goes on taking messages,
+            // and they all follow in the next entry: the batch grows with the sync's time.
+            while acks.len() < GROUP_COMMIT_MAX {
                 match rx.try_recv() {
                     Ok(request) => self.serve(request, &mut acks),
                     Err(_) => break,
                 }
             }
-            // What a shop said (placed, refused, shipped) is stored now too: a crash must not
-            // send again an order the shop refused for good, nor forget one it took.
-            let shop_news = std::mem::take(&mut self.shop_news);
-            if acks.is_empty() && !shop_news {
-                self.wake_settled(&syncing);
-                continue;
+            if syncing.is_none() {
+                self.write_pending(&mut syncing, &mut acks);
             }
-            // The previous entry is durable before this one follows it.
-            self.end_sync(&mut syncing).await;
-            syncing = self.write(std::mem::take(&mut acks));
             self.wake_settled(&syncing);
         }
         // Acks of what was synced on the way down go out before the goodbye.
         self.end_sync(&mut syncing).await;
-        if let Err(error) = self.checkpoint() {
-            emit(StoreFailed::at(StoreStep::Shutdown, &error));
+        match self.checkpoint() {
+            // What the engine took since is in the tables now.
+            Ok(()) => acks.into_iter().for_each(|ack| ack()),
+            Err(error) => emit(StoreFailed::at(StoreStep::Shutdown, &error)),
         }
         tracing::info!("engine stopped; state flushed");
+    }
+
+    /// Journals what waits (messages taken, a shop's answer) and starts its sync, when no
+    /// sync is in flight (at most one journal entry is ever unsynced).
+    fn write_pending(&mut self, syncing: &mut Option<Syncing>, acks: &mut Vec<Acker>) {
+        debug_assert!(syncing.is_none());
+        // What a shop said (placed, refused, shipped) is stored now too: a crash must not
+        // send again an order the shop refused for good, nor forget one it took.
+        let shop_news = std::mem::take(&mut self.shop_news);
+        if acks.is_empty() && !shop_news {
+            return;
+        }
+        *syncing = self.write(std::mem::take(acks));
     }
 
     /// Journals the batch and starts its sync off the engine task: `acks` go out once it is

@@ -564,6 +564,9 @@ async fn agent_burst(
     dir: &Path,
     burst: Burst,
 ) -> anyhow::Result<(BurstRun, i64, u64)> {
+    // The clock starts before the agent does: in a backlog, the broker delivers as soon as it
+    // connects, before `start_agent` returns.
+    let start = Instant::now();
     let mut agent = start_agent(&plan.household, port, dir).await?;
     let published_before = if burst == Burst::Backlog {
         agent.shutdown().await;
@@ -580,7 +583,6 @@ async fn agent_burst(
         None
     };
     let health = agent.ingest();
-    let start = Instant::now();
     // A 1 ms watch (no busy sampler here: it would take CPU from the agent it measures). Its
     // goal is set once the publisher knows what it sent.
     let goal = Arc::new(AtomicU64::new(u64::MAX));
@@ -594,19 +596,22 @@ async fn agent_burst(
     let watcher = {
         let (health, goal) = (health.clone(), goal.clone());
         tokio::spawn(async move {
-            let (mut first, mut stalls, mut was_stalled) = (None, 0u64, false);
+            let (mut stalls, mut was_stalled) = (0u64, false);
             loop {
                 let now = start.elapsed().as_secs_f64();
-                if first.is_none() && health.received.load(Ordering::Relaxed) > 0 {
-                    first = Some(now);
-                }
                 let stalled = health.stalled.load(Ordering::Relaxed);
                 if stalled && !was_stalled {
                     stalls += 1;
                 }
                 was_stalled = stalled;
                 if health.acked.load(Ordering::Relaxed) >= goal.load(Ordering::Relaxed) {
-                    return (first.unwrap_or(now), now, stalls);
+                    // The agent noted its first delivery itself: this watch may wake late
+                    // while the agent's tasks keep the runtime busy.
+                    let first = health
+                        .first_received
+                        .get()
+                        .map_or(now, |at| at.saturating_duration_since(start).as_secs_f64());
+                    return (first, now, stalls);
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
