@@ -79,9 +79,12 @@ impl Engine {
         Ok(order)
     }
 
-    /// Money committed this calendar month (household time): approved orders onwards, and
-    /// orders in a notify cancel window (they are placed unless someone cancels them).
-    pub(super) fn spent_this_month(&self, now: UnixMs) -> u64 {
+    /// Money committed this calendar month (household time) in the household's currency:
+    /// approved orders onwards, and orders in a notify cancel window (they are placed unless
+    /// someone cancels them). Orders priced in another currency are not in it (a person
+    /// approved each of them, [`Household::route`]).
+    pub(super) fn spent_this_month(&self, now: UnixMs) -> Money {
+        let home = self.home_currency();
         let rules = &self.household.rules;
         let month = rules.month_of(now);
         self.orders
@@ -99,8 +102,11 @@ impl Engine {
                         .is_some_and(|p| p.kind == PendingKind::CancelWindow))
             })
             .filter(|o| rules.month_of(o.placed_at.unwrap_or(o.updated_at)) == month)
-            .map(|o| o.total().minor)
-            .sum()
+            .map(Order::total)
+            .filter(|total| total.currency == home)
+            .fold(Money::new(0, home), |sum, total| {
+                Money::new(sum.minor.saturating_add(total.minor), home)
+            })
     }
 
     pub(super) fn approve(
@@ -606,7 +612,7 @@ impl Engine {
         let consumables: Vec<&str> = lines.iter().map(|l| l.consumable.as_str()).collect();
         let route = match (
             self.household
-                .route(&consumables, order.total().minor, spent, now),
+                .route(&consumables, order.total(), spent, now),
             ask,
         ) {
             (Route::Skip, _) => Route::Skip,
@@ -999,11 +1005,11 @@ mod tests {
         let (t, _) = run_until_order(&mut e);
         let held = proposed(&e);
         assert!(held.total().minor > 0);
-        assert_eq!(e.spent_this_month(t), held.total().minor);
+        assert_eq!(e.spent_this_month(t), held.total());
         // Asked-for orders do not count until someone approves them.
         let mut e = household(|r| r.default_mode = Mode::Approve);
         let (t, _) = run_until_order(&mut e);
-        assert_eq!(e.spent_this_month(t), 0);
+        assert_eq!(e.spent_this_month(t).minor, 0);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, civil};
 use serde::{Deserialize, Serialize};
 
+use replenish_commerce::Money;
+
 use crate::clock::{HOUR_MS, UnixMs};
 
 /// What a member may do.
@@ -248,10 +250,12 @@ pub struct Rules {
     pub default_mode: Mode,
     /// Per consumable id.
     pub consumables: BTreeMap<String, ConsumableRules>,
-    /// In `approve` mode, orders cheaper than this are placed without asking (0: always ask).
+    /// In `approve` mode, orders cheaper than this (minor units of the household's currency,
+    /// [`super::Engine::home_currency`]) are placed without asking (0: always ask).
     pub auto_approve_below_cents: u64,
-    /// Spending limit per calendar month (household time); an order that would exceed it waits
-    /// for approval whatever the mode, and never places itself on expiry.
+    /// Spending limit per calendar month (household time, minor units of the household's
+    /// currency); an order that would exceed it, or is priced in another currency, waits for
+    /// approval whatever the mode, and never places itself on expiry.
     pub monthly_budget_cents: Option<u64>,
     /// Nobody is prompted in these hours (`"22:00-07:00"`, household time); prompts wait
     /// until they end.
@@ -643,15 +647,11 @@ impl Household {
     }
 
     /// Decides what to do with an order the policy wants for `consumables` (a bundle has
-    /// several; its strictest mode applies): `total_cents` for it, with `spent_cents` already
-    /// committed this month.
-    pub fn route(
-        &self,
-        consumables: &[&str],
-        total_cents: u64,
-        spent_cents: u64,
-        now: UnixMs,
-    ) -> Route {
+    /// several; its strictest mode applies): `total` for it, with `spent` already committed
+    /// this month in the household's currency (the budget's and the approval limit's). An
+    /// order in another currency is never weighed against those: with a budget set, a person
+    /// decides; the approval limit does not place it by itself.
+    pub fn route(&self, consumables: &[&str], total: Money, spent: Money, now: UnixMs) -> Route {
         let rules = &self.rules;
         let Some(consumable) = consumables
             .iter()
@@ -664,21 +664,32 @@ impl Household {
         if mode == Mode::Off {
             return Route::Skip;
         }
-        if let Some(budget) = rules.monthly_budget_cents
-            && spent_cents + total_cents > budget
-        {
-            return Route::Ask {
-                why: super::words::Ask::OverBudget {
-                    spent: spent_cents,
+        let home = total.currency == spent.currency;
+        if let Some(budget) = rules.monthly_budget_cents {
+            let why = if !home {
+                Some(super::words::Ask::OtherCurrency {
+                    total,
+                    home: spent.currency,
+                })
+            } else if spent.minor.saturating_add(total.minor) > budget {
+                Some(super::words::Ask::OverBudget {
+                    spent: spent.minor,
                     budget,
-                    total: total_cents,
-                },
-                on_expiry: ExpiryDefault::Skip,
+                    total: total.minor,
+                })
+            } else {
+                None
             };
+            if let Some(why) = why {
+                return Route::Ask {
+                    why,
+                    on_expiry: ExpiryDefault::Skip,
+                };
+            }
         }
         match mode {
             Mode::Auto => Route::Place,
-            Mode::Approve if total_cents < rules.auto_approve_below_cents => Route::Place,
+            Mode::Approve if home && total.minor < rules.auto_approve_below_cents => Route::Place,
             Mode::Approve => Route::Ask {
                 why: super::words::Ask::ModeAsks {
                     consumable: consumable.to_string(),
@@ -803,26 +814,32 @@ mod tests {
         );
         rules.auto_approve_below_cents = 500;
         let h = household(rules);
-        assert_eq!(h.route(&["water"], 10_000, 0, 0), Route::Place);
+        assert_eq!(h.route(&["water"], eur(10_000), eur(0), 0), Route::Place);
         assert!(matches!(
-            h.route(&["beans"], 1_500, 0, 0),
+            h.route(&["beans"], eur(1_500), eur(0), 0),
             Route::Ask { .. }
         ));
-        assert_eq!(h.route(&["beans"], 499, 0, 0), Route::Place);
+        assert_eq!(h.route(&["beans"], eur(499), eur(0), 0), Route::Place);
         assert_eq!(
-            h.route(&["milk"], 100, 0, 0),
+            h.route(&["milk"], eur(100), eur(0), 0),
             Route::Hold { until: 2 * HOUR_MS }
         );
-        assert_eq!(h.route(&["eggs"], 100, 0, 0), Route::Skip);
+        assert_eq!(h.route(&["eggs"], eur(100), eur(0), 0), Route::Skip);
         // A bundle follows its strictest line.
         assert!(matches!(
-            h.route(&["water", "beans"], 10_000, 0, 0),
+            h.route(&["water", "beans"], eur(10_000), eur(0), 0),
             Route::Ask { .. }
         ));
         assert!(matches!(
-            h.route(&["water", "milk"], 10_000, 0, 0),
+            h.route(&["water", "milk"], eur(10_000), eur(0), 0),
             Route::Hold { .. }
         ));
+    }
+
+    use replenish_commerce::Currency;
+
+    fn eur(minor: u64) -> Money {
+        Money::new(minor, Currency::EUR)
     }
 
     #[test]
@@ -834,8 +851,8 @@ mod tests {
         };
         rules.auto_approve_below_cents = 100_000;
         let h = household(rules);
-        assert_eq!(h.route(&["beans"], 1_000, 4_000, 0), Route::Place);
-        match h.route(&["beans"], 1_001, 4_000, 0) {
+        assert_eq!(h.route(&["beans"], eur(1_000), eur(4_000), 0), Route::Place);
+        match h.route(&["beans"], eur(1_001), eur(4_000), 0) {
             Route::Ask { why, on_expiry } => {
                 assert_eq!(on_expiry, ExpiryDefault::Skip);
                 assert_eq!(
@@ -849,6 +866,42 @@ mod tests {
             }
             other => panic!("expected ask, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_order_in_another_currency_is_never_weighed_against_the_budget_or_the_limit() {
+        let chf = |minor| Money::new(minor, Currency::new("CHF").unwrap());
+        let mut rules = Rules {
+            monthly_budget_cents: Some(5_000),
+            on_expiry: ExpiryDefault::Order,
+            ..Rules::default()
+        };
+        rules.auto_approve_below_cents = 100_000;
+        let h = household(rules.clone());
+        // 10 francs would fit the 50 euros left if read as euros: a person decides all the
+        // same, and nobody's silence places it.
+        match h.route(&["beans"], chf(1_000), eur(0), 0) {
+            Route::Ask { why, on_expiry } => {
+                assert_eq!(on_expiry, ExpiryDefault::Skip);
+                assert_eq!(
+                    why,
+                    super::super::words::Ask::OtherCurrency {
+                        total: chf(1_000),
+                        home: Currency::EUR
+                    }
+                );
+            }
+            other => panic!("expected ask, got {other:?}"),
+        }
+        // Without a budget, the approval limit (in euros) does not let it through either.
+        rules.monthly_budget_cents = None;
+        rules.default_mode = Mode::Approve;
+        let h = household(rules);
+        assert!(matches!(
+            h.route(&["beans"], chf(100), eur(0), 0),
+            Route::Ask { .. }
+        ));
+        assert_eq!(h.route(&["beans"], eur(100), eur(0), 0), Route::Place);
     }
 
     #[test]

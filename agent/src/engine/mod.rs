@@ -282,6 +282,12 @@ impl Engine {
         self.meta.catalogs.get(shop)
     }
 
+    /// The household's currency, in which its budget and approval limit are written: the
+    /// first shop's (by its catalog), euros before any catalog is known.
+    pub fn home_currency(&self) -> replenish_commerce::Currency {
+        self.words(0).home_currency()
+    }
+
     /// The shop's name as the household knows it.
     pub fn shop_name<'a>(&'a self, shop: &'a str) -> &'a str {
         self.config

@@ -2,7 +2,7 @@
 //! (each shop's products, each fulfilment option), choosing one, bundling the other slots that
 //! would soon need ordering, fitting the budget, and proposing the order.
 
-use replenish_commerce::{FulfilmentOption, Offer};
+use replenish_commerce::{FulfilmentOption, Money, Offer};
 
 use super::forecast::{self, Forecast, ForecastModel, day_of};
 use super::inventory::SlotState;
@@ -185,6 +185,17 @@ impl Engine {
                     usual
                 }
             }
+        };
+        // Prices in different currencies are never compared (no exchange rates here): offers
+        // in the household's currency while any is in stock, another currency's only then.
+        let home = self.home_currency();
+        let candidates = if candidates.iter().any(|c| c.offer.price.currency == home) {
+            candidates
+                .into_iter()
+                .filter(|c| c.offer.price.currency == home)
+                .collect()
+        } else {
+            candidates
         };
         // Without a set maximum, the appliance and the smallest pack on offer: a pack of three
         // filters must not raise the limit it is checked against.
@@ -398,7 +409,12 @@ impl Engine {
         now: UnixMs,
     ) -> Option<String> {
         let budget = self.household.rules.monthly_budget_cents?;
-        let left = budget.saturating_sub(self.spent_this_month(now));
+        let spent = self.spent_this_month(now);
+        // Another currency than the budget's is not cut to it: a person decides instead.
+        if item.price.currency != spent.currency {
+            return None;
+        }
+        let left = budget.saturating_sub(spent.minor);
         let wanted = *packs;
         let mut sizes: Vec<(u32, u64)> = bundled
             .iter()
@@ -409,7 +425,7 @@ impl Engine {
         }
         let why = format!(
             "to stay within the monthly budget ({} left)",
-            household::money(left)
+            household::amount(Money::new(left, spent.currency))
         );
         let left_out: Vec<String> = bundled
             .drain(sizes.len()..)

@@ -122,6 +122,14 @@ pub enum Ask {
         /// This order.
         total: u64,
     },
+    /// A monthly budget is set and the order is priced in another currency than the
+    /// household's: it cannot be weighed against the budget (no exchange rates here).
+    OtherCurrency {
+        /// The order's total.
+        total: replenish_commerce::Money,
+        /// The household's currency, the budget's.
+        home: Currency,
+    },
     /// None of the household's chosen products is in stock anywhere: this is another one.
     OtherProduct {
         /// The consumable's id.
@@ -568,6 +576,10 @@ impl Words<'_> {
                     self.money(*total, c)
                 )
             }
+            Ask::OtherCurrency { total, home } => format!(
+                "It costs {}, in another currency than your monthly budget ({home}), so it is not counted against the budget",
+                self.price(*total)
+            ),
             Ask::OtherProduct { consumable } => format!(
                 "None of your chosen products for {} is in stock anywhere, so this is another one",
                 self.name(consumable)
@@ -1301,6 +1313,13 @@ mod tests {
                     spent: 8_000,
                     budget: 10_000,
                     total: 2_598,
+                },
+            ),
+            (
+                "ask: other currency",
+                Ask::OtherCurrency {
+                    total: replenish_commerce::Money::new(1_240, Currency::new("CHF").unwrap()),
+                    home: Currency::EUR,
                 },
             ),
             (

@@ -253,3 +253,79 @@ fn orders_of_an_agent_before_several_shops_belong_to_the_first_shop() {
     );
     assert_eq!(e.orders().next().unwrap().shop, DEFAULT_SHOP);
 }
+
+/// Shop B's catalog priced in Swiss francs (its beans and its delivery), and shop A's beans
+/// with `a_stock` packs in stock.
+fn b_in_francs(e: &mut Engine, a_stock: u32) {
+    let chf = replenish_commerce::Currency::new("CHF").unwrap();
+    let mut a = e.catalog_of("a").unwrap().clone();
+    a.offers[0].stock = a_stock;
+    let mut b = e.catalog_of("b").unwrap().clone();
+    b.offers[0].price.currency = chf;
+    for option in &mut b.fulfilment {
+        if let Some(fee) = &mut option.price {
+            fee.currency = chf;
+        }
+    }
+    for (shop, catalog) in [("a", a), ("b", b)] {
+        e.handle(
+            Event::Catalog {
+                shop: shop.into(),
+                catalog,
+            },
+            T0,
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn prices_in_two_currencies_are_never_compared_and_a_foreign_order_asks_under_a_budget() {
+    // B's 8.49 francs are not cheaper than A's 8.99 euros: no exchange rate is known, so
+    // the household's currency (the first shop's) is bought in while it is in stock.
+    let mut e = two_shops(shopping::PickupPreference::Never, 6);
+    b_in_francs(&mut e, 10);
+    assert_eq!(e.home_currency(), replenish_commerce::Currency::EUR);
+    let (order, _) = run_until_placed(&mut e);
+    assert_eq!(order.shop, "a", "{}", order.first_line().reason);
+
+    // A sold out: B's beans in francs. Under a monthly budget in euros a person decides (auto
+    // mode or not), the order is not cut to the euros left, and nobody's silence places it.
+    let mut e = two_shops(shopping::PickupPreference::Never, 6);
+    b_in_francs(&mut e, 0);
+    let mut rules = e.household().rules.clone();
+    rules.monthly_budget_cents = Some(1_000);
+    e.handle(
+        Event::SetRules {
+            rules,
+            by: Actor::Console,
+        },
+        T0,
+    )
+    .unwrap();
+    let (t, fx) = run_until_order(&mut e);
+    assert!(place_order(&fx).is_none(), "not placed without a person");
+    let order = proposed(&e);
+    assert_eq!(order.shop, "b");
+    assert_eq!(order.total().currency.to_string(), "CHF");
+    let pending = order.pending.as_ref().unwrap();
+    assert_eq!(pending.on_expiry, household::ExpiryDefault::Skip);
+    assert!(
+        pending
+            .why
+            .contains("in another currency than your monthly budget (EUR)"),
+        "{}",
+        pending.why
+    );
+    // Not spent in euros, even once approved.
+    e.handle(
+        Event::Approve {
+            order_id: order.id.clone(),
+            by: Actor::Console,
+            edit: None,
+        },
+        t,
+    )
+    .unwrap();
+    assert_eq!(e.spent_this_month(t).minor, 0);
+}
