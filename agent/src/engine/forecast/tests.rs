@@ -1,0 +1,94 @@
+//! Tests of the daily-rate forecast with known numbers: steady use, incomplete days, weekend factors, noise, starved days, demand quantiles.
+
+use super::*;
+
+const T0: UnixMs = 20_000 * DAY_MS; // a Monday is 4 days after a Thursday: any day works
+
+fn history(days: i64, per_day: impl Fn(i64) -> f64) -> UsageHistory {
+    let mut h = UsageHistory::default();
+    h.observe(T0);
+    for d in 1..=days {
+        h.record(T0 + d as UnixMs * DAY_MS + 8 * HOUR_MS, per_day(d));
+    }
+    h
+}
+
+#[test]
+fn steady_use_gives_the_rate_and_a_sensible_empty_time() {
+    let h = history(10, |_| 30.0);
+    let now = T0 + 11 * DAY_MS;
+    let f = DayOfWeekRate::default().forecast(&h, 300.0, now).unwrap();
+    assert!((f.rate_per_day - 30.0).abs() < 1e-9);
+    let days = f.days_left().unwrap();
+    assert!((days - 10.0).abs() < 0.1, "{days}");
+    assert!(f.empty_earliest.unwrap() <= f.empty_at.unwrap());
+    assert!(f.empty_at.unwrap() <= f.empty_latest.unwrap());
+}
+
+#[test]
+fn nothing_is_forecast_before_a_complete_day() {
+    let mut h = UsageHistory::default();
+    h.record(T0 + HOUR_MS, 9.0);
+    assert!(
+        DayOfWeekRate::default()
+            .forecast(&h, 100.0, T0 + 5 * HOUR_MS)
+            .is_none()
+    );
+}
+
+#[test]
+fn weekend_heavy_use_raises_weekend_factors() {
+    let h = history(28, |d| {
+        if weekday_of(day_of(T0) + d) >= 5 {
+            90.0
+        } else {
+            10.0
+        }
+    });
+    let f = DayOfWeekRate::default()
+        .forecast(&h, 1000.0, T0 + 29 * DAY_MS)
+        .unwrap();
+    assert!(
+        f.weekday_factors[5] > 2.0 && f.weekday_factors[0] < 0.6,
+        "{:?}",
+        f.weekday_factors
+    );
+}
+
+#[test]
+fn noisier_use_widens_the_range() {
+    let steady = history(14, |_| 30.0);
+    let noisy = history(14, |d| if d % 2 == 0 { 10.0 } else { 50.0 });
+    let now = T0 + 15 * DAY_MS;
+    let width = |h: &UsageHistory| {
+        let f = DayOfWeekRate::default().forecast(h, 300.0, now).unwrap();
+        f.empty_latest.unwrap() - f.empty_earliest.unwrap()
+    };
+    assert!(width(&noisy) > 2 * width(&steady));
+}
+
+#[test]
+fn starved_days_do_not_drag_the_rate_down() {
+    let mut h = history(10, |_| 30.0);
+    for d in 11..=13 {
+        h.mark_starved(T0 + d * DAY_MS);
+    }
+    let f = DayOfWeekRate::default()
+        .forecast(&h, 300.0, T0 + 14 * DAY_MS)
+        .unwrap();
+    assert!((f.rate_per_day - 30.0).abs() < 1e-9);
+}
+
+#[test]
+fn demand_quantiles_are_ordered_and_add_up_over_days() {
+    let now = T0 + 11 * DAY_MS;
+    let h = history(10, |d| if d % 2 == 0 { 25.0 } else { 35.0 });
+    let f = DayOfWeekRate::default().forecast(&h, 300.0, now).unwrap();
+    let first = f.demand(now, DAY_MS);
+    let second = f.demand(now + DAY_MS, DAY_MS);
+    let both = f.demand(now, 2 * DAY_MS);
+    assert!(first.p10 <= first.p50 && first.p50 <= first.p90);
+    assert!((both.p50 - first.p50 - second.p50).abs() < 1e-6);
+    // Spread grows with the square root of time, so less than the sum of the two days'.
+    assert!(both.p90 - both.p50 < (first.p90 - first.p50) + (second.p90 - second.p50));
+}
