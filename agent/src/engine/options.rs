@@ -53,7 +53,9 @@ pub struct OrderOption {
 }
 
 impl Engine {
-    /// The options for proposed order `order_id`, cheapest per unit first (fees included).
+    /// The options for proposed order `order_id`, cheapest per unit first (fees included);
+    /// those priced in the household's currency before any other, as prices in two
+    /// currencies are not compared.
     pub fn order_options(
         &self,
         order_id: &str,
@@ -73,7 +75,8 @@ impl Engine {
             .products
             .get(consumable)
             .filter(|l| !l.is_empty());
-        let mut options: Vec<(f64, OrderOption)> = shopping::candidates(
+        let home = self.home_currency();
+        let mut options: Vec<((bool, f64), OrderOption)> = shopping::candidates(
             &self.config.shops,
             &self.meta.catalogs,
             consumable,
@@ -116,10 +119,11 @@ impl Engine {
                 within_price_guard: self.price_guard(consumable, line.unit, offer).is_none(),
                 current,
             };
-            (candidate.cost_per_unit(packs), option)
+            let foreign = offer.price.currency != home;
+            ((foreign, candidate.cost_per_unit(packs)), option)
         })
         .collect();
-        options.sort_by(|a, b| a.0.total_cmp(&b.0));
+        options.sort_by(|(a, _), (b, _)| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         Ok(options.into_iter().map(|(_, option)| option).collect())
     }
 }

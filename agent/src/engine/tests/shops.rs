@@ -317,6 +317,15 @@ fn prices_in_two_currencies_are_never_compared_and_a_foreign_order_asks_under_a_
         "{}",
         pending.why
     );
+    // A back in stock: the options a person picks from put the euro shop first and the
+    // francs after, though 8.49 is the smaller number.
+    b_in_francs(&mut e, 10);
+    let options = e.order_options(&order.id, t).unwrap();
+    assert_eq!(options.first().map(|o| o.shop.as_str()), Some("a"));
+    assert_eq!(
+        options.last().map(|o| o.currency.to_string()).as_deref(),
+        Some("CHF")
+    );
     // Not spent in euros, even once approved.
     e.handle(
         Event::Approve {
