@@ -1,17 +1,7 @@
 //! Tests of the forecast models with known numbers: steady and sparse use, declared intervals, absences, habit changes, the backtested rate error, empty times.
 
+use super::tests::{T0, history};
 use super::*;
-
-const T0: UnixMs = 20_000 * DAY_MS;
-
-fn history(days: i64, per_day: impl Fn(i64) -> f64) -> UsageHistory {
-    let mut h = UsageHistory::default();
-    h.observe(T0);
-    for d in 1..=days {
-        h.record(T0 + d as UnixMs * DAY_MS + 8 * HOUR_MS, per_day(d));
-    }
-    h
-}
 
 #[test]
 fn every_model_finds_a_steady_rate() {

@@ -2,9 +2,11 @@
 
 use super::*;
 
-const T0: UnixMs = 20_000 * DAY_MS; // a Monday is 4 days after a Thursday: any day works
+/// Any day works (a Monday is 4 days after a Thursday).
+pub(super) const T0: UnixMs = 20_000 * DAY_MS;
 
-fn history(days: i64, per_day: impl Fn(i64) -> f64) -> UsageHistory {
+/// `days` whole days of use from `T0`, `per_day(d)` on day `d`, each at 08:00.
+pub(super) fn history(days: i64, per_day: impl Fn(i64) -> f64) -> UsageHistory {
     let mut h = UsageHistory::default();
     h.observe(T0);
     for d in 1..=days {
