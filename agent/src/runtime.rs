@@ -436,8 +436,9 @@ impl EngineTask {
         let mut syncing: Option<Syncing> = None;
         loop {
             // A full batch waits for the sync in flight; the engine's queue then fills and
-            // the MQTT task stops reading (backpressure).
-            let taking = acks.len() < GROUP_COMMIT_MAX;
+            // the MQTT task stops reading (backpressure). (Without a sync in flight the batch
+            // was written: nothing to wait for.)
+            let taking = acks.len() < GROUP_COMMIT_MAX || syncing.is_none();
             let request = tokio::select! {
                 request = rx.recv(), if taking => request,
                 synced = sync_done(&mut syncing) => {

@@ -285,7 +285,7 @@ impl Engine {
     /// The household's currency, in which its budget and approval limit are written: the
     /// first shop's (by its catalog), euros before any catalog is known.
     pub fn home_currency(&self) -> replenish_commerce::Currency {
-        self.words(0).home_currency()
+        shopping::home_currency(&self.config.shops, &self.meta.catalogs)
     }
 
     /// The shop's name as the household knows it.

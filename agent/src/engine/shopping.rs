@@ -143,6 +143,19 @@ impl Candidate {
     }
 }
 
+/// The household's currency, in which its budget and approval limit are written: the first
+/// shop's (by its catalog), euros before any catalog is known.
+pub fn home_currency(
+    shops: &[ShopInfo],
+    catalogs: &BTreeMap<ShopId, Catalog>,
+) -> replenish_commerce::Currency {
+    shops
+        .iter()
+        .filter_map(|s| catalogs.get(&s.id))
+        .find_map(|c| c.offers.first())
+        .map_or(replenish_commerce::Currency::EUR, |o| o.price.currency)
+}
+
 /// The key of learned lead times for `shop` fulfilling by `fulfilment`.
 pub fn lead_key(shop: &str, fulfilment: Option<&FulfilmentOption>) -> String {
     format!(

@@ -550,11 +550,7 @@ impl Words<'_> {
 
     /// The household's own currency (budgets, approval limits): the first shop's.
     pub fn home_currency(&self) -> Currency {
-        self.shops
-            .iter()
-            .filter_map(|s| self.catalogs.get(&s.id))
-            .find_map(|c| c.offers.first())
-            .map_or(Currency::EUR, |o| o.price.currency)
+        super::shopping::home_currency(self.shops, self.catalogs)
     }
 
     /// Why a person must decide: `You asked to approve orders of Coffee beans`.
