@@ -188,16 +188,7 @@ fn two_shops(pickup: shopping::PickupPreference, b_days: u32) -> Engine {
     b.offers[0].sku = "b-beans-500".into();
     b.offers[0].price.minor = 849;
     b.fulfilment = vec![option("post", false, 0, (b_days, b_days))];
-    for (shop, catalog) in [("a", a), ("b", b)] {
-        e.handle(
-            Event::Catalog {
-                shop: shop.into(),
-                catalog,
-            },
-            T0,
-        )
-        .unwrap();
-    }
+    give_catalogs(&mut e, [("a", a), ("b", b)]);
     e.handle(
         Event::Telemetry {
             device: id("coffee"),
@@ -207,6 +198,20 @@ fn two_shops(pickup: shopping::PickupPreference, b_days: u32) -> Engine {
     )
     .unwrap();
     e
+}
+
+/// The shops' catalogs, as each shop's answer at `T0`.
+fn give_catalogs<const N: usize>(e: &mut Engine, catalogs: [(&str, Catalog); N]) {
+    for (shop, catalog) in catalogs {
+        e.handle(
+            Event::Catalog {
+                shop: shop.into(),
+                catalog,
+            },
+            T0,
+        )
+        .unwrap();
+    }
 }
 
 /// 50 g a day from 600 g, reported every two hours (a pickup's short lead time needs a

@@ -267,16 +267,7 @@ fn b_in_francs(e: &mut Engine, a_stock: u32) {
             fee.currency = chf;
         }
     }
-    for (shop, catalog) in [("a", a), ("b", b)] {
-        e.handle(
-            Event::Catalog {
-                shop: shop.into(),
-                catalog,
-            },
-            T0,
-        )
-        .unwrap();
-    }
+    give_catalogs(e, [("a", a), ("b", b)]);
 }
 
 #[test]
