@@ -782,6 +782,7 @@ impl Announcer {
         agent
             .ask(Event::SetRules {
                 rules,
+                currency: None,
                 by: Actor::HomeAssistant,
             })
             .await

@@ -323,6 +323,9 @@ async fn every_route_but_healthz_refuses_without_a_valid_token() {
     let (status, doc) = h.get("/api/v1/openapi.json", &h.member).await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["paths"]["/api/v1/orders/{id}/approve"].is_object());
+    // This household's document names the one currency its rules take.
+    let currency = &doc["components"]["schemas"]["Rules"]["properties"]["currency"];
+    assert_eq!(currency["enum"], json!(["EUR"]), "{currency}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,6 +371,18 @@ async fn members_decide_orders_but_cannot_change_rules_members_or_devices() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, after) = h.get("/api/v1/rules", &h.member).await;
+    assert_eq!(after, rules, "nothing changed");
+
+    // The rules' money is in the household's currency, and says so; a budget written in
+    // another currency is refused, not kept as euros.
+    assert_eq!(rules["currency"], "EUR", "{rules}");
+    let mut francs = rules.clone();
+    francs["currency"] = json!("CHF");
+    francs["monthly_budget_cents"] = json!(20_000);
+    let (status, body) = h.put("/api/v1/rules", &h.owner, francs).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("not CHF"), "{body}");
     let (_, after) = h.get("/api/v1/rules", &h.member).await;
     assert_eq!(after, rules, "nothing changed");
 

@@ -2,7 +2,7 @@
 //! devices) and what it asks to be done ([`Effect`], with the [`Notice`]s the household reads).
 //! Plain data; the engine's decisions live in the other files.
 
-use replenish_commerce::{Catalog, OrderRequest, ShopOrder};
+use replenish_commerce::{Catalog, Currency, OrderRequest, ShopOrder};
 use replenish_protocol::{Ack, Command, CommandBody, DeviceId, Report, Status};
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +117,10 @@ pub enum Event {
     SetRules {
         /// The new rules, whole.
         rules: Rules,
+        /// The currency the caller wrote the rules' amounts in, when it says: refused unless
+        /// it is the household's ([`super::Engine::home_currency`]), so an amount meant in one
+        /// currency is never kept as another's.
+        currency: Option<Currency>,
         /// Who.
         by: Actor,
     },

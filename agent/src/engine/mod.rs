@@ -372,7 +372,11 @@ impl Engine {
             Event::RemoveMember { member_id, by } => {
                 self.remove_member(&member_id, &by, now, fx)?
             }
-            Event::SetRules { rules, by } => self.set_rules(rules, &by, now, fx)?,
+            Event::SetRules {
+                rules,
+                currency,
+                by,
+            } => self.set_rules(rules, currency, &by, now, fx)?,
             Event::AcceptDevice { device, by } => self.accept_device(&device, &by, now, fx)?,
             Event::RemoveDevice { device, by } => self.remove_device(&device, &by, now, fx)?,
             Event::IssueDeviceLogin {

@@ -2,9 +2,10 @@
 //! (pairing, logins, removal), each checked against the actor's role and written to the
 //! audit trail. Every handler validates before it changes anything.
 
+use replenish_commerce::Currency;
 use replenish_protocol::DeviceId;
 
-use super::household::{Actor, Member, Permission, Role, Rules, money};
+use super::household::{Actor, InvalidRules, Member, Permission, Role, Rules, money};
 use super::inventory::SlotKey;
 use super::{Effect, Engine, EngineError, NoticeKind, notice};
 use crate::clock::UnixMs;
@@ -106,12 +107,26 @@ impl Engine {
     pub(super) fn set_rules(
         &mut self,
         rules: Rules,
+        currency: Option<Currency>,
         by: &Actor,
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
         self.household.authorize(by, Permission::ChangeSettings)?;
         rules.validate()?;
+        let home = self.home_currency();
+        if let Some(currency) = currency
+            && currency != home
+        {
+            return Err(InvalidRules {
+                field: "currency",
+                problem: format!(
+                    "the budget and the auto-approve limit are in {home}, the household's \
+                     currency (its shop's), not {currency}: write them in {home}"
+                ),
+            }
+            .into());
+        }
         let changes = rule_changes(&self.household.rules, &rules);
         if changes.is_empty() {
             return Ok(());
@@ -349,6 +364,7 @@ mod tests {
         let refused = e.handle(
             Event::SetRules {
                 rules: rules.clone(),
+                currency: None,
                 by: member(),
             },
             T0,
@@ -369,8 +385,15 @@ mod tests {
         assert!(matches!(refused, Err(EngineError::Denied(_))));
         assert_eq!(e.household().rules.default_mode, Mode::Auto);
         let before = e.audit().len();
-        e.handle(Event::SetRules { rules, by: owner() }, T0)
-            .unwrap();
+        e.handle(
+            Event::SetRules {
+                rules,
+                currency: None,
+                by: owner(),
+            },
+            T0,
+        )
+        .unwrap();
         assert_eq!(e.household().rules.default_mode, Mode::Off);
         let entry = e.audit().last().unwrap();
         assert_eq!(e.audit().len(), before + 1);
@@ -384,12 +407,32 @@ mod tests {
             e.handle(
                 Event::SetRules {
                     rules: invalid,
+                    currency: None,
                     by: owner()
                 },
                 T0
             ),
             Err(EngineError::InvalidRules(_))
         ));
+        // A budget written in francs for a household that shops in euros is refused as it
+        // stands (not kept as euros); written in euros it is kept.
+        let budget = Rules {
+            monthly_budget_cents: Some(20_000),
+            ..e.household().rules.clone()
+        };
+        let set_in = |currency: &str| Event::SetRules {
+            rules: budget.clone(),
+            currency: Currency::new(currency),
+            by: owner(),
+        };
+        let refused = e.handle(set_in("CHF"), T0).unwrap_err().to_string();
+        assert!(
+            refused.contains("in EUR, the household's currency") && refused.contains("not CHF"),
+            "{refused}"
+        );
+        assert_eq!(e.household().rules.monthly_budget_cents, None);
+        e.handle(set_in("EUR"), T0).unwrap();
+        assert_eq!(e.household().rules.monthly_budget_cents, Some(20_000));
         assert!(matches!(
             e.handle(
                 Event::RemoveMember {

@@ -619,10 +619,10 @@ async fn snooze(
 async fn get_rules(_caller: Caller, State(state): State<AppState>) -> Response {
     match state
         .agent
-        .read(|engine, _| engine.household().rules.clone())
+        .read(|engine, _| (engine.household().rules.clone(), engine.home_currency()))
         .await
     {
-        Ok(rules) => Json(Rules::from(rules)).into_response(),
+        Ok((rules, currency)) => Json(Rules::in_currency(rules, currency)).into_response(),
         Err(_) => unavailable(),
     }
 }
@@ -637,6 +637,7 @@ async fn put_rules(
     Body(rules): Body<Rules>,
 ) -> Response {
     let event = Event::SetRules {
+        currency: rules.currency,
         rules: rules.into(),
         by: caller.actor(),
     };
@@ -1038,8 +1039,22 @@ async fn list_audit(
 /// This document
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "status",
     responses((status = 200, description = "The OpenAPI 3 document of this API.")))]
-async fn openapi(_caller: Caller) -> Response {
-    Json(ApiDoc::openapi()).into_response()
+async fn openapi(_caller: Caller, State(state): State<AppState>) -> Response {
+    let mut doc = ApiDoc::openapi();
+    // The rules' money is in this household's currency and no other: said in the schema
+    // (the committed document, for any household, gives only the pattern).
+    if let Ok(currency) = state.agent.read(|engine, _| engine.home_currency()).await {
+        use utoipa::openapi::{RefOr, schema::Schema};
+        if let Some(RefOr::T(Schema::Object(rules))) = doc
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("Rules"))
+            && let Some(RefOr::T(Schema::Object(field))) = rules.properties.get_mut("currency")
+        {
+            field.enum_values = Some(vec![currency.to_string().into()]);
+        }
+    }
+    Json(doc).into_response()
 }
 
 /// The agent API's OpenAPI document, generated from the handlers and types.

@@ -1377,12 +1377,7 @@ async fn rules_form(
     }
     let (current, currency) = match state
         .agent
-        .read(|engine, now| {
-            (
-                engine.household().rules.clone(),
-                engine.words(now).home_currency(),
-            )
-        })
+        .read(|engine, _| (engine.household().rules.clone(), engine.home_currency()))
         .await
     {
         Ok(read) => read,
@@ -1403,6 +1398,8 @@ async fn rules_form(
     };
     let event = Event::SetRules {
         rules,
+        // The amounts were read in the currency the page showed.
+        currency: Some(currency),
         by: visitor.actor(),
     };
     match state.agent.ask(event).await {

@@ -15,6 +15,7 @@ pub use status::{
 
 use std::collections::BTreeMap;
 
+use replenish_commerce::Currency;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -183,12 +184,21 @@ pub struct Rules {
     pub default_mode: Mode,
     /// Per consumable id.
     pub consumables: BTreeMap<String, ConsumableRules>,
-    /// In `approve` mode, orders cheaper than this are placed without asking (0: always ask).
+    /// The currency of `auto_approve_below_cents` and `monthly_budget_cents`: the household's
+    /// (its first shop's, EUR before a catalog is known). Always given in answers; in a
+    /// request it may be left out, and when given it must be the household's (a client
+    /// cannot set a budget in another currency, 422).
+    #[schema(value_type = Option<String>, pattern = "^[A-Z]{3}$", example = "EUR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
+    /// In `approve` mode, orders cheaper than this (minor units of `currency`: cents) are
+    /// placed without asking (0: always ask).
     #[schema(maximum = 1_000_000_000_000_u64)]
     #[serde(deserialize_with = "whole::u64")]
     pub auto_approve_below_cents: u64,
-    /// Spending limit per calendar month (household time); an order that would exceed it waits
-    /// for approval whatever the mode, and never places itself on expiry.
+    /// Spending limit per calendar month (household time, minor units of `currency`); an order
+    /// that would exceed it, or is priced in another currency, waits for approval whatever
+    /// the mode, and never places itself on expiry.
     #[schema(maximum = 1_000_000_000_000_u64)]
     #[serde(deserialize_with = "whole::option_u64")]
     pub monthly_budget_cents: Option<u64>,
@@ -227,9 +237,20 @@ impl Default for Rules {
     }
 }
 
+impl Rules {
+    /// The household's rules as the API shows them, their money in `currency`.
+    pub fn in_currency(rules: household::Rules, currency: Currency) -> Self {
+        Self {
+            currency: Some(currency),
+            ..rules.into()
+        }
+    }
+}
+
 impl From<household::Rules> for Rules {
     fn from(rules: household::Rules) -> Self {
         Self {
+            currency: None,
             default_mode: rules.default_mode.into(),
             consumables: rules
                 .consumables
@@ -360,6 +381,10 @@ mod tests {
                 .unwrap()
                 .into();
         assert_eq!(back, engine);
+        // The API says which currency the amounts are in.
+        let shown = serde_json::to_value(Rules::in_currency(engine, Currency::EUR)).unwrap();
+        assert_eq!(shown["currency"], "EUR");
+        assert_eq!(shown["monthly_budget_cents"], 12_000);
     }
 
     #[test]

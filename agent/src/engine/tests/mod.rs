@@ -299,8 +299,15 @@ pub(super) fn household(edit: impl FnOnce(&mut Rules)) -> Engine {
     }
     let mut rules = e.household().rules.clone();
     edit(&mut rules);
-    e.handle(Event::SetRules { rules, by: owner() }, T0)
-        .unwrap();
+    e.handle(
+        Event::SetRules {
+            rules,
+            currency: None,
+            by: owner(),
+        },
+        T0,
+    )
+    .unwrap();
     e
 }
 

@@ -289,6 +289,7 @@ fn prices_in_two_currencies_are_never_compared_and_a_foreign_order_asks_under_a_
     e.handle(
         Event::SetRules {
             rules,
+            currency: None,
             by: Actor::Console,
         },
         T0,
