@@ -34,7 +34,8 @@ pub struct Forecast {
     pub level: f64,
     /// Mean consumption per day, in the slot unit.
     pub rate_per_day: f64,
-    /// Standard deviation of one day's consumption.
+    /// Standard deviation of one day's consumption on a day of weekday factor 1: a day's
+    /// variance is this squared times its factor ([`Forecast::demand_sd`]).
     pub daily_sd: f64,
     /// Standard error of `rate_per_day` (the rate is estimated from a few weeks): demand over
     /// `h` days is uncertain by `h · rate_sd` on top of the day-to-day spread.
@@ -84,7 +85,7 @@ impl Forecast {
     /// Quantiles of what will be consumed between `from` and `from + span`.
     pub fn demand(&self, from: UnixMs, span: UnixMs) -> Demand {
         let mean = self.mean_demand(from, span);
-        let spread = Z90 * self.demand_sd(span);
+        let spread = Z90 * self.demand_sd(from, span);
         Demand {
             p10: (mean - spread).max(0.0),
             p50: mean,
@@ -92,11 +93,17 @@ impl Forecast {
         }
     }
 
-    /// Standard deviation of the demand over `span`: the days' own spread (taken as
-    /// independent, so it grows with √h) and the error of the estimated rate (the same on every
-    /// day, so it grows with h).
-    pub fn demand_sd(&self, span: UnixMs) -> f64 {
-        let h = span as f64 / DAY_MS as f64;
+    /// Standard deviation of the demand between `from` and `from + span`: the days' own
+    /// spread (taken as independent, so it grows with √h) and the error of the estimated rate
+    /// (the same on every day, so it grows with h). Both count days by their weekday factor
+    /// (`h` = the span's mean demand over the rate): a day's variance is `daily_sd²` times
+    /// its factor, as for counts, so two quiet weekdays ahead are surer than a weekend.
+    pub fn demand_sd(&self, from: UnixMs, span: UnixMs) -> f64 {
+        let h = if self.rate_per_day > 0.0 {
+            self.mean_demand(from, span) / self.rate_per_day
+        } else {
+            span as f64 / DAY_MS as f64
+        };
         (self.daily_sd * h.sqrt()).hypot(self.rate_sd * h)
     }
 
@@ -203,7 +210,8 @@ pub trait ForecastModel: Send + Sync {
     }
 }
 
-/// The default model: recency-weighted daily rate with a weekday pattern and a normal spread.
+/// The default model: recency-weighted daily rate with a weekday pattern and a normal spread
+/// whose variance follows the weekday's factor.
 #[derive(Debug, Clone, Copy)]
 pub struct DayOfWeekRate {
     /// Days after which a day's weight halves.
@@ -246,10 +254,16 @@ impl ForecastModel for DayOfWeekRate {
             .sum();
         let n_eff = weights * weights / sum_sq;
         let factors = weekday_factors(&days, self.weekday_min_days);
+        // A day's variance is daily_sd² times its weekday factor (see `demand_sd`): each
+        // residual is weighed by its factor's inverse (floored, so a near-empty weekday cannot
+        // blow up its one odd day).
         let daily_sd = if days.len() >= 2 {
             let ss: f64 = days
                 .iter()
-                .map(|&(day, x)| (x - rate * factors[weekday_of(day)]).powi(2))
+                .map(|&(day, x)| {
+                    let factor = factors[weekday_of(day)];
+                    (x - rate * factor).powi(2) / factor.max(MIN_VARIANCE_FACTOR)
+                })
                 .sum();
             (ss / (days.len() - 1) as f64).sqrt()
         } else {
@@ -265,6 +279,9 @@ impl ForecastModel for DayOfWeekRate {
         ))
     }
 }
+
+/// The smallest weekday factor a day's variance is scaled by when the spread is estimated.
+const MIN_VARIANCE_FACTOR: f64 = 0.25;
 
 /// Zero days in a row shorter than this are ordinary (a weekend without coffee).
 pub const MIN_ABSENCE_DAYS: usize = 3;
@@ -421,7 +438,7 @@ fn empty_times(
     now: UnixMs,
 ) -> (Option<UnixMs>, Option<UnixMs>, Option<UnixMs>) {
     let crossed = |mean: f64, t: UnixMs, sign: f64| {
-        let spread = Z90 * f.demand_sd(t - now);
+        let spread = Z90 * f.demand_sd(now, t - now);
         mean + sign * spread >= level
     };
     let mut found: [Option<UnixMs>; 3] = [None; 3];

@@ -94,3 +94,51 @@ fn demand_quantiles_are_ordered_and_add_up_over_days() {
     // Spread grows with the square root of time, so less than the sum of the two days'.
     assert!(both.p90 - both.p50 < (first.p90 - first.p50) + (second.p90 - second.p50));
 }
+
+#[test]
+fn a_days_spread_follows_its_weekday_factor() {
+    // A day's variance is daily_sd² times its factor: with daily_sd 10 and no rate error,
+    // a day at factor 2 spreads by 10·√2, one at 0.5 by 10·√0.5, two of them by 10·√1.
+    let mut factors = [0.5; 7];
+    factors[5] = 2.0;
+    factors[6] = 2.0;
+    let mut f = Forecast::with_rate_error(T0, 500.0, 20.0, 10.0, 0.0, factors);
+    f.rate_sd = 0.0;
+    let monday = (day_of(T0) + (7 - weekday_of(day_of(T0)) as i64) % 7) as UnixMs * DAY_MS;
+    let saturday = monday + 5 * DAY_MS;
+    assert!((f.demand_sd(saturday, DAY_MS) - 10.0 * 2f64.sqrt()).abs() < 1e-9);
+    assert!((f.demand_sd(monday, DAY_MS) - 10.0 * 0.5f64.sqrt()).abs() < 1e-9);
+    assert!((f.demand_sd(monday, 2 * DAY_MS) - 10.0).abs() < 1e-9);
+    // With a rate error of 2 a day, two weekdays (one factor-day of demand) add 2·1.
+    f.rate_sd = 2.0;
+    assert!((f.demand_sd(monday, 2 * DAY_MS) - 10f64.hypot(2.0)).abs() < 1e-9);
+    // Flat factors: days count as days, as before.
+    let flat = Forecast::with_rate_error(T0, 500.0, 20.0, 10.0, 0.0, [1.0; 7]);
+    assert!((flat.demand_sd(saturday, 3 * DAY_MS) - 10.0 * 3f64.sqrt()).abs() < 1e-9);
+}
+
+#[test]
+fn the_spread_is_estimated_per_factor_day() {
+    // Weekdays 5 ± 1 (alternating), weekends 50 ± 10: residuals over the factor are alike on
+    // both kinds of day, so the spread a weekday is given is far below the weekend's.
+    let h = history(56, |d| {
+        let weekend = weekday_of(day_of(T0) + d) >= 5;
+        let sign = if d % 2 == 0 { 1.0 } else { -1.0 };
+        if weekend {
+            50.0 + 10.0 * sign
+        } else {
+            5.0 + sign
+        }
+    });
+    let now = T0 + 57 * DAY_MS;
+    let f = DayOfWeekRate::default().forecast(&h, 1000.0, now).unwrap();
+    let monday = (day_of(now) + (7 - weekday_of(day_of(now)) as i64) % 7) as UnixMs * DAY_MS;
+    let weekday = f.demand_sd(monday, DAY_MS);
+    let weekend = f.demand_sd(monday + 5 * DAY_MS, DAY_MS);
+    assert!(
+        weekend > 2.5 * weekday,
+        "weekday {weekday:.2}, weekend {weekend:.2}"
+    );
+    // A weekend day's spread is near what its days show (10).
+    assert!((5.0..15.0).contains(&weekend), "{weekend:.2}");
+}
