@@ -240,8 +240,14 @@ impl ForecastModel for DayOfWeekRate {
         if days.is_empty() {
             return None;
         }
+        let factors = weekday_factors(&days, self.weekday_min_days);
+        // After a lasting change of level, only the days since it tell the rate (the weekday
+        // pattern is kept from the whole window).
+        let all_days = days;
+        let shift = level_shift(&all_days, &factors);
+        let days = &all_days[shift.unwrap_or(0)..];
         let (mut weighted, mut weights) = (0.0, 0.0);
-        for &(day, amount) in &days {
+        for &(day, amount) in days {
             let w = 0.5f64.powf((today - day) as f64 / self.half_life_days);
             weighted += w * amount;
             weights += w;
@@ -253,7 +259,6 @@ impl ForecastModel for DayOfWeekRate {
             .map(|&(day, _)| 0.25f64.powf((today - day) as f64 / self.half_life_days))
             .sum();
         let n_eff = weights * weights / sum_sq;
-        let factors = weekday_factors(&days, self.weekday_min_days);
         // A day's variance is daily_sd² times its weekday factor (see `demand_sd`): each
         // residual is weighed by its factor's inverse (floored, so a near-empty weekday cannot
         // blow up its one odd day).
@@ -272,12 +277,72 @@ impl ForecastModel for DayOfWeekRate {
         let rate_sd = daily_sd.max(rate * 0.1) / n_eff.sqrt();
         // What the rate's error proved to be in this window, when more than the formula says
         // (a habit that moves week to week: a shift rota, a change of job).
-        let rate_sd = backtest_rate_sd(&days, self.half_life_days, &factors, daily_sd)
+        let rate_sd = backtest_rate_sd(&all_days, self.half_life_days, &factors, daily_sd)
             .map_or(rate_sd, |proved| proved.max(rate_sd));
         Some(Forecast::with_rate_error(
             now, level, rate, daily_sd, rate_sd, factors,
         ))
     }
+}
+
+/// Most recent days a change of level is looked for in.
+const SHIFT_MAX_DAYS: usize = 14;
+/// Fewest days on each side of a change of level.
+const SHIFT_MIN_DAYS: usize = 3;
+/// How many standard errors apart the means before and after must be to call it a change of
+/// level rather than noise (|t| of two means; well past what a month of noise reaches).
+const SHIFT_T: f64 = 5.0;
+
+/// Where a lasting change of level begins among the window's last [`SHIFT_MAX_DAYS`] days: the
+/// split whose means (of the amounts over their weekday factors) differ the most in standard
+/// errors, if by more than [`SHIFT_T`] and the days before it are at least a week. A household
+/// that starts brewing four cups a day instead of one is then followed within days, where the
+/// recency weighting took weeks.
+fn level_shift(days: &[(i64, f64)], factors: &[f64; 7]) -> Option<usize> {
+    let n = days.len();
+    let last = SHIFT_MAX_DAYS.min(n.saturating_sub(7));
+    if last < SHIFT_MIN_DAYS {
+        return None;
+    }
+    let y = |i: usize| days[i].1 / factors[weekday_of(days[i].0)].max(MIN_VARIANCE_FACTOR);
+    // Sums of y and y² over the whole window, then moved day by day from the before side to
+    // the after side: one pass (this runs at every report).
+    let (mut sum_b, mut sq_b) = (0.0, 0.0);
+    for i in 0..n {
+        sum_b += y(i);
+        sq_b += y(i) * y(i);
+    }
+    let (mut sum_a, mut sq_a) = (0.0, 0.0);
+    let mut best: Option<(f64, usize)> = None;
+    for m in 1..=last {
+        let moved = y(n - m);
+        sum_b -= moved;
+        sq_b -= moved * moved;
+        sum_a += moved;
+        sq_a += moved * moved;
+        if m < SHIFT_MIN_DAYS {
+            continue;
+        }
+        let (nb, na) = ((n - m) as f64, m as f64);
+        let (mb, ma) = (sum_b / nb, sum_a / na);
+        // Within-side squared deviations, pooled.
+        let ss = (sq_b - nb * mb * mb).max(0.0) + (sq_a - na * ma * ma).max(0.0);
+        let pooled = (ss / (nb + na - 2.0)).sqrt();
+        // A floor on the spread: days that are all alike do not make any step "certain".
+        let pooled = pooled.max(0.1 * mb.abs().max(ma.abs()));
+        if pooled <= 0.0 {
+            continue;
+        }
+        let t = (ma - mb).abs() / (pooled * (1.0 / na + 1.0 / nb).sqrt());
+        // Every day since the split on the new side of the midway point: two big days and an
+        // ordinary one are not a new habit.
+        let mid = 0.5 * (ma + mb);
+        let all_moved = || (n - m..n).all(|i| (y(i) - mid) * (ma - mb) > 0.0);
+        if t > SHIFT_T && best.is_none_or(|(b, _)| t > b) && all_moved() {
+            best = Some((t, n - m));
+        }
+    }
+    best.map(|(_, start)| start)
 }
 
 /// The smallest weekday factor a day's variance is scaled by when the spread is estimated.

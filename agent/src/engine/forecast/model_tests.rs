@@ -239,29 +239,40 @@ fn smoothing_follows_a_habit_change_faster_than_a_long_average() {
 
 #[test]
 fn the_default_model_adopts_a_lasting_change_faster_than_noise() {
-    // Recent days weigh more (half-life a week, four weeks looked at): a new habit kept for
-    // a week moves the rate about half of the way (the last week carries 0.53 of the
-    // weight), two weeks 0.8; one big day alone moves it by its own weight, about a tenth.
+    // A new level kept for three days or more, many standard errors from the old one, is a
+    // change: the rate is taken from the days since it (a week of 60 after four of 20: 60).
+    // Shorter runs are weighed by recency as before (half-life a week): one big day moves the
+    // rate by its own weight, about a tenth, two by about a fifth; noise moves nothing.
     let model = Auto::default();
     let rate = |h: &UsageHistory, days: i64| {
         let now = T0 + (days + 1) as UnixMs * DAY_MS;
         model.forecast(h, 1000.0, now).unwrap().rate_per_day
     };
-    let week = history(35, |d| if d > 28 { 60.0 } else { 20.0 });
-    let fortnight = history(42, |d| if d > 28 { 60.0 } else { 20.0 });
-    let spike = history(35, |d| if d == 35 { 60.0 } else { 20.0 });
     let moved = |r: f64| (r - 20.0) / 40.0;
+    let week = history(35, |d| if d > 28 { 60.0 } else { 20.0 });
     assert!(
-        (0.45..0.6).contains(&moved(rate(&week, 35))),
+        (moved(rate(&week, 35)) - 1.0).abs() < 0.02,
         "{}",
         rate(&week, 35)
     );
+    let three_days = history(35, |d| if d > 32 { 60.0 } else { 20.0 });
     assert!(
-        moved(rate(&fortnight, 42)) > 0.75,
+        moved(rate(&three_days, 35)) > 0.95,
         "{}",
-        rate(&fortnight, 42)
+        rate(&three_days, 35)
     );
+    let spike = history(35, |d| if d == 35 { 60.0 } else { 20.0 });
     assert!(moved(rate(&spike, 35)) < 0.12, "{}", rate(&spike, 35));
+    let two_days = history(35, |d| if d >= 34 { 60.0 } else { 20.0 });
+    assert!(
+        (0.1..0.3).contains(&moved(rate(&two_days, 35))),
+        "{}",
+        rate(&two_days, 35)
+    );
+    // Days of 10 and 30 by turns, and the last three all 30: within what the window's own
+    // spread allows, so not a change.
+    let noisy = history(35, |d| if d % 2 == 0 && d < 33 { 10.0 } else { 30.0 });
+    assert!(rate(&noisy, 35) < 26.0, "{}", rate(&noisy, 35));
 }
 
 #[test]
