@@ -85,7 +85,7 @@ impl Forecast {
     /// Quantiles of what will be consumed between `from` and `from + span`.
     pub fn demand(&self, from: UnixMs, span: UnixMs) -> Demand {
         let mean = self.mean_demand(from, span);
-        let spread = Z90 * self.demand_sd(from, span);
+        let spread = Z90 * self.demand_sd_of(mean, span);
         Demand {
             p10: (mean - spread).max(0.0),
             p50: mean,
@@ -99,8 +99,14 @@ impl Forecast {
     /// (`h` = the span's mean demand over the rate): a day's variance is `daily_sd²` times
     /// its factor, as for counts, so two quiet weekdays ahead are surer than a weekend.
     pub fn demand_sd(&self, from: UnixMs, span: UnixMs) -> f64 {
+        self.demand_sd_of(self.mean_demand(from, span), span)
+    }
+
+    /// [`Forecast::demand_sd`] of a span whose mean demand is known already (`mean`): callers
+    /// that add the span up day by day do not walk it again.
+    pub fn demand_sd_of(&self, mean: f64, span: UnixMs) -> f64 {
         let h = if self.rate_per_day > 0.0 {
-            self.mean_demand(from, span) / self.rate_per_day
+            mean / self.rate_per_day
         } else {
             span as f64 / DAY_MS as f64
         };
@@ -309,8 +315,9 @@ fn level_shift(days: &[(i64, f64)], factors: &[f64; 7]) -> Option<usize> {
     // the after side: one pass (this runs at every report).
     let (mut sum_b, mut sq_b) = (0.0, 0.0);
     for i in 0..n {
-        sum_b += y(i);
-        sq_b += y(i) * y(i);
+        let v = y(i);
+        sum_b += v;
+        sq_b += v * v;
     }
     let (mut sum_a, mut sq_a) = (0.0, 0.0);
     let mut best: Option<(f64, usize)> = None;
@@ -503,7 +510,7 @@ fn empty_times(
     now: UnixMs,
 ) -> (Option<UnixMs>, Option<UnixMs>, Option<UnixMs>) {
     let crossed = |mean: f64, t: UnixMs, sign: f64| {
-        let spread = Z90 * f.demand_sd(now, t - now);
+        let spread = Z90 * f.demand_sd_of(mean, t - now);
         mean + sign * spread >= level
     };
     let mut found: [Option<UnixMs>; 3] = [None; 3];

@@ -217,7 +217,7 @@ pub fn stockout_risk(
                 return weight * sparse.prob_at_least(uses, now, span);
             }
             let demand = forecast.demand(now, span);
-            let sd = forecast.demand_sd(now, span);
+            let sd = forecast.demand_sd_of(demand.p50, span);
             let p = if sd <= 0.0 {
                 if demand.p50 > on_hand { 1.0 } else { 0.0 }
             } else {
