@@ -315,6 +315,22 @@ pub struct LoadProgress {
     pub acked: AtomicU64,
 }
 
+/// The uses `agent` has stored of the fleet's brew counters (every device's `brews` slot): what
+/// a run's usage reports added up to, once each.
+pub async fn stored_uses(agent: &replenish_agent::Agent) -> anyhow::Result<u64> {
+    let uses = agent
+        .handle()
+        .read(|engine, _| {
+            engine
+                .slots()
+                .filter(|s| s.spec.id.as_str() == "brews")
+                .map(|s| s.uses)
+                .sum::<u64>()
+        })
+        .await?;
+    Ok(uses)
+}
+
 /// Sends the plan to the broker; returns when the broker has acknowledged every message.
 pub async fn run(
     plan: &FleetPlan,

@@ -32,7 +32,7 @@ use axum::routing::{get, post};
 use replenish_agent::clock::{Clock, DAY_MS, UnixMs};
 use replenish_commerce::sandbox::wire::{
     Catalog, CatalogItem, FulfilmentOption, IDEMPOTENCY_HEADER, OrderLine, OrderList, OrderRequest,
-    Problem, ShopOrder, ShopOrderStatus,
+    PickupPoint, Problem, ShopOrder, ShopOrderStatus,
 };
 use replenish_protocol::Unit;
 use tokio::sync::watch;
@@ -96,6 +96,48 @@ impl Default for ShopConfig {
             fulfilment: Vec::new(),
         }
     }
+}
+
+/// A 1 kg bag of coffee beans at 16.49 EUR, `stock` of them: the alternative when the usual
+/// 500 g bag is out.
+pub fn beans_1kg(stock: u32) -> CatalogItem {
+    CatalogItem {
+        sku: "coffee-beans-1kg".into(),
+        name: "Coffee beans, 1 kg".into(),
+        consumable: "coffee_beans".into(),
+        pack_size: 1000.0,
+        unit: Unit::G,
+        price_cents: 1649,
+        currency: "EUR".into(),
+        stock,
+    }
+}
+
+/// Home delivery in one or two days for 4.95 EUR (`home-delivery`), or free click and collect
+/// the same day at the shop `name` at `address` (`click-and-collect`).
+pub fn delivery_or_pickup(name: &str, address: &str) -> Vec<FulfilmentOption> {
+    vec![
+        FulfilmentOption {
+            id: "home-delivery".into(),
+            name: "Home delivery".into(),
+            pickup: None,
+            price_cents: 495,
+            lead_days_min: 1,
+            lead_days_max: 2,
+        },
+        FulfilmentOption {
+            id: "click-and-collect".into(),
+            name: "Click and collect".into(),
+            pickup: Some(PickupPoint {
+                name: name.into(),
+                address: address.into(),
+                opening_hours: "Mon–Sat 08:00–20:00".into(),
+            }),
+            price_cents: 0,
+            lead_days_min: 0,
+            lead_days_max: 0,
+        },
+    ]
 }
 
 /// The demo household's catalog: coffee beans, milk, eggs, descaler and dishwasher tablets,
@@ -1297,38 +1339,17 @@ mod tests {
     #[tokio::test]
     async fn a_pickup_order_costs_its_option_is_ready_then_collected() {
         let config = ShopConfig {
-            fulfilment: vec![
-                FulfilmentOption {
-                    id: "home".into(),
-                    name: "Home delivery".into(),
-                    pickup: None,
-                    price_cents: 495,
-                    lead_days_min: 1,
-                    lead_days_max: 2,
-                },
-                FulfilmentOption {
-                    id: "pickup".into(),
-                    name: "Click and collect".into(),
-                    pickup: Some(replenish_commerce::sandbox::wire::PickupPoint {
-                        name: "Shop A Mitte".into(),
-                        address: "Hauptstraße 1".into(),
-                        opening_hours: "Mon–Sat 08:00–20:00".into(),
-                    }),
-                    price_cents: 0,
-                    lead_days_min: 0,
-                    lead_days_max: 0,
-                },
-            ],
+            fulfilment: delivery_or_pickup("Shop A Mitte", "Hauptstraße 1"),
             ..ShopConfig::default()
         };
         let fx = start(config).await;
         let mut request = order_request("o-1", &[("eggs-6", 1)]);
-        request.fulfilment = Some("pickup".into());
+        request.fulfilment = Some("click-and-collect".into());
         let response = fx.post(Some("k-pickup"), &request).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let order: ShopOrder = response.json().await.unwrap();
         assert_eq!(order.total_cents, 249, "pickup is free");
-        assert_eq!(order.fulfilment.as_deref(), Some("pickup"));
+        assert_eq!(order.fulfilment.as_deref(), Some("click-and-collect"));
         fx.clock.advance(5 * 3_600_000);
         assert_eq!(
             fx.get_order(&order.id).await.status,
@@ -1341,7 +1362,7 @@ mod tests {
         );
 
         let mut home = order_request("o-2", &[("eggs-6", 1)]);
-        home.fulfilment = Some("home".into());
+        home.fulfilment = Some("home-delivery".into());
         let order: ShopOrder = fx.post(Some("k-home"), &home).await.json().await.unwrap();
         assert_eq!(order.total_cents, 249 + 495);
         let mut unknown = order_request("o-3", &[("eggs-6", 1)]);

@@ -62,7 +62,7 @@ pub struct WorldConfig {
 
 /// The two shops of a [`WorldConfig::two_shops`] world: (id, name, configuration).
 pub fn two_shops(lead_time_ms: UnixMs) -> [(String, String, ShopConfig); 2] {
-    use replenish_commerce::sandbox::wire::{FulfilmentOption, PickupPoint};
+    use replenish_commerce::sandbox::wire::FulfilmentOption;
     let mut corner = ShopConfig {
         lead_time_ms,
         ..ShopConfig::default()
@@ -73,40 +73,9 @@ pub fn two_shops(lead_time_ms: UnixMs) -> [(String, String, ShopConfig); 2] {
             item.stock = 0;
         }
     }
-    corner
-        .catalog
-        .push(replenish_commerce::sandbox::wire::CatalogItem {
-            sku: "coffee-beans-1kg".into(),
-            name: "Coffee beans, 1 kg".into(),
-            consumable: "coffee_beans".into(),
-            pack_size: 1000.0,
-            unit: replenish_protocol::Unit::G,
-            price_cents: 1649,
-            currency: "EUR".into(),
-            stock: 1000,
-        });
-    corner.fulfilment = vec![
-        FulfilmentOption {
-            id: "home-delivery".into(),
-            name: "Home delivery".into(),
-            pickup: None,
-            price_cents: 495,
-            lead_days_min: 1,
-            lead_days_max: 2,
-        },
-        FulfilmentOption {
-            id: "click-and-collect".into(),
-            name: "Click and collect".into(),
-            pickup: Some(PickupPoint {
-                name: "Corner Shop Mitte".into(),
-                address: "Hauptstraße 1, 10115 Berlin".into(),
-                opening_hours: "Mon–Sat 08:00–20:00".into(),
-            }),
-            price_cents: 0,
-            lead_days_min: 0,
-            lead_days_max: 0,
-        },
-    ];
+    corner.catalog.push(crate::shop::beans_1kg(1000));
+    corner.fulfilment =
+        crate::shop::delivery_or_pickup("Corner Shop Mitte", "Hauptstraße 1, 10115 Berlin");
     let mut bigbox = ShopConfig {
         lead_time_ms,
         ..ShopConfig::default()

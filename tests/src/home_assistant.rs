@@ -14,6 +14,14 @@ pub fn hass_program() -> PathBuf {
     crate::repo_root().join("tests/home_assistant/.venv/bin/hass")
 }
 
+/// What is missing for a test against Home Assistant (`None`: nothing).
+pub fn home_assistant_missing() -> Option<String> {
+    (!hass_program().exists()).then(|| {
+        "no Home Assistant in tests/home_assistant/.venv (see tests/home_assistant/requirements.txt)"
+            .to_string()
+    })
+}
+
 /// A running Home Assistant.
 pub struct HomeAssistant {
     child: Child,

@@ -20,6 +20,22 @@ pub fn start_mosquitto_on_free_port(dir: &Path) -> Result<Mosquitto, MosquittoEr
     replenish_sim::mosquitto::start_on_free_port(dir, "")
 }
 
+/// `shop` served on a free loopback port, and an agent's default configuration that orders
+/// from it.
+pub async fn serve_shop(
+    shop: &replenish_sim::shop::SandboxShop,
+) -> anyhow::Result<(
+    replenish_sim::shop::ShopServer,
+    replenish_agent::config::AgentConfig,
+)> {
+    let server = shop
+        .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+        .await?;
+    let mut config = replenish_agent::config::AgentConfig::default();
+    config.commerce.url = server.url();
+    Ok((server, config))
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -74,6 +90,46 @@ pub fn on_path(program: &str) -> bool {
 /// True when running in CI, where a missing tool is a failure rather than a skip.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether a test may go on, given what its real peer lacks here (`None`: nothing). A lack
+/// fails the test in CI, where `.ci/run` installs every peer; elsewhere the skip is said where
+/// `cargo test` shows it and the test returns.
+#[allow(clippy::print_stdout)] // the skip is said where cargo test shows it
+pub fn peer_ready(missing: Option<String>) -> bool {
+    let Some(why) = missing else {
+        return true;
+    };
+    assert!(!in_ci(), "CI=true but {why}");
+    println!("SKIPPED: {why}");
+    false
+}
+
+/// What of `programs` is not on the PATH, with the Debian packages that bring them.
+pub fn programs_missing(programs: &[&str], packages: &str) -> Option<String> {
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| !on_path(p)).collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "{} not installed (apt-get install {packages})",
+            missing.join(", ")
+        )
+    })
+}
+
+/// Mosquitto, with `config` added to its configuration in `dir`, on a free loopback port;
+/// `None` (the test is skipped, see [`peer_ready`]) when it or one of `clients` is not
+/// installed.
+pub fn mosquitto_or_skip(dir: &Path, config: &str, clients: &[&str]) -> Option<Mosquitto> {
+    let programs: Vec<&str> = std::iter::once("mosquitto")
+        .chain(clients.iter().copied())
+        .collect();
+    if !peer_ready(programs_missing(&programs, "mosquitto mosquitto-clients")) {
+        return None;
+    }
+    match replenish_sim::mosquitto::start_on_free_port(dir, config) {
+        Ok(mosquitto) => Some(mosquitto),
+        Err(error) => panic!("Mosquitto did not start: {error}"),
+    }
 }
 
 /// Lives `world` an hour at a time until its agent proposes an order, at most 30 simulated days;

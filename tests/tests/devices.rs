@@ -12,19 +12,9 @@ use std::time::Duration;
 use replenish_protocol::{Status, codec};
 use replenish_sim::devices::{self, DeviceLogin, DevicesOptions};
 use replenish_sim::world::DEFAULT_START;
-use replenish_tests::{in_ci, on_path, start_mosquitto_on_free_port};
+use replenish_tests::mosquitto_or_skip;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
-
-#[allow(clippy::print_stdout)] // the skip is said where cargo test shows it
-fn mosquitto_missing() -> bool {
-    if on_path("mosquitto") {
-        return false;
-    }
-    assert!(!in_ci(), "CI=true but mosquitto is not installed");
-    println!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
-    true
-}
 
 fn options(port: u16, households: usize, days: Option<f64>) -> DevicesOptions {
     DevicesOptions {
@@ -86,11 +76,10 @@ async fn listen(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_published_message_arrives_births_first_offline_last() {
-    if mosquitto_missing() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let Some(mosquitto) = mosquitto_or_skip(dir.path(), "", &[]) else {
+        return;
+    };
     let port = mosquitto.port();
     let (_listener, mut messages) = listen(port).await;
 
@@ -180,11 +169,10 @@ async fn every_published_message_arrives_births_first_offline_last() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_request_ends_an_endless_run() {
-    if mosquitto_missing() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let Some(mosquitto) = mosquitto_or_skip(dir.path(), "", &[]) else {
+        return;
+    };
     let port = mosquitto.port();
     let (stop_tx, stop) = watch::channel(false);
     let mut views = 0;
@@ -211,11 +199,10 @@ async fn a_stop_request_ends_an_endless_run() {
 /// counted arrives once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scenario_power_cut_shows_as_a_new_boot_at_the_broker() {
-    if mosquitto_missing() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let Some(mosquitto) = mosquitto_or_skip(dir.path(), "", &[]) else {
+        return;
+    };
     let port = mosquitto.port();
     let (_listener, mut messages) = listen(port).await;
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -16,8 +16,8 @@ use replenish_agent::clock::HOUR_MS;
 use replenish_agent::engine::household::Mode;
 use replenish_agent::engine::order::OrderState;
 use replenish_sim::world::{World, WorldConfig, free_port};
-use replenish_tests::home_assistant::{HomeAssistant, hass_program};
-use replenish_tests::in_ci;
+use replenish_tests::home_assistant::{HomeAssistant, home_assistant_missing};
+use replenish_tests::peer_ready;
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -42,14 +42,7 @@ fn friendly_name(state: &Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_assistant_shows_the_household_follows_it_and_acts_on_it() {
-    if !hass_program().exists() {
-        assert!(
-            !in_ci(),
-            "CI=true but Home Assistant is not installed in tests/home_assistant/.venv"
-        );
-        println!(
-            "SKIPPED: no tests/home_assistant/.venv (see tests/home_assistant/requirements.txt)"
-        );
+    if !peer_ready(home_assistant_missing()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

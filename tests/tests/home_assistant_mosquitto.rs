@@ -20,7 +20,7 @@ use replenish_agent::{Agent, AgentOptions};
 use replenish_commerce::Catalog;
 use replenish_commerce::MemoryShop;
 use replenish_sim::world::DEFAULT_START;
-use replenish_tests::{in_ci, on_path, start_mosquitto, start_mosquitto_on_free_port};
+use replenish_tests::{mosquitto_or_skip, start_mosquitto};
 
 /// The first message on `topic` (a retained one arrives at once), or `None` after `secs`.
 async fn first_message(port: u16, topic: &str, secs: u32) -> Option<String> {
@@ -53,15 +53,11 @@ fn options() -> AgentOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_survives_a_mosquitto_restart_and_availability_follows_the_agent() {
-    if !on_path("mosquitto") || !on_path("mosquitto_sub") || !on_path("mosquitto_pub") {
-        assert!(!in_ci(), "CI=true but mosquitto clients are not installed");
-        println!(
-            "SKIPPED: mosquitto is not installed (apt-get install mosquitto mosquitto-clients)"
-        );
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let clients = ["mosquitto_sub", "mosquitto_pub"];
+    let Some(mosquitto) = mosquitto_or_skip(dir.path(), "", &clients) else {
+        return;
+    };
     let port = mosquitto.port();
 
     let mut agent_config = AgentConfig::default();

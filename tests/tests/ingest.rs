@@ -21,18 +21,9 @@ use replenish_commerce::Catalog;
 use replenish_commerce::MemoryShop;
 use replenish_protocol::{Encoding, ReportBody};
 use replenish_sim::load::{self, FleetPlan, LoadProgress, LoadTarget};
-use replenish_sim::mosquitto::{self, Mosquitto};
+use replenish_sim::mosquitto;
 use replenish_sim::world::DEFAULT_START;
-use replenish_tests::{in_ci, on_path};
-
-fn mosquitto_or_skip(dir: &Path) -> Option<Mosquitto> {
-    if !on_path("mosquitto") {
-        assert!(!in_ci(), "CI=true but mosquitto is not installed");
-        println!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
-        return None;
-    }
-    Some(mosquitto::start_on_free_port(dir, mosquitto::RECOMMENDED).unwrap())
-}
+use replenish_tests::mosquitto_or_skip;
 
 /// sled, with every flush and journal sync made slow: an engine that falls behind a burst.
 struct SlowStore {
@@ -105,23 +96,13 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> boo
 }
 
 async fn total_uses(agent: &Agent) -> u64 {
-    agent
-        .handle()
-        .read(|engine, _| {
-            engine
-                .slots()
-                .filter(|s| s.spec.id.as_str() == "brews")
-                .map(|s| s.uses)
-                .sum::<u64>()
-        })
-        .await
-        .unwrap()
+    load::stored_uses(agent).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_through_a_slow_engine_loses_nothing_and_never_stalls() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = mosquitto_or_skip(dir.path()) else {
+    let Some(broker) = mosquitto_or_skip(dir.path(), mosquitto::RECOMMENDED, &[]) else {
         return;
     };
     let config = agent_config(dir.path(), broker.port());
@@ -186,7 +167,7 @@ async fn a_burst_through_a_slow_engine_loses_nothing_and_never_stalls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_killed_mid_burst_counts_every_use_exactly_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = mosquitto_or_skip(dir.path()) else {
+    let Some(broker) = mosquitto_or_skip(dir.path(), mosquitto::RECOMMENDED, &[]) else {
         return;
     };
     let config = agent_config(dir.path(), broker.port());
@@ -272,7 +253,7 @@ async fn every_kind_of_report_survives_a_crash_after_its_ack() {
     use rumqttc_client::{Device, publish};
 
     let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = mosquitto_or_skip(dir.path()) else {
+    let Some(broker) = mosquitto_or_skip(dir.path(), mosquitto::RECOMMENDED, &[]) else {
         return;
     };
     let config = agent_config(dir.path(), broker.port());
@@ -392,7 +373,7 @@ async fn an_oversize_payload_is_refused_by_name_and_other_traffic_flows() {
     use rumqttc_client::{Device, publish};
 
     let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = mosquitto_or_skip(dir.path()) else {
+    let Some(broker) = mosquitto_or_skip(dir.path(), mosquitto::RECOMMENDED, &[]) else {
         return;
     };
     let config = agent_config(dir.path(), broker.port());

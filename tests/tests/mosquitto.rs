@@ -12,46 +12,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use replenish_agent::clock::ManualClock;
-use replenish_agent::config::AgentConfig;
 use replenish_agent::{Agent, AgentOptions};
 use replenish_protocol::HouseholdId;
 use replenish_sim::appliance::{Appliance, Link};
 use replenish_sim::shop::{SandboxShop, ShopConfig};
 use replenish_sim::world::DEFAULT_START;
 use replenish_tests::{
-    doc_mosquitto_pub_lines, in_ci, on_path, shell_words, start_mosquitto_on_free_port,
+    doc_mosquitto_pub_lines, mosquitto_or_skip, peer_ready, programs_missing, serve_shop,
+    shell_words, start_mosquitto_on_free_port,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive() {
-    if !on_path("mosquitto") || !on_path("mosquitto_pub") {
-        assert!(
-            !in_ci(),
-            "CI=true but mosquitto/mosquitto_pub are not installed"
-        );
-        println!(
-            "SKIPPED: mosquitto is not installed (apt-get install mosquitto mosquitto-clients)"
-        );
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let mosquitto = start_mosquitto_on_free_port(dir.path()).unwrap();
+    let Some(mosquitto) = mosquitto_or_skip(dir.path(), "", &["mosquitto_pub"]) else {
+        return;
+    };
     let port = mosquitto.port();
 
     let clock = ManualClock::new(DEFAULT_START);
     let shop = SandboxShop::new(ShopConfig::default(), clock.clone());
-    let shop_server = shop
-        .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-        .await
-        .unwrap();
-    let mut config = AgentConfig::default();
+    let (shop_server, mut config) = serve_shop(&shop).await.unwrap();
     config.household.id = "demo".into();
     config.household.pairing = replenish_agent::engine::Pairing::Open;
     config.mqtt.embedded = false;
     config.mqtt.url = format!("mqtt://127.0.0.1:{port}");
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.storage.path = dir.path().join("agent");
-    config.commerce.url = shop_server.url();
     let options = AgentOptions {
         clock: clock.clone(),
         store: None,
@@ -163,9 +150,7 @@ async fn agent_and_appliance_work_through_mosquitto_and_the_doc_commands_arrive(
 /// rather than taken for Mosquitto listening (the socket that took it does accept).
 #[test]
 fn mosquitto_on_a_taken_port_is_an_error_not_a_broker() {
-    if !on_path("mosquitto") {
-        assert!(!in_ci(), "CI=true but mosquitto is not installed");
-        println!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
+    if !peer_ready(programs_missing(&["mosquitto"], "mosquitto")) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -19,7 +19,7 @@ use replenish_agent::engine::Pairing;
 use replenish_agent::{Agent, AgentOptions};
 use replenish_sim::mosquitto::{self, Mosquitto};
 use replenish_sim::world::free_port;
-use replenish_tests::{in_ci, on_path};
+use replenish_tests::{peer_ready, programs_missing};
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 
 const AGENT_PASSWORD: &str = "agent-password-0123456789";
@@ -176,19 +176,11 @@ fn publish_tls(
         .unwrap()
 }
 
-#[allow(clippy::print_stdout)] // the skip is said where cargo test shows it
 fn installed() -> bool {
-    let all = ["mosquitto", "mosquitto_passwd", "mosquitto_pub", "openssl"]
-        .into_iter()
-        .all(on_path);
-    if !all {
-        assert!(
-            !in_ci(),
-            "CI=true but mosquitto, mosquitto-clients or openssl is missing"
-        );
-        println!("SKIPPED: apt-get install mosquitto mosquitto-clients openssl");
-    }
-    all
+    peer_ready(programs_missing(
+        &["mosquitto", "mosquitto_passwd", "mosquitto_pub", "openssl"],
+        "mosquitto mosquitto-clients openssl",
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,27 +96,13 @@ async fn a_substitution_within_the_household_rules_is_accepted_and_followed() {
     let mut shop_config = SandboxConfig::default();
     shop_config
         .catalog
-        .push(replenish_commerce::sandbox::wire::CatalogItem {
-            sku: "coffee-beans-1kg".into(),
-            name: "Coffee beans, 1 kg".into(),
-            consumable: "coffee_beans".into(),
-            pack_size: 1000.0,
-            unit: Unit::G,
-            price_cents: 1649,
-            currency: "EUR".into(),
-            stock: 100,
-        });
+        .push(replenish_sim::shop::beans_1kg(100));
     let shop = SandboxShop::new(shop_config, clock.clone());
     shop.set_faults(Some(Faults::new(
         FaultSpec::parse("substitute=1").unwrap(),
         1,
     )));
-    let server = shop
-        .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-        .await
-        .unwrap();
-    let mut config = AgentConfig::default();
-    config.commerce.url = format!("http://{}", server.addr());
+    let (_server, mut config) = replenish_tests::serve_shop(&shop).await.unwrap();
     config.consumables.insert(
         "coffee_beans".into(),
         replenish_agent::config::ConsumableSection {

@@ -433,12 +433,14 @@ mod tests {
         (slot, f, now)
     }
 
-    fn decide(
-        policy: &dyn ReorderPolicy,
+    /// `ask` of beans used 50 ± 5 g a day, `level` in the grinder and `cupboard` beside it,
+    /// delivered in `lead_days`, on the default settings.
+    fn with_input<R>(
         level: f64,
         cupboard: f64,
         lead_days: u64,
-    ) -> Option<ReorderDecision> {
+        ask: impl FnOnce(&PolicyInput<'_>) -> R,
+    ) -> R {
         let (slot, f, now) = slot_with(level, 50.0);
         let lead = LeadTime::prior(lead_days * DAY_MS);
         let settings = ConsumableSettings::default();
@@ -455,7 +457,16 @@ mod tests {
             review_ms: crate::clock::HOUR_MS,
             now,
         };
-        policy.decide(&input)
+        ask(&input)
+    }
+
+    fn decide(
+        policy: &dyn ReorderPolicy,
+        level: f64,
+        cupboard: f64,
+        lead_days: u64,
+    ) -> Option<ReorderDecision> {
+        with_input(level, cupboard, lead_days, |input| policy.decide(input))
     }
 
     #[test]
@@ -491,37 +502,23 @@ mod tests {
 
     #[test]
     fn a_slot_due_within_the_bundling_window_joins_and_says_so() {
-        let (slot, f, now) = slot_with(200.0, 50.0);
-        let lead = LeadTime::prior(2 * DAY_MS);
-        let settings = ConsumableSettings::default();
-        let input = PolicyInput {
-            slot: &slot,
-            forecast: &f,
-            item: &item(),
-            stock: StockPosition {
-                in_appliance: 200.0,
-                in_cupboard: 0.0,
-            },
-            lead_time: &lead,
-            settings: &settings,
-            review_ms: crate::clock::HOUR_MS,
-            now,
-        };
-        assert_eq!(RiskPolicy.decide(&input), None);
-        assert_eq!(RiskPolicy.decide_ahead(&input, DAY_MS / 2), None);
-        let joined = RiskPolicy.decide_ahead(&input, 3 * DAY_MS).unwrap();
-        assert!(
-            joined
-                .reason
-                .ends_with("(joins this order: would need ordering within 3 days)"),
-            "{}",
-            joined.reason
-        );
-        // The baselines do not bundle.
-        assert_eq!(
-            ThresholdPolicy::default().decide_ahead(&input, 3 * DAY_MS),
-            None
-        );
+        with_input(200.0, 0.0, 2, |input| {
+            assert_eq!(RiskPolicy.decide(input), None);
+            assert_eq!(RiskPolicy.decide_ahead(input, DAY_MS / 2), None);
+            let joined = RiskPolicy.decide_ahead(input, 3 * DAY_MS).unwrap();
+            assert!(
+                joined
+                    .reason
+                    .ends_with("(joins this order: would need ordering within 3 days)"),
+                "{}",
+                joined.reason
+            );
+            // The baselines do not bundle.
+            assert_eq!(
+                ThresholdPolicy::default().decide_ahead(input, 3 * DAY_MS),
+                None
+            );
+        });
     }
 
     #[test]

@@ -349,7 +349,7 @@ fn rule_changes(old: &Rules, new: &Rules) -> Vec<String> {
 mod tests {
     use super::super::household::{Mode, Role, Rules};
     use super::super::tests::{
-        MEMBER, OWNER, T0, birth, household, id, level, member, notices, owner,
+        MEMBER, OWNER, T0, born, household, id, level, member, notices, owner, set_rules,
     };
     use super::super::{Effect, EngineConfig, EngineError, Event, NoticeKind, Pairing, Snapshot};
     use super::*;
@@ -361,14 +361,7 @@ mod tests {
             default_mode: Mode::Off,
             ..e.household().rules.clone()
         };
-        let refused = e.handle(
-            Event::SetRules {
-                rules: rules.clone(),
-                currency: None,
-                by: member(),
-            },
-            T0,
-        );
+        let refused = set_rules(&mut e, rules.clone(), member());
         assert!(
             matches!(refused, Err(EngineError::Denied(_))),
             "{refused:?}"
@@ -385,15 +378,7 @@ mod tests {
         assert!(matches!(refused, Err(EngineError::Denied(_))));
         assert_eq!(e.household().rules.default_mode, Mode::Auto);
         let before = e.audit().len();
-        e.handle(
-            Event::SetRules {
-                rules,
-                currency: None,
-                by: owner(),
-            },
-            T0,
-        )
-        .unwrap();
+        set_rules(&mut e, rules, owner()).unwrap();
         assert_eq!(e.household().rules.default_mode, Mode::Off);
         let entry = e.audit().last().unwrap();
         assert_eq!(e.audit().len(), before + 1);
@@ -404,14 +389,7 @@ mod tests {
             ..Rules::default()
         };
         assert!(matches!(
-            e.handle(
-                Event::SetRules {
-                    rules: invalid,
-                    currency: None,
-                    by: owner()
-                },
-                T0
-            ),
+            set_rules(&mut e, invalid, owner()),
             Err(EngineError::InvalidRules(_))
         ));
         // A budget written in francs for a household that shops in euros is refused as it
@@ -485,15 +463,7 @@ mod tests {
             T0,
         )
         .unwrap();
-        let fx = e
-            .handle(
-                Event::Telemetry {
-                    device: id("coffee"),
-                    message: birth(),
-                },
-                T0,
-            )
-            .unwrap();
+        let fx = born(&mut e);
         assert_eq!(notices(&fx, NoticeKind::DeviceWaiting).len(), 1);
         assert_eq!(e.slots().count(), 0);
         assert!(matches!(

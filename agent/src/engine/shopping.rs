@@ -413,7 +413,7 @@ mod tests {
         let legacy: ShopId = serde_json::from_str("\"\"").unwrap();
         assert!(legacy.is_empty());
     }
-    use replenish_commerce::{Currency, Money, PickupPoint};
+    use replenish_commerce::{Currency, Money};
     use replenish_protocol::Unit;
 
     fn offer(sku: &str, pack: f64, cents: u64) -> Offer {
@@ -428,28 +428,7 @@ mod tests {
         }
     }
 
-    fn option(id: &str, pickup: bool, fee: u64, days: (u32, u32)) -> FulfilmentOption {
-        FulfilmentOption {
-            id: id.into(),
-            name: if pickup {
-                "Click and collect"
-            } else {
-                "Home delivery"
-            }
-            .into(),
-            method: if pickup {
-                Fulfilment::Pickup(PickupPoint {
-                    name: "Shop B".into(),
-                    address: "Main St 1".into(),
-                    opening_hours: "Mon–Sat 8–20".into(),
-                })
-            } else {
-                Fulfilment::Delivery
-            },
-            price: Some(Money::new(fee, Currency::EUR)),
-            lead_days: Some(days),
-        }
-    }
+    use crate::engine::tests::fulfilment_option as option;
 
     fn shops() -> Vec<ShopInfo> {
         ["a", "b"]

@@ -529,17 +529,23 @@ impl<'a> Run<'a> {
             run.feed(event, start)?;
         }
         // The starting levels, stamped just before the first day so that it counts as whole.
-        for i in 0..run.sims.len() {
-            if run.sims[i].metered {
+        run.report_levels(start.saturating_sub(1), start)?;
+        Ok(run)
+    }
+
+    /// Every slot's level (metered ones have none), stamped `ts`.
+    fn report_levels(&mut self, ts: UnixMs, now: UnixMs) -> anyhow::Result<()> {
+        for i in 0..self.sims.len() {
+            if self.sims[i].metered {
                 continue;
             }
             let body = ReportBody::Level {
-                slot: run.sims[i].slot.clone(),
-                remaining: run.sims[i].level as f32,
+                slot: self.sims[i].slot.clone(),
+                remaining: self.sims[i].level as f32,
             };
-            run.report(i, start.saturating_sub(1), body, start)?;
+            self.report(i, ts, body, now)?;
         }
-        Ok(run)
+        Ok(())
     }
 
     fn report(
@@ -766,16 +772,7 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        for i in 0..self.sims.len() {
-            if self.sims[i].metered {
-                continue;
-            }
-            let body = ReportBody::Level {
-                slot: self.sims[i].slot.clone(),
-                remaining: self.sims[i].level as f32,
-            };
-            self.report(i, review - 1, body, review)?;
-        }
+        self.report_levels(review - 1, review)?;
         // Every slot's level is in: decide (and bundle) on the whole household at once.
         self.gate.store(true, Ordering::Relaxed);
         self.feed(Event::Tick, review)?;

@@ -344,14 +344,30 @@ pub async fn run(options: &IngestOptions, agent: &AgentProgram) -> anyhow::Resul
     })
 }
 
-fn target(port: u16, rate: Option<f64>, prefix: &str) -> LoadTarget {
-    LoadTarget {
+/// Publishes `plan` to the broker on loopback `port`, at `rate` messages a second (or as
+/// fast as it goes) from clients named after `prefix`, keeping each message's send time if
+/// asked.
+async fn publish(
+    plan: &FleetPlan,
+    port: u16,
+    rate: Option<f64>,
+    prefix: &str,
+    keep_send_times: bool,
+) -> anyhow::Result<load::LoadOutcome> {
+    let target = LoadTarget {
         host: "127.0.0.1".into(),
         port,
         rate,
         client_prefix: prefix.into(),
         login: None,
-    }
+    };
+    load::run(
+        plan,
+        &target,
+        Arc::new(LoadProgress::default()),
+        keep_send_times,
+    )
+    .await
 }
 
 /// The null subscriber: the agent's subscriptions and session, acknowledging everything at
@@ -456,13 +472,7 @@ async fn null_subscriber_burst(
             None
         }
     };
-    let outcome = load::run(
-        plan,
-        &target(port, None, "bench-null-pub"),
-        Arc::new(LoadProgress::default()),
-        false,
-    )
-    .await?;
+    let outcome = publish(plan, port, None, "bench-null-pub", false).await?;
     let published = outcome.totals.published();
     let (subscriber, expected) = match live {
         Some(subscriber) => (subscriber, published),
@@ -570,13 +580,7 @@ async fn agent_burst(
     let mut agent = start_agent(&plan.household, port, dir).await?;
     let published_before = if burst == Burst::Backlog {
         agent.shutdown().await;
-        let outcome = load::run(
-            plan,
-            &target(port, None, "bench-agent-pub"),
-            Arc::new(LoadProgress::default()),
-            false,
-        )
-        .await?;
+        let outcome = publish(plan, port, None, "bench-agent-pub", false).await?;
         agent = start_agent(&plan.household, port, dir).await?;
         Some(outcome)
     } else {
@@ -620,13 +624,7 @@ async fn agent_burst(
     let outcome = match published_before {
         Some(outcome) => outcome,
         None => {
-            let outcome = load::run(
-                plan,
-                &target(port, None, "bench-agent-pub"),
-                Arc::new(LoadProgress::default()),
-                false,
-            )
-            .await?;
+            let outcome = publish(plan, port, None, "bench-agent-pub", false).await?;
             goal.store(outcome.totals.published(), Ordering::Relaxed);
             outcome
         }
@@ -636,16 +634,7 @@ async fn agent_burst(
         .context("the agent did not store the burst within 300 s")??;
     let handled = health.acked.load(Ordering::Relaxed);
     let seconds = done - first;
-    let uses: u64 = agent
-        .handle()
-        .read(|engine, _| {
-            engine
-                .slots()
-                .filter(|s| s.spec.id.as_str() == "brews")
-                .map(|s| s.uses)
-                .sum()
-        })
-        .await?;
+    let uses = load::stored_uses(&agent).await?;
     agent.shutdown().await;
     Ok((
         BurstRun {
@@ -689,13 +678,7 @@ async fn latency_run(rate: f64, secs: f64, port: u16, dir: &Path) -> anyhow::Res
     let null_plan = latency_plan(&format!("bench-latency-null-{}", rate as u64), rate, secs);
     let subscriber = NullSubscriber::connect(&null_plan, port).await?;
     let start = Instant::now();
-    let outcome = load::run(
-        &null_plan,
-        &target(port, Some(rate), "bench-latency-null-pub"),
-        Arc::new(LoadProgress::default()),
-        true,
-    )
-    .await?;
+    let outcome = publish(&null_plan, port, Some(rate), "bench-latency-null-pub", true).await?;
     let times = subscriber
         .finish(outcome.totals.published(), Duration::from_secs(60))
         .await;
@@ -715,10 +698,11 @@ async fn latency_run(rate: f64, secs: f64, port: u16, dir: &Path) -> anyhow::Res
     let acked_base = health.acked.load(Ordering::Relaxed);
     let start = Instant::now();
     let sampler = AckSampler::start(health.clone(), start);
-    let outcome = load::run(
+    let outcome = publish(
         &plan,
-        &target(port, Some(rate), &format!("bench-latency-{}", rate as u64)),
-        Arc::new(LoadProgress::default()),
+        port,
+        Some(rate),
+        &format!("bench-latency-{}", rate as u64),
         true,
     )
     .await?;
@@ -908,10 +892,11 @@ async fn memory_run(
         seed: 5,
         ..FleetPlan::default()
     };
-    let outcome = load::run(
+    let outcome = publish(
         &plan,
-        &target(port, Some(rate), &format!("bench-memory-{devices}")),
-        Arc::new(LoadProgress::default()),
+        port,
+        Some(rate),
+        &format!("bench-memory-{devices}"),
         false,
     )
     .await?;

@@ -5,34 +5,12 @@ use super::*;
 #[test]
 fn unknown_devices_slots_and_duplicates_are_refused_without_change() {
     let mut e = engine(Mode::Auto);
-    let stranger = Event::Telemetry {
-        device: id("stranger"),
-        message: Telemetry::Report(Report {
-            boot: 1,
-            seq: 1,
-            ts: 0,
-            body: ReportBody::Level {
-                slot: id("beans"),
-                remaining: 1.0,
-            },
-        }),
-    };
+    let stranger = level_of("stranger", "beans", 1, 0, 1.0);
     assert!(matches!(
         e.handle(stranger, T0),
         Err(EngineError::UnknownDevice(_))
     ));
-    let wrong_slot = Event::Telemetry {
-        device: id("coffee"),
-        message: Telemetry::Report(Report {
-            boot: 1,
-            seq: 1,
-            ts: 0,
-            body: ReportBody::Level {
-                slot: id("milk"),
-                remaining: 1.0,
-            },
-        }),
-    };
+    let wrong_slot = level_of("coffee", "milk", 1, 0, 1.0);
     assert!(matches!(
         e.handle(wrong_slot, T0),
         Err(EngineError::UnknownSlot { .. })

@@ -65,14 +65,19 @@ pub(super) fn birth() -> Telemetry {
 }
 
 pub(super) fn level(seq: u32, ts: UnixMs, remaining: f32) -> Event {
+    level_of("coffee", "beans", seq, ts, remaining)
+}
+
+/// A level report of `device`'s `slot`, in its first boot.
+pub(super) fn level_of(device: &str, slot: &str, seq: u32, ts: UnixMs, remaining: f32) -> Event {
     Event::Telemetry {
-        device: id("coffee"),
+        device: id(device),
         message: Telemetry::Report(Report {
             boot: 1,
             seq,
             ts,
             body: ReportBody::Level {
-                slot: id("beans"),
+                slot: id(slot),
                 remaining,
             },
         }),
@@ -93,16 +98,20 @@ pub(super) fn engine(mode: Mode) -> Engine {
             T0,
         )
         .unwrap();
+    born(&mut engine);
     engine
-        .handle(
-            Event::Telemetry {
-                device: id("coffee"),
-                message: birth(),
-            },
-            T0,
-        )
-        .unwrap();
-    engine
+}
+
+/// The coffee maker's birth message at `T0`: its effects.
+pub(super) fn born(e: &mut Engine) -> Vec<Effect> {
+    e.handle(
+        Event::Telemetry {
+            device: id("coffee"),
+            message: birth(),
+        },
+        T0,
+    )
+    .unwrap()
 }
 
 /// Feeds 50 g/day from 600 g until the engine decides; returns the effects of that step.
@@ -146,20 +155,16 @@ fn shop_order(key: &str, status: OrderStatus) -> ShopOrder {
 
 /// Shop A: beans at 8.99 with 4.95 delivery in 1–2 days, or free pickup the same day.
 /// Shop B: the same beans at 8.49, free delivery, but in `b_days` days.
-fn two_shops(pickup: shopping::PickupPreference, b_days: u32) -> Engine {
+/// Home delivery, or click and collect at Shop A Mitte, for `fee` cents in `days` (fewest,
+/// most).
+pub(super) fn fulfilment_option(
+    id: &str,
+    pickup: bool,
+    fee: u64,
+    days: (u32, u32),
+) -> FulfilmentOption {
     use replenish_commerce::{Currency, Fulfilment, Money, PickupPoint};
-    let mut config = EngineConfig::new(id("home"), "inst".into());
-    config.rules.default_mode = Mode::Auto;
-    config.pairing = Pairing::Open;
-    config.pickup = pickup;
-    config.shops = ["a", "b"]
-        .map(|s| shopping::ShopInfo {
-            id: s.into(),
-            name: format!("Shop {}", s.to_uppercase()),
-        })
-        .to_vec();
-    let mut e = Engine::new(config, Snapshot::default());
-    let option = |id: &str, pickup: bool, fee: u64, days: (u32, u32)| FulfilmentOption {
+    FulfilmentOption {
         id: id.into(),
         name: if pickup {
             "Click and collect"
@@ -178,7 +183,22 @@ fn two_shops(pickup: shopping::PickupPreference, b_days: u32) -> Engine {
         },
         price: Some(Money::new(fee, Currency::EUR)),
         lead_days: Some(days),
-    };
+    }
+}
+
+fn two_shops(pickup: shopping::PickupPreference, b_days: u32) -> Engine {
+    let mut config = EngineConfig::new(id("home"), "inst".into());
+    config.rules.default_mode = Mode::Auto;
+    config.pairing = Pairing::Open;
+    config.pickup = pickup;
+    config.shops = ["a", "b"]
+        .map(|s| shopping::ShopInfo {
+            id: s.into(),
+            name: format!("Shop {}", s.to_uppercase()),
+        })
+        .to_vec();
+    let mut e = Engine::new(config, Snapshot::default());
+    let option = fulfilment_option;
     let mut a = catalog();
     a.fulfilment = vec![
         option("home", false, 495, (1, 2)),
@@ -189,14 +209,7 @@ fn two_shops(pickup: shopping::PickupPreference, b_days: u32) -> Engine {
     b.offers[0].price.minor = 849;
     b.fulfilment = vec![option("post", false, 0, (b_days, b_days))];
     give_catalogs(&mut e, [("a", a), ("b", b)]);
-    e.handle(
-        Event::Telemetry {
-            device: id("coffee"),
-            message: birth(),
-        },
-        T0,
-    )
-    .unwrap();
+    born(&mut e);
     e
 }
 
@@ -260,14 +273,7 @@ fn engine_with(offers: &[(&str, u64, u32)], configure: impl FnOnce(&mut EngineCo
         T0,
     )
     .unwrap();
-    e.handle(
-        Event::Telemetry {
-            device: id("coffee"),
-            message: birth(),
-        },
-        T0,
-    )
-    .unwrap();
+    born(&mut e);
     e
 }
 
@@ -299,16 +305,24 @@ pub(super) fn household(edit: impl FnOnce(&mut Rules)) -> Engine {
     }
     let mut rules = e.household().rules.clone();
     edit(&mut rules);
+    set_rules(&mut e, rules, owner()).unwrap();
+    e
+}
+
+/// `by` sets the household's `rules` at `T0`, naming no currency.
+pub(super) fn set_rules(
+    e: &mut Engine,
+    rules: Rules,
+    by: Actor,
+) -> Result<Vec<Effect>, EngineError> {
     e.handle(
         Event::SetRules {
             rules,
             currency: None,
-            by: owner(),
+            by,
         },
         T0,
     )
-    .unwrap();
-    e
 }
 
 pub(super) fn notices(fx: &[Effect], kind: NoticeKind) -> Vec<String> {

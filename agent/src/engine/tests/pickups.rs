@@ -70,8 +70,9 @@ fn a_pickup_waiting_is_recalled_daily_and_a_member_can_say_it_was_collected() {
     assert!(matches!(again, Err(EngineError::Invalid(_))));
 }
 
-#[test]
-fn a_refill_the_cupboard_cannot_explain_confirms_a_ready_pickup() {
+/// Two shops, the pickup preferred: an order placed and ready at the pickup point an hour
+/// after it was made; the engine, the order and that hour.
+fn ready_for_pickup() -> (Engine, Order, UnixMs) {
     let mut e = two_shops(shopping::PickupPreference::Prefer, 20);
     let (order, _) = run_until_placed(&mut e);
     let t = order.created_at + HOUR_MS;
@@ -83,6 +84,12 @@ fn a_refill_the_cupboard_cannot_explain_confirms_a_ready_pickup() {
         t,
     )
     .unwrap();
+    (e, order, t)
+}
+
+#[test]
+fn a_refill_the_cupboard_cannot_explain_confirms_a_ready_pickup() {
+    let (mut e, order, t) = ready_for_pickup();
     let refill = |seq: u32, at: UnixMs| Event::Telemetry {
         device: id("coffee"),
         message: Telemetry::Report(Report {
@@ -113,17 +120,7 @@ fn a_refill_the_cupboard_cannot_explain_confirms_a_ready_pickup() {
 
 #[test]
 fn a_pickup_left_uncollected_for_three_days_lets_the_agent_ask_to_order_again() {
-    let mut e = two_shops(shopping::PickupPreference::Prefer, 20);
-    let (order, _) = run_until_placed(&mut e);
-    let t = order.created_at + HOUR_MS;
-    e.handle(
-        Event::PlacementSucceeded {
-            order_id: order.id.clone(),
-            shop_order: shop_order(&order.idempotency_key, OrderStatus::ReadyForPickup),
-        },
-        t,
-    )
-    .unwrap();
+    let (mut e, order, t) = ready_for_pickup();
     // Two days on, running low: the order at the pickup point still counts.
     let fx = e
         .handle(level(2000, t + 2 * DAY_MS, 20.0), t + 2 * DAY_MS)

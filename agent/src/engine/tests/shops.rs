@@ -286,15 +286,7 @@ fn prices_in_two_currencies_are_never_compared_and_a_foreign_order_asks_under_a_
     b_in_francs(&mut e, 0);
     let mut rules = e.household().rules.clone();
     rules.monthly_budget_cents = Some(1_000);
-    e.handle(
-        Event::SetRules {
-            rules,
-            currency: None,
-            by: Actor::Console,
-        },
-        T0,
-    )
-    .unwrap();
+    set_rules(&mut e, rules, Actor::Console).unwrap();
     let (t, fx) = run_until_order(&mut e);
     assert!(place_order(&fx).is_none(), "not placed without a person");
     let order = proposed(&e);
