@@ -222,6 +222,18 @@ impl Household {
         )
     }
 
+    /// The web page at `path`, as the browser holding `cookie` sees it.
+    async fn page(&self, path: &str, cookie: &str) -> String {
+        let response = self.http.get(self.url(path)).header("cookie", cookie);
+        response.send().await.unwrap().text().await.unwrap()
+    }
+
+    /// A form sent from the web page to `path`, with `cookie`.
+    async fn form(&self, path: &str, cookie: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let request = self.http.post(self.url(path)).header("cookie", cookie);
+        request.form(fields).send().await.unwrap()
+    }
+
     async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::GET, path, Some(token), None)
             .await
@@ -626,22 +638,20 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let wrong = h
-        .http
-        .post(h.url("/login"))
-        .header("cookie", &login_cookie)
-        .form(&[("token", "rpl_wrong"), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .form(
+            "/login",
+            &login_cookie,
+            &[("token", "rpl_wrong"), ("csrf", csrf.as_str())],
+        )
+        .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let ok = h
-        .http
-        .post(h.url("/login"))
-        .header("cookie", &login_cookie)
-        .form(&[("token", h.member.as_str()), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .form(
+            "/login",
+            &login_cookie,
+            &[("token", h.member.as_str()), ("csrf", csrf.as_str())],
+        )
+        .await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
     let session = ok
         .headers()
@@ -697,16 +707,7 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
         })
         .await
         .unwrap();
-    let html = h
-        .http
-        .get(h.url("/"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = h.page("/", &session).await;
     assert!(html.contains("<h2>Tap water</h2>"), "{html}");
     assert!(
         html.contains("Kitchen tap · not bought through the agent"),
@@ -723,29 +724,13 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
     let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
 
     let approve = format!("/orders/{order}/approve");
-    let forged = h
-        .http
-        .post(h.url(&approve))
-        .header("cookie", &session)
-        .form(&[("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let forged = h.form(&approve, &session, &[("csrf", "forged")]).await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
     assert_eq!(view["state"], "proposed", "a forged form changes nothing");
 
     // The order's page puts the ways to get it side by side, what the order holds checked.
-    let page = h
-        .http
-        .get(h.url(&format!("/orders/{order}")))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = h.page(&format!("/orders/{order}"), &session).await;
     assert!(page.contains("Or choose another way"), "{page}");
     assert!(
         page.contains("value=\"shop|beans-500||2\" checked"),
@@ -753,13 +738,12 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
     );
     assert!(page.contains("1 × Beans 1 kg, €18.99"), "{page}");
     let approved = h
-        .http
-        .post(h.url(&approve))
-        .header("cookie", &session)
-        .form(&[("csrf", csrf.as_str()), ("option", "shop|beans-1kg||1")])
-        .send()
-        .await
-        .unwrap();
+        .form(
+            &approve,
+            &session,
+            &[("csrf", csrf.as_str()), ("option", "shop|beans-1kg||1")],
+        )
+        .await;
     assert_eq!(approved.status(), StatusCode::SEE_OTHER);
     h.settle().await;
     let (_, view) = h.get(&format!("/api/v1/orders/{order}"), &h.member).await;
@@ -772,16 +756,7 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
     assert_eq!(view["decided_by"], "bob (member)");
 
     // The audit trail says it in words, the order by its name, linked.
-    let audit = h
-        .http
-        .get(h.url("/audit"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let audit = h.page("/audit", &session).await;
     assert!(
         audit.contains(&format!(
             "<a href=\"/orders/{order}\">approved Coffee beans from the shop</a>"
@@ -791,13 +766,12 @@ async fn the_web_page_logs_in_with_a_token_and_refuses_forms_without_csrf() {
 
     // A member sees the settings but cannot save them.
     let settings = h
-        .http
-        .post(h.url("/settings/rules"))
-        .header("cookie", &session)
-        .form(&[("csrf", csrf.as_str()), ("default_mode", "off")])
-        .send()
-        .await
-        .unwrap();
+        .form(
+            "/settings/rules",
+            &session,
+            &[("csrf", csrf.as_str()), ("default_mode", "off")],
+        )
+        .await;
     assert_eq!(settings.status(), StatusCode::FORBIDDEN);
 }
 
@@ -1092,13 +1066,12 @@ async fn page_session(h: &Household, token: &str) -> (String, String) {
     let html = login.text().await.unwrap();
     let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
     let ok = h
-        .http
-        .post(h.url("/login"))
-        .header("cookie", &cookie)
-        .form(&[("token", token), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .form(
+            "/login",
+            &cookie,
+            &[("token", token), ("csrf", csrf.as_str())],
+        )
+        .await;
     let session = ok
         .headers()
         .get_all("set-cookie")
@@ -1110,16 +1083,7 @@ async fn page_session(h: &Household, token: &str) -> (String, String) {
         .next()
         .unwrap()
         .to_string();
-    let html = h
-        .http
-        .get(h.url("/devices"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = h.page("/devices", &session).await;
     let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
     (session, csrf)
 }
@@ -1168,13 +1132,12 @@ async fn an_owner_gives_a_device_a_login_shown_once_and_stored_as_a_hash() {
     // On the page: an owner asks for the fridge's login and reads it once.
     let (session, csrf) = page_session(&h, &h.owner).await;
     let page = h
-        .http
-        .post(h.url("/devices/login"))
-        .header("cookie", &session)
-        .form(&[("csrf", csrf.as_str()), ("device", "fridge")])
-        .send()
-        .await
-        .unwrap();
+        .form(
+            "/devices/login",
+            &session,
+            &[("csrf", csrf.as_str()), ("device", "fridge")],
+        )
+        .await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("data-login=\"fridge\""), "{html}");

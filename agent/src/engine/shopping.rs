@@ -471,6 +471,15 @@ mod tests {
         (c, None)
     }
 
+    /// `choose` among `list` at time 0 for the two shops, nothing bundled, no cap on use.
+    fn pick(
+        list: &[(Candidate, Option<ReorderDecision>)],
+        pickup: PickupPreference,
+        deadline: Option<UnixMs>,
+    ) -> Option<Choice> {
+        choose(list, &shops(), pickup, 0, deadline, &Bundles::new(), None)
+    }
+
     #[test]
     fn what_an_order_brings_along_counts_then_the_fewest_orders_win() {
         let a = candidate("a", offer("a-500", 500.0, 900), None, 1.0);
@@ -537,16 +546,7 @@ mod tests {
             1.0,
         );
         let list = vec![decided(home.clone(), 2), decided(pickup.clone(), 2)];
-        let choice = choose(
-            &list,
-            &shops(),
-            PickupPreference::WhenSooner,
-            0,
-            Some(5 * DAY_MS),
-            &Bundles::new(),
-            None,
-        )
-        .unwrap();
+        let choice = pick(&list, PickupPreference::WhenSooner, Some(5 * DAY_MS)).unwrap();
         assert_eq!((choice.index, choice.decision.packs), (1, 2));
         assert!(choice.in_time);
         assert!(
@@ -557,28 +557,12 @@ mod tests {
         // The pickup does not want ordering yet (its lead is short): wait for it.
         let list = vec![decided(home.clone(), 2), waiting(pickup)];
         assert_eq!(
-            choose(
-                &list,
-                &shops(),
-                PickupPreference::WhenSooner,
-                0,
-                Some(5 * DAY_MS),
-                &Bundles::new(),
-                None
-            ),
+            pick(&list, PickupPreference::WhenSooner, Some(5 * DAY_MS)),
             None
         );
         // Nothing wants ordering: nothing chosen.
         assert_eq!(
-            choose(
-                &[waiting(home)],
-                &shops(),
-                PickupPreference::WhenSooner,
-                0,
-                None,
-                &Bundles::new(),
-                None
-            ),
+            pick(&[waiting(home)], PickupPreference::WhenSooner, None),
             None
         );
     }
@@ -591,16 +575,7 @@ mod tests {
             decided(slow_cheap.clone(), 1),
             decided(fast_dear.clone(), 1),
         ];
-        let choice = choose(
-            &list,
-            &shops(),
-            PickupPreference::WhenSooner,
-            0,
-            Some(3 * DAY_MS),
-            &Bundles::new(),
-            None,
-        )
-        .unwrap();
+        let choice = pick(&list, PickupPreference::WhenSooner, Some(3 * DAY_MS)).unwrap();
         assert_eq!(
             choice.index, 1,
             "A is cheaper but arrives after the slot may run out"
@@ -608,28 +583,11 @@ mod tests {
         // Only the slow one wants ordering, and the fast one is still in time: wait.
         let list = vec![decided(slow_cheap.clone(), 1), waiting(fast_dear.clone())];
         assert_eq!(
-            choose(
-                &list,
-                &shops(),
-                PickupPreference::WhenSooner,
-                0,
-                Some(3 * DAY_MS),
-                &Bundles::new(),
-                None
-            ),
+            pick(&list, PickupPreference::WhenSooner, Some(3 * DAY_MS)),
             None
         );
         // Nothing can arrive in time: the soonest, now, for the amount wanted.
-        let late = choose(
-            &list,
-            &shops(),
-            PickupPreference::WhenSooner,
-            0,
-            Some(DAY_MS / 2),
-            &Bundles::new(),
-            None,
-        )
-        .unwrap();
+        let late = pick(&list, PickupPreference::WhenSooner, Some(DAY_MS / 2)).unwrap();
         assert_eq!((late.index, late.decision.packs), (1, 1));
         assert!(!late.in_time);
         assert!(late.why.contains("soonest"), "{}", late.why);
@@ -638,31 +596,14 @@ mod tests {
             decided(candidate("a", offer("a-500", 500.0, 999), None, 2.0), 1),
             decided(candidate("b", offer("b-500", 500.0, 799), None, 2.0), 1),
         ];
-        let late = choose(
-            &same_speed,
-            &shops(),
-            PickupPreference::Never,
-            0,
-            Some(DAY_MS),
-            &Bundles::new(),
-            None,
-        )
-        .unwrap();
+        let late = pick(&same_speed, PickupPreference::Never, Some(DAY_MS)).unwrap();
         assert_eq!((late.index, late.in_time), (1, false));
         // No deadline within the horizon: everything is in time; the cheapest wins.
         let list = vec![decided(slow_cheap, 1), decided(fast_dear, 1)];
         assert_eq!(
-            choose(
-                &list,
-                &shops(),
-                PickupPreference::WhenSooner,
-                0,
-                None,
-                &Bundles::new(),
-                None
-            )
-            .unwrap()
-            .index,
+            pick(&list, PickupPreference::WhenSooner, None)
+                .unwrap()
+                .index,
             0
         );
     }
@@ -690,31 +631,13 @@ mod tests {
             ),
         ];
         assert_eq!(
-            choose(
-                &list,
-                &shops(),
-                PickupPreference::WhenSooner,
-                0,
-                None,
-                &Bundles::new(),
-                None
-            )
-            .unwrap()
-            .index,
+            pick(&list, PickupPreference::WhenSooner, None)
+                .unwrap()
+                .index,
             0
         );
         assert_eq!(
-            choose(
-                &list,
-                &shops(),
-                PickupPreference::Prefer,
-                0,
-                None,
-                &Bundles::new(),
-                None
-            )
-            .unwrap()
-            .index,
+            pick(&list, PickupPreference::Prefer, None).unwrap().index,
             1
         );
     }
@@ -728,15 +651,7 @@ mod tests {
         ];
         // The 1 kg bag does not want ordering yet but is in time and cheaper: wait for it.
         assert_eq!(
-            choose(
-                &list,
-                &shops(),
-                PickupPreference::WhenSooner,
-                0,
-                Some(5 * DAY_MS),
-                &Bundles::new(),
-                None
-            ),
+            pick(&list, PickupPreference::WhenSooner, Some(5 * DAY_MS)),
             None
         );
     }
