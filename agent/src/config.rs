@@ -52,8 +52,9 @@ pub struct AgentConfig {
     pub names: std::collections::BTreeMap<String, String>,
 }
 
-/// `[consumables.<id>]`: overrides of `[policy]` for one consumable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[consumables.<id>]`: overrides of `[policy]` for one consumable (the default overrides
+/// nothing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumableSection {
     /// Highest acceptable chance of running out before an order arrives.

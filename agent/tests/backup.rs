@@ -32,18 +32,28 @@ fn restored(dir: &Path, format: u32) -> PathBuf {
     data
 }
 
+/// Opens the restored store in `data` as the agent does: its format was `format` and is the
+/// current one after; its records read, with the one order the fixtures hold.
+fn opened_as_the_agent_does(
+    data: &Path,
+    format: u32,
+) -> (SledStore, replenish_agent::engine::Snapshot) {
+    let store = SledStore::open(data, 1 << 20).unwrap();
+    assert_eq!(backup::format_of(&store).unwrap(), Some(format));
+    assert_eq!(backup::open(&store).unwrap(), format);
+    assert_eq!(backup::format_of(&store).unwrap(), Some(FORMAT));
+    let snapshot = store::load_snapshot(&store).unwrap();
+    assert_eq!(snapshot.orders.len(), 1);
+    (store, snapshot)
+}
+
 /// Format 1 (the format mark; before the journal of format 2) restores, is upgraded on open,
 /// and reads.
 #[test]
 fn a_format_1_store_restores_upgrades_and_reads() {
     let dir = tempfile::tempdir().unwrap();
     let data = restored(dir.path(), 1);
-    let store = SledStore::open(&data, 1 << 20).unwrap();
-    assert_eq!(backup::format_of(&store).unwrap(), Some(1));
-    assert_eq!(backup::open(&store).unwrap(), 1);
-    assert_eq!(backup::format_of(&store).unwrap(), Some(FORMAT));
-    let snapshot = store::load_snapshot(&store).unwrap();
-    assert_eq!(snapshot.orders.len(), 1);
+    let (store, snapshot) = opened_as_the_agent_does(&data, 1);
     assert_eq!(snapshot.audit.len(), 1);
     assert!(store.journal_entries().unwrap().is_empty());
 }
@@ -80,12 +90,7 @@ fn a_format_0_store_restores_upgrades_reads_and_round_trips() {
 
     // Opened as the agent opens it: format 0 becomes the current one, and every record reads.
     {
-        let store = SledStore::open(&data, 1 << 20).unwrap();
-        assert_eq!(backup::format_of(&store).unwrap(), Some(0));
-        assert_eq!(backup::open(&store).unwrap(), 0);
-        assert_eq!(backup::format_of(&store).unwrap(), Some(FORMAT));
-        let snapshot = store::load_snapshot(&store).unwrap();
-        assert_eq!(snapshot.orders.len(), 1);
+        let (_store, snapshot) = opened_as_the_agent_does(&data, 0);
         let order = &snapshot.orders[0];
         assert_eq!(order.first_line().packs, 2);
         assert_eq!(

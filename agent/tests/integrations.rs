@@ -336,6 +336,12 @@ async fn wait_for_metric(handle: &PrometheusHandle, series: &str) {
 type Recorded = Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>;
 
 async fn webhook_server() -> (String, Recorded) {
+    webhook_server_answering_after(Duration::ZERO).await
+}
+
+/// A webhook receiver on loopback that answers `delay` after each request, and records it
+/// once answered; its URL and the record.
+async fn webhook_server_answering_after(delay: Duration) -> (String, Recorded) {
     let seen: Recorded = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
     let app = axum::Router::new().route(
@@ -343,6 +349,7 @@ async fn webhook_server() -> (String, Recorded) {
         axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
             let record = record.clone();
             async move {
+                tokio::time::sleep(delay).await;
                 record.lock().unwrap().push((headers, body));
                 axum::http::StatusCode::OK
             }
@@ -465,6 +472,26 @@ async fn nothing_in_stock_anywhere_is_told_on_mqtt_and_to_the_webhook() {
     rig.agent.shutdown().await;
 }
 
+/// An owner accepts `device`; its discovery document as Home Assistant receives it.
+async fn accepted_config(
+    handle: &replenish_agent::runtime::AgentHandle,
+    ha: &mut Client,
+    device: &str,
+) -> Value {
+    handle
+        .ask(Event::AcceptDevice {
+            device: DeviceId::new(device).unwrap(),
+            by: Actor::Console,
+        })
+        .await
+        .unwrap();
+    ha.wait_for(&format!("{device} config"), |s| {
+        s.topic == config_topic(device)
+    })
+    .await
+    .json()
+}
+
 fn config_topic(device: &str) -> String {
     format!("homeassistant/device/home_{device}/config")
 }
@@ -504,17 +531,7 @@ async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_orde
     })
     .await;
     rig.birth("fridge", "milk", "milk", "ml").await;
-    handle
-        .ask(Event::AcceptDevice {
-            device: DeviceId::new("fridge").unwrap(),
-            by: Actor::Console,
-        })
-        .await
-        .unwrap();
-    let config = ha
-        .wait_for("fridge config", |s| s.topic == config_topic("fridge"))
-        .await
-        .json();
+    let config = accepted_config(&handle, &mut ha, "fridge").await;
     assert_eq!(config["dev"]["model"], "fridge-model");
     assert_eq!(config["cmps"]["milk_level"]["unit_of_measurement"], "ml");
     assert_eq!(config["cmps"]["milk_mode"]["p"], "select");
@@ -537,17 +554,7 @@ async fn home_assistant_sees_appliances_and_its_button_approves_the_pending_orde
         !ha.log.iter().any(|s| s.topic == config_topic("coffee")),
         "a device waiting for pairing was announced"
     );
-    handle
-        .ask(Event::AcceptDevice {
-            device: DeviceId::new("coffee").unwrap(),
-            by: Actor::Console,
-        })
-        .await
-        .unwrap();
-    let config = ha
-        .wait_for("coffee config", |s| s.topic == config_topic("coffee"))
-        .await
-        .json();
+    let config = accepted_config(&handle, &mut ha, "coffee").await;
     let button = config["cmps"]["beans_approve"].clone();
     assert_eq!(button["p"], "button");
     let approve_topic = button["command_topic"].as_str().unwrap().to_string();
@@ -709,26 +716,11 @@ async fn without_control_home_assistant_cannot_approve_body(metrics: PrometheusH
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_a_notification_in_flight() {
-    // A slow receiver: the request is recorded only once it has been answered.
-    let answered: Recorded = Arc::new(Mutex::new(Vec::new()));
-    let record = answered.clone();
-    let app = axum::Router::new().route(
-        "/slow",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let record = record.clone();
-            async move {
-                // Well inside the 5 s the agent gives notifications at shutdown.
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                record.lock().unwrap().push((headers, body));
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // A slow receiver: the request is recorded only once it has been answered, well inside
+    // the 5 s the agent gives notifications at shutdown.
+    let (url, answered) = webhook_server_answering_after(Duration::from_secs(2)).await;
     let mut rig = Rig::start(|c| {
-        c.notifications.webhooks = vec![format!("http://{addr}/slow")];
+        c.notifications.webhooks = vec![url];
         c.home_assistant.discovery = false;
     })
     .await;

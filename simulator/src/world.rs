@@ -324,12 +324,8 @@ impl World {
         agent_config.consumables.insert(
             "milk".into(),
             ConsumableSection {
-                risk: None,
-                target_days: None,
                 max_stock: Some(2500.0),
-                use_every_days: None,
-                driven_by: None,
-                products: Vec::new(),
+                ..ConsumableSection::default()
             },
         );
         let broker = Arc::new(

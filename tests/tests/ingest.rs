@@ -87,6 +87,26 @@ fn options(clock: &Arc<ManualClock>, store: Option<Arc<dyn Store>>) -> AgentOpti
     }
 }
 
+/// Mosquitto (the recommended settings) and an agent's configuration for it, in a directory of
+/// their own; `None` (the test is skipped) without Mosquitto.
+fn setup() -> Option<(tempfile::TempDir, mosquitto::Mosquitto, AgentConfig)> {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = mosquitto_or_skip(dir.path(), mosquitto::RECOMMENDED, &[])?;
+    let config = agent_config(dir.path(), broker.port());
+    Some((dir, broker, config))
+}
+
+/// The agent started on `config` (with `store`, or sled) and subscribed.
+async fn subscribed(
+    config: &AgentConfig,
+    clock: &Arc<ManualClock>,
+    store: Option<Arc<dyn Store>>,
+) -> Agent {
+    let agent = Agent::start(config, options(clock, store)).await.unwrap();
+    assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
+    agent
+}
+
 async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -101,20 +121,15 @@ async fn total_uses(agent: &Agent) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_through_a_slow_engine_loses_nothing_and_never_stalls() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = mosquitto_or_skip(dir.path(), mosquitto::RECOMMENDED, &[]) else {
+    let Some((_dir, broker, config)) = setup() else {
         return;
     };
-    let config = agent_config(dir.path(), broker.port());
     let store = SlowStore {
         inner: SledStore::open(&config.storage.path, 8 << 20).unwrap(),
         flush_delay: Duration::from_millis(15),
     };
     let clock = ManualClock::new(DEFAULT_START);
-    let agent = Agent::start(&config, options(&clock, Some(Arc::new(store))))
-        .await
-        .unwrap();
-    assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
+    let agent = subscribed(&config, &clock, Some(Arc::new(store))).await;
     let health = agent.ingest();
 
     // 200 devices flush their offline buffers at once: out of order, some twice, rebooting.
@@ -166,14 +181,11 @@ async fn a_burst_through_a_slow_engine_loses_nothing_and_never_stalls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_killed_mid_burst_counts_every_use_exactly_once_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = mosquitto_or_skip(dir.path(), mosquitto::RECOMMENDED, &[]) else {
+    let Some((_dir, broker, config)) = setup() else {
         return;
     };
-    let config = agent_config(dir.path(), broker.port());
     let clock = ManualClock::new(DEFAULT_START);
-    let agent = Agent::start(&config, options(&clock, None)).await.unwrap();
-    assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
+    let agent = subscribed(&config, &clock, None).await;
     let health = agent.ingest();
     let plan = FleetPlan {
         household: config.household.id.clone(),
@@ -252,11 +264,9 @@ async fn every_kind_of_report_survives_a_crash_after_its_ack() {
     use replenish_protocol::{Channel, DeviceId, HouseholdId, Id, Report, codec, topic};
     use rumqttc_client::{Device, publish};
 
-    let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = mosquitto_or_skip(dir.path(), mosquitto::RECOMMENDED, &[]) else {
+    let Some((_dir, broker, config)) = setup() else {
         return;
     };
-    let config = agent_config(dir.path(), broker.port());
     let clock = ManualClock::new(DEFAULT_START);
     let household = HouseholdId::new(&config.household.id).unwrap();
     let device = DeviceId::new(&load::device_id(0)).unwrap();
@@ -309,8 +319,7 @@ async fn every_kind_of_report_survives_a_crash_after_its_ack() {
         ),
     ];
     for (seq, (kind, body)) in kinds.into_iter().enumerate() {
-        let agent = Agent::start(&config, options(&clock, None)).await.unwrap();
-        assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
+        let agent = subscribed(&config, &clock, None).await;
         let health = agent.ingest();
         // The retained birth comes with every subscription: let its ack pass first, or it
         // would be taken for the report's.
@@ -372,14 +381,11 @@ async fn every_kind_of_report_survives_a_crash_after_its_ack() {
 async fn an_oversize_payload_is_refused_by_name_and_other_traffic_flows() {
     use rumqttc_client::{Device, publish};
 
-    let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = mosquitto_or_skip(dir.path(), mosquitto::RECOMMENDED, &[]) else {
+    let Some((_dir, broker, config)) = setup() else {
         return;
     };
-    let config = agent_config(dir.path(), broker.port());
     let clock = ManualClock::new(DEFAULT_START);
-    let agent = Agent::start(&config, options(&clock, None)).await.unwrap();
-    assert!(agent.wait_subscribed(Duration::from_secs(10)).await);
+    let agent = subscribed(&config, &clock, None).await;
     let health = agent.ingest();
     let plan = FleetPlan {
         household: config.household.id.clone(),

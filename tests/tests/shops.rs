@@ -16,6 +16,25 @@ use replenish_tests::fed::FedAgent;
 
 const T0: u64 = 20_458 * DAY_MS;
 
+/// A household whose grinder of beans (1000 g) goes down by 50 g a day from `T0`, reported at
+/// 08:00, its agent on `config` with `shops` shops, until the agent makes an order (within
+/// 20 days).
+async fn beans_until_order(
+    config: AgentConfig,
+    clock: &Arc<ManualClock>,
+    shops: usize,
+) -> (FedAgent, replenish_agent::engine::order::Order) {
+    let beans = ("coffee", "beans", "coffee_beans", Unit::G, 1000.0);
+    let mut household = FedAgent::start(config, clock.clone(), None, shops, beans)
+        .await
+        .unwrap();
+    let order = household
+        .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
+        .await
+        .unwrap();
+    (household, order)
+}
+
 async fn sandbox(clock: Arc<ManualClock>, beans_cents: u64) -> (SandboxShop, ShopServer) {
     let mut config = SandboxConfig::default();
     for item in &mut config.catalog {
@@ -55,14 +74,7 @@ async fn the_agent_orders_at_the_cheaper_of_two_shops_and_follows_the_order_ther
         ..AgentConfig::default()
     };
     config.validate().unwrap();
-    let beans = ("coffee", "beans", "coffee_beans", Unit::G, 1000.0);
-    let mut household = FedAgent::start(config, clock.clone(), None, 2, beans)
-        .await
-        .unwrap();
-    let order = household
-        .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
-        .await
-        .unwrap();
+    let (household, order) = beans_until_order(config, &clock, 2).await;
     assert_eq!(order.shop, "cheap", "{}", order.first_line().reason);
     assert!(
         order.first_line().reason.contains("Shop Cheap"),
@@ -106,22 +118,11 @@ async fn a_substitution_within_the_household_rules_is_accepted_and_followed() {
     config.consumables.insert(
         "coffee_beans".into(),
         replenish_agent::config::ConsumableSection {
-            risk: None,
-            target_days: None,
-            max_stock: None,
-            use_every_days: None,
-            driven_by: None,
             products: vec!["coffee-beans-500g".into(), "coffee-beans-1kg".into()],
+            ..Default::default()
         },
     );
-    let beans = ("coffee", "beans", "coffee_beans", Unit::G, 1000.0);
-    let mut household = FedAgent::start(config, clock.clone(), None, 1, beans)
-        .await
-        .unwrap();
-    let order = household
-        .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
-        .await
-        .unwrap();
+    let (household, order) = beans_until_order(config, &clock, 1).await;
     let placed = household.order(&order.id).await.unwrap().unwrap();
     assert_eq!(shop.injected_faults().get("substitute"), Some(&1));
     // Whichever bag the agent asked for, the shop sent the other, and the agent's order says
@@ -210,23 +211,12 @@ async fn with_the_usual_product_out_everywhere_a_person_picks_from_the_options_s
     config.consumables.insert(
         "coffee_beans".into(),
         replenish_agent::config::ConsumableSection {
-            risk: None,
-            target_days: None,
-            max_stock: None,
-            use_every_days: None,
-            driven_by: None,
             products: vec!["coffee-beans-500g".into()],
+            ..Default::default()
         },
     );
     config.validate().unwrap();
-    let beans = ("coffee", "beans", "coffee_beans", Unit::G, 1000.0);
-    let mut household = FedAgent::start(config, clock.clone(), None, 2, beans)
-        .await
-        .unwrap();
-    let order = household
-        .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
-        .await
-        .unwrap();
+    let (household, order) = beans_until_order(config, &clock, 2).await;
     assert_eq!(
         order.state,
         OrderState::Proposed,
@@ -308,14 +298,7 @@ async fn a_member_cancels_an_unsent_order_at_the_shop_and_a_shipped_one_is_refus
     let (shop, server) = sandbox(clock.clone(), 899).await;
     let mut config = AgentConfig::default();
     config.commerce.url = format!("http://{}", server.addr());
-    let beans = ("coffee", "beans", "coffee_beans", Unit::G, 1000.0);
-    let mut household = FedAgent::start(config, clock.clone(), None, 1, beans)
-        .await
-        .unwrap();
-    let order = household
-        .use_until_order(T0, 8 * HOUR_MS, 1000.0, 50.0, 20)
-        .await
-        .unwrap();
+    let (mut household, order) = beans_until_order(config, &clock, 1).await;
     assert_eq!(order.state, OrderState::Placed);
     let cancel = |id: &str| Event::Cancel {
         order_id: replenish_agent::engine::order::OrderId::parse(id).unwrap(),
