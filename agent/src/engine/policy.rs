@@ -316,7 +316,8 @@ impl RiskPolicy {
 }
 
 /// The sentence stored with an order: "beans: 180 g left, about 2.6 days at 68 g/day (P90 1.9
-/// days); delivery takes 1-2 days; ordering 1 x 1000 g".
+/// days); delivery takes 1-2 days; ordering 1 x 1000 g" (one number where the delivery time is
+/// sure: "delivery takes 2 days").
 pub fn explain(input: &PolicyInput<'_>, risk: f64, packs: u32) -> String {
     let f = input.forecast;
     let unit = input.slot.spec.unit.symbol();
@@ -337,14 +338,29 @@ pub fn explain(input: &PolicyInput<'_>, risk: f64, packs: u32) -> String {
     } else {
         String::new()
     };
+    let (lo, hi) = (
+        days(input.lead_time.p10()).round(),
+        days(input.lead_time.p90()).round(),
+    );
+    let delivery = if hi <= lo {
+        format!("{lo:.0} day{}", if lo == 1.0 { "" } else { "s" })
+    } else {
+        format!("{lo:.0}-{hi:.0} days")
+    };
+    // A descaler's 0.03 tablets a day is not "0".
+    let rate = f.rate_per_day;
+    let rate = if rate >= 10.0 {
+        format!("{rate:.0}")
+    } else if rate >= 1.0 {
+        format!("{rate:.1}")
+    } else {
+        format!("{rate:.2}")
+    };
     format!(
-        "{slot}: {level:.0} {unit} left{cupboard}, {left} at {rate:.0} {unit}/day{early}; delivery \
-         takes {lo:.0}-{hi:.0} days; {risk:.0}% risk of running out; ordering {packs} x {pack:.0} {unit}",
+        "{slot}: {level:.0} {unit} left{cupboard}, {left} at {rate} {unit}/day{early}; delivery \
+         takes {delivery}; {risk:.0}% risk of running out; ordering {packs} x {pack:.0} {unit}",
         slot = input.slot.spec.id,
         level = input.stock.in_appliance,
-        rate = f.rate_per_day,
-        lo = days(input.lead_time.p10()),
-        hi = days(input.lead_time.p90()).max(days(input.lead_time.p10())),
         risk = risk * 100.0,
         pack = input.item.pack_size,
     )
@@ -484,7 +500,7 @@ mod tests {
         assert_eq!(d.packs, 2);
         let expected_start = "beans: 110 g left, about 2.2 days at 49 g/day (P10 1.8 days)";
         assert!(d.reason.starts_with(expected_start), "{}", d.reason);
-        let expected_end = "delivery takes 2-2 days; 14% risk of running out; ordering 2 x 500 g";
+        let expected_end = "delivery takes 2 days; 14% risk of running out; ordering 2 x 500 g";
         assert!(d.reason.contains(expected_end), "{}", d.reason);
     }
 

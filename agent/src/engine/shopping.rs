@@ -342,11 +342,13 @@ pub fn choose(
         None => "delivered".to_string(),
     };
     let days = candidate.lead.p90() as f64 / DAY_MS as f64;
-    let cost_text = format!(
-        "{:.2} per {} with fees",
-        cost(index) / 100.0,
-        candidate.offer.unit.symbol()
-    );
+    // Per kilogram or litre: a gram of beans costs a fraction of a cent.
+    let (per, scale) = match candidate.offer.unit {
+        replenish_protocol::Unit::G => ("kg", 1000.0),
+        replenish_protocol::Unit::Ml => ("l", 1000.0),
+        replenish_protocol::Unit::Count => ("piece", 1.0),
+    };
+    let cost_text = format!("{:.2} per {per} with fees", cost(index) * scale / 100.0);
     let along = bundle(index);
     let together = match along.lines {
         0 => String::new(),
@@ -551,6 +553,12 @@ mod tests {
         assert!(choice.in_time);
         assert!(
             choice.why.contains("Shop B") && choice.why.contains("to collect"),
+            "{}",
+            choice.why
+        );
+        // Per kilogram: a gram's price would read 0.02.
+        assert!(
+            choice.why.contains("18.98 per kg with fees"),
             "{}",
             choice.why
         );
