@@ -315,7 +315,7 @@ impl RiskPolicy {
     }
 }
 
-/// The sentence stored with an order: "beans: 180 g left, about 2.6 days at 68 g/day (P90 1.9
+/// The sentence stored with an order: "beans: 180 g left, about 2.6 days at 68 g/day (P10 1.9
 /// days); delivery takes 1-2 days; ordering 1 x 1000 g" (one number where the delivery time is
 /// sure: "delivery takes 2 days").
 pub fn explain(input: &PolicyInput<'_>, risk: f64, packs: u32) -> String {
