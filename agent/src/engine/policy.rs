@@ -347,15 +347,7 @@ pub fn explain(input: &PolicyInput<'_>, risk: f64, packs: u32) -> String {
     } else {
         format!("{lo:.0}-{hi:.0} days")
     };
-    // A descaler's 0.03 tablets a day is not "0".
-    let rate = f.rate_per_day;
-    let rate = if rate >= 10.0 {
-        format!("{rate:.0}")
-    } else if rate >= 1.0 {
-        format!("{rate:.1}")
-    } else {
-        format!("{rate:.2}")
-    };
+    let rate = per_day(f.rate_per_day);
     format!(
         "{slot}: {level:.0} {unit} left{cupboard}, {left} at {rate} {unit}/day{early}; delivery \
          takes {delivery}; {risk:.0}% risk of running out; ordering {packs} x {pack:.0} {unit}",
@@ -364,6 +356,18 @@ pub fn explain(input: &PolicyInput<'_>, risk: f64, packs: u32) -> String {
         risk = risk * 100.0,
         pack = input.item.pack_size,
     )
+}
+
+/// A daily rate with as many decimals as it needs to read: 68, 1.6, 0.03 (a descaler's tablets
+/// a day are not "0").
+fn per_day(rate: f64) -> String {
+    if rate >= 10.0 {
+        format!("{rate:.0}")
+    } else if rate >= 1.0 {
+        format!("{rate:.1}")
+    } else {
+        format!("{rate:.2}")
+    }
 }
 
 /// Dash-style: order when what is at home falls to a share of the appliance's capacity; fill
@@ -502,6 +506,13 @@ mod tests {
         assert!(d.reason.starts_with(expected_start), "{}", d.reason);
         let expected_end = "delivery takes 2 days; 14% risk of running out; ordering 2 x 500 g";
         assert!(d.reason.contains(expected_end), "{}", d.reason);
+    }
+
+    #[test]
+    fn a_daily_rate_keeps_the_decimals_it_needs() {
+        assert_eq!(per_day(68.4), "68");
+        assert_eq!(per_day(1.62), "1.6");
+        assert_eq!(per_day(0.033), "0.03");
     }
 
     #[test]
