@@ -89,15 +89,7 @@ pub(super) fn engine(mode: Mode) -> Engine {
     config.rules.default_mode = mode;
     config.pairing = Pairing::Open;
     let mut engine = Engine::new(config, Snapshot::default());
-    engine
-        .handle(
-            Event::Catalog {
-                shop: DEFAULT_SHOP.into(),
-                catalog: catalog(),
-            },
-            T0,
-        )
-        .unwrap();
+    give_catalogs(&mut engine, [(DEFAULT_SHOP, catalog())]);
     born(&mut engine);
     engine
 }
@@ -265,14 +257,7 @@ fn engine_with(offers: &[(&str, u64, u32)], configure: impl FnOnce(&mut EngineCo
             .collect(),
         fulfilment: Vec::new(),
     };
-    e.handle(
-        Event::Catalog {
-            shop: DEFAULT_SHOP.into(),
-            catalog,
-        },
-        T0,
-    )
-    .unwrap();
+    give_catalogs(&mut e, [(DEFAULT_SHOP, catalog)]);
     born(&mut e);
     e
 }
