@@ -167,7 +167,7 @@ pub struct SlotState {
     /// yet heard of (a later delivery is matched against it first).
     #[serde(default)]
     pub unattributed_refill: f64,
-    /// Sizes of single uses seen (a pour, a brew), for the undershoot of lumpy demand.
+    /// Sizes of single uses seen (a pour, a brew), for the policy's look one use ahead.
     #[serde(default)]
     pub use_sizes: UseSizes,
     /// The last level seen on each of the recent days (day number → level), for charts.
@@ -179,18 +179,20 @@ pub struct SlotState {
     pub link: Option<LinkState>,
 }
 
-/// Recency-weighted first and second moments of the size of one use.
+/// Recency-weighted count and moments of the size of one use.
 ///
-/// Demand that comes in lumps jumps past any reorder point: by the time a check sees the
-/// stock below the point, it is below by, on average, `E[X²] / 2E[X]` (the renewal-theory
-/// undershoot), where X is the size of one use. A 200 ml breakfast pour matters; a 9 g brew
-/// hardly does.
+/// Demand that comes in lumps jumps past any reorder point: a check after one 200 ml
+/// breakfast pour can find the chance of running out moved from 1% to 80%. The policy looks
+/// one use ahead (see [`UseSizes::next_use`]); a 9 g brew hardly matters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UseSizes {
     /// Decayed sum of sizes.
     pub sum: f64,
     /// Decayed sum of squared sizes.
     pub sum_sq: f64,
+    /// Decayed count of uses (absent in records written before it was kept).
+    #[serde(default)]
+    pub count: f64,
 }
 
 impl UseSizes {
@@ -202,13 +204,18 @@ impl UseSizes {
         if size > 0.0 && size.is_finite() {
             self.sum = self.sum * Self::DECAY + size;
             self.sum_sq = self.sum_sq * Self::DECAY + size * size;
+            self.count = self.count * Self::DECAY + 1.0;
         }
     }
 
-    /// The expected undershoot, `E[X²] / 2E[X]`; zero before any use.
-    pub fn undershoot(&self) -> f64 {
-        if self.sum > 0.0 {
-            self.sum_sq / (2.0 * self.sum)
+    /// The expected size of the next use, `E[X]`; zero before any use. Records kept before
+    /// the count give `E[X²] / E[X]` (the size of the use that crosses a level, never less
+    /// than the mean).
+    pub fn next_use(&self) -> f64 {
+        if self.count > 0.0 {
+            self.sum / self.count
+        } else if self.sum > 0.0 {
+            self.sum_sq / self.sum
         } else {
             0.0
         }
@@ -444,7 +451,7 @@ mod tests {
     }
 
     #[test]
-    fn undershoot_grows_with_lumpy_uses() {
+    fn the_next_use_is_the_mean_use_and_older_records_still_read() {
         let mut brews = UseSizes::default();
         let mut pours = UseSizes::default();
         for _ in 0..20 {
@@ -452,13 +459,28 @@ mod tests {
             pours.record(30.0);
             pours.record(200.0);
         }
-        assert!((brews.undershoot() - 4.5).abs() < 1e-9);
-        // E[X²]/2E[X] = (30² + 200²)/2 / (2 × 115) ≈ 88.9 ml.
+        assert!((brews.next_use() - 9.0).abs() < 1e-9);
+        // The mean of 30 and 200 ml, the later uses weighing a little more.
         assert!(
-            (pours.undershoot() - 88.9).abs() < 0.5,
+            (pours.next_use() - 115.0).abs() < 2.0,
             "{}",
-            pours.undershoot()
+            pours.next_use()
         );
+        assert_eq!(UseSizes::default().next_use(), 0.0);
+        // A record kept before the count: the size of the use that crosses a level,
+        // E[X²]/E[X] = (30² + 200²)/2 / 115 ≈ 177.8 ml.
+        let older = UseSizes {
+            count: 0.0,
+            ..pours
+        };
+        assert!(
+            (older.next_use() - 177.8).abs() < 2.0,
+            "{}",
+            older.next_use()
+        );
+        let json = r#"{"sum":230.0,"sum_sq":40900.0}"#;
+        let read: UseSizes = serde_json::from_str(json).unwrap();
+        assert!((read.next_use() - 177.8).abs() < 0.1);
     }
 
     #[test]

@@ -228,6 +228,21 @@ pub fn stockout_risk(
         .sum()
 }
 
+/// What the policy takes off the stock to look one use ahead. The risk is that of waiting:
+/// of an order placed at the next chance instead of now. That chance comes at the next review
+/// or after the next use, whichever is later, and a lumpy use (a 200 ml pour when a day's milk
+/// is 280 ml) can carry the risk from 1% to 80% in one step; so where the next use is larger
+/// than the review's demand, the difference counts as gone already. With a daily review it is
+/// nothing; a sparse forecast counts whole uses already.
+fn one_use_ahead(input: &PolicyInput<'_>) -> f64 {
+    let f = input.forecast;
+    if f.sparse.is_some() {
+        return 0.0;
+    }
+    let review_demand = f.demand(input.now, input.review_ms).p50;
+    (input.slot.use_sizes.next_use() - review_demand).max(0.0)
+}
+
 fn days(ms: UnixMs) -> f64 {
     ms as f64 / DAY_MS as f64
 }
@@ -249,20 +264,11 @@ impl ReorderPolicy for RiskPolicy {
             return None;
         }
         let on_hand = input.stock.on_hand();
-        // Lumpy uses jump past the point where the risk is crossed; a review period absorbs
-        // that already when it is long (a daily check), a short one (hourly) does not.
-        let review_demand = f.demand(input.now, input.review_ms).p50;
-        // A sparse forecast counts whole uses already.
-        let undershoot = if f.sparse.is_some() {
-            0.0
-        } else {
-            (input.slot.use_sizes.undershoot() - review_demand).max(0.0)
-        };
         let risk = stockout_risk(
             f,
             input.lead_time,
             input.review_ms,
-            on_hand - undershoot,
+            on_hand - one_use_ahead(input),
             input.now,
         );
         if risk <= input.settings.risk {
@@ -461,7 +467,21 @@ mod tests {
         lead_days: u64,
         ask: impl FnOnce(&PolicyInput<'_>) -> R,
     ) -> R {
-        let (slot, f, now) = slot_with(level, 50.0);
+        with_uses(level, cupboard, lead_days, &[], ask)
+    }
+
+    /// [`with_input`] where the grinder has seen single uses of `sizes`.
+    fn with_uses<R>(
+        level: f64,
+        cupboard: f64,
+        lead_days: u64,
+        sizes: &[f64],
+        ask: impl FnOnce(&PolicyInput<'_>) -> R,
+    ) -> R {
+        let (mut slot, f, now) = slot_with(level, 50.0);
+        for &size in sizes {
+            slot.use_sizes.record(size);
+        }
         let lead = LeadTime::prior(lead_days * DAY_MS);
         let settings = ConsumableSettings::default();
         let input = PolicyInput {
@@ -506,6 +526,34 @@ mod tests {
         assert!(d.reason.starts_with(expected_start), "{}", d.reason);
         let expected_end = "delivery takes 2 days; 14% risk of running out; ordering 2 x 500 g";
         assert!(d.reason.contains(expected_end), "{}", d.reason);
+    }
+
+    #[test]
+    fn while_the_policy_waits_the_next_use_cannot_carry_the_risk_past_the_setting() {
+        // 50 g a day in two 25 g uses, against two days' delivery: one use is half a day's
+        // beans and moves the chance of running out before a delivery from 0.5% (at 120 g) to
+        // 70% (at 95 g). Wherever the policy waits, an order placed right after the next use
+        // must still keep that risk within the 2% setting: the risk of waiting.
+        let brews = [25.0; 20];
+        let mut first_order = None;
+        for level in (0..=300).rev() {
+            let level = f64::from(level);
+            with_uses(level, 0.0, 2, &brews, |input| {
+                if RiskPolicy.decide(input).is_some() {
+                    first_order.get_or_insert(level);
+                    return;
+                }
+                let after_next_use =
+                    stockout_risk(input.forecast, input.lead_time, 0, level - 25.0, input.now);
+                assert!(
+                    after_next_use <= input.settings.risk,
+                    "waited at {level} g; after one 25 g use the risk is {after_next_use}"
+                );
+            });
+        }
+        // At 140 g: the level alone would first cross 2% at 115 g, one use later.
+        let first_order = first_order.unwrap();
+        assert!((135.0..=145.0).contains(&first_order), "{first_order}");
     }
 
     #[test]
