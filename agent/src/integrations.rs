@@ -92,7 +92,10 @@ pub fn start(
         )));
     }
     if !channels.is_empty() {
-        let settings = NotifySettings::new(public_url.clone());
+        let settings = NotifySettings {
+            names: config.names.clone(),
+            ..NotifySettings::new(public_url.clone())
+        };
         tracing::info!(
             channels = channels.len(),
             "notifications of pending approvals and turns on"

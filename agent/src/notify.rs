@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use crate::clock::UnixMs;
 use crate::engine::household::PendingKind;
 use crate::engine::order::{Order, OrderState};
+use crate::engine::words::{Names, announcement_title, order_names};
 use crate::engine::{Notice, NoticeKind};
 use crate::internal_events::{
     Delivery, NotificationAttempt, NotificationDropped, NotificationsAbandoned,
@@ -51,6 +52,9 @@ pub struct Announcement {
     /// Total in cents.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_cents: Option<u64>,
+    /// Its first line, for a push notification's title: `Approve a reorder of Coffee beans?`
+    /// (display names, as every sentence; docs/words.md).
+    pub title: String,
     /// A readable sentence.
     pub text: String,
     /// Where to act: the order's page (`{public_url}/orders/{order_id}`), else the home page.
@@ -72,21 +76,6 @@ pub const ATTENTION: [NoticeKind; 6] = [
 ];
 
 impl Announcement {
-    /// A short title: `Approve a reorder of coffee_beans?`, `Ready to collect: coffee_beans`.
-    pub fn title(&self) -> String {
-        let what = self.consumable.as_deref().unwrap_or("an order");
-        match self.kind {
-            NoticeKind::OrderScheduled => format!("Reorder of {what} scheduled"),
-            NoticeKind::ApprovalRequested => format!("Approve a reorder of {what}?"),
-            NoticeKind::NothingInStock => "Out of stock at every shop".to_string(),
-            NoticeKind::PickupReady => format!("Ready to collect: {what}"),
-            NoticeKind::CancelledByShop => format!("The shop cancelled {what}"),
-            NoticeKind::SubstitutedByShop => format!("The shop replaced products in {what}"),
-            NoticeKind::CancelRefused => format!("The shop did not cancel {what}"),
-            _ => format!("Could not order {what}"),
-        }
-    }
-
     /// Whether it goes to the approvals topic (else the notices topic).
     pub fn is_approval(&self) -> bool {
         matches!(
@@ -102,12 +91,15 @@ pub fn attention_message(
     notice: &Notice,
     order: Option<&Order>,
     public_url: &str,
+    names: &Names,
 ) -> Option<Announcement> {
     if !ATTENTION.contains(&notice.kind) {
         return None;
     }
+    let what = order.map(|o| order_names(names, o));
     Some(Announcement {
         kind: notice.kind,
+        title: announcement_title(notice.kind, what.as_deref()),
         order_id: order.map(|o| o.id.to_string()),
         device: order.map(|o| o.first_line().device.to_string()),
         slot: order.map(|o| o.first_line().slot.to_string()),
@@ -125,7 +117,12 @@ pub fn attention_message(
 
 /// Builds the message for a notice about `order`, or `None` when the notice is not one to
 /// announce or the order no longer waits.
-pub fn approval_message(notice: &Notice, order: &Order, public_url: &str) -> Option<Announcement> {
+pub fn approval_message(
+    notice: &Notice,
+    order: &Order,
+    public_url: &str,
+    names: &Names,
+) -> Option<Announcement> {
     if !matches!(
         notice.kind,
         NoticeKind::ApprovalRequested | NoticeKind::OrderScheduled
@@ -143,6 +140,7 @@ pub fn approval_message(notice: &Notice, order: &Order, public_url: &str) -> Opt
     }
     Some(Announcement {
         kind: notice.kind,
+        title: announcement_title(notice.kind, Some(&order_names(names, order))),
         order_id: Some(order.id.to_string()),
         device: Some(order.first_line().device.to_string()),
         slot: Some(order.first_line().slot.to_string()),
@@ -263,6 +261,36 @@ impl WebhookChannel {
     }
 }
 
+/// A header value as ntfy reads it: printable ASCII as it is, anything else (a display name
+/// with an umlaut) as RFC 2047 encoded words, `=?UTF-8?B?…?=`, which ntfy decodes: HTTP
+/// headers carry no UTF-8, and the request would be refused before it left.
+pub fn header_text(text: &str) -> String {
+    use base64::Engine as _;
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return text.to_string();
+    }
+    let encode = |chunk: &str| {
+        format!(
+            "=?UTF-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(chunk)
+        )
+    };
+    // An encoded word is at most 75 characters: 45 bytes of text, 60 in base64, and its frame.
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(encode(&chunk));
+            chunk.clear();
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(encode(&chunk));
+    }
+    words.join(" ")
+}
+
 /// The ntfy headers of a message, as `(name, value)`.
 pub fn ntfy_headers(message: &Announcement) -> Vec<(&'static str, String)> {
     let (tags, action) = match message.kind {
@@ -272,7 +300,7 @@ pub fn ntfy_headers(message: &Announcement) -> Vec<(&'static str, String)> {
         _ => ("warning", "Open"),
     };
     vec![
-        ("Title", message.title()),
+        ("Title", header_text(&message.title)),
         ("Click", message.url.clone()),
         ("Tags", tags.to_string()),
         ("Actions", format!("view, {action}, {}", message.url)),
@@ -474,6 +502,8 @@ pub struct NotifySettings {
     pub queue: usize,
     /// After the shutdown signal, how long queued deliveries may still take.
     pub drain_timeout: Duration,
+    /// Display names by id (`[names]`), for titles.
+    pub names: Names,
 }
 
 impl NotifySettings {
@@ -484,6 +514,7 @@ impl NotifySettings {
             retry: RetryPolicy::default(),
             queue: 64,
             drain_timeout: Duration::from_secs(5),
+            names: Names::new(),
         }
     }
 }
@@ -530,8 +561,12 @@ async fn run(
                 Ok(order) => order,
                 Err(_) => break,
             };
-            if let Some(message) = attention_message(&notice, order.as_ref(), &settings.public_url)
-            {
+            if let Some(message) = attention_message(
+                &notice,
+                order.as_ref(),
+                &settings.public_url,
+                &settings.names,
+            ) {
                 queue.push(message);
             }
             continue;
@@ -550,7 +585,7 @@ async fn run(
             }
             Err(_) => break,
         };
-        match approval_message(&notice, &order, &settings.public_url) {
+        match approval_message(&notice, &order, &settings.public_url, &settings.names) {
             Some(message) => {
                 queue.push(message);
             }
@@ -642,6 +677,7 @@ mod tests {
             &notice(NoticeKind::ApprovalRequested),
             &order(),
             "https://home.example/",
+            &Names::new(),
         )
         .unwrap()
     }
@@ -662,7 +698,7 @@ mod tests {
             "Actions",
             "view, Approve, https://home.example/orders/o-000007".to_string()
         )));
-        assert!(headers.contains(&("Title", "Approve a reorder of coffee_beans?".to_string())));
+        assert!(headers.contains(&("Title", "Approve a reorder of Coffee beans?".to_string())));
     }
 
     /// The approval message documented in `docs/home-assistant.md` has exactly these fields.
@@ -692,14 +728,23 @@ mod tests {
 
     #[test]
     fn other_notices_and_decided_orders_are_not_announced() {
-        assert!(approval_message(&notice(NoticeKind::OrderPlaced), &order(), "http://x").is_none());
+        assert!(
+            approval_message(
+                &notice(NoticeKind::OrderPlaced),
+                &order(),
+                "http://x",
+                &Names::new()
+            )
+            .is_none()
+        );
         let mut approved = order();
         approved.state = OrderState::Approved;
         assert!(
             approval_message(
                 &notice(NoticeKind::ApprovalRequested),
                 &approved,
-                "http://x"
+                "http://x",
+                &Names::new()
             )
             .is_none()
         );
@@ -712,13 +757,19 @@ mod tests {
             approval_message(
                 &notice(NoticeKind::ApprovalRequested),
                 &scheduled,
-                "http://x"
+                "http://x",
+                &Names::new()
             )
             .is_none()
         );
-        let m =
-            approval_message(&notice(NoticeKind::OrderScheduled), &scheduled, "http://x").unwrap();
-        assert_eq!(m.title(), "Reorder of coffee_beans scheduled");
+        let m = approval_message(
+            &notice(NoticeKind::OrderScheduled),
+            &scheduled,
+            "http://x",
+            &Names::new(),
+        )
+        .unwrap();
+        assert_eq!(m.title, "Reorder of Coffee beans scheduled");
     }
 
     #[test]
@@ -726,9 +777,9 @@ mod tests {
         let mut n = notice(NoticeKind::NothingInStock);
         n.subject = "coffee/beans".into();
         n.text = "coffee_beans is out of stock at every shop".into();
-        let m = attention_message(&n, None, "https://home.example/").unwrap();
+        let m = attention_message(&n, None, "https://home.example/", &Names::new()).unwrap();
         assert_eq!(m.url, "https://home.example/");
-        assert_eq!(m.title(), "Out of stock at every shop");
+        assert_eq!(m.title, "Out of stock at every shop");
         let json = serde_json::to_value(&m).unwrap();
         assert_eq!(json["kind"], "nothing_in_stock");
         assert!(json.get("order_id").is_none(), "{json}");
@@ -738,13 +789,63 @@ mod tests {
             &notice(NoticeKind::CancelledByShop),
             Some(&order()),
             "https://home.example",
+            &Names::new(),
         )
         .unwrap();
         assert_eq!(m.url, "https://home.example/orders/o-000007");
-        assert_eq!(m.title(), "The shop cancelled coffee_beans");
+        assert_eq!(m.title, "The shop cancelled Coffee beans");
         for quiet in [NoticeKind::OrderPlaced, NoticeKind::ApprovalRequested] {
-            assert!(attention_message(&notice(quiet), Some(&order()), "x").is_none());
+            assert!(
+                attention_message(&notice(quiet), Some(&order()), "x", &Names::new()).is_none()
+            );
         }
+    }
+
+    #[test]
+    fn titles_use_the_households_names_and_reach_ntfy_intact() {
+        let names = Names::from([(
+            "coffee_beans".to_string(),
+            "Röstkaffee für die Siebträgermaschine".to_string(),
+        )]);
+        let m = approval_message(
+            &notice(NoticeKind::ApprovalRequested),
+            &order(),
+            "https://home.example/",
+            &names,
+        )
+        .unwrap();
+        assert_eq!(
+            m.title,
+            "Approve a reorder of Röstkaffee für die Siebträgermaschine?"
+        );
+        let (_, header) = ntfy_headers(&m)
+            .into_iter()
+            .find(|(name, _)| *name == "Title")
+            .unwrap();
+        assert!(
+            reqwest::header::HeaderValue::from_str(&header).is_ok(),
+            "{header}"
+        );
+        // Encoded words of at most 75 characters, which read back as the title.
+        use base64::Engine as _;
+        let mut decoded = Vec::new();
+        for word in header.split(' ') {
+            assert!(word.len() <= 75, "{word}");
+            let inner = word
+                .strip_prefix("=?UTF-8?B?")
+                .and_then(|w| w.strip_suffix("?="))
+                .unwrap();
+            decoded.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(inner)
+                    .unwrap(),
+            );
+        }
+        assert_eq!(String::from_utf8(decoded).unwrap(), m.title);
+        assert_eq!(
+            header_text("Ready to collect: Eggs"),
+            "Ready to collect: Eggs"
+        );
     }
 
     fn quick() -> RetryPolicy {
@@ -813,7 +914,13 @@ mod tests {
             subject: "o-000007".into(),
             text: "order o-000007 ready to collect at Corner Shop".into(),
         };
-        let ready = attention_message(&pickup, Some(&order()), "https://home.example").unwrap();
+        let ready = attention_message(
+            &pickup,
+            Some(&order()),
+            "https://home.example",
+            &Names::new(),
+        )
+        .unwrap();
         channel.send(&ready).await.unwrap();
         let sent = publisher.sent();
         assert_eq!(sent.len(), 2);
@@ -863,7 +970,7 @@ mod tests {
         let (headers, body) = &seen[1];
         assert_eq!(body, "order o-000007 waits for approval");
         assert_eq!(headers["click"], "https://home.example/orders/o-000007");
-        assert_eq!(headers["title"], "Approve a reorder of coffee_beans?");
+        assert_eq!(headers["title"], "Approve a reorder of Coffee beans?");
         assert_eq!(headers["tags"], "shopping_cart,question");
         assert_eq!(
             headers["actions"],

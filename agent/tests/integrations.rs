@@ -373,6 +373,7 @@ async fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook_body(
     let mut rig = Rig::start(|c| {
         c.notifications.webhooks = vec![url];
         c.home_assistant.discovery = false;
+        c.names.insert("coffee_beans".into(), "Röstkaffee".into());
     })
     .await;
     let mut listener =
@@ -387,6 +388,7 @@ async fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook_body(
     let order_id = message["order_id"].as_str().unwrap().to_string();
     assert_eq!(message["kind"], "approval_requested");
     assert_eq!(message["consumable"], "coffee_beans");
+    assert_eq!(message["title"], "Approve a reorder of Röstkaffee?");
     assert_eq!(
         message["url"],
         format!("https://home.example/orders/{order_id}")
@@ -415,7 +417,12 @@ async fn a_pending_approval_is_published_on_mqtt_and_posted_to_the_webhook_body(
         headers["click"],
         format!("https://home.example/orders/{order_id}").as_str()
     );
-    assert_eq!(headers["title"], "Approve a reorder of coffee_beans?");
+    // The household's name, in an encoded word (ntfy decodes it; HTTP headers are ASCII).
+    assert_eq!(
+        headers["title"],
+        replenish_agent::notify::header_text("Approve a reorder of Röstkaffee?").as_str()
+    );
+    assert!(headers["title"].to_str().unwrap().starts_with("=?UTF-8?B?"));
     assert!(
         headers["actions"]
             .to_str()

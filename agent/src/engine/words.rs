@@ -13,6 +13,7 @@ use replenish_commerce::{Catalog, Currency, Fulfilment, FulfilmentOption, Money}
 use replenish_protocol::Unit;
 use serde::{Deserialize, Serialize};
 
+use super::events::NoticeKind;
 use super::household::to_zoned;
 use super::inventory::SlotState;
 use super::order::{Order, OrderItem, OrderState};
@@ -174,10 +175,7 @@ pub struct Words<'a> {
 impl Words<'_> {
     /// The display name of a consumable or device id.
     pub fn name(&self, id: &str) -> String {
-        self.names
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| name_from_id(id))
+        display_name(self.names, id)
     }
 
     /// The shop's name, else its id.
@@ -785,6 +783,40 @@ pub fn audit_action(action: &str) -> &str {
 /// Whether the household collects it.
 pub fn is_pickup(option: Option<&FulfilmentOption>) -> bool {
     option.is_some_and(|f| matches!(f.method, Fulfilment::Pickup(_)))
+}
+
+/// The display name of a consumable or device id: configured in `names`, else made from the
+/// id.
+pub fn display_name(names: &Names, id: &str) -> String {
+    names.get(id).cloned().unwrap_or_else(|| name_from_id(id))
+}
+
+/// What an order holds, by display names: `Coffee beans and Milk`.
+pub fn order_names(names: &Names, order: &Order) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for line in order.lines() {
+        let name = display_name(names, line.consumable.as_str());
+        if !parts.contains(&name) {
+            parts.push(name);
+        }
+    }
+    join_and(&parts)
+}
+
+/// The first line of a notification (a push title): `Approve a reorder of Coffee beans?`.
+/// `what` is what the order holds ([`order_names`]), when the notice is about an order.
+pub fn announcement_title(kind: NoticeKind, what: Option<&str>) -> String {
+    let what = what.unwrap_or("an order");
+    match kind {
+        NoticeKind::OrderScheduled => format!("Reorder of {what} scheduled"),
+        NoticeKind::ApprovalRequested => format!("Approve a reorder of {what}?"),
+        NoticeKind::NothingInStock => "Out of stock at every shop".to_string(),
+        NoticeKind::PickupReady => format!("Ready to collect: {what}"),
+        NoticeKind::CancelledByShop => format!("The shop cancelled {what}"),
+        NoticeKind::SubstitutedByShop => format!("The shop replaced products in {what}"),
+        NoticeKind::CancelRefused => format!("The shop did not cancel {what}"),
+        _ => format!("Could not order {what}"),
+    }
 }
 
 /// An id as a name: `coffee_beans` → `Coffee beans`, `coffee-maker` → `Coffee maker`.

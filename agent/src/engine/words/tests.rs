@@ -569,6 +569,34 @@ fn every_sentence() -> String {
             ],
         )
     });
+    let beans_order = beans(OrderState::Proposed);
+    let title = |kind: NoticeKind, order: Option<&Order>, w: &Words<'_>| {
+        announcement_title(kind, order.map(|o| order_names(w.names, o)).as_deref())
+    };
+    say("title: approval", &|w| {
+        title(NoticeKind::ApprovalRequested, Some(&beans_order), w)
+    });
+    say("title: scheduled, two items", &|w| {
+        title(NoticeKind::OrderScheduled, Some(&bundle), w)
+    });
+    say("title: nothing in stock", &|w| {
+        title(NoticeKind::NothingInStock, None, w)
+    });
+    say("title: ready to collect", &|w| {
+        title(NoticeKind::PickupReady, Some(&beans_order), w)
+    });
+    say("title: cancelled by the shop", &|w| {
+        title(NoticeKind::CancelledByShop, Some(&beans_order), w)
+    });
+    say("title: substituted by the shop", &|w| {
+        title(NoticeKind::SubstitutedByShop, Some(&beans_order), w)
+    });
+    say("title: cancel refused", &|w| {
+        title(NoticeKind::CancelRefused, Some(&beans_order), w)
+    });
+    say("title: could not order", &|w| {
+        title(NoticeKind::OrderFailed, Some(&beans_order), w)
+    });
     let mut out = String::from("| what | en | de |\n|---|---|---|\n");
     for (what, said) in rows {
         let cell = |t: &String| t.replace('|', "\\|").replace('\u{a0}', " ");
