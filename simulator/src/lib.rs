@@ -12,6 +12,7 @@ pub mod household;
 pub mod load;
 pub mod loadcell;
 pub mod mosquitto;
+pub mod opening_hours;
 pub mod report;
 pub mod scenario;
 pub mod shop;

@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
 
+use crate::opening_hours::OpeningHours;
 use crate::shop_faults::{Call, FaultKind, Faults};
 
 /// The media type of every error body ([RFC 9457](https://www.rfc-editor.org/rfc/rfc9457)).
@@ -83,7 +84,8 @@ pub struct ShopConfig {
     pub catalog: Vec<CatalogItem>,
     /// The ways it fulfils orders (empty: it delivers in `lead_time_ms`, free). A delivery
     /// option arrives in its `lead_days_max`; a pickup is ready after `lead_days_min` (at
-    /// least 4 hours) and collected a day later.
+    /// least 4 hours) and collected a day later, both within the point's opening hours when
+    /// the shop can read them ([`OpeningHours`]).
     pub fulfilment: Vec<FulfilmentOption>,
 }
 
@@ -286,7 +288,7 @@ impl SandboxShop {
         self.ledger()
             .orders
             .iter()
-            .map(|record| status_at(&record.order, self.is_pickup(&record.order), now))
+            .map(|record| status_at(&record.order, self.pickup_hours(&record.order), now))
             .collect()
     }
 
@@ -298,7 +300,7 @@ impl SandboxShop {
         ledger
             .orders
             .get(index)
-            .map(|record| status_at(&record.order, self.is_pickup(&record.order), now))
+            .map(|record| status_at(&record.order, self.pickup_hours(&record.order), now))
     }
 
     /// How many orders the shop has recorded.
@@ -314,14 +316,17 @@ impl SandboxShop {
         }
     }
 
-    /// Whether `order` is collected at a pickup point.
-    fn is_pickup(&self, order: &ShopOrder) -> bool {
-        order.fulfilment.as_ref().is_some_and(|id| {
-            self.shared
-                .fulfilment
-                .iter()
-                .any(|f| &f.id == id && f.pickup.is_some())
-        })
+    /// For an order collected at a pickup point, the point's hours; `None` for a delivery.
+    fn pickup_hours(&self, order: &ShopOrder) -> Option<PickupHours> {
+        let id = order.fulfilment.as_ref()?;
+        let point = self
+            .shared
+            .fulfilment
+            .iter()
+            .find(|f| &f.id == id)?
+            .pickup
+            .as_ref()?;
+        Some(PickupHours(OpeningHours::parse(&point.opening_hours)))
     }
 
     /// How many `POST /v1/orders` requests have arrived, including replays and rejected ones.
@@ -488,7 +493,7 @@ impl SandboxShop {
                 order_id = %record.order.id,
                 "order request replayed"
             );
-            let pickup = self.is_pickup(&record.order);
+            let pickup = self.pickup_hours(&record.order);
             return Ok(Placed::Replayed(status_at(&record.order, pickup, now)));
         }
 
@@ -521,8 +526,10 @@ impl SandboxShop {
         let priced = price(&ledger.catalog, &sent)?;
         let arrives_at = match option {
             None => now.saturating_add(self.shared.lead_time_ms),
-            Some(f) if f.pickup.is_some() => {
-                now.saturating_add((u64::from(f.lead_days_min) * DAY_MS).max(4 * 3_600_000))
+            Some(f) if let Some(point) = &f.pickup => {
+                let prepared =
+                    now.saturating_add((u64::from(f.lead_days_min) * DAY_MS).max(4 * 3_600_000));
+                PickupHours(OpeningHours::parse(&point.opening_hours)).at_or_after(prepared)
             }
             Some(f) => now.saturating_add(u64::from(f.lead_days_max.max(1)) * DAY_MS),
         };
@@ -567,7 +574,7 @@ impl SandboxShop {
             currency = %order.currency,
             "order created"
         );
-        let pickup = self.is_pickup(&order);
+        let pickup = self.pickup_hours(&order);
         Ok(Placed::Created(status_at(&order, pickup, now)))
     }
 
@@ -698,15 +705,27 @@ fn substituted(catalog: &[CatalogItem], items: &[OrderLine]) -> Vec<OrderLine> {
     items
 }
 
-/// A pickup order is ready at its estimate and collected a day later.
-fn status_at(order: &ShopOrder, pickup: bool, now: UnixMs) -> ShopOrder {
+/// A pickup point's opening hours, when the shop can read them (else always open).
+#[derive(Debug, Clone, Copy)]
+struct PickupHours(Option<OpeningHours>);
+
+impl PickupHours {
+    /// `t`, or when the point next opens.
+    fn at_or_after(self, t: UnixMs) -> UnixMs {
+        self.0.map_or(t, |hours| hours.next_open(t))
+    }
+}
+
+/// A pickup order is ready at its estimate (when the point is open) and collected a day
+/// later, or when the point next opens after that.
+fn status_at(order: &ShopOrder, pickup: Option<PickupHours>, now: UnixMs) -> ShopOrder {
     let mut order = order.clone();
     if order.status == ShopOrderStatus::Cancelled {
         return order;
     }
-    if pickup {
+    if let Some(hours) = pickup {
         let ready_at = order.estimated_delivery_at_ms;
-        let collected_at = ready_at.saturating_add(DAY_MS);
+        let collected_at = hours.at_or_after(ready_at.saturating_add(DAY_MS));
         (order.status, order.shipped_at_ms, order.delivered_at_ms) = if now >= collected_at {
             (
                 ShopOrderStatus::Collected,
@@ -1350,16 +1369,34 @@ mod tests {
         let order: ShopOrder = response.json().await.unwrap();
         assert_eq!(order.total_cents, 249, "pickup is free");
         assert_eq!(order.fulfilment.as_deref(), Some("click-and-collect"));
-        fx.clock.advance(5 * 3_600_000);
+        // Ordered at midnight (a Thursday): four hours to prepare, but the point opens at 8.
+        assert_eq!(order.estimated_delivery_at_ms, T0 + 8 * HOUR_MS);
+        fx.clock.advance(5 * HOUR_MS);
+        assert_eq!(
+            fx.get_order(&order.id).await.status,
+            ShopOrderStatus::Placed
+        );
+        fx.clock.advance(3 * HOUR_MS);
         assert_eq!(
             fx.get_order(&order.id).await.status,
             ShopOrderStatus::ReadyForPickup
         );
         fx.clock.advance(DAY_MS);
-        assert_eq!(
-            fx.get_order(&order.id).await.status,
-            ShopOrderStatus::Collected
-        );
+        let collected = fx.get_order(&order.id).await;
+        assert_eq!(collected.status, ShopOrderStatus::Collected);
+        assert_eq!(collected.delivered_at_ms, Some(T0 + DAY_MS + 8 * HOUR_MS));
+
+        // Ordered on Saturday evening: ready when the point opens on Monday (it is shut on
+        // Sunday), collected a day after.
+        fx.clock.set(T0 + 2 * DAY_MS + 19 * HOUR_MS);
+        let mut late = order_request("o-4", &[("eggs-6", 1)]);
+        late.fulfilment = Some("click-and-collect".into());
+        let late: ShopOrder = fx.post(Some("k-late"), &late).await.json().await.unwrap();
+        assert_eq!(late.estimated_delivery_at_ms, T0 + 4 * DAY_MS + 8 * HOUR_MS);
+        fx.clock.set(T0 + 6 * DAY_MS);
+        let late = fx.get_order(&late.id).await;
+        assert_eq!(late.status, ShopOrderStatus::Collected);
+        assert_eq!(late.delivered_at_ms, Some(T0 + 5 * DAY_MS + 8 * HOUR_MS));
 
         let mut home = order_request("o-2", &[("eggs-6", 1)]);
         home.fulfilment = Some("home-delivery".into());
