@@ -502,12 +502,11 @@ impl Words<'_> {
 
     /// A short title for an order: `Coffee beans from BigBox`.
     pub fn order_title(&self, order: &Order) -> String {
-        let names: Vec<String> = order
-            .lines()
-            .iter()
-            .map(|l| self.name(l.consumable.as_str()))
-            .collect();
-        format!("{} from {}", join_and(&names), self.shop(&order.shop))
+        format!(
+            "{} from {}",
+            order_names(self.names, order),
+            self.shop(&order.shop)
+        )
     }
 
     /// Where an order stands, in words: `waiting for your approval`, `on its way`.
