@@ -107,6 +107,38 @@ impl Home {
         Self::with_shops(3.0, |_| {}, catalogs.to_vec())
     }
 
+    /// Shop A sells beans and oats at 4.90 a pack and delivers in 3 days for 3.95; Shop B
+    /// sells oats only, at 5.00, and delivers them in a day for nothing.
+    fn slow_and_fast() -> Self {
+        let delivery = |days: u32, fee: u64| replenish_commerce::FulfilmentOption {
+            id: "home".into(),
+            name: "Home delivery".into(),
+            method: replenish_commerce::Fulfilment::Delivery,
+            price: Some(replenish_commerce::Money::new(
+                fee,
+                replenish_commerce::Currency::EUR,
+            )),
+            lead_days: Some((days, days)),
+        };
+        let cheaper = |sku: &str, consumable: &str| {
+            let mut offer = item(sku, consumable, Unit::G);
+            offer.price.minor = 490;
+            offer
+        };
+        let a = Catalog {
+            offers: vec![
+                cheaper("a-beans-500", "coffee_beans"),
+                cheaper("a-oats-500", "oats"),
+            ],
+            fulfilment: vec![delivery(3, 395)],
+        };
+        let b = Catalog {
+            offers: vec![item("oats-500", "oats", Unit::G)],
+            fulfilment: vec![delivery(1, 0)],
+        };
+        Self::with_shops(3.0, |_| {}, vec![("a", a), ("b", b)])
+    }
+
     fn with_shops(
         bundle_days: f64,
         rules: impl FnOnce(&mut Rules),
@@ -299,6 +331,32 @@ fn across_shops_the_order_goes_where_the_lines_it_brings_along_save_more_than_it
     let (_, order, lines) = home.run_until_order(600.0);
     assert_eq!(order.shop, "a", "{}", order.first_line().reason);
     assert_eq!(lines.len(), 1);
+}
+
+#[test]
+fn a_line_the_order_would_reach_too_late_does_not_join_it() {
+    // The oats hold 130 g (over two days) less than the beans. When the beans are ordered from
+    // Shop A (3 days), the oats are due within the window and would save 10 cents there, but
+    // A's delivery would come after they run out; on their own they go by Shop B's (a day).
+    let mut home = Home::slow_and_fast();
+    let (day, order, lines) = home.run_until_order(-130.0);
+    assert_eq!(order.shop, "a", "{}", order.first_line().reason);
+    assert_eq!(order.first_line().slot.as_str(), "beans");
+    assert_eq!(lines.len(), 1, "the oats would come too late: {lines:?}");
+    // The oats go on their own, by Shop B's faster delivery, by the next day.
+    let next = T0 + (day + 1) * DAY_MS + 8 * HOUR_MS;
+    home.level(
+        "pantry",
+        "oats",
+        next,
+        600.0 - 130.0 - 50.0 * (day + 1) as f32,
+    );
+    let oats = home
+        .engine
+        .orders()
+        .find(|o| o.first_line().slot.as_str() == "oats")
+        .expect("the oats ordered on their own");
+    assert_eq!(oats.shop, "b", "{}", oats.first_line().reason);
 }
 
 #[test]

@@ -6,6 +6,8 @@
 use replenish_agent::clock::{DAY_MS, UnixMs};
 
 const MINUTE_MS: UnixMs = 60_000;
+/// The sandbox's household passes its pickup point on the way home, from 17:30.
+const COLLECT_FROM: UnixMs = (17 * 60 + 30) * MINUTE_MS;
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// Open from `open` to `close` (ms after midnight) on the days `first..=last` (0 = Monday).
@@ -39,6 +41,17 @@ impl OpeningHours {
         let day = weekday(t);
         let time = t % DAY_MS;
         (self.first..=self.last).contains(&day) && (self.open..self.close).contains(&time)
+    }
+
+    /// When the sandbox's household collects an order ready at `ready`: on its way home, at
+    /// 17:30 or later on a day the point is open (at once if it is ready later that evening,
+    /// while open); at a point that closes before 17:30, as soon as it is open.
+    pub fn collection(&self, ready: UnixMs) -> UnixMs {
+        let midnight = ready - ready % DAY_MS;
+        (0..8)
+            .map(|d| (midnight + d * DAY_MS + COLLECT_FROM).max(ready))
+            .find(|&t| self.is_open(t))
+            .unwrap_or_else(|| self.next_open(ready))
     }
 
     /// `t` if the point is open then, else when it next opens.
@@ -118,5 +131,25 @@ mod tests {
             hours.next_open(saturday + DAY_MS + 12 * HOUR),
             MONDAY + 7 * DAY_MS + 8 * HOUR
         );
+    }
+
+    #[test]
+    fn the_household_collects_on_its_way_home_while_the_point_is_open() {
+        let hours = OpeningHours::parse("Mon–Sat 08:00–20:00").unwrap();
+        let evening = MONDAY + 17 * HOUR + 30 * 60_000;
+        // Ready in the morning: that evening. Ready at 19:00: at once. Ready on Monday at
+        // 08:00 after a Saturday evening order: Monday evening.
+        assert_eq!(hours.collection(MONDAY + 8 * HOUR), evening);
+        assert_eq!(hours.collection(MONDAY + 19 * HOUR), MONDAY + 19 * HOUR);
+        assert_eq!(
+            hours.collection(MONDAY + 7 * DAY_MS + 8 * HOUR),
+            evening + 7 * DAY_MS
+        );
+        // Ready after closing on Saturday: Monday evening, not Sunday.
+        let saturday = MONDAY + 5 * DAY_MS;
+        assert_eq!(hours.collection(saturday + 21 * HOUR), evening + 7 * DAY_MS);
+        // A point open only in the morning: as soon as it is open.
+        let mornings = OpeningHours::parse("Mon–Fri 08:00–12:00").unwrap();
+        assert_eq!(mornings.collection(MONDAY + 9 * HOUR), MONDAY + 9 * HOUR);
     }
 }

@@ -84,8 +84,8 @@ pub struct ShopConfig {
     pub catalog: Vec<CatalogItem>,
     /// The ways it fulfils orders (empty: it delivers in `lead_time_ms`, free). A delivery
     /// option arrives in its `lead_days_max`; a pickup is ready after `lead_days_min` (at
-    /// least 4 hours) and collected a day later, both within the point's opening hours when
-    /// the shop can read them ([`OpeningHours`]).
+    /// least 4 hours) and collected when the household passes by, both within the point's
+    /// opening hours when the shop can read them ([`OpeningHours`]; else a day later).
     pub fulfilment: Vec<FulfilmentOption>,
 }
 
@@ -714,10 +714,18 @@ impl PickupHours {
     fn at_or_after(self, t: UnixMs) -> UnixMs {
         self.0.map_or(t, |hours| hours.next_open(t))
     }
+
+    /// When the household collects an order ready at `ready`: on its way home
+    /// ([`OpeningHours::collection`]); a day later where the hours cannot be read.
+    fn collected(self, ready: UnixMs) -> UnixMs {
+        self.0.map_or(ready.saturating_add(DAY_MS), |hours| {
+            hours.collection(ready)
+        })
+    }
 }
 
-/// A pickup order is ready at its estimate (when the point is open) and collected a day
-/// later, or when the point next opens after that.
+/// A pickup order is ready at its estimate (when the point is open) and collected when the
+/// household passes by ([`PickupHours::collected`]).
 fn status_at(order: &ShopOrder, pickup: Option<PickupHours>, now: UnixMs) -> ShopOrder {
     let mut order = order.clone();
     if order.status == ShopOrderStatus::Cancelled {
@@ -725,7 +733,7 @@ fn status_at(order: &ShopOrder, pickup: Option<PickupHours>, now: UnixMs) -> Sho
     }
     if let Some(hours) = pickup {
         let ready_at = order.estimated_delivery_at_ms;
-        let collected_at = hours.at_or_after(ready_at.saturating_add(DAY_MS));
+        let collected_at = hours.collected(ready_at);
         (order.status, order.shipped_at_ms, order.delivered_at_ms) = if now >= collected_at {
             (
                 ShopOrderStatus::Collected,
@@ -1381,13 +1389,22 @@ mod tests {
             fx.get_order(&order.id).await.status,
             ShopOrderStatus::ReadyForPickup
         );
-        fx.clock.advance(DAY_MS);
+        // The household passes by on its way home, from 17:30.
+        fx.clock.advance(9 * HOUR_MS);
+        assert_eq!(
+            fx.get_order(&order.id).await.status,
+            ShopOrderStatus::ReadyForPickup
+        );
+        fx.clock.advance(HOUR_MS);
         let collected = fx.get_order(&order.id).await;
         assert_eq!(collected.status, ShopOrderStatus::Collected);
-        assert_eq!(collected.delivered_at_ms, Some(T0 + DAY_MS + 8 * HOUR_MS));
+        assert_eq!(
+            collected.delivered_at_ms,
+            Some(T0 + 17 * HOUR_MS + 30 * 60_000)
+        );
 
         // Ordered on Saturday evening: ready when the point opens on Monday (it is shut on
-        // Sunday), collected a day after.
+        // Sunday), collected that evening.
         fx.clock.set(T0 + 2 * DAY_MS + 19 * HOUR_MS);
         let mut late = order_request("o-4", &[("eggs-6", 1)]);
         late.fulfilment = Some("click-and-collect".into());
@@ -1396,7 +1413,10 @@ mod tests {
         fx.clock.set(T0 + 6 * DAY_MS);
         let late = fx.get_order(&late.id).await;
         assert_eq!(late.status, ShopOrderStatus::Collected);
-        assert_eq!(late.delivered_at_ms, Some(T0 + 5 * DAY_MS + 8 * HOUR_MS));
+        assert_eq!(
+            late.delivered_at_ms,
+            Some(T0 + 4 * DAY_MS + 17 * HOUR_MS + 30 * 60_000)
+        );
 
         let mut home = order_request("o-2", &[("eggs-6", 1)]);
         home.fulfilment = Some("home-delivery".into());

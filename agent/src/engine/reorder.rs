@@ -345,6 +345,17 @@ impl Engine {
             .collect()
     }
 
+    /// Whether an order placed now and delivered in `lead` would more likely than the
+    /// consumable's risk arrive after `slot` runs out.
+    fn reaches_too_late(&self, slot: &SlotState, lead: &LeadTime, now: UnixMs) -> bool {
+        let Some(forecast) = slot.forecast.as_ref() else {
+            return false;
+        };
+        let on_hand = slot.level.unwrap_or(0.0) + slot.cupboard;
+        let risk = policy::stockout_risk(forecast, lead, 0, on_hand, now);
+        risk > self.settings_for(slot.spec.consumable.as_str()).risk
+    }
+
     /// The lines of [`bundle_lines`](Self::bundle_lines), each with what it saves against
     /// being ordered on its own at its best shop, fee included (minor units). A line that
     /// would cost more per unit at `shop` than on its own does not join.
@@ -366,6 +377,11 @@ impl Engine {
                     self.decide_for(slot, now, Some(ahead), Some(shop))?;
                 // A line a person would have to approve does not join silently.
                 if ask.is_some() {
+                    return None;
+                }
+                // Nor one this order would reach only after it has run out (milk with two
+                // days left on a three-day delivery): on its own it goes by a faster way.
+                if self.reaches_too_late(slot, &candidate.lead, now) {
                     return None;
                 }
                 let item = candidate.offer;
