@@ -311,13 +311,22 @@ impl RiskPolicy {
             review_ms: input.review_ms + ahead,
             ..*input
         };
-        let mut decision = self.decide(&later)?;
-        decision.reason = format!(
+        let packs = self.decide(&later)?.packs;
+        // The reason gives the risk of waiting as things stand now, as every order's does;
+        // an order placed `ahead` later would cross the setting (it said "100%").
+        let risk = stockout_risk(
+            input.forecast,
+            input.lead_time,
+            input.review_ms,
+            input.stock.on_hand() - one_use_ahead(input),
+            input.now,
+        );
+        let reason = format!(
             "{} (joins this order: would need ordering within {:.0} days)",
-            decision.reason,
+            explain(input, risk, packs),
             days(ahead)
         );
-        Some(decision)
+        Some(ReorderDecision { packs, reason })
     }
 }
 
@@ -588,6 +597,15 @@ mod tests {
                 "{}",
                 joined.reason
             );
+            // The risk it states is today's, within the setting (it would not order alone).
+            let stated: u32 = joined
+                .reason
+                .split("% risk")
+                .next()
+                .and_then(|s| s.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+            assert!(stated <= 2, "{}", joined.reason);
             // The baselines do not bundle.
             assert_eq!(
                 ThresholdPolicy::default().decide_ahead(input, 3 * DAY_MS),
