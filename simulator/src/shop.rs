@@ -326,7 +326,7 @@ impl SandboxShop {
             .find(|f| &f.id == id)?
             .pickup
             .as_ref()?;
-        Some(PickupHours(OpeningHours::parse(&point.opening_hours)))
+        Some(PickupHours::of(point))
     }
 
     /// How many `POST /v1/orders` requests have arrived, including replays and rejected ones.
@@ -529,7 +529,7 @@ impl SandboxShop {
             Some(f) if let Some(point) = &f.pickup => {
                 let prepared =
                     now.saturating_add((u64::from(f.lead_days_min) * DAY_MS).max(4 * 3_600_000));
-                PickupHours(OpeningHours::parse(&point.opening_hours)).at_or_after(prepared)
+                PickupHours::of(point).at_or_after(prepared)
             }
             Some(f) => now.saturating_add(u64::from(f.lead_days_max.max(1)) * DAY_MS),
         };
@@ -710,6 +710,11 @@ fn substituted(catalog: &[CatalogItem], items: &[OrderLine]) -> Vec<OrderLine> {
 struct PickupHours(Option<OpeningHours>);
 
 impl PickupHours {
+    /// The hours `point` states, if the shop can read them.
+    fn of(point: &PickupPoint) -> Self {
+        Self(OpeningHours::parse(&point.opening_hours))
+    }
+
     /// `t`, or when the point next opens.
     fn at_or_after(self, t: UnixMs) -> UnixMs {
         self.0.map_or(t, |hours| hours.next_open(t))

@@ -94,6 +94,14 @@ pub struct StockPosition {
 }
 
 impl StockPosition {
+    /// What `slot` holds: its last level (none read: nothing) and its cupboard.
+    pub fn of(slot: &SlotState) -> Self {
+        Self {
+            in_appliance: slot.level.unwrap_or(0.0),
+            in_cupboard: slot.cupboard,
+        }
+    }
+
     /// Everything at home.
     pub fn on_hand(&self) -> f64 {
         self.in_appliance + self.in_cupboard

@@ -199,7 +199,7 @@ impl Engine {
         };
         // Without a set maximum, the appliance and the smallest pack on offer: a pack of three
         // filters must not raise the limit it is checked against.
-        let on_hand = slot.level.unwrap_or(0.0) + slot.cupboard;
+        let on_hand = StockPosition::of(slot).on_hand();
         if settings.max_stock.is_none()
             && let Some(smallest) = candidates
                 .iter()
@@ -217,10 +217,7 @@ impl Engine {
                     slot,
                     forecast,
                     item: &candidate.offer,
-                    stock: StockPosition {
-                        in_appliance: slot.level.unwrap_or(0.0),
-                        in_cupboard: slot.cupboard,
-                    },
+                    stock: StockPosition::of(slot),
                     lead_time: &candidate.lead,
                     settings,
                     review_ms: self.config.policy.review_ms,
@@ -351,7 +348,7 @@ impl Engine {
         let Some(forecast) = slot.forecast.as_ref() else {
             return false;
         };
-        let on_hand = slot.level.unwrap_or(0.0) + slot.cupboard;
+        let on_hand = StockPosition::of(slot).on_hand();
         let risk = policy::stockout_risk(forecast, lead, 0, on_hand, now);
         risk > self.settings_for(slot.spec.consumable.as_str()).risk
     }

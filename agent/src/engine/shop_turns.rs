@@ -202,10 +202,7 @@ impl Engine {
             slot,
             forecast,
             item: offer,
-            stock: StockPosition {
-                in_appliance: slot.level.unwrap_or(0.0),
-                in_cupboard: slot.cupboard,
-            },
+            stock: StockPosition::of(slot),
             lead_time: &lead,
             settings: &settings,
             review_ms: self.config.policy.review_ms,
