@@ -854,6 +854,7 @@ impl World {
     }
 
     fn account(&mut self, now: UnixMs) {
+        let mut changes = Vec::new();
         for (device, slot, consumable, one_use) in &self.tracked {
             let one_use = *one_use;
             let stock = self.cupboard.get(consumable).copied().unwrap_or(0.0);
@@ -872,13 +873,24 @@ impl World {
             };
             truth.min_share = truth.min_share.min(share);
             match (out, truth.out_since) {
-                (true, None) => truth.out_since = Some(now),
+                (true, None) => {
+                    truth.out_since = Some(now);
+                    changes.push(format!(
+                        "{device}/{slot} ran out: not enough for one use, none in the cupboard"
+                    ));
+                }
                 (false, Some(since)) => {
                     truth.stockout_ms += now - since;
                     truth.out_since = None;
+                    let hours = (now - since) as f64 / HOUR_MS as f64;
+                    changes.push(format!("{device}/{slot} back after {hours:.1} hours out"));
                 }
                 _ => {}
             }
+        }
+        // On the timeline: what the household went without is what the demo is judged by.
+        for text in changes {
+            self.note(now, "stockout", text);
         }
     }
 
