@@ -83,7 +83,7 @@ fn the_example_replays_to_known_numbers_for_the_agent() {
         }
     );
     assert_eq!(s.forecast_counts.samples, [0, 3, 2]);
-    assert_eq!(s.forecast.mae_days_at_3, Some(0.45351466049382716));
-    assert_eq!(s.forecast.mae_days_at_7, Some(0.9526678240740741));
+    assert_eq!(s.forecast.mae_days_at_3, Some(0.4812924382716049));
+    assert_eq!(s.forecast.mae_days_at_7, Some(1.0360011574074075));
     assert_eq!(s.forecast.coverage_p10_p90, Some(0.8));
 }

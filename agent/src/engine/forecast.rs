@@ -242,23 +242,26 @@ impl ForecastModel for DayOfWeekRate {
 
     fn forecast(&self, history: &UsageHistory, level: f64, now: UnixMs) -> Option<Forecast> {
         let today = day_of(now);
-        let days = without_absences(&history.complete_days(today, WINDOW_DAYS));
+        let mut days = without_absences(&history.complete_days(today, WINDOW_DAYS));
         if days.is_empty() {
             return None;
         }
+        self.uncensor(&mut days, history, today);
         let factors = weekday_factors(&days, self.weekday_min_days);
-        // After a lasting change of level, only the days since it tell the rate (the weekday
-        // pattern is kept from the whole window).
+        // After a lasting change of level, only the days since it tell the rate. The weekday
+        // pattern is kept from the whole window, each side taken relative to its own level:
+        // otherwise the weekdays since the change pass for big weekdays, and the rate, read
+        // through them, for less than it is.
         let all_days = days;
         let shift = level_shift(&all_days, &factors);
+        let factors = match shift {
+            Some(start) => {
+                weekday_factors(&relative_to_sides(&all_days, start), self.weekday_min_days)
+            }
+            None => factors,
+        };
         let days = &all_days[shift.unwrap_or(0)..];
-        let (mut weighted, mut weights) = (0.0, 0.0);
-        for &(day, amount) in days {
-            let w = 0.5f64.powf((today - day) as f64 / self.half_life_days);
-            weighted += w * amount;
-            weights += w;
-        }
-        let rate = weighted / weights;
+        let (rate, weights) = self.weighted_rate(days, &factors, today);
         // The weighted mean has the error of a plain mean of n_eff = (Σw)² / Σw² days.
         let sum_sq: f64 = days
             .iter()
@@ -288,6 +291,43 @@ impl ForecastModel for DayOfWeekRate {
         Some(Forecast::with_rate_error(
             now, level, rate, daily_sd, rate_sd, factors,
         ))
+    }
+}
+
+impl DayOfWeekRate {
+    /// The rate, recent days weighing more: the days' weighted use over their weighted weekday
+    /// factors (a ratio estimator), so a window whose recent days are quiet weekdays does not
+    /// pass for a quiet week, nor one missing a Sunday for a week without Sundays. With the
+    /// sum of the weights.
+    fn weighted_rate(&self, days: &[(i64, f64)], factors: &[f64; 7], today: i64) -> (f64, f64) {
+        let (mut weighted, mut weights, mut expected) = (0.0, 0.0, 0.0);
+        for &(day, amount) in days {
+            let w = 0.5f64.powf((today - day) as f64 / self.half_life_days);
+            weighted += w * amount;
+            weights += w;
+            expected += w * factors[weekday_of(day)];
+        }
+        (weighted / expected, weights)
+    }
+
+    /// Days the slot ran empty are censored: their use is what there was, not what was wanted
+    /// (a Sunday that wanted four eggs and found one). Each is raised to what the other days
+    /// expect of its weekday, never lowered; a big day that emptied the slot stays as big.
+    /// Nothing to do, and no second pass, in a window without such a day.
+    fn uncensor(&self, days: &mut [(i64, f64)], history: &UsageHistory, today: i64) {
+        let starved = |day: i64| history.days.get(&day).is_some_and(|u| u.starved);
+        if !days.iter().any(|&(day, _)| starved(day)) {
+            return;
+        }
+        let others: Vec<(i64, f64)> = days.iter().copied().filter(|&(d, _)| !starved(d)).collect();
+        if others.is_empty() {
+            return;
+        }
+        let factors = weekday_factors(&others, self.weekday_min_days);
+        let (rate, _) = self.weighted_rate(&others, &factors, today);
+        for (day, amount) in days.iter_mut().filter(|(d, _)| starved(*d)) {
+            *amount = amount.max(rate * factors[weekday_of(*day)]);
+        }
     }
 }
 
@@ -350,6 +390,20 @@ fn level_shift(days: &[(i64, f64)], factors: &[f64; 7]) -> Option<usize> {
         }
     }
     best.map(|(_, start)| start)
+}
+
+/// The days with each one's use over the mean of its side of a change of level at `start`.
+fn relative_to_sides(days: &[(i64, f64)], start: usize) -> Vec<(i64, f64)> {
+    let (before, after) = days.split_at(start);
+    let relative = |side: &[(i64, f64)]| {
+        let mean = side.iter().map(|d| d.1).sum::<f64>() / side.len().max(1) as f64;
+        side.iter()
+            .map(move |&(day, amount)| (day, if mean > 0.0 { amount / mean } else { 0.0 }))
+            .collect::<Vec<_>>()
+    };
+    let mut all = relative(before);
+    all.extend(relative(after));
+    all
 }
 
 /// The smallest weekday factor a day's variance is scaled by when the spread is estimated.
@@ -425,17 +479,17 @@ fn backtest_rate_sd(
     let (mut sum_sq, mut n) = (0.0, 0usize);
     // The weighted sums before day k, carried from day to day: a forecast runs at every
     // report, so this stays one pass over the window.
-    let (mut weighted, mut weights) = (0.0, 0.0);
+    let (mut weighted, mut expected) = (0.0, 0.0);
     let day_decay = 0.5f64.powf(1.0 / half_life_days);
     for k in 1..days.len() {
         let gap = i32::try_from(days[k].0 - days[k - 1].0).unwrap_or(i32::MAX);
         let decay = day_decay.powi(gap);
         weighted = decay * (weighted + days[k - 1].1);
-        weights = decay * (weights + 1.0);
+        expected = decay * (expected + factors[weekday_of(days[k - 1].0)]);
         if k < 7 || k + h > days.len() {
             continue;
         }
-        let rate = weighted / weights;
+        let rate = weighted / expected;
         let ahead = &days[k..k + h];
         let predicted: f64 = ahead
             .iter()
@@ -453,13 +507,11 @@ fn backtest_rate_sd(
     Some((excess.max(0.0)).sqrt() / h)
 }
 
+/// The weekday pattern: each weekday's mean use over the mean of all weekdays seen, shrunk
+/// toward 1 by one pseudo-day (one odd Tuesday is not a habit), scaled to a mean of 1.
 fn weekday_factors(days: &[(i64, f64)], min_days: usize) -> [f64; 7] {
     let mut factors = [1.0; 7];
     if days.len() < min_days {
-        return factors;
-    }
-    let overall = days.iter().map(|d| d.1).sum::<f64>() / days.len() as f64;
-    if overall <= 0.0 {
         return factors;
     }
     let (mut sums, mut counts) = ([0.0; 7], [0usize; 7]);
@@ -467,15 +519,18 @@ fn weekday_factors(days: &[(i64, f64)], min_days: usize) -> [f64; 7] {
         sums[weekday_of(day)] += amount;
         counts[weekday_of(day)] += 1;
     }
-    // Shrink each weekday toward 1 by one pseudo-observation: one odd Tuesday is not a habit.
-    for d in 0..7 {
-        let n = counts[d] as f64;
-        let raw = if counts[d] > 0 {
-            sums[d] / n / overall
-        } else {
-            1.0
-        };
-        factors[d] = (n * raw + 1.0) / (n + 1.0);
+    // The mean of the weekdays' means: a window holding more Mondays than Sundays does not
+    // take the Mondays' level for the week's.
+    let seen: Vec<f64> = (0..7)
+        .filter(|&d| counts[d] > 0)
+        .map(|d| sums[d] / counts[d] as f64)
+        .collect();
+    let overall = seen.iter().sum::<f64>() / seen.len().max(1) as f64;
+    if overall <= 0.0 {
+        return factors;
+    }
+    for (d, factor) in factors.iter_mut().enumerate() {
+        *factor = (sums[d] / overall + 1.0) / (counts[d] as f64 + 1.0);
     }
     let mean = factors.iter().sum::<f64>() / 7.0;
     factors.map(|f| f / mean)

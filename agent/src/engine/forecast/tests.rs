@@ -81,6 +81,62 @@ fn starved_days_do_not_drag_the_rate_down() {
     assert!((f.rate_per_day - 30.0).abs() < 1e-9);
 }
 
+/// One egg on working days, four on Saturdays and Sundays: 13 a week.
+fn eggs(d: i64) -> f64 {
+    if weekday_of(day_of(T0) + d) >= 5 {
+        4.0
+    } else {
+        1.0
+    }
+}
+
+/// The first day after `T0` plus `from` whose weekday is `weekday` (0 = Monday).
+fn next(weekday: usize, from: i64) -> i64 {
+    (from..from + 7)
+        .find(|&d| weekday_of(day_of(T0) + d) == weekday)
+        .unwrap()
+}
+
+/// Mean demand of the week starting at `now`.
+fn week(f: &Forecast, now: UnixMs) -> f64 {
+    f.demand(now, 7 * DAY_MS).p50
+}
+
+#[test]
+fn the_rate_does_not_depend_on_the_weekday_the_window_ends_on() {
+    // Seen on a Saturday morning, the window's latest days are five quiet working days; seen on
+    // a Monday, a big weekend. Either way the coming week holds 13 eggs. (Weighing the latest
+    // days' plain use, the Saturday forecast said about 11.)
+    let model = DayOfWeekRate::default();
+    for weekday in [5, 0] {
+        let today = next(weekday, 22);
+        let h = history(today - 1, eggs);
+        let now = T0 + today as UnixMs * DAY_MS;
+        let f = model.forecast(&h, 100.0, now).unwrap();
+        let total = week(&f, now);
+        assert!((total - 13.0).abs() < 0.65, "weekday {weekday}: {total}");
+    }
+}
+
+#[test]
+fn a_day_that_ran_empty_counts_at_least_what_its_weekday_expects() {
+    // Three weeks of the egg habit; on the last Sunday the tray ran empty after one egg.
+    let sunday = next(6, 15);
+    let full = history(sunday, eggs);
+    let mut starved = history(sunday, |d| if d == sunday { 1.0 } else { eggs(d) });
+    let now = T0 + (sunday + 1) as UnixMs * DAY_MS;
+    let model = DayOfWeekRate::default();
+    let total = |h: &UsageHistory| week(&model.forecast(h, 100.0, now).unwrap(), now);
+    let taken_as_wanted = total(&starved);
+    starved.mark_starved(T0 + sunday as UnixMs * DAY_MS + 9 * HOUR_MS);
+    let censored = total(&starved);
+    assert!(
+        censored > taken_as_wanted + 1.0 && censored > 0.9 * total(&full),
+        "censored {censored}, one egg taken as the Sunday's want {taken_as_wanted}, full {}",
+        total(&full)
+    );
+}
+
 #[test]
 fn demand_quantiles_are_ordered_and_add_up_over_days() {
     let now = T0 + 11 * DAY_MS;
