@@ -247,16 +247,49 @@ impl ForecastModel for DayOfWeekRate {
             return None;
         }
         self.uncensor(&mut days, history, today);
-        let factors = weekday_factors(&days, self.weekday_min_days);
+        let mut estimate = self.estimate(&days, today);
+        // Today so far is a lower bound on today's use. Once it passes what a whole such day
+        // is expected to take (four eggs for a Saturday brunch after weekdays of one), it is
+        // news, and waiting for the day to end could leave no time for a pickup before the
+        // next day's: it counts as a day of at least that much. Below that, it says nothing.
+        let so_far = history.days.get(&today).map_or(0.0, |u| u.amount);
+        if so_far > estimate.rate * estimate.factors[weekday_of(today)] {
+            days.push((today, so_far));
+            estimate = self.estimate(&days, today);
+        }
+        Some(Forecast::with_rate_error(
+            now,
+            level,
+            estimate.rate,
+            estimate.daily_sd,
+            estimate.rate_sd,
+            estimate.factors,
+        ))
+    }
+}
+
+/// What the daily model reads from the days: the rate, its error, a day's spread and the
+/// weekday pattern.
+struct Estimate {
+    rate: f64,
+    rate_sd: f64,
+    daily_sd: f64,
+    factors: [f64; 7],
+}
+
+impl DayOfWeekRate {
+    /// The estimate from `days` (oldest first, seen from `today`).
+    fn estimate(&self, days: &[(i64, f64)], today: i64) -> Estimate {
+        let factors = weekday_factors(days, self.weekday_min_days);
         // After a lasting change of level, only the days since it tell the rate. The weekday
         // pattern is kept from the whole window, each side taken relative to its own level:
         // otherwise the weekdays since the change pass for big weekdays, and the rate, read
         // through them, for less than it is.
         let all_days = days;
-        let shift = level_shift(&all_days, &factors);
+        let shift = level_shift(all_days, &factors);
         let factors = match shift {
             Some(start) => {
-                weekday_factors(&relative_to_sides(&all_days, start), self.weekday_min_days)
+                weekday_factors(&relative_to_sides(all_days, start), self.weekday_min_days)
             }
             None => factors,
         };
@@ -286,15 +319,16 @@ impl ForecastModel for DayOfWeekRate {
         let rate_sd = daily_sd.max(rate * 0.1) / n_eff.sqrt();
         // What the rate's error proved to be in this window, when more than the formula says
         // (a habit that moves week to week: a shift rota, a change of job).
-        let rate_sd = backtest_rate_sd(&all_days, self.half_life_days, &factors, daily_sd)
+        let rate_sd = backtest_rate_sd(all_days, self.half_life_days, &factors, daily_sd)
             .map_or(rate_sd, |proved| proved.max(rate_sd));
-        Some(Forecast::with_rate_error(
-            now, level, rate, daily_sd, rate_sd, factors,
-        ))
+        Estimate {
+            rate,
+            rate_sd,
+            daily_sd,
+            factors,
+        }
     }
-}
 
-impl DayOfWeekRate {
     /// The rate, recent days weighing more: the days' weighted use over their weighted weekday
     /// factors (a ratio estimator), so a window whose recent days are quiet weekdays does not
     /// pass for a quiet week, nor one missing a Sunday for a week without Sundays. With the

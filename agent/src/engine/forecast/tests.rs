@@ -138,6 +138,40 @@ fn a_day_that_ran_empty_counts_at_least_what_its_weekday_expects() {
 }
 
 #[test]
+fn a_morning_that_already_took_more_than_a_whole_day_raises_the_rate() {
+    // Five days of 1, 0, 1, 0, 1 eggs; weights 0.5^(age/7) from 0.61 (five days ago) to 0.91
+    // (yesterday) give a rate of 2.259 / 3.752 = 0.602 a day. At 09:00 four eggs are gone
+    // today: a day of at least four, weighing 1, makes it (2.259 + 4) / 4.752 = 1.317.
+    let model = DayOfWeekRate::default();
+    let quiet = history(5, |d| (d % 2) as f64);
+    let now = T0 + 6 * DAY_MS + 9 * HOUR_MS;
+    let before = model.forecast(&quiet, 3.0, now).unwrap();
+    assert!(
+        (before.rate_per_day - 0.602).abs() < 1e-3,
+        "{}",
+        before.rate_per_day
+    );
+    let mut brunch = quiet.clone();
+    brunch.record(T0 + 6 * DAY_MS + 8 * HOUR_MS, 4.0);
+    let after = model.forecast(&brunch, 3.0, now).unwrap();
+    assert!(
+        (after.rate_per_day - 1.317).abs() < 1e-3,
+        "{}",
+        after.rate_per_day
+    );
+    assert!(
+        after.days_left().unwrap() < 2.5 && before.days_left().unwrap() > 4.5,
+        "{:?} {:?}",
+        after.days_left(),
+        before.days_left()
+    );
+    // Half an egg's worth by 09:00 is less than a whole day is expected to take: no news.
+    let mut ordinary = quiet.clone();
+    ordinary.record(T0 + 6 * DAY_MS + 8 * HOUR_MS, 0.5);
+    assert_eq!(model.forecast(&ordinary, 3.0, now).unwrap(), before);
+}
+
+#[test]
 fn demand_quantiles_are_ordered_and_add_up_over_days() {
     let now = T0 + 11 * DAY_MS;
     let h = history(10, |d| if d % 2 == 0 { 25.0 } else { 35.0 });
