@@ -2,8 +2,10 @@
 //!
 //! Models sit behind [`ForecastModel`] so a better one can replace the default without touching
 //! the engine. The default, [`DayOfWeekRate`], estimates a daily consumption rate (recent days
-//! weigh more), a day-of-week pattern once two weeks are known, and the day-to-day spread; it
-//! turns those into quantiles of demand and of the time until empty.
+//! weigh more, each read through its weekday), a day-of-week pattern once a week is known, and
+//! the day-to-day spread; days the slot ran empty count at least what their weekday expects,
+//! and today so far counts once it passes a whole day's. It turns those into quantiles of
+//! demand and of the time until empty.
 
 use serde::{Deserialize, Serialize};
 
