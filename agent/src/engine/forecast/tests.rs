@@ -106,7 +106,7 @@ fn week(f: &Forecast, now: UnixMs) -> f64 {
 fn the_rate_does_not_depend_on_the_weekday_the_window_ends_on() {
     // Seen on a Saturday morning, the window's latest days are five quiet working days; seen on
     // a Monday, a big weekend. Either way the coming week holds 13 eggs. (Weighing the latest
-    // days' plain use, the Saturday forecast said about 11.)
+    // days' plain use, the Saturday forecast said 11.6.)
     let model = DayOfWeekRate::default();
     for weekday in [5, 0] {
         let today = next(weekday, 22);
