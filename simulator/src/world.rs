@@ -876,7 +876,7 @@ impl World {
                 (true, None) => {
                     truth.out_since = Some(now);
                     changes.push(format!(
-                        "{device}/{slot} ran out: not enough for one use, none in the cupboard"
+                        "{device}/{slot} ran out: not enough for one use in it and the cupboard"
                     ));
                 }
                 (false, Some(since)) => {

@@ -251,6 +251,18 @@ fn one_use_ahead(input: &PolicyInput<'_>) -> f64 {
     (input.slot.use_sizes.next_use() - review_demand).max(0.0)
 }
 
+/// The chance of running out before an order placed at the next chance (the next review, or
+/// after the next use) would arrive: what the risk setting is held against.
+fn risk_of_waiting(input: &PolicyInput<'_>) -> f64 {
+    stockout_risk(
+        input.forecast,
+        input.lead_time,
+        input.review_ms,
+        input.stock.on_hand() - one_use_ahead(input),
+        input.now,
+    )
+}
+
 fn days(ms: UnixMs) -> f64 {
     ms as f64 / DAY_MS as f64
 }
@@ -272,13 +284,7 @@ impl ReorderPolicy for RiskPolicy {
             return None;
         }
         let on_hand = input.stock.on_hand();
-        let risk = stockout_risk(
-            f,
-            input.lead_time,
-            input.review_ms,
-            on_hand - one_use_ahead(input),
-            input.now,
-        );
+        let risk = risk_of_waiting(input);
         if risk <= input.settings.risk {
             return None;
         }
@@ -322,13 +328,7 @@ impl RiskPolicy {
         let packs = self.decide(&later)?.packs;
         // The reason gives the risk of waiting as things stand now, as every order's does;
         // an order placed `ahead` later would cross the setting (it said "100%").
-        let risk = stockout_risk(
-            input.forecast,
-            input.lead_time,
-            input.review_ms,
-            input.stock.on_hand() - one_use_ahead(input),
-            input.now,
-        );
+        let risk = risk_of_waiting(input);
         let reason = format!(
             "{} (joins this order: would need ordering within {:.0} days)",
             explain(input, risk, packs),
