@@ -360,6 +360,9 @@ pub struct PolicySection {
     /// Consumables that would need ordering within this many days join an order being placed
     /// (one delivery, one approval); 0 turns bundling off.
     pub bundle_days: f64,
+    /// After a report, seconds a slot waits for the next before the policy decides (by the
+    /// tick): several uses in a row (a brunch's eggs) are read together. 0: on every report.
+    pub settle_secs: u64,
     /// Click and collect: `never`, `when_sooner` (when it arrives in time for less, or is the
     /// only way to arrive in time) or `prefer`.
     pub pickup: PickupPreference,
@@ -439,6 +442,7 @@ impl Default for PolicySection {
             risk: 0.02,
             target_days: 14.0,
             bundle_days: 3.0,
+            settle_secs: 300,
             pickup: PickupPreference::default(),
             price_guard: 1.25,
         }
@@ -838,6 +842,12 @@ impl AgentConfig {
         if !(self.policy.bundle_days >= 0.0 && self.policy.bundle_days <= 30.0) {
             return Err(invalid("policy.bundle_days", "must be between 0 and 30"));
         }
+        if self.policy.settle_secs > 3600 {
+            return Err(invalid(
+                "policy.settle_secs",
+                "must be at most 3600 (an hour); 0 decides on every report",
+            ));
+        }
         for (id, name) in &self.names {
             let chars = name.trim().chars().count();
             if !(1..=64).contains(&chars) || name.chars().any(char::is_control) {
@@ -986,6 +996,7 @@ impl AgentConfig {
             lead_time_ms: (self.policy.lead_time_days * DAY_MS as f64) as u64,
             review_ms: crate::clock::HOUR_MS,
             bundle_days: self.policy.bundle_days,
+            settle_ms: self.policy.settle_secs * 1000,
         };
         engine.ingest = IngestLimits {
             capacity_multiple: self.ingest.capacity_multiple,

@@ -181,6 +181,10 @@ impl Household {
                 })
                 .await
                 .unwrap();
+            // The daemon's tick, once the slot has had no report for the settling time.
+            self.clock
+                .set(t + AgentConfig::default().policy.settle_secs * 1000);
+            self.agent.handle().ask(Event::Tick).await.unwrap();
             let order = self
                 .agent
                 .handle()

@@ -253,6 +253,11 @@ impl Rig {
         for day in 0..14 {
             self.clock.set(T0 + day * DAY_MS + 8 * HOUR_MS);
             self.level("coffee", "beans", remaining).await;
+            // The daemon's tick, once the slot has had no report for the settling time.
+            self.clock.set(
+                T0 + day * DAY_MS + 8 * HOUR_MS + AgentConfig::default().policy.settle_secs * 1000,
+            );
+            self.agent.handle().ask(Event::Tick).await.unwrap();
             remaining -= 50.0;
             let mut due = false;
             loop {

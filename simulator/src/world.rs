@@ -30,6 +30,10 @@ use crate::shop::{SandboxShop, ShopConfig, ShopServer};
 
 /// Simulated time per step.
 pub const STEP_MS: UnixMs = 5 * 60_000;
+/// How often the agent's tick runs: every ten minutes of simulated time, so a decision waiting
+/// for a burst of reports to settle (`policy.settle_secs`) comes within minutes of it, as in
+/// the daemon (which ticks every minute), at a sixth of the ticks' cost.
+pub const TICK_MS: UnixMs = 10 * 60_000;
 /// 2026-01-05 00:00 UTC, a Monday: where simulations start.
 pub const DEFAULT_START: UnixMs = 20_458 * DAY_MS;
 /// How long to wait in real time for the agent to settle before calling it stuck.
@@ -609,7 +613,7 @@ impl World {
         // Chores: nobody lets the water tank run nearly dry.
         self.top_up_water(300.0);
         self.exchange().await?;
-        if now.is_multiple_of(HOUR_MS) {
+        if now.is_multiple_of(TICK_MS) {
             self.handle()?.tick().await?;
             self.settle().await?;
         }

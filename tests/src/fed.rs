@@ -26,6 +26,8 @@ pub struct FedAgent {
     device: DeviceId,
     slot: Id,
     seq: u32,
+    /// The agent's settling time: how long after a report its tick decides.
+    settle_ms: UnixMs,
 }
 
 /// The slot of a [`FedAgent`]'s device: (device, slot, consumable, unit, capacity).
@@ -43,6 +45,7 @@ impl FedAgent {
         (device, slot, consumable, unit, capacity): SlotOf<'_>,
     ) -> anyhow::Result<Self> {
         config.household.pairing = Pairing::Open;
+        let settle_ms = config.policy.settle_secs * 1000;
         config.rules.default_mode = Mode::Auto.into();
         config.mqtt.embedded = false;
         // Nothing listens there: telemetry is fed directly.
@@ -101,6 +104,7 @@ impl FedAgent {
             device,
             slot,
             seq: 0,
+            settle_ms,
         })
     }
 
@@ -129,6 +133,10 @@ impl FedAgent {
                 }),
             })
             .await?;
+        handle.settle(0).await?;
+        // The daemon's tick, once the slot has had no report for the settling time.
+        self.clock.set(t + self.settle_ms);
+        handle.ask(Event::Tick).await?;
         handle.settle(0).await?;
         Ok(handle.read(|e, _| e.orders().last().cloned()).await?)
     }

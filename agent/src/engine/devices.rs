@@ -420,8 +420,8 @@ impl Engine {
 
     /// A slot changed: it is forecast again and stored (whether or not its level is known yet,
     /// so nothing acknowledged is lost), and each of the device's slots is considered for
-    /// reorder. Only this device's slots: the cost of a report does not grow with the
-    /// household.
+    /// reorder, at once or, with a settling time, by the first tick after the reports stop.
+    /// Only this device's slots: the cost of a report does not grow with the household.
     fn after_slot_change(
         &mut self,
         device_id: &DeviceId,
@@ -447,6 +447,10 @@ impl Engine {
         // order the forecast leads to.
         if let Some((key, _)) = self.slots.get_key_value(changed) {
             fx.push(Effect::SaveSlot(key.clone()));
+            if self.config.policy.settle_ms > 0 {
+                self.settling.insert(key.clone(), now);
+                return;
+            }
         }
         for key in &keys {
             self.consider_reorder(key, now, fx);

@@ -80,6 +80,10 @@ pub struct Engine {
     substitutions_told: HashSet<OrderId>,
     /// Commands under way.
     commands: commands::Commands,
+    /// Slots that changed within the settling time ([`PolicyConfig::settle_ms`]), with their
+    /// last change: the tick leaves them until the reports stop (not stored: after a restart
+    /// the tick considers every slot).
+    settling: HashMap<SlotKey, UnixMs>,
     /// Ids of orders not yet delivered, cancelled or failed: what the per-report checks scan,
     /// so their cost does not grow with the order history. A closed order may linger in it
     /// until the end of the event that closed it; readers check the state.
@@ -169,6 +173,7 @@ impl Engine {
             pickup_reminded: HashMap::new(),
             substitutions_told: HashSet::new(),
             commands: commands::Commands::default(),
+            settling: HashMap::new(),
             open_orders,
         }
     }
@@ -414,7 +419,21 @@ impl Engine {
         let keys: Vec<SlotKey> = self.slots.keys().cloned().collect();
         for key in keys {
             self.refresh_forecast(&key, now, fx);
-            self.consider_reorder(&key, now, fx);
+            if self.settled(&key, now) {
+                self.consider_reorder(&key, now, fx);
+            }
+        }
+    }
+
+    /// Whether `key` has had no report for the settling time (and stops being watched).
+    fn settled(&mut self, key: &SlotKey, now: UnixMs) -> bool {
+        match self.settling.get(key) {
+            Some(last) if now < last.saturating_add(self.config.policy.settle_ms) => false,
+            Some(_) => {
+                self.settling.remove(key);
+                true
+            }
+            None => true,
         }
     }
 

@@ -26,6 +26,11 @@ pub struct PolicyConfig {
     /// this many days joins the same order (one delivery, one approval). 0 turns it off.
     #[serde(default = "default_bundle_days")]
     pub bundle_days: f64,
+    /// After a report, how long a slot waits for the next before the policy looks at it (by
+    /// the tick): a brunch's four eggs are four reports within a minute, and deciding on the
+    /// first orders for a morning that looks like any other. 0: decide on every report.
+    #[serde(default)]
+    pub settle_ms: UnixMs,
 }
 
 fn default_bundle_days() -> f64 {
@@ -46,6 +51,7 @@ impl Default for PolicyConfig {
             defaults: ConsumableSettings::default(),
             review_ms: crate::clock::HOUR_MS,
             bundle_days: default_bundle_days(),
+            settle_ms: 0,
         }
     }
 }

@@ -112,3 +112,45 @@ fn a_rare_item_is_bought_singly_unless_the_pack_pays_and_fits() {
         Some("filter-1")
     );
 }
+
+/// With a settling time, the day a report would have ordered, the order waits for the first
+/// tick after the reports stop; a later report in the burst starts the wait again.
+#[test]
+fn with_a_settling_time_the_tick_decides_once_the_reports_stop() {
+    const SETTLE: UnixMs = 5 * 60_000;
+    let (at_once, _) = run_until_order(&mut engine(Mode::Auto));
+    let mut e = engine(Mode::Auto);
+    e.config.policy.settle_ms = SETTLE;
+    // Orders a step created (an order is saved more than once as it moves on).
+    let orders = |fx: &[Effect]| {
+        fx.iter()
+            .filter_map(|x| match x {
+                Effect::SaveOrder(o) => Some(o.id.clone()),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    let mut remaining = 600.0;
+    let mut seq = 0;
+    let mut t = T0 + 8 * HOUR_MS;
+    while t < at_once {
+        seq += 1;
+        assert_eq!(orders(&e.handle(level(seq, t, remaining), t).unwrap()), 0);
+        assert_eq!(orders(&e.handle(Event::Tick, t + SETTLE).unwrap()), 0);
+        remaining -= 50.0;
+        t += DAY_MS;
+    }
+    // The day it orders at once: not on the report, nor while a second one (a minute later,
+    // the same level) keeps the slot settling.
+    seq += 1;
+    assert_eq!(orders(&e.handle(level(seq, t, remaining), t).unwrap()), 0);
+    seq += 1;
+    let again = t + 60_000;
+    assert_eq!(
+        orders(&e.handle(level(seq, again, remaining), again).unwrap()),
+        0
+    );
+    assert_eq!(orders(&e.handle(Event::Tick, t + SETTLE).unwrap()), 0);
+    assert_eq!(orders(&e.handle(Event::Tick, again + SETTLE).unwrap()), 1);
+}
