@@ -144,8 +144,8 @@ pub struct ReorderDecision {
     pub reason: String,
 }
 
-/// Decides whether a slot needs ordering now and how many packs. Never called while an order
-/// for the slot is open.
+/// Decides whether a slot needs ordering now and how many packs. `decide` and `decide_ahead`
+/// are never called while an order for the slot is open; `bridge` only then.
 pub trait ReorderPolicy: Send + Sync {
     /// A short name for reports.
     fn name(&self) -> &'static str;
@@ -159,7 +159,20 @@ pub trait ReorderPolicy: Send + Sync {
         let _ = (input, ahead);
         None
     }
+
+    /// While an order for the slot is on its way, arriving at `until`: whether to order, by
+    /// `input`'s faster way, what bridges the time before it. Policies that do not (the
+    /// default) say `None`.
+    fn bridge(&self, input: &PolicyInput<'_>, until: UnixMs) -> Option<ReorderDecision> {
+        let _ = (input, until);
+        None
+    }
 }
+
+/// The chance of running out before the order on its way arrives from which a faster order
+/// bridges the gap: more likely than not. Lower, an order placed at a risk of a few percent
+/// would be followed by a second one at every review after it.
+pub const BRIDGE_RISK: f64 = 0.5;
 
 /// The most a household keeps of a consumable.
 pub fn max_stock(input: &PolicyInput<'_>) -> f64 {
@@ -320,6 +333,42 @@ impl ReorderPolicy for RiskPolicy {
 
     fn decide_ahead(&self, input: &PolicyInput<'_>, ahead: UnixMs) -> Option<ReorderDecision> {
         self.joins(input, ahead)
+    }
+
+    /// Bridges when running out before the order on its way is more likely than not
+    /// ([`BRIDGE_RISK`]) and this way arrives (its median) before that order: whole packs
+    /// covering the high end (P90) of the demand between the two arrivals, at least one.
+    fn bridge(&self, input: &PolicyInput<'_>, until: UnixMs) -> Option<ReorderDecision> {
+        let f = input.forecast;
+        if f.rate_per_day <= 0.0 || input.item.pack_size <= 0.0 {
+            return None;
+        }
+        let wait = until.saturating_sub(input.now);
+        let lead = input.lead_time.p50();
+        if lead >= wait {
+            return None;
+        }
+        let on_hand = input.stock.on_hand();
+        let short = stockout_risk(f, &LeadTime::prior(wait), 0, on_hand, input.now);
+        if short < BRIDGE_RISK {
+            return None;
+        }
+        let expected_at_arrival = on_hand - f.demand(input.now, lead).p50;
+        let gap = f.demand(input.now + lead, wait - lead);
+        let packs = packs_for(
+            gap.p90 - expected_at_arrival.max(0.0),
+            expected_at_arrival,
+            input.item.pack_size,
+            max_stock(input),
+        );
+        let reason = format!(
+            "{}; the order on its way comes in {:.1} days, after it is likely to run out \
+             ({:.0}%): this one bridges the gap",
+            explain(input, short, packs),
+            days(wait),
+            short * 100.0
+        );
+        Some(ReorderDecision { packs, reason })
     }
 }
 

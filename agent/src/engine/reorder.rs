@@ -7,7 +7,7 @@ use replenish_commerce::{FulfilmentOption, Money, Offer};
 use super::forecast::{self, Forecast, ForecastModel, day_of};
 use super::inventory::SlotState;
 use super::lead_time::LeadTime;
-use super::order::{Order, OrderId, OrderItem, line_total};
+use super::order::{Order, OrderId, OrderItem, OrderState, line_total};
 use super::policy::{PolicyInput, ReorderDecision, StockPosition};
 use super::{
     ConsumableSettings, Effect, Engine, NoticeKind, days_from, household, notice, policy,
@@ -76,18 +76,46 @@ impl Engine {
         fx.push(notice(now, NoticeKind::Forecast, key, text));
     }
 
-    /// True while an order for the slot is open: nothing more is ordered meanwhile.
-    /// A click-and-collect order left at its pickup point this long no longer counts as
-    /// coming: the agent may order again, but only with a person's approval.
-    pub(super) fn has_open_order(&self, slot: &SlotState, now: UnixMs) -> bool {
+    /// The open orders for the slot. A click-and-collect order left at its pickup point this
+    /// long no longer counts as coming: the agent may order again, but only with a person's
+    /// approval.
+    fn open_orders_for<'a>(
+        &'a self,
+        slot: &'a SlotState,
+        now: UnixMs,
+    ) -> impl Iterator<Item = &'a Order> + 'a {
         self.open_orders
             .iter()
             .filter_map(|id| self.orders.get(id))
-            .any(|o| {
+            .filter(move |o| {
                 o.state.is_open()
                     && o.covers(&slot.device, &slot.spec.id)
                     && shop_turns::uncollected(o, now).is_none()
             })
+    }
+
+    /// True while an order for the slot is open: nothing more is ordered meanwhile, but for a
+    /// bridge ([`Self::bridgeable`]).
+    pub(super) fn has_open_order(&self, slot: &SlotState, now: UnixMs) -> bool {
+        self.open_orders_for(slot, now).next().is_some()
+    }
+
+    /// When the slot's only open order is coming to the door (placed, not a pickup the
+    /// household can fetch, its delivery time known and ahead): that time, before which a
+    /// faster order may bridge. An order still waiting for approval is the household's to
+    /// change, and a bridge already on its way is the last.
+    fn bridgeable(&self, slot: &SlotState, now: UnixMs) -> Option<UnixMs> {
+        let mut open = self.open_orders_for(slot, now);
+        let order = open.next()?;
+        if open.next().is_some() {
+            return None;
+        }
+        let coming = matches!(order.state, OrderState::Placed | OrderState::Shipped)
+            && order
+                .fulfilment
+                .as_ref()
+                .is_none_or(|f| f.method == replenish_commerce::Fulfilment::Delivery);
+        order.expected_delivery_at.filter(|at| coming && *at > now)
     }
 
     /// How long `shop` takes to fulfil by `fulfilment`: learned from its deliveries, else as
@@ -141,9 +169,15 @@ impl Engine {
         only_shop: Option<&str>,
     ) -> Option<(ReorderDecision, shopping::Candidate, Option<words::Ask>)> {
         let forecast = slot.forecast.as_ref()?;
-        if self.has_open_order(slot, now) {
-            return None;
-        }
+        // With an order open, only a bridge before it (never a line joining another order).
+        let bridge_until = if self.has_open_order(slot, now) {
+            if ahead.is_some() {
+                return None;
+            }
+            Some(self.bridgeable(slot, now)?)
+        } else {
+            None
+        };
         let consumable = slot.spec.consumable.as_str();
         if self.household.rules.mode_of(consumable) == household::Mode::Off
             || self.household.paused(consumable, now)
@@ -223,9 +257,10 @@ impl Engine {
                     review_ms: self.config.policy.review_ms,
                     now,
                 };
-                let decision = match ahead {
-                    None => self.policy.decide(&input),
-                    Some(ahead) => self.policy.decide_ahead(&input, ahead),
+                let decision = match (bridge_until, ahead) {
+                    (Some(until), _) => self.policy.bridge(&input, until),
+                    (None, None) => self.policy.decide(&input),
+                    (None, Some(ahead)) => self.policy.decide_ahead(&input, ahead),
                 };
                 (candidate, decision)
             })

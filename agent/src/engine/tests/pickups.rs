@@ -146,3 +146,56 @@ fn a_pickup_left_uncollected_for_three_days_lets_the_agent_ask_to_order_again() 
         again.first_line().reason
     );
 }
+
+/// An order four days out, then a day that takes what was meant to last until it: a pickup
+/// bridges the days before it, once; a day of ordinary use does not.
+#[test]
+fn a_faster_order_bridges_the_days_before_an_order_that_would_come_too_late() {
+    let mut e = two_shops(shopping::PickupPreference::WhenSooner, 4);
+    let (order, _) = run_until_placed(&mut e);
+    assert_eq!(order.shop.as_str(), "b", "{}", order.first_line().reason);
+    let placed_at = order.created_at;
+    let mut answer = shop_order(&order.idempotency_key, OrderStatus::Accepted);
+    answer.estimated_arrival_ms = Some(placed_at + 4 * DAY_MS);
+    e.handle(
+        Event::PlacementSucceeded {
+            order_id: order.id.clone(),
+            shop_order: answer,
+        },
+        placed_at,
+    )
+    .unwrap();
+    let level_then = e.slots().next().unwrap().level.unwrap();
+    let others = |e: &Engine| e.orders().filter(|o| o.id != order.id).count();
+    // A day of ordinary use (50 g): the order on its way still comes in time.
+    let day = placed_at + DAY_MS;
+    e.handle(level(5000, day, (level_then - 50.0) as f32), day)
+        .unwrap();
+    assert_eq!(others(&e), 0);
+    // Guests: 200 g more by the next morning, 20 g left with three days to go.
+    let guests = day + DAY_MS;
+    e.handle(level(5001, guests, 20.0), guests).unwrap();
+    let bridge = e
+        .orders()
+        .find(|o| o.id != order.id)
+        .expect("a bridge ordered")
+        .clone();
+    assert_eq!(bridge.shop.as_str(), "a");
+    assert!(
+        bridge
+            .fulfilment
+            .as_ref()
+            .is_some_and(|f| f.method != replenish_commerce::Fulfilment::Delivery),
+        "{:?}",
+        bridge.fulfilment
+    );
+    assert!(
+        bridge.first_line().reason.contains("bridges the gap"),
+        "{}",
+        bridge.first_line().reason
+    );
+    // Emptier still: the bridge is the last (two orders open).
+    let later = guests + 2 * HOUR_MS;
+    e.handle(level(5002, later, 0.0), later).unwrap();
+    assert_eq!(others(&e), 1);
+}
