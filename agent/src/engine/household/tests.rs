@@ -272,10 +272,35 @@ proptest::proptest! {
         let out = rules.prompt_time(at);
         proptest::prop_assert!(out >= at);
         proptest::prop_assert!(out - at <= 24 * HOUR_MS);
-        let local = to_zoned(out, &rules.zone()).unwrap();
-        let minute = local.hour() as u16 * 60 + local.minute() as u16;
-        // Daylight-saving jumps can move the wall clock; allow the end minute itself.
-        proptest::prop_assert!(!quiet.contains(minute) || minute == quiet.end_minute,
+        let minute = local_minute(out, &rules);
+        // Daylight-saving jumps can move the wall clock; allow the end minute itself, and an
+        // end that fell in a spring-forward gap (02:00 on the night clocks go to 03:00):
+        // the instant the gap closes, when the wall clock jumps.
+        let jumped = minute != (local_minute(out - 60_000, &rules) + 1) % 1440;
+        proptest::prop_assert!(!quiet.contains(minute) || minute == quiet.end_minute || jumped,
             "{zone} {quiet} at {at} -> {out} ({minute})");
     }
+}
+
+fn local_minute(at: UnixMs, rules: &Rules) -> u16 {
+    let local = to_zoned(at, &rules.zone()).unwrap();
+    local.hour() as u16 * 60 + local.minute() as u16
+}
+
+/// Found by the property above: quiet 02:30-02:00 in Berlin, asked at 02:30 on the Saturday
+/// before clocks go forward; 02:00 on Sunday does not exist, so quiet hours end at 03:00
+/// summer time, the first instant after 01:59 (01:00 UTC).
+#[test]
+fn quiet_hours_ending_in_the_spring_forward_gap_end_when_it_closes() {
+    let quiet = QuietHours {
+        start_minute: 150,
+        end_minute: 120,
+    };
+    let rules = Rules {
+        quiet_hours: Some(quiet),
+        timezone: "Europe/Berlin".into(),
+        ..Rules::default()
+    };
+    // 2029-03-24 01:30 UTC (02:30 CET) -> 2029-03-25 01:00 UTC (03:00 CEST).
+    assert_eq!(rules.prompt_time(1_869_010_200_000), 1_869_094_800_000);
 }
