@@ -516,6 +516,12 @@ impl Engine {
             self.tell_if_nothing_in_stock(key, now, fx);
             return;
         };
+        // A decision with an order open is a bridge, and tells the household when that comes.
+        let bridges_until = if self.has_open_order(slot, now) {
+            self.bridgeable(slot, now)
+        } else {
+            None
+        };
         let item = candidate.offer;
         let ask = ask.or_else(|| {
             self.uncollected_for(slot, now)
@@ -576,10 +582,10 @@ impl Engine {
             unit: item.unit,
             total: line_total(item.price, packs),
             reason,
-            outlook: slot
-                .forecast
-                .as_ref()
-                .map(|f| words::Outlook::of(f, &candidate.lead)),
+            outlook: slot.forecast.as_ref().map(|f| words::Outlook {
+                bridges_until,
+                ..words::Outlook::of(f, &candidate.lead)
+            }),
         };
         let key = format!("{}-{id}", self.config.key_prefix);
         let shop = candidate.shop;

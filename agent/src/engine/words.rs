@@ -80,6 +80,9 @@ pub struct Outlook {
     pub lead_min_ms: UnixMs,
     /// Most milliseconds from ordering to arrival (P90 of the lead time).
     pub lead_max_ms: UnixMs,
+    /// For an order that bridges the days before another on its way: when that one arrives.
+    #[serde(default)]
+    pub bridges_until: Option<UnixMs>,
 }
 
 impl Outlook {
@@ -91,6 +94,7 @@ impl Outlook {
             empty_latest: forecast.empty_latest,
             lead_min_ms: lead.p10(),
             lead_max_ms: lead.p90().max(lead.p10()),
+            bridges_until: None,
         }
     }
 }
@@ -588,7 +592,8 @@ impl Words<'_> {
 
     /// Why this order, for a person: how long the slot lasts, how long delivery takes, and
     /// whether that is in time: `Coffee beans: about 3 days left (2 to 4). Arrives in 1–2
-    /// days. Could run out before it arrives.`
+    /// days. Could run out before it arrives.` A bridge says so, and when the order it
+    /// bridges to comes.
     pub fn why(&self, line: &OrderItem, slot: Option<&SlotState>, pickup: bool) -> String {
         self.why_of(line.consumable.as_str(), line.outlook, slot, pickup)
     }
@@ -618,8 +623,14 @@ impl Words<'_> {
             Some(slot) => self.days_left(slot),
             None => format!("{}: running low", self.name(consumable)),
         };
+        let bridge = outlook.bridges_until.map_or_else(String::new, |at| {
+            format!(
+                " The order already on its way comes {}, likely too late: this one fills the gap.",
+                self.day(at)
+            )
+        });
         format!(
-            "{left}. {}. {}.",
+            "{left}. {}. {}.{bridge}",
             self.arrival(&outlook, pickup),
             self.timing_sentence(&outlook)
         )

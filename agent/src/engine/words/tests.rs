@@ -73,6 +73,7 @@ fn arrival_and_timing_are_said_in_whole_days() {
         empty_latest: Some(4 * DAY_MS),
         lead_min_ms: DAY_MS,
         lead_max_ms: 2 * DAY_MS,
+        bridges_until: None,
     };
     assert_eq!(en.arrival(&outlook, false), "Arrives in 1–2 days");
     assert_eq!(en.arrival(&outlook, true), "Ready to collect in 1–2 days");
@@ -230,6 +231,7 @@ mod fixture {
             empty_latest: Some(at(days_left * 1.4)),
             lead_min_ms: (lead.0 * DAY_MS as f64) as UnixMs,
             lead_max_ms: (lead.1 * DAY_MS as f64) as UnixMs,
+            bridges_until: None,
         }
     }
 
@@ -464,6 +466,13 @@ fn every_sentence() -> String {
     let proposed = beans(OrderState::Proposed);
     let line = proposed.lines()[0].clone();
     say("order: why", &|w| w.why(&line, Some(&beans_slot), false));
+    let mut bridge = line.clone();
+    if let Some(outlook) = &mut bridge.outlook {
+        outlook.bridges_until = Some(NOW + 4 * DAY_MS);
+    }
+    say("order: why, a bridge", &|w| {
+        w.why(&bridge, Some(&beans_slot), true)
+    });
     for (what, ask) in [
         (
             "ask: mode",
