@@ -11,16 +11,15 @@ use std::sync::{Arc, Mutex, mpsc};
 use replenish_agent::clock::{DAY_MS, ManualClock};
 use replenish_agent::engine::{Engine, EngineConfig, Pairing, Snapshot, Telemetry};
 use replenish_agent::runtime::{self, Incoming, RuntimeParts};
-use replenish_agent::store::{MemoryStore, Store, StoreError, Table};
+use replenish_agent::store::{DurableWrite, Hooked, MemoryStore, Store, StoreError};
 use replenish_commerce::Catalog;
 use replenish_commerce::MemoryShop;
-use replenish_protocol::{Birth, DeviceId, HouseholdId, Id, SensorKind, SlotSpec, Status, Unit};
+use replenish_protocol::{Birth, DeviceId, HouseholdId, Id, SlotSpec, Status, Unit};
 
-/// Memory that can be told to fail its flushes, as a full disk would, or to hold its journal
-/// syncs, as a slow disk would.
+/// A disk that can be told to fail its flushes, as a full one would, or to hold its journal
+/// syncs, as a slow one would.
 #[derive(Default)]
-struct FlakyStore {
-    inner: MemoryStore,
+struct Disk {
     failing: AtomicBool,
     /// Tells those waiting when a journal sync starts.
     sync_started: tokio::sync::Notify,
@@ -28,44 +27,14 @@ struct FlakyStore {
     sync_gate: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
-impl Store for FlakyStore {
-    fn put(&self, table: Table, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.inner.put(table, key, value)
-    }
-    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(table, key)
-    }
-    fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner.scan(table)
-    }
-    fn delete(&self, table: Table, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(table, key)
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        self.fail_if_told()?;
-        self.inner.flush()
-    }
-    fn journal_append(&self, entry: &[u8]) -> Result<(), StoreError> {
-        self.inner.journal_append(entry)
-    }
-    fn sync_journal(&self) -> Result<(), StoreError> {
-        self.sync_started.notify_waiters();
-        if let Some(gate) = self.sync_gate.lock().unwrap().as_ref() {
-            let _ = gate.recv();
+impl Disk {
+    fn before(&self, write: DurableWrite) -> Result<(), StoreError> {
+        if write == DurableWrite::JournalSync {
+            self.sync_started.notify_waiters();
+            if let Some(gate) = self.sync_gate.lock().unwrap().as_ref() {
+                let _ = gate.recv();
+            }
         }
-        self.fail_if_told()?;
-        self.inner.sync_journal()
-    }
-    fn journal_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.inner.journal_entries()
-    }
-    fn clear_journal(&self) -> Result<(), StoreError> {
-        self.inner.clear_journal()
-    }
-}
-
-impl FlakyStore {
-    fn fail_if_told(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             Err(StoreError::Backend("disk full".into()))
         } else {
@@ -74,32 +43,32 @@ impl FlakyStore {
     }
 }
 
+/// Memory on `disk`.
+fn flaky_store(disk: &Arc<Disk>) -> Arc<Hooked<MemoryStore>> {
+    let disk = disk.clone();
+    Arc::new(Hooked::new(MemoryStore::default(), move |write| {
+        disk.before(write)
+    }))
+}
+
 fn birth(boot: u32) -> Incoming {
-    let slots = [SlotSpec {
-        id: Id::new("beans").unwrap(),
-        consumable: Id::new("coffee_beans").unwrap(),
-        unit: Unit::G,
-        capacity: 500.0,
-        sensor: SensorKind::Level,
-    }]
-    .into_iter()
-    .collect();
+    let id = |s: &str| Id::new(s).unwrap();
+    let beans = SlotSpec::level(id("beans"), id("coffee_beans"), Unit::G, 500.0);
+    let birth = Birth::new(
+        id("coffee-maker"),
+        "0.1.0".try_into().unwrap(),
+        boot,
+        [beans].into_iter().collect(),
+    );
     Incoming::Telemetry {
         device: DeviceId::new("coffee").unwrap(),
-        message: Telemetry::Status(Box::new(Status::Online(Birth {
-            model: Id::new("coffee-maker").unwrap(),
-            firmware: "0.1.0".try_into().unwrap(),
-            boot,
-            slots,
-            buffer: None,
-            usage: None,
-        }))),
+        message: Telemetry::Status(Box::new(Status::Online(birth))),
     }
 }
 
 /// The engine task on `store`, and a count of the acknowledgements it sent.
 fn start(
-    store: Arc<FlakyStore>,
+    store: Arc<Hooked<MemoryStore>>,
 ) -> (
     runtime::AgentHandle,
     Arc<AtomicUsize>,
@@ -133,10 +102,10 @@ fn acker(acks: &Arc<AtomicUsize>) -> Option<runtime::Acker> {
 
 #[tokio::test]
 async fn acks_wait_for_a_successful_flush() {
-    let store = Arc::new(FlakyStore::default());
-    let (handle, acks, _stop) = start(store.clone());
+    let disk = Arc::new(Disk::default());
+    let (handle, acks, _stop) = start(flaky_store(&disk));
 
-    store.failing.store(true, Ordering::SeqCst);
+    disk.failing.store(true, Ordering::SeqCst);
     handle.incoming(birth(1), acker(&acks)).await.unwrap();
     handle.settle(1).await.unwrap();
     assert_eq!(
@@ -145,7 +114,7 @@ async fn acks_wait_for_a_successful_flush() {
         "not durable: not acknowledged"
     );
 
-    store.failing.store(false, Ordering::SeqCst);
+    disk.failing.store(false, Ordering::SeqCst);
     handle.incoming(birth(2), acker(&acks)).await.unwrap();
     handle.settle(2).await.unwrap();
     assert_eq!(acks.load(Ordering::SeqCst), 1, "durable: acknowledged");
@@ -154,16 +123,17 @@ async fn acks_wait_for_a_successful_flush() {
 // Two workers: an engine that synced on its own task would then block one, not the test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_batch_is_handled_during_a_sync_and_appended_after_it() {
-    let store = Arc::new(FlakyStore::default());
+    let disk = Arc::new(Disk::default());
+    let store = flaky_store(&disk);
     let (handle, acks, _stop) = start(store.clone());
     // The catalog's fetch at start is journalled too: past that, the only sync is the test's.
     handle.settle(0).await.unwrap();
-    let before = store.inner.journal_entries().unwrap().len();
+    let before = store.inner().journal_entries().unwrap().len();
     let (release, gate) = mpsc::channel();
-    *store.sync_gate.lock().unwrap() = Some(gate);
+    *disk.sync_gate.lock().unwrap() = Some(gate);
     let mut changes = handle.changes();
 
-    let sync_started = store.sync_started.notified();
+    let sync_started = disk.sync_started.notified();
     handle.incoming(birth(1), acker(&acks)).await.unwrap();
     sync_started.await;
     changes.borrow_and_update();
@@ -175,7 +145,7 @@ async fn the_next_batch_is_handled_during_a_sync_and_appended_after_it() {
         .unwrap();
     assert_eq!(acks.load(Ordering::SeqCst), 0, "nothing is durable yet");
     assert_eq!(
-        store.inner.journal_entries().unwrap().len(),
+        store.inner().journal_entries().unwrap().len(),
         before + 1,
         "the second entry waits for the first one's sync"
     );
@@ -187,5 +157,5 @@ async fn the_next_batch_is_handled_during_a_sync_and_appended_after_it() {
         2,
         "both synced: both acknowledged"
     );
-    assert_eq!(store.inner.journal_entries().unwrap().len(), before + 2);
+    assert_eq!(store.inner().journal_entries().unwrap().len(), before + 2);
 }

@@ -118,22 +118,19 @@ impl Household {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let birth = Telemetry::Status(Box::new(Status::Online(Birth {
-            model: id("coffee-maker"),
-            firmware: "0.1.0".try_into().unwrap(),
-            boot: 1,
-            slots: [SlotSpec {
-                id: id("beans"),
-                consumable: id("coffee_beans"),
-                unit: Unit::G,
-                capacity: 1000.0,
-                sensor: SensorKind::Level,
-            }]
-            .into_iter()
-            .collect(),
-            buffer: None,
-            usage: None,
-        })));
+        let slots = [SlotSpec::level(
+            id("beans"),
+            id("coffee_beans"),
+            Unit::G,
+            1000.0,
+        )];
+        let birth = Birth::new(
+            id("coffee-maker"),
+            "0.1.0".try_into().unwrap(),
+            1,
+            slots.into_iter().collect(),
+        );
+        let birth = Telemetry::Status(Box::new(Status::Online(birth)));
         agent
             .handle()
             .ask(Event::Telemetry {

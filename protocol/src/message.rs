@@ -67,6 +67,19 @@ pub struct SlotSpec {
     pub sensor: SensorKind,
 }
 
+impl SlotSpec {
+    /// A slot measured by its level (a load cell, a distance or level sensor).
+    pub fn level(id: Id, consumable: Id, unit: Unit, capacity: f32) -> Self {
+        Self {
+            id,
+            consumable,
+            unit,
+            capacity,
+            sensor: SensorKind::Level,
+        }
+    }
+}
+
 /// What one use of a driven slot is counted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,6 +138,26 @@ pub struct Birth {
     /// in JSON; comes after `buffer` and needs it (both trail the binary layout, in order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<heapless::Vec<SlotUse, MAX_DECLARED>>,
+}
+
+impl Birth {
+    /// The birth of a `model` running `firmware` on boot `boot`, announcing `slots`, with no
+    /// offline buffer and no usage declared.
+    pub fn new(
+        model: Id,
+        firmware: heapless::String<32>,
+        boot: u32,
+        slots: heapless::Vec<SlotSpec, MAX_SLOTS>,
+    ) -> Self {
+        Self {
+            model,
+            firmware,
+            boot,
+            slots,
+            buffer: None,
+            usage: None,
+        }
+    }
 }
 
 /// What a device publishes retained on its `status` topic.

@@ -13,9 +13,7 @@ use replenish_agent::runtime::AgentHandle;
 use replenish_agent::store::MemoryStore;
 use replenish_agent::{Agent, AgentOptions};
 use replenish_commerce::Shop;
-use replenish_protocol::{
-    Birth, DeviceId, Id, Report, ReportBody, SensorKind, SlotSpec, Status, Unit,
-};
+use replenish_protocol::{Birth, DeviceId, Id, Report, ReportBody, SlotSpec, Status, Unit};
 
 /// A running agent with one single-slot device.
 pub struct FedAgent {
@@ -73,24 +71,16 @@ impl FedAgent {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let (device, slot) = (DeviceId::new(device)?, Id::new(slot)?);
-        let birth = Birth {
-            model: Id::new("test-appliance")?,
-            firmware: "0.1.0"
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("firmware version"))?,
-            boot: 1,
-            slots: [SlotSpec {
-                id: slot.clone(),
-                consumable: Id::new(consumable)?,
-                unit,
-                capacity,
-                sensor: SensorKind::Level,
-            }]
-            .into_iter()
-            .collect(),
-            buffer: None,
-            usage: None,
-        };
+        let spec = SlotSpec::level(slot.clone(), Id::new(consumable)?, unit, capacity);
+        let firmware = "0.1.0"
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("firmware version"))?;
+        let birth = Birth::new(
+            Id::new("test-appliance")?,
+            firmware,
+            1,
+            [spec].into_iter().collect(),
+        );
         agent
             .handle()
             .ask(Event::Telemetry {

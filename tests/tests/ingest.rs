@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use replenish_agent::clock::ManualClock;
 use replenish_agent::config::AgentConfig;
 use replenish_agent::engine::Pairing;
-use replenish_agent::store::{SledStore, Store, StoreError, Table};
+use replenish_agent::store::{Hooked, SledStore, Store};
 use replenish_agent::{Agent, AgentOptions};
 use replenish_commerce::Catalog;
 use replenish_commerce::MemoryShop;
@@ -24,44 +24,6 @@ use replenish_sim::load::{self, FleetPlan, LoadProgress, LoadTarget};
 use replenish_sim::mosquitto;
 use replenish_sim::world::DEFAULT_START;
 use replenish_tests::mosquitto_or_skip;
-
-/// sled, with every flush and journal sync made slow: an engine that falls behind a burst.
-struct SlowStore {
-    inner: SledStore,
-    flush_delay: Duration,
-}
-
-impl Store for SlowStore {
-    fn put(&self, table: Table, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.inner.put(table, key, value)
-    }
-    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(table, key)
-    }
-    fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner.scan(table)
-    }
-    fn delete(&self, table: Table, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(table, key)
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        std::thread::sleep(self.flush_delay);
-        self.inner.flush()
-    }
-    fn journal_append(&self, entry: &[u8]) -> Result<(), StoreError> {
-        self.inner.journal_append(entry)
-    }
-    fn sync_journal(&self) -> Result<(), StoreError> {
-        std::thread::sleep(self.flush_delay);
-        self.inner.sync_journal()
-    }
-    fn journal_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.inner.journal_entries()
-    }
-    fn clear_journal(&self) -> Result<(), StoreError> {
-        self.inner.clear_journal()
-    }
-}
 
 fn agent_config(dir: &Path, port: u16) -> AgentConfig {
     let mut config = AgentConfig::default();
@@ -124,10 +86,14 @@ async fn a_burst_through_a_slow_engine_loses_nothing_and_never_stalls() {
     let Some((_dir, broker, config)) = setup() else {
         return;
     };
-    let store = SlowStore {
-        inner: SledStore::open(&config.storage.path, 8 << 20).unwrap(),
-        flush_delay: Duration::from_millis(15),
-    };
+    // Every flush and journal sync made slow: an engine that falls behind the burst.
+    let store = Hooked::new(
+        SledStore::open(&config.storage.path, 8 << 20).unwrap(),
+        |_| {
+            std::thread::sleep(Duration::from_millis(15));
+            Ok(())
+        },
+    );
     let clock = ManualClock::new(DEFAULT_START);
     let agent = subscribed(&config, &clock, Some(Arc::new(store))).await;
     let health = agent.ingest();

@@ -5,10 +5,12 @@
 //! skipped, never deleted, so a bug in one version cannot destroy data another can read.
 
 pub mod backup;
+pub mod hooked;
 pub mod journal;
 mod memory;
 mod sled_store;
 
+pub use hooked::{DurableWrite, Hooked};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 

@@ -9,7 +9,7 @@ use order::OrderState;
 use replenish_commerce::{FulfilmentOption, ShopOrder};
 use replenish_commerce::{OrderLine, OrderStatus};
 use replenish_protocol::ReportBody;
-use replenish_protocol::{Birth, SensorKind, SlotSpec, Unit};
+use replenish_protocol::{Birth, SlotSpec, Unit};
 use replenish_protocol::{Report, Status};
 
 pub(super) const T0: UnixMs = 20_458 * DAY_MS;
@@ -38,22 +38,9 @@ pub(super) fn catalog() -> Catalog {
 pub(super) fn birth_with(model: &str, slots: &[(&str, &str, Unit, f32)]) -> Birth {
     let mut specs = heapless::Vec::new();
     for &(slot, consumable, unit, capacity) in slots {
-        let _ = specs.push(SlotSpec {
-            id: id(slot),
-            consumable: id(consumable),
-            unit,
-            capacity,
-            sensor: SensorKind::Level,
-        });
+        let _ = specs.push(SlotSpec::level(id(slot), id(consumable), unit, capacity));
     }
-    Birth {
-        model: id(model),
-        firmware: heapless::String::try_from("0.1.0").unwrap(),
-        boot: 1,
-        slots: specs,
-        buffer: None,
-        usage: None,
-    }
+    Birth::new(id(model), "0.1.0".try_into().unwrap(), 1, specs)
 }
 
 pub(super) fn birth() -> Telemetry {
