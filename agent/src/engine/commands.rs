@@ -118,10 +118,7 @@ impl Engine {
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
-        let device = self
-            .devices
-            .get_mut(&device_id)
-            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        let device = self.known_device_mut(&device_id)?;
         device.last_seen = now;
         device.presence = Presence::Online;
         let pending = self.commands.pending.entry(device_id.clone()).or_default();

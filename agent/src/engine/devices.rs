@@ -167,10 +167,7 @@ impl Engine {
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
-        let device = self
-            .devices
-            .get_mut(&device_id)
-            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        let device = self.known_device_mut(&device_id)?;
         if device.presence != Presence::Offline {
             let was_online = device.online();
             device.presence = Presence::Offline;
@@ -232,10 +229,7 @@ impl Engine {
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
-        let device = self
-            .devices
-            .get(&device_id)
-            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        let device = self.known_device(&device_id)?;
         if !device.accepted {
             return Err(EngineError::NotAccepted(device_id));
         }

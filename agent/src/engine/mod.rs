@@ -277,6 +277,25 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownOrder(id.to_string()))
     }
 
+    /// A known device, or the error that names it.
+    pub(super) fn known_device(&self, id: &DeviceId) -> Result<&DeviceState, EngineError> {
+        self.devices
+            .get(id)
+            .map(|device| &**device)
+            .ok_or_else(|| EngineError::UnknownDevice(id.clone()))
+    }
+
+    /// A known device, to change.
+    pub(super) fn known_device_mut(
+        &mut self,
+        id: &DeviceId,
+    ) -> Result<&mut DeviceState, EngineError> {
+        self.devices
+            .get_mut(id)
+            .map(|device| &mut **device)
+            .ok_or_else(|| EngineError::UnknownDevice(id.clone()))
+    }
+
     /// The last catalog fetched from each shop, by shop id.
     pub fn catalogs(&self) -> &BTreeMap<ShopId, Catalog> {
         &self.meta.catalogs

@@ -156,10 +156,7 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) -> Result<(), EngineError> {
         self.household.authorize(by, Permission::ChangeSettings)?;
-        let device = self
-            .devices
-            .get(device_id)
-            .ok_or_else(|| EngineError::UnknownDevice(device_id.clone()))?;
+        let device = self.known_device(device_id)?;
         if device.accepted {
             return Err(EngineError::Conflict(format!(
                 "device {device_id} is already part of the household"
