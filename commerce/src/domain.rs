@@ -133,6 +133,25 @@ pub struct PickupPoint {
     pub opening_hours: String,
 }
 
+impl PickupPoint {
+    /// Its opening hours, if the text reads as days and times; `None` (taken as always open)
+    /// otherwise.
+    pub fn hours(&self) -> Option<crate::OpeningHours> {
+        crate::OpeningHours::parse(&self.opening_hours)
+    }
+}
+
+impl FulfilmentOption {
+    /// The opening hours an order by this option waits for: a pickup point's, when its text
+    /// reads as days and times; `None` for a delivery or an always-open point.
+    pub fn opening_hours(&self) -> Option<crate::OpeningHours> {
+        match &self.method {
+            Fulfilment::Pickup(point) => point.hours(),
+            Fulfilment::Delivery => None,
+        }
+    }
+}
+
 /// One way a shop can fulfil an order, with its price and how long it takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FulfilmentOption {

@@ -12,6 +12,7 @@
 
 pub mod domain;
 mod memory;
+pub mod opening_hours;
 pub mod sandbox;
 pub mod vendure;
 
@@ -20,6 +21,7 @@ pub use domain::{
     OrderStatus, PickupPoint, ShopOrder,
 };
 pub use memory::MemoryShop;
+pub use opening_hours::OpeningHours;
 
 /// Why a call to a shop failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -39,8 +39,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
 
-use crate::opening_hours::OpeningHours;
+use crate::opening_hours::collection;
 use crate::shop_faults::{Call, FaultKind, Faults};
+use replenish_commerce::OpeningHours;
 
 /// The media type of every error body ([RFC 9457](https://www.rfc-editor.org/rfc/rfc9457)).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -721,10 +722,10 @@ impl PickupHours {
     }
 
     /// When the household collects an order ready at `ready`: on its way home
-    /// ([`OpeningHours::collection`]); a day later where the hours cannot be read.
+    /// ([`collection`]); a day later where the hours cannot be read.
     fn collected(self, ready: UnixMs) -> UnixMs {
         self.0.map_or(ready.saturating_add(DAY_MS), |hours| {
-            hours.collection(ready)
+            collection(&hours, ready)
         })
     }
 }

@@ -131,7 +131,7 @@ impl Engine {
                 what.push(change);
             }
             // Another shop or way to get it takes its own time.
-            let lead = self.lead_of(&changed.shop, changed.fulfilment.as_ref());
+            let lead = self.lead_at(&changed.shop, changed.fulfilment.as_ref(), now);
             if let Some(outlook) = changed.first_line_mut().outlook.as_mut() {
                 outlook.lead_min_ms = lead.p10();
                 outlook.lead_max_ms = lead.p90().max(lead.p10());

@@ -494,6 +494,57 @@ pub fn without_absences(days: &[(i64, f64)]) -> Vec<(i64, f64)> {
     kept
 }
 
+/// Days of history [`ongoing_absence`] is asked about: the forecast's window.
+pub const ABSENCE_WINDOW_DAYS: i64 = WINDOW_DAYS;
+
+/// The days of an absence going on now, if the last days are one: at least
+/// [`MIN_ABSENCE_DAYS`] and at most [`MAX_ONGOING_ABSENCE_DAYS`] zero days at the end of `days`,
+/// after at least a week of history, longer than any run of zero days in it, and whose chance
+/// under the habit before it is below [`ABSENCE_CHANCE`]: the product over the run's days of
+/// each weekday's share of zero days. A weekday's share is its own count pulled towards the
+/// whole history's ([`ABSENCE_PRIOR_DAYS`] days of it), and the whole history's is counted
+/// with one zero and one day of use added, so a short history is not sure of itself. A family
+/// that had milk every day of nine is away after three days without; coffee brewed on half
+/// the weekdays and every weekend is not after a week of weekdays without. The household away
+/// orders nothing (what would come would wait at the door, or spoil); its return ends the
+/// absence with its first use.
+pub fn ongoing_absence(days: &[(i64, f64)]) -> Option<usize> {
+    let run = days.iter().rev().take_while(|d| d.1 <= 0.0).count();
+    if !(MIN_ABSENCE_DAYS..=MAX_ONGOING_ABSENCE_DAYS).contains(&run) {
+        return None;
+    }
+    let (before, away) = days.split_at(days.len() - run);
+    let longest_before = before
+        .split(|d| d.1 > 0.0)
+        .map(<[(i64, f64)]>::len)
+        .max()
+        .unwrap_or(0);
+    if before.len() < 7 || run <= longest_before {
+        return None;
+    }
+    let is_zero = |d: &&(i64, f64)| d.1 <= 0.0;
+    let overall = (before.iter().filter(is_zero).count() + 1) as f64 / (before.len() + 2) as f64;
+    let mut zeros = [0usize; 7];
+    let mut seen = [0usize; 7];
+    for day in before {
+        let weekday = history::weekday_of(day.0);
+        seen[weekday] += 1;
+        zeros[weekday] += usize::from(day.1 <= 0.0);
+    }
+    let chance: f64 = away
+        .iter()
+        .map(|day| {
+            let weekday = history::weekday_of(day.0);
+            (zeros[weekday] as f64 + ABSENCE_PRIOR_DAYS * overall)
+                / (seen[weekday] as f64 + ABSENCE_PRIOR_DAYS)
+        })
+        .product();
+    (chance < ABSENCE_CHANCE).then_some(run)
+}
+
+/// How many days of the whole history's share of zero days a weekday's own share starts from.
+pub const ABSENCE_PRIOR_DAYS: f64 = 2.0;
+
 /// Days ahead the rate is checked over in [`backtest_rate_sd`]: a delivery time and a review.
 const BACKTEST_DAYS: usize = 3;
 /// Backtests needed before their errors count.

@@ -27,6 +27,15 @@ impl LeadTime {
         }
     }
 
+    /// The same distribution with every time passed through `f`, which keeps their order (a
+    /// pickup point's open time laid over its hours from a given instant).
+    pub fn map(&self, f: impl Fn(UnixMs) -> UnixMs) -> Self {
+        Self {
+            prior_ms: f(self.prior_ms),
+            observed_ms: self.observed_ms.iter().map(|&t| f(t)).collect(),
+        }
+    }
+
     /// Records a delivery that took `ms`.
     pub fn observe(&mut self, ms: UnixMs) {
         self.observed_ms.push(ms);
@@ -117,5 +126,16 @@ mod tests {
         assert_eq!(days, [(1.0, 1), (5.0, 2), (2.0, 3), (1.0, 4), (1.0, 6)]);
         let total: f64 = lead.scenarios().iter().map(|s| s.0).sum();
         assert!((total - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mapping_the_times_maps_the_quantiles() {
+        let mut lead = LeadTime::prior(DAY_MS);
+        lead.observe(DAY_MS / 2);
+        let waited = lead.map(|t| t + DAY_MS);
+        assert_eq!(
+            (waited.p10(), waited.p90()),
+            (DAY_MS + DAY_MS / 2, 2 * DAY_MS)
+        );
     }
 }

@@ -82,7 +82,7 @@ impl Engine {
             consumable,
             line.unit,
             self.config.pickup,
-            |shop, fulfilment| self.lead_of(shop, fulfilment),
+            |shop, fulfilment| self.lead_at(shop, fulfilment, now),
         )
         .into_iter()
         .map(|candidate| {

@@ -4,7 +4,7 @@
 //! transitions are [`order`](super::order)'s; what the shop did that was not the plan
 //! (nothing in stock, a substitution, a pickup waiting) is [`shop_turns`](super::shop_turns)'.
 
-use replenish_commerce::{OrderLine, OrderRequest, ShopOrder};
+use replenish_commerce::{FulfilmentOption, OrderLine, OrderRequest, ShopOrder};
 
 use super::inventory::slot_key;
 use super::order::{Order, OrderId, OrderState};
@@ -28,7 +28,7 @@ impl Engine {
             let lead = self
                 .orders
                 .get(order_id)
-                .map(|o| self.lead_of(&o.shop, o.fulfilment.as_ref()).p50())
+                .map(|o| self.lead_at(&o.shop, o.fulfilment.as_ref(), now).p50())
                 .unwrap_or(self.config.policy.lead_time_ms);
             now.saturating_add(lead)
         });
@@ -120,9 +120,19 @@ impl Engine {
             }
         }
         if let (Some(placed), Some(delivered)) = (order.placed_at, order.delivered_at) {
-            // Learned per shop and way of fulfilment: one order, one observation.
+            // Learned per shop and way of fulfilment: one order, one observation; for a pickup
+            // point with opening hours in its open time (a Saturday-evening order collected
+            // on Monday evening took an hour and a half day of it, not two days).
             let mut lead = self.lead_of(&order.shop, order.fulfilment.as_ref());
-            lead.observe(delivered.saturating_sub(placed));
+            let took = match order
+                .fulfilment
+                .as_ref()
+                .and_then(FulfilmentOption::opening_hours)
+            {
+                Some(hours) => hours.open_between(placed, delivered),
+                None => delivered.saturating_sub(placed),
+            };
+            lead.observe(took);
             self.meta.lead_times.insert(
                 shopping::lead_key(&order.shop, order.fulfilment.as_ref()),
                 lead,

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::forecast::Forecast;
 use super::forecast::linked::DrivenBy;
 use super::forecast::stats::normal_cdf;
+use super::forecast::{ABSENCE_WINDOW_DAYS, Forecast, day_of, ongoing_absence};
 use super::inventory::SlotState;
 use super::lead_time::LeadTime;
 use crate::clock::{DAY_MS, UnixMs};
@@ -127,6 +127,10 @@ pub struct PolicyInput<'a> {
     pub stock: StockPosition,
     /// How long delivery takes.
     pub lead_time: &'a LeadTime,
+    /// How long delivery would take for an order placed at the next review, where that
+    /// differs from [`lead_time`](Self::lead_time) (a pickup point that closes before then and
+    /// handles it only when it opens again): the risk of waiting is that of such an order.
+    pub lead_if_waiting: Option<&'a LeadTime>,
     /// The consumable's settings.
     pub settings: &'a ConsumableSettings,
     /// Time until the policy looks again (see [`PolicyConfig::review_ms`]).
@@ -275,11 +279,22 @@ fn one_use_ahead(input: &PolicyInput<'_>) -> f64 {
 fn risk_of_waiting(input: &PolicyInput<'_>) -> f64 {
     stockout_risk(
         input.forecast,
-        input.lead_time,
+        input.lead_if_waiting.unwrap_or(input.lead_time),
         input.review_ms,
         input.stock.on_hand() - one_use_ahead(input),
         input.now,
     )
+}
+
+/// Whether the household is away from the slot ([`ongoing_absence`]): the agent orders
+/// nothing for a house nobody is in (it would wait at the door, or spoil) until the slot is
+/// used again. Asked only once an order is wanted: it reads the slot's last weeks.
+fn away(input: &PolicyInput<'_>) -> bool {
+    let days = input
+        .slot
+        .history
+        .complete_days(day_of(input.now), ABSENCE_WINDOW_DAYS);
+    ongoing_absence(&days).is_some()
 }
 
 fn days(ms: UnixMs) -> f64 {
@@ -304,7 +319,7 @@ impl ReorderPolicy for RiskPolicy {
         }
         let on_hand = input.stock.on_hand();
         let risk = risk_of_waiting(input);
-        if risk <= input.settings.risk {
+        if risk <= input.settings.risk || away(input) {
             return None;
         }
         let lead = input.lead_time.p50();
@@ -350,7 +365,7 @@ impl ReorderPolicy for RiskPolicy {
         }
         let on_hand = input.stock.on_hand();
         let short = stockout_risk(f, &LeadTime::prior(wait), 0, on_hand, input.now);
-        if short < BRIDGE_RISK {
+        if short < BRIDGE_RISK || away(input) {
             return None;
         }
         let expected_at_arrival = on_hand - f.demand(input.now, lead).p50;
@@ -565,6 +580,7 @@ mod tests {
                 in_cupboard: cupboard,
             },
             lead_time: &lead,
+            lead_if_waiting: None,
             settings: &settings,
             review_ms: crate::clock::HOUR_MS,
             now,
@@ -633,6 +649,47 @@ mod tests {
         assert_eq!(per_day(68.4), "68");
         assert_eq!(per_day(1.62), "1.6");
         assert_eq!(per_day(0.033), "0.03");
+    }
+
+    #[test]
+    fn the_risk_of_waiting_is_that_of_the_order_placed_at_the_next_review() {
+        // 200 g at 50 g a day: an order placed now comes in time (a day), but one placed at
+        // the next review waits for a point that is shut until it opens in five days.
+        with_input(200.0, 0.0, 1, |input| {
+            assert_eq!(RiskPolicy.decide(input), None, "ordering now is safe");
+            let shut = LeadTime::prior(5 * DAY_MS);
+            let waiting = PolicyInput {
+                lead_if_waiting: Some(&shut),
+                ..*input
+            };
+            assert!(
+                RiskPolicy.decide(&waiting).is_some(),
+                "waiting an hour would be too late"
+            );
+        });
+    }
+
+    #[test]
+    fn nothing_is_ordered_for_a_household_away_until_it_uses_the_slot_again() {
+        // 110 g at 50 g a day wants ordering; four days later without a gram used (a week of
+        // daily use before), the household is away. The threshold baseline knows nothing of it.
+        with_input(110.0, 0.0, 2, |input| {
+            assert!(RiskPolicy.decide(input).is_some());
+            let away = PolicyInput {
+                now: input.now + 4 * DAY_MS,
+                ..*input
+            };
+            assert_eq!(RiskPolicy.decide(&away), None);
+            assert_eq!(RiskPolicy.decide_ahead(&away, DAY_MS), None);
+            assert!(ThresholdPolicy::default().decide(&away).is_some());
+            let mut back = input.slot.clone();
+            back.history.record(away.now - DAY_MS / 2, 40.0);
+            let back = PolicyInput {
+                slot: &back,
+                ..away
+            };
+            assert!(RiskPolicy.decide(&back).is_some(), "back: ordering again");
+        });
     }
 
     #[test]

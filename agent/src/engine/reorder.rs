@@ -118,12 +118,35 @@ impl Engine {
         order.expected_delivery_at.filter(|at| coming && *at > now)
     }
 
+    /// How long `shop` takes to fulfil by `fulfilment` for an order placed at `now`, in wall
+    /// time: [`lead_of`](Self::lead_of), and for a pickup point with opening hours its open
+    /// time laid over the hours from `now` (an order on Saturday evening that needs ten open
+    /// hours is collected on Monday afternoon, the point being shut on Sunday).
+    pub(super) fn lead_at(
+        &self,
+        shop: &str,
+        fulfilment: Option<&FulfilmentOption>,
+        now: UnixMs,
+    ) -> LeadTime {
+        let lead = self.lead_of(shop, fulfilment);
+        match fulfilment.and_then(FulfilmentOption::opening_hours) {
+            Some(hours) => lead.map(|open| hours.after_open(now, open).saturating_sub(now)),
+            None => lead,
+        }
+    }
+
     /// How long `shop` takes to fulfil by `fulfilment`: learned from its deliveries, else as
-    /// the option states, else the configured default.
+    /// the option states, else the configured default. For a pickup point with opening hours
+    /// the times are the point's open time (see [`lead_at`](Self::lead_at)): what it takes
+    /// the shop to prepare and the household to collect, both of which wait while it is shut.
     pub(super) fn lead_of(&self, shop: &str, fulfilment: Option<&FulfilmentOption>) -> LeadTime {
-        let prior = fulfilment
-            .and_then(shopping::stated_lead_ms)
-            .unwrap_or(self.config.policy.lead_time_ms);
+        let stated = fulfilment.and_then(shopping::stated_lead_ms);
+        let prior = match (stated, fulfilment.and_then(FulfilmentOption::opening_hours)) {
+            // "A day", said of a point open 72 hours a week, is 10 of its open hours.
+            (Some(wall), Some(hours)) => (wall as f64 * hours.open_share()) as UnixMs,
+            (Some(wall), None) => wall,
+            (None, _) => self.config.policy.lead_time_ms,
+        };
         match self
             .meta
             .lead_times
@@ -191,7 +214,7 @@ impl Engine {
             consumable,
             slot.spec.unit,
             self.config.pickup,
-            |shop, fulfilment| self.lead_of(shop, fulfilment),
+            |shop, fulfilment| self.lead_at(shop, fulfilment, now),
         )
         .into_iter()
         .filter(|c| only_shop.is_none_or(|shop| c.shop == shop))
@@ -247,12 +270,19 @@ impl Engine {
         let mut candidates: Vec<(shopping::Candidate, Option<ReorderDecision>)> = candidates
             .into_iter()
             .map(|candidate| {
+                let review = self.config.policy.review_ms;
+                let waiting = self.lead_at(
+                    &candidate.shop,
+                    candidate.fulfilment.as_ref(),
+                    now.saturating_add(review),
+                );
                 let input = PolicyInput {
                     slot,
                     forecast,
                     item: &candidate.offer,
                     stock: StockPosition::of(slot),
                     lead_time: &candidate.lead,
+                    lead_if_waiting: (waiting != candidate.lead).then_some(&waiting),
                     settings,
                     review_ms: self.config.policy.review_ms,
                     now,

@@ -204,6 +204,7 @@ impl Engine {
             item: offer,
             stock: StockPosition::of(slot),
             lead_time: &lead,
+            lead_if_waiting: None,
             settings: &settings,
             review_ms: self.config.policy.review_ms,
             now,

@@ -72,6 +72,50 @@ fn a_week_away_teaches_nothing_about_the_rate() {
 }
 
 #[test]
+fn an_absence_going_on_is_told_from_the_habit_before_it() {
+    let daily = |used: usize, away: usize| -> Vec<(i64, f64)> {
+        (0..used + away)
+            .map(|d| (d as i64, if d < used { 700.0 } else { 0.0 }))
+            .collect()
+    };
+    // Milk every day of nine, then three days without: away ((1/11)^3).
+    assert_eq!(ongoing_absence(&daily(9, 3)), Some(3));
+    // Two days without is a weekend; use again ends it; less than a week of history before
+    // it says nothing of the habit.
+    assert_eq!(ongoing_absence(&daily(9, 2)), None);
+    assert_eq!(ongoing_absence(&[daily(9, 3), daily(1, 0)].concat()), None);
+    assert_eq!(ongoing_absence(&daily(6, 10)), None);
+    assert_eq!(ongoing_absence(&daily(7, 10)), Some(10));
+    // No longer than a gap seen before: (5/26)^4 would say away, the habit says not; a day
+    // longer is an absence.
+    let gap = [daily(10, 4), daily(10, 0)].concat();
+    assert_eq!(ongoing_absence(&[gap.clone(), daily(0, 4)].concat()), None);
+    assert_eq!(ongoing_absence(&[gap, daily(0, 5)].concat()), Some(5));
+    // Past three weeks, not using it is the habit.
+    assert_eq!(ongoing_absence(&daily(9, 22)), None);
+    // Coffee on every weekend and half the weekdays (day 4 is a Monday): a working week
+    // without is not an absence ((11/30)^5 would say it is; each weekday's own 2 in 4, not).
+    let half: Vec<(i64, f64)> = (4..32)
+        .map(|d| {
+            let weekday = (d + 3) % 7;
+            let used = weekday >= 5 || (d / 7) % 2 == weekday % 2;
+            (d, if used { 30.0 } else { 0.0 })
+        })
+        .collect();
+    let week_without = [half.clone(), (32..37).map(|d| (d, 0.0)).collect()].concat();
+    assert_eq!(ongoing_absence(&week_without), None);
+    let fortnight = [half, (32..46).map(|d| (d, 0.0)).collect()].concat();
+    assert_eq!(ongoing_absence(&fortnight), Some(14));
+    // Weekends only (five zero days a week): a week without is ordinary.
+    let weekends: Vec<(i64, f64)> = (0..28)
+        .map(|d| (d, if d % 7 >= 5 { 30.0 } else { 0.0 }))
+        .collect();
+    assert_eq!(ongoing_absence(&weekends), None);
+    let away = [weekends.clone(), vec![(28, 0.0); 7]].concat();
+    assert_eq!(ongoing_absence(&away), None, "a week without at 21/30: 8%");
+}
+
+#[test]
 fn gaps_that_are_the_habit_are_not_absences() {
     // Used on weekends only (two days in seven): five zero days in a row are the habit.
     let days: Vec<(i64, f64)> = (0..28)

@@ -1,7 +1,9 @@
 //! Click and collect: a pickup waiting, collected (said by a member or shown by a refill), or
 //! left uncollected.
 
+use super::super::lead_time::LeadTime;
 use super::*;
+use replenish_commerce::OpeningHours;
 
 #[test]
 fn a_pickup_waiting_is_recalled_daily_and_a_member_can_say_it_was_collected() {
@@ -198,4 +200,75 @@ fn a_faster_order_bridges_the_days_before_an_order_that_would_come_too_late() {
     let later = guests + 2 * HOUR_MS;
     e.handle(level(5002, later, 0.0), later).unwrap();
     assert_eq!(others(&e), 1);
+}
+
+/// `weekday` (0 = Monday) of the week after `T0` (a Monday), at `hour`.
+fn next_week(weekday: u64, hour: u64) -> UnixMs {
+    T0 + (7 + weekday) * DAY_MS + hour * HOUR_MS
+}
+
+#[test]
+fn a_pickups_time_runs_only_while_its_point_is_open() {
+    let e = two_shops(shopping::PickupPreference::Prefer, 20);
+    let pickup = fulfilment_option("pickup", true, 0, (0, 0));
+    let home = fulfilment_option("home", false, 495, (1, 2));
+    // Nothing learned: "a day" at a point open 72 of a week's 168 hours is 10.3 open hours.
+    let open = e.lead_of("a", Some(&pickup));
+    assert_eq!(open.p50(), 24 * HOUR_MS * 72 / 168);
+    let mut e = e;
+    e.meta.lead_times.insert(
+        shopping::lead_key("a", Some(&pickup)),
+        LeadTime {
+            prior_ms: 0,
+            observed_ms: vec![10 * HOUR_MS; 10],
+        },
+    );
+    // Ten open hours: from Tuesday 08:00, that evening; from Saturday 19:00, an hour that
+    // night and nine on Monday; from Sunday noon, Monday from its opening.
+    let tuesday = e.lead_at("a", Some(&pickup), next_week(1, 8));
+    assert_eq!(tuesday.p50(), 10 * HOUR_MS);
+    let saturday = e.lead_at("a", Some(&pickup), next_week(5, 19));
+    assert_eq!(saturday.p50(), (5 + 24 + 17) * HOUR_MS);
+    let sunday = e.lead_at("a", Some(&pickup), next_week(6, 12));
+    assert_eq!(sunday.p50(), (12 + 8 + 10) * HOUR_MS);
+    // A delivery to the door does not wait for the point.
+    assert_eq!(
+        e.lead_at("a", Some(&home), next_week(6, 12)),
+        e.lead_of("a", Some(&home))
+    );
+}
+
+#[test]
+fn a_pickup_teaches_the_open_time_it_took() {
+    // Placed on a Saturday at 21:00, after closing, and collected on Monday at 17:00: 9
+    // hours of the point's open time, not 44.
+    let mut e = two_shops(shopping::PickupPreference::Prefer, 20);
+    let (order, _) = run_until_placed(&mut e);
+    let placed = (0..3)
+        .map(|week| T0 + (7 * week + 5) * DAY_MS + 21 * HOUR_MS)
+        .find(|&t| t > order.created_at)
+        .unwrap();
+    e.handle(
+        Event::PlacementSucceeded {
+            order_id: order.id.clone(),
+            shop_order: shop_order(&order.idempotency_key, OrderStatus::ReadyForPickup),
+        },
+        placed,
+    )
+    .unwrap();
+    let handled = OpeningHours::parse("Mon–Sat 08:00–20:00")
+        .unwrap()
+        .next_open(placed);
+    assert_eq!(handled, placed + 35 * HOUR_MS);
+    let collected = handled + 9 * HOUR_MS;
+    e.handle(
+        Event::Collected {
+            order_id: order.id.clone(),
+            by: Actor::Console,
+        },
+        collected,
+    )
+    .unwrap();
+    let learned = &e.meta.lead_times[&shopping::lead_key("a", order.fulfilment.as_ref())];
+    assert_eq!(learned.observed_ms, [9 * HOUR_MS]);
 }
