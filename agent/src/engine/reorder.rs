@@ -15,6 +15,18 @@ use super::{
 };
 use crate::clock::UnixMs;
 
+/// What [`Engine::decide_for`] decided for a slot.
+pub(super) struct Decided {
+    /// How many packs, and why.
+    decision: ReorderDecision,
+    /// The shop, product and fulfilment chosen.
+    candidate: shopping::Candidate,
+    /// What a person must be asked, if anything (another product, a price over the guard).
+    ask: Option<words::Ask>,
+    /// With an order already open: when that one comes, which this one bridges.
+    bridges_until: Option<UnixMs>,
+}
+
 impl Engine {
     /// Forecasts a slot again, with a notice once a day.
     pub(super) fn refresh_forecast(&mut self, key: &str, now: UnixMs, fx: &mut Vec<Effect>) {
@@ -183,14 +195,15 @@ impl Engine {
 
     /// The policy's decision for a slot now (`ahead: None`) or, for bundling, within `ahead`,
     /// with the shop, product and fulfilment chosen for it ([`shopping`]; only at `only_shop`
-    /// when given); `None` while it has no forecast, nothing on offer or an open order.
+    /// when given); `None` while it has no forecast, nothing on offer or an open order it
+    /// cannot bridge.
     pub(super) fn decide_for(
         &self,
         slot: &SlotState,
         now: UnixMs,
         ahead: Option<UnixMs>,
         only_shop: Option<&str>,
-    ) -> Option<(ReorderDecision, shopping::Candidate, Option<words::Ask>)> {
+    ) -> Option<Decided> {
         let forecast = slot.forecast.as_ref()?;
         // With an order open, only a bridge before it (never a line joining another order).
         let bridge_until = if self.has_open_order(slot, now) {
@@ -338,7 +351,12 @@ impl Engine {
         if self.config.shops.len() > 1 || candidate.fulfilment.is_some() {
             decision.reason = format!("{}; {}", decision.reason, choice.why);
         }
-        Some((decision, candidate, ask))
+        Some(Decided {
+            decision,
+            candidate,
+            ask,
+            bridges_until: bridge_until,
+        })
     }
 
     /// Why a person must approve buying `offer`, if it costs more than the price guard allows
@@ -435,8 +453,12 @@ impl Engine {
             .values()
             .filter(|slot| !std::ptr::eq(&***slot, trigger))
             .filter_map(|slot| {
-                let (decision, candidate, ask) =
-                    self.decide_for(slot, now, Some(ahead), Some(shop))?;
+                let Decided {
+                    decision,
+                    candidate,
+                    ask,
+                    ..
+                } = self.decide_for(slot, now, Some(ahead), Some(shop))?;
                 // A line a person would have to approve does not join silently.
                 if ask.is_some() {
                     return None;
@@ -451,7 +473,9 @@ impl Engine {
                 let units = f64::from(decision.packs) * item.pack_size;
                 // On its own it would pay its best shop's price and fee.
                 let saving = match self.decide_for(slot, now, Some(ahead), None) {
-                    Some((alone, best, _)) => (best.cost_per_unit(alone.packs) - here) * units,
+                    Some(alone) => {
+                        (alone.candidate.cost_per_unit(alone.decision.packs) - here) * units
+                    }
                     None => 0.0,
                 };
                 if saving < -1e-9 {
@@ -542,15 +566,15 @@ impl Engine {
         let Some(slot) = self.slots.get(key) else {
             return;
         };
-        let Some((decision, candidate, ask)) = self.decide_for(slot, now, None, None) else {
+        let Some(Decided {
+            decision,
+            candidate,
+            ask,
+            bridges_until,
+        }) = self.decide_for(slot, now, None, None)
+        else {
             self.tell_if_nothing_in_stock(key, now, fx);
             return;
-        };
-        // A decision with an order open is a bridge, and tells the household when that comes.
-        let bridges_until = if self.has_open_order(slot, now) {
-            self.bridgeable(slot, now)
-        } else {
-            None
         };
         let item = candidate.offer;
         let ask = ask.or_else(|| {
