@@ -101,14 +101,7 @@ impl OpeningHours {
 
     /// `t` if the point is open then, else when it next opens.
     pub fn next_open(&self, t: u64) -> u64 {
-        if self.is_open(t) {
-            return t;
-        }
-        let midnight = t - t % DAY_MS;
-        (0..8)
-            .map(|d| midnight + d * DAY_MS + self.open)
-            .find(|&opening| opening > t && self.is_open(opening))
-            .unwrap_or(t)
+        self.open_from(t).next().map_or(t, |(start, _)| start)
     }
 }
 

@@ -297,7 +297,7 @@ impl Engine {
                     lead_time: &candidate.lead,
                     lead_if_waiting: (waiting != candidate.lead).then_some(&waiting),
                     settings,
-                    review_ms: self.config.policy.review_ms,
+                    review_ms: review,
                     now,
                 };
                 let decision = match (bridge_until, ahead) {
