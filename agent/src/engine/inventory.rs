@@ -374,7 +374,14 @@ pub struct SlotKey(String);
 impl SlotKey {
     /// The key of `slot` on `device`.
     pub fn new(device: &DeviceId, slot: &Id) -> Self {
-        Self(format!("{device}/{slot}"))
+        // Built by hand: a report makes several keys, and `format!` was 7% of the engine's
+        // time per report.
+        let (device, slot) = (device.as_str(), slot.as_str());
+        let mut key = String::with_capacity(device.len() + 1 + slot.len());
+        key.push_str(device);
+        key.push('/');
+        key.push_str(slot);
+        Self(key)
     }
 
     /// The key as text.

@@ -31,6 +31,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use super::{EngineRecord, Store, StoreError, Table, audit_key, compact_to_json, encode_json};
 use crate::engine::Effect;
 use crate::internal_events::{Checkpointed, emit};
@@ -251,8 +253,8 @@ enum Dirty {
 /// The write-ahead journal of one running agent. Owned by the engine task.
 #[derive(Debug, Default)]
 pub struct Journal {
-    staged: HashMap<(Table, String), Staged>,
-    dirty: HashMap<(Table, String), Dirty>,
+    staged: HashMap<(Table, String), Staged, RandomState>,
+    dirty: HashMap<(Table, String), Dirty, RandomState>,
     /// Entries appended since the last checkpoint.
     entries: usize,
     /// Bytes appended since the last checkpoint.
@@ -276,8 +278,8 @@ impl Journal {
     /// is handed back.
     pub fn stage(&mut self, effect: Effect) -> Result<Option<Effect>, StoreError> {
         let key = match &effect {
-            Effect::SaveDevice(device) => Some((Table::Devices, device.to_string())),
-            Effect::SaveSlot(slot) => Some((Table::Slots, slot.to_string())),
+            Effect::SaveDevice(device) => Some((Table::Devices, device.as_str().to_owned())),
+            Effect::SaveSlot(slot) => Some((Table::Slots, slot.as_str().to_owned())),
             _ => None,
         };
         if let Some(key) = key {
