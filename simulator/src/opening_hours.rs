@@ -3,10 +3,9 @@
 //! [`replenish_commerce::OpeningHours`]). Times are the shop's clock (UTC in the sandbox, as the
 //! demo's household).
 
-use replenish_agent::clock::{DAY_MS, UnixMs};
+use replenish_agent::clock::{DAY_MS, MINUTE_MS, UnixMs};
 use replenish_commerce::OpeningHours;
 
-const MINUTE_MS: UnixMs = 60_000;
 /// The sandbox's household passes its pickup point on the way home, from 17:30.
 const COLLECT_FROM: UnixMs = (17 * 60 + 30) * MINUTE_MS;
 
@@ -25,15 +24,15 @@ pub fn collection(hours: &OpeningHours, ready: UnixMs) -> UnixMs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use replenish_agent::clock::HOUR_MS as HOUR;
 
     /// Monday 2026-01-05, 00:00 UTC.
     const MONDAY: UnixMs = 1_767_571_200_000;
-    const HOUR: UnixMs = 3_600_000;
 
     #[test]
     fn the_household_collects_on_its_way_home_while_the_point_is_open() {
         let hours = OpeningHours::parse("Mon–Sat 08:00–20:00").unwrap();
-        let evening = MONDAY + 17 * HOUR + 30 * 60_000;
+        let evening = MONDAY + 17 * HOUR + 30 * MINUTE_MS;
         // Ready in the morning: that evening. Ready at 19:00: at once. Ready on Monday at
         // 08:00 after a Saturday evening order: Monday evening.
         assert_eq!(collection(&hours, MONDAY + 8 * HOUR), evening);

@@ -1304,26 +1304,12 @@ mod tests {
     }
 
     /// `docs/agent-api.openapi.json` must be the generated document. Regenerate it with
-    /// `UPDATE_OPENAPI=1 cargo test -p replenish-agent http::api::tests::openapi`.
+    /// `UPDATE_EXPECT=1 cargo test -p replenish-agent http::api::tests::openapi`.
     #[test]
     fn openapi_file_is_up_to_date() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("docs")
-            .join("agent-api.openapi.json");
-        let generated = format!("{}\n", ApiDoc::openapi().to_pretty_json().unwrap());
-        if std::env::var_os("UPDATE_OPENAPI").is_some_and(|value| value == "1") {
-            std::fs::write(&path, &generated).unwrap();
-            return;
-        }
-        let committed = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .replace("\r\n", "\n");
-        assert!(
-            committed == generated,
-            "{} is out of date with the code; regenerate it with \
-             `UPDATE_OPENAPI=1 cargo test -p replenish-agent http::api::tests::openapi`",
-            path.display()
-        );
+        expect_test::expect_file!["../../../docs/agent-api.openapi.json"].assert_eq(&format!(
+            "{}\n",
+            ApiDoc::openapi().to_pretty_json().unwrap()
+        ));
     }
 }
