@@ -423,17 +423,6 @@ impl Engine {
         now: UnixMs,
         fx: &mut Vec<Effect>,
     ) {
-        let keys: Vec<SlotKey> = self
-            .devices
-            .get(device_id)
-            .map(|d| {
-                d.birth
-                    .slots
-                    .iter()
-                    .map(|s| slot_key(device_id, &s.id))
-                    .collect()
-            })
-            .unwrap_or_default();
         // Only the changed slot is forecast again: the others' forecasts do not depend on this
         // report (the tick renews them all).
         self.refresh_forecast(changed, now, fx);
@@ -446,6 +435,18 @@ impl Engine {
                 return;
             }
         }
+        // Without settling (the agent settles by default), every slot of the device now.
+        let keys: Vec<SlotKey> = self
+            .devices
+            .get(device_id)
+            .map(|d| {
+                d.birth
+                    .slots
+                    .iter()
+                    .map(|s| slot_key(device_id, &s.id))
+                    .collect()
+            })
+            .unwrap_or_default();
         for key in &keys {
             self.consider_reorder(key, now, fx);
         }
