@@ -821,6 +821,7 @@ impl EngineTask {
                 let _ = self.notices.send(notice);
             }
             Effect::SaveDevice(_)
+            | Effect::SaveDeviceSeen(_)
             | Effect::SaveSlot(_)
             | Effect::SaveOrder(_)
             | Effect::SaveMeta(_)

@@ -277,7 +277,7 @@ impl Engine {
             current_boot = device.dedup.current_boot();
             device.last_seen = now;
             device.presence = Presence::Online;
-            fx.push(Effect::SaveDevice(device.id.clone()));
+            fx.push(Effect::SaveDeviceSeen(device.id.clone()));
         }
         if needs_time {
             self.sync_clock(&device_id, now, fx);

@@ -194,6 +194,11 @@ pub enum Effect {
     /// Store the device's record as the engine holds it when storage next commits (a batch
     /// that changes it many times writes it once, and the effect copies nothing).
     SaveDevice(DeviceId),
+    /// Store only what a report changes in the device's record: its de-dup state and when it
+    /// was last heard. The journal then writes those alone instead of the whole record with
+    /// its birth (which was half the cost of journaling a report); the tables still get the
+    /// whole record at the checkpoint. Storage without a journal stores the whole record.
+    SaveDeviceSeen(DeviceId),
     /// Store the slot's record as the engine holds it when storage next commits.
     SaveSlot(SlotKey),
     /// Store an order.

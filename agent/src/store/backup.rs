@@ -18,8 +18,10 @@ use super::{Store, StoreError, Table};
 
 /// The format this version writes. 1: the format mark; 2: the journal table
 /// ([`super::journal`]), whose entries a format-1 agent would not apply; 3: device and slot
-/// records in the journal in MessagePack, which a format-2 agent cannot read.
-pub const FORMAT: u32 = 3;
+/// records in the journal in MessagePack, which a format-2 agent cannot read; 4: journal
+/// operations holding only what a report changed in a device record, which a format-3 agent
+/// cannot read.
+pub const FORMAT: u32 = 4;
 
 /// The meta key holding the format.
 const FORMAT_KEY: &str = "format";

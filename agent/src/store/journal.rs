@@ -27,13 +27,21 @@
 //! `table: u8, key_len: u32, key, present: u8, [value_len: u32, value]`, where `present` is 0
 //! for a deletion, 1 for a value as the tables hold it (JSON), 2 for a device or slot record in
 //! MessagePack (encoding JSON was a quarter of the agent's time per report; recovery turns
-//! them into JSON for the tables).
+//! them into JSON for the tables), 3 for only what a report changes in a device record (its
+//! de-dup state and when it was last heard, [`Effect::SaveDeviceSeen`]), in MessagePack:
+//! recovery applies it to the record as the tables hold it by then (the whole record was
+//! journaled with the birth that made it, or written at a checkpoint). Re-encoding the whole
+//! device record, birth and all, for every report was half the cost of journaling one.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use foldhash::fast::RandomState;
 
-use super::{EngineRecord, Store, StoreError, Table, audit_key, compact_to_json, encode_json};
+use super::{
+    EngineRecord, Store, StoreError, Table, audit_key, compact_seen_into, compact_to_json,
+    encode_json, seen_onto_json,
+};
 use crate::engine::Effect;
 use crate::internal_events::{Checkpointed, emit};
 
@@ -67,7 +75,9 @@ pub fn record_ops(
         value: Some(value),
     };
     Ok(match effect {
-        Effect::SaveDevice(id) => vec![engine_op(Table::Devices, id.as_str(), current)?],
+        Effect::SaveDevice(id) | Effect::SaveDeviceSeen(id) => {
+            vec![engine_op(Table::Devices, id.as_str(), current)?]
+        }
         Effect::SaveSlot(key) => vec![engine_op(Table::Slots, key, current)?],
         Effect::SaveOrder(o) => vec![put(
             Table::Orders,
@@ -147,18 +157,20 @@ fn encode_op(op: &RecordOp, out: &mut Vec<u8>) {
     }
 }
 
-/// Appends the operation writing `record` compactly (presence byte 2).
+/// Appends an operation whose value `encode` writes compactly (presence byte 2 or 3); on
+/// failure `out` is left as it was.
 fn encode_compact_op(
     table: Table,
     key: &str,
-    record: EngineRecord<'_>,
+    present: u8,
     out: &mut Vec<u8>,
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let start = out.len();
-    encode_op_head(table, key, 2, out);
+    encode_op_head(table, key, present, out);
     let length_at = out.len();
     out.extend_from_slice(&[0; 4]);
-    if let Err(error) = record.compact_into(table, key, out) {
+    if let Err(error) = encode(out) {
         out.truncate(start);
         return Err(error);
     }
@@ -167,8 +179,10 @@ fn encode_compact_op(
     Ok(())
 }
 
-/// Reads one journal entry back (compact records as the JSON the tables hold).
-pub fn decode_entry(mut bytes: &[u8]) -> Result<Vec<RecordOp>, String> {
+/// Reads one journal entry back (compact records as the JSON the tables hold); what a report
+/// changed in a device record is applied to the record `store` holds, so apply the entries
+/// before this one first.
+pub fn decode_entry(mut bytes: &[u8], store: &dyn Store) -> Result<Vec<RecordOp>, String> {
     fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
         if bytes.len() < n {
             return Err(format!("cut short: {n} bytes wanted, {} left", bytes.len()));
@@ -200,6 +214,16 @@ pub fn decode_entry(mut bytes: &[u8]) -> Result<Vec<RecordOp>, String> {
                 let len = length(&mut bytes)?;
                 Some(compact_to_json(table, take(&mut bytes, len)?)?)
             }
+            3 => {
+                let len = length(&mut bytes)?;
+                let seen = take(&mut bytes, len)?;
+                let whole = store
+                    .get(table, &key)
+                    .map_err(|e| format!("reading {key} to update it: {e}"))?;
+                // No record: the device was deleted since, and what it last saw goes with it.
+                let Some(whole) = whole else { continue };
+                Some(seen_onto_json(&whole, seen)?)
+            }
             other => return Err(format!("bad presence byte {other}")),
         };
         ops.push(RecordOp { table, key, value });
@@ -215,7 +239,7 @@ pub fn recover(store: &dyn Store) -> Result<usize, StoreError> {
         return Ok(0);
     }
     for (n, bytes) in entries.iter().enumerate() {
-        let ops = decode_entry(bytes).map_err(|why| {
+        let ops = decode_entry(bytes, store).map_err(|why| {
             StoreError::Backend(format!(
                 "journal entry {n} is unreadable ({why}); the journal is kept as it is for recovery"
             ))
@@ -237,6 +261,9 @@ enum Staged {
     /// A device or slot record, encoded from the engine at commit (a batch may change it many
     /// times).
     FromEngine,
+    /// Only what a report changes in a device record ([`Effect::SaveDeviceSeen`]), encoded
+    /// from the engine at commit.
+    DeviceSeen,
     /// Any other record, encoded already.
     Op(Option<Vec<u8>>),
 }
@@ -277,13 +304,28 @@ impl Journal {
     /// Takes a storage effect, to be written at the next [`Journal::commit`]; any other effect
     /// is handed back.
     pub fn stage(&mut self, effect: Effect) -> Result<Option<Effect>, StoreError> {
-        let key = match &effect {
-            Effect::SaveDevice(device) => Some((Table::Devices, device.as_str().to_owned())),
-            Effect::SaveSlot(slot) => Some((Table::Slots, slot.as_str().to_owned())),
+        let from_engine = match &effect {
+            Effect::SaveDevice(device) => {
+                Some((Table::Devices, device.as_str(), Staged::FromEngine))
+            }
+            Effect::SaveDeviceSeen(device) => {
+                Some((Table::Devices, device.as_str(), Staged::DeviceSeen))
+            }
+            Effect::SaveSlot(slot) => Some((Table::Slots, slot.as_str(), Staged::FromEngine)),
             _ => None,
         };
-        if let Some(key) = key {
-            self.staged.insert(key, Staged::FromEngine);
+        if let Some((table, key, staged)) = from_engine {
+            match self.staged.entry((table, key.to_owned())) {
+                // Whatever else is staged for the device already covers what a report changed
+                // (a whole record), or cannot be followed by a report (a deletion).
+                Entry::Occupied(_) if matches!(staged, Staged::DeviceSeen) => {}
+                Entry::Occupied(mut waiting) => {
+                    waiting.insert(staged);
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(staged);
+                }
+            }
             return Ok(None);
         }
         // Not a device or slot: nothing to ask the engine for.
@@ -378,33 +420,32 @@ impl Journal {
         let mut failure = None;
         for (key, staged) in std::mem::take(&mut self.staged) {
             // Marked dirty whatever happens next, so a checkpoint writes it in any case.
-            let value = match staged {
-                Staged::FromEngine => {
-                    self.dirty.insert(key.clone(), Dirty::FromEngine);
-                    match current(key.0, &key.1) {
-                        Some(record) => {
-                            if let Err(error) = encode_compact_op(key.0, &key.1, record, &mut entry)
-                            {
-                                failure = Some(error);
-                            }
-                            continue;
-                        }
-                        None => None,
-                    }
+            if let Staged::Op(value) = staged {
+                self.dirty.insert(key.clone(), Dirty::Value(value.clone()));
+                let (table, key) = key;
+                encode_op(&RecordOp { table, key, value }, &mut entry);
+                continue;
+            }
+            self.dirty.insert(key.clone(), Dirty::FromEngine);
+            let (table, name) = (key.0, key.1.as_str());
+            let encoded = match current(table, name) {
+                Some(EngineRecord::Device(device)) if matches!(staged, Staged::DeviceSeen) => {
+                    encode_compact_op(table, name, 3, &mut entry, |out| {
+                        compact_seen_into(device, name, out)
+                    })
                 }
-                Staged::Op(value) => {
-                    self.dirty.insert(key.clone(), Dirty::Value(value.clone()));
-                    value
+                Some(record) => encode_compact_op(table, name, 2, &mut entry, |out| {
+                    record.compact_into(table, name, out)
+                }),
+                // Gone from the engine: deleted.
+                None => {
+                    encode_op_head(table, name, 0, &mut entry);
+                    Ok(())
                 }
             };
-            encode_op(
-                &RecordOp {
-                    table: key.0,
-                    key: key.1,
-                    value,
-                },
-                &mut entry,
-            );
+            if let Err(error) = encoded {
+                failure = Some(error);
+            }
         }
         if let Some(error) = failure {
             return Err(error);
@@ -485,27 +526,72 @@ mod tests {
         for o in &ops {
             encode_op(o, &mut bytes);
         }
-        assert_eq!(decode_entry(&bytes).unwrap(), ops);
-        assert!(decode_entry(&bytes[..bytes.len() - 1]).is_err());
-        assert!(decode_entry(&[42]).is_err());
+        let store = MemoryStore::default();
+        assert_eq!(decode_entry(&bytes, &store).unwrap(), ops);
+        assert!(decode_entry(&bytes[..bytes.len() - 1], &store).is_err());
+        assert!(decode_entry(&[42], &store).is_err());
         // A compact record reads back as the tables' JSON; one that is not MessagePack of a
         // device is refused, not stored as garbage.
         let coffee = device(7);
         let mut compact = Vec::new();
-        encode_compact_op(
-            Table::Devices,
-            "coffee",
-            EngineRecord::Device(&coffee),
-            &mut compact,
-        )
+        encode_compact_op(Table::Devices, "coffee", 2, &mut compact, |out| {
+            EngineRecord::Device(&coffee).compact_into(Table::Devices, "coffee", out)
+        })
         .unwrap();
-        let read = decode_entry(&compact).unwrap();
+        let read = decode_entry(&compact, &store).unwrap();
         assert_eq!(read[0].value, Some(serde_json::to_vec(&coffee).unwrap()));
         let mut garbage = compact[..compact.len() - 8].to_vec();
         let at = 1 + 4 + "coffee".len() + 1;
         let length = (garbage.len() - at - 4) as u32;
         garbage[at..at + 4].copy_from_slice(&length.to_le_bytes());
-        assert!(decode_entry(&garbage).is_err(), "a cut record");
+        assert!(decode_entry(&garbage, &store).is_err(), "a cut record");
+    }
+
+    #[test]
+    fn what_a_report_changed_is_journaled_alone_and_applied_to_the_stored_record() {
+        let store = MemoryStore::default();
+        let mut journal = Journal::new();
+        let coffee = || replenish_protocol::DeviceId::new("coffee").unwrap();
+        // A birth and a report in one batch: the whole record, once.
+        journal.stage(Effect::SaveDevice(coffee())).unwrap();
+        journal.stage(Effect::SaveDeviceSeen(coffee())).unwrap();
+        let born = device(1);
+        journal
+            .commit(&store, &|_, _| Some(EngineRecord::Device(&born)))
+            .unwrap();
+        // Then reports only: what they changed, not the birth again.
+        let mut heard = device(5);
+        heard.dedup.birth(1);
+        heard.dedup.accept(1, 1);
+        heard.dedup.accept(1, 3);
+        journal.stage(Effect::SaveDeviceSeen(coffee())).unwrap();
+        journal.stage(Effect::SaveDeviceSeen(coffee())).unwrap();
+        journal
+            .commit(&store, &|_, _| Some(EngineRecord::Device(&heard)))
+            .unwrap();
+        let entries = store.journal_entries().unwrap();
+        assert_eq!(entries.len(), 2);
+        let present = |entry: &[u8]| entry[1 + 4 + "coffee".len()];
+        assert_eq!(present(&entries[0]), 2, "the whole record");
+        assert_eq!(present(&entries[1]), 3, "what the reports changed");
+        assert!(
+            // (This birth declares no slots, so even the whole record is small here.)
+            entries[1].len() < entries[0].len(),
+            "{} bytes for a report, {} for the whole record",
+            entries[1].len(),
+            entries[0].len()
+        );
+        // A crash: recovery gives back the whole record as the engine holds it.
+        assert_eq!(recover(&store).unwrap(), 2);
+        assert_eq!(
+            store.get(Table::Devices, "coffee").unwrap(),
+            Some(serde_json::to_vec(&heard).unwrap())
+        );
+        // Over a deleted record there is nothing to change: it stays deleted.
+        store.delete(Table::Devices, "coffee").unwrap();
+        store.journal_append(&entries[1]).unwrap();
+        assert_eq!(recover(&store).unwrap(), 1);
+        assert_eq!(store.get(Table::Devices, "coffee").unwrap(), None);
     }
 
     #[test]

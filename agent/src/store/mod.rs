@@ -14,9 +14,11 @@ pub use hooked::{DurableWrite, Hooked};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
+use crate::clock::UnixMs;
+use crate::engine::dedup::Dedup;
 use crate::engine::household::{AuditEntry, Household};
 use crate::engine::inventory::{DeviceState, SlotState};
 use crate::engine::order::Order;
@@ -199,6 +201,50 @@ impl EngineRecord<'_> {
             source,
         })
     }
+}
+
+/// What a report changes in a device's record ([`Effect::SaveDeviceSeen`]), as the journal
+/// writes it: MessagePack with field names, like whole records.
+#[derive(Serialize)]
+struct DeviceSeenRef<'a> {
+    last_seen: UnixMs,
+    dedup: &'a Dedup,
+}
+
+/// [`DeviceSeenRef`] read back.
+#[derive(Deserialize)]
+struct DeviceSeen {
+    last_seen: UnixMs,
+    dedup: Dedup,
+}
+
+/// Appends what a report changes in `device`'s record to `out`, compactly.
+pub(crate) fn compact_seen_into(
+    device: &DeviceState,
+    key: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let seen = DeviceSeenRef {
+        last_seen: device.last_seen,
+        dedup: &device.dedup,
+    };
+    rmp_serde::encode::write_named(out, &seen).map_err(|source| StoreError::EncodeCompact {
+        table: Table::Devices.name(),
+        key: key.to_string(),
+        source,
+    })
+}
+
+/// The device record `whole` (JSON, as the tables hold it) with what a report changed in it
+/// ([`compact_seen_into`]) applied: the JSON to store.
+pub(crate) fn seen_onto_json(whole: &[u8], compact_seen: &[u8]) -> Result<Vec<u8>, String> {
+    let mut device: DeviceState =
+        serde_json::from_slice(whole).map_err(|e| format!("the device record: {e}"))?;
+    let seen: DeviceSeen = rmp_serde::from_slice(compact_seen)
+        .map_err(|e| format!("what a report changed in a device record: {e}"))?;
+    device.last_seen = seen.last_seen;
+    device.dedup = seen.dedup;
+    serde_json::to_vec(&device).map_err(|e| e.to_string())
 }
 
 /// The JSON of a device or slot record the journal holds compactly.

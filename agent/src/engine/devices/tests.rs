@@ -410,7 +410,7 @@ fn the_journal_gives_back_every_device_and_slot_record_as_the_tables_hold_it() {
     use crate::store::{Store, Table};
     // Records with everything in them: a birth declaring usage, de-dup windows, slots with
     // history, a link and forecasts.
-    let (engine, _, _) = descaler_after_a_month(descaling_maker(None, Some(200.0)));
+    let (mut engine, _, _) = descaler_after_a_month(descaling_maker(None, Some(200.0)));
     let store = MemoryStore::default();
     let mut journal = Journal::new();
     let mut keys = Vec::new();
@@ -424,9 +424,30 @@ fn the_journal_gives_back_every_device_and_slot_record_as_the_tables_hold_it() {
         journal.stage(Effect::SaveSlot(slot.key())).unwrap();
         keys.push((Table::Slots, slot.key().to_string()));
     }
+    journal
+        .commit(&store, &|table, key: &str| {
+            store::engine_record(&engine, table, key)
+        })
+        .unwrap();
+    assert_eq!(keys.len(), 3, "a device and its two slots");
+    // One more report: the journal gets only what it changed in the device record.
+    let at = T0 + 31 * crate::clock::DAY_MS;
+    let brews = ReportBody::Usage {
+        slot: id("beans"),
+        amount: 45.0,
+        uses: 5,
+    };
+    let fx = engine
+        .handle(event("maker", report(1, 1_000, at, brews)), at)
+        .unwrap();
+    assert!(fx.contains(&Effect::SaveDeviceSeen(
+        engine.devices().next().unwrap().id.clone()
+    )));
+    for effect in fx {
+        journal.stage(effect).unwrap();
+    }
     let current = |table, key: &str| store::engine_record(&engine, table, key);
     journal.commit(&store, &current).unwrap();
-    assert_eq!(keys.len(), 3, "a device and its two slots");
     // A crash now: the next start applies the journal's compact records to the tables.
     let restarted = store::load_snapshot(&store).unwrap();
     assert_eq!(restarted.slots.len(), 2);
