@@ -135,7 +135,8 @@ impl Engine {
     fn make_room_for_waiting(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
         let limit = self.config.ingest.max_waiting_devices;
         loop {
-            let waiting = self.devices.values().filter(|d| !d.accepted);
+            // The oldest by time and id: the map's order does not matter.
+            let waiting = self.devices.unordered().filter(|d| !d.accepted);
             if waiting.clone().count() < limit.max(1) {
                 return;
             }

@@ -20,6 +20,7 @@ mod errors;
 mod events;
 pub mod forecast;
 pub mod household;
+mod id_map;
 pub mod inventory;
 pub mod lead_time;
 pub mod options;
@@ -40,6 +41,7 @@ use replenish_protocol::{DeviceId, FaultCode};
 use crate::clock::{DAY_MS, UnixMs};
 use forecast::ForecastModel;
 use household::{AuditEntry, Household};
+use id_map::IdMap;
 use inventory::{Announcement, DeviceState, SlotKey, SlotState, slot_key};
 use order::{Order, OrderId};
 use policy::{ReorderPolicy, RiskPolicy};
@@ -59,11 +61,11 @@ pub struct Engine {
     config: EngineConfig,
     model: Box<dyn ForecastModel>,
     policy: Box<dyn ReorderPolicy>,
-    /// Boxed: a device (its birth) is large, and a map node holds eleven of them whether
-    /// full or not (1,000 devices: 1.7 MiB inline, 1.0 boxed).
-    devices: BTreeMap<DeviceId, Box<DeviceState>>,
-    /// Boxed for the same reason (3,000 slots: 2.9 MiB inline, 1.7 boxed).
-    slots: BTreeMap<SlotKey, Box<SlotState>>,
+    /// Boxed: a device (its birth) is large, and a map keeps room for more than it holds
+    /// (1,000 devices in a B-tree: 1.7 MiB inline, 1.0 boxed).
+    devices: IdMap<DeviceId, Box<DeviceState>>,
+    /// Boxed for the same reason (3,000 slots in a B-tree: 2.9 MiB inline, 1.7 boxed).
+    slots: IdMap<SlotKey, Box<SlotState>>,
     orders: BTreeMap<OrderId, Order>,
     meta: Meta,
     /// Orders with a placement request under way (not stored: after a restart, none is).
@@ -71,7 +73,7 @@ pub struct Engine {
     /// When each open order was last asked about.
     polled_at: HashMap<OrderId, UnixMs>,
     /// Day of the last forecast notice per slot.
-    forecast_noticed: HashMap<String, i64>,
+    forecast_noticed: HashMap<String, i64, foldhash::fast::RandomState>,
     /// The day each slot was last said to have nothing in stock anywhere.
     nothing_in_stock_noticed: HashMap<String, i64>,
     /// The day each order ready for pickup was last recalled.
@@ -83,7 +85,7 @@ pub struct Engine {
     /// Slots that changed within the settling time ([`PolicyConfig::settle_ms`]), with their
     /// last change: the tick leaves them until the reports stop (not stored: after a restart
     /// the tick considers every slot).
-    settling: HashMap<SlotKey, UnixMs>,
+    settling: HashMap<SlotKey, UnixMs, foldhash::fast::RandomState>,
     /// Ids of orders not yet delivered, cancelled or failed: what the per-report checks scan,
     /// so their cost does not grow with the order history. A closed order may linger in it
     /// until the end of the event that closed it; readers check the state.
@@ -168,12 +170,12 @@ impl Engine {
             meta,
             placing: HashSet::new(),
             polled_at: HashMap::new(),
-            forecast_noticed: HashMap::new(),
+            forecast_noticed: HashMap::default(),
             nothing_in_stock_noticed: HashMap::new(),
             pickup_reminded: HashMap::new(),
             substitutions_told: HashSet::new(),
             commands: commands::Commands::default(),
-            settling: HashMap::new(),
+            settling: HashMap::default(),
             open_orders,
         }
     }
@@ -211,7 +213,19 @@ impl Engine {
 
     /// Devices by id.
     pub fn devices(&self) -> impl Iterator<Item = &DeviceState> {
-        self.devices.values().map(|d| &**d)
+        self.devices.sorted().into_iter().map(|(_, d)| &**d)
+    }
+
+    /// How many devices the engine knows, and how many of them wait for an owner's
+    /// acceptance.
+    pub fn device_counts(&self) -> (usize, usize) {
+        let waiting = self.devices.unordered().filter(|d| !d.accepted).count();
+        (self.devices.len(), waiting)
+    }
+
+    /// How many slots the engine knows.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// One device by its id.
@@ -221,11 +235,7 @@ impl Engine {
 
     /// Devices after `after` in id order (from the first when `None`), for paging.
     pub fn devices_after(&self, after: Option<&DeviceId>) -> impl Iterator<Item = &DeviceState> {
-        use std::ops::Bound;
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        self.devices
-            .range((start, Bound::Unbounded))
-            .map(|(_, d)| &**d)
+        self.devices.sorted_after(after).into_iter().map(|d| &**d)
     }
 
     /// One slot by its key, `device/slot`.
@@ -249,7 +259,7 @@ impl Engine {
 
     /// Slots by key.
     pub fn slots(&self) -> impl Iterator<Item = &SlotState> {
-        self.slots.values().map(|s| &**s)
+        self.slots.sorted().into_iter().map(|(_, s)| &**s)
     }
 
     /// Orders, oldest first.
@@ -365,7 +375,7 @@ impl Engine {
                 }
                 self.meta.catalogs.insert(shop, catalog);
                 fx.push(Effect::SaveMeta(self.meta.clone()));
-                let keys: Vec<SlotKey> = self.slots.keys().cloned().collect();
+                let keys: Vec<SlotKey> = self.slots.sorted_ids();
                 for key in keys {
                     self.consider_reorder(&key, now, fx);
                 }
@@ -435,7 +445,7 @@ impl Engine {
         self.place_due(now, fx);
         self.poll_placed(now, fx);
         self.remind_pickups(now, fx);
-        let keys: Vec<SlotKey> = self.slots.keys().cloned().collect();
+        let keys: Vec<SlotKey> = self.slots.sorted_ids();
         for key in keys {
             self.refresh_forecast(&key, now, fx);
             if self.settled(&key, now) {
@@ -464,16 +474,17 @@ impl Engine {
     ) {
         for spec in &birth.slots {
             let key = slot_key(device_id, &spec.id);
-            let keep = self
+            let kept = self
                 .slots
                 .get(&key)
-                .is_some_and(|s| s.spec.consumable == spec.consumable && s.spec.unit == spec.unit);
-            let slot = if keep {
-                let mut slot = self.slots[&key].clone();
-                slot.spec = spec.clone();
-                slot
-            } else {
-                Box::new(SlotState::new(device_id.clone(), spec.clone()))
+                .filter(|s| s.spec.consumable == spec.consumable && s.spec.unit == spec.unit)
+                .cloned();
+            let slot = match kept {
+                Some(mut slot) => {
+                    slot.spec = spec.clone();
+                    slot
+                }
+                None => Box::new(SlotState::new(device_id.clone(), spec.clone())),
             };
             fx.push(Effect::SaveSlot(key.clone()));
             self.slots.insert(key, slot);

@@ -450,7 +450,9 @@ impl Engine {
             return Vec::new();
         }
         self.slots
-            .values()
+            .sorted()
+            .into_iter()
+            .map(|(_, slot)| slot)
             .filter(|slot| !std::ptr::eq(&***slot, trigger))
             .filter_map(|slot| {
                 let Decided {

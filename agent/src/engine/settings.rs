@@ -141,7 +141,7 @@ impl Engine {
         ));
         self.record(by, "rules", "rules", detail, now, fx);
         // A consumable switched on again may need ordering now.
-        let keys: Vec<SlotKey> = self.slots.keys().cloned().collect();
+        let keys: Vec<SlotKey> = self.slots.sorted_ids();
         for key in keys {
             self.consider_reorder(&key, now, fx);
         }
@@ -246,9 +246,9 @@ impl Engine {
         let prefix = format!("{device_id}/");
         let slots: Vec<SlotKey> = self
             .slots
-            .keys()
+            .sorted_ids()
+            .into_iter()
             .filter(|k| k.starts_with(&prefix))
-            .cloned()
             .collect();
         for key in &slots {
             self.slots.remove(key);

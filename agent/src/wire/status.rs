@@ -306,13 +306,14 @@ pub fn status_page(
             })
             .map(OrderView::from),
     );
+    let (devices_total, waiting_devices) = engine.device_counts();
     StatusPage {
         household: engine.config().household.to_string(),
         now_ms: now,
         totals: StatusTotals {
-            devices: engine.devices().count(),
-            waiting_devices: engine.devices().filter(|d| !d.accepted).count(),
-            slots: engine.slots().count(),
+            devices: devices_total,
+            waiting_devices,
+            slots: engine.slot_count(),
             orders: engine.orders().count(),
         },
         devices,
