@@ -980,7 +980,7 @@ async fn list_commands(
     let read = state
         .agent
         .read(move |engine, _| {
-            engine.devices_after(None).any(|d| d.id == device).then(|| {
+            engine.device_by_id(&device).is_some().then(|| {
                 engine
                     .pending_commands(&device)
                     .iter()
