@@ -469,6 +469,11 @@ impl Journal {
         if self.entries == 0 && !self.failed {
             return Ok(());
         }
+        // The last entry is made durable before any table holds what it brought: sled may
+        // write the tables out at any time, and tables ahead of a journal whose last entry a
+        // power cut tore would keep part of a batch that was never acknowledged (its messages,
+        // delivered again, could then count twice).
+        self.sync(store)?;
         let records = self.dirty.len();
         // Kept until the journal is emptied: a failure half-way leaves every record dirty, to
         // be written by the next checkpoint.
@@ -715,6 +720,33 @@ mod tests {
         journal.commit(&store, &|_, _| None).unwrap();
         crate::store::load_snapshot(&store).unwrap();
         assert_eq!(stored_last_seen(&store), None);
+    }
+
+    #[test]
+    fn a_checkpoint_makes_the_last_entry_durable_before_writing_the_tables() {
+        use crate::store::{DurableWrite, Hooked};
+        use std::sync::{Arc, Mutex};
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&order);
+        let store = Hooked::new(MemoryStore::default(), move |write| {
+            seen.lock().unwrap().push(write);
+            Ok(())
+        });
+        let mut journal = Journal::new();
+        let coffee = replenish_protocol::DeviceId::new("coffee").unwrap();
+        journal.stage(Effect::SaveDevice(coffee)).unwrap();
+        let heard = device(3);
+        let current = |_, _: &str| Some(EngineRecord::Device(&heard));
+        // Appended, its sync left to the caller (off the engine task), and a checkpoint now.
+        journal.write(&store, &current).unwrap();
+        assert!(journal.unsynced());
+        journal.checkpoint(&store, &current).unwrap();
+        assert_eq!(
+            *order.lock().unwrap(),
+            [DurableWrite::JournalSync, DurableWrite::Flush]
+        );
+        assert!(!journal.unsynced());
+        assert_eq!(stored_last_seen(&store), Some(3));
     }
 
     #[test]
