@@ -185,8 +185,8 @@ pub fn snapshot(engine: &Engine, now: UnixMs) -> Vec<DeviceSnapshot> {
             firmware: d.birth.firmware.to_string(),
             online: d.online(),
             slots: engine
-                .slots()
-                .filter(|s| s.device == d.id)
+                .device_slots(&d.id)
+                .into_iter()
                 .map(|s| (s, pending(engine, d, s)))
                 .map(|(s, pending)| SlotSnapshot {
                     id: s.spec.id.to_string(),
@@ -764,9 +764,9 @@ impl Announcer {
         let (d, s) = (device.clone(), slot.clone());
         let (mut rules, consumable) = agent
             .read(move |engine, _| {
+                // Ids hold no slash, so only this device's slot can have this key.
                 let consumable = engine
-                    .slots()
-                    .find(|x| x.device.as_str() == d && x.spec.id.as_str() == s)
+                    .slot(&format!("{d}/{s}"))
                     .map(|x| x.spec.consumable.to_string());
                 (engine.household().rules.clone(), consumable)
             })

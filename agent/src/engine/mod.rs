@@ -252,6 +252,20 @@ impl Engine {
             .filter_map(|s| self.slots.get(&slot_key(&device.id, &s.id)).map(|s| &**s))
     }
 
+    /// Every slot of `device` (declared by its last birth or kept from an earlier one), by slot
+    /// id: one pass over the slots, no sort of them all.
+    pub fn device_slots(&self, device: &DeviceId) -> Vec<&SlotState> {
+        let mut slots: Vec<&SlotState> = self
+            .slots
+            .unordered()
+            .map(|s| &**s)
+            .filter(|s| &s.device == device)
+            .collect();
+        // Keys share the device part: slot id order is key order.
+        slots.sort_unstable_by(|a, b| a.spec.id.as_str().cmp(b.spec.id.as_str()));
+        slots
+    }
+
     /// Commands sent to a device and not yet acknowledged.
     pub fn pending_commands(&self, device: &DeviceId) -> &[PendingCommand] {
         self.commands.pending(device)

@@ -803,8 +803,10 @@ impl<'a> Run<'a> {
             tally.samples += 1;
             let state = self
                 .engine
-                .slots()
-                .find(|s| s.device == sim.device && s.spec.id == sim.slot);
+                .slot(&replenish_agent::engine::inventory::slot_key(
+                    &sim.device,
+                    &sim.slot,
+                ));
             let Some(state) = state else { continue };
             let Some(f) = &state.forecast else { continue };
             // The engine forecasts the appliance's level; the stock at home includes the

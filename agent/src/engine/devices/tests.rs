@@ -515,3 +515,38 @@ fn the_device_may_declare_the_link_and_the_household_overrides_it() {
     }
     assert!(engine.slot("maker/descaler").unwrap().link.is_none());
 }
+
+#[test]
+fn devices_and_slots_are_listed_in_id_order_whatever_the_births_order() {
+    let mut engine = brewer();
+    let slots = [
+        ("water", "water", Unit::Ml, 1000.0),
+        ("beans", "coffee_beans", Unit::G, 500.0),
+    ];
+    let birth = Telemetry::Status(Box::new(Status::Online(birth_with("grinder", &slots))));
+    engine.handle(event("grinder", birth), T0).unwrap();
+    let keys = |slots: Vec<&crate::engine::inventory::SlotState>| -> Vec<String> {
+        slots.iter().map(|s| s.key().to_string()).collect()
+    };
+    assert_eq!(
+        keys(engine.device_slots(&id("grinder"))),
+        ["grinder/beans", "grinder/water"]
+    );
+    let all = keys(engine.slots().collect());
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted);
+    assert!(all.len() >= 3 && all.contains(&"brewer/brews".to_string()));
+    let devices: Vec<String> = engine.devices().map(|d| d.id.to_string()).collect();
+    let mut sorted = devices.clone();
+    sorted.sort();
+    assert_eq!(devices, sorted);
+    let after: Vec<String> = engine
+        .devices_after(Some(&id("brewer")))
+        .map(|d| d.id.to_string())
+        .collect();
+    assert_eq!(
+        after,
+        devices[devices.iter().position(|d| d == "brewer").unwrap() + 1..]
+    );
+}
